@@ -1,0 +1,379 @@
+"""The wire protocol between agents and the broker: typed messages and their msgpack codec.
+
+Every message is a frozen, slotted dataclass tagged with a ``kind``. Plain dicts exist only
+inside this module's codec (``to_wire``/``from_wire``); the broker stores and serves the
+same wire dicts as JSON, so the dashboard's TypeScript types mirror these classes
+(``tests/agent/test_protocol.py`` checks ``frontend/src/api/types.ts`` against them).
+
+This module imports no zmq, asyncio or sqlite: it is tested with plain function calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "ProtocolError",
+    "ReprNode",
+    "Variable",
+    "FrameInfo",
+    "ExceptionInfo",
+    "RequestInfo",
+    "Report",
+    "Hello",
+    "Welcome",
+    "Refused",
+    "HelloRequest",
+    "Heartbeat",
+    "ReportMessage",
+    "EvalRequest",
+    "EvalResult",
+    "Message",
+    "encode",
+    "decode",
+    "to_wire",
+    "from_wire",
+]
+
+PROTOCOL_VERSION = 1
+# Both sides refuse bigger frames (zmq MAXMSGSIZE on the socket, this check on decode).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be decoded: malformed msgpack, unknown kind or wrong fields."""
+
+
+# --- report model -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReprNode:
+    """A value rendered safely as a tree: never HTML, always bounded.
+
+    ``kind`` says how to colour and expand it: ``str``, ``bytes``, ``number``, ``bool``,
+    ``none``, ``list``, ``tuple``, ``set``, ``frozenset``, ``dict``, ``pair`` (a dict
+    item: children are key and value), ``object``, ``recursion``, ``broken``.
+    ``text`` is the node's own text (a scalar's repr, or an object's repr); containers
+    show their ``children``. ``omitted`` counts the children (or characters, for
+    strings) left out; ``more`` is a handle the dashboard passes back to expand it.
+    """
+
+    kind: str
+    type_name: str
+    text: str = ""
+    children: tuple[ReprNode, ...] = ()
+    omitted: int = 0
+    more: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variable:
+    """A named value: a local variable or an attribute."""
+
+    name: str
+    value: ReprNode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameInfo:
+    """One traceback frame as captured, with its source context and locals.
+
+    ``index`` is unique within a report; ``frame_id`` is the agent's handle on the live
+    frame (None when the agent does not hold it). ``context_start`` is the line number of
+    ``context[0]``. Columns are 0-based offsets into the failing line (3.11+), or None.
+    """
+
+    index: int
+    frame_id: str | None
+    filename: str
+    lineno: int
+    function: str
+    module: str
+    context_start: int
+    context: tuple[str, ...]
+    locals: tuple[Variable, ...]
+    end_lineno: int | None = None
+    colno: int | None = None
+    end_colno: int | None = None
+    is_library: bool = False
+    hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExceptionInfo:
+    """One exception of a chain or group, with its own frames.
+
+    ``chain`` says how this exception is linked to the one printed before it in
+    ``Report.exceptions``: ``"cause"`` ("The above exception was the direct cause…"),
+    ``"context"`` ("During handling of the above exception…") or None for the first.
+    ``exceptions`` holds the sub-exceptions of an exception group.
+    """
+
+    type_name: str
+    module: str
+    message: str
+    frames: tuple[FrameInfo, ...]
+    notes: tuple[str, ...] = ()
+    chain: str | None = None
+    exceptions: tuple[ExceptionInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestInfo:
+    """The request that failed, as the app saw it (secrets masked)."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """A captured error: the chain in CPython's print order and the plain-text traceback.
+
+    ``text`` is exactly ``"".join(traceback.format_exception(exc))`` in the app process.
+    ``exceptions`` lists the chain root-cause first, as CPython prints it; the last entry
+    is the exception that was raised.
+    """
+
+    id: str
+    agent_id: str
+    created: float
+    type_name: str
+    message: str
+    text: str
+    exceptions: tuple[ExceptionInfo, ...]
+    request: RequestInfo | None = None
+    pid: int = 0
+    host: str = ""
+    app: str = ""
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Agent → broker, first message on (re)connect: who this process is, and the secret."""
+
+    kind: ClassVar[str] = "hello"
+    agent_id: str
+    secret: str
+    pid: int
+    host: str
+    app: str
+    python: str
+    started: float
+    evalex: bool
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome:
+    """Broker → agent: hello accepted; the dashboard URL for links in 500 pages."""
+
+    kind: ClassVar[str] = "welcome"
+    dashboard_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """Broker → agent: hello refused (wrong secret, protocol mismatch)."""
+
+    kind: ClassVar[str] = "refused"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HelloRequest:
+    """Broker → agent: the broker does not know this agent (it restarted); say hello again."""
+
+    kind: ClassVar[str] = "hello_request"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """Agent → broker, every few seconds: still alive, and how many frames it holds."""
+
+    kind: ClassVar[str] = "heartbeat"
+    held_frames: int
+    dropped_reports: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportMessage:
+    """Agent → broker: a captured error."""
+
+    kind: ClassVar[str] = "report"
+    report: Report
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalRequest:
+    """Broker → agent: run ``code`` in the held frame ``frame_id``."""
+
+    kind: ClassVar[str] = "eval"
+    request_id: str
+    frame_id: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalResult:
+    """Agent → broker: what an eval printed and returned, or why it failed.
+
+    ``ok`` is False when the code raised (``error`` holds the formatted traceback) or
+    could not run at all (``error`` says why: frame released, evalex disabled…).
+    """
+
+    kind: ClassVar[str] = "eval_result"
+    request_id: str
+    ok: bool
+    output: str = ""
+    result: ReprNode | None = None
+    error: str | None = None
+
+
+Message = Union[
+    Hello, Welcome, Refused, HelloRequest, Heartbeat, ReportMessage, EvalRequest, EvalResult
+]
+_MESSAGE_TYPES: dict[str, type[Any]] = {
+    cls.kind: cls
+    for cls in (
+        Hello,
+        Welcome,
+        Refused,
+        HelloRequest,
+        Heartbeat,
+        ReportMessage,
+        EvalRequest,
+        EvalResult,
+    )
+}
+
+
+# --- codec --------------------------------------------------------------------------------
+
+_FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {}
+
+
+def _fields_of(cls: type[Any]) -> tuple[tuple[str, Any], ...]:
+    """Field names and resolved types of a dataclass, cached (the codec's hot path)."""
+    cached = _FIELDS.get(cls)
+    if cached is None:
+        hints = typing.get_type_hints(cls)
+        cached = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+        _FIELDS[cls] = cached
+    return cached
+
+
+def to_wire(value: Any) -> Any:
+    """Turn a protocol dataclass (recursively) into plain dicts, lists and scalars."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        kind = getattr(type(value), "kind", None)
+        if isinstance(kind, str):
+            out["kind"] = kind
+        for name, _ in _fields_of(type(value)):
+            out[name] = to_wire(getattr(value, name))
+        return out
+    if isinstance(value, (tuple, list)):
+        return [to_wire(item) for item in value]
+    return value
+
+
+def _convert(tp: Any, data: Any, where: str) -> Any:
+    """Check ``data`` against the type ``tp`` and build dataclasses and tuples from it."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, data, where)
+            except ProtocolError as error:
+                errors.append(str(error))
+        raise ProtocolError(f"{where}: {'; '.join(errors)}")
+    if origin is tuple:
+        if not isinstance(data, (list, tuple)):
+            raise ProtocolError(f"{where}: expected a list, got {type(data).__name__}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+        if len(args) != len(data):
+            raise ProtocolError(f"{where}: expected {len(args)} items, got {len(data)}")
+        return tuple(_convert(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data)))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, data, where)
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise ProtocolError(f"{where}: expected a number, got {type(data).__name__}")
+        return float(data)
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise ProtocolError(f"{where}: expected an integer, got {type(data).__name__}")
+        return data
+    if tp in (str, bool):
+        if not isinstance(data, tp):
+            raise ProtocolError(f"{where}: expected {tp.__name__}, got {type(data).__name__}")
+        return data
+    raise ProtocolError(f"{where}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{where}: expected a map, got {type(data).__name__}")
+    kwargs: dict[str, Any] = {}
+    for name, tp in _fields_of(cls):
+        if name in data:
+            kwargs[name] = _convert(tp, data[name], f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # a required field is missing
+        raise ProtocolError(f"{where}: {error}") from None
+
+
+def from_wire(cls: type[Any], data: Any) -> Any:
+    """Build a protocol dataclass from plain data, raising ProtocolError on any mismatch."""
+    return _build(cls, data, cls.__name__)
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message as msgpack bytes."""
+    packed: bytes = msgpack.packb(to_wire(message), use_bin_type=True)
+    return packed
+
+
+def decode(payload: bytes) -> Message:
+    """Decode msgpack bytes into a message; anything unexpected raises ProtocolError."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises several unrelated types on garbage
+        raise ProtocolError(f"malformed msgpack: {type(error).__name__}: {error}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"expected a map, got {type(data).__name__}")
+    kind = data.get("kind")
+    cls = _MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message kind {kind!r}")
+    try:
+        message: Message = _build(cls, data, cls.__name__)
+    except RecursionError:
+        raise ProtocolError("message nested too deeply") from None
+    return message
+
