@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from debugbroker.agent import DebuggedApplication
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DebuggedApplication", "__version__"]
+if TYPE_CHECKING:
+    from debugbroker.agent import DebuggedApplication, Options
+
+__all__ = ["DebuggedApplication", "Options", "__version__"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import debugbroker.broker` does not load the in-app middleware.
+    if name in ("DebuggedApplication", "Options"):
+        from debugbroker import agent
+
+        return getattr(agent, name)
+    raise AttributeError(f"module 'debugbroker' has no attribute {name!r}")

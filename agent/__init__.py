@@ -1,0 +1,1 @@
+"""The in-app side of debugbroker (placeholder until the middleware lands)."""

@@ -1,0 +1,65 @@
+"""Agent configuration: one frozen keyword-only record, filled from arguments and environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["Options", "DEFAULT_BROKER_URL", "DEFAULT_DASHBOARD_URL", "default_data_dir"]
+
+DEFAULT_BROKER_URL = "tcp://127.0.0.1:8781"
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8780"
+
+
+def default_data_dir() -> Path:
+    """Where the broker keeps its SQLite file, token and agent secret (``DEBUGBROKER_DATA``)."""
+    configured = os.environ.get("DEBUGBROKER_DATA")
+    return Path(configured).expanduser() if configured else Path.home() / ".debugbroker"
+
+
+def _read_local_secret() -> str:
+    """The secret a local broker wrote to its data dir, so same-user setups need no config."""
+    try:
+        return (default_data_dir() / "secret").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """Everything the agent can be told; defaults follow Werkzeug's debugger where it has one."""
+
+    broker_url: str = DEFAULT_BROKER_URL
+    secret: str = ""
+    dashboard_url: str = DEFAULT_DASHBOARD_URL
+    app_name: str = ""
+    evalex: bool = True
+    # Capture caps: the request thread's cost and the report's size stay bounded.
+    max_frames: int = 100  # frames per exception (the innermost are kept)
+    max_locals: int = 50  # variables per frame
+    context_lines: int = 5  # source lines each side of the failing line
+    repr_string: int = 70  # characters of a string before it is cut
+    repr_items: int = 8  # items of a list, tuple or set before it is cut
+    repr_pairs: int = 4  # pairs of a dict before it is cut
+    repr_depth: int = 4  # nesting levels shown
+    repr_text: int = 2_000  # characters of any object's own repr
+    repr_budget_seconds: float = 0.05  # time for one frame's locals before the rest is skipped
+    # Held frames: bounded, least recently used released first.
+    held_reports: int = 64
+    held_bytes: int = 32 * 1024 * 1024
+    # Transport.
+    queue_size: int = 256  # reports waiting for the broker; more are counted as dropped
+    heartbeat_seconds: float = 2.0
+    eval_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_environment(cls, **overrides: object) -> Options:
+        """Options from ``DEBUGBROKER_*`` variables, then explicit (non-None) overrides."""
+        options = cls(
+            broker_url=os.environ.get("DEBUGBROKER_URL") or DEFAULT_BROKER_URL,
+            secret=os.environ.get("DEBUGBROKER_SECRET") or _read_local_secret(),
+            dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
+        )
+        given = {name: value for name, value in overrides.items() if value is not None}
+        return replace(options, **given)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The debugbroker broker process: zmq server, store, HTTP API, WebSocket and dashboard."""
