@@ -1,1 +1,8 @@
-"""The in-app side of debugbroker (placeholder until the middleware lands)."""
+"""The in-app side of debugbroker: the middleware that reports errors to the broker."""
+
+from __future__ import annotations
+
+from .middleware import DebuggedApplication
+from .options import Options
+
+__all__ = ["DebuggedApplication", "Options"]

@@ -1,0 +1,420 @@
+"""Turn a raised exception into a ``Report``: its chain, groups, frames, source and locals.
+
+The chain is walked the way ``traceback.TracebackException`` walks it (``__cause__``, else
+``__context__`` unless suppressed, one shared ``seen`` set against cycles), so
+``Report.exceptions`` is in CPython's print order: root cause first, raised exception last.
+
+Exception groups (3.11+): ``ExceptionInfo.exceptions`` of a group holds its sub-exceptions'
+chains one after another, each chain in print order exactly like ``Report.exceptions``: an
+entry whose ``chain`` is None starts the next sub-exception (a new ``+---- n ----`` box in
+the text), and entries with ``chain`` "cause"/"context" continue the chain before them, the
+last of each run being the sub-exception itself. Like CPython, at most 15 sub-exceptions
+per group and 10 nested levels are shown.
+
+Capture never raises and is bounded: frames per exception, exceptions per report, locals
+per frame, the repr time budget and the approximate encoded size are all capped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import linecache
+import os
+import socket
+import sys
+import sysconfig
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import lru_cache
+from itertools import islice
+from types import FrameType, TracebackType
+
+from .frames import FrameRegistry
+from .options import Options
+from .protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
+from .reprs import (
+    USER_CODE_ERRORS,
+    Budget,
+    describe_error,
+    safe_text,
+    text_cost,
+    type_name_of,
+    variables_of,
+)
+
+__all__ = ["capture_exception", "is_library_file"]
+
+_MAX_EXCEPTIONS = 64  # exceptions (chain entries and group members) per report
+_MAX_GROUP_WIDTH = 15  # as traceback.TracebackException's max_group_width
+_MAX_GROUP_DEPTH = 10  # as traceback.TracebackException's max_group_depth
+_MAX_LINE = 1_000  # characters of one source line
+_MAX_MESSAGE = 8_192  # characters of an exception message or note
+_MAX_NOTES = 32
+_MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
+_REPORT_SIZE = 5 * 1024 * 1024  # approximate encoded bytes of the structured part
+_FRAME_SIZE = 512 * 1024  # approximate encoded bytes of one frame's locals
+_EXCEPTION_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+
+
+@lru_cache(maxsize=1)
+def _library_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {
+        os.path.realpath(paths[key])
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if key in paths
+    }
+    return tuple(sorted(path.rstrip(os.sep) + os.sep for path in found))
+
+
+@lru_cache(maxsize=2048)
+def is_library_file(filename: str) -> bool:
+    """Whether a file belongs to the standard library or an installed distribution."""
+    if filename.startswith("<frozen "):
+        return True
+    if filename.startswith("<"):
+        return False
+    parts = filename.replace("\\", "/").split("/")
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    real = os.path.realpath(filename)
+    return any(real.startswith(prefix) for prefix in _library_prefixes())
+
+
+def _safe_str(value: object, limit: int) -> str:
+    try:
+        text = value if isinstance(value, str) else str(value)
+        return safe_text(text, limit)[0]
+    except USER_CODE_ERRORS:
+        return f"<{type_name_of(value)} str() failed>"
+
+
+def _safe_attr(value: object, name: str) -> object:
+    try:
+        return getattr(value, name, None)
+    except USER_CODE_ERRORS:
+        return None
+
+
+def _type_parts(exc: BaseException) -> tuple[str, str]:
+    try:
+        qualname = _TYPE_QUALNAME.__get__(type(exc))
+        module = _TYPE_MODULE.__get__(type(exc))
+        return _safe_str(qualname, 200), _safe_str(module, 200)
+    except USER_CODE_ERRORS:
+        return type_name_of(exc), "?"
+
+
+def _notes(exc: BaseException) -> tuple[str, ...]:
+    notes = _safe_attr(exc, "__notes__")
+    if notes is None:
+        return ()
+    if not isinstance(notes, (list, tuple)):
+        return (_safe_str(notes, _MAX_MESSAGE),)
+    return tuple(_safe_str(note, _MAX_MESSAGE) for note in notes[:_MAX_NOTES])
+
+
+def _group_members(exc: BaseException) -> tuple[BaseException, ...]:
+    if _EXCEPTION_GROUP is not None and issubclass(type(exc), _EXCEPTION_GROUP):
+        members = _safe_attr(exc, "exceptions")
+        if isinstance(members, tuple):
+            return tuple(m for m in members if isinstance(m, BaseException))
+    return ()
+
+
+def _chain_of(exc: BaseException, seen: set[int]) -> list[tuple[BaseException, str | None]]:
+    """``exc`` and its causes/contexts in print order, each with its link to the previous."""
+    entries: list[tuple[BaseException, str | None]] = []
+    current: BaseException | None = exc
+    while current is not None:
+        seen.add(id(current))
+        cause = _safe_attr(current, "__cause__")
+        context = _safe_attr(current, "__context__")
+        following: BaseException | None = None
+        link: str | None = None
+        if isinstance(cause, BaseException) and id(cause) not in seen:
+            following, link = cause, "cause"
+        elif (
+            cause is None
+            and not _safe_attr(current, "__suppress_context__")
+            and isinstance(context, BaseException)
+            and id(context) not in seen
+        ):
+            following, link = context, "context"
+        entries.append((current, link))
+        current = following
+        if len(entries) >= _MAX_EXCEPTIONS:
+            break
+    # Found from the raised exception outwards; each link points at the one found next,
+    # which is the one printed just before it.
+    entries.reverse()
+    return entries
+
+
+def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
+    items: list[TracebackType] = []
+    while tb is not None:
+        items.append(tb)
+        tb = tb.tb_next
+        if len(items) > 100_000:  # a cycle built by hand; CPython cannot make one
+            break
+    return items[-limit:] if limit > 0 else []
+
+
+def _char_offset(line: str, byte_offset: int | None) -> int | None:
+    if byte_offset is None:
+        return None
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
+
+
+class _Capture:
+    """State of one capture: caps left, frames already held."""
+
+    def __init__(self, options: Options, registry: FrameRegistry | None, report_id: str) -> None:
+        self.options = options
+        self.registry = registry
+        self.report_id = report_id
+        self.size_left = _REPORT_SIZE
+        self.exceptions_left = _MAX_EXCEPTIONS
+        self.held: dict[int, str | None] = {}
+        self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
+        self.seen: set[int] = set()
+
+    def chain(self, exc: BaseException, depth: int) -> tuple[ExceptionInfo, ...]:
+        entries = _chain_of(exc, self.seen)
+        entries = entries[-max(1, self.exceptions_left) :]
+        self.exceptions_left -= len(entries)
+        out: list[ExceptionInfo] = []
+        # The raised exception first, so the caps and budgets favour it over its causes.
+        for position in reversed(range(len(entries))):
+            member, link = entries[position]
+            out.append(self.exception(member, None if position == 0 else link, depth))
+        out.reverse()
+        return tuple(out)
+
+    def exception(self, exc: BaseException, link: str | None, depth: int) -> ExceptionInfo:
+        type_name, module = _type_parts(exc)
+        message = _safe_str(exc, _MAX_MESSAGE)
+        notes = _notes(exc)
+        self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
+        tb = _safe_attr(exc, "__traceback__")
+        tracebacks = _tracebacks(
+            tb if isinstance(tb, TracebackType) else None, self.options.max_frames
+        )
+        # Innermost first, so the time and size budgets favour the frames that matter most.
+        frames = tuple(reversed([self.frame(item) for item in reversed(tracebacks)]))
+        members: list[ExceptionInfo] = []
+        if depth < _MAX_GROUP_DEPTH:
+            for member in _group_members(exc)[:_MAX_GROUP_WIDTH]:
+                if self.exceptions_left <= 0:
+                    break
+                members.extend(self.chain(member, depth + 1))
+        return ExceptionInfo(
+            type_name=type_name,
+            module=module,
+            message=message,
+            frames=frames,
+            notes=notes,
+            chain=link,
+            exceptions=tuple(members),
+        )
+
+    def frame(self, tb: TracebackType) -> FrameInfo:
+        frame = tb.tb_frame
+        code = frame.f_code
+        filename = _safe_str(code.co_filename, 4096)
+        lineno = tb.tb_lineno if isinstance(tb.tb_lineno, int) else (frame.f_lineno or 0)
+        function = code.co_name
+        if sys.version_info >= (3, 11):
+            function = code.co_qualname
+        module = _safe_str(frame.f_globals.get("__name__", ""), 500)
+        context_start, context = self.source(code.co_filename, lineno, frame)
+        end_lineno, colno, end_colno = self.columns(tb, lineno)
+        return FrameInfo(
+            index=-1,  # numbered in print order by _numbered()
+            frame_id=self.hold(frame),
+            filename=filename,
+            lineno=lineno,
+            function=_safe_str(function, 500),
+            module=module,
+            context_start=context_start,
+            context=context,
+            locals=self.locals(frame),
+            end_lineno=end_lineno,
+            colno=colno,
+            end_colno=end_colno,
+            is_library=is_library_file(filename),
+            hidden=_is_hidden(frame),
+        )
+
+    def hold(self, frame: FrameType) -> str | None:
+        if self.registry is None:
+            return None
+        key = id(frame)  # frames are alive during capture, so id() is unique here
+        if key not in self.held:
+            try:
+                frame_id = self.registry.hold(self.report_id, frame)
+                self.held[key] = frame_id if frame_id in self.registry else None
+            except USER_CODE_ERRORS:
+                self.held[key] = None
+        return self.held[key]
+
+    def source(self, filename: str, lineno: int, frame: FrameType) -> tuple[int, tuple[str, ...]]:
+        if self.size_left <= 0:
+            return lineno, ()
+        try:
+            lines = linecache.getlines(filename, frame.f_globals)
+        except USER_CODE_ERRORS:
+            return lineno, ()
+        if not lines or lineno < 1:
+            return lineno, ()
+        first = max(1, lineno - self.options.context_lines)
+        last = min(len(lines), lineno + self.options.context_lines)
+        context = tuple(
+            safe_text(line.rstrip("\r\n"), _MAX_LINE)[0] for line in lines[first - 1 : last]
+        )
+        self.size_left -= sum(text_cost(line) + 4 for line in context)
+        return first, context
+
+    def columns(self, tb: TracebackType, lineno: int) -> tuple[int | None, int | None, int | None]:
+        if sys.version_info < (3, 11):
+            return None, None, None
+        try:
+            if tb.tb_lasti < 0:
+                return None, None, None
+            positions = tb.tb_frame.f_code.co_positions()
+            start, end, col, end_col = next(islice(positions, tb.tb_lasti // 2, None))
+            if start != lineno or end is None:
+                return end, None, None
+            filename = tb.tb_frame.f_code.co_filename
+            first_line = linecache.getline(filename, start)
+            last_line = first_line if end == start else linecache.getline(filename, end)
+            if not first_line:
+                return end, None, None
+            return end, _char_offset(first_line, col), _char_offset(last_line, end_col)
+        except USER_CODE_ERRORS:
+            return None, None, None
+
+    def locals(self, frame: FrameType) -> tuple[Variable, ...]:
+        now = time.monotonic()
+        if self.size_left <= 0 or now >= self.deadline:
+            return ()
+        try:
+            namespace = frame.f_locals
+            if namespace is frame.f_globals:  # module level: leave out the dunder noise
+                namespace = {k: v for k, v in namespace.items() if not _is_dunder(k)}
+        except USER_CODE_ERRORS:
+            return ()
+        seconds = min(self.options.repr_budget_seconds, self.deadline - now)
+        budget = Budget(seconds, min(_FRAME_SIZE, self.size_left))
+        start = budget.remaining
+        variables = variables_of(namespace, self.options, budget)
+        self.size_left -= start - budget.remaining
+        return variables
+
+
+def _numbered(
+    exceptions: tuple[ExceptionInfo, ...], counter: Iterator[int]
+) -> tuple[ExceptionInfo, ...]:
+    """The exceptions with their frames numbered in print order, across the whole report."""
+    out = []
+    for info in exceptions:
+        frames = tuple(replace(frame, index=next(counter)) for frame in info.frames)
+        out.append(replace(info, frames=frames, exceptions=_numbered(info.exceptions, counter)))
+    return tuple(out)
+
+
+def _is_dunder(name: object) -> bool:
+    return isinstance(name, str) and name.startswith("__") and name.endswith("__")
+
+
+def _is_hidden(frame: FrameType) -> bool:
+    try:
+        for namespace in (frame.f_locals, frame.f_globals):
+            if "__traceback_hide__" in namespace:
+                return bool(namespace["__traceback_hide__"])
+    except USER_CODE_ERRORS:
+        return False
+    return False
+
+
+def _format_text(exc: BaseException) -> str:
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except USER_CODE_ERRORS as error:
+        try:
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+        except USER_CODE_ERRORS:
+            text = f"{type_name_of(exc)}: <traceback could not be formatted>\n"
+        text += f"(debugbroker could not format the traceback: {describe_error(error)})\n"
+    cut, omitted = safe_text(text, _MAX_TEXT)
+    return cut + (f"\n[{omitted} more characters cut]\n" if omitted else "")
+
+
+@lru_cache(maxsize=1)
+def _hostname() -> str:
+    try:
+        return socket.gethostname()
+    except USER_CODE_ERRORS:
+        return ""
+
+
+def capture_exception(
+    exc: BaseException,
+    *,
+    report_id: str,
+    agent_id: str,
+    options: Options,
+    registry: FrameRegistry | None,
+    request: RequestInfo | None = None,
+    pid: int | None = None,
+    host: str | None = None,
+    app: str | None = None,
+) -> Report:
+    """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises."""
+    created = time.time()
+    pid = os.getpid() if pid is None else pid
+    host = _hostname() if host is None else host
+    app = options.app_name if app is None else app
+    type_name = type_name_of(exc)
+    try:
+        exceptions = _Capture(options, registry, report_id).chain(exc, 0)
+        exceptions = _numbered(exceptions, itertools.count())
+        message = exceptions[-1].message if exceptions else _safe_str(exc, _MAX_MESSAGE)
+        return Report(
+            id=report_id,
+            agent_id=agent_id,
+            created=created,
+            type_name=exceptions[-1].type_name if exceptions else type_name,
+            message=message,
+            text=_format_text(exc),
+            exceptions=exceptions,
+            request=request,
+            pid=pid,
+            host=host,
+            app=app,
+        )
+    except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
+        note = f"<debugbroker could not capture this error: {describe_error(error)}>"
+        try:
+            text = _format_text(exc)
+        except USER_CODE_ERRORS:
+            text = note
+        return Report(
+            id=report_id,
+            agent_id=agent_id,
+            created=created,
+            type_name=type_name,
+            message=note,
+            text=text,
+            exceptions=(ExceptionInfo(type_name=type_name, module="?", message=note, frames=()),),
+            request=request,
+            pid=pid,
+            host=host,
+            app=app,
+        )

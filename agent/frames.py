@@ -1,0 +1,165 @@
+"""The bounded store of live frames that evals run in: random ids, count and memory caps, LRU.
+
+Werkzeug keeps every frame it ever showed, keyed by ``id()``; this registry keeps the frames
+of the ``max_reports`` most recently used reports under unguessable ids, and releases whole
+reports, least recently used first, when the count or an approximate memory estimate
+(shallow ``sys.getsizeof`` of each frame's locals) goes over its cap. Request threads add
+frames while the I/O thread reads them, so every method takes the registry's lock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from types import FrameType
+
+__all__ = ["FrameRegistry", "HeldFrame", "estimate_frame_size"]
+
+_FRAME_OVERHEAD = 512  # the frame object itself and its bookkeeping here, roughly
+
+
+def estimate_frame_size(frame: FrameType) -> int:
+    """Approximate bytes a frame keeps alive: shallow sizes of its locals (guarded)."""
+    size = _FRAME_OVERHEAD
+    try:
+        if frame.f_locals is frame.f_globals:  # a module frame: its globals live on anyway
+            return size
+        values = list(frame.f_locals.values())
+    except Exception:
+        return size
+    for value in values:
+        try:
+            size += sys.getsizeof(value)
+        except Exception:
+            size += 64
+    return size
+
+
+class HeldFrame:
+    """A live frame held for evals, with the namespace its evals share (made on first use)."""
+
+    __slots__ = ("frame_id", "report_id", "frame", "size", "_namespace", "_lock")
+
+    def __init__(self, frame_id: str, report_id: str, frame: FrameType, size: int) -> None:
+        self.frame_id = frame_id
+        self.report_id = report_id
+        self.frame = frame
+        self.size = size
+        self._namespace: dict[str, object] | None = None
+        self._lock = threading.Lock()
+
+    def get_namespace(
+        self, setup: Callable[[dict[str, object]], None] | None = None
+    ) -> dict[str, object]:
+        """The eval namespace: a copy of the frame's globals updated with its locals.
+
+        ``setup`` runs once, when the namespace is first made (it installs eval helpers).
+        """
+        with self._lock:
+            if self._namespace is None:
+                namespace: dict[str, object] = dict(self.frame.f_globals)
+                namespace.update(self.frame.f_locals)
+                if setup is not None:
+                    setup(namespace)
+                self._namespace = namespace
+            return self._namespace
+
+    @property
+    def namespace(self) -> dict[str, object]:
+        """The eval namespace, made on first use."""
+        return self.get_namespace()
+
+
+class _HeldReport:
+    __slots__ = ("frame_ids", "size")
+
+    def __init__(self) -> None:
+        self.frame_ids: list[str] = []
+        self.size = 0
+
+
+class FrameRegistry:
+    """Live frames grouped by report, bounded by report count and approximate memory."""
+
+    def __init__(self, max_reports: int, max_bytes: int) -> None:
+        self.max_reports = max_reports
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._frames: dict[str, HeldFrame] = {}
+        self._reports: OrderedDict[str, _HeldReport] = OrderedDict()
+        self._bytes = 0
+        self.released_reports = 0
+
+    def hold(self, report_id: str, frame: FrameType) -> str:
+        """Hold ``frame`` for ``report_id`` and return its new random frame id.
+
+        Older reports are released to make room; a frame that would take its report over
+        ``max_bytes`` on its own is not held (``frame_id in registry`` tells).
+        """
+        frame_id = secrets.token_hex(8)
+        size = estimate_frame_size(frame)
+        with self._lock:
+            report = self._reports.get(report_id)
+            if (report.size if report else 0) + size > self.max_bytes:
+                return frame_id  # this report alone would not fit: the frame is not held
+            if report is None:
+                report = self._reports[report_id] = _HeldReport()
+            self._reports.move_to_end(report_id)
+            self._frames[frame_id] = HeldFrame(frame_id, report_id, frame, size)
+            report.frame_ids.append(frame_id)
+            report.size += size
+            self._bytes += size
+            self._evict(keep=report_id)
+        return frame_id
+
+    def _evict(self, keep: str) -> None:
+        """Release least recently used reports (never ``keep``) until within the caps."""
+        while len(self._reports) > max(self.max_reports, 1) or self._bytes > self.max_bytes:
+            oldest = next(iter(self._reports))
+            if oldest == keep:  # the newest report is last, so it is the only one left
+                return
+            self._release_locked(oldest)
+
+    def _release_locked(self, report_id: str) -> None:
+        report = self._reports.pop(report_id, None)
+        if report is None:
+            return
+        for frame_id in report.frame_ids:
+            self._frames.pop(frame_id, None)
+        self._bytes -= report.size
+        self.released_reports += 1
+
+    def get(self, frame_id: str) -> HeldFrame | None:
+        """The held frame with this id (marking its report as recently used), or None."""
+        with self._lock:
+            held = self._frames.get(frame_id)
+            if held is not None and held.report_id in self._reports:
+                self._reports.move_to_end(held.report_id)
+            return held
+
+    def release_report(self, report_id: str) -> None:
+        """Drop every frame of a report, so the memory they keep alive can be freed."""
+        with self._lock:
+            self._release_locked(report_id)
+
+    def held_reports(self) -> tuple[str, ...]:
+        """The ids of the reports whose frames are held, least recently used first."""
+        with self._lock:
+            return tuple(self._reports)
+
+    @property
+    def held_bytes(self) -> int:
+        """The current memory estimate of all held frames."""
+        with self._lock:
+            return self._bytes
+
+    def __contains__(self, frame_id: object) -> bool:
+        with self._lock:
+            return frame_id in self._frames
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)

@@ -1,0 +1,371 @@
+"""The WSGI middleware: a drop-in for ``werkzeug.debug.DebuggedApplication``.
+
+On an error it captures a report (holding the frames for evals), hands it to the process's
+transport, prints the plain traceback to the server log, and answers a 500 that fits the
+client (HTML, JSON or text) with a link to the report in the dashboard. It never raises an
+error of its own into the host app: whatever fails inside, the answer is the app's error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import threading
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from .capture import capture_exception
+from .options import Options
+from .protocol import Report, RequestInfo
+from .reprs import describe_error
+from .transport import Transport, get_transport
+
+__all__ = ["DebuggedApplication", "request_info"]
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+# Werkzeug's DebuggedApplication arguments that mean nothing here (no in-app console, no PIN:
+# the dashboard has its own login); accepted so that swapping the import is enough.
+_WERKZEUG_ARGUMENTS = frozenset(
+    {
+        "request_key",
+        "console_path",
+        "console_init_func",
+        "show_hidden_frames",
+        "pin_security",
+        "pin_logging",
+    }
+)
+_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+_MAX_HEADERS = 100
+_MAX_HEADER_VALUE = 2_000
+_PAGE_STYLE = (
+    "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;"
+    "color:#222}h1{font-size:1.4em;color:#a40000;word-break:break-word}"
+    "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:13px}"
+    "a{font-size:1.1em}.note{background:#fff4ce;padding:.6em 1em}"
+)
+
+
+def _mask_header(name: str, value: str) -> str:
+    if name.lower() == "cookie":  # keep the cookie names: they tell what was sent
+        names = (part.split("=", 1)[0].strip() for part in value.split(";"))
+        return "; ".join(f"{cookie}=<masked>" for cookie in names if cookie)
+    scheme, _, credentials = value.partition(" ")
+    return f"{scheme} <masked>" if credentials else "<masked>"
+
+
+def _request_url(environ: Environ) -> str:
+    """The request URL rebuilt from the environ, as PEP 3333 describes."""
+    scheme = str(environ.get("wsgi.url_scheme", "http"))
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = str(environ.get("SERVER_NAME", ""))
+        port = str(environ.get("SERVER_PORT", ""))
+        if port and port != ("443" if scheme == "https" else "80"):
+            host = f"{host}:{port}"
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    url = f"{scheme}://{host}{quote(path.encode('latin-1', 'replace'), safe='/;=,@:!$&+')}"
+    query = environ.get("QUERY_STRING")
+    return f"{url}?{query}" if query else url
+
+
+def request_info(environ: Environ) -> RequestInfo | None:
+    """The request as the report shows it: method, URL and headers, credentials masked."""
+    try:
+        headers = []
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:].replace("_", "-").title()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                name = key.replace("_", "-").title()
+            else:
+                continue
+            text = str(value)
+            if name.lower() in _MASKED_HEADERS:
+                text = _mask_header(name, text)
+            headers.append((name, text[:_MAX_HEADER_VALUE]))
+            if len(headers) >= _MAX_HEADERS:
+                break
+        return RequestInfo(
+            method=str(environ.get("REQUEST_METHOD", "GET")),
+            url=_request_url(environ)[:_MAX_HEADER_VALUE],
+            headers=tuple(headers),
+        )
+    except Exception:
+        return None
+
+
+def _preferred_format(environ: Environ) -> str:
+    """``html``, ``json`` or ``text``: what the client asked for, by its Accept header."""
+    if environ.get("HTTP_X_REQUESTED_WITH"):
+        return "json"
+    best, best_quality = "text", 0.0
+    offered = {"text/html": "html", "application/xhtml+xml": "html", "application/json": "json"}
+    for media_range in str(environ.get("HTTP_ACCEPT", "")).split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        found = offered.get(media_type.lower())
+        if found and quality > best_quality:  # ties: the client's first choice wins
+            best, best_quality = found, quality
+    return best
+
+
+class _Response:
+    """Tracks whether the response started, so a 500 is only sent while it still can be."""
+
+    __slots__ = ("start_response", "started", "headers_set")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        self.started = False  # body bytes went (or may have gone) to the server
+        self.headers_set = False  # the app called start_response
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        write = self.start_response(status, headers, exc_info)
+        self.headers_set = True
+
+        def tracked_write(data: bytes) -> object:
+            self.started = True  # the legacy write() sends headers at once
+            return write(data)
+
+        return tracked_write
+
+
+class DebuggedApplication:
+    """Wraps a WSGI app: errors become dashboard reports with live frames, and a 500 page."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        evalex: bool = True,
+        *,
+        broker_url: str | None = None,
+        secret: str | None = None,
+        app_name: str | None = None,
+        options: Options | None = None,
+        **werkzeug_compat: object,
+    ) -> None:
+        unknown = set(werkzeug_compat) - _WERKZEUG_ARGUMENTS
+        if unknown:
+            raise TypeError(f"DebuggedApplication() got unexpected arguments: {sorted(unknown)}")
+        base = options if options is not None else Options.from_environment()
+        given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
+        base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+        self.app = app
+        # Either switch turns evals off: this is remote code execution, so "off" wins.
+        self.options = replace(base, evalex=bool(evalex) and base.evalex)
+        self.evalex = self.options.evalex
+        self._contexts: OrderedDict[str, list[object]] = OrderedDict()
+        self._contexts_lock = threading.Lock()
+
+    @property
+    def transport(self) -> Transport:
+        """This process's agent transport (made on first use, and again after a fork)."""
+        return get_transport(self.options)
+
+    def preserved_contexts(self, report_id: str) -> tuple[object, ...]:
+        """The contexts the app preserved (Flask's app and request context) for a report."""
+        with self._contexts_lock:
+            return tuple(self._contexts.get(report_id, ()))
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Run the app; on an error, report it and answer a 500 if the response has not started."""
+        return self._run(environ, _Response(start_response))
+
+    def _run(self, environ: Environ, response: _Response) -> Iterator[bytes]:
+        try:  # start the agent with the first request, so the dashboard lists this process
+            get_transport(self.options)
+        except Exception:
+            pass
+        contexts: list[object] = []
+        if self.evalex:  # Flask hands its contexts here so evals can see request & co.
+            environ["werkzeug.debug.preserve_context"] = contexts.append
+        app_iter: Iterable[bytes] | None = None
+        try:
+            app_iter = self.app(environ, response)
+            for chunk in app_iter:
+                response.started = True
+                yield chunk
+        except Exception as error:
+            try:
+                _close(app_iter)
+            except Exception:
+                pass  # the first error is the one to report
+            yield from self._answer_error(error, environ, response, contexts)
+            return
+        except BaseException:  # the server closed us (GeneratorExit), or the process ends
+            _close(app_iter)
+            raise
+        try:
+            _close(app_iter)
+        except Exception as error:
+            yield from self._answer_error(error, environ, response, contexts)
+
+    def _answer_error(
+        self, error: Exception, environ: Environ, response: _Response, contexts: list[object]
+    ) -> Iterator[bytes]:
+        """Report ``error`` and, if the response has not started, answer a 500; never raises."""
+        report, transport = self._report(error, environ, contexts)
+        log = _error_stream(environ)
+        try:
+            text = report.text if report else "".join(traceback.format_exception(error))
+        except Exception:
+            text = describe_error(error)
+        try:
+            if response.started:
+                log.write(
+                    "debugbroker: error in a streamed response after the headers were sent; "
+                    "the response was cut short.\n"
+                )
+            log.write(text if text.endswith("\n") else text + "\n")
+            if report is not None and transport is not None:
+                log.write(f"debugbroker: report {_report_url(transport, report.id)}\n")
+            log.flush()
+        except Exception:  # a closed log stream: the page below still shows the error
+            pass
+        if response.started:
+            return
+        try:
+            status, headers, body = self._error_page(error, environ, report, transport, text)
+            if response.headers_set:  # replacing the app's headers needs exc_info (PEP 3333)
+                exc_info = (type(error), error, error.__traceback__)
+                response.start_response(status, headers, exc_info)
+            else:  # some servers (Werkzeug's test client) re-raise any exc_info they get
+                response.start_response(status, headers)
+        except Exception:  # the server says the headers went out after all
+            return
+        yield body
+
+    def _report(
+        self, error: Exception, environ: Environ, contexts: list[object]
+    ) -> tuple[Report | None, Transport | None]:
+        """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
+        try:
+            transport = get_transport(self.options)
+            report_id = uuid.uuid4().hex
+            report = capture_exception(
+                error,
+                report_id=report_id,
+                agent_id=transport.agent_id,
+                options=self.options,
+                registry=transport.registry,
+                request=request_info(environ),
+            )
+            transport.submit_report(report)
+            if contexts:
+                self._keep_contexts(report_id, contexts, transport)
+            return report, transport
+        except Exception:  # the agent itself failed: the app's error still gets its 500
+            return None, None
+
+    def _keep_contexts(self, report_id: str, contexts: list[object], transport: Transport) -> None:
+        """Keep the preserved contexts alive as long as the report's frames are held."""
+        held = set(transport.registry.held_reports())
+        with self._contexts_lock:
+            for stale in [key for key in self._contexts if key not in held]:
+                del self._contexts[stale]
+            if report_id in held:
+                self._contexts[report_id] = contexts
+
+    def _error_page(
+        self,
+        error: Exception,
+        environ: Environ,
+        report: Report | None,
+        transport: Transport | None,
+        text: str,
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The 500 answer for this client: status, headers and body."""
+        if report is not None:
+            title = f"{report.type_name}: {report.message}" if report.message else report.type_name
+        else:
+            title = describe_error(error, 8_192)
+        url = _report_url(transport, report.id) if report and transport else None
+        connected = transport is not None and transport.connected
+        broker = self.options.broker_url
+        down = (
+            f"the debugbroker broker is not reachable at {broker}; "
+            "the traceback was printed to the server log"
+        )
+        headers = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+        if url:
+            headers.append(("X-Debugbroker-Report", url))
+        kind = _preferred_format(environ)
+        if kind == "json":
+            content_type = "application/json"
+            body = json.dumps({"error": title, "report": url}).encode()
+        elif kind == "html":
+            content_type = "text/html; charset=utf-8"
+            headers.append(
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+            )
+            body = _html_page(title, url, None if connected else (down, text)).encode()
+        else:
+            content_type = "text/plain; charset=utf-8"
+            lines = [title, ""]
+            if url:
+                lines.append(f"Open this error in the debugbroker dashboard: {url}")
+            if not connected:
+                lines += [f"Note: {down}.", "", text]
+            body = "\n".join(lines).encode("utf-8", "replace") + b"\n"
+        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        return "500 INTERNAL SERVER ERROR", headers, body
+
+
+def _html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> str:
+    """A small self-contained page; every piece of app data is escaped."""
+    escape = html.escape
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title[:200])} // debugbroker</title>",
+        f"<style>{_PAGE_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    if url:
+        parts.append(
+            f'<p><a href="{escape(url)}">Open this error in the debugbroker dashboard</a></p>'
+        )
+    if fallback is not None:
+        note, text = fallback
+        parts.append(f'<p class="note">Note: {escape(note)}.</p>')
+        parts.append(f"<pre>{escape(text)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _report_url(transport: Transport | None, report_id: str) -> str:
+    base = transport.dashboard_url if transport else Options().dashboard_url
+    return f"{base}/#/reports/{report_id}"
+
+
+def _close(app_iter: object) -> None:
+    close = getattr(app_iter, "close", None)
+    if close is not None:
+        close()
+
+
+def _error_stream(environ: Environ) -> TextIO:
+    stream = environ.get("wsgi.errors")
+    return stream if stream is not None and hasattr(stream, "write") else sys.stderr

@@ -1,0 +1,430 @@
+"""The agent's link to the broker: one background I/O thread per process owning a zmq DEALER.
+
+Request threads only call ``Transport.submit_report``, which appends to a bounded queue and
+wakes the I/O thread through a non-blocking socketpair write; it never touches zmq. The I/O
+thread is the only user of the zmq socket: it says hello, sends reports once the broker has
+welcomed it, heartbeats, and hands eval requests to short-lived eval threads whose results
+it sends back. Every agent message is one zmq frame; broker messages are read from the last
+frame, so the broker may prefix an empty delimiter.
+
+``get_transport`` keeps one transport per process (per distinct ``Options``) and makes a new
+one, with a new zmq context and agent id, when ``os.getpid()`` changes: a ``--preload``ed app
+forked by gunicorn gets one healthy agent per worker and never uses zmq across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import protocol
+from .evaluate import run_eval
+from .frames import FrameRegistry
+from .options import Options
+from .protocol import (
+    EvalRequest,
+    EvalResult,
+    Heartbeat,
+    Hello,
+    HelloRequest,
+    Message,
+    ProtocolError,
+    Refused,
+    Report,
+    ReportMessage,
+    Welcome,
+)
+
+__all__ = ["Transport", "get_transport", "make_agent_id"]
+
+_POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
+_HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
+_REFUSED_RETRY_SECONDS = 5.0  # refused: keep asking, slowly, in case the secret is fixed
+_SEND_RETRY_SECONDS = 0.05  # connected, but the socket did not take the hello yet
+_MAX_EVALS = 8  # eval threads at once; more are answered with an error straight away
+_MAX_RESULTS = 64  # eval results waiting for the socket
+_CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
+_LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+
+
+def make_agent_id() -> str:
+    """A new id for this process: ``uuid-pid-host`` (the broker routes by it)."""
+    try:
+        host = socket.gethostname()[:100]
+    except OSError:
+        host = ""
+    return f"{uuid.uuid4().hex}-{os.getpid()}-{host}"
+
+
+def _log(text: str) -> None:
+    try:
+        print(f"debugbroker: {text}", file=sys.stderr, flush=True)
+    except Exception:  # stderr closed or broken: nothing left to tell
+        pass
+
+
+class Transport:
+    """One process's connection to the broker: a report queue, held frames and an I/O thread."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.agent_id = make_agent_id()
+        self.pid = os.getpid()
+        self.host = self.agent_id.split("-", 2)[2]
+        self.started = time.time()
+        self.registry = FrameRegistry(options.held_reports, options.held_bytes)
+        self.dropped_reports = 0
+        self.malformed_messages = 0
+        self.refused_reason: str | None = None
+        self._welcome_url: str | None = None
+        self._welcomed = threading.Event()
+        self._lock = threading.Lock()
+        self._reports: deque[Report] = deque()
+        self._results: deque[EvalResult] = deque()
+        self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
+        self._stopping = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._thread = threading.Thread(
+            target=self._run, name=f"debugbroker-agent-{self.pid}", daemon=True
+        )
+        self._thread.start()
+
+    # --- any thread ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has welcomed this agent and the connection is up."""
+        return self._welcomed.is_set()
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's base URL: the broker's (from its welcome), else the configured one."""
+        return (self._welcome_url or self.options.dashboard_url).rstrip("/")
+
+    @property
+    def queued_reports(self) -> int:
+        """Reports waiting for the broker."""
+        return len(self._reports)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the broker's welcome (tests and demos)."""
+        return self._welcomed.wait(timeout)
+
+    def submit_report(self, report: Report) -> None:
+        """Queue a report for the broker; O(1), never blocks, never raises."""
+        try:
+            dropped: Report | None = None
+            with self._lock:
+                if self._stopping:
+                    return
+                if len(self._reports) >= max(self.options.queue_size, 1):
+                    # The newest report is the one a 500 page links to: drop the oldest.
+                    dropped = self._reports.popleft()
+                    self.dropped_reports += 1
+                self._reports.append(report)
+                self._wake()
+            if dropped is not None:
+                self.registry.release_report(dropped.id)
+        except Exception:  # a request thread must never see the agent fail
+            pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the I/O thread and close the socket (tests; a process normally keeps it)."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        with self._lock:
+            self._wake_writer.close()
+            self._wake_reader.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._stopping
+
+    def _wake(self) -> None:
+        """Make the I/O thread's poll return; the caller holds ``_lock``."""
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:  # full (the thread is awake anyway) or closed
+            pass
+
+    def _abandon_after_fork(self) -> None:
+        """In a forked child: forget the parent's thread and zmq objects, free the wake pair."""
+        self._stopping = True
+        self._lock = threading.Lock()  # may have been held by a parent thread at fork time
+        for end in (self._wake_writer, self._wake_reader):
+            try:
+                end.close()
+            except OSError:
+                pass
+
+    # --- eval threads ---------------------------------------------------------------------
+
+    def _start_eval(self, request: EvalRequest) -> None:
+        error = f"the agent is already running {_MAX_EVALS} evals; try again when one ends"
+        if self._eval_slots.acquire(blocking=False):
+            thread = threading.Thread(target=self._eval, args=(request,), daemon=True)
+            try:
+                thread.start()
+                return
+            except RuntimeError as failure:  # can't start new thread
+                self._eval_slots.release()
+                error = f"could not start the eval: {failure}"
+        self._queue_result(EvalResult(request_id=request.request_id, ok=False, error=error))
+
+    def _eval(self, request: EvalRequest) -> None:
+        try:
+            result = run_eval(self.registry, request, self.options)
+        except BaseException as error:  # run_eval never raises; belt and braces
+            result = EvalResult(request_id=request.request_id, ok=False, error=repr(error))
+        finally:
+            self._eval_slots.release()
+        self._queue_result(result)
+
+    def _queue_result(self, result: EvalResult) -> None:
+        with self._lock:
+            if len(self._results) >= _MAX_RESULTS:
+                self._results.popleft()
+            self._results.append(result)
+            self._wake()
+
+    # --- the I/O thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        monitor: zmq.Socket[bytes] | None = None
+        try:
+            sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            monitor = sock.get_monitor_socket(_CONNECT_EVENTS | _LOST_EVENTS)
+            sock.connect(self.options.broker_url)
+            self._loop(sock, monitor)
+        except Exception as error:  # a bad broker URL, say: the app runs on without us
+            _log(f"the agent stopped: {type(error).__name__}: {error}")
+        finally:
+            self._welcomed.clear()
+            if monitor is not None:
+                try:
+                    sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+                monitor.close(linger=0)
+            sock.close(linger=0)
+            context.term()
+
+    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(self._wake_reader, zmq.POLLIN)
+        state = _LoopState()
+        while not self._stopping:
+            try:
+                events = dict(poller.poll(_POLL_MS))
+                if self._wake_reader in events:
+                    self._drain_wake()
+                if monitor in events:
+                    self._read_monitor(monitor, state)
+                if sock in events:
+                    self._read_broker(sock, state)
+                self._tick(sock, state)
+            except Exception as error:  # never let one bad moment end the agent
+                if self._stopping:
+                    return
+                _log(f"agent I/O error (continuing): {type(error).__name__}: {error}")
+                time.sleep(_POLL_MS / 1000)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except OSError:  # drained (BlockingIOError) or closed
+            pass
+
+    def _read_monitor(self, monitor: zmq.Socket[bytes], state: _LoopState) -> None:
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            if event & _CONNECT_EVENTS:
+                state.link_up = True
+                state.hello_due = 0.0  # say hello as soon as the pipe takes it
+            elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
+                state.link_up = False
+                self._welcomed.clear()
+
+    def _read_broker(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
+        for _ in range(100):  # bounded, so heartbeats still go out under a flood
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = protocol.decode(frames[-1])
+            except (ProtocolError, IndexError):
+                self.malformed_messages += 1
+                continue
+            self._handle(message, state)
+
+    def _handle(self, message: Message, state: _LoopState) -> None:
+        if isinstance(message, Welcome):
+            url = message.dashboard_url
+            self._welcome_url = url if url.startswith(("http://", "https://")) else None
+            self.refused_reason = None
+            state.logged_refusal = False
+            self._welcomed.set()
+            state.heartbeat_due = 0.0
+        elif isinstance(message, Refused):
+            self._welcomed.clear()
+            self.refused_reason = message.reason
+            state.hello_due = time.monotonic() + _REFUSED_RETRY_SECONDS
+            if not state.logged_refusal:
+                state.logged_refusal = True
+                _log(
+                    f"broker refused this agent: {message.reason} "
+                    f"(broker {self.options.broker_url}). Errors are not sent to the "
+                    "dashboard; check DEBUGBROKER_SECRET matches the broker's secret."
+                )
+        elif isinstance(message, HelloRequest):
+            self._welcomed.clear()  # queue reports until the broker welcomes us again
+            state.hello_due = 0.0
+        elif isinstance(message, EvalRequest):
+            self._start_eval(message)
+        else:  # an agent-to-broker message sent our way
+            self.malformed_messages += 1
+
+    def _tick(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
+        now = time.monotonic()
+        if not self._welcomed.is_set() and now >= state.hello_due:
+            if self._send(sock, self._hello()):
+                retry = _REFUSED_RETRY_SECONDS if self.refused_reason else _HELLO_RETRY_SECONDS
+                state.hello_due = now + retry
+            else:  # not connected: the handshake event will call for the hello
+                state.hello_due = now + (
+                    _SEND_RETRY_SECONDS if state.link_up else _HELLO_RETRY_SECONDS
+                )
+        while self._results:
+            with self._lock:
+                result = self._results.popleft()
+            self._send(sock, result)  # not sent: the broker times the eval out
+        if not self._welcomed.is_set():
+            return
+        self._flush_reports(sock)
+        if now >= state.heartbeat_due:
+            beat = Heartbeat(held_frames=len(self.registry), dropped_reports=self.dropped_reports)
+            self._send(sock, beat)
+            state.heartbeat_due = now + max(self.options.heartbeat_seconds, 0.01)
+
+    def _flush_reports(self, sock: zmq.Socket[bytes]) -> None:
+        while self._reports:
+            with self._lock:
+                report = self._reports[0]
+            try:
+                payload = protocol.encode(ReportMessage(report=report))
+            except Exception as error:
+                payload = b""
+                _log(f"could not encode report {report.id}: {type(error).__name__}: {error}")
+            if len(payload) > protocol.MAX_MESSAGE_BYTES:
+                _log(f"report {report.id} is too big to send ({len(payload)} bytes)")
+                payload = b""
+            if payload and not self._send_bytes(sock, payload):
+                return  # the socket is not ready: the report waits for the next tick
+            with self._lock:
+                if self._reports and self._reports[0] is report:
+                    self._reports.popleft()
+                if not payload:
+                    self.dropped_reports += 1
+
+    def _hello(self) -> Hello:
+        return Hello(
+            agent_id=self.agent_id,
+            secret=self.options.secret,
+            pid=self.pid,
+            host=self.host,
+            app=self.options.app_name,
+            python=platform.python_version(),
+            started=self.started,
+            evalex=self.options.evalex,
+        )
+
+    def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
+        return self._send_bytes(sock, protocol.encode(message))
+
+    def _send_bytes(self, sock: zmq.Socket[bytes], payload: bytes) -> bool:
+        try:
+            sock.send(payload, zmq.NOBLOCK)
+        except zmq.Again:  # no connection yet (IMMEDIATE) or the pipe is full
+            return False
+        return True
+
+
+class _LoopState:
+    """The I/O thread's timers and flags (touched by that thread only)."""
+
+    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up")
+
+    def __init__(self) -> None:
+        self.link_up = False
+        self.hello_due = 0.0
+        self.heartbeat_due = 0.0
+        self.logged_refusal = False
+
+
+_transports: dict[Options, Transport] = {}
+_transports_pid = os.getpid()
+_transports_lock = threading.Lock()
+
+
+def get_transport(options: Options) -> Transport:
+    """This process's transport for ``options``, made on first use and again after a fork."""
+    transport = _transports.get(options)
+    if transport is not None and transport.pid == os.getpid() and not transport.closed:
+        return transport  # the fast path of every request: no lock
+    with _transports_lock:
+        _forget_if_forked()
+        transport = _transports.get(options)
+        if transport is None or transport.closed:
+            transport = _transports[options] = Transport(options)
+        return transport
+
+
+def _forget_if_forked() -> None:
+    """Drop transports inherited from a parent process (their thread did not survive)."""
+    global _transports_pid
+    if _transports_pid == os.getpid():
+        return
+    for inherited in _transports.values():
+        inherited._abandon_after_fork()
+    _transports.clear()
+    _transports_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _transports_lock
+    _transports_lock = threading.Lock()  # a parent thread may have held it at fork time
+    _forget_if_forked()
+
+
+_register_at_fork: Callable[..., None] | None = getattr(os, "register_at_fork", None)
+if _register_at_fork is not None:  # not on Windows, which has no fork
+    _register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,109 @@
+// HTTP calls to the broker's JSON API (docs/api.md). Same-origin cookies carry the session;
+// a 401 asks the app to show the login form; every failure becomes an ApiError whose
+// message is the broker's {"error"} text, ready to show to the user.
+import type { AgentList, EvalResult, Report, ReportList } from "./types";
+
+/** A failed API call: the HTTP status (0 when the network failed) and a readable message. */
+class ApiError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+let onUnauthorized: () => void = () => {};
+
+/** Register what happens when the broker answers 401 (the app shows its login form). */
+function setUnauthorizedHandler(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+async function errorMessage(response: Response): Promise<string> {
+  const fallback = `${response.status} ${response.statusText}`.trim();
+  let body = "";
+  try {
+    body = await response.text();
+  } catch {
+    return fallback;
+  }
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (parsed !== null && typeof parsed === "object" && "error" in parsed) {
+      const error = (parsed as { error: unknown }).error;
+      if (typeof error === "string" && error) return error;
+    }
+  } catch {
+    // not JSON: a proxy's page or plain text; show the start of it
+  }
+  const text = body.trim().slice(0, 300);
+  return text ? `${fallback}: ${text}` : fallback;
+}
+
+async function send(path: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, { credentials: "same-origin", ...init });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ApiError(0, `Cannot reach the broker (${reason})`);
+  }
+  if (!response.ok) {
+    const message = await errorMessage(response);
+    if (response.status === 401) onUnauthorized();
+    throw new ApiError(response.status, message);
+  }
+  return response;
+}
+
+async function getJson<T>(path: string): Promise<T> {
+  const response = await send(path, { headers: { Accept: "application/json" } });
+  return (await response.json()) as T;
+}
+
+/** GET /api/reports: newest first, optionally only those created before `before`. */
+function fetchReports(limit = 100, before?: number): Promise<ReportList> {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (before !== undefined) query.set("before", String(before));
+  return getJson<ReportList>(`/api/reports?${query}`);
+}
+
+/** GET /api/reports/{id}: the full report with highlighted frames and agent_alive. */
+function fetchReport(id: string): Promise<Report> {
+  return getJson<Report>(`/api/reports/${encodeURIComponent(id)}`);
+}
+
+/** GET /api/reports/{id}/text: the plain-text traceback as the app printed it. */
+async function fetchReportText(id: string): Promise<string> {
+  const response = await send(`/api/reports/${encodeURIComponent(id)}/text`, {
+    headers: { Accept: "text/plain" },
+  });
+  return response.text();
+}
+
+/** GET /api/agents: live agents first. */
+function fetchAgents(): Promise<AgentList> {
+  return getJson<AgentList>("/api/agents");
+}
+
+/** POST /api/reports/{id}/frames/{index}/eval: run `code` in that frame of the app process. */
+async function evaluateInFrame(id: string, index: number, code: string): Promise<EvalResult> {
+  const response = await send(`/api/reports/${encodeURIComponent(id)}/frames/${index}/eval`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify({ code }),
+  });
+  return (await response.json()) as EvalResult;
+}
+
+export {
+  ApiError,
+  evaluateInFrame,
+  fetchAgents,
+  fetchReport,
+  fetchReportText,
+  fetchReports,
+  setUnauthorizedHandler,
+};

@@ -1,0 +1,96 @@
+// The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
+// It only parses and forwards events; what they mean for the app's state lives in state/.
+import type { ServerEvent } from "./types";
+
+/** Where the connection stands; `retryAt` is when the next attempt starts (epoch ms). */
+type SocketStatus =
+  | { state: "connecting" }
+  | { state: "open" }
+  | { state: "closed"; retryAt: number };
+
+interface SocketHandlers {
+  onEvent(event: ServerEvent): void;
+  onStatus(status: SocketStatus): void;
+  /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
+  onOpen(): void;
+}
+
+interface EventSocket {
+  /** Try again now instead of waiting for the backoff. */
+  retryNow(): void;
+  close(): void;
+}
+
+const FIRST_DELAY_MS = 500;
+const MAX_DELAY_MS = 20_000;
+
+function isServerEvent(value: unknown): value is ServerEvent {
+  if (value === null || typeof value !== "object") return false;
+  const record = value as Record<string, unknown>;
+  if (record.type === "report") return typeof record.report === "object" && record.report !== null;
+  if (record.type === "agent") return typeof record.agent === "object" && record.agent !== null;
+  return false;
+}
+
+/** Open the event stream and keep it open until close() is called. */
+function connectEvents(handlers: SocketHandlers): EventSocket {
+  let socket: WebSocket | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+  let closed = false;
+
+  const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/ws`;
+
+  function schedule(): void {
+    const base = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** failures);
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    failures += 1;
+    handlers.onStatus({ state: "closed", retryAt: Date.now() + delay });
+    timer = setTimeout(open, delay);
+  }
+
+  function open(): void {
+    clearTimeout(timer);
+    if (closed) return;
+    handlers.onStatus({ state: "connecting" });
+    const current = new WebSocket(url);
+    socket = current;
+    current.onopen = () => {
+      failures = 0;
+      handlers.onStatus({ state: "open" });
+      handlers.onOpen();
+    };
+    current.onmessage = (message: MessageEvent) => {
+      if (typeof message.data !== "string") return;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(message.data);
+      } catch {
+        return; // a malformed message is dropped, never fatal
+      }
+      if (isServerEvent(parsed)) handlers.onEvent(parsed);
+    };
+    current.onclose = () => {
+      if (socket !== current) return;
+      socket = null;
+      if (!closed) schedule();
+    };
+  }
+
+  open();
+  return {
+    retryNow() {
+      if (socket === null && !closed) {
+        failures = 0;
+        open();
+      }
+    },
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      socket?.close();
+    },
+  };
+}
+
+export { connectEvents, type EventSocket, type SocketHandlers, type SocketStatus };

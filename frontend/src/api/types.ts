@@ -1,0 +1,143 @@
+// The broker's JSON, typed. The interfaces named like a dataclass in agent/protocol.py mirror
+// it field for field (tests/agent/test_protocol.py checks the names): tuple[X, ...] is X[],
+// `X | None` is `X | null`. The wire always carries every field, defaults included.
+
+/** A value rendered safely as a tree: never HTML, always bounded. */
+export interface ReprNode {
+  kind: string;
+  type_name: string;
+  text: string;
+  children: ReprNode[];
+  omitted: number;
+  more: string | null;
+}
+
+/** A named value: a local variable or an attribute. */
+export interface Variable {
+  name: string;
+  value: ReprNode;
+}
+
+/** One line of highlighted source: [Pygments short class name or "", text] pairs. */
+export type HighlightLine = [string, string][];
+
+/** One traceback frame with its source context and locals; `highlight` is added by the broker. */
+export interface FrameInfo {
+  index: number;
+  frame_id: string | null;
+  filename: string;
+  lineno: number;
+  function: string;
+  module: string;
+  context_start: number;
+  context: string[];
+  locals: Variable[];
+  end_lineno: number | null;
+  colno: number | null;
+  end_colno: number | null;
+  is_library: boolean;
+  hidden: boolean;
+  highlight: HighlightLine[];
+}
+
+/** How an exception is linked to the one printed before it. */
+export type ChainLink = "cause" | "context";
+
+/** One exception of a chain or group, with its own frames. */
+export interface ExceptionInfo {
+  type_name: string;
+  module: string;
+  message: string;
+  frames: FrameInfo[];
+  notes: string[];
+  chain: ChainLink | null;
+  exceptions: ExceptionInfo[];
+}
+
+/** The request that failed, as the app saw it (secrets masked). */
+export interface RequestInfo {
+  method: string;
+  url: string;
+  headers: [string, string][];
+}
+
+/** A captured error; `agent_alive` is added by the broker. */
+export interface Report {
+  id: string;
+  agent_id: string;
+  created: number;
+  type_name: string;
+  message: string;
+  text: string;
+  exceptions: ExceptionInfo[];
+  request: RequestInfo | null;
+  pid: number;
+  host: string;
+  app: string;
+  agent_alive: boolean;
+}
+
+/** What an eval printed and returned, or why it failed (the HTTP answer has no request_id). */
+export interface EvalResult {
+  ok: boolean;
+  output: string;
+  result: ReprNode | null;
+  error: string | null;
+}
+
+/** A row of GET /api/reports. */
+export interface ReportSummary {
+  id: string;
+  agent_id: string;
+  created: number;
+  type_name: string;
+  message: string;
+  pid: number;
+  host: string;
+  app: string;
+  url: string | null;
+}
+
+/** An agent process as GET /api/agents and the WebSocket describe it. */
+export interface Agent {
+  agent_id: string;
+  pid: number;
+  host: string;
+  app: string;
+  python: string;
+  started: number;
+  evalex: boolean;
+  alive: boolean;
+  last_seen: number;
+  held_frames: number;
+}
+
+/** WebSocket: a new report was stored. */
+export interface ReportEvent {
+  type: "report";
+  report: ReportSummary;
+}
+
+/** WebSocket: an agent appeared, changed or went away. */
+export interface AgentEvent {
+  type: "agent";
+  agent: Agent;
+}
+
+/** Everything the broker sends over /api/ws. */
+export type ServerEvent = ReportEvent | AgentEvent;
+
+/** GET /api/reports. */
+export interface ReportList {
+  reports: ReportSummary[];
+}
+
+/** GET /api/agents. */
+export interface AgentList {
+  agents: Agent[];
+}
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  error: string;
+}

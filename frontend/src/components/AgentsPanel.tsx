@@ -1,0 +1,55 @@
+// The agent processes the broker knows: where they run and whether they are still alive.
+import { agents, agentsError } from "../state/reports";
+import { RelativeTime } from "./RelativeTime";
+
+/** A table of agents, live ones first. */
+function AgentsPanel() {
+  const list = agents.value;
+  return (
+    <section class="panel agents" aria-labelledby="agents-title">
+      <h2 id="agents-title">Agents</h2>
+      {agentsError.value !== null && (
+        <p class="error" role="alert">
+          {agentsError.value}
+        </p>
+      )}
+      {list.length === 0 ? (
+        <p class="muted small">No app process has connected yet.</p>
+      ) : (
+        <table class="agents-table">
+          <thead>
+            <tr>
+              <th scope="col">App</th>
+              <th scope="col">PID</th>
+              <th scope="col">Host</th>
+              <th scope="col">State</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((agent) => (
+              <tr key={agent.agent_id} data-testid="agent-row" class={agent.alive ? "" : "gone"}>
+                <td>{agent.app || "(unnamed)"}</td>
+                <td>{String(agent.pid)}</td>
+                <td>{agent.host}</td>
+                <td>
+                  {agent.alive ? (
+                    <span class="tag ok" title={`Python ${agent.python}, ${agent.held_frames} frames held`}>
+                      alive
+                    </span>
+                  ) : (
+                    <span class="tag gone">
+                      gone <RelativeTime at={agent.last_seen} />
+                    </span>
+                  )}
+                  {agent.alive && !agent.evalex && <span class="tag">no eval</span>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+export { AgentsPanel };

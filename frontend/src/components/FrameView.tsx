@@ -1,0 +1,85 @@
+// One traceback frame: where it is, its source and locals, and a console that runs code in it.
+import { useEffect, useState } from "preact/hooks";
+import type { FrameInfo } from "../api/types";
+import { reportHref } from "../state/route";
+import { Console } from "./Console";
+import { LocalsTable } from "./LocalsTable";
+import { SourceView } from "./SourceView";
+
+interface FrameProps {
+  frame: FrameInfo;
+  reportId: string;
+  /** Why no console can run in this report (process gone…), or null. */
+  unavailable: string | null;
+  /** The route points at this frame: show it expanded. */
+  targeted: boolean;
+}
+
+/** A frame of the traceback; library frames start collapsed. */
+function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
+  const [expanded, setExpanded] = useState(!frame.is_library || targeted);
+  const [consoleOpen, setConsoleOpen] = useState(false);
+  useEffect(() => {
+    if (targeted) setExpanded(true);
+  }, [targeted]);
+
+  const bodyId = `frame-body-${frame.index}`;
+  const why =
+    unavailable ?? (frame.frame_id === null ? "The agent did not keep this frame, so it has no console." : null);
+  const classes = ["frame"];
+  if (frame.is_library) classes.push("library");
+  if (frame.hidden) classes.push("hidden-frame");
+  if (targeted) classes.push("targeted");
+
+  return (
+    <li class={classes.join(" ")} data-testid="frame" data-index={frame.index} id={`frame-${frame.index}`} tabIndex={-1}>
+      <div class="frame-head">
+        <button
+          type="button"
+          class="frame-expand"
+          aria-expanded={expanded}
+          aria-controls={bodyId}
+          onClick={() => setExpanded(!expanded)}
+        >
+          <span class="chevron" aria-hidden="true" />
+          <span class="frame-function">{frame.function}</span>
+          <span class="visually-hidden"> in </span>
+          <span class="frame-location">
+            {frame.filename}:{String(frame.lineno)}
+          </span>
+        </button>
+        {frame.is_library && <span class="tag">library</span>}
+        {frame.hidden && <span class="tag">hidden</span>}
+        <a class="frame-link" href={reportHref(reportId, frame.index)} title="Link to this frame">
+          <span aria-hidden="true">#</span>
+          <span class="visually-hidden">Link to frame {String(frame.index)}</span>
+        </a>
+        <button
+          type="button"
+          class="button small console-toggle"
+          data-testid="console-toggle"
+          aria-expanded={consoleOpen}
+          onClick={() => setConsoleOpen(!consoleOpen)}
+        >
+          {consoleOpen ? "Close console" : "Console"}
+        </button>
+      </div>
+      {expanded && (
+        <div class="frame-body" id={bodyId}>
+          <SourceView frame={frame} />
+          {frame.locals.length > 0 ? (
+            <details class="frame-locals" open={!frame.is_library}>
+              <summary>Locals ({String(frame.locals.length)})</summary>
+              <LocalsTable variables={frame.locals} />
+            </details>
+          ) : (
+            <p class="muted small frame-locals">No locals captured.</p>
+          )}
+        </div>
+      )}
+      {consoleOpen && <Console reportId={reportId} index={frame.index} unavailable={why} />}
+    </li>
+  );
+}
+
+export { FrameView };

@@ -1,0 +1,10 @@
+// Entry point: render the dashboard and open the session with the broker.
+import { render } from "preact";
+import { startSession } from "./state/session";
+import { App } from "./views/App";
+
+const root = document.getElementById("app");
+if (root !== null) {
+  render(<App />, root);
+  startSession();
+}

@@ -1,0 +1,58 @@
+// The session with the broker: whether we must log in, and the live event stream's state.
+import { signal } from "@preact/signals";
+import { setUnauthorizedHandler } from "../api/client";
+import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
+import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
+
+/** The event stream's state, or "signed-out" while the broker wants a login. */
+type ConnectionState = SocketStatus | { state: "signed-out" };
+
+/** True once the broker answered 401: the app shows the login form instead of data. */
+const loginRequired = signal(false);
+
+/** What the connection indicator shows. */
+const connection = signal<ConnectionState>({ state: "connecting" });
+
+let events: EventSocket | null = null;
+
+setUnauthorizedHandler(() => {
+  loginRequired.value = true;
+  // The stream would only be refused too; the login form's POST reloads the page anyway.
+  events?.close();
+  events = null;
+  connection.value = { state: "signed-out" };
+});
+
+function openEvents(): void {
+  if (events !== null || loginRequired.value) return;
+  let first = true;
+  events = connectEvents({
+    onEvent: applyEvent,
+    onStatus: (status) => {
+      if (!loginRequired.value) connection.value = status;
+    },
+    onOpen: () => {
+      // After a reconnect, fetch what arrived while the stream was down.
+      if (first) {
+        first = false;
+        return;
+      }
+      void loadReports();
+      void loadAgents();
+      void refreshSelected();
+    },
+  });
+}
+
+/** Load the first data, then open the live event stream (called once at startup). */
+function startSession(): void {
+  void loadAgents();
+  void loadReports().then(openEvents);
+}
+
+/** Reconnect now instead of waiting for the backoff timer. */
+function retryConnection(): void {
+  events?.retryNow();
+}
+
+export { connection, loginRequired, retryConnection, startSession, type ConnectionState };

@@ -1,0 +1,59 @@
+// The page frame: top bar with the connection indicator, then the routed view (or the login
+// form once the broker asked for it). Also keeps document.title in step.
+import { useEffect } from "preact/hooks";
+import { ConnectionStatus } from "../components/ConnectionStatus";
+import { reports, selected, unseen } from "../state/reports";
+import { route } from "../state/route";
+import { loginRequired } from "../state/session";
+import { LoginForm } from "./LoginForm";
+import { ReportList } from "./ReportList";
+import { ReportView } from "./ReportView";
+
+function pageTitle(): string {
+  const current = route.value;
+  const count = unseen.value > 0 ? `(${unseen.value} new) ` : "";
+  if (loginRequired.value) return "Sign in · debugbroker";
+  if (current.name === "report") {
+    const report = selected.value?.id === current.id ? selected.value.report : null;
+    const what = report ? `${report.type_name}: ${report.message}`.slice(0, 80) : "Report";
+    return `${count}${what} · debugbroker`;
+  }
+  return `${count}debugbroker · ${reports.value.length} reports`;
+}
+
+/** The whole dashboard. */
+function App() {
+  const current = route.value;
+  const title = pageTitle();
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
+
+  let page;
+  if (loginRequired.value) page = <LoginForm />;
+  else if (current.name === "list") page = <ReportList />;
+  else if (current.name === "report") page = <ReportView key={current.id} id={current.id} frame={current.frame} />;
+  else
+    page = (
+      <section class="panel">
+        <h1>Not found</h1>
+        <p>
+          Nothing lives at <code>{current.path}</code>. <a href="#/">Back to the reports</a>.
+        </p>
+      </section>
+    );
+
+  return (
+    <>
+      <header class="topbar">
+        <a class="brand" href="#/">
+          debugbroker
+        </a>
+        <ConnectionStatus />
+      </header>
+      <main>{page}</main>
+    </>
+  );
+}
+
+export { App };

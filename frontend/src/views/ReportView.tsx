@@ -1,0 +1,164 @@
+// One report (#/reports/{id}, optionally /frames/{index}): the header, the exception chain
+// with frames and consoles, or the plain-text traceback.
+import { useEffect, useState } from "preact/hooks";
+import type { ExceptionInfo, Report } from "../api/types";
+import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
+import { PlainText } from "../components/PlainText";
+import { RelativeTime } from "../components/RelativeTime";
+import { agents, selectReport, selected } from "../state/reports";
+
+const TITLE_LIMIT = 300;
+const PROCESS_GONE = "process gone: consoles unavailable";
+
+function countHidden(exceptions: ExceptionInfo[]): number {
+  let count = 0;
+  for (const info of exceptions) {
+    count += info.frames.filter((frame) => frame.hidden).length + countHidden(info.exceptions);
+  }
+  return count;
+}
+
+function consoleUnavailable(report: Report): string | null {
+  if (!report.agent_alive) return "The process that raised this error is gone: consoles unavailable.";
+  const agent = agents.value.find((item) => item.agent_id === report.agent_id);
+  if (agent !== undefined && !agent.evalex) return "This app disabled evaluation (evalex=False): consoles unavailable.";
+  return null;
+}
+
+function ReportHeader({ report }: { report: Report }) {
+  const title = `${report.type_name}${report.message ? `: ${report.message}` : ""}`;
+  return (
+    <header class="report-header">
+      <p class="breadcrumb">
+        <a href="#/">← All reports</a>
+      </p>
+      <h1 data-testid="report-title" class="report-title">
+        {title.length > TITLE_LIMIT ? `${title.slice(0, TITLE_LIMIT)}…` : title}
+      </h1>
+      <dl class="facts">
+        <div>
+          <dt>App</dt>
+          <dd>{report.app || "(unnamed)"}</dd>
+        </div>
+        <div>
+          <dt>PID</dt>
+          <dd>{String(report.pid)}</dd>
+        </div>
+        <div>
+          <dt>Host</dt>
+          <dd>{report.host}</dd>
+        </div>
+        <div>
+          <dt>Time</dt>
+          <dd>
+            <RelativeTime at={report.created} />
+          </dd>
+        </div>
+        {report.request && (
+          <div>
+            <dt>Request</dt>
+            <dd>
+              {report.request.method} {report.request.url}
+            </dd>
+          </div>
+        )}
+      </dl>
+      <p class={report.agent_alive ? "agent-state alive" : "agent-state gone"} data-testid="agent-state">
+        <span class="dot" aria-hidden="true" />
+        {report.agent_alive ? "Agent alive: consoles available" : PROCESS_GONE}
+      </p>
+      {report.request && report.request.headers.length > 0 && (
+        <details class="request-headers">
+          <summary>Request headers ({String(report.request.headers.length)})</summary>
+          <table>
+            <tbody>
+              {report.request.headers.map(([name, value], position) => (
+                <tr key={position}>
+                  <th scope="row">{name}</th>
+                  <td>{value}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </details>
+      )}
+    </header>
+  );
+}
+
+/** The report page. */
+function ReportView({ id, frame }: { id: string; frame: number | null }) {
+  const [showHidden, setShowHidden] = useState(false);
+  const [plain, setPlain] = useState(false);
+  const selection = selected.value?.id === id ? selected.value : null;
+  const report = selection?.report ?? null;
+
+  useEffect(() => {
+    void selectReport(id);
+  }, [id]);
+
+  useEffect(() => {
+    if (frame === null || report === null || plain) return;
+    const element = document.getElementById(`frame-${frame}`);
+    if (element === null) return;
+    element.scrollIntoView({ block: "start" });
+    element.focus({ preventScroll: true });
+  }, [frame, report?.id, plain]);
+
+  if (report === null) {
+    return (
+      <section class="panel">
+        <p class="breadcrumb">
+          <a href="#/">← All reports</a>
+        </p>
+        {selection?.error ? (
+          <p class="error" role="alert">
+            {selection.error}
+          </p>
+        ) : (
+          <p class="muted">Loading report…</p>
+        )}
+      </section>
+    );
+  }
+
+  const hidden = countHidden(report.exceptions);
+  const context: ChainContext = {
+    reportId: report.id,
+    unavailable: consoleUnavailable(report),
+    showHidden,
+    targetFrame: frame,
+  };
+  return (
+    <article class="report">
+      <ReportHeader report={report} />
+      {selection?.error && (
+        <p class="error" role="alert">
+          {selection.error}
+        </p>
+      )}
+      <div class="toolbar">
+        <label class="switch">
+          <input type="checkbox" checked={showHidden} onChange={(event) => setShowHidden(event.currentTarget.checked)} />
+          Show hidden frames ({String(hidden)})
+        </label>
+        <button
+          type="button"
+          class="button"
+          data-testid="plaintext-toggle"
+          aria-pressed={plain}
+          onClick={() => setPlain(!plain)}
+        >
+          Plain text
+        </button>
+      </div>
+      {plain ? (
+        <PlainText reportId={report.id} />
+      ) : (
+        <ExceptionChain exceptions={report.exceptions} context={context} depth={0} />
+      )}
+    </article>
+  );
+}
+
+export { ReportView };

@@ -1,0 +1,377 @@
+"""The WSGI middleware with real failing apps: the 500 answers, the log, the broker link."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import flask
+import pytest
+import zmq
+from debugbroker import DebuggedApplication
+from debugbroker.agent import Options, protocol
+from debugbroker.agent.protocol import Hello, Report, ReportMessage, Welcome
+from debugbroker.agent.transport import get_transport
+from werkzeug.test import Client, TestResponse
+
+DEADLINE = 10.0
+DASHBOARD = "http://dash.live:9999"
+REPORT_URL = re.compile(r"^(?P<base>.+)/#/reports/(?P<id>[0-9a-f]{32})$")
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LiveBroker:
+    """A fake broker on a thread: welcomes every hello and keeps the reports it gets."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.url = f"tcp://127.0.0.1:{self.socket.bind_to_random_port('tcp://127.0.0.1')}"
+        self.reports: list[Report] = []
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            if not self.socket.poll(50):
+                continue
+            identity, payload = self.socket.recv_multipart()
+            message = protocol.decode(payload)
+            if isinstance(message, Hello):
+                reply = protocol.encode(Welcome(dashboard_url=DASHBOARD + "/"))
+                self.socket.send_multipart([identity, reply])
+            elif isinstance(message, ReportMessage):
+                with self.changed:
+                    self.reports.append(message.report)
+                    self.changed.notify_all()
+
+    def report(self, report_id: str) -> Report:
+        """The report with this id, waiting for it to arrive."""
+        with self.changed:
+            found = self.changed.wait_for(
+                lambda: any(r.id == report_id for r in self.reports), DEADLINE
+            )
+            assert found, f"report {report_id} never reached the broker"
+            return next(r for r in self.reports if r.id == report_id)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(DEADLINE)
+        self.socket.close(linger=0)
+        self.context.term()
+
+
+@pytest.fixture
+def broker() -> Iterator[LiveBroker]:
+    live = LiveBroker()
+    yield live
+    live.close()
+
+
+@pytest.fixture
+def make_options() -> Iterator[Callable[..., Options]]:
+    """Options for one test (a fresh transport each), closed afterwards."""
+    made: list[Options] = []
+
+    def make(broker_url: str | None = None, **overrides: Any) -> Options:
+        options = Options(
+            broker_url=broker_url or f"tcp://127.0.0.1:{free_port()}",  # nobody listens
+            secret="s3cret",
+            dashboard_url="http://dash.down:8780",
+            **overrides,
+        )
+        made.append(options)
+        return options
+
+    yield make
+    for options in made:
+        get_transport(options).close()
+
+
+def connected_options(broker: LiveBroker, make: Callable[..., Options]) -> Options:
+    options = make(broker.url)
+    assert get_transport(options).wait_connected(DEADLINE), "the fake broker did not welcome"
+    return options
+
+
+def raising_app(message: str = "boom") -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        order_total = 42  # noqa: F841 - a local the report shows
+        raise ValueError(message)
+
+    return app
+
+
+def call(
+    app: DebuggedApplication, headers: dict[str, str] | None = None
+) -> tuple[TestResponse, str]:
+    """GET / through Werkzeug's test client; returns the response and what went to wsgi.errors."""
+    errors = io.StringIO()
+    response = Client(app, use_cookies=False).get(
+        "/shop?page=2", headers=headers or {}, errors_stream=errors, buffered=True
+    )
+    return response, errors.getvalue()
+
+
+def report_id_of(response: TestResponse) -> str:
+    match = REPORT_URL.match(response.headers["X-Debugbroker-Report"])
+    assert match is not None, response.headers["X-Debugbroker-Report"]
+    return match["id"]
+
+
+def test_html_page_escapes_the_message_and_links_the_dashboard(
+    broker: LiveBroker, make_options: Callable[..., Options]
+) -> None:
+    options = connected_options(broker, make_options)
+    app = DebuggedApplication(raising_app("<script>alert(1)</script>"), options=options)
+    response, log = call(app, {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    url = response.headers["X-Debugbroker-Report"]
+    assert url.startswith(f"{DASHBOARD}/#/reports/")
+    assert f'<a href="{url}">Open this error in the debugbroker dashboard</a>' in page
+    assert "not reachable" not in page and "Traceback" not in page
+    assert "Traceback (most recent call last)" in log and url in log
+
+    report = broker.report(report_id_of(response))
+    assert report.type_name == "ValueError" and report.agent_id == get_transport(options).agent_id
+    assert report.request is not None and report.request.method == "GET"
+    assert report.request.url == "http://localhost/shop?page=2"
+
+
+def test_credentials_in_headers_are_masked(
+    broker: LiveBroker, make_options: Callable[..., Options]
+) -> None:
+    options = connected_options(broker, make_options)
+    app = DebuggedApplication(raising_app(), options=options)
+    response, _ = call(app, {"Authorization": "Bearer t0ken", "Cookie": "session=abc; theme=dark"})
+    request = broker.report(report_id_of(response)).request
+    assert request is not None
+    headers = dict(request.headers)
+    assert headers["Authorization"] == "Bearer <masked>"
+    assert headers["Cookie"] == "session=<masked>; theme=<masked>"
+    assert "t0ken" not in repr(request) and "abc" not in repr(request)
+
+
+def test_json_for_api_clients(make_options: Callable[..., Options]) -> None:
+    app = DebuggedApplication(raising_app('bad "quote"'), options=make_options())
+    for headers in ({"Accept": "application/json"}, {"X-Requested-With": "XMLHttpRequest"}):
+        response, _ = call(app, headers)
+        assert response.status_code == 500 and response.mimetype == "application/json"
+        assert response.get_json() == {
+            "error": 'ValueError: bad "quote"',
+            "report": response.headers["X-Debugbroker-Report"],
+        }
+        assert response.headers["X-Debugbroker-Report"].startswith("http://dash.down:8780/#/")
+
+
+def test_plain_text_otherwise(make_options: Callable[..., Options]) -> None:
+    app = DebuggedApplication(raising_app("<b>"), options=make_options())
+    for headers in ({}, {"Accept": "*/*"}, {"Accept": "text/plain"}):
+        response, _ = call(app, headers)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 500 and response.mimetype == "text/plain"
+        assert text.startswith("ValueError: <b>\n")
+        assert response.headers["X-Debugbroker-Report"] in text
+        assert "Traceback (most recent call last)" in text  # the broker is down here
+
+
+def test_broker_down_fallback_page_over_real_http(make_options: Callable[..., Options]) -> None:
+    options = make_options()
+    app = DebuggedApplication(raising_app("<i>down</i>"), options=options)
+    server = make_server("127.0.0.1", 0, app, WSGIServer, QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=DEADLINE)
+        connection.request("GET", "/", headers={"Accept": "text/html"})
+        answer = connection.getresponse()
+        page = answer.read().decode()
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.status == 500 and elapsed < 2.0, f"took {elapsed:.2f}s"
+    assert answer.getheader("X-Debugbroker-Report", "").startswith("http://dash.down:8780/#/")
+    assert f"the debugbroker broker is not reachable at {options.broker_url}" in page
+    assert "Traceback (most recent call last)" in page and "&lt;i&gt;down&lt;/i&gt;" in page
+    assert "<i>" not in page
+
+
+class QuietHandler(WSGIRequestHandler):
+    """wsgiref's handler without the access log; errors still go to stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_error_while_iterating_the_body_closes_it(make_options: Callable[..., Options]) -> None:
+    closed = threading.Event()
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            raise KeyError("lazy")
+            yield b""
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    server = make_server("127.0.0.1", 0, DebuggedApplication(app, options=make_options()))
+    server.RequestHandlerClass = QuietHandler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=DEADLINE)
+        connection.request("GET", "/", headers={"Accept": "application/json"})
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    # start_response was called twice: the second call replaced the 200 (exc_info passed).
+    assert answer.status == 500 and body["error"] == "KeyError: 'lazy'"
+    assert closed.is_set()
+
+
+def test_error_after_the_response_started_only_logs(make_options: Callable[..., Options]) -> None:
+    closed = threading.Event()
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"partial "
+            raise RuntimeError("mid-stream")
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    response, log = call(DebuggedApplication(app, options=make_options()))
+    assert response.status_code == 200 and response.get_data() == b"partial "
+    assert "X-Debugbroker-Report" not in response.headers
+    assert "after the headers were sent" in log
+    assert "RuntimeError: mid-stream" in log and "Traceback (most recent call last)" in log
+    assert closed.is_set()
+
+
+def test_an_error_in_close_is_reported(make_options: Callable[..., Options]) -> None:
+    class Body(list[bytes]):
+        def close(self) -> None:
+            raise OSError("close failed")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body([b"all of it"])
+
+    response, log = call(DebuggedApplication(app, options=make_options()))
+    assert response.get_data() == b"all of it" and "OSError: close failed" in log
+
+
+def test_a_hostile_exception_still_gets_its_500(make_options: Callable[..., Options]) -> None:
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr either")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        raise Hostile()
+
+    response, log = call(DebuggedApplication(app, options=make_options()))
+    assert response.status_code == 500 and "Hostile" in response.get_data(as_text=True)
+    assert "Hostile" in log
+
+
+def test_flask_contexts_are_preserved_for_evals(make_options: Callable[..., Options]) -> None:
+    flask_app = flask.Flask(__name__)
+    flask_app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @flask_app.route("/shop")
+    def shop() -> str:
+        raise LookupError(flask.request.path)
+
+    middleware = DebuggedApplication(flask_app.wsgi_app, options=make_options())
+    response, _ = call(middleware)
+    assert response.status_code == 500 and "LookupError: /shop" in response.get_data(as_text=True)
+    contexts = middleware.preserved_contexts(report_id_of(response))
+    assert any(type(context).__name__ == "RequestContext" for context in contexts)
+
+
+def test_options_merge_and_werkzeug_arguments(make_options: Callable[..., Options]) -> None:
+    base = make_options()
+    app = DebuggedApplication(
+        raising_app(),
+        evalex=False,
+        options=base,
+        app_name="shop",
+        secret="other",
+        request_key="_werkzeug_debug",
+        console_path="/console",
+        console_init_func=None,
+        show_hidden_frames=True,
+        pin_security=False,
+        pin_logging=False,
+    )
+    assert (app.options.app_name, app.options.secret, app.options.evalex) == (
+        "shop",
+        "other",
+        False,
+    )
+    assert app.options.broker_url == base.broker_url and not app.evalex
+    with pytest.raises(TypeError, match="no_such_argument"):
+        DebuggedApplication(raising_app(), no_such_argument=1)
+    # evalex=True cannot switch on what the options switched off.
+    assert not DebuggedApplication(raising_app(), options=Options(evalex=False)).options.evalex
+
+
+def test_evalex_false_reaches_the_broker(
+    broker: LiveBroker, make_options: Callable[..., Options]
+) -> None:
+    options = make_options(broker.url, evalex=False)
+    app = DebuggedApplication(raising_app(), evalex=False, options=options)
+    transport = get_transport(app.options)
+    assert transport.options.evalex is False and transport.wait_connected(DEADLINE)
+    response, _ = call(app)
+    assert response.status_code == 500
+    broker.report(report_id_of(response))
+
+
+def test_a_working_app_is_untouched(make_options: Callable[..., Options]) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("201 Created", [("X-Mine", "yes")])
+        return [b"a", b"b"]
+
+    response, log = call(DebuggedApplication(app, options=make_options()))
+    assert (response.status_code, response.get_data(), log) == (201, b"ab", "")
+    assert response.headers["X-Mine"] == "yes"

@@ -1,0 +1,211 @@
+"""The wire protocol: round trips, hostile bytes, and the dashboard's TypeScript mirror."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from debugbroker.agent import protocol
+from debugbroker.agent.protocol import (
+    EvalRequest,
+    EvalResult,
+    ExceptionInfo,
+    FrameInfo,
+    Heartbeat,
+    Hello,
+    HelloRequest,
+    ProtocolError,
+    Refused,
+    Report,
+    ReportMessage,
+    ReprNode,
+    RequestInfo,
+    Variable,
+    Welcome,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+TYPES_TS = Path(__file__).resolve().parents[2] / "frontend" / "src" / "api" / "types.ts"
+
+
+def sample_report() -> Report:
+    value = ReprNode(
+        kind="list",
+        type_name="list",
+        children=(ReprNode(kind="number", type_name="int", text="1"),),
+        omitted=9,
+        more="m1",
+    )
+    frame = FrameInfo(
+        index=0,
+        frame_id="abc",
+        filename="app.py",
+        lineno=3,
+        function="view",
+        module="app",
+        context_start=1,
+        context=("def view():", "    x = [1]", "    1 / 0"),
+        locals=(Variable(name="x", value=value),),
+        colno=4,
+        end_colno=9,
+    )
+    inner = ExceptionInfo(type_name="KeyError", module="builtins", message="'k'", frames=(frame,))
+    outer = ExceptionInfo(
+        type_name="ValueError",
+        module="builtins",
+        message="bad",
+        frames=(),
+        notes=("a note",),
+        chain="cause",
+    )
+    return Report(
+        id="r1",
+        agent_id="a1",
+        created=1.5,
+        type_name="ValueError",
+        message="bad",
+        text="Traceback...\n",
+        exceptions=(inner, outer),
+        request=RequestInfo(method="GET", url="http://x/", headers=(("Accept", "*/*"),)),
+        pid=7,
+        host="h",
+        app="app",
+    )
+
+
+MESSAGES: list[protocol.Message] = [
+    Hello(
+        agent_id="a", secret="s", pid=1, host="h", app="x", python="3.11", started=1.0, evalex=True
+    ),
+    Welcome(dashboard_url="http://127.0.0.1:8780"),
+    Refused(reason="wrong secret"),
+    HelloRequest(),
+    Heartbeat(held_frames=3, dropped_reports=1),
+    ReportMessage(report=sample_report()),
+    EvalRequest(request_id="q", frame_id="f", code="x"),
+    EvalResult(request_id="q", ok=True, output="hi\n", result=ReprNode(kind="none", type_name="NoneType")),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(message: protocol.Message) -> None:
+    assert protocol.decode(protocol.encode(message)) == message
+
+
+def test_wire_dicts_carry_the_kind_tag() -> None:
+    wire = protocol.to_wire(Heartbeat(held_frames=2))
+    assert wire == {"kind": "heartbeat", "held_frames": 2, "dropped_reports": 0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"", "malformed"),
+        (b"\xc1", "malformed"),
+        (msgpack.packb([1, 2]), "expected a map"),
+        (msgpack.packb({"kind": "nope"}), "unknown message kind"),
+        (msgpack.packb({"kind": "heartbeat"}), "held_frames"),
+        (msgpack.packb({"kind": "heartbeat", "held_frames": "3"}), "expected an integer"),
+        (msgpack.packb({"kind": "heartbeat", "held_frames": True}), "expected an integer"),
+        (msgpack.packb({"kind": "report", "report": {"id": 1}}), "Report"),
+        (b"\x00" * (protocol.MAX_MESSAGE_BYTES + 1), "exceeds"),
+    ],
+)
+def test_bad_payloads_raise_protocol_error(payload: bytes, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        protocol.decode(payload)
+
+
+def test_deeply_nested_repr_is_refused_not_crashing() -> None:
+    node: dict[str, Any] = {"kind": "str", "type_name": "str"}
+    for _ in range(500):  # msgpack itself refuses to pack deeper than 511
+        node = {"kind": "list", "type_name": "list", "children": [node]}
+    payload = msgpack.packb({"kind": "eval_result", "request_id": "q", "ok": True, "result": node})
+    with pytest.raises(ProtocolError):
+        protocol.decode(payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_never_escape_as_other_errors(payload: bytes) -> None:
+    try:
+        protocol.decode(payload)
+    except ProtocolError:
+        pass
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+)
+wire_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(protocol._MESSAGE_TYPES)),
+    st.dictionaries(
+        st.sampled_from(
+            ["agent_id", "secret", "pid", "report", "request_id", "ok", "result", "held_frames", "code"]
+        ),
+        wire_values,
+    ),
+)
+def test_structured_garbage_decodes_or_raises_protocol_error(kind: str, fields: dict[str, Any]) -> None:
+    try:
+        message = protocol.decode(msgpack.packb({"kind": kind, **fields}))
+    except ProtocolError:
+        return
+    assert type(message).kind == kind
+
+
+# --- the dashboard's TypeScript types mirror the dataclasses --------------------------------
+
+MIRRORED = [
+    ReprNode,
+    Variable,
+    FrameInfo,
+    ExceptionInfo,
+    RequestInfo,
+    Report,
+    EvalResult,
+]
+
+
+def typescript_interfaces(source: str) -> dict[str, dict[str, bool]]:
+    """Interface name → {field: optional} from `export interface X { a: T; b?: U; }` blocks."""
+    interfaces: dict[str, dict[str, bool]] = {}
+    for match in re.finditer(r"export interface (\w+)(?: extends [^{]+)?\s*\{(.*?)\n\}", source, re.S):
+        fields: dict[str, bool] = {}
+        for line in match.group(2).splitlines():
+            field = re.match(r"\s*(?:readonly\s+)?(\w+)(\??):", line)
+            if field:
+                fields[field.group(1)] = bool(field.group(2))
+        interfaces[match.group(1)] = fields
+    return interfaces
+
+
+@pytest.mark.parametrize("cls", MIRRORED, ids=lambda c: c.__name__)
+def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
+    interfaces = typescript_interfaces(TYPES_TS.read_text(encoding="utf-8"))
+    assert cls.__name__ in interfaces, f"types.ts lacks `export interface {cls.__name__}`"
+    ts_fields = interfaces[cls.__name__]
+    py_fields = {f.name for f in dataclasses.fields(cls)}
+    if cls is EvalResult:  # the HTTP API drops the routing fields
+        py_fields -= {"request_id"}
+    missing = py_fields - set(ts_fields)
+    assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
+    unknown = set(ts_fields) - py_fields - {"kind", "highlight", "agent_alive"}
+    assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"

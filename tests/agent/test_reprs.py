@@ -1,0 +1,285 @@
+"""Safe reprs: caps per kind, recursion and depth guards, hostile values, secret masking."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict, deque, namedtuple
+from collections.abc import Iterator, Mapping
+
+from debugbroker.agent import protocol
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import EvalResult, ReprNode
+from debugbroker.agent.reprs import (
+    SECRET_MASK,
+    Budget,
+    format_node,
+    represent,
+    represent_more,
+    variables_of,
+)
+
+OPTIONS = Options()
+
+
+def encoded_size(node: ReprNode) -> int:
+    return len(protocol.encode(EvalResult(request_id="r", ok=True, result=node)))
+
+
+def test_scalars() -> None:
+    assert represent(42, OPTIONS) == ReprNode(kind="number", type_name="int", text="42")
+    assert represent(2.5, OPTIONS).text == "2.5"
+    assert represent(1j, OPTIONS).kind == "number"
+    assert represent(True, OPTIONS) == ReprNode(kind="bool", type_name="bool", text="True")
+    assert represent(None, OPTIONS) == ReprNode(kind="none", type_name="NoneType", text="None")
+    assert represent(b"ab", OPTIONS) == ReprNode(kind="bytes", type_name="bytes", text="b'ab'")
+    assert represent(bytearray(b"x"), OPTIONS).text == "bytearray(b'x')"
+    huge = represent(1 << 100_000, OPTIONS)
+    assert huge.kind == "number" and "bits" in huge.text
+
+
+def test_strings_are_cut_with_omitted_count() -> None:
+    node = represent("a" * 100, OPTIONS)
+    assert node.kind == "str"
+    assert node.text == repr("a" * OPTIONS.repr_string)
+    assert node.omitted == 100 - OPTIONS.repr_string
+    assert represent(b"b" * 100, OPTIONS).omitted == 100 - OPTIONS.repr_string
+
+
+def test_containers_are_capped() -> None:
+    node = represent(list(range(20)), OPTIONS)
+    assert node.kind == "list"
+    assert [child.text for child in node.children] == [str(i) for i in range(8)]
+    assert node.omitted == 12
+    assert represent((1, 2), OPTIONS).kind == "tuple"
+    assert represent({1}, OPTIONS).kind == "set"
+    assert represent(frozenset({1}), OPTIONS).kind == "frozenset"
+    queue = represent(deque(range(10)), OPTIONS)
+    assert (queue.kind, queue.type_name, queue.omitted) == ("list", "deque", 2)
+
+
+def test_dicts_show_pairs() -> None:
+    node = represent({i: str(i) for i in range(10)}, OPTIONS)
+    assert node.kind == "dict"
+    assert len(node.children) == OPTIONS.repr_pairs
+    assert node.omitted == 10 - OPTIONS.repr_pairs
+    pair = node.children[0]
+    assert pair.kind == "pair"
+    assert [child.text for child in pair.children] == ["0", "'0'"]
+    assert represent(OrderedDict(a=1), OPTIONS).type_name == "OrderedDict"
+    assert represent(Counter("aab"), OPTIONS).kind == "dict"
+
+
+def test_secret_keys_in_dicts_are_masked() -> None:
+    node = represent({"password": "hunter2", "user": "bob"}, OPTIONS)
+    assert node.children[0].children[1].text == SECRET_MASK
+    assert node.children[1].children[1].text == "'bob'"
+
+
+class Frozen(Mapping[str, int]):
+    def __getitem__(self, key: str) -> int:
+        return {"a": 1}[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["a"])
+
+    def __len__(self) -> int:
+        return 1
+
+
+class BrokenMapping(Frozen):
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("no iteration today")
+
+
+def test_mapping_likes_use_items() -> None:
+    node = represent(Frozen(), OPTIONS)
+    assert (node.kind, node.type_name) == ("dict", "Frozen")
+    assert node.children[0].children[0].text == "'a'"
+    broken = represent(BrokenMapping(), OPTIONS)
+    assert broken.kind == "broken"
+    assert "RuntimeError: no iteration today" in broken.text
+
+
+def test_depth_cap_and_deep_nesting() -> None:
+    nested: list[object] = []
+    for _ in range(500):
+        nested = [nested]
+    started = time.monotonic()
+    node = represent(nested, OPTIONS)
+    assert time.monotonic() - started < 1
+    depth = 0
+    while node.children:
+        node = node.children[0]
+        depth += 1
+    assert depth == OPTIONS.repr_depth
+    assert node.kind == "list" and node.text == "[...]" and node.omitted == 1
+    deep = represent(nested, Options(repr_depth=10_000))
+    assert deep.kind == "list"
+    assert encoded_size(deep) < 100_000
+
+
+def test_recursion_guard() -> None:
+    items: list[object] = [1]
+    items.append(items)
+    node = represent(items, OPTIONS)
+    assert node.children[1] == ReprNode(kind="recursion", type_name="list", text="[...]")
+    mapping: dict[str, object] = {}
+    mapping["self"] = mapping
+    inner = represent(mapping, OPTIONS).children[0].children[1]
+    assert inner.kind == "recursion" and inner.text == "{...}"
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise ValueError("cannot show")
+
+
+class BadStrError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("nor this")
+
+
+class DoubleBad:
+    def __repr__(self) -> str:
+        raise BadStrError()
+
+
+class ExitRepr:
+    def __repr__(self) -> str:
+        raise SystemExit(1)
+
+
+class HugeRepr:
+    def __repr__(self) -> str:
+        return "x" * 5_000_000
+
+
+class SlowRepr:
+    def __repr__(self) -> str:
+        time.sleep(0.02)
+        return "slow"
+
+
+class BrokenClass:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no class")
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"no {name}")
+
+
+class NonStrRepr:
+    def __repr__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class SurrogateRepr:
+    def __repr__(self) -> str:
+        return "bad \ud800 text"
+
+
+def test_raising_repr_is_broken() -> None:
+    node = represent(BadRepr(), OPTIONS)
+    assert node == ReprNode(
+        kind="broken", type_name="BadRepr", text="<broken repr (ValueError: cannot show)>"
+    )
+    double = represent(DoubleBad(), OPTIONS)
+    assert double.kind == "broken"
+    assert "BadStrError" in double.text and "str() failed" in double.text
+    assert represent(NonStrRepr(), OPTIONS).kind == "broken"
+    assert represent(ExitRepr(), OPTIONS).text == "<broken repr (SystemExit: 1)>"
+
+
+def test_broken_class_and_getattr() -> None:
+    node = represent(BrokenClass(), OPTIONS)
+    assert node.type_name == "BrokenClass"
+    assert node.kind == "object"
+    in_list = represent([BrokenClass()], OPTIONS)
+    assert in_list.children[0].type_name == "BrokenClass"
+
+
+def test_megabyte_repr_is_cut() -> None:
+    started = time.monotonic()
+    node = represent(HugeRepr(), OPTIONS)
+    assert time.monotonic() - started < 1
+    assert len(node.text) <= OPTIONS.repr_text + 3
+    assert encoded_size(node) < 3 * OPTIONS.repr_text
+
+
+def test_surrogates_are_escaped_so_the_value_encodes() -> None:
+    node = represent(SurrogateRepr(), OPTIONS)
+    assert "\\ud800" in node.text
+    encoded_size(node)
+
+
+def test_time_budget_skips_the_rest() -> None:
+    namespace = {f"v{i}": SlowRepr() for i in range(40)}
+    started = time.monotonic()
+    variables = variables_of(namespace, OPTIONS, Budget(0.05))
+    assert time.monotonic() - started < 0.5
+    assert len(variables) == 40
+    assert variables[0].value.text == "slow"
+    assert variables[-1].value.text == "<skipped: time budget>"
+
+
+def test_size_budget_bounds_the_encoding() -> None:
+    namespace = {f"v{i}": [HugeRepr()] * 8 for i in range(50)}
+    budget = Budget(10, size=64 * 1024)
+    variables = variables_of(namespace, OPTIONS, budget)
+    assert variables[-1].value.text == "<skipped: size budget>"
+    size = sum(encoded_size(variable.value) for variable in variables)
+    assert size < 200 * 1024
+
+
+class MyDict(dict[str, int]):
+    def __repr__(self) -> str:
+        return "MyDict!"
+
+
+class MyList(list[int]):
+    def __iter__(self) -> Iterator[int]:
+        raise RuntimeError("overridden iteration must not run")
+
+    def __len__(self) -> int:
+        raise RuntimeError("overridden len must not run")
+
+
+Point = namedtuple("Point", "x y")
+
+
+def test_subclasses() -> None:
+    assert represent(MyDict(a=1), OPTIONS) == ReprNode(
+        kind="object", type_name="MyDict", text="MyDict!"
+    )
+    node = represent(MyList([1, 2]), OPTIONS)
+    assert (node.kind, node.type_name, len(node.children)) == ("list", "MyList", 2)
+    assert represent(Point(1, 2), OPTIONS).text == "Point(x=1, y=2)"
+
+
+def test_represent_more() -> None:
+    node = represent_more(list(range(20)), OPTIONS, 8)
+    assert [child.text for child in node.children] == [str(i) for i in range(8, 16)]
+    assert node.omitted == 4
+    text = represent_more("a" * 75 + "b" * 100, OPTIONS, 75)
+    assert text.text == repr("b" * 70) and text.omitted == 30
+    pairs = represent_more({i: i for i in range(6)}, OPTIONS, 4)
+    assert [pair.children[0].text for pair in pairs.children] == ["4", "5"]
+    assert represent_more(42, OPTIONS, 3).text == "42"
+
+
+def test_variables_of_caps_orders_and_masks() -> None:
+    namespace = {f"name{i}": i for i in range(60)}
+    namespace = {"API_KEY": 1, "db_password": 2, "csrftoken": 3, **namespace}
+    variables = variables_of(namespace, OPTIONS)
+    assert len(variables) == OPTIONS.max_locals
+    assert [v.name for v in variables[:4]] == ["API_KEY", "db_password", "csrftoken", "name0"]
+    for variable in variables[:3]:
+        assert variable.value == ReprNode(kind="str", type_name="str", text=SECRET_MASK)
+    assert variables[3].value.text == "0"
+
+
+def test_format_node() -> None:
+    assert format_node(represent([1, "a", {"k": (2,)}], OPTIONS)) == "[1, 'a', {'k': (2,)}]"
+    assert format_node(represent(list(range(10)), OPTIONS)).endswith("...2 more]")
+    assert format_node(represent(deque([1]), OPTIONS)) == "deque([1])"
