@@ -315,8 +315,9 @@ def _convert(tp: Any, data: Any, where: str) -> Any:
             return tuple(_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
         if len(args) != len(data):
             raise ProtocolError(f"{where}: expected {len(args)} items, got {len(data)}")
-        return tuple(_convert(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data)))
-    if dataclasses.is_dataclass(tp):
+        pairs = enumerate(zip(args, data, strict=True))
+        return tuple(_convert(a, item, f"{where}[{i}]") for i, (a, item) in pairs)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, data, where)
     if tp is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
@@ -376,4 +377,3 @@ def decode(payload: bytes) -> Message:
     except RecursionError:
         raise ProtocolError("message nested too deeply") from None
     return message
-

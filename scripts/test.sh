@@ -28,7 +28,7 @@ if [ -d .git ] && ! git diff --quiet -- broker/static; then
 fi
 
 step "lint and types"
-python -m ruff check top agent broker tests benchmarks
+python -m ruff check debugbroker agent broker tests benchmarks
 python -m mypy
 
 step "tests"

@@ -9,6 +9,9 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from debugbroker.agent import protocol
 from debugbroker.agent.protocol import (
     EvalRequest,
@@ -27,8 +30,6 @@ from debugbroker.agent.protocol import (
     Variable,
     Welcome,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TYPES_TS = Path(__file__).resolve().parents[2] / "frontend" / "src" / "api" / "types.ts"
 
@@ -88,7 +89,9 @@ MESSAGES: list[protocol.Message] = [
     Heartbeat(held_frames=3, dropped_reports=1),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),
-    EvalResult(request_id="q", ok=True, output="hi\n", result=ReprNode(kind="none", type_name="NoneType")),
+    EvalResult(
+        request_id="q", ok=True, output="hi\n", result=ReprNode(kind="none", type_name="NoneType")
+    ),
 ]
 
 
@@ -148,7 +151,9 @@ scalars = st.one_of(
 )
 wire_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -158,12 +163,24 @@ wire_values = st.recursive(
     st.sampled_from(sorted(protocol._MESSAGE_TYPES)),
     st.dictionaries(
         st.sampled_from(
-            ["agent_id", "secret", "pid", "report", "request_id", "ok", "result", "held_frames", "code"]
+            [
+                "agent_id",
+                "secret",
+                "pid",
+                "report",
+                "request_id",
+                "ok",
+                "result",
+                "held_frames",
+                "code",
+            ]
         ),
         wire_values,
     ),
 )
-def test_structured_garbage_decodes_or_raises_protocol_error(kind: str, fields: dict[str, Any]) -> None:
+def test_structured_garbage_decodes_or_raises_protocol_error(
+    kind: str, fields: dict[str, Any]
+) -> None:
     try:
         message = protocol.decode(msgpack.packb({"kind": kind, **fields}))
     except ProtocolError:
@@ -187,7 +204,9 @@ MIRRORED = [
 def typescript_interfaces(source: str) -> dict[str, dict[str, bool]]:
     """Interface name → {field: optional} from `export interface X { a: T; b?: U; }` blocks."""
     interfaces: dict[str, dict[str, bool]] = {}
-    for match in re.finditer(r"export interface (\w+)(?: extends [^{]+)?\s*\{(.*?)\n\}", source, re.S):
+    for match in re.finditer(
+        r"export interface (\w+)(?: extends [^{]+)?\s*\{(.*?)\n\}", source, re.S
+    ):
         fields: dict[str, bool] = {}
         for line in match.group(2).splitlines():
             field = re.match(r"\s*(?:readonly\s+)?(\w+)(\??):", line)
