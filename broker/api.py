@@ -1,0 +1,139 @@
+"""The HTTP JSON API (docs/api.md): reports, their text, evals, agents.
+
+Every handler answers JSON ``{"error": ...}`` with a fitting status when it cannot do what
+was asked; authentication and the Host/Origin rules are applied before, by ``auth``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from debugbroker.agent.protocol import to_wire
+
+from .auth import ROLE_KEY
+from .highlight import highlight_report
+from .relay import EvalFailure, Relay
+from .store import Store
+
+__all__ = ["STORE", "RELAY", "api_routes", "MAX_CODE_CHARS"]
+
+STORE = web.AppKey("store", Store)
+RELAY = web.AppKey("relay", Relay)
+MAX_CODE_CHARS = 100_000
+_MAX_LIMIT = 1_000
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _frames(exceptions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for info in exceptions:
+        yield from info.get("frames", ())
+        yield from _frames(info.get("exceptions", []))
+
+
+async def list_reports(request: web.Request) -> web.Response:
+    """``GET /api/reports?limit=N&before=CREATED``."""
+    try:
+        limit = int(request.query.get("limit", "100"))
+        before_text = request.query.get("before")
+        before = float(before_text) if before_text else None
+    except ValueError:
+        return _error(400, "limit must be an integer and before a number")
+    if limit < 1 or limit > _MAX_LIMIT:
+        return _error(400, f"limit must be between 1 and {_MAX_LIMIT}")
+    reports = await request.app[STORE].list_reports(limit, before)
+    return web.json_response({"reports": reports})
+
+
+async def _report_or_404(request: web.Request) -> dict[str, Any] | web.Response:
+    report_id = request.match_info["report_id"]
+    report = await request.app[STORE].get_report(report_id)
+    if report is None:
+        return _error(404, f"no report with id {report_id!r}")
+    return report
+
+
+async def get_report(request: web.Request) -> web.Response:
+    """``GET /api/reports/{id}``: the report, highlighted, with ``agent_alive``."""
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    # Pygments is CPU work: keep it off the loop.
+    report = await asyncio.get_running_loop().run_in_executor(None, highlight_report, found)
+    agent = request.app[RELAY].agents.get(report["agent_id"])
+    report["agent_alive"] = bool(agent and agent.alive)
+    return web.json_response(report)
+
+
+async def get_report_text(request: web.Request) -> web.Response:
+    """``GET /api/reports/{id}/text``: the traceback exactly as the app's Python printed it."""
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    return web.Response(text=found["text"], content_type="text/plain", charset="utf-8")
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    """``POST /api/reports/{id}/frames/{index}/eval`` with ``{"code": "..."}``."""
+    if request[ROLE_KEY] != "full":
+        return _error(403, "this token may read reports but not run code")
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        return _error(400, "the frame index must be an integer")
+    if request.content_length is not None and request.content_length > MAX_CODE_CHARS * 4:
+        return _error(413, f"code is limited to {MAX_CODE_CHARS} characters")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, 'the body must be JSON: {"code": "..."}')
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str):
+        return _error(400, 'the body must be JSON with a string "code"')
+    if len(code) > MAX_CODE_CHARS:
+        return _error(413, f"code is limited to {MAX_CODE_CHARS} characters")
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    frame = next((f for f in _frames(found.get("exceptions", [])) if f.get("index") == index), None)
+    if frame is None:
+        return _error(404, f"report {found['id']} has no frame {index}")
+    if not frame.get("frame_id"):
+        return _error(409, "the agent did not keep this frame (its memory cap was reached)")
+    try:
+        result = await request.app[RELAY].evaluate(found["agent_id"], frame["frame_id"], code)
+    except EvalFailure as failure:
+        return _error(failure.status, failure.message)
+    if not result.ok and result.error and result.error.startswith("frame released"):
+        return _error(409, result.error)
+    return web.json_response(
+        {
+            "ok": result.ok,
+            "output": result.output,
+            "result": to_wire(result.result),
+            "error": result.error,
+        }
+    )
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    """``GET /api/agents``: live agents first, then the most recently seen."""
+    agents = sorted(request.app[RELAY].agents.values(), key=lambda a: (not a.alive, -a.last_seen))
+    return web.json_response({"agents": [agent.to_json() for agent in agents]})
+
+
+def api_routes() -> list[web.RouteDef]:
+    """The API's routes (the WebSocket is added by the app)."""
+    return [
+        web.get("/api/reports", list_reports),
+        web.get("/api/reports/{report_id}", get_report),
+        web.get("/api/reports/{report_id}/text", get_report_text),
+        web.post("/api/reports/{report_id}/frames/{index}/eval", evaluate),
+        web.get("/api/agents", list_agents),
+    ]

@@ -1,0 +1,113 @@
+"""The broker as one aiohttp application: store, relay, API, WebSocket and dashboard files.
+
+Everything runs in one asyncio loop: the zmq ROUTER (``zmq.asyncio``), the HTTP server and
+the WebSocket fan-out. SQLite work happens on the store's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .api import RELAY, STORE, api_routes
+from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
+from .relay import Relay
+from .store import Store
+from .ws import EventHub
+
+__all__ = ["BrokerConfig", "HUB", "POLICY", "build_app", "STATIC_DIR"]
+
+log = logging.getLogger("debugbroker")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+HUB = web.AppKey("hub", EventHub)
+POLICY = web.AppKey("policy", AccessPolicy)
+_MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerConfig:
+    """Everything the broker is told on its command line."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8780
+    zmq_endpoint: str = "tcp://127.0.0.1:8781"
+    data_dir: Path
+    token: str
+    view_token: str = ""
+    secret: str
+    public_url: str = ""
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    agent_timeout: float = 10.0
+    eval_timeout: float = 30.0
+    secure_cookie: bool = False
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's URL as users and agents' 500 pages should show it."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    response = web.FileResponse(STATIC_DIR / "index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def build_app(config: BrokerConfig) -> web.Application:
+    """The aiohttp application of a broker with this configuration (not yet started)."""
+    hosts = set(LOOPBACK_HOSTS) | set(config.allowed_hosts)
+    if config.http_host not in ("0.0.0.0", "::", ""):
+        hosts.add(config.http_host.lower())
+    if config.public_url:
+        hosts.add(host_name(urlsplit(config.public_url).netloc))
+    policy = AccessPolicy(
+        token=config.token,
+        view_token=config.view_token,
+        allowed_hosts=frozenset(hosts),
+        secure_cookie=config.secure_cookie,
+    )
+    app = web.Application(
+        middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
+    )
+    store = Store(config.data_dir / "debugbroker.sqlite3")
+    hub = EventHub()
+    relay = Relay(
+        endpoint=config.zmq_endpoint,
+        secret=config.secret,
+        dashboard_url=config.dashboard_url,
+        store=store,
+        publish=hub.publish,
+        agent_timeout=config.agent_timeout,
+        eval_timeout=config.eval_timeout,
+    )
+    app[STORE] = store
+    app[RELAY] = relay
+    app[HUB] = hub
+    app[POLICY] = policy
+
+    async def lifecycle(app: web.Application) -> object:
+        await store.open()
+        await relay.start()
+        log.info("agents connect to %s", relay.bound_endpoint)
+        yield
+        await hub.close()
+        await relay.stop()
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
+    app.add_routes(login_routes(policy))
+    app.add_routes(api_routes())
+    app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app

@@ -1,0 +1,272 @@
+"""Who may use the dashboard: tokens, the login cookie, Host and Origin checks, headers.
+
+This broker runs code in other processes on request, so every rule here is deliberate:
+
+- A token is always required. The session cookie holds an HMAC of the token (never the
+  token itself), is HttpOnly and SameSite=Strict, and stays valid across broker restarts.
+- Two roles: the full token may run code; the view token may only read.
+- The Host header must be on the allowlist (loopback names by default): a DNS-rebinding page
+  reaches the broker under its own host name and is refused.
+- Requests that change state, and the WebSocket, must come from the dashboard's own origin
+  when they carry an Origin; cookie-authenticated ones must carry it.
+- Failed logins are rate-limited per client address; tokens are compared in constant time
+  and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+__all__ = [
+    "AccessPolicy",
+    "Role",
+    "LOOPBACK_HOSTS",
+    "ROLE_KEY",
+    "security_middleware",
+    "login_routes",
+    "host_name",
+]
+
+Role = Literal["full", "view"]
+ROLE_KEY = "debugbroker_role"
+COOKIE_NAME = "debugbroker_session"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FAILURE_WINDOW_SECONDS = 60.0
+_MAX_FAILURES = 10  # per client address and window
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def host_name(host_header: str) -> str:
+    """The host name of a Host header or netloc, without port and brackets, lower case."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+@dataclass(slots=True)
+class AccessPolicy:
+    """The broker's access rules; one instance per app."""
+
+    token: str
+    view_token: str = ""
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
+    secure_cookie: bool = False
+    failures: dict[str, deque[float]] = field(default_factory=dict)
+    failed_total: int = 0
+
+    def session_value(self, role: Role) -> str:
+        """The cookie value of a role: an HMAC of its token, so the token is never stored."""
+        token = self.token if role == "full" else self.view_token
+        return hmac.new(token.encode(), b"debugbroker-session-v1", hashlib.sha256).hexdigest()
+
+    def role_of_token(self, given: str) -> Role | None:
+        """The role a presented token grants, compared in constant time, or None."""
+        full = hmac.compare_digest(given.encode(), self.token.encode())
+        view = bool(self.view_token) and hmac.compare_digest(
+            given.encode(), self.view_token.encode()
+        )
+        return "full" if full else "view" if view else None
+
+    def role_of_cookie(self, value: str) -> Role | None:
+        """The role a session cookie grants, or None."""
+        if hmac.compare_digest(value.encode(), self.session_value("full").encode()):
+            return "full"
+        if self.view_token and hmac.compare_digest(
+            value.encode(), self.session_value("view").encode()
+        ):
+            return "view"
+        return None
+
+    def host_allowed(self, host_header: str | None) -> bool:
+        """Whether the Host header names this broker (DNS-rebinding defence)."""
+        if "*" in self.allowed_hosts:
+            return True
+        return bool(host_header) and host_name(host_header or "") in self.allowed_hosts
+
+    def throttled(self, client: str) -> bool:
+        """Whether this client failed to log in too often lately."""
+        recent = self.failures.get(client)
+        if not recent:
+            return False
+        cutoff = time.monotonic() - _FAILURE_WINDOW_SECONDS
+        while recent and recent[0] < cutoff:
+            recent.popleft()
+        return len(recent) >= _MAX_FAILURES
+
+    def record_failure(self, client: str) -> None:
+        """Count a failed login or a wrong token from this client."""
+        self.failed_total += 1
+        if len(self.failures) > 10_000:  # bounded: forget the quietest clients
+            self.failures.clear()
+        self.failures.setdefault(client, deque(maxlen=_MAX_FAILURES * 2)).append(time.monotonic())
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _origin_matches(request: web.Request, origin: str) -> bool:
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+def _authenticate(policy: AccessPolicy, request: web.Request) -> tuple[Role | None, bool]:
+    """The request's role and whether it came by cookie (None when it has no valid one)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            return policy.role_of_token(credentials.strip()), False
+        return None, False
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        return policy.role_of_cookie(cookie), True
+    return None, False
+
+
+def _secure_headers(response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", _CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+
+
+def security_middleware(policy: AccessPolicy) -> Middleware:
+    """Host allowlist, Origin checks, API authentication and security headers."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not policy.host_allowed(request.headers.get("Host")):
+            response: web.StreamResponse = web.Response(
+                status=421,
+                text=(
+                    f"debugbroker: the host name {request.host!r} is not allowed. "
+                    "Start the broker with --allow-host NAME to reach it under this name.\n"
+                ),
+            )
+            _secure_headers(response)
+            return response
+        origin = request.headers.get("Origin")
+        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        changes_state = request.method not in _SAFE_METHODS or is_websocket
+        if changes_state and origin is not None and not _origin_matches(request, origin):
+            response = _json_error(403, f"cross-origin request from {origin!r} refused")
+        elif request.path.startswith("/api/") and request.path != "/api/openapi.json":
+            response = await _guarded_api(policy, request, handler, changes_state, origin)
+        else:
+            response = await handler(request)
+        _secure_headers(response)
+        return response
+
+    return middleware
+
+
+async def _guarded_api(
+    policy: AccessPolicy,
+    request: web.Request,
+    handler: Handler,
+    changes_state: bool,
+    origin: str | None,
+) -> web.StreamResponse:
+    client = _client(request)
+    if policy.throttled(client):
+        return _json_error(429, "too many failed attempts; wait a minute and try again")
+    role, by_cookie = _authenticate(policy, request)
+    if role is None:
+        if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
+            policy.record_failure(client)
+        return _json_error(401, "log in first: open the login URL the broker printed")
+    if changes_state and by_cookie and origin is None:
+        return _json_error(403, "a request with the session cookie must carry an Origin header")
+    request[ROLE_KEY] = role
+    return await handler(request)
+
+
+_LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>debugbroker: log in</title>
+<link rel="stylesheet" href="/static/app.css"></head>
+<body class="login-page"><main class="login"><h1>debugbroker</h1><p>{message}</p>
+<form method="post" action="/login"><label>Token <input name="token" type="password"
+autocomplete="current-password" required></label> <button type="submit">Log in</button></form>
+</main></body></html>
+"""
+
+
+def _login_page(status: int, message: str) -> web.Response:
+    body = _LOGIN_PAGE.format(message=html.escape(message))
+    return web.Response(status=status, text=body, content_type="text/html")
+
+
+def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
+    """``/login`` (GET with ``?token=``, or POST from the form) and ``POST /logout``."""
+
+    async def login(request: web.Request) -> web.StreamResponse:
+        client = _client(request)
+        if policy.throttled(client):
+            return _login_page(429, "Too many failed attempts. Wait a minute and try again.")
+        if request.method == "POST":
+            form = await request.post()
+            given = form.get("token")
+        else:
+            given = request.query.get("token")
+        if not isinstance(given, str) or not given:
+            return _login_page(401, "Paste the token the broker printed when it started.")
+        role = policy.role_of_token(given.strip())
+        if role is None:
+            policy.record_failure(client)
+            return _login_page(401, "That token is not valid for this broker.")
+        response = web.Response(status=302, headers={"Location": "/"})
+        response.set_cookie(
+            COOKIE_NAME,
+            policy.session_value(role),
+            httponly=True,
+            samesite="Strict",
+            secure=policy.secure_cookie or request.secure,
+            path="/",
+        )
+        return response
+
+    async def logout(request: web.Request) -> web.StreamResponse:
+        response = web.json_response({"ok": True})
+        response.del_cookie(COOKIE_NAME, path="/")
+        return response
+
+    async def session(request: web.Request) -> web.StreamResponse:
+        role, _ = _authenticate(policy, request)
+        if role is None:
+            return _json_error(401, "not logged in")
+        return web.json_response({"role": role})
+
+    return [
+        web.get("/login", login),
+        web.post("/login", login),
+        web.post("/logout", logout),
+        web.get("/session", session),
+    ]

@@ -1,0 +1,321 @@
+"""The broker's zmq side: a ROUTER socket that admits agents, stores reports and routes evals.
+
+Each agent's DEALER identity is its agent id, so routing is report → agent id → identity.
+An agent proves the shared secret in its hello before anything else it sends is accepted;
+a message from an identity that has not said hello (this broker restarted, say) is answered
+with a hello request, and the agent re-registers on its own. ``ROUTER_MANDATORY`` makes a
+send to a process whose connection is gone fail at once, so an eval on it fails fast.
+Malformed messages are dropped and counted; nothing an agent sends can stop the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from debugbroker.agent import protocol
+from debugbroker.agent.protocol import (
+    EvalRequest,
+    EvalResult,
+    Heartbeat,
+    Hello,
+    HelloRequest,
+    Message,
+    ProtocolError,
+    Refused,
+    ReportMessage,
+    Welcome,
+)
+
+from .store import Store, report_summary
+
+__all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
+
+log = logging.getLogger("debugbroker.relay")
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+_MAX_PENDING_EVALS = 256
+
+
+class EvalFailure(Exception):
+    """An eval that could not reach its frame; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class AgentState:
+    """An agent process as the broker knows it."""
+
+    agent_id: str
+    pid: int
+    host: str
+    app: str
+    python: str
+    started: float
+    evalex: bool
+    last_seen: float
+    alive: bool = False
+    held_frames: int = 0
+    dropped_reports: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Agent`` object of the HTTP API."""
+        return {
+            "agent_id": self.agent_id,
+            "pid": self.pid,
+            "host": self.host,
+            "app": self.app,
+            "python": self.python,
+            "started": self.started,
+            "evalex": self.evalex,
+            "alive": self.alive,
+            "last_seen": self.last_seen,
+            "held_frames": self.held_frames,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The columns the store keeps."""
+        return {
+            name: getattr(self, name)
+            for name in ("agent_id", "pid", "host", "app", "python", "started", "evalex")
+        } | {"last_seen": self.last_seen}
+
+
+@dataclass(slots=True)
+class RelayStats:
+    """Counters of what the relay dropped, for the log and the API."""
+
+    malformed: int = 0
+    refused: int = 0
+    unexpected: int = 0
+    reports: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Relay:
+    """Owns the ROUTER socket; admits agents, stores their reports, routes evals to them."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        secret: str,
+        dashboard_url: str,
+        store: Store,
+        publish: Publish,
+        agent_timeout: float = 10.0,
+        eval_timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.secret = secret
+        self.dashboard_url = dashboard_url
+        self.store = store
+        self.publish = publish
+        self.agent_timeout = agent_timeout
+        self.eval_timeout = eval_timeout
+        self.agents: dict[str, AgentState] = {}
+        self.stats = RelayStats()
+        self._pending: dict[str, asyncio.Future[EvalResult]] = {}
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bound_endpoint = ""
+
+    async def start(self) -> None:
+        """Bind the socket, load known agents (all gone until they say hello) and start."""
+        sock = self._socket
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        sock.bind(self.endpoint)
+        self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        for record in await self.store.list_agents():
+            state = AgentState(**record)
+            self.agents[state.agent_id] = state
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="debugbroker-relay"),
+            asyncio.create_task(self._liveness_loop(), name="debugbroker-liveness"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops and close the socket."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(EvalFailure(503, "the broker is shutting down"))
+        self._socket.close(linger=0)
+        self._context.term()
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            frames = await self._socket.recv_multipart()
+            try:
+                await self._receive(frames)
+            except Exception:  # one bad message must never stop the relay
+                log.exception("error while handling an agent message")
+
+    async def _receive(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            self.stats.malformed += 1
+            return
+        identity, payload = frames[0], frames[-1]
+        try:
+            message = protocol.decode(payload)
+        except ProtocolError as error:
+            self.stats.malformed += 1
+            log.warning("dropped a malformed message (%d so far): %s", self.stats.malformed, error)
+            return
+        agent_id = identity.decode("utf-8", "replace")
+        if isinstance(message, Hello):
+            await self._hello(identity, agent_id, message)
+            return
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.alive:
+            # Not admitted (or forgotten by a restart): ask for a hello, which carries the secret.
+            await self._send(identity, HelloRequest())
+            return
+        agent.last_seen = time.time()
+        if isinstance(message, Heartbeat):
+            changed = agent.held_frames != message.held_frames
+            agent.held_frames = message.held_frames
+            agent.dropped_reports = message.dropped_reports
+            if changed:
+                await self.publish({"type": "agent", "agent": agent.to_json()})
+        elif isinstance(message, ReportMessage):
+            await self._report(agent, message)
+        elif isinstance(message, EvalResult):
+            future = self._pending.pop(message.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        else:
+            self.stats.unexpected += 1
+
+    async def _hello(self, identity: bytes, agent_id: str, hello: Hello) -> None:
+        if hello.agent_id != agent_id:
+            reason = "the hello's agent id does not match the connection's identity"
+        elif not hmac.compare_digest(hello.secret.encode(), self.secret.encode()):
+            reason = "wrong secret (set DEBUGBROKER_SECRET to the broker's secret)"
+        elif hello.protocol != protocol.PROTOCOL_VERSION:
+            reason = (
+                f"protocol version {hello.protocol} is not supported "
+                f"(this broker speaks {protocol.PROTOCOL_VERSION}); upgrade debugbroker"
+            )
+        else:
+            reason = ""
+        if reason:
+            self.stats.refused += 1
+            log.warning(
+                "refused agent %s (pid %s on %s): %s", agent_id, hello.pid, hello.host, reason
+            )
+            await self._send(identity, Refused(reason=reason))
+            return
+        known = self.agents.get(agent_id)
+        agent = AgentState(
+            agent_id=agent_id,
+            pid=hello.pid,
+            host=hello.host,
+            app=hello.app,
+            python=hello.python,
+            started=hello.started,
+            evalex=hello.evalex,
+            last_seen=time.time(),
+            alive=True,
+            held_frames=known.held_frames if known else 0,
+        )
+        self.agents[agent_id] = agent
+        await self.store.save_agent(agent.record())
+        await self._send(identity, Welcome(dashboard_url=self.dashboard_url))
+        if known is None or not known.alive:
+            log.info("agent %s connected (pid %d on %s)", agent_id, hello.pid, hello.host)
+        await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    async def _report(self, agent: AgentState, message: ReportMessage) -> None:
+        report = protocol.to_wire(message.report)
+        if report["agent_id"] != agent.agent_id:
+            report["agent_id"] = agent.agent_id  # an agent speaks for itself only
+        if await self.store.add_report(report):
+            self.stats.reports += 1
+            await self.publish({"type": "report", "report": report_summary(report)})
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.agent_timeout / 4))
+            now = time.time()
+            for agent in list(self.agents.values()):
+                if agent.alive and now - agent.last_seen > self.agent_timeout:
+                    await self._mark_gone(agent, "no heartbeat")
+
+    async def _mark_gone(self, agent: AgentState, why: str) -> None:
+        if not agent.alive:
+            return
+        agent.alive = False
+        log.info("agent %s (pid %d on %s) is gone: %s", agent.agent_id, agent.pid, agent.host, why)
+        await self.store.save_agent(agent.record())
+        await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def _send(self, identity: bytes, message: Message) -> bool:
+        """Send to one agent; False when its connection is gone (``ROUTER_MANDATORY``)."""
+        try:
+            await self._socket.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                return False
+            raise
+        return True
+
+    async def evaluate(self, agent_id: str, frame_id: str, code: str) -> EvalResult:
+        """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.alive:
+            where = f" (pid {agent.pid} on {agent.host})" if agent else ""
+            raise EvalFailure(
+                410, f"process gone: the worker process that raised this error{where} has exited"
+            )
+        if not agent.evalex:
+            raise EvalFailure(403, "code execution is disabled in this agent (evalex=False)")
+        if len(self._pending) >= _MAX_PENDING_EVALS:
+            raise EvalFailure(503, "too many evals are running; try again when one ends")
+        request_id = secrets.token_hex(8)
+        future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        request = EvalRequest(request_id=request_id, frame_id=frame_id, code=code)
+        try:
+            if not await self._send(agent_id.encode(), request):
+                await self._mark_gone(agent, "its connection closed")
+                raise EvalFailure(
+                    410,
+                    f"process gone: the worker process (pid {agent.pid} on {agent.host}) "
+                    "is no longer connected",
+                )
+            try:
+                return await asyncio.wait_for(future, self.eval_timeout)
+            except asyncio.TimeoutError:
+                raise EvalFailure(
+                    504,
+                    f"the agent (pid {agent.pid}) did not answer within "
+                    f"{self.eval_timeout:g} seconds",
+                ) from None
+        finally:
+            self._pending.pop(request_id, None)

@@ -1,0 +1,188 @@
+"""The broker's SQLite file: reports and agents, reached only from one worker thread.
+
+SQLite calls block, so every call runs on a single-thread executor: the event loop never
+waits on the disk, and the one connection is only ever used by that thread. WAL mode keeps
+readers and the writer apart and makes a report durable once ``add_report`` returns, so a
+broker that is killed and restarted loses nothing it had acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["Store", "AgentRecord", "report_summary"]
+
+T = TypeVar("T")
+AgentRecord = dict[str, Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    type_name TEXT NOT NULL,
+    message TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    app TEXT NOT NULL,
+    url TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_created ON reports (created DESC);
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    app TEXT NOT NULL,
+    python TEXT NOT NULL,
+    started REAL NOT NULL,
+    evalex INTEGER NOT NULL,
+    last_seen REAL NOT NULL
+);
+"""
+_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url"
+_AGENT_COLUMNS = "agent_id, pid, host, app, python, started, evalex, last_seen"
+_MESSAGE_SUMMARY = 500  # characters of the message kept in the list
+
+
+def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The list row of a report (its wire dict): what ``GET /api/reports`` shows."""
+    request = report.get("request")
+    return {
+        "id": report["id"],
+        "agent_id": report["agent_id"],
+        "created": report["created"],
+        "type_name": report["type_name"],
+        "message": report["message"][:_MESSAGE_SUMMARY],
+        "pid": report["pid"],
+        "host": report["host"],
+        "app": report["app"],
+        "url": request["url"] if isinstance(request, dict) else None,
+    }
+
+
+class Store:
+    """Reports and agents in one SQLite file (WAL), every call off the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="debugbroker-store")
+        self._connection: sqlite3.Connection | None = None
+
+    async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._with_connection, function)
+
+    def _with_connection(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        if self._connection is None:
+            raise RuntimeError("the store is closed")
+        return function(self._connection)
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database file."""
+
+        def connect() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+            connection.commit()
+            return connection
+
+        loop = asyncio.get_running_loop()
+        self._connection = await loop.run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        """Close the file and stop the worker thread."""
+        if self._connection is not None:
+            await self._call(lambda connection: connection.close())
+            self._connection = None
+        self._executor.shutdown(wait=True)
+
+    # --- reports ------------------------------------------------------------------------
+
+    async def add_report(self, report: dict[str, Any]) -> bool:
+        """Store a report (its wire dict); False when one with this id is already stored."""
+        summary = report_summary(report)
+        body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+
+        def insert(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*summary.values(), body),
+            )
+            connection.commit()
+            return cursor.rowcount > 0
+
+        return await self._call(insert)
+
+    async def list_reports(self, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+        """Report summaries, newest first, optionally only those created before ``before``."""
+
+        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            query = f"SELECT {_SUMMARY_COLUMNS} FROM reports"
+            parameters: tuple[Any, ...] = ()
+            if before is not None:
+                query += " WHERE created < ?"
+                parameters = (before,)
+            query += " ORDER BY created DESC, id LIMIT ?"
+            rows = connection.execute(query, (*parameters, limit)).fetchall()
+            names = _SUMMARY_COLUMNS.split(", ")
+            return [dict(zip(names, row, strict=True)) for row in rows]
+
+        return await self._call(select)
+
+    async def get_report(self, report_id: str) -> dict[str, Any] | None:
+        """The full report (wire dict), or None when unknown."""
+
+        def select(connection: sqlite3.Connection) -> dict[str, Any] | None:
+            row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
+            found = row.fetchone()
+            return None if found is None else dict(json.loads(found[0]))
+
+        return await self._call(select)
+
+    async def count_reports(self) -> int:
+        """How many reports are stored."""
+        return await self._call(
+            lambda connection: int(connection.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
+        )
+
+    # --- agents -------------------------------------------------------------------------
+
+    async def save_agent(self, agent: AgentRecord) -> None:
+        """Insert or update an agent (the fields of ``_AGENT_COLUMNS``)."""
+        names = _AGENT_COLUMNS.split(", ")
+        values = tuple(int(agent[n]) if n == "evalex" else agent[n] for n in names)
+
+        def upsert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            connection.commit()
+
+        await self._call(upsert)
+
+    async def list_agents(self, limit: int = 1000) -> list[AgentRecord]:
+        """Agents the broker has ever seen, most recently seen first."""
+
+        def select(connection: sqlite3.Connection) -> list[AgentRecord]:
+            rows = connection.execute(
+                f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY last_seen DESC LIMIT ?", (limit,)
+            ).fetchall()
+            names = _AGENT_COLUMNS.split(", ")
+            agents = [dict(zip(names, row, strict=True)) for row in rows]
+            for agent in agents:
+                agent["evalex"] = bool(agent["evalex"])
+            return agents
+
+        return await self._call(select)
