@@ -32,6 +32,7 @@ __all__ = [
     "Welcome",
     "Refused",
     "HelloRequest",
+    "Ping",
     "Heartbeat",
     "ReportMessage",
     "EvalRequest",
@@ -201,6 +202,17 @@ class HelloRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    """Broker → agent: are you there? The agent answers with a heartbeat at once.
+
+    The broker pings an agent while it waits for its eval: a send to a process whose
+    connection is gone fails at once, so an eval never waits on a dead worker.
+    """
+
+    kind: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
     """Agent → broker, every few seconds: still alive, and how many frames it holds."""
 
@@ -244,7 +256,7 @@ class EvalResult:
 
 
 Message = Union[
-    Hello, Welcome, Refused, HelloRequest, Heartbeat, ReportMessage, EvalRequest, EvalResult
+    Hello, Welcome, Refused, HelloRequest, Ping, Heartbeat, ReportMessage, EvalRequest, EvalResult
 ]
 _MESSAGE_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
@@ -253,6 +265,7 @@ _MESSAGE_TYPES: dict[str, type[Any]] = {
         Welcome,
         Refused,
         HelloRequest,
+        Ping,
         Heartbeat,
         ReportMessage,
         EvalRequest,

@@ -38,6 +38,7 @@ from .protocol import (
     Hello,
     HelloRequest,
     Message,
+    Ping,
     ProtocolError,
     Refused,
     Report,
@@ -310,6 +311,8 @@ class Transport:
             state.hello_due = 0.0
         elif isinstance(message, EvalRequest):
             self._start_eval(message)
+        elif isinstance(message, Ping):
+            state.heartbeat_due = 0.0
         else:  # an agent-to-broker message sent our way
             self.malformed_messages += 1
 

@@ -30,6 +30,7 @@ from debugbroker.agent.protocol import (
     Hello,
     HelloRequest,
     Message,
+    Ping,
     ProtocolError,
     Refused,
     ReportMessage,
@@ -43,6 +44,7 @@ __all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
 log = logging.getLogger("debugbroker.relay")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_PENDING_EVALS = 256
+_PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 
 
 class EvalFailure(Exception):
@@ -127,7 +129,7 @@ class Relay:
         self.eval_timeout = eval_timeout
         self.agents: dict[str, AgentState] = {}
         self.stats = RelayStats()
-        self._pending: dict[str, asyncio.Future[EvalResult]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[EvalResult]]] = {}
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,7 +160,7 @@ class Relay:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        for future in self._pending.values():
+        for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(EvalFailure(503, "the broker is shutting down"))
         self._socket.close(linger=0)
@@ -204,9 +206,9 @@ class Relay:
         elif isinstance(message, ReportMessage):
             await self._report(agent, message)
         elif isinstance(message, EvalResult):
-            future = self._pending.pop(message.request_id, None)
-            if future is not None and not future.done():
-                future.set_result(message)
+            pending = self._pending.get(message.request_id)
+            if pending is not None and pending[0] == agent.agent_id and not pending[1].done():
+                pending[1].set_result(message)
         else:
             self.stats.unexpected += 1
 
@@ -269,6 +271,10 @@ class Relay:
         if not agent.alive:
             return
         agent.alive = False
+        failure = EvalFailure(410, _gone_message(agent))
+        for owner, future in self._pending.values():
+            if owner == agent.agent_id and not future.done():
+                future.set_exception(failure)
         log.info("agent %s (pid %d on %s) is gone: %s", agent.agent_id, agent.pid, agent.host, why)
         await self.store.save_agent(agent.record())
         await self.publish({"type": "agent", "agent": agent.to_json()})
@@ -289,33 +295,40 @@ class Relay:
         """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't."""
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:
-            where = f" (pid {agent.pid} on {agent.host})" if agent else ""
-            raise EvalFailure(
-                410, f"process gone: the worker process that raised this error{where} has exited"
-            )
+            raise EvalFailure(410, _gone_message(agent))
         if not agent.evalex:
             raise EvalFailure(403, "code execution is disabled in this agent (evalex=False)")
         if len(self._pending) >= _MAX_PENDING_EVALS:
             raise EvalFailure(503, "too many evals are running; try again when one ends")
         request_id = secrets.token_hex(8)
         future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        self._pending[request_id] = (agent_id, future)
+        identity = agent_id.encode()
         request = EvalRequest(request_id=request_id, frame_id=frame_id, code=code)
         try:
-            if not await self._send(agent_id.encode(), request):
+            if not await self._send(identity, request):
                 await self._mark_gone(agent, "its connection closed")
-                raise EvalFailure(
-                    410,
-                    f"process gone: the worker process (pid {agent.pid} on {agent.host}) "
-                    "is no longer connected",
-                )
-            try:
-                return await asyncio.wait_for(future, self.eval_timeout)
-            except asyncio.TimeoutError:
-                raise EvalFailure(
-                    504,
-                    f"the agent (pid {agent.pid}) did not answer within "
-                    f"{self.eval_timeout:g} seconds",
-                ) from None
+                raise EvalFailure(410, _gone_message(agent))
+            deadline = time.monotonic() + self.eval_timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise EvalFailure(
+                        504,
+                        f"the agent (pid {agent.pid}) did not answer within "
+                        f"{self.eval_timeout:g} seconds",
+                    )
+                done, _ = await asyncio.wait({future}, timeout=min(_PROBE_SECONDS, left))
+                if done:
+                    return future.result()
+                # A request sent just as the process died is lost with its connection; a
+                # probe to a gone connection fails at once (ROUTER_MANDATORY).
+                if not await self._send(identity, Ping()):
+                    await self._mark_gone(agent, "its connection closed")
         finally:
             self._pending.pop(request_id, None)
+
+
+def _gone_message(agent: AgentState | None) -> str:
+    where = f" (pid {agent.pid} on {agent.host})" if agent else ""
+    return f"process gone: the worker process that raised this error{where} has exited"

@@ -1,0 +1,335 @@
+"""Shared fixtures: a real broker process, real app servers, and waiting on conditions.
+
+Every process a test starts binds 127.0.0.1 on free ports, writes its output to a file in
+the test's temporary directory (shown when it fails to start), and is stopped by the fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from debugbroker.agent.protocol import ReprNode, from_wire
+from debugbroker.agent.reprs import format_node
+
+DEADLINE = 20.0
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "e2e" / "apps"
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = DEADLINE, what: str = "the condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    idle = threading.Event()
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as error:  # not ready yet (connection refused, say)
+            last_error = error
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}")
+        idle.wait(0.05)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class HttpAnswer:
+    """A response: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    json_body: object = None,
+    timeout: float = DEADLINE,
+) -> HttpAnswer:
+    """One HTTP request with the standard library; errors are answers, not exceptions."""
+    all_headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=body, method=method, headers=all_headers)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            found = {k.lower(): v for k, v in response.headers.items()}
+            return HttpAnswer(response.status, found, response.read())
+    except urllib.error.HTTPError as error:
+        found = {k.lower(): v for k, v in error.headers.items()}
+        return HttpAnswer(error.code, found, error.read())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def node_text(node: dict[str, Any] | None) -> str:
+    """A wire ``ReprNode`` as one line of text, as the console shows it."""
+    if node is None:
+        return ""
+    return format_node(from_wire(ReprNode, node))
+
+
+class Process:
+    """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, command: Sequence[str], log_path: Path, env: dict[str, str]):
+        self.name = name
+        self.command = list(command)
+        self.log_path = log_path
+        self.env = env
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+            start_new_session=True,  # its workers die with it, and Ctrl+C in pytest spares it
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_until(
+        self, predicate: Callable[[], object], what: str, timeout: float = DEADLINE
+    ) -> Any:
+        """Wait for ``predicate``; fail with the process's output if it dies or times out."""
+
+        def check() -> object:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.output()[-4000:]}")
+            return predicate()
+
+        try:
+            return wait_for(check, timeout, what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- {self.name} output ---\n{self.output()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, not a shutdown)."""
+        self.stop(signal.SIGKILL)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: no inherited DEBUGBROKER_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUGBROKER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT)])
+    env.update(extra)
+    return env
+
+
+class Broker:
+    """A real ``debugbroker serve`` process on free ports with its own data directory."""
+
+    def __init__(self, workdir: Path, *extra_args: str, token: str = "test-token") -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "broker-data"
+        self.http_port = free_port()
+        self.zmq_port = free_port()
+        self.token = token
+        self.secret = "test-secret"
+        self.extra_args = list(extra_args)
+        self.process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def zmq_url(self) -> str:
+        return f"tcp://127.0.0.1:{self.zmq_port}"
+
+    def agent_env(self, **extra: str) -> dict[str, str]:
+        """What an app process needs to report to this broker."""
+        return base_env(DEBUGBROKER_URL=self.zmq_url, DEBUGBROKER_SECRET=self.secret, **extra)
+
+    def start(self) -> Broker:
+        command = [
+            sys.executable,
+            "-m",
+            "debugbroker",
+            "serve",
+            "--http",
+            f"127.0.0.1:{self.http_port}",
+            "--zmq",
+            self.zmq_url,
+            "--data",
+            str(self.data_dir),
+            "--token",
+            self.token,
+            "--secret",
+            self.secret,
+            "--agent-timeout",
+            "3",
+            *self.extra_args,
+        ]
+        self.process = Process("broker", command, self.workdir / "broker.log", base_env())
+        self.process.start()
+        self.process.wait_until(lambda: self.get("/api/agents").status == 200, "the broker")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def auth(self, headers: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **(headers or {})}
+
+    def get(self, path: str, **kwargs: Any) -> HttpAnswer:
+        return http(
+            "GET", self.url + path, headers=self.auth(kwargs.pop("headers", None)), **kwargs
+        )
+
+    def post(self, path: str, json_body: object, **kwargs: Any) -> HttpAnswer:
+        headers = self.auth(kwargs.pop("headers", None))
+        return http("POST", self.url + path, headers=headers, json_body=json_body, **kwargs)
+
+    def reports(self) -> list[dict[str, Any]]:
+        answer = self.get("/api/reports")
+        assert answer.status == 200, answer.text
+        reports: list[dict[str, Any]] = answer.json()["reports"]
+        return reports
+
+    def report(self, report_id: str) -> dict[str, Any]:
+        answer = self.get(f"/api/reports/{report_id}")
+        assert answer.status == 200, answer.text
+        report: dict[str, Any] = answer.json()
+        return report
+
+    def live_agents(self) -> list[dict[str, Any]]:
+        answer = self.get("/api/agents")
+        assert answer.status == 200, answer.text
+        return [agent for agent in answer.json()["agents"] if agent["alive"]]
+
+    def evaluate(self, report_id: str, index: int, code: str) -> HttpAnswer:
+        return self.post(f"/api/reports/{report_id}/frames/{index}/eval", {"code": code})
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A started broker, stopped after the test."""
+    started = Broker(tmp_path).start()
+    yield started
+    started.stop()
+
+
+class AppServer:
+    """A real app server process (gunicorn, uvicorn…) serving one of ``tests/e2e/apps``."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, **kwargs: Any) -> HttpAnswer:
+        return http("GET", self.url + path, **kwargs)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
+    """Start an app server: ``start_server(["gunicorn", "-w", "3", "{bind}", "app:app"], env)``.
+
+    ``{port}`` and ``{bind}`` (``--bind 127.0.0.1:PORT``) in the command are filled in; the
+    server counts as started once ``GET /`` answers.
+    """
+    started: list[AppServer] = []
+
+    def start(command: Sequence[str], env: dict[str, str], name: str = "server") -> AppServer:
+        port = free_port()
+        filled: list[str] = []
+        for part in command:
+            if part == "{bind}":
+                filled += ["--bind", f"127.0.0.1:{port}"]
+            else:
+                filled.append(part.replace("{port}", str(port)))
+        if filled[0] in ("gunicorn", "uvicorn"):
+            filled = [sys.executable, "-m", filled[0], *filled[1:]]
+        process = Process(name, filled, tmp_path / f"{name}-{len(started)}.log", env)
+        process.start()
+        server = AppServer(process, port)
+        started.append(server)
+        process.wait_until(lambda: server.get("/").status < 500, f"{name} to answer")
+        return server
+
+    yield start
+    for server in started:
+        server.process.stop()
