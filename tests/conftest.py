@@ -161,7 +161,8 @@ class Process:
         try:
             return wait_for(check, timeout, what)
         except AssertionError as error:
-            raise AssertionError(f"{error}\n--- {self.name} output ---\n{self.output()[-4000:]}")
+            output = self.output()[-4000:]
+            raise AssertionError(f"{error}\n--- {self.name} output ---\n{output}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
