@@ -211,6 +211,7 @@ async def _guarded_api(
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>debugbroker: log in</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css"></head>
 <body class="login-page"><main class="login"><h1>debugbroker</h1><p>{message}</p>
 <form method="post" action="/login"><label>Token <input name="token" type="password"
