@@ -255,7 +255,7 @@ class EvalResult:
     error: str | None = None
 
 
-Message = Union[
+Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Hello, Welcome, Refused, HelloRequest, Ping, Heartbeat, ReportMessage, EvalRequest, EvalResult
 ]
 _MESSAGE_TYPES: dict[str, type[Any]] = {

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from debugbroker.agent import protocol
 from debugbroker.agent.capture import capture_exception, is_library_file
 from debugbroker.agent.frames import FrameRegistry

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from debugbroker.agent.evaluate import EVALEX_DISABLED, run_eval
 from debugbroker.agent.frames import FrameRegistry
 from debugbroker.agent.options import Options

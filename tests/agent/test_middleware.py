@@ -16,11 +16,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import flask
 import pytest
 import zmq
+from werkzeug.test import Client, TestResponse
+
 from debugbroker import DebuggedApplication
 from debugbroker.agent import Options, protocol
 from debugbroker.agent.protocol import Hello, Report, ReportMessage, Welcome
 from debugbroker.agent.transport import get_transport
-from werkzeug.test import Client, TestResponse
 
 DEADLINE = 10.0
 DASHBOARD = "http://dash.live:9999"

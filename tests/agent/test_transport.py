@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import msgpack
 import pytest
 import zmq
+
 from debugbroker.agent import protocol
 from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.options import Options
