@@ -1,0 +1,64 @@
+"""The ``debugbroker`` command as users start it: ``demo`` and ``serve`` in real processes."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from tests.conftest import Process, base_env, free_port, http, wait_for
+
+
+def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
+    http_port, zmq_port, app_port = free_port(), free_port(), free_port()
+    command = [
+        sys.executable, "-m", "debugbroker", "demo",
+        "--http", f"127.0.0.1:{http_port}",
+        "--zmq", f"tcp://127.0.0.1:{zmq_port}",
+        "--app", f"127.0.0.1:{app_port}",
+        "--data", str(tmp_path / "data"),
+    ]  # fmt: skip
+    demo = Process("demo", command, tmp_path / "demo.log", base_env())
+    demo.start()
+    try:
+        output = demo.wait_until(
+            lambda: "first error:" in demo.output() and demo.output(), "the demo's first error"
+        )
+        login = re.search(r"log in:\s+(http://\S+/login\?token=(\S+))", output)
+        assert login, output
+        token = login.group(2)
+        assert token == (tmp_path / "data" / "token").read_text().strip()
+        assert len(token) >= 43  # 32 random bytes, urlsafe base64
+        report_url = re.search(r"first error: (\S+)", output)
+        assert report_url and report_url.group(1).startswith(f"http://127.0.0.1:{http_port}/#/")
+        report_id = report_url.group(1).rsplit("/", 1)[1]
+        headers = {"Authorization": f"Bearer {token}"}
+        report = http(
+            "GET", f"http://127.0.0.1:{http_port}/api/reports/{report_id}", headers=headers
+        )
+        assert report.status == 200 and report.json()["type_name"] == "ValueError"
+        assert "(the agent is connected)" in output
+        # The app itself works, and its bad page raises a fresh error.
+        assert http("GET", f"http://127.0.0.1:{app_port}/").status == 200
+        assert http("GET", f"http://127.0.0.1:{app_port}/checkout?coupon=X").status == 500
+        listed = lambda: http(  # noqa: E731
+            "GET", f"http://127.0.0.1:{http_port}/api/reports", headers=headers
+        ).json()["reports"]
+        wait_for(lambda: len(listed()) == 2, what="the second report")
+        # Logging in with the printed URL sets the session cookie and drops the token.
+        answer = http("GET", login.group(1))
+        assert answer.status == 302 and answer.headers["location"] == "/"
+        assert (
+            "HttpOnly" in answer.headers["set-cookie"] and token not in answer.headers["set-cookie"]
+        )
+    finally:
+        demo.stop()
+    assert demo.popen is not None and demo.popen.returncode == 0, demo.output()
+
+
+def test_serve_rejects_a_bad_address_with_a_clear_message(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "debugbroker", "serve", "--http", "nowhere:port"]
+    broken = Process("serve", command, tmp_path / "serve.log", base_env())
+    broken.start()
+    assert broken.popen is not None and broken.popen.wait(60) == 2
+    assert "expected HOST:PORT" in broken.output() and "Traceback" not in broken.output()
