@@ -8,12 +8,8 @@ error of its own into the host app: whatever fails inside, the answer is the app
 
 from __future__ import annotations
 
-import html
-import json
 import sys
 import threading
-import traceback
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -21,10 +17,9 @@ from types import TracebackType
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from .capture import capture_exception
+from .answers import error_answer, report_url, submit_error, traceback_text
 from .options import Options
 from .protocol import Report, RequestInfo
-from .reprs import describe_error
 from .transport import Transport, get_transport
 
 __all__ = ["DebuggedApplication", "request_info"]
@@ -49,12 +44,6 @@ _WERKZEUG_ARGUMENTS = frozenset(
 _MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 _MAX_HEADERS = 100
 _MAX_HEADER_VALUE = 2_000
-_PAGE_STYLE = (
-    "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;"
-    "color:#222}h1{font-size:1.4em;color:#a40000;word-break:break-word}"
-    "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:13px}"
-    "a{font-size:1.1em}.note{background:#fff4ce;padding:.6em 1em}"
-)
 
 
 def _mask_header(name: str, value: str) -> str:
@@ -104,28 +93,6 @@ def request_info(environ: Environ) -> RequestInfo | None:
         )
     except Exception:
         return None
-
-
-def _preferred_format(environ: Environ) -> str:
-    """``html``, ``json`` or ``text``: what the client asked for, by its Accept header."""
-    if environ.get("HTTP_X_REQUESTED_WITH"):
-        return "json"
-    best, best_quality = "text", 0.0
-    offered = {"text/html": "html", "application/xhtml+xml": "html", "application/json": "json"}
-    for media_range in str(environ.get("HTTP_ACCEPT", "")).split(","):
-        media_type, *parameters = (part.strip() for part in media_range.split(";"))
-        quality = 1.0
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            if key.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        found = offered.get(media_type.lower())
-        if found and quality > best_quality:  # ties: the client's first choice wins
-            best, best_quality = found, quality
-    return best
 
 
 class _Response:
@@ -227,10 +194,7 @@ class DebuggedApplication:
         """Report ``error`` and, if the response has not started, answer a 500; never raises."""
         report, transport = self._report(error, environ, contexts)
         log = _error_stream(environ)
-        try:
-            text = report.text if report else "".join(traceback.format_exception(error))
-        except Exception:
-            text = describe_error(error)
+        text = traceback_text(error, report)
         try:
             if response.started:
                 log.write(
@@ -239,7 +203,7 @@ class DebuggedApplication:
                 )
             log.write(text if text.endswith("\n") else text + "\n")
             if report is not None and transport is not None:
-                log.write(f"debugbroker: report {_report_url(transport, report.id)}\n")
+                log.write(f"debugbroker: report {report_url(transport, report.id)}\n")
             log.flush()
         except Exception:  # a closed log stream: the page below still shows the error
             pass
@@ -260,23 +224,10 @@ class DebuggedApplication:
         self, error: Exception, environ: Environ, contexts: list[object]
     ) -> tuple[Report | None, Transport | None]:
         """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
-        try:
-            transport = get_transport(self.options)
-            report_id = uuid.uuid4().hex
-            report = capture_exception(
-                error,
-                report_id=report_id,
-                agent_id=transport.agent_id,
-                options=self.options,
-                registry=transport.registry,
-                request=request_info(environ),
-            )
-            transport.submit_report(report)
-            if contexts:
-                self._keep_contexts(report_id, contexts, transport)
-            return report, transport
-        except Exception:  # the agent itself failed: the app's error still gets its 500
-            return None, None
+        report, transport = submit_error(error, self.options, request_info(environ))
+        if report is not None and transport is not None and contexts:
+            self._keep_contexts(report.id, contexts, transport)
+        return report, transport
 
     def _keep_contexts(self, report_id: str, contexts: list[object], transport: Transport) -> None:
         """Keep the preserved contexts alive as long as the report's frames are held."""
@@ -296,68 +247,7 @@ class DebuggedApplication:
         text: str,
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """The 500 answer for this client: status, headers and body."""
-        if report is not None:
-            title = f"{report.type_name}: {report.message}" if report.message else report.type_name
-        else:
-            title = describe_error(error, 8_192)
-        url = _report_url(transport, report.id) if report and transport else None
-        connected = transport is not None and transport.connected
-        broker = self.options.broker_url
-        down = (
-            f"the debugbroker broker is not reachable at {broker}; "
-            "the traceback was printed to the server log"
-        )
-        headers = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
-        if url:
-            headers.append(("X-Debugbroker-Report", url))
-        kind = _preferred_format(environ)
-        if kind == "json":
-            content_type = "application/json"
-            body = json.dumps({"error": title, "report": url}).encode()
-        elif kind == "html":
-            content_type = "text/html; charset=utf-8"
-            headers.append(
-                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-            )
-            body = _html_page(title, url, None if connected else (down, text)).encode()
-        else:
-            content_type = "text/plain; charset=utf-8"
-            lines = [title, ""]
-            if url:
-                lines.append(f"Open this error in the debugbroker dashboard: {url}")
-            if not connected:
-                lines += [f"Note: {down}.", "", text]
-            body = "\n".join(lines).encode("utf-8", "replace") + b"\n"
-        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        return "500 INTERNAL SERVER ERROR", headers, body
-
-
-def _html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> str:
-    """A small self-contained page; every piece of app data is escaped."""
-    escape = html.escape
-    parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title[:200])} // debugbroker</title>",
-        f"<style>{_PAGE_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-    ]
-    if url:
-        parts.append(
-            f'<p><a href="{escape(url)}">Open this error in the debugbroker dashboard</a></p>'
-        )
-    if fallback is not None:
-        note, text = fallback
-        parts.append(f'<p class="note">Note: {escape(note)}.</p>')
-        parts.append(f"<pre>{escape(text)}</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _report_url(transport: Transport | None, report_id: str) -> str:
-    base = transport.dashboard_url if transport else Options().dashboard_url
-    return f"{base}/#/reports/{report_id}"
+        return error_answer(error, environ, report, transport, text, self.options.broker_url)
 
 
 def _close(app_iter: object) -> None:

@@ -1,0 +1,160 @@
+"""What every middleware does with an error: report it, and answer a 500 that fits the client.
+
+Shared by the WSGI middleware (``middleware.py``) and the ASGI one (``asgi.py``): both hand
+over a WSGI-style ``environ`` (the ASGI middleware builds a small one from its scope), so
+content negotiation, the report link and the fallback page are written once.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import traceback
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .capture import capture_exception
+from .options import Options
+from .protocol import Report, RequestInfo
+from .reprs import describe_error
+from .transport import Transport, get_transport
+
+__all__ = [
+    "submit_error",
+    "traceback_text",
+    "preferred_format",
+    "error_answer",
+    "html_page",
+    "report_url",
+    "ERROR_STATUS",
+]
+
+ERROR_STATUS = "500 INTERNAL SERVER ERROR"
+_PAGE_STYLE = (
+    "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;"
+    "color:#222}h1{font-size:1.4em;color:#a40000;word-break:break-word}"
+    "pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:13px}"
+    "a{font-size:1.1em}.note{background:#fff4ce;padding:.6em 1em}"
+)
+
+
+def submit_error(
+    error: BaseException, options: Options, request: RequestInfo | None
+) -> tuple[Report | None, Transport | None]:
+    """Capture ``error`` (holding its frames) and queue it; (None, None) if the agent fails."""
+    try:
+        transport = get_transport(options)
+        report = capture_exception(
+            error,
+            report_id=uuid.uuid4().hex,
+            agent_id=transport.agent_id,
+            options=options,
+            registry=transport.registry,
+            request=request,
+        )
+        transport.submit_report(report)
+        return report, transport
+    except Exception:  # the agent itself failed: the app's error still gets its answer
+        return None, None
+
+
+def traceback_text(error: BaseException, report: Report | None) -> str:
+    """The plain traceback, as the app's Python prints it; never raises."""
+    try:
+        return report.text if report else "".join(traceback.format_exception(error))
+    except Exception:
+        return describe_error(error)
+
+
+def preferred_format(environ: Mapping[str, Any]) -> str:
+    """``html``, ``json`` or ``text``: what the client asked for, by its Accept header."""
+    if environ.get("HTTP_X_REQUESTED_WITH"):
+        return "json"
+    best, best_quality = "text", 0.0
+    offered = {"text/html": "html", "application/xhtml+xml": "html", "application/json": "json"}
+    for media_range in str(environ.get("HTTP_ACCEPT", "")).split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        found = offered.get(media_type.lower())
+        if found and quality > best_quality:  # ties: the client's first choice wins
+            best, best_quality = found, quality
+    return best
+
+
+def error_answer(
+    error: BaseException,
+    environ: Mapping[str, Any],
+    report: Report | None,
+    transport: Transport | None,
+    text: str,
+    broker_url: str,
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The 500 answer for this client: status, headers and body."""
+    if report is not None:
+        title = f"{report.type_name}: {report.message}" if report.message else report.type_name
+    else:
+        title = describe_error(error, 8_192)
+    url = report_url(transport, report.id) if report and transport else None
+    connected = transport is not None and transport.connected
+    down = (
+        f"the debugbroker broker is not reachable at {broker_url}; "
+        "the traceback was printed to the server log"
+    )
+    headers = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+    if url:
+        headers.append(("X-Debugbroker-Report", url))
+    kind = preferred_format(environ)
+    if kind == "json":
+        content_type = "application/json"
+        body = json.dumps({"error": title, "report": url}).encode()
+    elif kind == "html":
+        content_type = "text/html; charset=utf-8"
+        headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"))
+        body = html_page(title, url, None if connected else (down, text)).encode()
+    else:
+        content_type = "text/plain; charset=utf-8"
+        lines = [title, ""]
+        if url:
+            lines.append(f"Open this error in the debugbroker dashboard: {url}")
+        if not connected:
+            lines += [f"Note: {down}.", "", text]
+        body = "\n".join(lines).encode("utf-8", "replace") + b"\n"
+    headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    return ERROR_STATUS, headers, body
+
+
+def html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> str:
+    """A small self-contained page; every piece of app data is escaped."""
+    escape = html.escape
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title[:200])} // debugbroker</title>",
+        f"<style>{_PAGE_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    if url:
+        parts.append(
+            f'<p><a href="{escape(url)}">Open this error in the debugbroker dashboard</a></p>'
+        )
+    if fallback is not None:
+        note, text = fallback
+        parts.append(f'<p class="note">Note: {escape(note)}.</p>')
+        parts.append(f"<pre>{escape(text)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def report_url(transport: Transport | None, report_id: str) -> str:
+    """The report's page in the dashboard."""
+    base = transport.dashboard_url if transport else Options().dashboard_url
+    return f"{base}/#/reports/{report_id}"
