@@ -60,6 +60,7 @@ class Options:
             broker_url=os.environ.get("DEBUGBROKER_URL") or DEFAULT_BROKER_URL,
             secret=os.environ.get("DEBUGBROKER_SECRET") or _read_local_secret(),
             dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
+            app_name=os.environ.get("DEBUGBROKER_APP", ""),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(options, **given)  # type: ignore[arg-type]
