@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .asgi import DebuggedASGIApplication
 from .middleware import DebuggedApplication
 from .options import Options
 
-__all__ = ["DebuggedApplication", "Options"]
+__all__ = ["DebuggedApplication", "DebuggedASGIApplication", "Options"]

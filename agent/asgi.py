@@ -1,0 +1,131 @@
+"""The ASGI middleware: the same reports and 500 answers as the WSGI one, for async apps.
+
+It follows Starlette's ``ServerErrorMiddleware``: it tracks whether the response started,
+sends its 500 only while no headers went out, and always re-raises, so the server logs the
+error as it would without us. Lifespan events pass straight through; an error on a
+WebSocket is reported and re-raised (there is no page to answer with).
+
+With Starlette or FastAPI, add it as a middleware (``app.add_middleware(DebuggedASGIApplication)``)
+so it sits inside Starlette's own error middleware, which otherwise answers first.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import replace
+from typing import Any
+
+from .answers import error_answer, report_url, submit_error, traceback_text
+from .middleware import request_info
+from .options import Options
+from .transport import Transport, get_transport
+
+__all__ = ["DebuggedASGIApplication", "environ_from_scope"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_MAX_HEADERS = 100
+
+
+def environ_from_scope(scope: Scope) -> dict[str, Any]:
+    """A small WSGI-style view of an HTTP scope, for the helpers both middlewares share."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": str(scope.get("method", "GET")),
+        "SCRIPT_NAME": str(scope.get("root_path", "")),
+        "PATH_INFO": str(scope.get("path", "/")),
+        "QUERY_STRING": bytes(scope.get("query_string", b"")).decode("latin-1"),
+        "wsgi.url_scheme": str(scope.get("scheme", "http")),
+    }
+    server = scope.get("server")
+    if server and len(server) == 2 and server[1] is not None:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = str(server[0]), str(server[1])
+    for count, (raw_name, raw_value) in enumerate(scope.get("headers", ())):
+        if count >= _MAX_HEADERS:
+            break
+        name = bytes(raw_name).decode("latin-1").upper().replace("-", "_")
+        value = bytes(raw_value).decode("latin-1")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+class DebuggedASGIApplication:
+    """Wraps an ASGI app: errors become dashboard reports with live frames, and a 500 page."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        evalex: bool = True,
+        *,
+        broker_url: str | None = None,
+        secret: str | None = None,
+        app_name: str | None = None,
+        options: Options | None = None,
+    ) -> None:
+        base = options if options is not None else Options.from_environment()
+        given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
+        base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+        self.app = app
+        # Either switch turns evals off: this is remote code execution, so "off" wins.
+        self.options = replace(base, evalex=bool(evalex) and base.evalex)
+        self.evalex = self.options.evalex
+
+    @property
+    def transport(self) -> Transport:
+        """This process's agent transport (made on first use, and again after a fork)."""
+        return get_transport(self.options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; on an error, report it, answer a 500 if nothing was sent, re-raise."""
+        kind = scope.get("type")
+        if kind not in ("http", "websocket"):  # lifespan and anything newer: not ours
+            await self.app(scope, receive, send)
+            return
+        try:  # start the agent with the first request, so the dashboard lists this process
+            get_transport(self.options)
+        except Exception:
+            pass
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message.get("type") in ("http.response.start", "websocket.accept"):
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            environ = environ_from_scope(scope)
+            report, transport = submit_error(error, self.options, request_info(environ))
+            if report is not None and transport is not None:
+                _log(f"debugbroker: report {report_url(transport, report.id)}")
+            if kind == "http" and not started:
+                text = traceback_text(error, report)
+                status, headers, body = error_answer(
+                    error, environ, report, transport, text, self.options.broker_url
+                )
+                try:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": int(status.split()[0]),
+                            "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                except Exception:  # the client left: the server still logs the error below
+                    pass
+            raise  # the server logs it and closes the connection, as without us
+
+
+def _log(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except Exception:  # stderr closed: the page and the dashboard still have it
+        pass
