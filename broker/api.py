@@ -14,6 +14,7 @@ from aiohttp import web
 
 from debugbroker.agent.protocol import to_wire
 
+from .audit import EVAL_AGENT_KEY
 from .auth import ROLE_KEY
 from .highlight import highlight_report
 from .relay import EvalFailure, Relay
@@ -106,6 +107,7 @@ async def evaluate(request: web.Request) -> web.Response:
         return _error(404, f"report {found['id']} has no frame {index}")
     if not frame.get("frame_id"):
         return _error(409, "the agent did not keep this frame (its memory cap was reached)")
+    request[EVAL_AGENT_KEY] = found["agent_id"]  # for the audit log
     try:
         result = await request.app[RELAY].evaluate(found["agent_id"], frame["frame_id"], code)
     except EvalFailure as failure:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .api import RELAY, STORE, api_routes
+from .audit import audit_middleware, security_routes
 from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
 from .relay import Relay
 from .store import Store
@@ -106,7 +107,9 @@ def build_app(config: BrokerConfig) -> web.Application:
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
+    app.middlewares.append(audit_middleware(store))  # inside the security middleware
     app.add_routes(login_routes(policy))
+    app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(api_routes())
     app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

@@ -10,7 +10,11 @@ This broker runs code in other processes on request, so every rule here is delib
 - Requests that change state, and the WebSocket, must come from the dashboard's own origin
   when they carry an Origin; cookie-authenticated ones must carry it.
 - Failed logins are rate-limited per client address; tokens are compared in constant time
-  and never logged.
+  and never logged. Failures that a browser marks as cross-site (``Sec-Fetch-Site``) are
+  counted apart, so a hostile page that fires wrong logins at the loopback address cannot
+  lock out the user's own logins from the terminal or the dashboard.
+- Every answer, errors included, carries the security headers; errors under ``/api/`` are
+  JSON like every other API answer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,6 +56,7 @@ _CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("debugbroker.auth")
 
 
 def host_name(host_header: str) -> str:
@@ -131,7 +137,15 @@ def _origin_matches(request: web.Request, origin: str) -> bool:
 
 
 def _client(request: web.Request) -> str:
-    return request.remote or "?"
+    """The rate-limit key: the client address, and whether a browser said "cross-site".
+
+    Only two buckets per address, so a client choosing its own ``Sec-Fetch-Site`` gains
+    at most twice the attempts, while a web page (whose requests browsers always mark
+    cross-site) can only use up its own bucket, never the user's.
+    """
+    site = request.headers.get("Sec-Fetch-Site", "").lower()
+    bucket = "cross" if site in ("cross-site", "same-site") else "direct"
+    return f"{request.remote or '?'} {bucket}"
 
 
 def _authenticate(policy: AccessPolicy, request: web.Request) -> tuple[Role | None, bool]:
@@ -176,12 +190,24 @@ def security_middleware(policy: AccessPolicy) -> Middleware:
         origin = request.headers.get("Origin")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         changes_state = request.method not in _SAFE_METHODS or is_websocket
-        if changes_state and origin is not None and not _origin_matches(request, origin):
-            response = _json_error(403, f"cross-origin request from {origin!r} refused")
-        elif request.path.startswith("/api/") and request.path != "/api/openapi.json":
-            response = await _guarded_api(policy, request, handler, changes_state, origin)
-        else:
-            response = await handler(request)
+        is_api = request.path.startswith("/api/")
+        try:
+            if changes_state and origin is not None and not _origin_matches(request, origin):
+                response = _json_error(403, f"cross-origin request from {origin!r} refused")
+            elif is_api and request.path != "/api/openapi.json":
+                response = await _guarded_api(policy, request, handler, changes_state, origin)
+            else:
+                response = await handler(request)
+        except web.HTTPException as error:  # 404, 405, 413 from aiohttp itself
+            if not is_api or error.status < 400:
+                _secure_headers(error)
+                raise
+            response = _json_error(error.status, error.reason)
+            if "Allow" in error.headers:
+                response.headers["Allow"] = error.headers["Allow"]
+        except Exception:  # aiohttp's own 500 page would lack the headers below
+            log.exception("error while answering %s %s", request.method, request.path)
+            response = _json_error(500, "internal error in the broker; see its log")
         _secure_headers(response)
         return response
 
@@ -260,8 +286,13 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
         return response
 
     async def session(request: web.Request) -> web.StreamResponse:
+        client = _client(request)
+        if policy.throttled(client):  # else this would be an unlimited token oracle
+            return _json_error(429, "too many failed attempts; wait a minute and try again")
         role, _ = _authenticate(policy, request)
         if role is None:
+            if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
+                policy.record_failure(client)
             return _json_error(401, "not logged in")
         return web.json_response({"role": role})
 

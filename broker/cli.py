@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -139,6 +140,16 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
     return config, show_token
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the dashboard on this machine (127.0.0.0/8, ::1)."""
+    if host.lower() in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
+
+
 def _banner(config: BrokerConfig, show_token: bool) -> str:
     lines = [f"debugbroker broker: dashboard on {config.dashboard_url}/"]
     if show_token:
@@ -147,7 +158,7 @@ def _banner(config: BrokerConfig, show_token: bool) -> str:
         lines.append(f"  log in:  {config.dashboard_url}/login with your token")
     lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
     lines.append(f"  data:    {config.data_dir}")
-    if config.http_host not in _LOOPBACK:
+    if not _is_loopback(config.http_host):
         lines.append(
             f"  WARNING: the dashboard listens on {config.http_host}, not only this machine; "
             "anyone who has the token can run code in your app."

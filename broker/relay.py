@@ -45,6 +45,13 @@ log = logging.getLogger("debugbroker.relay")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
+_SIZE_SLACK = 64 * 1024
+_LOUD_EVENTS = 20  # log (and audit) the first refusals in full, then every 100th
+
+
+def _worth_logging(count: int) -> bool:
+    """Whether the ``count``-th event of a kind is logged: a flood must not flood the log."""
+    return count <= _LOUD_EVENTS or count % 100 == 0
 
 
 class EvalFailure(Exception):
@@ -85,6 +92,7 @@ class AgentState:
             "alive": self.alive,
             "last_seen": self.last_seen,
             "held_frames": self.held_frames,
+            "dropped_reports": self.dropped_reports,
         }
 
     def record(self) -> dict[str, Any]:
@@ -103,6 +111,8 @@ class RelayStats:
     refused: int = 0
     unexpected: int = 0
     reports: int = 0
+    oversized: int = 0  # over the cap but under the socket's hard limit (bigger ones cut)
+    unadmitted: int = 0  # from an identity that has not said a valid hello
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -140,7 +150,9 @@ class Relay:
         sock = self._socket
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+        # Slightly above the cap, so a message just over it is read, dropped and counted;
+        # zmq cuts the connection of anything bigger before buffering it.
+        sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + _SIZE_SLACK)
         sock.bind(self.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         for record in await self.store.list_agents():
@@ -181,11 +193,24 @@ class Relay:
             self.stats.malformed += 1
             return
         identity, payload = frames[0], frames[-1]
+        if len(payload) > protocol.MAX_MESSAGE_BYTES:
+            self.stats.oversized += 1
+            if _worth_logging(self.stats.oversized):
+                log.warning(
+                    "dropped a message of %d bytes, over the %d-byte cap (%d so far)",
+                    len(payload),
+                    protocol.MAX_MESSAGE_BYTES,
+                    self.stats.oversized,
+                )
+            return
         try:
             message = protocol.decode(payload)
         except ProtocolError as error:
             self.stats.malformed += 1
-            log.warning("dropped a malformed message (%d so far): %s", self.stats.malformed, error)
+            if _worth_logging(self.stats.malformed):
+                log.warning(
+                    "dropped a malformed message (%d so far): %.300s", self.stats.malformed, error
+                )
             return
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
@@ -194,17 +219,21 @@ class Relay:
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:
             # Not admitted (or forgotten by a restart): ask for a hello, which carries the secret.
+            self.stats.unadmitted += 1
             await self._send(identity, HelloRequest())
             return
         agent.last_seen = time.time()
         if isinstance(message, Heartbeat):
-            changed = agent.held_frames != message.held_frames
+            before = (agent.held_frames, agent.dropped_reports)
+            changed = before != (message.held_frames, message.dropped_reports)
             agent.held_frames = message.held_frames
             agent.dropped_reports = message.dropped_reports
             if changed:
                 await self.publish({"type": "agent", "agent": agent.to_json()})
         elif isinstance(message, ReportMessage):
             await self._report(agent, message)
+        elif isinstance(message, protocol.Bye):  # the process exits: gone now, not later
+            await self._mark_gone(agent, message.reason or "it exited")
         elif isinstance(message, EvalResult):
             pending = self._pending.get(message.request_id)
             if pending is not None and pending[0] == agent.agent_id and not pending[1].done():
@@ -226,9 +255,25 @@ class Relay:
             reason = ""
         if reason:
             self.stats.refused += 1
-            log.warning(
-                "refused agent %s (pid %s on %s): %s", agent_id, hello.pid, hello.host, reason
-            )
+            if _worth_logging(self.stats.refused):  # never the secret; names quoted (%r)
+                log.warning(
+                    "refused agent %.200r (pid %s on %.100r): %s (%d refused so far)",
+                    agent_id,
+                    hello.pid,
+                    hello.host,
+                    reason,
+                    self.stats.refused,
+                )
+                await self.store.add_audit(
+                    {
+                        "at": time.time(),
+                        "action": "agent_refused",
+                        "agent_id": agent_id[:200],
+                        "outcome": "refused",
+                        "detail": f"{reason}; pid {hello.pid} on {hello.host[:100]!r}; "
+                        f"{self.stats.refused} refused so far",
+                    }
+                )
             await self._send(identity, Refused(reason=reason))
             return
         known = self.agents.get(agent_id)
@@ -249,6 +294,16 @@ class Relay:
         await self._send(identity, Welcome(dashboard_url=self.dashboard_url))
         if known is None or not known.alive:
             log.info("agent %s connected (pid %d on %s)", agent_id, hello.pid, hello.host)
+            await self.store.add_audit(
+                {
+                    "at": agent.last_seen,
+                    "action": "agent_admitted",
+                    "agent_id": agent_id,
+                    "outcome": "ok",
+                    "detail": f"pid {hello.pid} on {hello.host!r}, app {hello.app!r}, "
+                    f"evalex={hello.evalex}",
+                }
+            )
         await self.publish({"type": "agent", "agent": agent.to_json()})
 
     async def _report(self, agent: AgentState, message: ReportMessage) -> None:

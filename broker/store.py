@@ -45,7 +45,25 @@ CREATE TABLE IF NOT EXISTS agents (
     evalex INTEGER NOT NULL,
     last_seen REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    client TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    frame_index INTEGER,
+    code TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
+_AUDIT_COLUMNS = (
+    "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
+)
+_AUDIT_KEEP = 100_000  # rows kept; older ones are deleted as new ones arrive
 _SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url"
 _AGENT_COLUMNS = "agent_id, pid, host, app, python, started, evalex, last_seen"
 _MESSAGE_SUMMARY = 500  # characters of the message kept in the list
@@ -184,5 +202,39 @@ class Store:
             for agent in agents:
                 agent["evalex"] = bool(agent["evalex"])
             return agents
+
+        return await self._call(select)
+
+    # --- audit log ----------------------------------------------------------------------
+
+    async def add_audit(self, entry: dict[str, Any]) -> None:
+        """Append an audit entry (the columns of ``_AUDIT_COLUMNS`` but ``id``)."""
+        names = _AUDIT_COLUMNS.split(", ")[1:]
+        values = tuple(entry.get(name, None if name == "frame_index" else "") for name in names)
+
+        def insert(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(
+                f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                values,
+            )
+            if cursor.lastrowid and cursor.lastrowid % 1000 == 0:  # bounded: drop the oldest
+                oldest_kept = cursor.lastrowid - _AUDIT_KEEP
+                connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
+            connection.commit()
+
+        await self._call(insert)
+
+    async def list_audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Audit entries, newest first, optionally only those with ``id < before``."""
+
+        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            query = f"SELECT {_AUDIT_COLUMNS} FROM audit"
+            parameters: tuple[Any, ...] = ()
+            if before is not None:
+                query += " WHERE id < ?"
+                parameters = (before,)
+            rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", (*parameters, limit))
+            names = _AUDIT_COLUMNS.split(", ")
+            return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
 
         return await self._call(select)
