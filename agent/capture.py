@@ -1,15 +1,21 @@
 """Turn a raised exception into a ``Report``: its chain, groups, frames, source and locals.
 
-The chain is walked the way ``traceback.TracebackException`` walks it (``__cause__``, else
-``__context__`` unless suppressed, one shared ``seen`` set against cycles), so
-``Report.exceptions`` is in CPython's print order: root cause first, raised exception last.
+Which exceptions a report holds, in which order and how they are linked, is decided by
+``chain`` exactly as ``traceback.format_exception`` decides it, so ``Report.exceptions``
+agrees with ``Report.text``: root cause first, raised exception last.
 
 Exception groups (3.11+): ``ExceptionInfo.exceptions`` of a group holds its sub-exceptions'
 chains one after another, each chain in print order exactly like ``Report.exceptions``: an
 entry whose ``chain`` is None starts the next sub-exception (a new ``+---- n ----`` box in
 the text), and entries with ``chain`` "cause"/"context" continue the chain before them, the
 last of each run being the sub-exception itself. Like CPython, at most 15 sub-exceptions
-per group and 10 nested levels are shown.
+per group are shown (``omitted`` counts the rest) and groups nested deeper than 10 levels
+are elided (no frames, no members, ``omitted`` = their member count).
+
+Frames follow Paste's ``__traceback_hide__`` protocol (``True``, ``"before"``,
+``"before_and_this"``, ``"after"``, ``"after_and_this"``, ``"reset"``, ``"reset_and_this"``),
+applied to each exception's own frame list; ``FrameInfo.hidden`` marks what the dashboard
+hides by default. If the innermost frame would be hidden, nothing is (as Paste does).
 
 Capture never raises and is bounded: frames per exception, exceptions per report, locals
 per frame, the repr time budget and the approximate encoded size are all capped.
@@ -17,7 +23,6 @@ per frame, the repr time budget and the approximate encoded size are all capped.
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import linecache
 import os
@@ -26,12 +31,13 @@ import sys
 import sysconfig
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from itertools import islice
 from types import FrameType, TracebackType
 
+from .chain import PrintedException, link_tree, printed_chain
 from .frames import FrameRegistry
 from .options import Options
 from .protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
@@ -45,18 +51,15 @@ from .reprs import (
     variables_of,
 )
 
-__all__ = ["capture_exception", "is_library_file"]
+__all__ = ["MAX_EXCEPTIONS", "capture_exception", "hidden_flags", "is_library_file"]
 
-_MAX_EXCEPTIONS = 64  # exceptions (chain entries and group members) per report
-_MAX_GROUP_WIDTH = 15  # as traceback.TracebackException's max_group_width
-_MAX_GROUP_DEPTH = 10  # as traceback.TracebackException's max_group_depth
+MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_LINE = 1_000  # characters of one source line
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
 _MAX_NOTES = 32
 _MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
 _REPORT_SIZE = 5 * 1024 * 1024  # approximate encoded bytes of the structured part
 _FRAME_SIZE = 512 * 1024  # approximate encoded bytes of one frame's locals
-_EXCEPTION_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _TYPE_MODULE = type.__dict__["__module__"]
 
@@ -110,50 +113,28 @@ def _type_parts(exc: BaseException) -> tuple[str, str]:
         return type_name_of(exc), "?"
 
 
+def _cpython_str(value: object, what: str, limit: int, func: str = "str") -> str:
+    """``traceback._safe_string``: the text, or ``<what str() failed>`` like CPython."""
+    try:
+        text = repr(value) if func == "repr" else str(value)
+        return safe_text(text, limit)[0]
+    except USER_CODE_ERRORS:
+        return f"<{what} {func}() failed>"
+
+
 def _notes(exc: BaseException) -> tuple[str, ...]:
+    """The notes as ``format_exception_only`` prints them (any Sequence, else its repr)."""
     notes = _safe_attr(exc, "__notes__")
     if notes is None:
         return ()
-    if not isinstance(notes, (list, tuple)):
-        return (_safe_str(notes, _MAX_MESSAGE),)
-    return tuple(_safe_str(note, _MAX_MESSAGE) for note in notes[:_MAX_NOTES])
-
-
-def _group_members(exc: BaseException) -> tuple[BaseException, ...]:
-    if _EXCEPTION_GROUP is not None and issubclass(type(exc), _EXCEPTION_GROUP):
-        members = _safe_attr(exc, "exceptions")
-        if isinstance(members, tuple):
-            return tuple(m for m in members if isinstance(m, BaseException))
-    return ()
-
-
-def _chain_of(exc: BaseException, seen: set[int]) -> list[tuple[BaseException, str | None]]:
-    """``exc`` and its causes/contexts in print order, each with its link to the previous."""
-    entries: list[tuple[BaseException, str | None]] = []
-    current: BaseException | None = exc
-    while current is not None:
-        seen.add(id(current))
-        cause = _safe_attr(current, "__cause__")
-        context = _safe_attr(current, "__context__")
-        following: BaseException | None = None
-        link: str | None = None
-        if isinstance(cause, BaseException) and id(cause) not in seen:
-            following, link = cause, "cause"
-        elif (
-            cause is None
-            and not _safe_attr(current, "__suppress_context__")
-            and isinstance(context, BaseException)
-            and id(context) not in seen
-        ):
-            following, link = context, "context"
-        entries.append((current, link))
-        current = following
-        if len(entries) >= _MAX_EXCEPTIONS:
-            break
-    # Found from the raised exception outwards; each link points at the one found next,
-    # which is the one printed just before it.
-    entries.reverse()
-    return entries
+    try:
+        if isinstance(notes, Sequence):
+            return tuple(
+                _cpython_str(note, "note", _MAX_MESSAGE) for note in islice(notes, _MAX_NOTES)
+            )
+    except USER_CODE_ERRORS:
+        return ()
+    return (_cpython_str(notes, "__notes__", _MAX_MESSAGE, "repr"),)
 
 
 def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
@@ -180,40 +161,45 @@ class _Capture:
         self.registry = registry
         self.report_id = report_id
         self.size_left = _REPORT_SIZE
-        self.exceptions_left = _MAX_EXCEPTIONS
+        self.exceptions_left = MAX_EXCEPTIONS
         self.held: dict[int, str | None] = {}
         self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
-        self.seen: set[int] = set()
 
-    def chain(self, exc: BaseException, depth: int) -> tuple[ExceptionInfo, ...]:
-        entries = _chain_of(exc, self.seen)
-        entries = entries[-max(1, self.exceptions_left) :]
-        self.exceptions_left -= len(entries)
+    def chain(self, printed: tuple[PrintedException, ...]) -> tuple[ExceptionInfo, ...]:
+        """One chain in print order; past the exception cap its oldest causes are left out."""
+        kept = printed[-max(1, self.exceptions_left) :]
+        self.exceptions_left -= len(kept)
         out: list[ExceptionInfo] = []
         # The raised exception first, so the caps and budgets favour it over its causes.
-        for position in reversed(range(len(entries))):
-            member, link = entries[position]
-            out.append(self.exception(member, None if position == 0 else link, depth))
+        for position in reversed(range(len(kept))):
+            entry = kept[position]
+            out.append(self.exception(entry, entry.link if position else None))
         out.reverse()
         return tuple(out)
 
-    def exception(self, exc: BaseException, link: str | None, depth: int) -> ExceptionInfo:
+    def exception(self, entry: PrintedException, link: str | None) -> ExceptionInfo:
+        exc = entry.exc
         type_name, module = _type_parts(exc)
-        message = _safe_str(exc, _MAX_MESSAGE)
+        message = _cpython_str(exc, "exception", _MAX_MESSAGE)
         notes = _notes(exc)
         self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
-        tb = _safe_attr(exc, "__traceback__")
-        tracebacks = _tracebacks(
-            tb if isinstance(tb, TracebackType) else None, self.options.max_frames
-        )
-        # Innermost first, so the time and size budgets favour the frames that matter most.
-        frames = tuple(reversed([self.frame(item) for item in reversed(tracebacks)]))
+        frames: tuple[FrameInfo, ...] = ()
+        if not entry.elided:
+            tb = _safe_attr(exc, "__traceback__")
+            tracebacks = _tracebacks(
+                tb if isinstance(tb, TracebackType) else None, self.options.max_frames
+            )
+            flags = hidden_flags([_hide_marker(item.tb_frame) for item in tracebacks])
+            # Innermost first, so the time and size budgets favour the frames that matter most.
+            pairs = list(zip(tracebacks, flags, strict=True))
+            frames = tuple(reversed([self.frame(item, hide) for item, hide in reversed(pairs)]))
         members: list[ExceptionInfo] = []
-        if depth < _MAX_GROUP_DEPTH:
-            for member in _group_members(exc)[:_MAX_GROUP_WIDTH]:
-                if self.exceptions_left <= 0:
-                    break
-                members.extend(self.chain(member, depth + 1))
+        omitted = entry.omitted
+        for position, member in enumerate(entry.members):
+            if self.exceptions_left <= 0:
+                omitted += len(entry.members) - position
+                break
+            members.extend(self.chain(member))
         return ExceptionInfo(
             type_name=type_name,
             module=module,
@@ -222,9 +208,10 @@ class _Capture:
             notes=notes,
             chain=link,
             exceptions=tuple(members),
+            omitted=omitted,
         )
 
-    def frame(self, tb: TracebackType) -> FrameInfo:
+    def frame(self, tb: TracebackType, hidden: bool) -> FrameInfo:
         frame = tb.tb_frame
         code = frame.f_code
         filename = _safe_str(code.co_filename, 4096)
@@ -249,7 +236,7 @@ class _Capture:
             colno=colno,
             end_colno=end_colno,
             is_library=is_library_file(filename),
-            hidden=_is_hidden(frame),
+            hidden=hidden,
         )
 
     def hold(self, frame: FrameType) -> str | None:
@@ -333,14 +320,60 @@ def _is_dunder(name: object) -> bool:
     return isinstance(name, str) and name.startswith("__") and name.endswith("__")
 
 
-def _is_hidden(frame: FrameType) -> bool:
+def _hide_marker(frame: FrameType) -> object:
+    """The frame's ``__traceback_hide__`` (its locals first, then its module's globals)."""
     try:
         for namespace in (frame.f_locals, frame.f_globals):
             if "__traceback_hide__" in namespace:
-                return bool(namespace["__traceback_hide__"])
+                return namespace["__traceback_hide__"]
+    except USER_CODE_ERRORS:
+        return None
+    return None
+
+
+def _marker_word(marker: object) -> str | None:
+    """A string marker as a plain str, or None (only exact strs count; no user code runs)."""
+    return str.__str__(marker) if isinstance(marker, str) else None
+
+
+def hidden_flags(markers: list[object]) -> list[bool]:
+    """Which frames Paste's ``__traceback_hide__`` rules hide, outermost frame first.
+
+    ``"before"`` hides the frames before it, ``"after"`` the frames after it (until a
+    ``"reset"``), the ``_and_this`` forms hide their own frame too, and any other true
+    value hides just its frame. When the innermost frame would be hidden the error happened
+    inside hidden code, so every frame is shown.
+    """
+    shown: list[int] = []
+    hiding = False
+    for position, marker in enumerate(markers):
+        word = _marker_word(marker)
+        if word in ("before", "before_and_this"):
+            shown, hiding = [], False
+            if word == "before_and_this":
+                continue
+        elif word in ("reset", "reset_and_this"):
+            hiding = False
+            if word == "reset_and_this":
+                continue
+        elif word in ("after", "after_and_this"):
+            hiding = True
+            if word == "after_and_this":
+                continue
+        elif hiding or _truthy(marker):
+            continue
+        shown.append(position)
+    if markers and (not shown or shown[-1] != len(markers) - 1):
+        return [False] * len(markers)
+    kept = set(shown)
+    return [position not in kept for position in range(len(markers))]
+
+
+def _truthy(value: object) -> bool:
+    try:
+        return bool(value)
     except USER_CODE_ERRORS:
         return False
-    return False
 
 
 def _format_text(exc: BaseException) -> str:
@@ -383,14 +416,15 @@ def capture_exception(
     app = options.app_name if app is None else app
     type_name = type_name_of(exc)
     try:
-        exceptions = _Capture(options, registry, report_id).chain(exc, 0)
+        printed = printed_chain(link_tree(exc))
+        exceptions = _Capture(options, registry, report_id).chain(printed)
         exceptions = _numbered(exceptions, itertools.count())
-        message = exceptions[-1].message if exceptions else _safe_str(exc, _MAX_MESSAGE)
+        message = exceptions[-1].message
         return Report(
             id=report_id,
             agent_id=agent_id,
             created=created,
-            type_name=exceptions[-1].type_name if exceptions else type_name,
+            type_name=exceptions[-1].type_name,
             message=message,
             text=_format_text(exc),
             exceptions=exceptions,

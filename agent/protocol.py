@@ -116,7 +116,9 @@ class ExceptionInfo:
     ``chain`` says how this exception is linked to the one printed before it in
     ``Report.exceptions``: ``"cause"`` ("The above exception was the direct cause…"),
     ``"context"`` ("During handling of the above exception…") or None for the first.
-    ``exceptions`` holds the sub-exceptions of an exception group.
+    ``exceptions`` holds the sub-exceptions of an exception group; ``omitted`` counts the
+    sub-exceptions left out (CPython shows 15 per group and elides groups nested deeper than
+    10 levels: such a group has no frames and no ``exceptions``).
     """
 
     type_name: str
@@ -126,6 +128,7 @@ class ExceptionInfo:
     notes: tuple[str, ...] = ()
     chain: str | None = None
     exceptions: tuple[ExceptionInfo, ...] = ()
+    omitted: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

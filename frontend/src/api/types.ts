@@ -52,6 +52,8 @@ export interface ExceptionInfo {
   notes: string[];
   chain: ChainLink | null;
   exceptions: ExceptionInfo[];
+  /** Sub-exceptions left out: past CPython's 15 per group, or all of a group nested too deep. */
+  omitted: number;
 }
 
 /** The request that failed, as the app saw it (secrets masked). */

@@ -1,0 +1,409 @@
+"""Text parity: a report's ``text`` is ``format_exception`` and its structure agrees with it.
+
+The structure is compared with ``traceback.TracebackException`` walked the way ``format``
+prints it: the same exceptions in the same order, with the same types, messages, notes, frame
+lists and links. Random exception structures (chains, cycles, shared exceptions, groups,
+notes, odd unicode) come from hypothesis; the fixed cases also go through a real broker.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from debugbroker.agent import chain
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import ExceptionInfo, Report
+from debugbroker.agent.transport import Transport
+from tests.conftest import Broker, wait_for
+
+py311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="needs Python 3.11+")
+OPTIONS = Options()
+
+
+def capture(exc: BaseException) -> Report:
+    return capture_exception(exc, report_id="r", agent_id="a", options=OPTIONS, registry=None)
+
+
+def expected_text(exc: BaseException) -> str:
+    """What CPython prints, as the report must carry it (lone surrogates escaped for UTF-8)."""
+    text = "".join(traceback.format_exception(exc))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# --- the shape CPython prints, and the shape of a report ------------------------------------
+
+
+def cpython_notes(notes: object) -> list[str]:
+    if notes is None:
+        return []
+    if isinstance(notes, Sequence):
+        out = []
+        for note in notes:
+            try:
+                out.append(str(note))
+            except Exception:
+                out.append("<note str() failed>")
+        return out
+    return [repr(notes)]
+
+
+def escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def te_shape(te: traceback.TracebackException, depth: int = 0) -> list[dict[str, Any]]:
+    """``te``'s chain as ``TracebackException.format`` prints it (root cause first)."""
+    found: list[tuple[traceback.TracebackException, str | None]] = []
+    current: traceback.TracebackException | None = te
+    while current is not None:
+        if current.__cause__ is not None:
+            following, link = current.__cause__, "cause"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            following, link = current.__context__, "context"
+        else:
+            following, link = None, None
+        found.append((current, link))
+        current = following
+    found.reverse()
+    out = []
+    for position, (entry, link) in enumerate(found):
+        members = getattr(entry, "exceptions", None)
+        assert entry.exc_type is not None
+        shape: dict[str, Any] = {
+            "type": entry.exc_type.__qualname__,
+            "module": entry.exc_type.__module__,
+            "message": escaped(entry._str),
+            "notes": [escaped(note) for note in cpython_notes(entry.__notes__)],
+            "link": None if position == 0 else link,
+            "frames": [(f.filename, f.lineno, f.name) for f in entry.stack],
+            "members": [],
+            "omitted": 0,
+        }
+        if members is not None:
+            if depth > chain.MAX_GROUP_DEPTH:
+                shape["frames"] = []
+                shape["omitted"] = len(members)
+            else:
+                inner = max(depth, 1) + 1
+                shape["members"] = [te_shape(m, inner) for m in members[: chain.MAX_GROUP_WIDTH]]
+                shape["omitted"] = max(0, len(members) - chain.MAX_GROUP_WIDTH)
+        out.append(shape)
+    return out
+
+
+def split_members(infos: Sequence[ExceptionInfo]) -> list[list[ExceptionInfo]]:
+    """A group's flat ``exceptions`` as one chain per sub-exception."""
+    chains: list[list[ExceptionInfo]] = []
+    for info in infos:
+        if info.chain is None or not chains:
+            chains.append([])
+        chains[-1].append(info)
+    return chains
+
+
+def info_shape(infos: Sequence[ExceptionInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": info.type_name,
+            "module": info.module,
+            "message": info.message,
+            "notes": list(info.notes),
+            "link": info.chain,
+            "frames": [(f.filename, f.lineno, f.function.rsplit(".", 1)[-1]) for f in info.frames],
+            "members": [info_shape(member) for member in split_members(info.exceptions)],
+            "omitted": info.omitted,
+        }
+        for info in infos
+    ]
+
+
+def assert_parity(exc: BaseException) -> Report:
+    report = capture(exc)
+    assert report.text == expected_text(exc)
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    assert info_shape(report.exceptions) == te_shape(te)
+    return report
+
+
+# --- fixed cases ----------------------------------------------------------------------------
+
+
+def raised(exc: BaseException, depth: int = 1) -> BaseException:
+    """``exc`` after being raised through ``depth`` nested calls (so it has real frames)."""
+
+    def level(n: int) -> None:
+        if n <= 0:
+            raise exc
+        level(n - 1)
+
+    try:
+        level(depth)
+    except BaseException as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def plain() -> BaseException:
+    return raised(ValueError("plain message"), 3)
+
+
+def chained_cause() -> BaseException:
+    try:
+        int("abc")
+    except ValueError as error:
+        try:
+            raise RuntimeError("could not parse") from error
+        except RuntimeError as outer:
+            return outer
+    raise AssertionError("unreachable")
+
+
+def implicit_context() -> BaseException:
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            raise TypeError("while handling")  # noqa: B904 - the implicit context is the point
+    except TypeError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def suppressed_context() -> BaseException:
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            raise TypeError("clean") from None
+    except TypeError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def with_notes() -> BaseException:
+    error = ValueError("noted")
+    error.__notes__ = ["first note", "two\nlines", "ünïcødé ✓"]
+    return raised(error)
+
+
+def nested_groups() -> BaseException:
+    inner = ExceptionGroup("inner", [raised(KeyError("k")), raised(OSError(2, "gone"))])  # noqa: F821
+    inner.add_note("inner note")
+    middle = ExceptionGroup("middle", [raised(inner), chained_cause()])  # noqa: F821
+    return raised(ExceptionGroup("outer", [raised(middle), implicit_context(), plain()]))  # noqa: F821
+
+
+def wide_group() -> BaseException:
+    return raised(ExceptionGroup("wide", [raised(ValueError(str(n))) for n in range(20)]))  # noqa: F821
+
+
+def deep_groups() -> BaseException:
+    exc: Exception = raised(ValueError("bottom"))
+    for level in range(13):
+        exc = raised(ExceptionGroup(f"level {level}", [exc, raised(KeyError(level))]))  # noqa: F821
+    return exc
+
+
+def shared_and_cyclic() -> BaseException:
+    shared = raised(KeyError("shared"))
+    first = raised(ValueError("first"))
+    second = raised(RuntimeError("second"))
+    first.__context__ = shared
+    second.__cause__ = shared
+    group = raised(ExceptionGroup("g", [first, second, shared]))  # noqa: F821
+    shared.__context__ = group  # a cycle through the group
+    return group
+
+
+CASES: dict[str, Callable[[], BaseException]] = {
+    "plain": plain,
+    "cause": chained_cause,
+    "context": implicit_context,
+    "suppressed": suppressed_context,
+    "notes": with_notes,
+}
+if sys.version_info >= (3, 11):
+    CASES |= {
+        "nested_groups": nested_groups,
+        "wide_group": wide_group,
+        "deep_groups": deep_groups,
+        "shared_and_cyclic": shared_and_cyclic,
+    }
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fixed_cases(name: str) -> None:
+    report = assert_parity(CASES[name]())
+    if name == "suppressed":
+        assert [e.chain for e in report.exceptions] == [None]
+    if name == "wide_group":
+        assert report.exceptions[-1].omitted == 5 and len(report.exceptions[-1].exceptions) == 15
+    if name == "deep_groups":
+        assert "max_group_depth is 10" in report.text
+
+
+@py311
+def test_falsy_exception_ends_the_chain_like_cpython() -> None:
+    class Empty(Exception):
+        def __len__(self) -> int:
+            return 0
+
+    error = raised(Empty("falsy"))
+    error.__context__ = raised(KeyError("never printed"))
+    report = assert_parity(error)
+    assert len(report.exceptions) == 1
+
+
+# --- random structures ----------------------------------------------------------------------
+
+
+class OddError(Exception):
+    """An exception whose type names are unusual."""
+
+
+OddError.__qualname__ = "Wëird.Ünïcode"
+OddError.__module__ = "some.module"
+
+
+class BrokenStrError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class FalsyError(Exception):
+    def __bool__(self) -> bool:
+        return False
+
+
+class UnprintableNote:
+    def __str__(self) -> str:
+        raise ValueError("no note")
+
+
+TYPES: list[type[Exception]] = [
+    ValueError,
+    KeyError,
+    RuntimeError,
+    OSError,
+    OddError,
+    BrokenStrError,
+    FalsyError,
+]
+MESSAGES = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["", "\ud800 lone", "nul\x00", "a\r\nb", "\u202eltr", "😀" * 3, "x" * 300]),
+)
+NOTES = st.one_of(
+    st.none(),
+    st.lists(st.one_of(MESSAGES, st.just(UnprintableNote())), max_size=3),
+    st.sampled_from([42, "a str is a Sequence", ("tuple", "notes")]),
+)
+
+
+@dataclass
+class Spec:
+    """One exception of a random structure; links are indexes into the structure."""
+
+    type_index: int
+    message: str
+    depth: int
+    notes: object
+    members: list[int]
+    cause: int | None
+    context: int | None
+    suppress: bool
+
+
+@st.composite
+def structures(draw: st.DrawFn) -> list[Spec]:
+    count = draw(st.integers(1, 7))
+    specs = []
+    for index in range(count):
+        later = list(range(index + 1, count))
+        is_group = sys.version_info >= (3, 11) and later and draw(st.booleans())
+        members = draw(st.lists(st.sampled_from(later), min_size=1, max_size=4)) if is_group else []
+        link = st.one_of(st.none(), st.integers(0, count - 1))
+        specs.append(
+            Spec(
+                type_index=draw(st.integers(0, len(TYPES) - 1)),
+                message=draw(MESSAGES),
+                depth=draw(st.integers(0, 3)),
+                notes=draw(NOTES),
+                members=members,
+                cause=draw(link),
+                context=draw(link),
+                suppress=draw(st.booleans()),
+            )
+        )
+    return specs
+
+
+def build(specs: list[Spec]) -> BaseException:
+    """Make and raise every exception (members before their groups), then link them."""
+    made: dict[int, BaseException] = {}
+    for index in reversed(range(len(specs))):
+        spec = specs[index]
+        if spec.members:
+            exc: BaseException = ExceptionGroup(  # noqa: F821
+                spec.message, [made[m] for m in spec.members]
+            )
+        else:
+            exc = TYPES[spec.type_index](spec.message)
+        made[index] = raised(exc, spec.depth)
+    for index, spec in enumerate(specs):
+        exc = made[index]
+        exc.__cause__ = None if spec.cause is None else made[spec.cause]
+        exc.__context__ = None if spec.context is None else made[spec.context]
+        exc.__suppress_context__ = spec.suppress
+        if spec.notes is not None:
+            exc.__notes__ = spec.notes  # type: ignore[attr-defined]
+    return made[0]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(structures())
+def test_random_structures_match_traceback_exception(specs: list[Spec]) -> None:
+    assert_parity(build(specs))
+
+
+# --- through a real broker ------------------------------------------------------------------
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Iterator[Transport]:
+    transport = Transport(
+        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2)
+    )
+    assert transport.wait_connected(20), "the agent was not welcomed"
+    yield transport
+    transport.close()
+
+
+def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> None:
+    cases = dict(CASES)
+    cases["odd_unicode"] = lambda: raised(OddError("tab\t nul\x00 cr\r emoji 😀 rtl \u202e"))
+    for name, make in cases.items():
+        exc = make()
+        report = capture_exception(
+            exc,
+            report_id=uuid.uuid4().hex,
+            agent_id=agent.agent_id,
+            options=agent.options,
+            registry=agent.registry,
+        )
+        agent.submit_report(report)
+        path = f"/api/reports/{report.id}/text"
+        wait_for(lambda: broker.get(path).status == 200, what=f"the {name} report")  # noqa: B023
+        answer = broker.get(path)
+        assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+        assert answer.body == "".join(traceback.format_exception(exc)).encode("utf-8"), name
