@@ -98,8 +98,27 @@ async function evaluateInFrame(id: string, index: number, code: string): Promise
   return (await response.json()) as EvalResult;
 }
 
+/** POST /login with the token: null once the session cookie is set, else why it failed. */
+async function logIn(token: string): Promise<string | null> {
+  let response: Response;
+  try {
+    response = await fetch("/login", {
+      method: "POST",
+      credentials: "same-origin",
+      body: new URLSearchParams({ token }),
+    });
+  } catch (error) {
+    return `Cannot reach the broker (${error instanceof Error ? error.message : String(error)})`;
+  }
+  if (response.ok) return null; // the 302 to / was followed: the cookie is set
+  if (response.status === 401) return "That token is not valid for this broker.";
+  if (response.status === 429) return "Too many failed attempts. Wait a minute and try again.";
+  return await errorMessage(response);
+}
+
 export {
   ApiError,
+  logIn,
   evaluateInFrame,
   fetchAgents,
   fetchReport,

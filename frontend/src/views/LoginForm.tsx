@@ -1,8 +1,25 @@
-// Shown when the broker answers 401: a plain form POST to /login, which sets the session
-// cookie and redirects back to the dashboard.
+// Shown when the broker answers 401: the token goes to POST /login (same origin, so the
+// request carries the Origin the broker checks), which sets the session cookie; then the
+// page reloads into the dashboard. A wrong token is reported in the form itself.
+import { useState } from "preact/hooks";
+import { logIn } from "../api/client";
+
+type Attempt = { state: "idle" } | { state: "sending" } | { state: "failed"; message: string };
 
 /** The token login form. */
 function LoginForm() {
+  const [token, setToken] = useState("");
+  const [attempt, setAttempt] = useState<Attempt>({ state: "idle" });
+
+  async function submit(event: Event): Promise<void> {
+    event.preventDefault();
+    if (!token.trim() || attempt.state === "sending") return;
+    setAttempt({ state: "sending" });
+    const failure = await logIn(token.trim());
+    if (failure === null) location.reload();
+    else setAttempt({ state: "failed", message: failure });
+  }
+
   return (
     <section class="panel login" aria-labelledby="login-title">
       <h1 id="login-title">Sign in</h1>
@@ -10,13 +27,29 @@ function LoginForm() {
         This dashboard can run code in your app processes, so it needs the broker's token. Open the login URL the
         broker printed when it started, or paste its token here.
       </p>
-      <form method="post" action="/login" class="login-form">
+      <form method="post" action="/login" class="login-form" onSubmit={(event) => void submit(event)}>
         <label for="login-token">Token</label>
-        <input id="login-token" name="token" type="password" required autocomplete="current-password" autofocus />
-        <button type="submit" class="button primary">
+        <input
+          id="login-token"
+          name="token"
+          type="password"
+          required
+          autocomplete="current-password"
+          autofocus
+          value={token}
+          aria-invalid={attempt.state === "failed"}
+          aria-describedby={attempt.state === "failed" ? "login-error" : undefined}
+          onInput={(event) => setToken(event.currentTarget.value)}
+        />
+        <button type="submit" class="button primary" disabled={attempt.state === "sending"}>
           Sign in
         </button>
       </form>
+      {attempt.state === "failed" && (
+        <p class="error" role="alert" id="login-error" data-testid="login-error">
+          {attempt.message}
+        </p>
+      )}
     </section>
   );
 }
