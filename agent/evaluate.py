@@ -1,248 +1,445 @@
-"""Run code in a held frame, like Werkzeug's console: persistent namespace, echo, captured output.
+"""Run console input in a held frame (or the process console): threads, time limit, interrupt.
 
-The namespace of a frame is a copy of its globals updated with its locals, made on the first
-eval and kept for the next ones, with ``dump()`` and ``help()`` added and ``_`` holding the
-last result that was not None. Code is parsed once: if its last statement is an expression,
-the statements before it run in "exec" mode and the expression is evaluated and echoed (the
-rule of the interactive interpreter's "single" mode, without touching ``sys.displayhook``).
+Each eval runs on its own thread; the caller waits for it up to ``eval_timeout_seconds``.
+An interrupt (from the dashboard, or the time limit) raises ``KeyboardInterrupt`` in that
+thread with ``PyThreadState_SetAsyncExc``. CPython delivers such an exception only when the
+thread runs Python bytecode, so a pure-Python loop stops at once, but a thread blocked in a
+C call (``time.sleep``, a socket read, a lock wait) stops only when the call returns: the
+interrupt is then repeated every ``_REPEAT_SECONDS`` until it lands, and after
+``_GRACE_SECONDS`` the caller answers without waiting ("still blocked"). Such threads are
+counted; while ``_MAX_STUCK`` are stuck, new evals are refused instead of piling up.
 
-``sys.stdout``/``sys.stderr`` are process-wide and other request threads keep printing, so
-while any eval runs they are wrapped in a proxy that routes the evaluating thread's writes
-to its buffer and everyone else's to the real stream; the last eval out restores them.
+The namespace of a frame is a copy of its globals updated with its locals, made on the
+first eval and kept, with ``dump()``, ``help()`` and ``_`` (the last echoed value). Code that
+awaits at the top level runs on the app's running event loop when there is one (see
+``_running_loop``), else on a fresh loop. Contexts the app preserved for the report
+(Flask's app and request context, via ``register_context_source``) are entered around it.
 """
 
 from __future__ import annotations
 
-import ast
-import io
+import asyncio
+import builtins
+import concurrent.futures
+import ctypes
+import dataclasses
 import itertools
 import linecache
-import pydoc
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import CodeType, TracebackType
-from typing import Any, TextIO
+import weakref
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
+from typing import Any
 
+from .console import HIDDEN_PREFIX, compile_input, complete, completion_token, make_helpers
 from .frames import FrameRegistry, HeldFrame
 from .options import Options
-from .protocol import EvalRequest, EvalResult
-from .reprs import Budget, describe_error, format_node, represent, variables_of
+from .output import ChunkBuffer, captured_output, routed_to
+from .protocol import (
+    CONSOLE_FRAME_ID,
+    CompleteRequest,
+    CompleteResult,
+    EvalRequest,
+    EvalResult,
+    InterruptRequest,
+    InterruptResult,
+    OutputChunk,
+)
+from .reprs import Budget, describe_error, represent
 
-__all__ = ["run_eval", "EVALEX_DISABLED"]
+__all__ = [
+    "run_eval",
+    "run_complete",
+    "interrupt",
+    "register_context_source",
+    "EVALEX_DISABLED",
+    "CONSOLE_DISABLED",
+]
 
 EVALEX_DISABLED = "code execution is disabled in this agent (evalex=False)"
-_MAX_OUTPUT = 1024 * 1024  # characters of captured output per eval
-_EVAL_REPR_SECONDS = 0.5
+CONSOLE_DISABLED = "this agent offers no console (DebuggedApplication(app, console=True))"
+_REPR_SECONDS = 0.5
+_GRACE_SECONDS = 1.0  # after an interrupt, how long to wait for the code to stop
+_REPEAT_SECONDS = 0.25  # how often an interrupt that has not landed is repeated
+_MAX_STUCK = 4
+_COMPLETE_TIMEOUT = 2.0
 _eval_numbers = itertools.count(1)
 
 
-class _BoundedBuffer(io.StringIO):
-    """A StringIO that keeps at most ``_MAX_OUTPUT`` characters and counts the rest."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dropped = 0
-
-    def write(self, text: str) -> int:
-        room = _MAX_OUTPUT - self.tell()
-        if len(text) > room:
-            self.dropped += len(text) - max(0, room)
-            text = text[: max(0, room)]
-        super().write(text)
-        return len(text)
-
-    def result(self) -> str:
-        output = self.getvalue()
-        if self.dropped:
-            output += f"\n[{self.dropped} more characters of output cut]\n"
-        return output
+def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
+    """Make ``exception`` pending in thread ``ident`` (None clears one); threads affected."""
+    # No argtypes on the shared pythonapi function: other libraries call it too.
+    argument = ctypes.py_object(exception) if exception is not None else ctypes.c_void_p()
+    return int(ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), argument))
 
 
-class _ThreadRouter:
-    """Stands in for a standard stream: the evaluating threads write to their own buffers."""
+class _Target:
+    """What an eval runs in: a held frame or the process console."""
 
-    def __init__(self, original: TextIO) -> None:
-        self.original = original
-        self.buffers: dict[int, _BoundedBuffer] = {}
+    __slots__ = ("key", "report_id", "get_namespace")
 
-    def write(self, text: str) -> int:
-        buffer = self.buffers.get(threading.get_ident())
-        if buffer is not None:
-            return buffer.write(text)
-        return self.original.write(text)
-
-    def writelines(self, lines: list[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        if threading.get_ident() not in self.buffers:
-            self.original.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.original, name)
+    def __init__(
+        self, key: str, report_id: str, get_namespace: Callable[[], dict[str, object]]
+    ) -> None:
+        self.key = key
+        self.report_id = report_id
+        self.get_namespace = get_namespace
 
 
-_router_lock = threading.Lock()
-_routers: dict[str, _ThreadRouter] = {}
-_active_evals = 0
+class _Run:
+    """One running eval thread and the interrupts aimed at it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.ident = 0
+        self.lock = threading.Lock()
+        self.in_user_code = False
+        self.reason: str | None = None  # why it was interrupted, once it was
+        self.finished = threading.Event()  # the thread is done with the user's code
+        self.abandoned = False  # the caller answered without it (it was stuck)
+        self.result: EvalResult | None = None
+
+    def arm(self) -> None:
+        with self.lock:
+            self.ident = threading.get_ident()
+            self.in_user_code = True
+
+    def disarm(self) -> None:
+        """Leave user code: no interrupt can land after this returns."""
+        while True:
+            try:
+                with self.lock:
+                    self.in_user_code = False
+                    _set_async_exc(self.ident, None)  # drop one that was sent but not raised
+                return
+            except KeyboardInterrupt:
+                continue  # it landed on the way out: try again
+
+    def interrupt(self, reason: str) -> bool:
+        """Raise KeyboardInterrupt in the thread if it still runs user code."""
+        with self.lock:
+            if self.reason is None:
+                self.reason = reason
+            if not self.in_user_code:
+                return False
+            return bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
 
 
-@contextmanager
-def _captured_output(buffer: _BoundedBuffer) -> Iterator[None]:
-    """Route this thread's stdout/stderr writes to ``buffer`` while the block runs."""
-    global _active_evals
-    ident = threading.get_ident()
-    with _router_lock:
-        for name in ("stdout", "stderr"):
-            router = _routers.get(name)
-            if router is None or getattr(sys, name) is not router:
-                router = _routers[name] = _ThreadRouter(getattr(sys, name))
-                setattr(sys, name, router)
-            router.buffers[ident] = buffer
-        _active_evals += 1
-    try:
-        yield
-    finally:
-        with _router_lock:
-            _active_evals -= 1
-            for name in ("stdout", "stderr"):
-                router = _routers.get(name)
-                if router is None:
-                    continue
-                router.buffers.pop(ident, None)
-                if _active_evals == 0:
-                    if getattr(sys, name) is router:
-                        setattr(sys, name, router.original)
-                    del _routers[name]
+_running_lock = threading.Lock()
+_running: dict[str, set[_Run]] = {}
+_stuck = 0
+_context_sources: list[weakref.WeakMethod[Callable[[str], tuple[object, ...]]]] = []
+_context_locks: dict[str, threading.Lock] = {}
+_console_lock = threading.Lock()
+_console_namespace: dict[str, object] | None = None
 
 
-def _make_helpers(held: HeldFrame, options: Options) -> dict[str, object]:
-    """``dump`` and ``help`` for a frame's namespace (bound to that frame)."""
-    local_names = list(held.frame.f_locals)
-
-    def dump(*args: object) -> None:
-        """dump() prints the frame's locals; dump(obj) prints obj's attributes."""
-        namespace = held.namespace
-        if not args:
-            items = {name: namespace[name] for name in local_names if name in namespace}
-            title = "Local variables in frame"
-        else:
-            obj = args[0]
-            items = {}
-            for name in dir(obj):
-                if name.startswith("__") and name.endswith("__"):
-                    continue
-                try:
-                    items[name] = getattr(obj, name)
-                except Exception as error:
-                    items[name] = error
-            title = f"Details for {format_node(represent(obj, options))}"
-        print(title)
-        budget = Budget(_EVAL_REPR_SECONDS)
-        for variable in variables_of(items, options, budget):
-            print(f"  {variable.name} = {format_node(variable.value)}")
-
-    def help(*args: object) -> None:
-        """help(obj) prints the documentation of obj, without a pager."""
-        if not args:
-            print("Type help(object) for help about object; dump() shows the frame's locals.")
-            return
-        print(pydoc.plain(pydoc.render_doc(args[0])))
-
-    return {"dump": dump, "help": help}
+def register_context_source(source: Callable[[str], tuple[object, ...]]) -> None:
+    """Register a bound method giving the contexts preserved for a report id (the middleware)."""
+    with _running_lock:
+        _context_sources[:] = [ref for ref in _context_sources if ref() is not None]
+        _context_sources.append(weakref.WeakMethod(source))
 
 
-def _compile(source: str, filename: str) -> tuple[CodeType | None, CodeType | None]:
-    """Statements to exec and a trailing expression to evaluate (either may be None)."""
-    tree = ast.parse(source, filename, "exec")
-    last: ast.expr | None = None
-    final = tree.body[-1] if tree.body else None
-    if isinstance(final, ast.Expr):
-        tree.body.pop()
-        last = final.value
-    statements = compile(tree, filename, "exec", dont_inherit=True) if tree.body else None
-    expression = (
-        compile(ast.Expression(last), filename, "eval", dont_inherit=True)
-        if last is not None
-        else None
-    )
-    return statements, expression
-
-
-def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
-    """Skip this module's frames at the top, like InteractiveInterpreter.showtraceback."""
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return tb
-
-
-def _execute(held: HeldFrame, code: str, options: Options) -> EvalResult:
-    request_id = ""
-    filename = f"<debugbroker-eval-{next(_eval_numbers)}>"
-    namespace = held.get_namespace(lambda ns: ns.update(_make_helpers(held, options)))
-    buffer = _BoundedBuffer()
-    # Registered so tracebacks show the lines; removed once the traceback is formatted.
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    try:
+def _preserved_contexts(report_id: str) -> list[AbstractContextManager[object]]:
+    found: list[AbstractContextManager[object]] = []
+    for ref in list(_context_sources):
+        source = ref()
+        if source is None:
+            continue
         try:
-            statements, expression = _compile(code, filename)
-        except (SyntaxError, ValueError, OverflowError) as error:
-            lines = traceback.format_exception_only(type(error), error)
-            return EvalResult(request_id=request_id, ok=False, error="".join(lines))
-        value: object = None
-        try:
-            with _captured_output(buffer):
-                if statements is not None:
-                    exec(statements, namespace)
-                if expression is not None:
-                    value = eval(expression, namespace)
-        except BaseException as error:  # SystemExit and KeyboardInterrupt too: never the worker
-            lines = traceback.format_exception(
-                type(error), error, _strip_own_frames(error.__traceback__)
+            contexts = source(report_id)
+        except Exception:
+            continue
+        found += [c for c in contexts if isinstance(c, AbstractContextManager)]
+    return found
+
+
+def interrupt(request: InterruptRequest) -> InterruptResult:
+    """Interrupt every eval running in the frame; never raises (called on the I/O thread)."""
+    with _running_lock:
+        runs = list(_running.get(request.frame_id, ()))
+    count = sum(1 for run in runs if run.interrupt("interrupted from the dashboard"))
+    return InterruptResult(request_id=request.request_id, interrupted=count)
+
+
+def _frame_target(held: HeldFrame, options: Options) -> _Target:
+    def setup(namespace: dict[str, object]) -> None:
+        namespace.update(
+            make_helpers(
+                lambda: held.namespace, lambda: list(held.frame.f_locals), options, "frame"
             )
-            return EvalResult(
-                request_id=request_id, ok=False, output=buffer.result(), error="".join(lines)
-            )
-        if value is not None:
-            namespace["_"] = value
-        result = (
-            represent(value, options, budget=Budget(_EVAL_REPR_SECONDS))
-            if value is not None
-            else None
         )
-        return EvalResult(request_id=request_id, ok=True, output=buffer.result(), result=result)
-    finally:
-        linecache.cache.pop(filename, None)
+
+    return _Target(held.frame_id, held.report_id, lambda: held.get_namespace(setup))
 
 
-def run_eval(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
-    """Run ``request.code`` in the held frame it names and report the outcome; never raises."""
-    if not options.evalex:
-        return EvalResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
-    held = registry.get(request.frame_id)
+def _console_target(options: Options) -> _Target:
+    def get_namespace() -> dict[str, object]:
+        global _console_namespace
+        with _console_lock:
+            if _console_namespace is None:
+                namespace: dict[str, object] = {"__name__": "__console__", "__builtins__": builtins}
+                initial = set(namespace) | {"dump", "help"}
+
+                def names() -> list[str]:
+                    return [
+                        name
+                        for name in namespace
+                        if name not in initial and not name.startswith(HIDDEN_PREFIX)
+                    ]
+
+                namespace.update(make_helpers(lambda: namespace, names, options, "the console"))
+                _console_namespace = namespace
+            return _console_namespace
+
+    return _Target(CONSOLE_FRAME_ID, "", get_namespace)
+
+
+def _target(registry: FrameRegistry, frame_id: str, options: Options) -> _Target | str:
+    """The eval's target, or why there is none."""
+    if frame_id == CONSOLE_FRAME_ID:
+        return _console_target(options) if options.console else CONSOLE_DISABLED
+    held = registry.get(frame_id)
     if held is None:
-        error = (
+        return (
             "frame released: the agent no longer holds this frame "
             f"(it keeps the {registry.max_reports} most recent reports); "
             "the report stays readable"
         )
-        return EvalResult(request_id=request.request_id, ok=False, error=error)
+    return _frame_target(held, options)
+
+
+def _user_traceback(tb: TracebackType | None, filename: str) -> TracebackType | None:
+    """The traceback from the first frame of the eval's own code on (no debugger frames)."""
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != filename:
+        start = start.tb_next
+    return start if start is not None else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """An event loop running in another thread of this process (the app's), or None.
+
+    A loop is found by its ``run_forever`` frame on a thread's stack; the first running one
+    wins (apps with one loop per thread get the first thread's). uvloop runs in C and is
+    not found: a fresh loop is used then.
+    """
+    run_forever = asyncio.base_events.BaseEventLoop.run_forever.__code__
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            continue
+        walker: Any = frame
+        while walker is not None:
+            if walker.f_code is run_forever:
+                loop = walker.f_locals.get("self")
+                if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
+                    return loop
+            walker = walker.f_back
+    return None
+
+
+def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer) -> object:
+    """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it."""
+    loop = _running_loop()
+    if loop is None:
+        fresh = asyncio.new_event_loop()
+        try:
+            return fresh.run_until_complete(coroutine)
+        finally:
+            fresh.close()
+
+    async def routed() -> object:
+        with routed_to(buffer):  # the app's other tasks keep their own output
+            return await coroutine
+
+    future = asyncio.run_coroutine_threadsafe(routed(), loop)
     try:
-        outcome = _execute(held, request.code, options)
-    except BaseException as error:  # a bug here must not kill the I/O thread
+        while True:
+            try:
+                return future.result(timeout=0.05)  # short waits: an interrupt lands between
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        future.cancel()
+        raise
+
+
+def _execute(run: _Run, target: _Target, request: EvalRequest, options: Options) -> EvalResult:
+    """Compile and run the input on this (the eval's own) thread."""
+    filename = f"<console-{next(_eval_numbers)}>"
+    echo_name = f"{HIDDEN_PREFIX}echo_{filename[9:-1]}"
+    try:
+        compiled = compile_input(request.code, filename, echo_name, interactive=request.interactive)
+    except (SyntaxError, ValueError, OverflowError) as invalid:
+        lines = traceback.format_exception_only(type(invalid), invalid)
+        return EvalResult(request_id="", ok=False, error="".join(lines))
+    if compiled is None:
+        return EvalResult(request_id="", ok=True, incomplete=True)
+    namespace = target.get_namespace()
+    buffer = ChunkBuffer()
+
+    def echo(value: object) -> None:
+        if value is None:
+            return
+        namespace["_"] = value
+        buffer.add(
+            OutputChunk(
+                stream="result", value=represent(value, options, budget=Budget(_REPR_SECONDS))
+            )
+        )
+
+    namespace[echo_name] = echo
+    # Registered so tracebacks show the lines; removed once the traceback is formatted.
+    linecache.cache[filename] = (len(request.code), None, request.code.splitlines(True), filename)
+    error: BaseException | None = None
+    contexts = _preserved_contexts(target.report_id) if target.report_id else []
+    with _running_lock:
+        lock = _context_locks.setdefault(target.report_id, threading.Lock()) if contexts else None
+    try:
+        with ExitStack() as stack, captured_output(buffer):
+            try:
+                run.arm()
+                if lock is not None:  # one eval at a time may push a report's contexts
+                    while not lock.acquire(timeout=0.05):
+                        pass
+                    stack.callback(lock.release)
+                    for context in contexts:
+                        stack.enter_context(context)
+                value = eval(compiled.code, namespace)
+                if compiled.is_async:
+                    _await(value, buffer)
+            except BaseException as raised:  # SystemExit and KeyboardInterrupt too
+                error = raised
+            run.disarm()
+        if error is None:
+            return buffer.result(ok=True)
+        lines = traceback.format_exception(
+            type(error), error, _user_traceback(error.__traceback__, filename)
+        )
+        if isinstance(error, KeyboardInterrupt) and run.reason:
+            lines.append(f"(the eval was {run.reason})\n")
+        return buffer.result(ok=False, error="".join(lines))
+    finally:
+        namespace.pop(echo_name, None)
+        linecache.cache.pop(filename, None)
+
+
+def run_eval(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
+    """Run ``request.code`` in the frame it names and report the outcome; never raises."""
+    if not options.evalex:
+        return EvalResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
+    try:
+        outcome = _supervise(registry, request, options)
+    except BaseException as error:  # a bug here must not kill the caller's thread
         outcome = EvalResult(
             request_id="",
             ok=False,
             error=f"debugbroker could not run this code: {describe_error(error)}",
         )
+    return _with_id(outcome, request.request_id)
+
+
+def _with_id(result: EvalResult, request_id: str) -> EvalResult:
+    return dataclasses.replace(result, request_id=request_id)
+
+
+def _supervise(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
+    """Start the eval thread, enforce the time limit, and answer even if it stays stuck."""
+    global _stuck
+    target = _target(registry, request.frame_id, options)
+    if isinstance(target, str):
+        return EvalResult(request_id="", ok=False, error=target)
+    if _stuck >= _MAX_STUCK:
+        return EvalResult(
+            request_id="",
+            ok=False,
+            error=f"{_stuck} evals are still blocked in calls that cannot be interrupted; "
+            "no new eval starts until one of them returns",
+        )
+    run = _Run(target.key)
+
+    def body() -> None:
+        global _stuck
+        try:
+            run.result = _execute(run, target, request, options)
+        except BaseException as error:
+            run.result = EvalResult(request_id="", ok=False, error=describe_error(error))
+        finally:
+            with _running_lock:
+                _running.get(run.key, set()).discard(run)
+                if run.abandoned:
+                    _stuck -= 1
+                run.finished.set()
+
+    with _running_lock:
+        _running.setdefault(run.key, set()).add(run)
+    thread = threading.Thread(target=body, name="debugbroker-eval", daemon=True)
+    thread.start()
+    limit = options.eval_timeout_seconds
+    deadline = time.monotonic() + limit if limit > 0 else None
+    interrupted_at: float | None = None
+    while not run.finished.wait(_REPEAT_SECONDS):
+        now = time.monotonic()
+        if deadline is not None and now >= deadline and run.reason is None:
+            run.interrupt(f"stopped after the time limit of {limit:g} seconds")
+        if run.reason is not None:
+            interrupted_at = interrupted_at or now
+            if now - interrupted_at >= _GRACE_SECONDS:
+                break
+            run.interrupt(run.reason)  # again: a blocked C call swallowed nothing yet
+    with _running_lock:
+        if run.finished.is_set():
+            assert run.result is not None
+            return run.result
+        _stuck += 1
+        run.abandoned = True
+    threading.Thread(target=_keep_interrupting, args=(run,), daemon=True).start()
     return EvalResult(
-        request_id=request.request_id,
-        ok=outcome.ok,
-        output=outcome.output,
-        result=outcome.result,
-        error=outcome.error,
+        request_id="",
+        ok=False,
+        error=f"KeyboardInterrupt: the eval was {run.reason}, but it is blocked in a call "
+        "that cannot be interrupted (time.sleep, a socket read, a lock…); it stops when "
+        "that call returns",
+    )
+
+
+def _keep_interrupting(run: _Run) -> None:
+    """Repeat the interrupt for a stuck eval until it stops (it may never: then forever)."""
+    while not run.finished.wait(_REPEAT_SECONDS):
+        run.interrupt(run.reason or "interrupted")
+
+
+def run_complete(
+    registry: FrameRegistry, request: CompleteRequest, options: Options
+) -> CompleteResult:
+    """Completions for the text in the frame's namespace; never raises, bounded in time."""
+    if not options.evalex:
+        return CompleteResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
+    target = _target(registry, request.frame_id, options)
+    if isinstance(target, str):
+        return CompleteResult(request_id=request.request_id, ok=False, error=target)
+    found: list[tuple[str, ...]] = []
+
+    def body() -> None:
+        try:
+            found.append(complete(target.get_namespace(), request.text))
+        except BaseException:
+            found.append(())
+
+    thread = threading.Thread(target=body, name="debugbroker-complete", daemon=True)
+    thread.start()
+    thread.join(_COMPLETE_TIMEOUT)
+    if not found:
+        return CompleteResult(
+            request_id=request.request_id, ok=False, error="completion took too long"
+        )
+    token = completion_token(request.text)
+    return CompleteResult(
+        request_id=request.request_id, ok=True, matches=found[0], replace=len(token)
     )

@@ -51,7 +51,8 @@ class Options:
     # Transport.
     queue_size: int = 256  # reports waiting for the broker; more are counted as dropped
     heartbeat_seconds: float = 2.0
-    eval_timeout_seconds: float = 30.0
+    eval_timeout_seconds: float = 30.0  # 0: no limit; past it the eval is interrupted
+    console: bool = False  # offer a console on the live process (no error needed)
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Options:

@@ -37,6 +37,9 @@ __all__ = [
     "ReportMessage",
     "EvalRequest",
     "EvalResult",
+    "Bye",
+    "Resume",
+    "Resumed",
     "Message",
     "encode",
     "decode",
@@ -160,6 +163,7 @@ class Report:
     pid: int = 0
     host: str = ""
     app: str = ""
+    paused: bool = False  # a breakpoint() pause (debugbroker.set_trace), not an error
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -258,12 +262,43 @@ class EvalResult:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bye:
+    """Agent → broker, as its process exits: mark it gone now, not after the heartbeat timeout."""
+
+    kind: ClassVar[str] = "bye"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume:
+    """Broker → agent: let the thread paused at ``breakpoint()`` in ``report_id`` go on."""
+
+    kind: ClassVar[str] = "resume"
+    report_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resumed:
+    """Agent → broker: the thread paused in ``report_id`` goes on (``continue`` or ``timeout``)."""
+
+    kind: ClassVar[str] = "resumed"
+    report_id: str
+    reason: str
+
+
 Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
+    Bye,
+    Resume,
+    Resumed,
     Hello, Welcome, Refused, HelloRequest, Ping, Heartbeat, ReportMessage, EvalRequest, EvalResult
 ]
 _MESSAGE_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
     for cls in (
+        Bye,
+        Resume,
+        Resumed,
         Hello,
         Welcome,
         Refused,

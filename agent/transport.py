@@ -14,6 +14,7 @@ forked by gunicorn gets one healthy agent per worker and never uses zmq across a
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import socket
@@ -32,6 +33,7 @@ from .evaluate import run_eval
 from .frames import FrameRegistry
 from .options import Options
 from .protocol import (
+    Bye,
     EvalRequest,
     EvalResult,
     Heartbeat,
@@ -43,6 +45,8 @@ from .protocol import (
     Refused,
     Report,
     ReportMessage,
+    Resume,
+    Resumed,
     Welcome,
 )
 
@@ -94,6 +98,11 @@ class Transport:
         self._results: deque[EvalResult] = deque()
         self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
         self._stopping = False
+        self._bye_requested = False  # the process exits: flush, say bye, close
+        self._linger_ms = 0  # how long closing the socket may wait for unsent messages
+        self._finished = threading.Event()  # the I/O thread has closed its socket
+        self._pauses: dict[str, threading.Event] = {}  # breakpoint() pauses by report id
+        self._resumed: deque[Resumed] = deque(maxlen=_MAX_RESULTS)
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -101,6 +110,10 @@ class Transport:
             target=self._run, name=f"debugbroker-agent-{self.pid}", daemon=True
         )
         self._thread.start()
+        try:
+            _say_bye_in_multiprocessing_child()
+        except Exception:  # an unusual multiprocessing: the heartbeat timeout still works
+            pass
 
     # --- any thread ---------------------------------------------------------------------
 
@@ -153,6 +166,33 @@ class Transport:
         with self._lock:
             self._wake_writer.close()
             self._wake_reader.close()
+
+    def say_bye(self, timeout: float = 2.0) -> None:
+        """At process exit: send queued reports and a bye, waiting at most ``timeout``."""
+        if self._stopping or not self._welcomed.is_set():
+            return  # nobody to tell: exit at once
+        if threading.current_thread() is self._thread:
+            return
+        with self._lock:
+            self._bye_requested = True
+            self._wake()
+        self._finished.wait(timeout)
+
+    def start_pause(self, report_id: str) -> threading.Event:
+        """Register a ``breakpoint()`` pause; the event is set when someone presses Continue."""
+        event = threading.Event()
+        with self._lock:
+            self._pauses[report_id] = event
+        return event
+
+    def end_pause(self, report_id: str, reason: str) -> None:
+        """The paused thread goes on (``continue`` or ``timeout``): tell the broker."""
+        with self._lock:
+            self._pauses.pop(report_id, None)
+            if self._stopping:
+                return
+            self._resumed.append(Resumed(report_id=report_id, reason=reason))
+            self._wake()
 
     @property
     def closed(self) -> bool:
@@ -232,8 +272,9 @@ class Transport:
                 except zmq.ZMQError:
                     pass
                 monitor.close(linger=0)
-            sock.close(linger=0)
+            sock.close(linger=self._linger_ms)
             context.term()
+            self._finished.set()
 
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
         poller = zmq.Poller()
@@ -251,6 +292,9 @@ class Transport:
                 if sock in events:
                     self._read_broker(sock, state)
                 self._tick(sock, state)
+                if self._bye_requested:
+                    self._send_bye(sock)
+                    return
             except Exception as error:  # never let one bad moment end the agent
                 if self._stopping:
                     return
@@ -311,6 +355,11 @@ class Transport:
             state.hello_due = 0.0
         elif isinstance(message, EvalRequest):
             self._start_eval(message)
+        elif isinstance(message, Resume):
+            with self._lock:
+                pause = self._pauses.get(message.report_id)
+            if pause is not None:
+                pause.set()
         elif isinstance(message, Ping):
             state.heartbeat_due = 0.0
         else:  # an agent-to-broker message sent our way
@@ -333,6 +382,10 @@ class Transport:
         if not self._welcomed.is_set():
             return
         self._flush_reports(sock)
+        while self._resumed and not self._reports:  # after the paused report itself
+            with self._lock:
+                resumed = self._resumed.popleft()
+            self._send(sock, resumed)
         if now >= state.heartbeat_due:
             beat = Heartbeat(held_frames=len(self.registry), dropped_reports=self.dropped_reports)
             self._send(sock, beat)
@@ -357,6 +410,14 @@ class Transport:
                     self._reports.popleft()
                 if not payload:
                     self.dropped_reports += 1
+
+    def _send_bye(self, sock: zmq.Socket[bytes]) -> None:
+        """Last words: queued reports, then a bye; closing waits a moment for them to go."""
+        if self._welcomed.is_set():
+            self._flush_reports(sock)
+            self._send(sock, Bye(reason="the process exited"))
+            self._linger_ms = 1000
+        self._stopping = True
 
     def _hello(self) -> Hello:
         return Hello(
@@ -420,6 +481,30 @@ def _forget_if_forked() -> None:
         inherited._abandon_after_fork()
     _transports.clear()
     _transports_pid = os.getpid()
+
+
+def _say_bye_at_exit() -> None:
+    """At process exit, every agent of this process flushes its reports and says bye."""
+    for transport in list(_transports.values()):
+        if transport.pid == os.getpid():
+            transport.say_bye()
+
+
+atexit.register(_say_bye_at_exit)
+_finalizer_pid = 0
+
+
+def _say_bye_in_multiprocessing_child() -> None:
+    """A ``multiprocessing`` child ends with ``os._exit`` after its finalizers, not atexit."""
+    global _finalizer_pid
+    util = sys.modules.get("multiprocessing.util")
+    process = sys.modules.get("multiprocessing.process")
+    if util is None or process is None or _finalizer_pid == os.getpid():
+        return
+    if process.parent_process() is None:  # the main process: atexit covers it
+        return
+    _finalizer_pid = os.getpid()
+    util.Finalize(None, _say_bye_at_exit, exitpriority=100)
 
 
 def _after_fork_in_child() -> None:

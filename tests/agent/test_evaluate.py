@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 import threading
 import time
 
 import pytest
+import werkzeug.test
 
-from debugbroker.agent.evaluate import EVALEX_DISABLED, run_eval
+from debugbroker.agent import evaluate
+from debugbroker.agent.evaluate import (
+    CONSOLE_DISABLED,
+    EVALEX_DISABLED,
+    interrupt,
+    register_context_source,
+    run_complete,
+    run_eval,
+)
 from debugbroker.agent.frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import EvalRequest, EvalResult
+from debugbroker.agent.protocol import (
+    CONSOLE_FRAME_ID,
+    CompleteRequest,
+    CompleteResult,
+    EvalRequest,
+    EvalResult,
+    InterruptRequest,
+    InterruptResult,
+)
+from debugbroker.agent.reprs import format_node
+from tests.conftest import DEADLINE, wait_for
 
 OPTIONS = Options()
 MODULE_CONSTANT = "module level"
@@ -160,3 +181,254 @@ def test_released_frame(frame: tuple[FrameRegistry, str]) -> None:
     assert "4 most recent reports" in result.error
     unknown = run_eval(registry, EvalRequest(request_id="q1", frame_id="nope", code="1"), OPTIONS)
     assert unknown.error == result.error
+
+
+# --- console semantics ----------------------------------------------------------------------
+
+
+def interactive(held: tuple[FrameRegistry, str], code: str) -> EvalResult:
+    registry, frame_id = held
+    request = EvalRequest(request_id="q1", frame_id=frame_id, code=code, interactive=True)
+    return run_eval(registry, request, OPTIONS)
+
+
+def chunks(result: EvalResult) -> list[tuple[str, str]]:
+    return [(c.stream, c.text if c.value is None else format_node(c.value)) for c in result.chunks]
+
+
+def test_incomplete_input_asks_for_more_lines(frame: tuple[FrameRegistry, str]) -> None:
+    for code in (
+        "for i in range(3):",
+        "for i in range(3):\n    i",
+        "@staticmethod",
+        "def f():\n    return (1,",
+        "with open('x') as f:",
+        "x = [\n1,",
+        "if total:\n    1\nelse:",
+        "'''open",
+    ):
+        result = interactive(frame, code)
+        assert result == EvalResult(request_id="q1", ok=True, incomplete=True), code
+    assert run(frame, "marker = 1\nfor i in range(3):").incomplete
+    assert run(frame, "marker").error is not None  # nothing of an incomplete input ran
+    # An empty line ends the block, as in the interpreter; the loop echoes every value.
+    done = interactive(frame, "for i in range(3):\n    i * 10\n")
+    assert done.ok and not done.incomplete
+    assert chunks(done) == [("result", "0"), ("result", "10"), ("result", "20")]
+    # Without the REPL rule (API scripts), a finished block runs at once.
+    assert run(frame, "for i in range(2):\n    print(i)").output == "0\n1\n"
+    assert interactive(frame, "1 +").error is not None
+
+
+def test_echo_rules_and_order_of_output(frame: tuple[FrameRegistry, str]) -> None:
+    code = (
+        "import sys\nprint('a')\n1\nprint('b', file=sys.stderr)\nNone\n"
+        "def f():\n    5\n    return 6\nclass C:\n    7\nf()\n"
+    )
+    result = run(frame, code)
+    assert result.ok, result.error
+    assert chunks(result) == [
+        ("stdout", "a\n"),
+        ("result", "1"),
+        ("stderr", "b\n"),
+        ("result", "6"),
+    ]
+    assert result.output == "a\nb\n"
+    assert result.result is not None and result.result.text == "6"
+    assert run(frame, "_").result.text == "6"  # type: ignore[union-attr]
+    hidden = run(frame, "any(name.startswith('__debugbroker') for name in dir())").result
+    assert hidden is not None and hidden.text == "False"
+
+
+def test_tracebacks_hide_the_console_machinery(frame: tuple[FrameRegistry, str]) -> None:
+    result = run(frame, "def g():\n    raise KeyError('k')\n\ng()")
+    assert result.error is not None
+    assert result.error.startswith("Traceback (most recent call last):\n")
+    assert "evaluate.py" not in result.error and "console.py" not in result.error
+    assert "    raise KeyError('k')" in result.error and result.error.endswith("KeyError: 'k'\n")
+
+
+def test_completion_of_names_and_attributes(frame: tuple[FrameRegistry, str]) -> None:
+    registry, frame_id = frame
+
+    def complete(text: str) -> CompleteResult:
+        return run_complete(
+            registry, CompleteRequest(request_id="c", frame_id=frame_id, text=text), OPTIONS
+        )
+
+    names = complete("x = tot")
+    assert names.ok and names.replace == 3 and "total" in names.matches
+    attributes = complete("print(order.qu")
+    assert attributes.matches == ("order.quantity",) and attributes.replace == len("order.qu")
+    assert any(m.startswith("order.__init__(") for m in complete("order.__in").matches)
+    assert "print(" in complete("pri").matches  # builtins, callables with "("
+    run(frame, "my_new_name = 1")
+    assert complete("my_n").matches == ("my_new_name",)
+    assert complete("").matches == () and complete("1.").matches == ()
+    assert not any("__debugbroker" in m for m in complete("__").matches)
+    gone = run_complete(
+        registry, CompleteRequest(request_id="c", frame_id="nope", text="a"), OPTIONS
+    )
+    assert not gone.ok and gone.error is not None and gone.error.startswith("frame released")
+
+
+def start_eval(
+    held: tuple[FrameRegistry, str], code: str, options: Options = OPTIONS
+) -> tuple[threading.Thread, list[EvalResult]]:
+    registry, frame_id = held
+    answers: list[EvalResult] = []
+    request = EvalRequest(request_id="q1", frame_id=frame_id, code=code)
+    thread = threading.Thread(target=lambda: answers.append(run_eval(registry, request, options)))
+    thread.start()
+    return thread, answers
+
+
+def test_interrupt_stops_an_endless_loop_and_the_frame_still_works(
+    frame: tuple[FrameRegistry, str],
+) -> None:
+    registry, frame_id = frame
+    thread, answers = start_eval(frame, "n = 0\nwhile True:\n    n += 1")
+    # Other evals, in this frame too, keep answering while the loop runs.
+    wait_for(lambda: run(frame, "n").ok, what="the loop to start")
+    assert run(frame, "total").result.text == "6"  # type: ignore[union-attr]
+    count = wait_for(
+        lambda: interrupt(InterruptRequest(request_id="i", frame_id=frame_id)).interrupted,
+        what="an interrupt to land",
+    )
+    assert count == 1
+    thread.join(DEADLINE)
+    assert answers and not answers[0].ok and answers[0].error is not None
+    assert "KeyboardInterrupt" in answers[0].error
+    assert "interrupted from the dashboard" in answers[0].error
+    assert "evaluate.py" not in answers[0].error
+    assert run(frame, "n > 0").result.text == "True"  # type: ignore[union-attr]
+    nothing = interrupt(InterruptRequest(request_id="i", frame_id=frame_id))
+    assert nothing == InterruptResult(request_id="i", interrupted=0)
+
+
+def test_time_limit_interrupts_long_evals(frame: tuple[FrameRegistry, str]) -> None:
+    limited = Options(eval_timeout_seconds=0.3)
+    result = run(frame, "print('started')\nwhile True:\n    pass", limited)
+    assert not result.ok and result.output == "started\n"
+    assert (
+        result.error is not None and "stopped after the time limit of 0.3 seconds" in result.error
+    )
+    assert run(frame, "total", limited).result.text == "6"  # type: ignore[union-attr]
+
+
+def test_a_blocking_call_is_answered_and_stopped_when_it_returns(
+    frame: tuple[FrameRegistry, str],
+) -> None:
+    limited = Options(eval_timeout_seconds=0.2)
+    code = "import threading\nblocker = threading.Event()\nblocker.wait()\nafter = 1"
+    result = run(frame, code, limited)
+    assert not result.ok and result.error is not None
+    assert "blocked in a call that cannot be interrupted" in result.error
+    assert run(frame, "blocker.is_set()").result.text == "False"  # type: ignore[union-attr]
+    run(frame, "blocker.set()")
+    # Released, the thread gets the repeated interrupt before its next line.
+    wait_for(lambda: not evaluate._running.get(frame[1]), what="the blocked eval to stop")
+    assert evaluate._stuck == 0
+    assert run(frame, "'after' in dir()").result.text == "False"  # type: ignore[union-attr]
+
+
+def test_top_level_await_on_a_fresh_loop(frame: tuple[FrameRegistry, str]) -> None:
+    result = run(frame, "import asyncio\nawait asyncio.sleep(0)\nprint('hi')\ntotal + 1")
+    assert result.ok, result.error
+    assert chunks(result) == [("stdout", "hi\n"), ("result", "7")]
+
+
+def test_top_level_await_runs_on_the_apps_running_loop(frame: tuple[FrameRegistry, str]) -> None:
+    loop = asyncio.new_event_loop()
+    app_thread = threading.Thread(target=loop.run_forever, name="app-loop")
+    app_thread.start()
+    try:
+        code = (
+            "import asyncio, threading\nawait asyncio.sleep(0)\nprint('from the loop')\n"
+            "(threading.current_thread().name, asyncio.get_running_loop() is app_loop)"
+        )
+        registry, frame_id = frame
+        held = registry.get(frame_id)
+        assert held is not None
+        held.namespace["app_loop"] = loop
+        result = run(frame, code)
+        assert result.ok, result.error
+        assert chunks(result) == [("stdout", "from the loop\n"), ("result", "('app-loop', True)")]
+        failing = run(frame, "await asyncio.sleep(0)\n1 / 0")
+        assert failing.error is not None and "ZeroDivisionError" in failing.error
+        assert "1 / 0" in failing.error and "evaluate.py" not in failing.error
+        # An endless await on the app's loop is cancelled by the interrupt.
+        thread, answers = start_eval(frame, "await asyncio.sleep(3600)")
+        wait_for(
+            lambda: interrupt(InterruptRequest(request_id="i", frame_id=frame_id)).interrupted,
+            what="the interrupt",
+        )
+        thread.join(DEADLINE)
+        assert answers and answers[0].error and "KeyboardInterrupt" in answers[0].error
+
+        async def other_tasks() -> int:
+            return len(asyncio.all_tasks()) - 1
+
+        def cancelled() -> bool:
+            return asyncio.run_coroutine_threadsafe(other_tasks(), loop).result(DEADLINE) == 0
+
+        wait_for(cancelled, what="the awaited task to be cancelled on the app's loop")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        app_thread.join(DEADLINE)
+        loop.close()
+
+
+class ContextSource:
+    """Stands in for the middleware: contexts preserved per report id."""
+
+    def __init__(self, contexts: tuple[object, ...]) -> None:
+        self.contexts = contexts
+
+    def preserved_contexts(self, report_id: str) -> tuple[object, ...]:
+        return self.contexts if report_id == "report" else ()
+
+
+def test_evals_run_inside_a_real_flask_request_context() -> None:
+    import flask
+
+    app = flask.Flask("shop")
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @app.route("/orders/<int:number>")
+    def order(number: int) -> str:
+        raise LookupError(number)
+
+    preserved: list[object] = []
+    environ = werkzeug.test.EnvironBuilder("/orders/7").get_environ()
+    environ["werkzeug.debug.preserve_context"] = preserved.append
+    registry = FrameRegistry(max_reports=4, max_bytes=10**8)
+    with pytest.raises(LookupError) as caught:
+        app.wsgi_app(environ, lambda *args: lambda data: None)
+    tb = caught.value.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_name != "order":
+        tb = tb.tb_next
+    assert tb is not None and len(preserved) == 2
+    frame_id = registry.hold("report", tb.tb_frame)
+    source = ContextSource(tuple(preserved))
+    register_context_source(source.preserved_contexts)
+    result = run(
+        (registry, frame_id),
+        "from flask import request, current_app\n(request.path, current_app.name, number)",
+    )
+    assert result.ok, result.error
+    assert result.result is not None and format_node(result.result) == "('/orders/7', 'shop', 7)"
+    assert not flask.has_request_context()  # popped again, and only in the eval's thread
+    del source  # a collected source is forgotten (weak reference)
+
+
+def test_process_console(frame: tuple[FrameRegistry, str]) -> None:
+    registry, _ = frame
+    request = EvalRequest(request_id="q1", frame_id=CONSOLE_FRAME_ID, code="import os\nos.getpid()")
+    refused = run_eval(registry, request, OPTIONS)
+    assert refused.error == CONSOLE_DISABLED
+    console = Options(console=True)
+    result = run_eval(registry, request, console)
+    assert result.ok and result.result is not None and result.result.text == str(os.getpid())
+    again = EvalRequest(request_id="q1", frame_id=CONSOLE_FRAME_ID, code="dump()")
+    assert "os = <module 'os'" in run_eval(registry, again, console).output

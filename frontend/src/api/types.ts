@@ -76,6 +76,7 @@ export interface Report {
   pid: number;
   host: string;
   app: string;
+  paused?: boolean;
   agent_alive: boolean;
 }
 
@@ -112,6 +113,7 @@ export interface Agent {
   alive: boolean;
   last_seen: number;
   held_frames: number;
+  dropped_reports?: number;
 }
 
 /** WebSocket: a new report was stored. */
