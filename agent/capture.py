@@ -15,7 +15,8 @@ are elided (no frames, no members, ``omitted`` = their member count).
 Frames follow Paste's ``__traceback_hide__`` protocol (``True``, ``"before"``,
 ``"before_and_this"``, ``"after"``, ``"after_and_this"``, ``"reset"``, ``"reset_and_this"``),
 applied to each exception's own frame list; ``FrameInfo.hidden`` marks what the dashboard
-hides by default. If the innermost frame would be hidden, nothing is (as Paste does).
+hides by default. If the innermost frame would be hidden, nothing is (as Paste does). The
+agent's own frames (the middleware that caught the error) are always hidden.
 
 Capture never raises and is bounded: frames per exception, exceptions per report, locals
 per frame, the repr time budget and the approximate encoded size are all capped.
@@ -190,8 +191,11 @@ class _Capture:
                 tb if isinstance(tb, TracebackType) else None, self.options.max_frames
             )
             flags = hidden_flags([_hide_marker(item.tb_frame) for item in tracebacks])
+            pairs = [
+                (item, hide or _is_agent_file(item.tb_frame))
+                for item, hide in zip(tracebacks, flags, strict=True)
+            ]
             # Innermost first, so the time and size budgets favour the frames that matter most.
-            pairs = list(zip(tracebacks, flags, strict=True))
             frames = tuple(reversed([self.frame(item, hide) for item, hide in reversed(pairs)]))
         members: list[ExceptionInfo] = []
         omitted = entry.omitted
@@ -318,6 +322,23 @@ def _numbered(
 
 def _is_dunder(name: object) -> bool:
     return isinstance(name, str) and name.startswith("__") and name.endswith("__")
+
+
+_AGENT_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
+
+
+@lru_cache(maxsize=1024)
+def _in_agent_dir(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(_AGENT_DIR)
+
+
+def _is_agent_file(frame: FrameType) -> bool:
+    """A frame of this package (the middleware catching the error): hidden like Paste's."""
+    try:
+        filename = frame.f_code.co_filename
+        return isinstance(filename, str) and _in_agent_dir(filename)
+    except USER_CODE_ERRORS:
+        return False
 
 
 def _hide_marker(frame: FrameType) -> object:
