@@ -30,6 +30,7 @@ PAYLOAD = " ".join(PAYLOADS)
 XSS_FILENAME = '<img src=x onerror=window.__xss=7>"><svg onload=alert(8)>.py'
 XSS_FUNCTION = "<script>window.__xss=9</script>"  # code objects take any name
 XSS_LOCAL = '"><img src=x onerror=window.__xss=10>'  # exec locals take any key
+XSS_LOCAL_2 = "<svg><script>window.__xss=16</script></svg>"
 XSS_SOURCE = """def explode(payload):
     markup = "<img src=x onerror=window.__xss=11>"
     raise RuntimeError(payload)
@@ -63,9 +64,16 @@ def raise_payloads() -> None:
     exec(compile(XSS_SOURCE, XSS_FILENAME, "exec"), namespace)
     explode = namespace["explode"]
     explode.__code__ = explode.__code__.replace(co_name=XSS_FUNCTION, co_qualname=XSS_FUNCTION)
-    evil_dict: dict[str, object] = {payload: payload for payload in PAYLOADS}  # keys and values
+    # Dict keys and values, in dicts small enough to be shown whole (4 pairs each).
+    evil_dict: dict[str, object] = {payload: payload for payload in PAYLOADS[:3]}
     evil_dict["javascript:window.__xss=12"] = ["<svg/onload=window.__xss=13>"]
-    frame_locals = {"payload": PAYLOAD, "explode": explode, XSS_LOCAL: evil_dict}
+    more_evil = {payload: payload for payload in PAYLOADS[3:]}
+    frame_locals = {
+        "payload": PAYLOAD,
+        "explode": explode,
+        XSS_LOCAL: evil_dict,
+        XSS_LOCAL_2: more_evil,
+    }
     # The driver's line numbers follow XSS_SOURCE's in the fake file.
     driver = compile("\n" * XSS_SOURCE.count("\n") + DRIVER_SOURCE, XSS_FILENAME, "exec")
     try:
