@@ -1,0 +1,56 @@
+"""End to end: real Flask and Django apps under gunicorn, set up as docs/frameworks.md says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import AppServer, Broker, node_text, wait_for
+
+APPS = {"flask": ("flask_app:app", "order"), "django": ("django_app:application", "order")}
+
+
+def frame_index(report: dict[str, Any], function: str) -> int:
+    for info in report["exceptions"]:
+        for frame in info["frames"]:
+            if frame["function"] == function:
+                index: int = frame["index"]
+                return index
+    raise AssertionError(f"no frame {function} in {report['id']}")
+
+
+@pytest.mark.parametrize("framework", sorted(APPS))
+def test_a_view_error_reports_and_evals_run_in_the_view_frame(
+    broker: Broker, start_server: Callable[..., AppServer], framework: str
+) -> None:
+    target, view = APPS[framework]
+    command = ["gunicorn", "-w", "2", "-k", "gthread", "--threads", "2", "{bind}", target]
+    server = start_server(command, broker.agent_env(), name=framework)
+    assert server.get("/orders/1").text == "ada: 4.0"
+
+    def linked() -> Any:
+        answer = server.get("/orders/2?customer=grace", headers={"Accept": "text/html"})
+        assert answer.status == 500, answer.text
+        link = answer.headers.get("x-debugbroker-report", "")
+        return answer if link.startswith(broker.url + "/#/reports/") else None
+
+    answer = wait_for(linked, what="a 500 linking the dashboard")
+    assert "ZeroDivisionError: division by zero" in answer.text
+    report_id = answer.headers["x-debugbroker-report"].rsplit("/", 1)[1]
+    report = wait_for(
+        lambda: any(r["id"] == report_id for r in broker.reports()) and broker.report(report_id),
+        what="the report",
+    )
+    assert report["app"] == f"{framework}-test"
+    assert report["request"]["url"].endswith("/orders/2?customer=grace")
+    functions = [f["function"] for info in report["exceptions"] for f in info["frames"]]
+    assert functions[-2:] == [view, "average"]
+
+    index = frame_index(report, view)
+    result = broker.evaluate(report_id, index, "customer, order_id, items").json()
+    assert result["ok"], result
+    assert node_text(result["result"]) == "('grace', 2, [])"
+    pid = broker.evaluate(report_id, index, "import os\nos.getpid()").json()
+    assert node_text(pid["result"]) == str(report["pid"])
