@@ -37,6 +37,12 @@ __all__ = [
     "ReportMessage",
     "EvalRequest",
     "EvalResult",
+    "OutputChunk",
+    "CONSOLE_FRAME_ID",
+    "CompleteRequest",
+    "CompleteResult",
+    "InterruptRequest",
+    "InterruptResult",
     "Bye",
     "Resume",
     "Resumed",
@@ -183,6 +189,8 @@ class Hello:
     started: float
     evalex: bool
     protocol: int = PROTOCOL_VERSION
+    console: bool = False  # offers a console on the live process (CONSOLE_FRAME_ID)
+    eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +252,27 @@ class EvalRequest:
     request_id: str
     frame_id: str
     code: str
+    # The dashboard's REPL mode: a compound statement (for, def, with…) ends with an empty
+    # line, so the answer is ``incomplete`` until then.
+    interactive: bool = False
+
+
+# ``frame_id`` of the process console (``DebuggedApplication(app, console=True)``): evals,
+# completions and interrupts addressed to it run in a namespace of the live process.
+CONSOLE_FRAME_ID = "console"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputChunk:
+    """One piece of an eval's output, in the order it happened.
+
+    ``stream`` is ``stdout``, ``stderr`` (``text`` holds what was written) or ``result``
+    (``value`` holds an echoed expression's value, as the interpreter would print it).
+    """
+
+    stream: str
+    text: str = ""
+    value: ReprNode | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,6 +281,8 @@ class EvalResult:
 
     ``ok`` is False when the code raised (``error`` holds the formatted traceback) or
     could not run at all (``error`` says why: frame released, evalex disabled…).
+    ``incomplete`` means the input needs more lines and nothing ran. ``output`` is all
+    stdout and stderr text, ``result`` the last echoed value, ``chunks`` both in order.
     """
 
     kind: ClassVar[str] = "eval_result"
@@ -260,6 +291,48 @@ class EvalResult:
     output: str = ""
     result: ReprNode | None = None
     error: str | None = None
+    incomplete: bool = False
+    chunks: tuple[OutputChunk, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteRequest:
+    """Broker → agent: completions for the name ending ``text`` in frame ``frame_id``."""
+
+    kind: ClassVar[str] = "complete"
+    request_id: str
+    frame_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteResult:
+    """Agent → broker: each match replaces the last ``replace`` characters of the text."""
+
+    kind: ClassVar[str] = "complete_result"
+    request_id: str
+    ok: bool
+    matches: tuple[str, ...] = ()
+    replace: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptRequest:
+    """Broker → agent: raise KeyboardInterrupt in every eval running in ``frame_id``."""
+
+    kind: ClassVar[str] = "interrupt"
+    request_id: str
+    frame_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptResult:
+    """Agent → broker: how many running evals were interrupted."""
+
+    kind: ClassVar[str] = "interrupt_result"
+    request_id: str
+    interrupted: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +364,19 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Bye,
     Resume,
     Resumed,
-    Hello, Welcome, Refused, HelloRequest, Ping, Heartbeat, ReportMessage, EvalRequest, EvalResult
+    Hello,
+    Welcome,
+    Refused,
+    HelloRequest,
+    Ping,
+    Heartbeat,
+    ReportMessage,
+    EvalRequest,
+    EvalResult,
+    CompleteRequest,
+    CompleteResult,
+    InterruptRequest,
+    InterruptResult,
 ]
 _MESSAGE_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
@@ -308,6 +393,10 @@ _MESSAGE_TYPES: dict[str, type[Any]] = {
         ReportMessage,
         EvalRequest,
         EvalResult,
+        CompleteRequest,
+        CompleteResult,
+        InterruptRequest,
+        InterruptResult,
     )
 }
 

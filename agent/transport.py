@@ -29,16 +29,18 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
-from .evaluate import run_eval
+from .evaluate import interrupt, run_complete, run_eval
 from .frames import FrameRegistry
 from .options import Options
 from .protocol import (
     Bye,
+    CompleteRequest,
     EvalRequest,
     EvalResult,
     Heartbeat,
     Hello,
     HelloRequest,
+    InterruptRequest,
     Message,
     Ping,
     ProtocolError,
@@ -50,7 +52,7 @@ from .protocol import (
     Welcome,
 )
 
-__all__ = ["Transport", "get_transport", "make_agent_id"]
+__all__ = ["Transport", "get_transport", "current_transport", "make_agent_id"]
 
 _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
@@ -60,6 +62,11 @@ _MAX_EVALS = 8  # eval threads at once; more are answered with an error straight
 _MAX_RESULTS = 64  # eval results waiting for the socket
 _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+_HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: a wrong server key, or curve on one side only
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 def make_agent_id() -> str:
@@ -95,7 +102,7 @@ class Transport:
         self._welcomed = threading.Event()
         self._lock = threading.Lock()
         self._reports: deque[Report] = deque()
-        self._results: deque[EvalResult] = deque()
+        self._results: deque[Message] = deque()  # eval, completion, interrupt results
         self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
         self._stopping = False
         self._bye_requested = False  # the process exits: flush, say bye, close
@@ -218,7 +225,7 @@ class Transport:
 
     # --- eval threads ---------------------------------------------------------------------
 
-    def _start_eval(self, request: EvalRequest) -> None:
+    def _start_eval(self, request: EvalRequest | CompleteRequest) -> None:
         error = f"the agent is already running {_MAX_EVALS} evals; try again when one ends"
         if self._eval_slots.acquire(blocking=False):
             thread = threading.Thread(target=self._eval, args=(request,), daemon=True)
@@ -230,16 +237,20 @@ class Transport:
                 error = f"could not start the eval: {failure}"
         self._queue_result(EvalResult(request_id=request.request_id, ok=False, error=error))
 
-    def _eval(self, request: EvalRequest) -> None:
+    def _eval(self, request: EvalRequest | CompleteRequest) -> None:
+        result: Message
         try:
-            result = run_eval(self.registry, request, self.options)
+            if isinstance(request, CompleteRequest):
+                result = run_complete(self.registry, request, self.options)
+            else:
+                result = run_eval(self.registry, request, self.options)
         except BaseException as error:  # run_eval never raises; belt and braces
             result = EvalResult(request_id=request.request_id, ok=False, error=repr(error))
         finally:
             self._eval_slots.release()
         self._queue_result(result)
 
-    def _queue_result(self, result: EvalResult) -> None:
+    def _queue_result(self, result: Message) -> None:
         with self._lock:
             if len(self._results) >= _MAX_RESULTS:
                 self._results.popleft()
@@ -254,12 +265,15 @@ class Transport:
         monitor: zmq.Socket[bytes] | None = None
         try:
             sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
+            _configure_curve(sock, self.options.server_key)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
             sock.setsockopt(zmq.RECONNECT_IVL, 100)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-            monitor = sock.get_monitor_socket(_CONNECT_EVENTS | _LOST_EVENTS)
+            monitor = sock.get_monitor_socket(
+                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS
+            )
             sock.connect(self.options.broker_url)
             self._loop(sock, monitor)
         except Exception as error:  # a bad broker URL, say: the app runs on without us
@@ -311,7 +325,12 @@ class Transport:
     def _read_monitor(self, monitor: zmq.Socket[bytes], state: _LoopState) -> None:
         while monitor.poll(0):
             event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
-            if event & _CONNECT_EVENTS:
+            if event & _HANDSHAKE_FAILED_EVENTS:
+                if not state.logged_handshake:
+                    state.logged_handshake = True
+                    _log(_handshake_failure(self.options))
+            elif event & _CONNECT_EVENTS:
+                state.logged_handshake = False
                 state.link_up = True
                 state.hello_due = 0.0  # say hello as soon as the pipe takes it
             elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
@@ -353,8 +372,10 @@ class Transport:
         elif isinstance(message, HelloRequest):
             self._welcomed.clear()  # queue reports until the broker welcomes us again
             state.hello_due = 0.0
-        elif isinstance(message, EvalRequest):
+        elif isinstance(message, (EvalRequest, CompleteRequest)):
             self._start_eval(message)
+        elif isinstance(message, InterruptRequest):  # quick: it only flags the eval threads
+            self._queue_result(interrupt(message))
         elif isinstance(message, Resume):
             with self._lock:
                 pause = self._pauses.get(message.report_id)
@@ -429,6 +450,8 @@ class Transport:
             python=platform.python_version(),
             started=self.started,
             evalex=self.options.evalex,
+            console=self.options.console and self.options.evalex,
+            eval_timeout=self.options.eval_timeout_seconds,
         )
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
@@ -445,18 +468,57 @@ class Transport:
 class _LoopState:
     """The I/O thread's timers and flags (touched by that thread only)."""
 
-    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up")
+    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up", "logged_handshake")
 
     def __init__(self) -> None:
         self.link_up = False
         self.hello_due = 0.0
         self.heartbeat_due = 0.0
         self.logged_refusal = False
+        self.logged_handshake = False
+
+
+def _configure_curve(sock: zmq.Socket[bytes], server_key: str) -> None:
+    """Encrypt the link with CurveZMQ and authenticate the broker by its public key."""
+    if not server_key:
+        return
+    if len(server_key) != 40:
+        raise ValueError(
+            "DEBUGBROKER_SERVER_KEY must be the broker's 40-character public key "
+            "(printed by `debugbroker serve --curve`)"
+        )
+    public, secret = zmq.curve_keypair()  # this process's own, new each start
+    sock.curve_serverkey = server_key.encode("ascii")
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
+
+
+def _handshake_failure(options: Options) -> str:
+    """Why a connection that reached the broker failed its handshake, in words."""
+    if options.server_key:
+        hint = (
+            "check that DEBUGBROKER_SERVER_KEY is the key the broker printed "
+            "and that the broker runs with --curve"
+        )
+    else:
+        hint = "the broker uses CurveZMQ (--curve): set DEBUGBROKER_SERVER_KEY to its public key"
+    return (
+        f"cannot connect to the broker at {options.broker_url}: the handshake failed; "
+        f"{hint}. Errors are not sent to the dashboard until this is fixed."
+    )
 
 
 _transports: dict[Options, Transport] = {}
 _transports_pid = os.getpid()
 _transports_lock = threading.Lock()
+
+
+def current_transport() -> Transport | None:
+    """A transport this process already runs (the app's middleware made it), if any."""
+    for transport in list(_transports.values()):
+        if transport.pid == os.getpid() and not transport.closed:
+            return transport
+    return None
 
 
 def get_transport(options: Options) -> Transport:

@@ -86,6 +86,55 @@ export interface EvalResult {
   output: string;
   result: ReprNode | null;
   error: string | null;
+  /** The input needs more lines (a REPL's "..."): nothing ran. */
+  incomplete: boolean;
+  /** stdout/stderr text and echoed values, in the order they happened. */
+  chunks: OutputChunk[];
+}
+
+/** One piece of an eval's output: `stream` is "stdout", "stderr" or "result" (then `value`). */
+export interface OutputChunk {
+  stream: string;
+  text: string;
+  value: ReprNode | null;
+}
+
+/** POST .../complete: each match replaces the last `replace` characters of the text. */
+export interface CompleteResult {
+  ok: boolean;
+  matches: string[];
+  replace: number;
+  error: string | null;
+}
+
+/** POST .../interrupt: how many running evals in the frame were interrupted. */
+export interface InterruptResult {
+  interrupted: number;
+}
+
+/** One eval in a console's shared transcript (GET .../transcript, WebSocket "console"). */
+export interface ConsoleEntry {
+  id: number;
+  /** "reports/{id}/frames/{index}" or "agents/{agent_id}". */
+  target: string;
+  author: string;
+  code: string;
+  created: number;
+  /** "running" until the answer came; "done" (see result) or "failed" (see failure). */
+  state: "running" | "done" | "failed";
+  result: EvalResult | null;
+  failure: string | null;
+}
+
+/** WebSocket: a console entry started or finished. */
+export interface ConsoleEvent {
+  type: "console";
+  entry: ConsoleEntry;
+}
+
+/** GET .../transcript: the entries, oldest first. */
+export interface Transcript {
+  entries: ConsoleEntry[];
 }
 
 /** A row of GET /api/reports. */
