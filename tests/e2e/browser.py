@@ -54,7 +54,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # A laptop screen (CSS pixels): what the screenshots and layout checks use.
-VIEWPORT = {"width": 1366, "height": 820}
+VIEWPORT = {"width": 1440, "height": 900}
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
 EXPECT_TIMEOUT_MS = 15_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)

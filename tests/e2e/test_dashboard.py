@@ -230,3 +230,41 @@ def test_the_console_runs_code_in_the_worker_that_raised(
     output = entry.nth(1).get_by_test_id("console-output")
     expect(output).to_contain_text("hello")
     expect(output).to_contain_text(str(pid * 2))
+
+
+# --- screenshots ----------------------------------------------------------------------------
+
+
+def test_screenshots_of_the_list_and_a_report_with_its_console(
+    dashboard: Page, raise_error: RaiseError, app_server: AppServer, broker: Broker
+) -> None:
+    """Writes docs/screenshots/dashboard-list.png and dashboard-report.png (laptop size)."""
+    from tests.e2e.browser import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Agents start with their worker's first request: ask until both workers answered.
+    wait_for(lambda: app_server.get("/pid") and len(broker.live_agents()) == 2, what="two agents")
+    summaries = [raise_error("/chain") for _ in range(3)]
+    raise_error("/profile")
+    expect(dashboard.get_by_test_id("report-row")).to_have_count(4)
+    expect(dashboard.get_by_test_id("agent-row")).to_have_count(2)
+    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-list.png"), animations="disabled")
+
+    open_report(dashboard, summaries[-1])
+    frame = frame_by_function(dashboard, "load_order")
+    frame.get_by_test_id("console-toggle").click()
+    console_input = frame.get_by_test_id("console-input")
+    for code in ("orders.get(order_id, 0)", "sorted(orders)", "import os; os.getpid()"):
+        console_input.fill(code)
+        console_input.press("Enter")
+    outputs = frame.get_by_test_id("console-output")
+    expect(outputs).to_have_count(3)
+    expect(outputs.nth(2)).to_have_text(str(summaries[-1]["pid"]))
+    # The README's picture: the report's head, then the failing frame with its console.
+    caller = frame_by_function(dashboard, "checkout").first
+    caller.locator(".frame-expand").click()
+    expect(caller.locator(".frame-expand")).to_have_attribute("aria-expanded", "false")
+    dashboard.evaluate("window.scrollTo(0, 0)")
+    console_input.blur()
+    dashboard.mouse.move(0, 0)  # no hover highlight in the picture
+    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report.png"), animations="disabled")

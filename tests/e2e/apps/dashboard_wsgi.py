@@ -1,6 +1,7 @@
 """A WSGI app for the dashboard's browser tests: chained errors, and errors full of XSS payloads.
 
-``/chain`` raises a ``ValueError`` caused by a ``KeyError``, with a note and locals.
+``/chain`` raises a ``ValueError`` caused by a ``KeyError``, with a note and locals;
+``/profile`` raises a ``TypeError``.
 ``/xss`` raises an error whose every field (message, notes, locals, dict keys, file name,
 function name, request URL and headers) carries HTML/JavaScript payloads; a dashboard that
 renders app data as HTML runs them, one that renders text shows them.
@@ -56,6 +57,17 @@ def checkout(order_id: str) -> int:
         raise failure from error
 
 
+def find_user(user_id: int) -> dict[str, str] | None:
+    """No user has an id above 100."""
+    return {"name": "ada", "email": "ada@example.org"} if user_id <= 100 else None
+
+
+def profile_email(user_id: int) -> str:
+    """Fails with an AttributeError-like TypeError for unknown users."""
+    user = find_user(user_id)
+    return user["email"]  # type: ignore[index]
+
+
 def raise_payloads() -> None:
     """Raise an error whose message, notes, locals and frames carry XSS payloads."""
     lines = (XSS_SOURCE + DRIVER_SOURCE).splitlines(keepends=True)
@@ -92,6 +104,8 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if path == "/chain":
         worker_pid = os.getpid()  # noqa: F841 - a local the console reads
         checkout("Z-9")
+    if path == "/profile":
+        profile_email(404)
     if path.startswith("/xss"):
         raise_payloads()
     start_response("200 OK", [("Content-Type", "text/plain")])
