@@ -52,15 +52,26 @@ from .reprs import (
     variables_of,
 )
 
-__all__ = ["MAX_EXCEPTIONS", "capture_exception", "hidden_flags", "is_library_file"]
+__all__ = [
+    "MAX_EXCEPTIONS",
+    "MAX_FRAME_LOCALS_BYTES",
+    "MAX_STRUCTURE_BYTES",
+    "MAX_TEXT",
+    "capture_exception",
+    "hidden_flags",
+    "is_library_file",
+]
 
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_LINE = 1_000  # characters of one source line
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
 _MAX_NOTES = 32
-_MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
-_REPORT_SIZE = 5 * 1024 * 1024  # approximate encoded bytes of the structured part
-_FRAME_SIZE = 512 * 1024  # approximate encoded bytes of one frame's locals
+# The documented size limits (docs/limits.md). The plain text (<= 4 MiB as UTF-8) plus the
+# structure and the request stay well under the protocol's 8 MiB message cap.
+MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
+MAX_STRUCTURE_BYTES = 3 * 1024 * 1024  # approximate encoded bytes of everything but the text
+MAX_FRAME_LOCALS_BYTES = 512 * 1024  # approximate encoded bytes of one frame's locals
+_FRAME_COST = 160  # msgpack keys and numbers of one frame, roughly
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _TYPE_MODULE = type.__dict__["__module__"]
 
@@ -161,7 +172,7 @@ class _Capture:
         self.options = options
         self.registry = registry
         self.report_id = report_id
-        self.size_left = _REPORT_SIZE
+        self.size_left = MAX_STRUCTURE_BYTES
         self.exceptions_left = MAX_EXCEPTIONS
         self.held: dict[int, str | None] = {}
         self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
@@ -195,8 +206,14 @@ class _Capture:
                 (item, hide or _is_agent_file(item.tb_frame))
                 for item, hide in zip(tracebacks, flags, strict=True)
             ]
-            # Innermost first, so the time and size budgets favour the frames that matter most.
-            frames = tuple(reversed([self.frame(item, hide) for item, hide in reversed(pairs)]))
+            # Innermost first, so the time and size budgets favour the frames that matter most;
+            # once the report's size budget is spent, outer frames are left out.
+            built: list[FrameInfo] = []
+            for item, hide in reversed(pairs):
+                if built and self.size_left <= 0:
+                    break
+                built.append(self.frame(item, hide))
+            frames = tuple(reversed(built))
         members: list[ExceptionInfo] = []
         omitted = entry.omitted
         for position, member in enumerate(entry.members):
@@ -224,6 +241,7 @@ class _Capture:
         if sys.version_info >= (3, 11):
             function = code.co_qualname
         module = _safe_str(frame.f_globals.get("__name__", ""), 500)
+        self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
         context_start, context = self.source(code.co_filename, lineno, frame)
         end_lineno, colno, end_colno = self.columns(tb, lineno)
         return FrameInfo(
@@ -302,7 +320,7 @@ class _Capture:
         except USER_CODE_ERRORS:
             return ()
         seconds = min(self.options.repr_budget_seconds, self.deadline - now)
-        budget = Budget(seconds, min(_FRAME_SIZE, self.size_left))
+        budget = Budget(seconds, min(MAX_FRAME_LOCALS_BYTES, self.size_left))
         start = budget.remaining
         variables = variables_of(namespace, self.options, budget)
         self.size_left -= start - budget.remaining
@@ -406,8 +424,14 @@ def _format_text(exc: BaseException) -> str:
         except USER_CODE_ERRORS:
             text = f"{type_name_of(exc)}: <traceback could not be formatted>\n"
         text += f"(debugbroker could not format the traceback: {describe_error(error)})\n"
-    cut, omitted = safe_text(text, _MAX_TEXT)
-    return cut + (f"\n[{omitted} more characters cut]\n" if omitted else "")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escaped as Python's stderr shows them
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[:MAX_TEXT] + f"\n[{len(text) - MAX_TEXT} more characters cut]\n"
 
 
 @lru_cache(maxsize=1)
