@@ -35,6 +35,9 @@ class Options:
     dashboard_url: str = DEFAULT_DASHBOARD_URL
     app_name: str = ""
     evalex: bool = True
+    # The broker's CurveZMQ public key (40 z85 characters, printed by ``serve --curve``):
+    # set, the link to the broker is encrypted and the broker authenticated.
+    server_key: str = ""
     # Capture caps: the request thread's cost and the report's size stay bounded.
     max_frames: int = 100  # frames per exception (the innermost are kept)
     max_locals: int = 50  # variables per frame
@@ -62,6 +65,7 @@ class Options:
             secret=os.environ.get("DEBUGBROKER_SECRET") or _read_local_secret(),
             dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
             app_name=os.environ.get("DEBUGBROKER_APP", ""),
+            server_key=os.environ.get("DEBUGBROKER_SERVER_KEY", "").strip(),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(options, **given)  # type: ignore[arg-type]

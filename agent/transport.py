@@ -62,6 +62,11 @@ _MAX_EVALS = 8  # eval threads at once; more are answered with an error straight
 _MAX_RESULTS = 64  # eval results waiting for the socket
 _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+_HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: a wrong server key, or curve on one side only
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 def make_agent_id() -> str:
@@ -260,12 +265,15 @@ class Transport:
         monitor: zmq.Socket[bytes] | None = None
         try:
             sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
+            _configure_curve(sock, self.options.server_key)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
             sock.setsockopt(zmq.RECONNECT_IVL, 100)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-            monitor = sock.get_monitor_socket(_CONNECT_EVENTS | _LOST_EVENTS)
+            monitor = sock.get_monitor_socket(
+                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS
+            )
             sock.connect(self.options.broker_url)
             self._loop(sock, monitor)
         except Exception as error:  # a bad broker URL, say: the app runs on without us
@@ -317,7 +325,12 @@ class Transport:
     def _read_monitor(self, monitor: zmq.Socket[bytes], state: _LoopState) -> None:
         while monitor.poll(0):
             event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
-            if event & _CONNECT_EVENTS:
+            if event & _HANDSHAKE_FAILED_EVENTS:
+                if not state.logged_handshake:
+                    state.logged_handshake = True
+                    _log(_handshake_failure(self.options))
+            elif event & _CONNECT_EVENTS:
+                state.logged_handshake = False
                 state.link_up = True
                 state.hello_due = 0.0  # say hello as soon as the pipe takes it
             elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
@@ -455,13 +468,44 @@ class Transport:
 class _LoopState:
     """The I/O thread's timers and flags (touched by that thread only)."""
 
-    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up")
+    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up", "logged_handshake")
 
     def __init__(self) -> None:
         self.link_up = False
         self.hello_due = 0.0
         self.heartbeat_due = 0.0
         self.logged_refusal = False
+        self.logged_handshake = False
+
+
+def _configure_curve(sock: zmq.Socket[bytes], server_key: str) -> None:
+    """Encrypt the link with CurveZMQ and authenticate the broker by its public key."""
+    if not server_key:
+        return
+    if len(server_key) != 40:
+        raise ValueError(
+            "DEBUGBROKER_SERVER_KEY must be the broker's 40-character public key "
+            "(printed by `debugbroker serve --curve`)"
+        )
+    public, secret = zmq.curve_keypair()  # this process's own, new each start
+    sock.curve_serverkey = server_key.encode("ascii")
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
+
+
+def _handshake_failure(options: Options) -> str:
+    """Why a connection that reached the broker failed its handshake, in words."""
+    if options.server_key:
+        hint = (
+            "check that DEBUGBROKER_SERVER_KEY is the key the broker printed "
+            "and that the broker runs with --curve"
+        )
+    else:
+        hint = "the broker uses CurveZMQ (--curve): set DEBUGBROKER_SERVER_KEY to its public key"
+    return (
+        f"cannot connect to the broker at {options.broker_url}: the handshake failed; "
+        f"{hint}. Errors are not sent to the dashboard until this is fixed."
+    )
 
 
 _transports: dict[Options, Transport] = {}

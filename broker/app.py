@@ -45,6 +45,8 @@ class BrokerConfig:
     agent_timeout: float = 10.0
     eval_timeout: float = 30.0
     secure_cookie: bool = False
+    curve_secret_key: str = ""  # set: agents must use CurveZMQ with the matching public key
+    curve_public_key: str = ""
 
     @property
     def dashboard_url(self) -> str:
@@ -91,6 +93,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         publish=hub.publish,
         agent_timeout=config.agent_timeout,
         eval_timeout=config.eval_timeout,
+        curve_secret_key=config.curve_secret_key,
     )
     app[STORE] = store
     app[RELAY] = relay

@@ -137,6 +137,7 @@ def security_routes(
                 "role": request[ROLE_KEY],
                 "agents_alive": sum(1 for agent in relay.agents.values() if agent.alive),
                 "relay": {
+                    "handshake_failed": stats.handshake_failed,
                     "malformed": stats.malformed,
                     "oversized": stats.oversized,
                     "unadmitted": stats.unadmitted,

@@ -24,6 +24,7 @@ from aiohttp import web
 from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
 
 from .app import BrokerConfig, build_app
+from .auth import load_or_create_curve_keys
 
 __all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
@@ -110,6 +111,13 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         help="seconds without a heartbeat before an agent counts as gone",
     )
     parser.add_argument("--eval-timeout", type=float, default=30.0, help="seconds an eval may take")
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        default=bool(os.environ.get("DEBUGBROKER_CURVE")),
+        help="encrypt the agent link with CurveZMQ (key pair kept in the data dir); agents "
+        "then need DEBUGBROKER_SERVER_KEY, which is printed at start",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
 
 
@@ -124,6 +132,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         data_dir / "secret", args.secret or os.environ.get("DEBUGBROKER_SECRET")
     )
     view_token = args.view_token or os.environ.get("DEBUGBROKER_VIEW_TOKEN") or ""
+    curve_public, curve_secret = "", ""
+    if args.curve:
+        try:
+            curve_public, curve_secret = load_or_create_curve_keys(data_dir)
+        except ValueError as error:
+            raise SystemExit(f"debugbroker: {error}") from None
     config = BrokerConfig(
         http_host=host,
         http_port=port,
@@ -136,6 +150,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         allowed_hosts=frozenset(h.lower() for h in args.allow_host),
         agent_timeout=args.agent_timeout,
         eval_timeout=args.eval_timeout,
+        curve_secret_key=curve_secret,
+        curve_public_key=curve_public,
     )
     return config, show_token
 
@@ -157,6 +173,8 @@ def _banner(config: BrokerConfig, show_token: bool) -> str:
     else:
         lines.append(f"  log in:  {config.dashboard_url}/login with your token")
     lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
+    if config.curve_public_key:
+        lines.append(f"           DEBUGBROKER_SERVER_KEY={config.curve_public_key} (CurveZMQ)")
     lines.append(f"  data:    {config.data_dir}")
     if not _is_loopback(config.http_host):
         lines.append(

@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from debugbroker.agent import protocol
 from debugbroker.agent.protocol import (
@@ -46,6 +47,11 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 _SIZE_SLACK = 64 * 1024
+_HANDSHAKE_FAILED_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 _LOUD_EVENTS = 20  # log (and audit) the first refusals in full, then every 100th
 
 
@@ -111,6 +117,7 @@ class RelayStats:
     refused: int = 0
     unexpected: int = 0
     reports: int = 0
+    handshake_failed: int = 0  # zmq handshakes that failed (CurveZMQ key, garbage)
     oversized: int = 0  # over the cap but under the socket's hard limit (bigger ones cut)
     unadmitted: int = 0  # from an identity that has not said a valid hello
     extra: dict[str, int] = field(default_factory=dict)
@@ -129,9 +136,11 @@ class Relay:
         publish: Publish,
         agent_timeout: float = 10.0,
         eval_timeout: float = 30.0,
+        curve_secret_key: str = "",
     ) -> None:
         self.endpoint = endpoint
         self.secret = secret
+        self.curve_secret_key = curve_secret_key
         self.dashboard_url = dashboard_url
         self.store = store
         self.publish = publish
@@ -153,6 +162,10 @@ class Relay:
         # Slightly above the cap, so a message just over it is read, dropped and counted;
         # zmq cuts the connection of anything bigger before buffering it.
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + _SIZE_SLACK)
+        if self.curve_secret_key:  # CurveZMQ: encrypted, only agents with our public key
+            sock.curve_server = True
+            sock.curve_secretkey = self.curve_secret_key.encode("ascii")
+        monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED_EVENTS)
         sock.bind(self.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         for record in await self.store.list_agents():
@@ -161,6 +174,7 @@ class Relay:
         self._tasks = [
             asyncio.create_task(self._receive_loop(), name="debugbroker-relay"),
             asyncio.create_task(self._liveness_loop(), name="debugbroker-liveness"),
+            asyncio.create_task(self._monitor_loop(monitor), name="debugbroker-handshakes"),
         ]
 
     async def stop(self) -> None:
@@ -175,10 +189,30 @@ class Relay:
         for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(EvalFailure(503, "the broker is shutting down"))
+        try:
+            self._socket.disable_monitor()
+        except zmq.ZMQError:
+            pass
         self._socket.close(linger=0)
         self._context.term()
 
     # --- receiving ----------------------------------------------------------------------
+
+    async def _monitor_loop(self, monitor: zmq.asyncio.Socket) -> None:
+        """Count connections that fail the handshake (a wrong CurveZMQ key, say)."""
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                self.stats.handshake_failed += 1
+                if _worth_logging(self.stats.handshake_failed):
+                    log.warning(
+                        "a connection failed the zmq handshake (%s; %d so far): an agent "
+                        "without the right DEBUGBROKER_SERVER_KEY, or not a debugbroker agent",
+                        zmq.Event(event["event"]).name,
+                        self.stats.handshake_failed,
+                    )
+        finally:
+            monitor.close(linger=0)
 
     async def _receive_loop(self) -> None:
         while True:
