@@ -268,3 +268,5 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     console_input.blur()
     dashboard.mouse.move(0, 0)  # no hover highlight in the picture
     dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report.png"), animations="disabled")
+    dashboard.emulate_media(color_scheme="dark")
+    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report-dark.png"), animations="disabled")

@@ -98,7 +98,17 @@ async function evaluateInFrame(id: string, index: number, code: string): Promise
   return (await response.json()) as EvalResult;
 }
 
-/** POST /login with the token: null once the session cookie is set, else why it failed. */
+/** POST /api/reports/{id}/continue: the thread paused at breakpoint() goes on. */
+async function resumeReport(id: string): Promise<void> {
+  await send(`/api/reports/${encodeURIComponent(id)}/continue`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: "{}",
+  });
+}
+
+/** POST /login with the token
+: null once the session cookie is set, else why it failed. */
 async function logIn(token: string): Promise<string | null> {
   let response: Response;
   try {
@@ -124,5 +134,6 @@ export {
   fetchReport,
   fetchReportText,
   fetchReports,
+  resumeReport,
   setUnauthorizedHandler,
 };

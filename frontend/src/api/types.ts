@@ -78,6 +78,8 @@ export interface Report {
   app: string;
   paused?: boolean;
   agent_alive: boolean;
+  /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
+  resumable?: boolean;
 }
 
 /** What an eval printed and returned, or why it failed (the HTTP answer has no request_id). */

@@ -2,6 +2,7 @@
 // form once the broker asked for it). Also keeps document.title in step.
 import { useEffect } from "preact/hooks";
 import { ConnectionStatus } from "../components/ConnectionStatus";
+import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
 import { loginRequired } from "../state/session";
@@ -49,7 +50,10 @@ function App() {
         <a class="brand" href="#/">
           debugbroker
         </a>
-        <ConnectionStatus />
+        <div class="topbar-tools">
+          <ConnectionStatus />
+          <ThemeSwitch />
+        </div>
       </header>
       <main>{page}</main>
     </>

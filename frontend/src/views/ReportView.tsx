@@ -2,6 +2,7 @@
 // with frames and consoles, or the plain-text traceback.
 import { useEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
+import { resumeReport } from "../api/client";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
@@ -86,6 +87,38 @@ function ReportHeader({ report }: { report: Report }) {
   );
 }
 
+/** For a breakpoint() pause: whether its thread still waits, and the Continue button. */
+function PauseBar({ report }: { report: Report }) {
+  const [sent, setSent] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  if (report.paused !== true) return null;
+  const waiting = report.resumable === true && !sent;
+  const resume = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await resumeReport(report.id);
+      setSent(true);
+    } catch (failure) {
+      setError(failure instanceof Error ? failure.message : String(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <p class="agent-state" data-testid="pause-bar" role="status">
+      {waiting ? "Paused at breakpoint(): the thread waits for Continue. " : "Was paused at breakpoint(): the thread went on. "}
+      {waiting && (
+        <button type="button" class="button primary" data-testid="continue" disabled={busy} onClick={() => void resume()}>
+          Continue
+        </button>
+      )}
+      {error && <span class="error"> {error}</span>}
+    </p>
+  );
+}
+
 /** The report page. */
 function ReportView({ id, frame }: { id: string; frame: number | null }) {
   const [showHidden, setShowHidden] = useState(false);
@@ -132,6 +165,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
   return (
     <article class="report">
       <ReportHeader report={report} />
+      <PauseBar report={report} />
       {selection?.error && (
         <p class="error" role="alert">
           {selection.error}
