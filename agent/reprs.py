@@ -14,6 +14,7 @@ renders the next slice once that handle is resolved back to the value.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,9 @@ _SECRET_WORDS = (
     "csrf",
     "private_key",
 )
+# Case-insensitive like ``name.lower()`` would be (it also folds a few more look-alikes,
+# which only masks more); one regex search instead of a loop over the words.
+_SECRET_PATTERN = re.compile("|".join(map(re.escape, _SECRET_WORDS)), re.IGNORECASE)
 DEFAULT_BUDGET_SIZE = 512 * 1024
 _NODE_COST = 48  # msgpack keys and framing of one node, roughly
 _TYPE_NAME_LIMIT = 200
@@ -84,6 +88,31 @@ _SHAPES: dict[Any, tuple[str, type[Any]]] = {
     defaultdict.__repr__: ("dict", dict),
     Counter.__repr__: ("dict", dict),
 }
+# Exact builtin types, with their name and shape: C types cannot be changed, so this skips
+# the MRO walk of ``_own_repr`` for the values nearly every frame holds (the capture's hot
+# path). Looked up only when ``type(type(value)) is type``, so no metaclass hash runs.
+_EXACT_SHAPES: dict[type[Any], tuple[str, type[Any]]] = {
+    tp: shape
+    for tp, shape in (
+        (str, ("str", str)),
+        (bytes, ("bytes", bytes)),
+        (bytearray, ("bytes", bytearray)),
+        (bool, ("bool", bool)),
+        (int, ("number", int)),
+        (float, ("number", float)),
+        (complex, ("number", complex)),
+        (type(None), ("none", type(None))),
+        (list, ("list", list)),
+        (tuple, ("tuple", tuple)),
+        (set, ("set", set)),
+        (frozenset, ("frozenset", frozenset)),
+        (deque, ("list", deque)),
+        (dict, ("dict", dict)),
+        (OrderedDict, ("dict", OrderedDict)),
+        (defaultdict, ("dict", dict)),
+    )
+}
+_EXACT_NAMES: dict[type[Any], str] = {tp: tp.__name__ for tp in _EXACT_SHAPES}
 _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
 _BRACKETS = {
     "list": ("[", "]"),
@@ -124,6 +153,8 @@ def text_cost(text: str) -> int:
 def safe_text(value: str, limit: int) -> tuple[str, int]:
     """``value`` as an exact, encodable ``str`` cut to ``limit`` chars, and the chars cut."""
     total = str.__len__(value)
+    if total <= limit and type(value) is str and value.isascii():  # the common case
+        return value, 0
     text = str.__getitem__(value, slice(0, max(0, limit)))
     text = str.__str__(text)  # a str subclass becomes a plain str without running its code
     if not text.isascii():
@@ -136,8 +167,13 @@ def safe_text(value: str, limit: int) -> tuple[str, int]:
 
 def type_name_of(value: object) -> str:
     """The name of ``type(value)``, read without running any user code."""
+    tp = type(value)
+    if type(tp) is type:
+        exact = _EXACT_NAMES.get(tp)
+        if exact is not None:
+            return exact
     try:
-        name = _TYPE_NAME.__get__(type(value))
+        name = _TYPE_NAME.__get__(tp)
         return safe_text(name, _TYPE_NAME_LIMIT)[0] if isinstance(name, str) else "?"
     except USER_CODE_ERRORS:
         return "?"
@@ -158,8 +194,7 @@ def describe_error(error: BaseException, limit: int = 500) -> str:
 
 def looks_secret(name: str) -> bool:
     """Whether a variable or key name suggests a credential (masked like Django does)."""
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+    return _SECRET_PATTERN.search(name) is not None
 
 
 def _own_repr(tp: type[Any]) -> Any:
@@ -210,7 +245,9 @@ class _Renderer:
         if reason is not None:
             return ReprNode(kind="object", type_name=type_name, text=f"<skipped: {reason}>")
         try:
-            shape = _SHAPES.get(_own_repr(tp))
+            shape = _EXACT_SHAPES.get(tp) if type(tp) is type else None
+            if shape is None:
+                shape = _SHAPES.get(_own_repr(tp))
             if shape is not None:
                 return self.builtin(value, shape[0], shape[1], type_name, depth, 0)
             if _is_mapping(tp):
