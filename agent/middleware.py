@@ -8,6 +8,7 @@ error of its own into the host app: whatever fails inside, the answer is the app
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -95,27 +96,18 @@ def request_info(environ: Environ) -> RequestInfo | None:
         return None
 
 
-class _Response:
-    """Tracks whether the response started, so a 500 is only sent while it still can be."""
+# Bumped in a forked child, so the first request there starts that process's own agent.
+_fork_generation = 0
 
-    __slots__ = ("start_response", "started", "headers_set")
 
-    def __init__(self, start_response: StartResponse) -> None:
-        self.start_response = start_response
-        self.started = False  # body bytes went (or may have gone) to the server
-        self.headers_set = False  # the app called start_response
+def _count_fork() -> None:
+    global _fork_generation
+    _fork_generation += 1
 
-    def __call__(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        write = self.start_response(status, headers, exc_info)
-        self.headers_set = True
 
-        def tracked_write(data: bytes) -> object:
-            self.started = True  # the legacy write() sends headers at once
-            return write(data)
-
-        return tracked_write
+_register_at_fork: Callable[..., None] | None = getattr(os, "register_at_fork", None)
+if _register_at_fork is not None:  # not on Windows, which has no fork
+    _register_at_fork(after_in_child=_count_fork)
 
 
 class DebuggedApplication:
@@ -144,6 +136,7 @@ class DebuggedApplication:
         self.evalex = self.options.evalex
         self._contexts: OrderedDict[str, list[object]] = OrderedDict()
         self._contexts_lock = threading.Lock()
+        self._agent_generation = -1  # the fork generation whose agent was started
 
     @property
     def transport(self) -> Transport:
@@ -156,29 +149,54 @@ class DebuggedApplication:
             return tuple(self._contexts.get(report_id, ()))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Run the app; on an error, report it and answer a 500 if the response has not started."""
-        return self._run(environ, _Response(start_response))
+        """Run the app; on an error, report it and answer a 500 if the response has not started.
 
-    def _run(self, environ: Environ, response: _Response) -> Iterator[bytes]:
-        try:  # start the agent with the first request, so the dashboard lists this process
-            get_transport(self.options)
-        except Exception:
-            pass
+        This runs on every request, so the happy path is a few attribute reads and one call:
+        the agent is started once per process, ``start_response`` is passed through as it is
+        (whether the app already called it is found out only after an error, see
+        ``_start_error_response``), and a list or tuple body, which cannot fail while it is
+        iterated and has no ``close``, is handed back as it is.
+        """
+        if self._agent_generation != _fork_generation:
+            self._start_agent()
         contexts: list[object] = []
         if self.evalex:  # Flask hands its contexts here so evals can see request & co.
             environ["werkzeug.debug.preserve_context"] = contexts.append
-        app_iter: Iterable[bytes] | None = None
         try:
-            app_iter = self.app(environ, response)
+            app_iter = self.app(environ, start_response)
+        except Exception as error:
+            return list(self._answer_error(error, environ, start_response, False, contexts))
+        if type(app_iter) is list or type(app_iter) is tuple:
+            return app_iter
+        return self._iterate(app_iter, environ, start_response, contexts)
+
+    def _start_agent(self) -> None:
+        """Start this process's agent with its first request, so the dashboard lists it."""
+        self._agent_generation = _fork_generation
+        try:
+            get_transport(self.options)
+        except Exception:
+            pass
+
+    def _iterate(
+        self,
+        app_iter: Iterable[bytes],
+        environ: Environ,
+        start_response: StartResponse,
+        contexts: list[object],
+    ) -> Iterator[bytes]:
+        """Pass the body through; an error while iterating or closing it is answered too."""
+        started = False  # body bytes went to the server: too late for a 500
+        try:
             for chunk in app_iter:
-                response.started = True
+                started = True
                 yield chunk
         except Exception as error:
             try:
                 _close(app_iter)
             except Exception:
                 pass  # the first error is the one to report
-            yield from self._answer_error(error, environ, response, contexts)
+            yield from self._answer_error(error, environ, start_response, started, contexts)
             return
         except BaseException:  # the server closed us (GeneratorExit), or the process ends
             _close(app_iter)
@@ -186,17 +204,22 @@ class DebuggedApplication:
         try:
             _close(app_iter)
         except Exception as error:
-            yield from self._answer_error(error, environ, response, contexts)
+            yield from self._answer_error(error, environ, start_response, started, contexts)
 
     def _answer_error(
-        self, error: Exception, environ: Environ, response: _Response, contexts: list[object]
+        self,
+        error: Exception,
+        environ: Environ,
+        start_response: StartResponse,
+        started: bool,
+        contexts: list[object],
     ) -> Iterator[bytes]:
         """Report ``error`` and, if the response has not started, answer a 500; never raises."""
         report, transport = self._report(error, environ, contexts)
         log = _error_stream(environ)
         text = traceback_text(error, report)
         try:
-            if response.started:
+            if started:
                 log.write(
                     "debugbroker: error in a streamed response after the headers were sent; "
                     "the response was cut short.\n"
@@ -207,15 +230,11 @@ class DebuggedApplication:
             log.flush()
         except Exception:  # a closed log stream: the page below still shows the error
             pass
-        if response.started:
+        if started:
             return
         try:
             status, headers, body = self._error_page(error, environ, report, transport, text)
-            if response.headers_set:  # replacing the app's headers needs exc_info (PEP 3333)
-                exc_info = (type(error), error, error.__traceback__)
-                response.start_response(status, headers, exc_info)
-            else:  # some servers (Werkzeug's test client) re-raise any exc_info they get
-                response.start_response(status, headers)
+            _start_error_response(start_response, status, headers, error)
         except Exception:  # the server says the headers went out after all
             return
         yield body
@@ -248,6 +267,24 @@ class DebuggedApplication:
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """The 500 answer for this client: status, headers and body."""
         return error_answer(error, environ, report, transport, text, self.options.broker_url)
+
+
+def _start_error_response(
+    start_response: StartResponse, status: str, headers: list[tuple[str, str]], error: Exception
+) -> None:
+    """Send the 500's status and headers, replacing the app's if it had sent its own.
+
+    The request path does not wrap ``start_response`` (it runs on every request), so whether
+    the app already called it is not known here. The first call leaves ``exc_info`` out:
+    some servers (Werkzeug's test client) re-raise any ``exc_info`` they get. A server that
+    saw an earlier call refuses a second one without it (PEP 3333: an ``AssertionError``
+    from gunicorn, wsgiref and Werkzeug's server), so the call is made again with
+    ``exc_info``, which replaces the headers, or re-raises if they already went out.
+    """
+    try:
+        start_response(status, headers)
+    except Exception:
+        start_response(status, headers, (type(error), error, error.__traceback__))
 
 
 def _close(app_iter: object) -> None:
