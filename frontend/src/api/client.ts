@@ -107,8 +107,7 @@ async function resumeReport(id: string): Promise<void> {
   });
 }
 
-/** POST /login with the token
-: null once the session cookie is set, else why it failed. */
+/** POST /login with the token: null once the session cookie is set, else why it failed. */
 async function logIn(token: string): Promise<string | null> {
   let response: Response;
   try {

@@ -19,7 +19,8 @@ function pageTitle(): string {
     const what = report ? `${report.type_name}: ${report.message}`.slice(0, 80) : "Report";
     return `${count}${what} · debugbroker`;
   }
-  return `${count}debugbroker · ${reports.value.length} reports`;
+  const total = reports.value.length;
+  return `${count}debugbroker · ${total} ${total === 1 ? "report" : "reports"}`;
 }
 
 /** The whole dashboard. */
