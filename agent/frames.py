@@ -9,7 +9,7 @@ frames while the I/O thread reads them, so every method takes the registry's loc
 
 from __future__ import annotations
 
-import secrets
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -19,6 +19,8 @@ from types import FrameType
 __all__ = ["FrameRegistry", "HeldFrame", "estimate_frame_size"]
 
 _FRAME_OVERHEAD = 512  # the frame object itself and its bookkeeping here, roughly
+_ID_BYTES = 8
+_RANDOM_POOL = 4096  # bytes of os.urandom read at once: one syscall per 512 frame ids
 
 
 def estimate_frame_size(frame: FrameType) -> int:
@@ -92,6 +94,9 @@ class FrameRegistry:
         self._reports: OrderedDict[str, _HeldReport] = OrderedDict()
         self._bytes = 0
         self.released_reports = 0
+        self._random = b""  # unused os.urandom bytes, taken under the lock
+        self._random_used = 0
+        self._random_pid = 0
 
     def hold(self, report_id: str, frame: FrameType) -> str:
         """Hold ``frame`` for ``report_id`` and return its new random frame id.
@@ -99,9 +104,9 @@ class FrameRegistry:
         Older reports are released to make room; a frame that would take its report over
         ``max_bytes`` on its own is not held (``frame_id in registry`` tells).
         """
-        frame_id = secrets.token_hex(8)
         size = estimate_frame_size(frame)
         with self._lock:
+            frame_id = self._new_id()
             report = self._reports.get(report_id)
             if (report.size if report else 0) + size > self.max_bytes:
                 return frame_id  # this report alone would not fit: the frame is not held
@@ -114,6 +119,21 @@ class FrameRegistry:
             self._bytes += size
             self._evict(keep=report_id)
         return frame_id
+
+    def _new_id(self) -> str:
+        """A random frame id (like ``secrets.token_hex(8)``); the caller holds the lock.
+
+        Capture holds every frame of a traceback, so the random bytes come from a pool:
+        one ``os.urandom`` call per few hundred ids instead of one per frame.
+        """
+        pid = os.getpid()  # a forked child must not reuse its parent's pool
+        if self._random_used + _ID_BYTES > len(self._random) or pid != self._random_pid:
+            self._random = os.urandom(_RANDOM_POOL)
+            self._random_used = 0
+            self._random_pid = pid
+        start = self._random_used
+        self._random_used = start + _ID_BYTES
+        return self._random[start : start + _ID_BYTES].hex()
 
     def _evict(self, keep: str) -> None:
         """Release least recently used reports (never ``keep``) until within the caps."""
