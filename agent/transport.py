@@ -52,7 +52,7 @@ from .protocol import (
     Welcome,
 )
 
-__all__ = ["Transport", "get_transport", "make_agent_id"]
+__all__ = ["Transport", "get_transport", "current_transport", "make_agent_id"]
 
 _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
@@ -511,6 +511,14 @@ def _handshake_failure(options: Options) -> str:
 _transports: dict[Options, Transport] = {}
 _transports_pid = os.getpid()
 _transports_lock = threading.Lock()
+
+
+def current_transport() -> Transport | None:
+    """A transport this process already runs (the app's middleware made it), if any."""
+    for transport in list(_transports.values()):
+        if transport.pid == os.getpid() and not transport.closed:
+            return transport
+    return None
 
 
 def get_transport(options: Options) -> Transport:

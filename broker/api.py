@@ -69,6 +69,7 @@ async def get_report(request: web.Request) -> web.Response:
     report = await asyncio.get_running_loop().run_in_executor(None, highlight_report, found)
     agent = request.app[RELAY].agents.get(report["agent_id"])
     report["agent_alive"] = bool(agent and agent.alive)
+    report["resumable"] = report["id"] in request.app[RELAY].paused
     return web.json_response(report)
 
 
@@ -124,6 +125,20 @@ async def evaluate(request: web.Request) -> web.Response:
     )
 
 
+async def resume_report(request: web.Request) -> web.Response:
+    """``POST /api/reports/{id}/continue``: the thread paused at ``breakpoint()`` goes on."""
+    if request[ROLE_KEY] != "full":
+        return _error(403, "this token may read reports but not resume threads")
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    try:
+        await request.app[RELAY].resume(found["id"])
+    except EvalFailure as failure:
+        return _error(failure.status, failure.message)
+    return web.json_response({"ok": True})
+
+
 async def list_agents(request: web.Request) -> web.Response:
     """``GET /api/agents``: live agents first, then the most recently seen."""
     agents = sorted(request.app[RELAY].agents.values(), key=lambda a: (not a.alive, -a.last_seen))
@@ -138,4 +153,5 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/reports/{report_id}/text", get_report_text),
         web.post("/api/reports/{report_id}/frames/{index}/eval", evaluate),
         web.get("/api/agents", list_agents),
+        web.post("/api/reports/{report_id}/continue", resume_report),
     ]

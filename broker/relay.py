@@ -147,6 +147,7 @@ class Relay:
         self.agent_timeout = agent_timeout
         self.eval_timeout = eval_timeout
         self.agents: dict[str, AgentState] = {}
+        self.paused: dict[str, str] = {}  # report id -> agent id, threads held at breakpoint()
         self.stats = RelayStats()
         self._pending: dict[str, tuple[str, asyncio.Future[EvalResult]]] = {}
         self._context = zmq.asyncio.Context()
@@ -266,7 +267,13 @@ class Relay:
                 await self.publish({"type": "agent", "agent": agent.to_json()})
         elif isinstance(message, ReportMessage):
             await self._report(agent, message)
-        elif isinstance(message, protocol.Bye):  # the process exits: gone now, not later
+        elif isinstance(message, protocol.Resumed):
+            if self.paused.get(message.report_id) == agent.agent_id:
+                del self.paused[message.report_id]
+            event = {"type": "resumed", "report_id": message.report_id, "reason": message.reason}
+            await self.publish(event)
+        elif isinstance(message, protocol.Bye):
+  # the process exits: gone now, not later
             await self._mark_gone(agent, message.reason or "it exited")
         elif isinstance(message, EvalResult):
             pending = self._pending.get(message.request_id)
@@ -346,6 +353,8 @@ class Relay:
             report["agent_id"] = agent.agent_id  # an agent speaks for itself only
         if await self.store.add_report(report):
             self.stats.reports += 1
+            if report.get("paused"):
+                self.paused[report["id"]] = agent.agent_id
             await self.publish({"type": "report", "report": report_summary(report)})
 
     async def _liveness_loop(self) -> None:
@@ -360,6 +369,8 @@ class Relay:
         if not agent.alive:
             return
         agent.alive = False
+        for report_id in [r for r, owner in self.paused.items() if owner == agent.agent_id]:
+            del self.paused[report_id]
         failure = EvalFailure(410, _gone_message(agent))
         for owner, future in self._pending.values():
             if owner == agent.agent_id and not future.done():
@@ -380,7 +391,21 @@ class Relay:
             raise
         return True
 
-    async def evaluate(self, agent_id: str, frame_id: str, code: str) -> EvalResult:
+    async def resume(self, report_id: str) -> None:
+        """Let the thread paused at ``breakpoint()`` in ``report_id`` go on; ``EvalFailure``."""
+        agent_id = self.paused.get(report_id)
+        if agent_id is None:
+            raise EvalFailure(409, "this report is not paused: its thread already went on")
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.alive:
+            raise EvalFailure(410, _gone_message(agent))
+        if not await self._send(agent_id.encode(), protocol.Resume(report_id=report_id)):
+            await self._mark_gone(agent, "its connection closed")
+            raise EvalFailure(410, _gone_message(agent))
+        self.paused.pop(report_id, None)
+
+    async def evaluate(self, agent_id: str
+, frame_id: str, code: str) -> EvalResult:
         """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't."""
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:

@@ -5,16 +5,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from debugbroker.agent import DebuggedApplication, DebuggedASGIApplication, Options
+    from debugbroker.agent import (
+        DebuggedApplication,
+        DebuggedASGIApplication,
+        Options,
+        install_excepthook,
+        set_trace,
+    )
 
-__all__ = ["DebuggedApplication", "DebuggedASGIApplication", "Options", "__version__"]
+__all__ = [
+    "DebuggedApplication",
+    "DebuggedASGIApplication",
+    "Options",
+    "install_excepthook",
+    "set_trace",
+    "__version__",
+]
+_AGENT_EXPORTS = frozenset(__all__) - {"__version__"}
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import debugbroker.broker` does not load the in-app middleware.
-    if name in ("DebuggedApplication", "DebuggedASGIApplication", "Options"):
+    if name in _AGENT_EXPORTS:
         from debugbroker import agent
 
         return getattr(agent, name)

@@ -228,5 +228,5 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
         py_fields -= {"request_id"}
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
-    unknown = set(ts_fields) - py_fields - {"kind", "highlight", "agent_alive"}
+    unknown = set(ts_fields) - py_fields - {"kind", "highlight", "agent_alive", "resumable"}
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"

@@ -1,0 +1,109 @@
+"""``breakpoint()`` for servers: pause the calling thread and debug it from the dashboard.
+
+With ``PYTHONBREAKPOINT=debugbroker.set_trace``, ``breakpoint()`` captures the calling
+thread's stack as a "paused" report whose frames are live and held, sends it to the broker,
+and blocks that thread (only that one: the server's other threads and workers go on) until
+someone presses Continue in the dashboard, or ``DEBUGBROKER_PAUSE_TIMEOUT`` seconds pass
+(default 300). Without a reachable broker it returns at once: nobody could resume it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import uuid
+from dataclasses import replace
+from types import FrameType, TracebackType
+
+from .answers import report_url
+from .capture import capture_exception
+from .options import Options
+from .protocol import Report
+from .transport import Transport, current_transport, get_transport
+
+__all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]
+
+DEFAULT_PAUSE_SECONDS = 300.0
+_CONNECT_SECONDS = 3.0  # a fresh agent's first connection, before giving up on pausing
+
+
+class Paused(Exception):  # noqa: N818 - named for what the dashboard shows, not an error
+    """Stands for a ``breakpoint()`` in a paused report: its traceback is the live stack."""
+
+
+def _stack_traceback(frame: FrameType) -> TracebackType:
+    """A traceback over the live stack, outermost frame first, ending at ``frame``."""
+    tb: TracebackType | None = None
+    current: FrameType | None = frame
+    while current is not None:
+        tb = TracebackType(tb, current, current.f_lasti, current.f_lineno)
+        current = current.f_back
+    assert tb is not None
+    return tb
+
+
+def capture_pause(frame: FrameType, transport: Transport, options: Options) -> Report:
+    """A "paused" report of the stack ending at ``frame``, its frames held for evals."""
+    where = f"{frame.f_code.co_name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
+    pause = Paused(f"breakpoint() in {where}")
+    pause.__traceback__ = _stack_traceback(frame)
+    try:
+        report = capture_exception(
+            pause,
+            report_id=uuid.uuid4().hex,
+            agent_id=transport.agent_id,
+            options=options,
+            registry=transport.registry,
+        )
+    finally:
+        pause.__traceback__ = None  # the registry holds the frames it needs
+    return replace(report, paused=True)
+
+
+def _pause_seconds() -> float:
+    try:
+        return max(float(os.environ.get("DEBUGBROKER_PAUSE_TIMEOUT", DEFAULT_PAUSE_SECONDS)), 0.0)
+    except ValueError:
+        return DEFAULT_PAUSE_SECONDS
+
+
+def _log(text: str) -> None:
+    try:
+        print(f"debugbroker: {text}", file=sys.stderr, flush=True)
+    except Exception:  # stderr closed: the dashboard still shows the pause
+        pass
+
+
+def set_trace(*args: object, **kwargs: object) -> None:
+    """Pause this thread at a breakpoint until Continue in the dashboard (or the timeout).
+
+    The target of ``PYTHONBREAKPOINT=debugbroker.set_trace``; arguments are accepted and
+    ignored, as ``breakpoint()`` passes its own through. Never raises into the caller.
+    """
+    try:
+        frame = sys._getframe(1)
+        transport = current_transport() or get_transport(Options.from_environment())
+        if threading.current_thread().name.startswith("debugbroker-"):
+            return  # the agent's own threads must never stop
+        if not transport.wait_connected(_CONNECT_SECONDS):
+            _log(
+                f"breakpoint() at {frame.f_code.co_filename}:{frame.f_lineno} ignored: "
+                f"no broker is reachable at {transport.options.broker_url}"
+            )
+            return
+        report = capture_pause(frame, transport, transport.options)
+        del frame
+        resume = transport.start_pause(report.id)
+        transport.submit_report(report)
+        timeout = _pause_seconds()
+        _log(
+            f"paused: {report.message}; continue in the dashboard, "
+            f"{report_url(transport, report.id)} (resumes by itself after {timeout:g}s)"
+        )
+    except Exception as error:  # a breakpoint must not break the program
+        _log(f"breakpoint() could not pause: {type(error).__name__}: {error}")
+        return
+    resumed = resume.wait(timeout)
+    transport.end_pause(report.id, "continue" if resumed else "timeout")
+    _log(f"{'continued' if resumed else 'timed out, continuing'}: {report.message}")
