@@ -32,6 +32,7 @@ __all__ = [
     "CompiledInput",
     "HIDDEN_PREFIX",
     "compile_input",
+    "needs_more_lines",
     "complete",
     "make_helpers",
     "completion_token",
@@ -91,27 +92,35 @@ def _is_incomplete(source: str, filename: str) -> bool:
         return False  # the real compile reports it
 
 
-def compile_input(
-    source: str, filename: str, echo_name: str, *, interactive: bool = False
-) -> CompiledInput | None:
-    """Compile console input, or None when more lines are needed.
+def needs_more_lines(source: str, filename: str = "<console>", *, interactive: bool) -> bool:
+    """Whether ``source`` is unfinished console input (the interpreter would print ``...``).
 
     ``interactive`` adds the interpreter's rule that a compound statement (``for``, ``def``,
     ``with``, ``if``…) ends only with an empty line, so a block can keep growing line by
     line; without it only truly unfinished input (an open bracket, a ``:`` with no block)
-    counts as incomplete. Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as
-    ``compile`` does.
+    counts. Input that does not parse is complete: compiling it reports the error.
     """
     if _is_incomplete(source, filename):
+        return True
+    if not interactive or source.endswith("\n"):
+        return False
+    try:
+        tree = ast.parse(source, filename, "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return False
+    return bool(tree.body) and isinstance(tree.body[-1], _COMPOUND)
+
+
+def compile_input(
+    source: str, filename: str, echo_name: str, *, interactive: bool = False
+) -> CompiledInput | None:
+    """Compile console input, or None when more lines are needed (``needs_more_lines``).
+
+    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as ``compile`` does.
+    """
+    if needs_more_lines(source, filename, interactive=interactive):
         return None
-    tree = ast.parse(source, filename, "exec", type_comments=False)
-    if (
-        interactive
-        and tree.body
-        and isinstance(tree.body[-1], _COMPOUND)
-        and not source.endswith("\n")
-    ):
-        return None
+    tree = ast.parse(source, filename, "exec")
     tree = ast.fix_missing_locations(_EchoExpressions(echo_name).visit(tree))
     code = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     return CompiledInput(code, bool(code.co_flags & inspect.CO_COROUTINE))

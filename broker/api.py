@@ -1,4 +1,4 @@
-"""The HTTP JSON API (docs/api.md): reports, their text, evals, agents.
+"""The HTTP JSON API (docs/api.md): reports, their text, agents (the console is in console.py).
 
 Every handler answers JSON ``{"error": ...}`` with a fitting status when it cannot do what
 was asked; authentication and the Host/Origin rules are applied before, by ``auth``.
@@ -7,14 +7,10 @@ was asked; authentication and the Host/Origin rules are applied before, by ``aut
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from debugbroker.agent.protocol import to_wire
-
-from .audit import EVAL_AGENT_KEY
 from .auth import ROLE_KEY
 from .highlight import highlight_report
 from .relay import EvalFailure, Relay
@@ -30,12 +26,6 @@ _MAX_LIMIT = 1_000
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _frames(exceptions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for info in exceptions:
-        yield from info.get("frames", ())
-        yield from _frames(info.get("exceptions", []))
 
 
 async def list_reports(request: web.Request) -> web.Response:
@@ -81,50 +71,6 @@ async def get_report_text(request: web.Request) -> web.Response:
     return web.Response(text=found["text"], content_type="text/plain", charset="utf-8")
 
 
-async def evaluate(request: web.Request) -> web.Response:
-    """``POST /api/reports/{id}/frames/{index}/eval`` with ``{"code": "..."}``."""
-    if request[ROLE_KEY] != "full":
-        return _error(403, "this token may read reports but not run code")
-    try:
-        index = int(request.match_info["index"])
-    except ValueError:
-        return _error(400, "the frame index must be an integer")
-    if request.content_length is not None and request.content_length > MAX_CODE_CHARS * 4:
-        return _error(413, f"code is limited to {MAX_CODE_CHARS} characters")
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, 'the body must be JSON: {"code": "..."}')
-    code = body.get("code") if isinstance(body, dict) else None
-    if not isinstance(code, str):
-        return _error(400, 'the body must be JSON with a string "code"')
-    if len(code) > MAX_CODE_CHARS:
-        return _error(413, f"code is limited to {MAX_CODE_CHARS} characters")
-    found = await _report_or_404(request)
-    if isinstance(found, web.Response):
-        return found
-    frame = next((f for f in _frames(found.get("exceptions", [])) if f.get("index") == index), None)
-    if frame is None:
-        return _error(404, f"report {found['id']} has no frame {index}")
-    if not frame.get("frame_id"):
-        return _error(409, "the agent did not keep this frame (its memory cap was reached)")
-    request[EVAL_AGENT_KEY] = found["agent_id"]  # for the audit log
-    try:
-        result = await request.app[RELAY].evaluate(found["agent_id"], frame["frame_id"], code)
-    except EvalFailure as failure:
-        return _error(failure.status, failure.message)
-    if not result.ok and result.error and result.error.startswith("frame released"):
-        return _error(409, result.error)
-    return web.json_response(
-        {
-            "ok": result.ok,
-            "output": result.output,
-            "result": to_wire(result.result),
-            "error": result.error,
-        }
-    )
-
-
 async def resume_report(request: web.Request) -> web.Response:
     """``POST /api/reports/{id}/continue``: the thread paused at ``breakpoint()`` goes on."""
     if request[ROLE_KEY] != "full":
@@ -151,7 +97,6 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/reports", list_reports),
         web.get("/api/reports/{report_id}", get_report),
         web.get("/api/reports/{report_id}/text", get_report_text),
-        web.post("/api/reports/{report_id}/frames/{index}/eval", evaluate),
         web.get("/api/agents", list_agents),
         web.post("/api/reports/{report_id}/continue", resume_report),
     ]

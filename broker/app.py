@@ -16,6 +16,7 @@ from aiohttp import web
 from .api import RELAY, STORE, api_routes
 from .audit import audit_middleware, security_routes
 from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
+from .console import console_routes
 from .relay import Relay
 from .store import Store
 from .ws import EventHub
@@ -114,6 +115,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(login_routes(policy))
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(api_routes())
+    app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

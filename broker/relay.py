@@ -25,11 +25,15 @@ from zmq.utils.monitor import parse_monitor_message
 
 from debugbroker.agent import protocol
 from debugbroker.agent.protocol import (
+    CompleteRequest,
+    CompleteResult,
     EvalRequest,
     EvalResult,
     Heartbeat,
     Hello,
     HelloRequest,
+    InterruptRequest,
+    InterruptResult,
     Message,
     Ping,
     ProtocolError,
@@ -84,6 +88,8 @@ class AgentState:
     alive: bool = False
     held_frames: int = 0
     dropped_reports: int = 0
+    console: bool = False  # offers a console on the live process
+    eval_timeout: float = 0.0  # the agent's own time limit per eval
 
     def to_json(self) -> dict[str, Any]:
         """The ``Agent`` object of the HTTP API."""
@@ -98,6 +104,7 @@ class AgentState:
             "alive": self.alive,
             "last_seen": self.last_seen,
             "held_frames": self.held_frames,
+            "console": self.console and self.evalex,
             "dropped_reports": self.dropped_reports,
         }
 
@@ -149,7 +156,7 @@ class Relay:
         self.agents: dict[str, AgentState] = {}
         self.paused: dict[str, str] = {}  # report id -> agent id, threads held at breakpoint()
         self.stats = RelayStats()
-        self._pending: dict[str, tuple[str, asyncio.Future[EvalResult]]] = {}
+        self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # evals and co.
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._tasks: list[asyncio.Task[None]] = []
@@ -275,7 +282,7 @@ class Relay:
         elif isinstance(message, protocol.Bye):
   # the process exits: gone now, not later
             await self._mark_gone(agent, message.reason or "it exited")
-        elif isinstance(message, EvalResult):
+        elif isinstance(message, (EvalResult, CompleteResult, InterruptResult)):
             pending = self._pending.get(message.request_id)
             if pending is not None and pending[0] == agent.agent_id and not pending[1].done():
                 pending[1].set_result(message)
@@ -326,6 +333,8 @@ class Relay:
             python=hello.python,
             started=hello.started,
             evalex=hello.evalex,
+            console=hello.console,
+            eval_timeout=hello.eval_timeout,
             last_seen=time.time(),
             alive=True,
             held_frames=known.held_frames if known else 0,
@@ -404,9 +413,41 @@ class Relay:
             raise EvalFailure(410, _gone_message(agent))
         self.paused.pop(report_id, None)
 
-    async def evaluate(self, agent_id: str
-, frame_id: str, code: str) -> EvalResult:
-        """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't."""
+    async def evaluate(
+        self, agent_id: str, frame_id: str, code: str, *, interactive: bool = False
+    ) -> EvalResult:
+        """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't.
+
+        The wait is the broker's eval timeout, or longer when the agent's own time limit
+        is (the agent interrupts the code and answers first).
+        """
+        agent = self._eval_agent(agent_id)
+        wait = max(self.eval_timeout, agent.eval_timeout + 5.0 if agent.eval_timeout else 0.0)
+        request_id = secrets.token_hex(8)
+        request = EvalRequest(
+            request_id=request_id, frame_id=frame_id, code=code, interactive=interactive
+        )
+        result: EvalResult = await self._ask(agent, request_id, request, wait)
+        return result
+
+    async def complete(self, agent_id: str, frame_id: str, text: str) -> CompleteResult:
+        """Completions for ``text`` in a frame held by ``agent_id``; ``EvalFailure`` if not."""
+        agent = self._eval_agent(agent_id)
+        request_id = secrets.token_hex(8)
+        request = CompleteRequest(request_id=request_id, frame_id=frame_id, text=text)
+        result: CompleteResult = await self._ask(agent, request_id, request, self.eval_timeout)
+        return result
+
+    async def interrupt(self, agent_id: str, frame_id: str) -> InterruptResult:
+        """Interrupt the evals running in a frame held by ``agent_id``; ``EvalFailure`` if not."""
+        agent = self._eval_agent(agent_id)
+        request_id = secrets.token_hex(8)
+        request = InterruptRequest(request_id=request_id, frame_id=frame_id)
+        result: InterruptResult = await self._ask(agent, request_id, request, self.eval_timeout)
+        return result
+
+    def _eval_agent(self, agent_id: str) -> AgentState:
+        """The live agent that may run code, or ``EvalFailure``."""
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:
             raise EvalFailure(410, _gone_message(agent))
@@ -414,23 +455,23 @@ class Relay:
             raise EvalFailure(403, "code execution is disabled in this agent (evalex=False)")
         if len(self._pending) >= _MAX_PENDING_EVALS:
             raise EvalFailure(503, "too many evals are running; try again when one ends")
-        request_id = secrets.token_hex(8)
-        future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (agent_id, future)
-        identity = agent_id.encode()
-        request = EvalRequest(request_id=request_id, frame_id=frame_id, code=code)
+        return agent
+
+    async def _ask(self, agent: AgentState, request_id: str, request: Message, wait: float) -> Any:
+        """Send ``request`` and wait up to ``wait`` seconds for the answer with its id."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (agent.agent_id, future)
+        identity = agent.agent_id.encode()
         try:
             if not await self._send(identity, request):
                 await self._mark_gone(agent, "its connection closed")
                 raise EvalFailure(410, _gone_message(agent))
-            deadline = time.monotonic() + self.eval_timeout
+            deadline = time.monotonic() + wait
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise EvalFailure(
-                        504,
-                        f"the agent (pid {agent.pid}) did not answer within "
-                        f"{self.eval_timeout:g} seconds",
+                        504, f"the agent (pid {agent.pid}) did not answer within {wait:g} seconds"
                     )
                 done, _ = await asyncio.wait({future}, timeout=min(_PROBE_SECONDS, left))
                 if done:

@@ -59,7 +59,18 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS console_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    created REAL NOT NULL,
+    author TEXT NOT NULL,
+    code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_entries_target ON console_entries (target, id);
 """
+_CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
 )
@@ -111,6 +122,10 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
+            connection.execute(  # evals cut short by a broker stop never get their answer
+                "UPDATE console_entries SET state = 'failed', body = ? WHERE state = 'running'",
+                (json.dumps({"failure": "the broker stopped while this ran"}),),
+            )
             connection.commit()
             return connection
 
@@ -236,5 +251,57 @@ class Store:
             rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", (*parameters, limit))
             names = _AUDIT_COLUMNS.split(", ")
             return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+
+        return await self._call(select)
+
+    # --- console transcripts ------------------------------------------------------------
+
+    async def add_console_entry(self, target: str, author: str, code: str, created: float) -> int:
+        """Start a transcript entry (state ``running``) and return its id."""
+
+        def insert(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "INSERT INTO console_entries (target, created, author, code, state, body) "
+                "VALUES (?, ?, ?, ?, 'running', '{}')",
+                (target, created, author, code),
+            )
+            entry_id = int(cursor.lastrowid or 0)
+            connection.execute(
+                "DELETE FROM console_entries WHERE target = ? AND id <= ?",
+                (target, entry_id - _CONSOLE_KEEP),
+            )
+            connection.commit()
+            return entry_id
+
+        return await self._call(insert)
+
+    async def finish_console_entry(self, entry_id: int, state: str, body: dict[str, Any]) -> None:
+        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``."""
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+        def update(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "UPDATE console_entries SET state = ?, body = ? WHERE id = ?",
+                (state, text, entry_id),
+            )
+            connection.commit()
+
+        await self._call(update)
+
+    async def list_console_entries(self, target: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` entries of a transcript, oldest first, body fields merged in."""
+
+        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = connection.execute(
+                "SELECT id, target, created, author, code, state, body FROM console_entries "
+                "WHERE target = ? ORDER BY id DESC LIMIT ?",
+                (target, limit),
+            ).fetchall()
+            entries = []
+            for entry_id, target_, created, author, code, state, body in reversed(rows):
+                entry = {"id": entry_id, "target": target_, "created": created}
+                entry |= {"author": author, "code": code, "state": state}
+                entries.append(entry | {"result": None, "failure": None} | json.loads(body))
+            return entries
 
         return await self._call(select)

@@ -1,0 +1,271 @@
+"""The console API against a real broker process, fed by a real agent transport in this process.
+
+Covers the shared transcript (stored, published on the WebSocket, kept across a broker
+restart), REPL-style incomplete input, completion, interrupts with heartbeats going on, the
+process console of ``console=True`` agents, and bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import Report
+from debugbroker.agent.transport import Transport
+from tests.conftest import DEADLINE, Broker, HttpAnswer, node_text, wait_for
+
+
+def make_agent(broker: Broker, **options: Any) -> Transport:
+    settings: dict[str, Any] = {"heartbeat_seconds": 0.2, "app_name": "console-tests"}
+    transport = Transport(
+        Options(broker_url=broker.zmq_url, secret=broker.secret, **(settings | options))
+    )
+    assert transport.wait_connected(DEADLINE), "the agent was not welcomed"
+    return transport
+
+
+@pytest.fixture
+def agent(broker: Broker) -> Iterator[Transport]:
+    transport = make_agent(broker, eval_timeout_seconds=60.0)
+    yield transport
+    transport.close()
+
+
+def checkout(cart: list[int]) -> None:
+    total = sum(cart)  # noqa: F841 - a local the console reads
+    raise ValueError("bad cart")
+
+
+@pytest.fixture
+def report(broker: Broker, agent: Transport) -> Report:
+    try:
+        checkout([1, 2, 3])
+    except ValueError as error:
+        sent = capture_exception(
+            error,
+            report_id=uuid.uuid4().hex,
+            agent_id=agent.agent_id,
+            options=agent.options,
+            registry=agent.registry,
+        )
+    agent.submit_report(sent)
+    wait_for(lambda: broker.get(f"/api/reports/{sent.id}").status == 200, what="the report")
+    return sent
+
+
+def frame_path(report: Report) -> str:
+    index = report.exceptions[-1].frames[-1].index
+    return f"/api/reports/{report.id}/frames/{index}"
+
+
+def as_author(name: str) -> dict[str, str]:
+    return {"X-Debugbroker-Name": quote(name)}
+
+
+class EventListener:
+    """A WebSocket client of the broker in a background thread, keeping console events."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.events: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
+        self._thread.start()
+        assert self.ready.wait(DEADLINE), "the WebSocket did not open"
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        headers = self.broker.auth()
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(self.broker.url + "/api/ws", headers=headers) as ws:
+                self.ready.set()
+                stopping = asyncio.create_task(self._stop.wait())
+                while True:
+                    receiving = asyncio.create_task(ws.receive())
+                    done, _ = await asyncio.wait(
+                        {receiving, stopping}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if stopping in done:
+                        receiving.cancel()
+                        return
+                    message = receiving.result()
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        return
+                    event = json.loads(message.data)
+                    if event.get("type") == "console":
+                        self.events.append(event["entry"])
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(DEADLINE)
+        self._loop.close()
+
+
+@pytest.fixture
+def listener(broker: Broker) -> Iterator[EventListener]:
+    started = EventListener(broker)
+    yield started
+    started.close()
+
+
+def transcript(broker: Broker, path: str) -> list[dict[str, Any]]:
+    answer = broker.get(f"{path}/transcript")
+    assert answer.status == 200, answer.text
+    entries: list[dict[str, Any]] = answer.json()["entries"]
+    return entries
+
+
+def test_an_eval_is_shared_live_and_kept_across_a_broker_restart(
+    broker: Broker, report: Report, listener: EventListener
+) -> None:
+    path = frame_path(report)
+    answer = broker.post(
+        f"{path}/eval", {"code": "print('hi')\ntotal * 2"}, headers=as_author("Ada L. ✓")
+    )
+    assert answer.status == 200, answer.text
+    result = answer.json()
+    assert result["ok"] and result["output"] == "hi\n" and node_text(result["result"]) == "12"
+    assert [c["stream"] for c in result["chunks"]] == ["stdout", "result"]
+    entries = transcript(broker, path)
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["id"] == result["entry"] and entry["author"] == "Ada L. ✓"
+    assert entry["code"] == "print('hi')\ntotal * 2" and entry["state"] == "done"
+    assert entry["target"] == f"reports/{report.id}/frames/{report.exceptions[-1].frames[-1].index}"
+    assert node_text(entry["result"]["result"]) == "12" and entry["failure"] is None
+    # Everyone on the WebSocket saw it start and finish.
+    wait_for(lambda: len(listener.events) == 2, what="two console events")
+    assert [e["state"] for e in listener.events] == ["running", "done"]
+    assert {e["id"] for e in listener.events} == {entry["id"]}
+    assert listener.events[1] == entry
+    # Without a name the author is "anonymous"; errors are entries too.
+    raised = broker.post(f"{path}/eval", {"code": "1/0"}).json()
+    assert not raised["ok"] and "ZeroDivisionError" in raised["error"]
+    broker.kill()
+    broker.start()
+    kept = transcript(broker, path)
+    assert [(e["author"], e["state"]) for e in kept] == [
+        ("Ada L. ✓", "done"),
+        ("anonymous", "done"),
+    ]
+    assert "ZeroDivisionError" in kept[1]["result"]["error"]
+
+
+def test_interactive_input_waits_for_the_end_of_a_block(broker: Broker, report: Report) -> None:
+    path = frame_path(report)
+    for code in ("for i in cart:", "for i in cart:\n    i", "x = (1,"):
+        answer = broker.post(f"{path}/eval", {"code": code, "interactive": True})
+        assert answer.status == 200 and answer.json()["incomplete"] is True, code
+        assert answer.json()["entry"] is None
+    done = broker.post(f"{path}/eval", {"code": "for i in cart:\n    i\n", "interactive": True})
+    assert [node_text(c["value"]) for c in done.json()["chunks"]] == ["1", "2", "3"]
+    assert [e["code"] for e in transcript(broker, path)] == ["for i in cart:\n    i\n"]
+
+
+def test_completion(broker: Broker, report: Report) -> None:
+    path = frame_path(report)
+    answer = broker.post(f"{path}/complete", {"text": "x = car"})
+    assert answer.status == 200, answer.text
+    assert answer.json() == {"ok": True, "matches": ["cart"], "replace": 3, "error": None}
+    methods = broker.post(f"{path}/complete", {"text": "cart.app"}).json()
+    assert methods["matches"] == ["cart.append("] and methods["replace"] == len("cart.app")
+
+
+def run_in_background(call: Callable[[], HttpAnswer]) -> tuple[threading.Thread, list[HttpAnswer]]:
+    answers: list[HttpAnswer] = []
+    thread = threading.Thread(target=lambda: answers.append(call()))
+    thread.start()
+    return thread, answers
+
+
+def test_interrupt_an_endless_loop_while_the_agent_stays_alive(
+    broker: Broker, agent: Transport, report: Report
+) -> None:
+    path = frame_path(report)
+    thread, answers = run_in_background(
+        lambda: broker.post(f"{path}/eval", {"code": "n = 0\nwhile True:\n    n += 1"})
+    )
+    wait_for(
+        lambda: [e["state"] for e in transcript(broker, path)] == ["running"],
+        what="the loop to be running",
+    )
+    # Other evals in the same frame answer, and the agent keeps its heartbeats.
+    assert broker.post(f"{path}/eval", {"code": "total"}).json()["ok"]
+    seen = broker.live_agents()[0]["last_seen"]
+    wait_for(lambda: broker.live_agents()[0]["last_seen"] > seen, what="a heartbeat")
+    interrupted = wait_for(
+        lambda: broker.post(f"{path}/interrupt", {}).json()["interrupted"],
+        what="the interrupt to land",
+    )
+    assert interrupted == 1
+    thread.join(DEADLINE)
+    result = answers[0].json()
+    assert answers[0].status == 200 and not result["ok"]
+    assert (
+        "KeyboardInterrupt" in result["error"]
+        and "interrupted from the dashboard" in result["error"]
+    )
+    assert node_text(broker.post(f"{path}/eval", {"code": "n > 0"}).json()["result"]) == "True"
+    assert transcript(broker, path)[0]["state"] == "done"
+    assert broker.post(f"{path}/interrupt", {}).json() == {"interrupted": 0}
+
+
+def test_the_agents_time_limit_answers_before_the_broker_gives_up(broker: Broker) -> None:
+    agent = make_agent(broker, eval_timeout_seconds=0.5, console=True)
+    try:
+        answer = broker.post(f"/api/agents/{agent.agent_id}/eval", {"code": "while True: pass"})
+        assert answer.status == 200, answer.text
+        assert "stopped after the time limit of 0.5 seconds" in answer.json()["error"]
+    finally:
+        agent.close()
+
+
+def test_process_console_of_an_agent(broker: Broker, agent: Transport) -> None:
+    console = make_agent(broker, console=True)
+    try:
+        listed = {a["agent_id"]: a for a in broker.live_agents()}
+        assert listed[console.agent_id]["console"] is True
+        assert listed[agent.agent_id]["console"] is False
+        path = f"/api/agents/{console.agent_id}"
+        assert broker.post(f"{path}/eval", {"code": "x = 20"}, headers=as_author("Bo")).json()["ok"]
+        answer = broker.post(f"{path}/eval", {"code": "import os\n(os.getpid(), x + 1)"}).json()
+        assert node_text(answer["result"]) == f"({console.pid}, 21)"
+        matches = broker.post(f"{path}/complete", {"text": "os.getpp"}).json()["matches"]
+        assert matches == ["os.getppid()"]
+        assert [e["author"] for e in transcript(broker, path)] == ["Bo", "anonymous"]
+        refused = broker.post(f"/api/agents/{agent.agent_id}/eval", {"code": "1"})
+        assert refused.status == 409 and "console=True" in refused.json()["error"]
+        assert broker.post("/api/agents/nope/eval", {"code": "1"}).status == 404
+    finally:
+        console.close()
+
+
+def test_bad_console_requests_get_clear_errors(broker: Broker, report: Report) -> None:
+    path = frame_path(report)
+    for route, body, status, words in (
+        ("eval", {"code": "1", "interactive": "yes"}, 400, "interactive"),
+        ("eval", {"code": None}, 400, '"code"'),
+        ("eval", "1", 400, "JSON object"),
+        ("complete", {"text": 3}, 400, '"text"'),
+        ("complete", {"text": "x" * 10_001}, 413, "limited"),
+    ):
+        answer = broker.post(f"{path}/{route}", body)
+        assert answer.status == status and words in answer.json()["error"], (route, answer.text)
+    assert broker.get(f"{path}/transcript?limit=0").status == 400
+    assert broker.get(f"{path}/transcript?limit=x").status == 400
+    assert broker.get("/api/reports/nope/frames/0/transcript").status == 404
+    assert broker.post("/api/reports/nope/frames/0/interrupt", {}).status == 404
+    assert transcript(broker, path) == []
