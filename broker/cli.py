@@ -222,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "--app", default="127.0.0.1:8000", metavar="HOST:PORT", help="example app address"
     )
+    from .run import add_run_arguments
+
+    run_parser = commands.add_parser(
+        "run", help="serve a WSGI app (MODULE:APP) with the agent attached, for development"
+    )
+    add_run_arguments(run_parser)
+    _add_broker_arguments(run_parser, "127.0.0.1:8780")
     return parser
 
 
@@ -240,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    if args.command == "run":  # no broker credentials unless it runs one (--with-broker)
+        from .run import run_command
+
+        try:
+            return run_command(args)
+        except (OSError, zmq.ZMQError) as error:
+            print(f"debugbroker: cannot start: {error}", file=sys.stderr)
+            return 1
     config, show_token = config_from_args(args)
     try:
         if args.command == "demo":
