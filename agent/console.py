@@ -18,9 +18,7 @@ from __future__ import annotations
 import ast
 import codeop
 import inspect
-import pydoc
 import re
-import rlcompleter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import CodeType
@@ -142,6 +140,8 @@ def complete(namespace: dict[str, object], text: str) -> tuple[str, ...]:
     token = completion_token(text)
     if not token or token[0].isdigit():
         return ()
+    import rlcompleter  # here, not at import: it imports readline, no business in an app
+
     completer = rlcompleter.Completer(namespace)
     try:
         if "." in token:
@@ -191,6 +191,8 @@ def make_helpers(
         if not args:
             print("Type help(object) for help about object; dump() lists the variables here.")
             return
+        import pydoc  # heavy, and only ever needed here
+
         print(pydoc.plain(pydoc.render_doc(args[0])))
 
     return {"dump": dump, "help": help}

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
-from urllib.parse import quote
 
 from .answers import error_answer, report_url, submit_error, traceback_text
 from .options import Options
 from .protocol import Report, RequestInfo
+from .request import build_request_info
 from .transport import Transport, get_transport
 
 __all__ = ["DebuggedApplication", "request_info"]
@@ -42,58 +42,17 @@ _WERKZEUG_ARGUMENTS = frozenset(
         "pin_logging",
     }
 )
-_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-_MAX_HEADERS = 100
-_MAX_HEADER_VALUE = 2_000
 
 
-def _mask_header(name: str, value: str) -> str:
-    if name.lower() == "cookie":  # keep the cookie names: they tell what was sent
-        names = (part.split("=", 1)[0].strip() for part in value.split(";"))
-        return "; ".join(f"{cookie}=<masked>" for cookie in names if cookie)
-    scheme, _, credentials = value.partition(" ")
-    return f"{scheme} <masked>" if credentials else "<masked>"
+def request_info(
+    environ: Environ, options: Options | None = None, contexts: Iterable[object] = ()
+) -> RequestInfo | None:
+    """The request as the report shows it (``agent/request.py``), secrets masked.
 
-
-def _request_url(environ: Environ) -> str:
-    """The request URL rebuilt from the environ, as PEP 3333 describes."""
-    scheme = str(environ.get("wsgi.url_scheme", "http"))
-    host = environ.get("HTTP_HOST")
-    if not host:
-        host = str(environ.get("SERVER_NAME", ""))
-        port = str(environ.get("SERVER_PORT", ""))
-        if port and port != ("443" if scheme == "https" else "80"):
-            host = f"{host}:{port}"
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
-    url = f"{scheme}://{host}{quote(path.encode('latin-1', 'replace'), safe='/;=,@:!$&+')}"
-    query = environ.get("QUERY_STRING")
-    return f"{url}?{query}" if query else url
-
-
-def request_info(environ: Environ) -> RequestInfo | None:
-    """The request as the report shows it: method, URL and headers, credentials masked."""
-    try:
-        headers = []
-        for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                name = key[5:].replace("_", "-").title()
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-                name = key.replace("_", "-").title()
-            else:
-                continue
-            text = str(value)
-            if name.lower() in _MASKED_HEADERS:
-                text = _mask_header(name, text)
-            headers.append((name, text[:_MAX_HEADER_VALUE]))
-            if len(headers) >= _MAX_HEADERS:
-                break
-        return RequestInfo(
-            method=str(environ.get("REQUEST_METHOD", "GET")),
-            url=_request_url(environ)[:_MAX_HEADER_VALUE],
-            headers=tuple(headers),
-        )
-    except Exception:
-        return None
+    ``contexts`` are the ones the app preserved (Flask's), whose request may hold a form the
+    app parsed after the environ stopped pointing at it.
+    """
+    return build_request_info(environ, options if options is not None else Options(), contexts)
 
 
 # Bumped in a forked child, so the first request there starts that process's own agent.
@@ -243,7 +202,8 @@ class DebuggedApplication:
         self, error: Exception, environ: Environ, contexts: list[object]
     ) -> tuple[Report | None, Transport | None]:
         """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
-        report, transport = submit_error(error, self.options, request_info(environ))
+        request = request_info(environ, self.options, contexts)
+        report, transport = submit_error(error, self.options, request)
         if report is not None and transport is not None and contexts:
             self._keep_contexts(report.id, contexts, transport)
         return report, transport

@@ -6,10 +6,38 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["Options", "DEFAULT_BROKER_URL", "DEFAULT_DASHBOARD_URL", "default_data_dir"]
+__all__ = [
+    "Options",
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_DASHBOARD_URL",
+    "DEFAULT_SECRET_NAMES",
+    "default_data_dir",
+]
 
 DEFAULT_BROKER_URL = "tcp://127.0.0.1:8781"
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8780"
+
+
+# Like Django's SafeExceptionReporterFilter: names that look like credentials.
+DEFAULT_SECRET_NAMES: tuple[str, ...] = (
+    "passw",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "api_?key",
+    "apikey",
+    "access_?key",
+    "private_?key",
+    "signature",
+    "authoriz",
+    "(?:^|[_.-])o?auth(?:$|[_.-])",
+    "cookie",
+    "session",
+    "csrf",
+    "credential",
+)
 
 
 def default_data_dir() -> Path:
@@ -38,6 +66,9 @@ class Options:
     # The broker's CurveZMQ public key (40 z85 characters, printed by ``serve --curve``):
     # set, the link to the broker is encrypted and the broker authenticated.
     server_key: str = ""
+    # Values whose names match one of these patterns (regular expressions, searched case-
+    # insensitively) are masked in locals, dict keys, headers, cookies, query, form and environ.
+    secret_names: tuple[str, ...] = DEFAULT_SECRET_NAMES
     # Capture caps: the request thread's cost and the report's size stay bounded.
     max_frames: int = 100  # frames per exception (the innermost are kept)
     max_locals: int = 50  # variables per frame

@@ -142,11 +142,21 @@ class ExceptionInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestInfo:
-    """The request that failed, as the app saw it (secrets masked)."""
+    """The request that failed, as the app saw it (secrets masked).
+
+    ``query``, ``form``, ``cookies`` and ``environ`` are name/value pairs as text. ``form``
+    holds only what the app itself parsed (the body is never read); ``form_note`` says why
+    a form-encoded request shows none.
+    """
 
     method: str
     url: str
     headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    form: tuple[tuple[str, str], ...] = ()
+    cookies: tuple[tuple[str, str], ...] = ()
+    environ: tuple[tuple[str, str], ...] = ()
+    form_note: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

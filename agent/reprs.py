@@ -18,10 +18,11 @@ import re
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from .options import Options
+from .options import DEFAULT_SECRET_NAMES, Options
 from .protocol import ReprNode, Variable
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "represent",
     "represent_more",
     "safe_text",
+    "secret_pattern",
     "type_name_of",
     "variables_of",
 ]
@@ -41,22 +43,6 @@ __all__ = [
 SECRET_MASK = "'********************'"
 # What user code may throw at us and we absorb; KeyboardInterrupt still stops the process.
 USER_CODE_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit)
-_SECRET_WORDS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "session",
-    "csrf",
-    "private_key",
-)
-# Case-insensitive like ``name.lower()`` would be (it also folds a few more look-alikes,
-# which only masks more); one regex search instead of a loop over the words.
-_SECRET_PATTERN = re.compile("|".join(map(re.escape, _SECRET_WORDS)), re.IGNORECASE)
 DEFAULT_BUDGET_SIZE = 512 * 1024
 _NODE_COST = 48  # msgpack keys and framing of one node, roughly
 _TYPE_NAME_LIMIT = 200
@@ -199,9 +185,22 @@ def describe_error(error: BaseException, limit: int = 500) -> str:
     return f"{name}: {message}" if message else name
 
 
-def looks_secret(name: str) -> bool:
+@lru_cache(maxsize=16)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
+    except re.error:  # a bad pattern must not disable masking: mask by the defaults
+        return _compiled(DEFAULT_SECRET_NAMES)
+
+
+def secret_pattern(options: Options | None = None) -> re.Pattern[str]:
+    """The compiled ``Options.secret_names``: names matching it have their values masked."""
+    return _compiled(options.secret_names if options is not None else DEFAULT_SECRET_NAMES)
+
+
+def looks_secret(name: str, options: Options | None = None) -> bool:
     """Whether a variable or key name suggests a credential (masked like Django does)."""
-    return _SECRET_PATTERN.search(name) is not None
+    return secret_pattern(options).search(name) is not None
 
 
 def _own_repr(tp: type[Any]) -> Any:
@@ -237,6 +236,7 @@ class _Renderer:
         self.budget = budget
         self.depth_cap = max(0, min(options.repr_depth, _MAX_DEPTH))
         self.active: set[int] = set()
+        self.secret = secret_pattern(options)
 
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:
         self.budget.spend(text)
@@ -351,7 +351,7 @@ class _Renderer:
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
         key_node = self.node(key, depth)
-        if type(key) is str and looks_secret(key):
+        if type(key) is str and self.secret.search(key) is not None:
             value_node = _masked()
         else:
             value_node = self.node(value, depth)
@@ -402,9 +402,11 @@ def variables_of(
         items = list(islice(namespace.items(), max(0, options.max_locals)))
     except USER_CODE_ERRORS as error:
         return (Variable(name="?", value=_broken_node("locals", error)),)
+    secret = secret_pattern(options)
     for key, value in items:
         name = safe_text(key, 200)[0] if isinstance(key, str) else type_name_of(key)
-        node = _masked() if looks_secret(name) else represent(value, options, budget=budget)
+        masked = secret.search(name) is not None
+        node = _masked() if masked else represent(value, options, budget=budget)
         out.append(Variable(name=name, value=node))
     return tuple(out)
 

@@ -92,20 +92,26 @@ class EventListener:
             async with session.ws_connect(self.broker.url + "/api/ws", headers=headers) as ws:
                 self.ready.set()
                 stopping = asyncio.create_task(self._stop.wait())
-                while True:
-                    receiving = asyncio.create_task(ws.receive())
-                    done, _ = await asyncio.wait(
-                        {receiving, stopping}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if stopping in done:
-                        receiving.cancel()
-                        return
-                    message = receiving.result()
-                    if message.type != aiohttp.WSMsgType.TEXT:
-                        return
-                    event = json.loads(message.data)
-                    if event.get("type") == "console":
-                        self.events.append(event["entry"])
+                try:
+                    await self._receive(ws, stopping)
+                finally:
+                    stopping.cancel()
+
+    async def _receive(
+        self, ws: aiohttp.ClientWebSocketResponse, stopping: asyncio.Task[bool]
+    ) -> None:
+        while True:
+            receiving = asyncio.create_task(ws.receive())
+            done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping in done:
+                receiving.cancel()
+                return
+            message = receiving.result()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return
+            event = json.loads(message.data)
+            if event.get("type") == "console":
+                self.events.append(event["entry"])
 
     def close(self) -> None:
         if self._stop is not None:

@@ -61,6 +61,13 @@ export interface RequestInfo {
   method: string;
   url: string;
   headers: [string, string][];
+  query: [string, string][];
+  /** Only what the app itself parsed: the agent never reads the body. */
+  form: [string, string][];
+  cookies: [string, string][];
+  environ: [string, string][];
+  /** Why a form-encoded request shows no form, or "". */
+  form_note: string;
 }
 
 /** A captured error; `agent_alive` is added by the broker. */
