@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from .answers import error_answer, report_url, submit_error, traceback_text
+from .evaluate import register_context_source
 from .options import Options
 from .protocol import Report, RequestInfo
 from .request import build_request_info
@@ -81,6 +82,7 @@ class DebuggedApplication:
         secret: str | None = None,
         app_name: str | None = None,
         options: Options | None = None,
+        console: bool = False,
         **werkzeug_compat: object,
     ) -> None:
         unknown = set(werkzeug_compat) - _WERKZEUG_ARGUMENTS
@@ -91,10 +93,13 @@ class DebuggedApplication:
         base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
         self.app = app
         # Either switch turns evals off: this is remote code execution, so "off" wins.
-        self.options = replace(base, evalex=bool(evalex) and base.evalex)
+        self.options = replace(
+            base, evalex=bool(evalex) and base.evalex, console=bool(console) or base.console
+        )
         self.evalex = self.options.evalex
         self._contexts: OrderedDict[str, list[object]] = OrderedDict()
         self._contexts_lock = threading.Lock()
+        register_context_source(self.preserved_contexts)  # evals run inside them
         self._agent_generation = -1  # the fork generation whose agent was started
 
     @property
