@@ -94,6 +94,13 @@ function ExceptionBlock({ info, context, depth }: { info: ExceptionInfo; context
           ))}
         </ol>
       )}
+      {info.omitted > 0 && (
+        <p class="muted small" data-testid="omitted-members">
+          {runs.length === 0
+            ? `Exception group nested too deep: its ${String(info.omitted)} sub-exceptions are not shown (as CPython's max_group_depth).`
+            : `and ${String(info.omitted)} more sub-exception${info.omitted === 1 ? "" : "s"} (as CPython, 15 are shown).`}
+        </p>
+      )}
     </section>
   );
 }

@@ -6,6 +6,7 @@ import { resumeReport } from "../api/client";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
+import { RequestPanel } from "../components/RequestPanel";
 import { agents, selectReport, selected } from "../state/reports";
 
 const TITLE_LIMIT = 300;
@@ -68,21 +69,7 @@ function ReportHeader({ report }: { report: Report }) {
         <span class="dot" aria-hidden="true" />
         {report.agent_alive ? "Agent alive: consoles available" : PROCESS_GONE}
       </p>
-      {report.request && report.request.headers.length > 0 && (
-        <details class="request-headers">
-          <summary>Request headers ({String(report.request.headers.length)})</summary>
-          <table>
-            <tbody>
-              {report.request.headers.map(([name, value], position) => (
-                <tr key={position}>
-                  <th scope="row">{name}</th>
-                  <td>{value}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </details>
-      )}
+      {report.request && <RequestPanel request={report.request} />}
     </header>
   );
 }
