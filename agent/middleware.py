@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from .answers import error_answer, report_url, submit_error, traceback_text
@@ -129,10 +129,13 @@ class DebuggedApplication:
         try:
             app_iter = self.app(environ, start_response)
         except Exception as error:
-            return list(self._answer_error(error, environ, start_response, False, contexts))
-        if type(app_iter) is list or type(app_iter) is tuple:
-            return app_iter
-        return self._iterate(app_iter, environ, start_response, contexts)
+            answer = list(self._answer_error(error, environ, start_response, False, contexts))
+        else:
+            if type(app_iter) is list or type(app_iter) is tuple:
+                return app_iter
+            return self._iterate(app_iter, environ, start_response, contexts)
+        _refresh_locals(sys._getframe())
+        return answer
 
     def _start_agent(self) -> None:
         """Start this process's agent with its first request, so the dashboard lists it."""
@@ -160,15 +163,18 @@ class DebuggedApplication:
                 _close(app_iter)
             except Exception:
                 pass  # the first error is the one to report
-            yield from self._answer_error(error, environ, start_response, started, contexts)
-            return
+            answer = list(self._answer_error(error, environ, start_response, started, contexts))
         except BaseException:  # the server closed us (GeneratorExit), or the process ends
             _close(app_iter)
             raise
-        try:
-            _close(app_iter)
-        except Exception as error:
-            yield from self._answer_error(error, environ, start_response, started, contexts)
+        else:
+            try:
+                _close(app_iter)
+                return
+            except Exception as error:
+                answer = list(self._answer_error(error, environ, start_response, started, contexts))
+        _refresh_locals(sys._getframe())
+        yield from answer
 
     def _answer_error(
         self,
@@ -250,6 +256,21 @@ def _start_error_response(
         start_response(status, headers)
     except Exception:
         start_response(status, headers, (type(error), error, error.__traceback__))
+
+
+def _refresh_locals(frame: FrameType) -> None:
+    """Drop the handled error from a frame's locals snapshot, once ``except`` has ended.
+
+    Capture reads ``f_locals`` of every frame of the traceback, the handler's own running
+    frame included, and CPython keeps that snapshot (with ``error`` in it) as long as the
+    frame lives: frame -> snapshot -> error -> traceback -> frame is a cycle, which keeps
+    every local of the failed request (a 1 MB upload, say) alive until a full collection.
+    Reading ``f_locals`` again after ``except`` ended re-syncs the snapshot without it.
+    """
+    try:
+        frame.f_locals  # noqa: B018 - the read is the point
+    except Exception:
+        pass
 
 
 def _close(app_iter: object) -> None:
