@@ -68,6 +68,12 @@ def test_async_endpoint_error_reports_async_frames_and_evals_work_in_them(
     # Names persist per frame, like in the WSGI case.
     assert broker.evaluate(report_id, helper, "doubled = [i * 2 for i in items]").json()["ok"]
     assert node_text(broker.evaluate(report_id, helper, "doubled").json()["result"]) == "[2, 4, 6]"
+    # The endpoint's own request object, and a top-level await (run on the app's loop).
+    assert node_text(broker.evaluate(report_id, boom, "request.url.path").json()["result"]) == (
+        "'/boom'"
+    )
+    awaited = broker.evaluate(report_id, helper, "await asyncio.sleep(0, result=items)").json()
+    assert node_text(awaited["result"]) == "[1, 2, 3]", awaited
 
     api = server.get("/boom", headers={"Accept": "application/json"})
     assert api.status == 500
