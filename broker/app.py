@@ -17,6 +17,7 @@ from .api import RELAY, STORE, api_routes
 from .audit import audit_middleware, security_routes
 from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
 from .console import console_routes
+from .openapi import openapi_routes
 from .relay import Relay
 from .store import Store
 from .ws import EventHub
@@ -114,6 +115,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.middlewares.append(audit_middleware(store))  # inside the security middleware
     app.add_routes(login_routes(policy))
     app.add_routes(security_routes(store, relay, policy, hub))
+    app.add_routes(openapi_routes())
     app.add_routes(api_routes())
     app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])

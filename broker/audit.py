@@ -39,6 +39,7 @@ MAX_NAME_CHARS = 100
 _EVAL_ROUTE = "/api/reports/{report_id}/frames/{index}/eval"
 _MAX_LIMIT = 1_000
 _MAX_AUDITED_CODE = 100_000  # the API refuses longer code; this bounds refused attempts too
+_SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
 
 
 def display_name(request: web.Request) -> str:
@@ -46,6 +47,15 @@ def display_name(request: web.Request) -> str:
     raw = unquote(request.headers.get(NAME_HEADER, ""), errors="replace")
     printable = "".join(c for c in raw if unicodedata.category(c)[0] != "C")
     return printable.strip()[:MAX_NAME_CHARS]
+
+
+def _small_int(text: str) -> int | None:
+    """``text`` as an integer SQLite can store, else None (a hostile index is still logged)."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if -_SQLITE_INT <= value < _SQLITE_INT else None
 
 
 def _is_eval(request: web.Request) -> bool:
@@ -99,7 +109,7 @@ def audit_middleware(store: Store) -> Middleware:
                 "client": request.remote or "",
                 "agent_id": request.get(EVAL_AGENT_KEY, ""),
                 "report_id": request.match_info.get("report_id", ""),
-                "frame_index": int(index_text) if index_text.lstrip("-").isdigit() else None,
+                "frame_index": _small_int(index_text),
                 "code": await _code_of(request),
                 "outcome": outcome,
                 "detail": detail,
@@ -124,6 +134,8 @@ def security_routes(
             before = int(before_text) if before_text else None
         except ValueError:
             return web.json_response({"error": "limit and before must be integers"}, status=400)
+        if before is not None and not 0 <= before < _SQLITE_INT:
+            return web.json_response({"error": "before must be an entry id"}, status=400)
         if not 1 <= limit <= _MAX_LIMIT:
             return web.json_response(
                 {"error": f"limit must be between 1 and {_MAX_LIMIT}"}, status=400
