@@ -10,6 +10,9 @@ import pytest
 from tests.conftest import AppServer, Broker, node_text, wait_for
 
 APPS = {"flask": ("flask_app:app", "order"), "django": ("django_app:application", "order")}
+# The framework's request, as the view sees it: Flask's context-bound proxy (its preserved
+# contexts are pushed for the eval) and Django's request argument.
+REQUEST_EVAL = {"flask": "request.args['customer']", "django": "request.GET['customer']"}
 
 
 def frame_index(report: dict[str, Any], function: str) -> int:
@@ -52,5 +55,7 @@ def test_a_view_error_reports_and_evals_run_in_the_view_frame(
     result = broker.evaluate(report_id, index, "customer, order_id, items").json()
     assert result["ok"], result
     assert node_text(result["result"]) == "('grace', 2, [])"
+    seen = broker.evaluate(report_id, index, REQUEST_EVAL[framework]).json()
+    assert node_text(seen["result"]) == "'grace'", seen
     pid = broker.evaluate(report_id, index, "import os\nos.getpid()").json()
     assert node_text(pid["result"]) == str(report["pid"])
