@@ -1,7 +1,15 @@
 // HTTP calls to the broker's JSON API (docs/api.md). Same-origin cookies carry the session;
 // a 401 asks the app to show the login form; every failure becomes an ApiError whose
 // message is the broker's {"error"} text, ready to show to the user.
-import type { AgentList, EvalResult, Report, ReportList } from "./types";
+import type {
+  AgentList,
+  CompleteResult,
+  EvalResult,
+  InterruptResult,
+  Report,
+  ReportList,
+  Transcript,
+} from "./types";
 
 /** A failed API call: the HTTP status (0 when the network failed) and a readable message. */
 class ApiError extends Error {
@@ -125,8 +133,56 @@ async function logIn(token: string): Promise<string | null> {
   return await errorMessage(response);
 }
 
+/** Where a console runs: "reports/{id}/frames/{index}" or "agents/{agent_id}" (API paths). */
+type ConsolePath = string;
+
+/** The API path of a frame's console. */
+function frameConsolePath(id: string, index: number): ConsolePath {
+  return `reports/${encodeURIComponent(id)}/frames/${index}`;
+}
+
+/** The API path of an agent's process console. */
+function agentConsolePath(agentId: string): ConsolePath {
+  return `agents/${encodeURIComponent(agentId)}`;
+}
+
+async function postJson<T>(path: string, body: unknown, author = ""): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", "Content-Type": "application/json" };
+  // The display name travels percent-encoded: headers are Latin-1 only.
+  if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
+  const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
+  return (await response.json()) as T;
+}
+
+/** POST /api/{console}/eval: run `code` as `author`; `interactive` asks the REPL's "is it complete?". */
+function evaluateInConsole(console: ConsolePath, code: string, interactive: boolean, author: string): Promise<EvalResult> {
+  return postJson<EvalResult>(`/api/${console}/eval`, { code, interactive }, author);
+}
+
+/** POST /api/{console}/complete: names and attributes completing the end of `text`. */
+function completeInConsole(console: ConsolePath, text: string): Promise<CompleteResult> {
+  return postJson<CompleteResult>(`/api/${console}/complete`, { text });
+}
+
+/** POST /api/{console}/interrupt: raise KeyboardInterrupt in the evals running there. */
+function interruptConsole(console: ConsolePath): Promise<InterruptResult> {
+  return postJson<InterruptResult>(`/api/${console}/interrupt`, {});
+}
+
+/** GET /api/{console}/transcript: the shared transcript, oldest first. */
+function fetchTranscript(console: ConsolePath): Promise<Transcript> {
+  return getJson<Transcript>(`/api/${console}/transcript`);
+}
+
 export {
+  agentConsolePath,
   ApiError,
+  completeInConsole,
+  type ConsolePath,
+  evaluateInConsole,
+  fetchTranscript,
+  frameConsolePath,
+  interruptConsole,
   logIn,
   evaluateInFrame,
   fetchAgents,

@@ -172,6 +172,8 @@ export interface Agent {
   last_seen: number;
   held_frames: number;
   dropped_reports?: number;
+  /** The agent offers a console on its live process (DebuggedApplication(app, console=True)). */
+  console?: boolean;
 }
 
 /** WebSocket: a new report was stored. */

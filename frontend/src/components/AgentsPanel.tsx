@@ -1,10 +1,14 @@
 // The agent processes the broker knows: where they run and whether they are still alive.
+import { useState } from "preact/hooks";
 import { agents, agentsError } from "../state/reports";
+import { AgentConsole } from "./AgentConsole";
 import { RelativeTime } from "./RelativeTime";
 
 /** A table of agents, live ones first. */
 function AgentsPanel() {
   const list = agents.value;
+  const [consoleOf, setConsoleOf] = useState<string | null>(null);
+  const consoleAgent = list.find((agent) => agent.agent_id === consoleOf);
   return (
     <section class="panel agents" aria-labelledby="agents-title">
       <h2 id="agents-title">Agents</h2>
@@ -42,12 +46,33 @@ function AgentsPanel() {
                     </span>
                   )}
                   {agent.alive && !agent.evalex && <span class="tag">no eval</span>}
+                  {(agent.dropped_reports ?? 0) > 0 && (
+                    <span
+                      class="tag"
+                      data-testid="dropped-reports"
+                      title="reports this process could not queue while the broker was unreachable"
+                    >
+                      {String(agent.dropped_reports)} dropped
+                    </span>
+                  )}
+                  {agent.alive && agent.console === true && (
+                    <button
+                      type="button"
+                      class="button small"
+                      data-testid="agent-console-toggle"
+                      aria-expanded={consoleOf === agent.agent_id}
+                      onClick={() => setConsoleOf(consoleOf === agent.agent_id ? null : agent.agent_id)}
+                    >
+                      Console
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
+      {consoleAgent !== undefined && <AgentConsole agent={consoleAgent} onClose={() => setConsoleOf(null)} />}
     </section>
   );
 }

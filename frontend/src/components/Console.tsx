@@ -1,18 +1,37 @@
-// The interactive console under a frame: type Python, the broker relays it to the agent that
-// holds the frame, and the transcript shows what it printed and returned, or why it failed.
+// A Python console on a frame (or on an agent's live process), shared by everyone watching:
+// the transcript is the broker's, each entry tagged with who ran it. The input behaves like
+// the interactive interpreter: Enter runs a complete input, or adds a line while a block
+// (for, def, with…) is open, which an empty line closes; Shift+Enter adds a line, Ctrl+Enter
+// runs at once, Tab completes names and attributes, ↑/↓ browse this console's history.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { clearTranscript, historyFor, runInFrame, transcriptFor, type ConsoleEntry } from "../state/consoles";
+import type { ConsolePath } from "../api/client";
+import type { ConsoleEntry, EvalResult, OutputChunk } from "../api/types";
+import {
+  completeInput,
+  displayName,
+  historyFor,
+  interruptRunning,
+  loadTranscript,
+  setDisplayName,
+  submitInput,
+  transcriptErrorFor,
+  transcriptFor,
+} from "../state/consoles";
 import { ReprView } from "./ReprView";
 
 interface ConsoleProps {
-  reportId: string;
-  index: number;
+  /** The console's API path: "reports/{id}/frames/{index}" or "agents/{agent_id}". */
+  path: ConsolePath;
+  /** What the console runs in, for labels ("frame 3", "process 1234"). */
+  label: string;
   /** Why the console cannot run code (process gone, frame not held…), or null when it can. */
   unavailable: string | null;
 }
 
+const INDENT = "    ";
+
 function Prompt({ code }: { code: string }) {
-  const lines = code.split("\n");
+  const lines = code.replace(/\n$/, "").split("\n");
   return (
     <pre class="console-code">
       {lines.map((line, position) => (
@@ -28,78 +47,223 @@ function Prompt({ code }: { code: string }) {
   );
 }
 
-function Entry({ entry }: { entry: ConsoleEntry }) {
-  const { result, failure } = entry;
-  const pending = result === null && failure === null;
+function Chunk({ chunk }: { chunk: OutputChunk }) {
+  if (chunk.stream === "result" && chunk.value !== null) {
+    return (
+      <pre class="console-result">
+        <ReprView node={chunk.value} />
+      </pre>
+    );
+  }
+  return <pre class={chunk.stream === "stderr" ? "console-stderr" : "console-stdout"}>{chunk.text}</pre>;
+}
+
+function Output({ result }: { result: EvalResult }) {
+  const chunks = result.chunks ?? [];
   return (
-    <li class="console-entry" data-testid="console-entry" aria-busy={pending}>
+    <>
+      {chunks.length > 0
+        ? chunks.map((chunk, position) => <Chunk key={position} chunk={chunk} />)
+        : result.output && <pre class="console-stdout">{result.output}</pre>}
+      {chunks.length === 0 && result.result && (
+        <pre class="console-result">
+          <ReprView node={result.result} />
+        </pre>
+      )}
+      {result.error && <pre class="console-error">{result.error}</pre>}
+    </>
+  );
+}
+
+function Entry({ entry }: { entry: ConsoleEntry }) {
+  const time = new Date(entry.created * 1000);
+  return (
+    <li class="console-entry" data-testid="console-entry" data-state={entry.state} aria-busy={entry.state === "running"}>
+      <div class="console-meta">
+        <span class="console-author" data-testid="console-author">
+          {entry.author}
+        </span>
+        <time class="muted small" dateTime={time.toISOString()}>
+          {time.toLocaleTimeString()}
+        </time>
+      </div>
       <Prompt code={entry.code} />
       <div class="console-output" data-testid="console-output">
-        {pending && <p class="muted small">running…</p>}
-        {failure !== null && <pre class="console-error">{failure}</pre>}
-        {result !== null && result.output && <pre class="console-stdout">{result.output}</pre>}
-        {result?.result && (
-          <pre class="console-result">
-            <ReprView node={result.result} />
-          </pre>
-        )}
-        {result !== null && result.error && <pre class="console-error">{result.error}</pre>}
+        {entry.state === "running" && <p class="muted small">running…</p>}
+        {entry.failure !== null && <pre class="console-error">{entry.failure}</pre>}
+        {entry.result !== null && <Output result={entry.result} />}
       </div>
     </li>
   );
 }
 
-/** A console bound to one frame of one report. */
-function Console({ reportId, index, unavailable }: ConsoleProps) {
-  const transcript = transcriptFor(reportId, index);
+/** The indentation the next line of a block gets: the last line's, one more after a ":". */
+function nextIndent(code: string): string {
+  const last = code.split("\n").pop() ?? "";
+  const indent = /^[ \t]*/.exec(last)?.[0] ?? "";
+  return last.trimEnd().endsWith(":") ? indent + INDENT : indent;
+}
+
+/** The longest common prefix of some strings. */
+function commonPrefix(words: string[]): string {
+  if (words.length === 0) return "";
+  let prefix = words[0] ?? "";
+  for (const word of words) while (!word.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix;
+}
+
+/** The name field: who you are in the shared transcripts (kept in this browser). */
+function NameField({ id }: { id: string }) {
+  return (
+    <label class="console-name" for={id}>
+      <span class="muted small">Your name</span>
+      <input
+        id={id}
+        data-testid="console-name"
+        class="console-name-input"
+        value={displayName.value}
+        maxLength={100}
+        placeholder="anonymous"
+        autocomplete="nickname"
+        onInput={(event) => setDisplayName(event.currentTarget.value)}
+      />
+    </label>
+  );
+}
+
+/** A console bound to one frame of one report, or to an agent's process. */
+function Console({ path, label, unavailable }: ConsoleProps) {
+  const transcript = transcriptFor(path);
+  const loadError = transcriptErrorFor(path);
   const [code, setCode] = useState("");
+  const [continuing, setContinuing] = useState(false);
+  const [sending, setSending] = useState(false);
+  const [requestError, setRequestError] = useState<string | null>(null);
+  const [matches, setMatches] = useState<string[]>([]);
   // Position in the input history while browsing it with the arrow keys (null: not browsing).
   const [browsing, setBrowsing] = useState<number | null>(null);
   const draft = useRef("");
   const input = useRef<HTMLTextAreaElement>(null);
-  const inputId = `console-input-${index}`;
+  const inputId = `console-input-${path.replace(/[^A-Za-z0-9]/g, "-")}`;
 
-  // Opening a console means wanting to type in it.
   useEffect(() => {
-    input.current?.focus();
-  }, []);
+    void loadTranscript(path);
+    input.current?.focus(); // opening a console means wanting to type in it
+  }, [path]);
 
-  function submit(): void {
-    if (!code.trim() || unavailable !== null) return;
-    void runInFrame(reportId, index, code);
-    setCode("");
-    setBrowsing(null);
+  function place(text: string): void {
+    setCode(text);
+    requestAnimationFrame(() => {
+      const area = input.current;
+      if (area !== null) area.selectionStart = area.selectionEnd = text.length;
+    });
   }
 
-  function browse(step: -1 | 1, input: HTMLTextAreaElement): boolean {
-    const history = historyFor(reportId, index);
+  async function submit(interactive: boolean): Promise<void> {
+    if (unavailable !== null || sending) return;
+    // An empty (or blank) last line closes an open block, as in the interpreter.
+    let source = code;
+    if (continuing && /\n[ \t]*$/.test(source)) source = source.replace(/[ \t]*$/, "");
+    if (!source.trim()) return;
+    setSending(true);
+    setRequestError(null);
+    setMatches([]);
+    try {
+      const outcome = await submitInput(path, source, interactive);
+      if (outcome.incomplete) {
+        setContinuing(true);
+        place(`${source}\n${nextIndent(source)}`);
+      } else {
+        setContinuing(false);
+        setBrowsing(null);
+        setCode("");
+      }
+    } catch (error) {
+      setRequestError(error instanceof Error ? error.message : String(error));
+    } finally {
+      setSending(false);
+    }
+  }
+
+  async function complete(area: HTMLTextAreaElement): Promise<void> {
+    const before = area.value.slice(0, area.selectionStart);
+    const after = area.value.slice(area.selectionEnd);
+    const lineStart = before.slice(before.lastIndexOf("\n") + 1);
+    if (!lineStart.trim()) {
+      place(before + INDENT + after);
+      return;
+    }
+    try {
+      const found = await completeInput(path, before);
+      if (!found.ok) {
+        setRequestError(found.error);
+        return;
+      }
+      const head = before.slice(0, before.length - found.replace);
+      const token = before.slice(before.length - found.replace);
+      const prefix = commonPrefix(found.matches);
+      if (prefix.length > token.length) place(head + prefix + after);
+      setMatches(found.matches.length > 1 ? found.matches : []);
+    } catch (error) {
+      setRequestError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  function choose(match: string): void {
+    const area = input.current;
+    if (area === null) return;
+    const before = area.value.slice(0, area.selectionStart);
+    const token = /[\w.\u0080-\uffff]*$/.exec(before)?.[0] ?? "";
+    place(before.slice(0, before.length - token.length) + match + area.value.slice(area.selectionEnd));
+    setMatches([]);
+    area.focus();
+  }
+
+  function browse(step: -1 | 1, area: HTMLTextAreaElement): boolean {
+    const history = historyFor(path);
     if (history.length === 0) return false;
-    const atStart = !input.value.slice(0, input.selectionStart).includes("\n");
-    const atEnd = !input.value.slice(input.selectionEnd).includes("\n");
+    const atStart = !area.value.slice(0, area.selectionStart).includes("\n");
+    const atEnd = !area.value.slice(area.selectionEnd).includes("\n");
     if ((step < 0 && !atStart) || (step > 0 && !atEnd)) return false;
     let position = browsing ?? history.length;
     if (browsing === null) draft.current = code;
     position = Math.max(0, Math.min(history.length, position + step));
     setBrowsing(position === history.length ? null : position);
+    setContinuing(false);
     setCode(position === history.length ? draft.current : (history[position] ?? ""));
     return true;
   }
 
   function onKeyDown(event: KeyboardEvent): void {
-    const input = event.currentTarget as HTMLTextAreaElement;
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    const area = event.currentTarget as HTMLTextAreaElement;
+    if (event.isComposing) return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      submit();
-    } else if (event.key === "ArrowUp" && !event.shiftKey && browse(-1, input)) {
+      void submit(false);
+    } else if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
-    } else if (event.key === "ArrowDown" && !event.shiftKey && browse(1, input)) {
+      void submit(true);
+    } else if (event.key === "Tab" && !event.shiftKey && !event.altKey) {
+      event.preventDefault();
+      void complete(area);
+    } else if (event.key === "Escape") {
+      setMatches([]);
+    } else if (event.key === "ArrowUp" && !event.shiftKey && browse(-1, area)) {
+      event.preventDefault();
+    } else if (event.key === "ArrowDown" && !event.shiftKey && browse(1, area)) {
       event.preventDefault();
     }
   }
 
   const entries = transcript.value;
+  const running = entries.some((entry) => entry.state === "running");
   return (
-    <section class="console" aria-label={`Console in frame ${index}`}>
+    <section class="console" aria-label={`Console in ${label}`} data-testid="console">
+      {loadError.value !== null && (
+        <p class="error small" role="alert">
+          Could not load the transcript: {loadError.value}
+        </p>
+      )}
       {entries.length > 0 && (
         <ol class="console-transcript" aria-live="polite">
           {entries.map((entry) => (
@@ -116,38 +280,74 @@ function Console({ reportId, index, unavailable }: ConsoleProps) {
         class="console-form"
         onSubmit={(event) => {
           event.preventDefault();
-          submit();
+          void submit(true);
         }}
       >
-        <label for={inputId} class="console-label">
-          Python in this frame <span class="muted small">(Enter runs, Shift+Enter adds a line, ↑/↓ history)</span>
-        </label>
+        <div class="console-head">
+          <label for={inputId} class="console-label">
+            Python in {label}{" "}
+            <span class="muted small">
+              (Enter runs or continues a block, Shift+Enter adds a line, Ctrl+Enter runs now, Tab completes, ↑/↓
+              history)
+            </span>
+          </label>
+          <NameField id={`${inputId}-name`} />
+        </div>
         <div class="console-row">
           <textarea
             ref={input}
             id={inputId}
             data-testid="console-input"
+            data-continuing={continuing}
             class="console-input"
-            rows={Math.min(10, Math.max(1, code.split("\n").length))}
+            rows={Math.min(12, Math.max(1, code.split("\n").length))}
             value={code}
             disabled={unavailable !== null}
             aria-describedby={unavailable !== null ? `${inputId}-why` : undefined}
             spellcheck={false}
             autocomplete="off"
             autocapitalize="off"
-            placeholder=">>> "
-            onInput={(event) => setCode(event.currentTarget.value)}
+            placeholder={continuing ? "... " : ">>> "}
+            onInput={(event) => {
+              setCode(event.currentTarget.value);
+              setMatches([]);
+            }}
             onKeyDown={onKeyDown}
           />
-          <button type="submit" class="button primary" disabled={!code.trim() || unavailable !== null}>
+          <button type="submit" class="button primary" disabled={!code.trim() || unavailable !== null || sending}>
             Run
           </button>
-          {entries.length > 0 && (
-            <button type="button" class="button" onClick={() => clearTranscript(reportId, index)}>
-              Clear
+          {running && (
+            <button
+              type="button"
+              class="button danger"
+              data-testid="console-interrupt"
+              onClick={() => {
+                interruptRunning(path).catch((error: unknown) =>
+                  setRequestError(error instanceof Error ? error.message : String(error)),
+                );
+              }}
+            >
+              Interrupt
             </button>
           )}
         </div>
+        {matches.length > 0 && (
+          <ul class="console-completions" data-testid="console-completions" aria-label="Completions">
+            {matches.map((match) => (
+              <li key={match}>
+                <button type="button" class="button small" onClick={() => choose(match)}>
+                  {match}
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+        {requestError !== null && (
+          <p class="console-error small" role="alert" data-testid="console-request-error">
+            {requestError}
+          </p>
+        )}
       </form>
     </section>
   );

@@ -1,5 +1,6 @@
 // One traceback frame: where it is, its source and locals, and a console that runs code in it.
 import { useEffect, useState } from "preact/hooks";
+import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
 import { reportHref } from "../state/route";
 import { Console } from "./Console";
@@ -77,7 +78,9 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
           )}
         </div>
       )}
-      {consoleOpen && <Console reportId={reportId} index={frame.index} unavailable={why} />}
+      {consoleOpen && (
+        <Console path={frameConsolePath(reportId, frame.index)} label={`frame ${frame.index}`} unavailable={why} />
+      )}
     </li>
   );
 }

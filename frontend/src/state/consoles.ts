@@ -1,80 +1,164 @@
-// Console transcripts, one per frame (kept in memory while the page lives), and each frame's
-// input history (kept in sessionStorage, so a reload keeps the arrow-key history).
+// Console state. The transcript of each console is the broker's: loaded when the console
+// opens, kept live by the WebSocket's "console" events (everyone watching sees every entry,
+// tagged with its author), reloaded after a reconnect. The input history (↑/↓) is this
+// browser's, per console, in localStorage; so is the display name sent with each eval.
 import { signal, type Signal } from "@preact/signals";
-import { evaluateInFrame } from "../api/client";
-import type { EvalResult } from "../api/types";
+import {
+  completeInConsole,
+  evaluateInConsole,
+  fetchTranscript,
+  interruptConsole,
+  type ConsolePath,
+} from "../api/client";
+import type { CompleteResult, ConsoleEntry, ConsoleEvent, EvalResult } from "../api/types";
 
-/** One command typed into a console and what came back. */
-interface ConsoleEntry {
-  id: number;
-  code: string;
-  /** The answer; null while the command runs or when the request failed. */
-  result: EvalResult | null;
-  /** Why the request failed (HTTP or network error), or null. */
-  failure: string | null;
-}
-
-const MAX_HISTORY = 100;
+const MAX_HISTORY = 200;
+const NAME_KEY = "debugbroker:name";
 const transcripts = new Map<string, Signal<ConsoleEntry[]>>();
-let nextEntryId = 1;
+/** Consoles whose transcript was fetched at least once (reloaded after a reconnect). */
+const loaded = new Set<ConsolePath>();
+/** Why the transcript of a console could not be loaded, by console. */
+const transcriptErrors = new Map<ConsolePath, Signal<string | null>>();
 
-function frameKey(reportId: string, index: number): string {
-  return `${reportId}/${index}`;
+function readName(): string {
+  try {
+    return localStorage.getItem(NAME_KEY) ?? "";
+  } catch {
+    return "";
+  }
 }
 
-/** The transcript of the console on frame `index` of report `reportId`. */
-function transcriptFor(reportId: string, index: number): Signal<ConsoleEntry[]> {
-  const key = frameKey(reportId, index);
-  let transcript = transcripts.get(key);
+/** The display name this browser's evals carry (shown next to each entry for everyone). */
+const displayName = signal(readName());
+
+/** Change the display name (kept in localStorage). */
+function setDisplayName(name: string): void {
+  const cleaned = name.replace(/[\u0000-\u001f\u007f]/g, "").slice(0, 100);
+  displayName.value = cleaned;
+  try {
+    localStorage.setItem(NAME_KEY, cleaned);
+  } catch {
+    // storage disabled: the name lasts for this page
+  }
+}
+
+/** The transcript of a console ("reports/{id}/frames/{index}" or "agents/{id}"). */
+function transcriptFor(console: ConsolePath): Signal<ConsoleEntry[]> {
+  let transcript = transcripts.get(console);
   if (transcript === undefined) {
     transcript = signal<ConsoleEntry[]>([]);
-    transcripts.set(key, transcript);
+    transcripts.set(console, transcript);
   }
   return transcript;
 }
 
-function historyKey(reportId: string, index: number): string {
-  return `debugbroker:history:${frameKey(reportId, index)}`;
+/** Why the transcript could not be loaded, or null. */
+function transcriptErrorFor(console: ConsolePath): Signal<string | null> {
+  let error = transcriptErrors.get(console);
+  if (error === undefined) {
+    error = signal<string | null>(null);
+    transcriptErrors.set(console, error);
+  }
+  return error;
 }
 
-/** The commands typed on this frame, oldest first. */
-function historyFor(reportId: string, index: number): string[] {
+/** Insert or replace entries by id, keeping the transcript ordered by id. */
+function merge(console: ConsolePath, entries: ConsoleEntry[]): void {
+  const transcript = transcriptFor(console);
+  const byId = new Map(transcript.value.map((entry) => [entry.id, entry]));
+  for (const entry of entries) {
+    const known = byId.get(entry.id);
+    // A "running" event can arrive after the "done" answer: never go back.
+    if (known !== undefined && known.state !== "running" && entry.state === "running") continue;
+    byId.set(entry.id, entry);
+  }
+  transcript.value = [...byId.values()].sort((a, b) => a.id - b.id);
+}
+
+/** Fetch a console's transcript from the broker (on open, and after a reconnect). */
+async function loadTranscript(console: ConsolePath): Promise<void> {
+  loaded.add(console);
   try {
-    const stored: unknown = JSON.parse(sessionStorage.getItem(historyKey(reportId, index)) ?? "[]");
-    return Array.isArray(stored) ? stored.filter((item) => typeof item === "string") : [];
+    const { entries } = await fetchTranscript(console);
+    merge(console, entries);
+    transcriptErrorFor(console).value = null;
+  } catch (error) {
+    transcriptErrorFor(console).value = error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Refetch every transcript seen so far (the WebSocket reconnected: events may be lost). */
+function reloadTranscripts(): void {
+  for (const console of loaded) void loadTranscript(console);
+}
+
+/** A WebSocket "console" event: an entry started or finished, by anyone. */
+function applyConsoleEvent(event: ConsoleEvent): void {
+  const { entry } = event;
+  if (typeof entry.target !== "string" || typeof entry.id !== "number") return;
+  merge(entry.target, [entry]);
+}
+
+function historyKey(console: ConsolePath): string {
+  return `debugbroker:history:${console}`;
+}
+
+/** The inputs run in this console from this browser, oldest first. */
+function historyFor(console: ConsolePath): string[] {
+  try {
+    const stored: unknown = JSON.parse(localStorage.getItem(historyKey(console)) ?? "[]");
+    return Array.isArray(stored) ? stored.filter((item): item is string => typeof item === "string") : [];
   } catch {
     return [];
   }
 }
 
-function remember(reportId: string, index: number, code: string): void {
-  const history = historyFor(reportId, index).filter((item) => item !== code);
+function remember(console: ConsolePath, code: string): void {
+  const history = historyFor(console).filter((item) => item !== code);
   history.push(code);
   try {
-    sessionStorage.setItem(historyKey(reportId, index), JSON.stringify(history.slice(-MAX_HISTORY)));
+    localStorage.setItem(historyKey(console), JSON.stringify(history.slice(-MAX_HISTORY)));
   } catch {
     // storage full or disabled: the history is a convenience, not data
   }
 }
 
-/** Run `code` in the frame and record the command and its answer in the transcript. */
-async function runInFrame(reportId: string, index: number, code: string): Promise<void> {
-  const transcript = transcriptFor(reportId, index);
-  const id = nextEntryId++;
-  transcript.value = [...transcript.value, { id, code, result: null, failure: null }];
-  remember(reportId, index, code);
-  let done: Partial<ConsoleEntry>;
-  try {
-    done = { result: await evaluateInFrame(reportId, index, code) };
-  } catch (error) {
-    done = { failure: error instanceof Error ? error.message : String(error) };
-  }
-  transcript.value = transcript.value.map((entry) => (entry.id === id ? { ...entry, ...done } : entry));
+/** The outcome of submitting input: more lines needed, or it ran (see the transcript). */
+type Submitted = { incomplete: true } | { incomplete: false; result: EvalResult };
+
+/**
+ * Run `code` in the console. With `interactive`, the agent may answer that the input is
+ * incomplete (a block still open): nothing ran and the caller keeps collecting lines.
+ * Errors of the request itself (process gone…) throw an ApiError with the broker's message.
+ */
+async function submitInput(console: ConsolePath, code: string, interactive: boolean): Promise<Submitted> {
+  const result = await evaluateInConsole(console, code, interactive, displayName.value);
+  if (result.incomplete) return { incomplete: true };
+  remember(console, code);
+  return { incomplete: false, result };
 }
 
-/** Forget the transcript (not the input history) of one frame's console. */
-function clearTranscript(reportId: string, index: number): void {
-  transcriptFor(reportId, index).value = [];
+/** Completions for the end of `text` (the text before the cursor). */
+function completeInput(console: ConsolePath, text: string): Promise<CompleteResult> {
+  return completeInConsole(console, text);
 }
 
-export { clearTranscript, historyFor, runInFrame, transcriptFor, type ConsoleEntry };
+/** Interrupt what runs in this console; resolves to how many evals were interrupted. */
+async function interruptRunning(console: ConsolePath): Promise<number> {
+  return (await interruptConsole(console)).interrupted;
+}
+
+export {
+  applyConsoleEvent,
+  completeInput,
+  displayName,
+  historyFor,
+  interruptRunning,
+  loadTranscript,
+  reloadTranscripts,
+  setDisplayName,
+  submitInput,
+  transcriptErrorFor,
+  transcriptFor,
+  type Submitted,
+};

@@ -2,6 +2,7 @@
 import { signal } from "@preact/signals";
 import { setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
+import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
 
 /** The event stream's state, or "signed-out" while the broker wants a login. */
@@ -27,7 +28,10 @@ function openEvents(): void {
   if (events !== null || loginRequired.value) return;
   let first = true;
   events = connectEvents({
-    onEvent: applyEvent,
+    onEvent: (event) => {
+      if (event.type === "console") applyConsoleEvent(event);
+      else applyEvent(event);
+    },
     onStatus: (status) => {
       if (!loginRequired.value) connection.value = status;
     },
@@ -40,6 +44,7 @@ function openEvents(): void {
       void loadReports();
       void loadAgents();
       void refreshSelected();
+      reloadTranscripts();
     },
   });
 }

@@ -1,0 +1,159 @@
+"""The console end to end: a real Flask app under gunicorn with the agent, a real broker, and
+two people in two headless Chromium contexts on the same report.
+
+One runs code and both see the entry with its author, live and after a reload; an endless
+loop is interrupted from the other browser and the next eval still works; the REPL collects
+the lines of a block; Tab completes; Flask's request and app contexts are there; the
+process console is reachable from the agent list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.conftest import AppServer, Broker, node_text, wait_for
+from tests.e2e.browser import OpenPage, log_in
+
+pytest_plugins = ["tests.e2e.browser"]
+
+
+@pytest.fixture
+def shop(broker: Broker, start_server: Callable[..., AppServer]) -> AppServer:
+    """``gunicorn -w 2`` serving the Flask shop, with the agent reporting to ``broker``."""
+    command = ["gunicorn", "-w", "2", "{bind}", "console_flask:app"]
+    return start_server(command, broker.agent_env(), name="gunicorn")
+
+
+def raise_order(shop: AppServer, broker: Broker, order_id: int) -> dict[str, Any]:
+    """Request a failing order and return the full report the broker stored."""
+    known = {report["id"] for report in broker.reports()}
+    answer = shop.get(f"/orders/{order_id}", headers={"Accept": "application/json"})
+    assert answer.status == 500, answer.text
+
+    def arrived() -> dict[str, Any] | None:
+        fresh = [r for r in broker.reports() if r["id"] not in known]
+        return broker.report(fresh[0]["id"]) if fresh else None
+
+    report: dict[str, Any] = wait_for(arrived, what="the report of the failed order")
+    return report
+
+
+def view_frame(report: dict[str, Any]) -> int:
+    frames = [f for info in report["exceptions"] for f in info["frames"]]
+    index: int = next(f["index"] for f in frames if f["function"] == "order")
+    return index
+
+
+def open_console(page: Page, report: dict[str, Any], index: int, name: str) -> Locator:
+    """Open the report's page at the view frame, open its console and set the display name."""
+    page.goto(page.url.split("#")[0] + f"#/reports/{report['id']}/frames/{index}")
+    frame = page.locator(f'[data-testid="frame"][data-index="{index}"]')
+    frame.get_by_test_id("console-toggle").click()
+    console = frame.get_by_test_id("console")
+    console.get_by_test_id("console-name").fill(name)
+    return console
+
+
+def run(console: Locator, code: str) -> None:
+    field = console.get_by_test_id("console-input")
+    field.fill(code)
+    field.press("Enter")
+
+
+def test_flask_contexts_are_there_in_a_console_of_a_failed_request(
+    broker: Broker, shop: AppServer
+) -> None:
+    report = raise_order(shop, broker, 7)
+    index = view_frame(report)
+    code = "from flask import request, current_app\n(request.path, current_app.name, order_id)"
+    answer = broker.evaluate(report["id"], index, code)
+    assert answer.status == 200, answer.text
+    result = answer.json()
+    assert result["ok"], result["error"]
+    assert node_text(result["result"]) == "('/orders/7', 'shop', 7)"
+
+
+def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: OpenPage) -> None:
+    report = raise_order(shop, broker, 7)
+    index = view_frame(report)
+    ada_page, _ = open_page()
+    bob_page, _ = open_page()
+    ada = open_console(log_in(ada_page, broker), report, index, "Ada")
+    bob = open_console(log_in(bob_page, broker), report, index, "Bob")
+
+    # Ada runs code; both see the entry, with her name and the Flask request.
+    run(
+        ada, "from flask import request, current_app\nprint(basket)\nrequest.path, current_app.name"
+    )
+    for console in (ada, bob):
+        entry = console.get_by_test_id("console-entry")
+        expect(entry).to_have_count(1)
+        expect(entry.get_by_test_id("console-author")).to_have_text("Ada")
+        expect(entry.get_by_test_id("console-output")).to_have_text(
+            "['tea', 'scone']\n('/orders/7', 'shop')"
+        )
+
+    # An endless loop: Bob sees it running and interrupts it; Ada's next eval works.
+    run(ada, "n = 0\nwhile True:\n    n += 1")  # a block: the REPL waits for an empty line
+    expect(ada.get_by_test_id("console-input")).to_have_attribute("data-continuing", "true")
+    ada.get_by_test_id("console-input").press("Enter")
+    loop_entry = bob.get_by_test_id("console-entry").nth(1)
+    expect(loop_entry).to_have_attribute("data-state", "running")
+    bob.get_by_test_id("console-interrupt").click()
+    for console in (ada, bob):
+        output = console.get_by_test_id("console-entry").nth(1).get_by_test_id("console-output")
+        expect(output).to_contain_text("KeyboardInterrupt")
+        expect(output).to_contain_text("interrupted from the dashboard")
+    expect(ada.get_by_test_id("console-interrupt")).to_have_count(0)
+    run(ada, "n > 0, order_id * 2")
+    expect(
+        bob.get_by_test_id("console-entry").nth(2).get_by_test_id("console-output")
+    ).to_have_text("(True, 14)")
+
+    # Bob writes a block line by line, as in the interpreter: Enter continues, an empty line ends.
+    field = bob.get_by_test_id("console-input")
+    field.fill("for item in basket:")
+    field.press("Enter")
+    expect(field).to_have_attribute("data-continuing", "true")
+    expect(field).to_have_value("for item in basket:\n    ")
+    field.press_sequentially("item.upper()")
+    field.press("Enter")
+    expect(field).to_have_value("for item in basket:\n    item.upper()\n    ")
+    field.press("Enter")
+    expect(field).to_have_value("")
+    block = ada.get_by_test_id("console-entry").nth(3)
+    expect(block.get_by_test_id("console-author")).to_have_text("Bob")
+    expect(block.locator(".console-result")).to_have_text(["'TEA'", "'SCONE'"])
+
+    # Tab completes names of the frame; ↑ brings back Bob's last input.
+    field.fill("bas")
+    field.press("Tab")
+    expect(field).to_have_value("basket")
+    field.fill("")
+    field.press("ArrowUp")
+    expect(field).to_have_value(re.compile(r"^for item in basket:\n    item.upper\(\)\n?$"))
+
+    # The transcript survives a reload, authors included.
+    bob_page.reload()
+    bob = open_console(bob_page, report, index, "Bob")
+    authors = bob.get_by_test_id("console-author")
+    expect(authors).to_have_text(["Ada", "Ada", "Ada", "Bob"])
+
+
+def test_the_process_console_from_the_agent_list(
+    broker: Broker, shop: AppServer, open_page: OpenPage
+) -> None:
+    pid = int(shop.get("/").text)  # this worker's agent is started by the request
+    wait_for(lambda: any(a["pid"] == pid for a in broker.live_agents()), what="the agent")
+    page, _ = open_page()
+    log_in(page, broker)
+    row = page.get_by_test_id("agent-row").filter(has_text=str(pid))
+    row.get_by_test_id("agent-console-toggle").click()
+    console = page.get_by_test_id("agent-console").get_by_test_id("console")
+    run(console, "import os\nos.getpid()")
+    expect(console.get_by_test_id("console-output")).to_have_text(str(pid))
