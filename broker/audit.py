@@ -1,6 +1,7 @@
 """The broker's security record: an audit log of evals and agent admissions, and counters.
 
-Every eval request that got past authentication is recorded, whatever its outcome: who
+Every eval request that got past authentication (any ``POST /api/.../eval``: a frame's
+console or a process console) is recorded, whatever its outcome: who
 (the role of the credential, the client address and the display name the dashboard sends
 in ``X-Debugbroker-Name``), what code, on which report, frame and agent, when, and how it
 ended. Agent admissions and refusals are recorded by the relay. ``GET /api/audit`` (full
@@ -36,7 +37,8 @@ __all__ = [
 EVAL_AGENT_KEY = "debugbroker_eval_agent"  # the eval handler notes the target agent here
 NAME_HEADER = "X-Debugbroker-Name"
 MAX_NAME_CHARS = 100
-_EVAL_ROUTE = "/api/reports/{report_id}/frames/{index}/eval"
+# Every route that runs code ends so: a frame's console and a process console alike.
+_EVAL_SUFFIX = "/eval"
 _MAX_LIMIT = 1_000
 _MAX_AUDITED_CODE = 100_000  # the API refuses longer code; this bounds refused attempts too
 _SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
@@ -61,7 +63,9 @@ def _small_int(text: str) -> int | None:
 def _is_eval(request: web.Request) -> bool:
     route = request.match_info.route
     resource = route.resource
-    return request.method == "POST" and resource is not None and resource.canonical == _EVAL_ROUTE
+    if request.method != "POST" or resource is None:
+        return False
+    return resource.canonical.startswith("/api/") and resource.canonical.endswith(_EVAL_SUFFIX)
 
 
 async def _code_of(request: web.Request) -> str:
@@ -107,7 +111,7 @@ def audit_middleware(store: Store) -> Middleware:
                 "role": request[ROLE_KEY],
                 "name": display_name(request),
                 "client": request.remote or "",
-                "agent_id": request.get(EVAL_AGENT_KEY, ""),
+                "agent_id": request.get(EVAL_AGENT_KEY, request.match_info.get("agent_id", "")),
                 "report_id": request.match_info.get("report_id", ""),
                 "frame_index": _small_int(index_text),
                 "code": await _code_of(request),

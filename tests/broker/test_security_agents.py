@@ -40,7 +40,11 @@ from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport import get_transport
 
-options = Options.from_environment(app_name="security-test", evalex=os.environ["EVALEX"] == "1")
+options = Options.from_environment(
+    app_name="security-test",
+    evalex=os.environ["EVALEX"] == "1",
+    console=os.environ.get("CONSOLE") == "1",
+)
 transport = get_transport(options)
 
 def failing(marker):

@@ -32,7 +32,7 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
 ) -> None:
     broker = Broker(tmp_path, "--view-token", "view-token-abcdef").start()
     try:
-        start_agent(broker.zmq_url, broker.secret)
+        start_agent(broker.zmq_url, broker.secret, CONSOLE="1")
         wait_for(lambda: broker.reports(), what="the agent's report")
         summary = broker.reports()[0]
         report = broker.report(summary["id"])
@@ -76,6 +76,14 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
         admitted = [entry for entry in audit(broker) if entry["action"] == "agent_admitted"]
         assert [entry["agent_id"] for entry in admitted] == [summary["agent_id"]]
 
+        # A process console's evals are audited too (no report, no frame).
+        process = broker.post(f"/api/agents/{summary['agent_id']}/eval", {"code": "40 + 2"})
+        assert process.status == 200, process.text
+        newest = audit(broker)[0]
+        assert (newest["action"], newest["code"], newest["outcome"]) == ("eval", "40 + 2", "ok")
+        assert newest["agent_id"] == summary["agent_id"]
+        assert newest["report_id"] == "" and newest["frame_index"] is None
+
         # Only the full token reads the log.
         view_read = http(
             "GET", broker.url + "/api/audit", headers={"Authorization": "Bearer view-token-abcdef"}
@@ -92,6 +100,6 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
         # The log survives a broker restart (it is in the SQLite file).
         broker.stop()
         broker.start()
-        assert [e["code"] for e in audit(broker) if e["action"] == "eval"][:1] == ["2"]
+        assert [e["code"] for e in audit(broker) if e["action"] == "eval"][:1] == ["40 + 2"]
     finally:
         broker.stop()
