@@ -97,9 +97,7 @@ class EventListener:
                 finally:
                     stopping.cancel()
 
-    async def _receive(
-        self, ws: aiohttp.ClientWebSocketResponse, stopping: asyncio.Task[bool]
-    ) -> None:
+    async def _receive(self, ws: Any, stopping: asyncio.Task[bool]) -> None:
         while True:
             receiving = asyncio.create_task(ws.receive())
             done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
