@@ -322,7 +322,7 @@ def load_or_create_curve_keys(directory: Path) -> tuple[str, str]:
     except FileNotFoundError:
         public_bytes, secret_bytes = zmq.curve_keypair()
         public, secret = public_bytes.decode("ascii"), secret_bytes.decode("ascii")
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(secret + "\n")

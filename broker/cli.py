@@ -25,6 +25,7 @@ from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
 
 from .app import BrokerConfig, build_app
 from .auth import load_or_create_curve_keys
+from .editor import parse_editor, parse_path_map
 
 __all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
@@ -61,7 +62,7 @@ def load_or_create(path: Path, given: str | None) -> tuple[str, bool]:
     except FileNotFoundError:
         pass
     value = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # reports and credentials
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(value + "\n")
@@ -118,6 +119,21 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         help="encrypt the agent link with CurveZMQ (key pair kept in the data dir); agents "
         "then need DEBUGBROKER_SERVER_KEY, which is printed at start",
     )
+    parser.add_argument(
+        "--editor",
+        type=parse_editor,
+        default=os.environ.get("DEBUGBROKER_EDITOR", "none"),
+        help="default editor of 'Open in editor' links: none, vscode or pycharm "
+        "(DEBUGBROKER_EDITOR; each user can change it in the dashboard)",
+    )
+    parser.add_argument(
+        "--path-map",
+        type=parse_path_map,
+        default=os.environ.get("DEBUGBROKER_PATH_MAP", ""),
+        metavar="CONTAINER=HOST[,...]",
+        help="map app paths to the editor's machine, e.g. /srv=/home/me/shop "
+        "(DEBUGBROKER_PATH_MAP)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
 
 
@@ -150,6 +166,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         allowed_hosts=frozenset(h.lower() for h in args.allow_host),
         agent_timeout=args.agent_timeout,
         eval_timeout=args.eval_timeout,
+        editor=args.editor,
+        path_map=args.path_map,
         curve_secret_key=curve_secret,
         curve_public_key=curve_public,
     )

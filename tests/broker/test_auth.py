@@ -373,3 +373,29 @@ def test_binding_beyond_loopback_prints_a_warning(tmp_path: Path, host: str, war
         assert ("WARNING" in process.output()) is warns
     finally:
         broker.stop()
+
+
+def test_reports_and_credentials_are_private_to_the_broker_user(tmp_path: Path) -> None:
+    process, port = _start_raw_broker(tmp_path, "--curve")
+    try:
+        data = tmp_path / "data"
+        wait_for(lambda: (data / "debugbroker.sqlite3-wal").exists(), what="the database")
+        assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+        for name in ("token", "secret", "curve_secret.key", "debugbroker.sqlite3"):
+            assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600, name
+        assert stat.S_IMODE(os.stat(data / "debugbroker.sqlite3-wal").st_mode) == 0o600
+    finally:
+        process.stop()
+
+
+def test_an_https_public_url_makes_the_cookie_secure(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, "--public-url", "https://debug.example").start()
+    try:
+        answer = raw(
+            broker, "GET", f"/login?token={broker.token}", headers={"Host": "debug.example"}
+        )
+        assert answer.status == 302
+        attributes = [part.strip().lower() for part in answer.headers["set-cookie"].split(";")]
+        assert "secure" in attributes and "httponly" in attributes
+    finally:
+        broker.stop()
