@@ -23,6 +23,7 @@ import builtins
 import concurrent.futures
 import ctypes
 import dataclasses
+import gc
 import itertools
 import linecache
 import sys
@@ -225,9 +226,10 @@ def _user_traceback(tb: TracebackType | None, filename: str) -> TracebackType | 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     """An event loop running in another thread of this process (the app's), or None.
 
-    A loop is found by its ``run_forever`` frame on a thread's stack; the first running one
-    wins (apps with one loop per thread get the first thread's). uvloop runs in C and is
-    not found: a fresh loop is used then.
+    First by its ``run_forever`` frame on a thread's stack (cheap); a loop whose
+    ``run_forever`` is compiled (uvloop) has no such frame, so then by a walk over the objects
+    the garbage collector tracks (slower, and only ever for code that awaits). With several
+    running loops the first found wins.
     """
     run_forever = asyncio.base_events.BaseEventLoop.run_forever.__code__
     me = threading.get_ident()
@@ -241,6 +243,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
                 if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
                     return loop
             walker = walker.f_back
+    for candidate in gc.get_objects():
+        if isinstance(candidate, asyncio.AbstractEventLoop) and candidate.is_running():
+            return candidate
     return None
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import werkzeug.test
@@ -339,8 +340,19 @@ def test_top_level_await_on_a_fresh_loop(frame: tuple[FrameRegistry, str]) -> No
     assert chunks(result) == [("stdout", "hi\n"), ("result", "7")]
 
 
-def test_top_level_await_runs_on_the_apps_running_loop(frame: tuple[FrameRegistry, str]) -> None:
-    loop = asyncio.new_event_loop()
+def uvloop_loop() -> asyncio.AbstractEventLoop:
+    uvloop = pytest.importorskip("uvloop")
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+@pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop_loop], ids=["asyncio", "uvloop"]
+)
+def test_top_level_await_runs_on_the_apps_running_loop(
+    frame: tuple[FrameRegistry, str], new_loop: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    loop = new_loop()
     app_thread = threading.Thread(target=loop.run_forever, name="app-loop")
     app_thread.start()
     wait_for(loop.is_running, what="the app's loop to run")

@@ -157,3 +157,28 @@ def test_the_process_console_from_the_agent_list(
     console = page.get_by_test_id("agent-console").get_by_test_id("console")
     run(console, "import os\nos.getpid()")
     expect(console.get_by_test_id("console-output")).to_have_text(str(pid))
+
+
+def test_top_level_await_runs_on_the_apps_own_loop_under_uvicorn(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    command = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "starlette_app:app"]
+    server = start_server(command, broker.agent_env(), name="uvicorn")
+    answer = server.get("/boom", headers={"Accept": "application/json"})
+    assert answer.status == 500, answer.text
+    report_id = answer.headers["x-debugbroker-report"].rsplit("/", 1)[1]
+    report = wait_for(
+        lambda: any(r["id"] == report_id for r in broker.reports()) and broker.report(report_id),
+        what="the report",
+    )
+    frames = [f for info in report["exceptions"] for f in info["frames"]]
+    index = next(f["index"] for f in frames if f["function"] == "fetch_total")
+    # uvicorn runs its loop (uvloop when installed) on the main thread; evals run on their own
+    # thread, so an await that ends on the main thread ran on the app's loop.
+    code = (
+        "import threading\nawait asyncio.sleep(0)\nprint('awaited')\n"
+        "threading.current_thread() is threading.main_thread(), sum(items)"
+    )
+    result = broker.evaluate(report_id, index, code).json()
+    assert result["ok"], result["error"]
+    assert result["output"] == "awaited\n" and node_text(result["result"]) == "(True, 6)"
