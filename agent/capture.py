@@ -40,6 +40,7 @@ from types import FrameType, TracebackType
 
 from .chain import PrintedException, link_tree, printed_chain
 from .frames import FrameRegistry
+from .lookup import fill_handles
 from .options import Options
 from .protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
 from .reprs import (
@@ -244,16 +245,20 @@ class _Capture:
         self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
         context_start, context = self.source(code.co_filename, lineno, frame)
         end_lineno, colno, end_colno = self.columns(tb, lineno)
+        frame_id = self.hold(frame)
+        variables = self.locals(frame)
+        if frame_id is not None:  # the frame is held: "+" can fetch more of each value
+            variables = tuple(replace(v, value=fill_handles(v.value, [v.name])) for v in variables)
         return FrameInfo(
             index=-1,  # numbered in print order by _numbered()
-            frame_id=self.hold(frame),
+            frame_id=frame_id,
             filename=filename,
             lineno=lineno,
             function=_safe_str(function, 500),
             module=module,
             context_start=context_start,
             context=context,
-            locals=self.locals(frame),
+            locals=variables,
             end_lineno=end_lineno,
             colno=colno,
             end_colno=end_colno,

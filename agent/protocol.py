@@ -46,6 +46,10 @@ __all__ = [
     "Bye",
     "Resume",
     "Resumed",
+    "ExpandRequest",
+    "ExpandResult",
+    "SourceRequest",
+    "SourceResult",
     "Message",
     "encode",
     "decode",
@@ -370,6 +374,54 @@ class Resumed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandRequest:
+    """Broker → agent: the next slice of a truncated value of a held frame (the "+").
+
+    ``handle`` is a ``ReprNode.more`` the agent gave out; ``offset`` is how many children
+    (or characters, for a string) the dashboard already shows.
+    """
+
+    kind: ClassVar[str] = "expand"
+    request_id: str
+    frame_id: str
+    handle: str
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandResult:
+    """Agent → broker: the value from ``offset`` on, or why it cannot be shown."""
+
+    kind: ClassVar[str] = "expand_result"
+    request_id: str
+    ok: bool
+    node: ReprNode | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRequest:
+    """Broker → agent: the whole source file of a held frame (never a path from outside)."""
+
+    kind: ClassVar[str] = "source"
+    request_id: str
+    frame_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceResult:
+    """Agent → broker: the lines of the frame's file as the process loaded them."""
+
+    kind: ClassVar[str] = "source_result"
+    request_id: str
+    ok: bool
+    filename: str = ""
+    lines: tuple[str, ...] = ()
+    truncated: bool = False
+    error: str | None = None
+
+
 Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Bye,
     Resume,
@@ -387,6 +439,10 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     CompleteResult,
     InterruptRequest,
     InterruptResult,
+    ExpandRequest,
+    ExpandResult,
+    SourceRequest,
+    SourceResult,
 ]
 _MESSAGE_TYPES: dict[str, type[Any]] = {
     cls.kind: cls
@@ -407,6 +463,10 @@ _MESSAGE_TYPES: dict[str, type[Any]] = {
         CompleteResult,
         InterruptRequest,
         InterruptResult,
+        ExpandRequest,
+        ExpandResult,
+        SourceRequest,
+        SourceResult,
     )
 }
 

@@ -29,6 +29,7 @@ __all__ = [
     "Budget",
     "USER_CODE_ERRORS",
     "SECRET_MASK",
+    "container_shape",
     "describe_error",
     "format_node",
     "looks_secret",
@@ -370,6 +371,24 @@ def represent(value: object, options: Options, *, budget: Budget | None = None) 
         return renderer.node(value, 0)
     except USER_CODE_ERRORS as error:  # only a bug in this module gets here
         return _broken_node("repr", error)
+
+
+def container_shape(value: object) -> tuple[str, type[Any] | None] | None:
+    """How the renderer shows ``value`` with children or a cut text, or None for a leaf.
+
+    The kind (``str``, ``bytes``, ``list``, ``tuple``, ``set``, ``frozenset``, ``dict``) and
+    the builtin type to read it through (None for a foreign Mapping, read by its ``items``).
+    """
+    try:
+        tp = type(value)
+        shape = _SHAPES.get(_own_repr(tp))
+        if shape is not None and shape[0] not in ("number", "bool", "none"):
+            return shape
+        if shape is None and _is_mapping(tp):
+            return "dict", None
+    except USER_CODE_ERRORS:
+        return None
+    return None
 
 
 def represent_more(

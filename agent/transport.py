@@ -31,12 +31,14 @@ from zmq.utils.monitor import recv_monitor_message
 from . import protocol
 from .evaluate import interrupt, run_complete, run_eval
 from .frames import FrameRegistry
+from .lookup import answer_expand, answer_source
 from .options import Options
 from .protocol import (
     Bye,
     CompleteRequest,
     EvalRequest,
     EvalResult,
+    ExpandRequest,
     Heartbeat,
     Hello,
     HelloRequest,
@@ -49,10 +51,14 @@ from .protocol import (
     ReportMessage,
     Resume,
     Resumed,
+    SourceRequest,
     Welcome,
 )
 
 __all__ = ["Transport", "get_transport", "current_transport", "make_agent_id"]
+
+# What the I/O thread hands to a worker thread: each may run app code (reprs, evals).
+_Request = EvalRequest | CompleteRequest | ExpandRequest | SourceRequest
 
 _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
@@ -225,7 +231,7 @@ class Transport:
 
     # --- eval threads ---------------------------------------------------------------------
 
-    def _start_eval(self, request: EvalRequest | CompleteRequest) -> None:
+    def _start_eval(self, request: _Request) -> None:
         error = f"the agent is already running {_MAX_EVALS} evals; try again when one ends"
         if self._eval_slots.acquire(blocking=False):
             thread = threading.Thread(target=self._eval, args=(request,), daemon=True)
@@ -237,11 +243,15 @@ class Transport:
                 error = f"could not start the eval: {failure}"
         self._queue_result(EvalResult(request_id=request.request_id, ok=False, error=error))
 
-    def _eval(self, request: EvalRequest | CompleteRequest) -> None:
+    def _eval(self, request: _Request) -> None:
         result: Message
         try:
             if isinstance(request, CompleteRequest):
                 result = run_complete(self.registry, request, self.options)
+            elif isinstance(request, ExpandRequest):  # the dashboard's "+"
+                result = answer_expand(self.registry, request, self.options)
+            elif isinstance(request, SourceRequest):
+                result = answer_source(self.registry, request, self.options)
             else:
                 result = run_eval(self.registry, request, self.options)
         except BaseException as error:  # run_eval never raises; belt and braces
@@ -372,7 +382,7 @@ class Transport:
         elif isinstance(message, HelloRequest):
             self._welcomed.clear()  # queue reports until the broker welcomes us again
             state.hello_due = 0.0
-        elif isinstance(message, (EvalRequest, CompleteRequest)):
+        elif isinstance(message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest)):
             self._start_eval(message)
         elif isinstance(message, InterruptRequest):  # quick: it only flags the eval threads
             self._queue_result(interrupt(message))

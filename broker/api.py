@@ -14,7 +14,7 @@ from aiohttp import web
 from .auth import ROLE_KEY
 from .highlight import highlight_report
 from .relay import EvalFailure, Relay
-from .store import Store
+from .store import ReportFilter, Store
 
 __all__ = ["STORE", "RELAY", "api_routes", "MAX_CODE_CHARS"]
 
@@ -29,7 +29,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def list_reports(request: web.Request) -> web.Response:
-    """``GET /api/reports?limit=N&before=CREATED``."""
+    """``GET /api/reports?limit=N&before=CREATED&q=&type=&path=&agent=&fingerprint=``."""
     try:
         limit = int(request.query.get("limit", "100"))
         before_text = request.query.get("before")
@@ -38,7 +38,11 @@ async def list_reports(request: web.Request) -> web.Response:
         return _error(400, "limit must be an integer and before a number")
     if limit < 1 or limit > _MAX_LIMIT:
         return _error(400, f"limit must be between 1 and {_MAX_LIMIT}")
-    reports = await request.app[STORE].list_reports(limit, before)
+    try:
+        filters = ReportFilter.from_query(request.query)
+    except ValueError as error:
+        return _error(400, str(error))
+    reports = await request.app[STORE].list_reports(limit, before, filters)
     return web.json_response({"reports": reports})
 
 

@@ -19,6 +19,7 @@ from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, securit
 from .console import console_routes
 from .openapi import openapi_routes
 from .relay import Relay
+from .reports import report_routes
 from .store import Store
 from .ws import EventHub
 
@@ -80,8 +81,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         token=config.token,
         view_token=config.view_token,
         allowed_hosts=frozenset(hosts),
-        # Behind a TLS-terminating proxy the broker sees http, but the browser is on https.
-        secure_cookie=config.secure_cookie or config.public_url.startswith("https://"),
+        secure_cookie=config.secure_cookie,
     )
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
@@ -118,6 +118,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(openapi_routes())
     app.add_routes(api_routes())
+    app.add_routes(report_routes())
     app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

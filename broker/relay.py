@@ -29,6 +29,8 @@ from debugbroker.agent.protocol import (
     CompleteResult,
     EvalRequest,
     EvalResult,
+    ExpandRequest,
+    ExpandResult,
     Heartbeat,
     Hello,
     HelloRequest,
@@ -39,6 +41,8 @@ from debugbroker.agent.protocol import (
     ProtocolError,
     Refused,
     ReportMessage,
+    SourceRequest,
+    SourceResult,
     Welcome,
 )
 
@@ -282,7 +286,10 @@ class Relay:
         elif isinstance(message, protocol.Bye):
   # the process exits: gone now, not later
             await self._mark_gone(agent, message.reason or "it exited")
-        elif isinstance(message, (EvalResult, CompleteResult, InterruptResult)):
+        elif isinstance(
+            message,
+            (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult),
+        ):
             pending = self._pending.get(message.request_id)
             if pending is not None and pending[0] == agent.agent_id and not pending[1].done():
                 pending[1].set_result(message)
@@ -444,6 +451,23 @@ class Relay:
         request_id = secrets.token_hex(8)
         request = InterruptRequest(request_id=request_id, frame_id=frame_id)
         result: InterruptResult = await self._ask(agent, request_id, request, self.eval_timeout)
+        return result
+
+    async def look_up(
+        self, agent_id: str, request: ExpandRequest | SourceRequest
+    ) -> ExpandResult | SourceResult:
+        """Ask the agent holding a frame for more of a value or its source (no evalex needed:
+        nothing runs but the reprs capture already ran); ``EvalFailure`` when it can't."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.alive:
+            raise EvalFailure(410, _gone_message(agent))
+        if len(self._pending) >= _MAX_PENDING_EVALS:
+            raise EvalFailure(503, "too many requests are running; try again when one ends")
+        result = await self._ask(agent, request.request_id, request, self.eval_timeout)
+        if isinstance(result, EvalResult):  # the agent could not start it (all slots busy)
+            raise EvalFailure(503, result.error or "the agent is busy")
+        if not isinstance(result, (ExpandResult, SourceResult)):
+            raise EvalFailure(502, "the agent answered with the wrong kind of message")
         return result
 
     def _eval_agent(self, agent_id: str) -> AgentState:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-__all__ = ["Store", "AgentRecord", "report_summary"]
+from .grouping import fingerprint
+
+__all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
 
 T = TypeVar("T")
 AgentRecord = dict[str, Any]
@@ -70,15 +73,21 @@ CREATE TABLE IF NOT EXISTS console_entries (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS console_entries_target ON console_entries (target, id);
+CREATE TABLE IF NOT EXISTS shares (
+    share_id TEXT PRIMARY KEY,
+    report_id TEXT NOT NULL,
+    created REAL NOT NULL
+);
 """
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
 )
 _AUDIT_KEEP = 100_000  # rows kept; older ones are deleted as new ones arrive
-_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url"
+_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
 _AGENT_COLUMNS = "agent_id, pid, host, app, python, started, evalex, last_seen"
 _MESSAGE_SUMMARY = 500  # characters of the message kept in the list
+_MAX_FILTER = 500  # characters of one search filter
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +103,77 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
         "host": report["host"],
         "app": report["app"],
         "url": request["url"] if isinstance(request, dict) else None,
+        "fingerprint": fingerprint(report),
     }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportFilter:
+    """What ``GET /api/reports`` may filter by; empty fields do not filter."""
+
+    text: str = ""  # anywhere in the report (message, traceback, locals, request)
+    type_name: str = ""  # the raised exception's type name, exactly
+    path: str = ""  # the request URL's path starts with this
+    agent_id: str = ""
+    fingerprint: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
+        """From ``?q=&type=&path=&agent=&fingerprint=``; ValueError for an overlong one."""
+        values = {
+            "text": query.get("q", ""),
+            "type_name": query.get("type", ""),
+            "path": query.get("path", ""),
+            "agent_id": query.get("agent", ""),
+            "fingerprint": query.get("fingerprint", ""),
+        }
+        for name, value in values.items():
+            if len(value) > _MAX_FILTER:
+                raise ValueError(f"the {name} filter is limited to {_MAX_FILTER} characters")
+        return cls(**{name: value.strip() for name, value in values.items()})
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL conditions (joined by AND, maybe empty) and their parameters."""
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if self.text:
+            conditions.append("body LIKE ? ESCAPE '\\'")
+            parameters.append(f"%{_like_escape(self.text)}%")
+        for column, value in (
+            ("type_name", self.type_name),
+            ("agent_id", self.agent_id),
+            ("fingerprint", self.fingerprint),
+        ):
+            if value:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+        if self.path:
+            conditions.append("debugbroker_url_path(url) LIKE ? ESCAPE '\\'")
+            parameters.append(f"{_like_escape(self.path)}%")
+        return " AND ".join(conditions), parameters
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _url_path(url: object) -> str:
+    return urlsplit(url).path if isinstance(url, str) else ""
+
+
+def _add_fingerprints(connection: sqlite3.Connection) -> None:
+    """Give reports stored before fingerprints existed their column and value."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(reports)")}
+    if "fingerprint" not in columns:
+        connection.execute("ALTER TABLE reports ADD COLUMN fingerprint TEXT")
+    connection.execute("CREATE INDEX IF NOT EXISTS reports_fingerprint ON reports (fingerprint)")
+    rows = connection.execute("SELECT id, body FROM reports WHERE fingerprint IS NULL").fetchall()
+    for report_id, body in rows:
+        try:
+            value = fingerprint(json.loads(body))
+        except ValueError:
+            value = ""
+        connection.execute("UPDATE reports SET fingerprint = ? WHERE id = ?", (value, report_id))
 
 
 class Store:
@@ -119,13 +198,12 @@ class Store:
 
         def connect() -> sqlite3.Connection:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Reports hold the app's locals: only this user may read them (SQLite gives
-            # its -wal and -shm files the mode of the database file).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(self.path, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
+            connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
+            _add_fingerprints(connection)
             connection.execute(  # evals cut short by a broker stop never get their answer
                 "UPDATE console_entries SET state = 'failed', body = ? WHERE state = 'running'",
                 (json.dumps({"failure": "the broker stopped while this ran"}),),
@@ -153,7 +231,7 @@ class Store:
         def insert(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*summary.values(), body),
             )
             connection.commit()
@@ -161,15 +239,19 @@ class Store:
 
         return await self._call(insert)
 
-    async def list_reports(self, limit: int, before: float | None = None) -> list[dict[str, Any]]:
+    async def list_reports(
+        self, limit: int, before: float | None = None, filters: ReportFilter | None = None
+    ) -> list[dict[str, Any]]:
         """Report summaries, newest first, optionally only those created before ``before``."""
 
         def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
             query = f"SELECT {_SUMMARY_COLUMNS} FROM reports"
-            parameters: tuple[Any, ...] = ()
+            conditions, parameters = (filters or ReportFilter()).where()
             if before is not None:
-                query += " WHERE created < ?"
-                parameters = (before,)
+                conditions = " AND ".join(filter(None, [conditions, "created < ?"]))
+                parameters.append(before)
+            if conditions:
+                query += f" WHERE {conditions}"
             query += " ORDER BY created DESC, id LIMIT ?"
             rows = connection.execute(query, (*parameters, limit)).fetchall()
             names = _SUMMARY_COLUMNS.split(", ")
@@ -186,6 +268,91 @@ class Store:
             return None if found is None else dict(json.loads(found[0]))
 
         return await self._call(select)
+
+    async def list_groups(self, limit: int) -> list[dict[str, Any]]:
+        """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
+
+        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = connection.execute(
+                "SELECT fingerprint, COUNT(*), MIN(created), MAX(created) FROM reports "
+                "GROUP BY fingerprint ORDER BY MAX(created) DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            groups = []
+            for key, count, first, last in rows:
+                latest = connection.execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM reports WHERE fingerprint = ? "
+                    "ORDER BY created DESC, id LIMIT 1",
+                    (key,),
+                ).fetchone()
+                workers = connection.execute(
+                    "SELECT agent_id, pid, host, COUNT(*) FROM reports WHERE fingerprint = ? "
+                    "GROUP BY agent_id ORDER BY MAX(created) DESC LIMIT 50",
+                    (key,),
+                ).fetchall()
+                groups.append(
+                    {
+                        "fingerprint": key,
+                        "count": count,
+                        "first_seen": first,
+                        "last_seen": last,
+                        "latest": dict(zip(_SUMMARY_COLUMNS.split(", "), latest, strict=True)),
+                        "workers": [
+                            {"agent_id": a, "pid": p, "host": h, "count": n}
+                            for a, p, h, n in workers
+                        ],
+                    }
+                )
+            return groups
+
+        return await self._call(select)
+
+    # --- share links ----------------------------------------------------------------------
+
+    async def create_share(self, share_id: str, report_id: str, created: float) -> None:
+        """Record a read-only share link of a report."""
+
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO shares (share_id, report_id, created) VALUES (?, ?, ?)",
+                (share_id, report_id, created),
+            )
+            connection.commit()
+
+        await self._call(insert)
+
+    async def shared_report_id(self, share_id: str) -> str | None:
+        """The report a share link shows, or None when the link is unknown or revoked."""
+
+        def select(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT report_id FROM shares WHERE share_id = ?", (share_id,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._call(select)
+
+    async def list_shares(self, report_id: str) -> list[dict[str, Any]]:
+        """The share links of a report, newest first."""
+
+        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = connection.execute(
+                "SELECT share_id, created FROM shares WHERE report_id = ? ORDER BY created DESC",
+                (report_id,),
+            ).fetchall()
+            return [{"share_id": share_id, "created": created} for share_id, created in rows]
+
+        return await self._call(select)
+
+    async def delete_share(self, share_id: str) -> bool:
+        """Revoke a share link; False when it did not exist."""
+
+        def delete(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute("DELETE FROM shares WHERE share_id = ?", (share_id,))
+            connection.commit()
+            return cursor.rowcount > 0
+
+        return await self._call(delete)
 
     async def count_reports(self) -> int:
         """How many reports are stored."""

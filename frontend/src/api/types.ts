@@ -157,6 +157,51 @@ export interface ReportSummary {
   host: string;
   app: string;
   url: string | null;
+  /** The group this report belongs to (GET /api/groups). */
+  fingerprint: string;
+}
+
+/** A worker that raised the errors of a group. */
+export interface GroupWorker {
+  agent_id: string;
+  pid: number;
+  host: string;
+  count: number;
+}
+
+/** Repeated errors with one fingerprint (GET /api/groups). */
+export interface ReportGroup {
+  fingerprint: string;
+  count: number;
+  first_seen: number;
+  last_seen: number;
+  latest: ReportSummary;
+  workers: GroupWorker[];
+}
+
+/** GET /api/groups. */
+export interface GroupList {
+  groups: ReportGroup[];
+}
+
+/** GET /api/reports/{id}/frames/{index}/source. */
+export interface FrameSource {
+  filename: string;
+  lineno: number;
+  first_line: number;
+  lines: string[];
+  highlight: HighlightLine[];
+  /** "agent": the whole file from the live process; "report": only the captured lines. */
+  origin: "agent" | "report";
+  truncated: boolean;
+  note: string;
+}
+
+/** POST /api/reports/{id}/share. */
+export interface ShareLink {
+  share_id: string;
+  path: string;
+  url: string;
 }
 
 /** An agent process as GET /api/agents and the WebSocket describe it. */
