@@ -21,6 +21,9 @@ import zmq
 from debugbroker.agent import protocol
 from debugbroker.agent.evaluate import EVALEX_DISABLED
 from debugbroker.agent.protocol import (
+    CONSOLE_FRAME_ID,
+    CompleteRequest,
+    CompleteResult,
     EvalRequest,
     EvalResult,
     Heartbeat,
@@ -381,6 +384,22 @@ def test_evalex_false_is_enforced_in_the_agent_whatever_the_broker_sends(
             break
         assert not result.ok
         assert result.error == EVALEX_DISABLED
+    if not evalex:
+        # Nor the process console, nor completion (getattr runs properties: code too).
+        raw_broker.send(
+            identity,
+            protocol.encode(EvalRequest(request_id="c", frame_id=CONSOLE_FRAME_ID, code=code)),
+        )
+        _, result = raw_broker.expect(EvalResult)
+        assert (result.ok, result.error) == (False, EVALEX_DISABLED)
+        complete = CompleteRequest(request_id="k", frame_id=frame_ids[0], text="marker.")
+        raw_broker.send(identity, protocol.encode(complete))
+        _, completion = raw_broker.expect(CompleteResult)
+        assert (completion.ok, completion.error, completion.matches) == (
+            False,
+            EVALEX_DISABLED,
+            (),
+        )
     assert marker.exists() is evalex
 
 
