@@ -1,0 +1,1 @@
+"""Apps the benchmarks run in real servers (gunicorn, Werkzeug) and worker processes."""

@@ -1,0 +1,182 @@
+"""3. Console round trip: an eval typed in the browser, answered by the process that failed.
+
+debugbroker: HTTP ``POST /api/reports/{id}/frames/{index}/eval`` (what the dashboard's
+console sends) to a real broker process, which routes it over ZeroMQ to the real agent in a
+gunicorn worker, which evaluates in the held frame and answers back the same way. One
+keep-alive connection, as a browser keeps. (The WebSocket is the broker's event stream only:
+evals go over HTTP, so there is no separate WebSocket eval path to measure.)
+
+Werkzeug: its in-process console over HTTP on its own threaded server, the URL its page's
+JavaScript requests: ``/?__debugger__=yes&cmd=CODE&frm=FRAME&s=SECRET`` (the secret and frame
+id are read from the error page, as the page's script does). Werkzeug answers
+``Connection: close``, so each eval opens a connection, as a browser would have to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import urllib.parse
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    BENCH_APPS,
+    Broker,
+    Process,
+    Row,
+    Settings,
+    app_env,
+    free_port,
+    http,
+    percentile,
+    start_broker,
+    wait_for,
+)
+
+__all__ = ["run"]
+
+CODE = "worker_pid + 1"
+
+
+def _start(name: str, command: list[str], env: dict[str, str], workdir: Path, port: int) -> Process:
+    process = Process(name, command, workdir / f"{name}.log", env)
+    process.start()
+    process.wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/").status == 200, name)
+    return process
+
+
+def _time_evals(send: Any, count: int) -> list[float]:
+    for _ in range(min(count, 20)):  # warm up the connection and the frame's namespace
+        send()
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        send()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _ours(settings: Settings, broker: Broker, count: int) -> list[float]:
+    workdir = settings.workdir / "console"
+    port = free_port()
+
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "bench_wsgi:app",
+    ]
+    server = _start("gunicorn", command, app_env(broker), workdir, port)
+    try:
+        answer = http("GET", f"http://127.0.0.1:{port}/boom", headers={"Accept": "text/plain"})
+        if answer.status != 500:
+            raise RuntimeError(f"/boom answered {answer.status}")
+        report_id = answer.headers["x-debugbroker-report"].rsplit("/", 1)[-1]
+
+        def stored() -> Any:
+            answer = broker.get(f"/api/reports/{report_id}")
+            return answer.json() if answer.status == 200 else None
+
+        report = wait_for(stored, 20, "the report")
+        frames = [f for info in report["exceptions"] for f in info["frames"]]
+        index = next(f["index"] for f in frames if f["function"] == "raw_app")
+        connection = HTTPConnection("127.0.0.1", broker.http_port, timeout=20)
+        path = f"/api/reports/{report_id}/frames/{index}/eval"
+        body = json.dumps({"code": CODE}).encode()
+        headers = {
+            "Authorization": f"Bearer {broker.token}",
+            "Content-Type": "application/json",
+        }
+        expected = str(server_pid(port) + 1)
+
+        def send() -> None:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = json.loads(response.read())
+            if response.status != 200 or not data.get("ok"):
+                raise RuntimeError(f"eval failed: {response.status} {data}")
+            if expected not in json.dumps(data.get("result")):
+                raise RuntimeError(f"eval answered {data.get('result')}, expected {expected}")
+
+        try:
+            return _time_evals(send, count)
+        finally:
+            connection.close()
+    finally:
+        server.stop()
+
+
+def server_pid(port: int) -> int:
+    return int(http("GET", f"http://127.0.0.1:{port}/pid").text)
+
+
+def _werkzeug(settings: Settings, count: int) -> list[float]:
+
+    workdir = settings.workdir / "console"
+    port = free_port()
+    command = [sys.executable, str(BENCH_APPS / "werkzeug_server.py"), str(port)]
+    server = _start("werkzeug", command, app_env(), workdir, port)
+    try:
+        page = http("GET", f"http://127.0.0.1:{port}/boom", headers={"Accept": "text/html"}).text
+        secret_match = re.search(r'SECRET = "([^"]+)"', page)
+        frame_match = re.search(
+            r'<div class="frame" id="frame-(\d+)">\s*<h4>[^<]*<cite[^>]*>[^<]*</cite>,\s*'
+            r'line <em[^>]*>\d+</em>,\s*in <code class="function">raw_app</code>',
+            page,
+        )
+        if secret_match is None or frame_match is None:
+            raise RuntimeError("could not find the secret and frame on Werkzeug's page")
+        query = urllib.parse.urlencode(
+            {"__debugger__": "yes", "cmd": CODE, "frm": frame_match[1], "s": secret_match[1]}
+        )
+        expected = str(server_pid(port) + 1)
+
+        def send() -> None:
+            connection = HTTPConnection("127.0.0.1", port, timeout=20)
+            try:
+                connection.request("GET", f"/?{query}")
+                response = connection.getresponse()
+                data = response.read().decode()
+            finally:
+                connection.close()
+            if response.status != 200 or expected not in data:
+                raise RuntimeError(f"Werkzeug's console answered {response.status}: {data[:200]}")
+
+        return _time_evals(send, count)
+    finally:
+        server.stop()
+
+
+def run(settings: Settings) -> list[Row]:
+    """Rows: p50 and p99 round trip, ours (HTTP API) and Werkzeug's (in-process console)."""
+    count = 20 if settings.quick else 1_000
+    (settings.workdir / "console").mkdir(parents=True, exist_ok=True)
+    broker = start_broker(settings, "console-broker")
+    try:
+        ours = _ours(settings, broker, count)
+    finally:
+        broker.stop()
+    werkzeug = _werkzeug(settings, count)
+    rows = []
+    for name, fraction, factor in (("p50", 0.5, 1.0), ("p99", 0.99, 2.0)):
+        mine, theirs = percentile(ours, fraction) * 1e3, percentile(werkzeug, fraction) * 1e3
+        rows.append(
+            Row(
+                "3 console round trip",
+                f"{name} over {count} evals (HTTP API -> broker -> agent)",
+                mine,
+                theirs,
+                "ms",
+                "<= Werkzeug" if factor == 1.0 else "<= 2x Werkzeug",
+                None if settings.quick else mine <= theirs * factor,
+            )
+        )
+    return rows

@@ -1,0 +1,239 @@
+"""4. Error storm: 4 gunicorn workers raising errors as fast as the load generator pushes.
+
+A real broker and ``gunicorn -w 4`` serving ``apps/bench_wsgi.py``; client processes request
+``/boom`` over raw sockets in tight loops for the storm's duration. Meanwhile the broker's
+and the workers' RSS are sampled and ``GET /api/reports`` is timed (is the dashboard still
+responsive?). Afterwards every 500 the clients received must be accounted for exactly:
+stored by the broker (counted in its SQLite file), or counted as shed by an agent
+(``dropped_reports``, which agents send in their heartbeats and ``/api/agents`` shows), or
+still queued in a worker (read from each worker's ``/stats``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from typing import Any
+
+from .common import (
+    Broker,
+    Process,
+    Row,
+    Settings,
+    app_env,
+    children_of,
+    free_port,
+    http,
+    percentile,
+    rss_bytes,
+    start_broker,
+    wait_for,
+)
+
+__all__ = ["run"]
+
+WORKERS = 4
+TARGET_RATE = 2_000
+MB = 1024 * 1024
+
+
+def _client(port: int, seconds: float, results: Any) -> None:
+    """One load generator process: GET /boom back to back, counting the statuses."""
+    request = b"GET /boom HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n"
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+                connection.sendall(request)
+                data = b""
+                while True:
+                    piece = connection.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+            status = data[9:12].decode("ascii", "replace") or "empty"
+        except OSError as error:
+            status = type(error).__name__
+        counts[status] = counts.get(status, 0) + 1
+    results.put(counts)
+
+
+def _stored(broker: Broker) -> int:
+    path = broker.data_dir / "debugbroker.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM reports").fetchone()
+    return int(count)
+
+
+def _worker_stats(port: int, pids: list[int]) -> dict[int, dict[str, Any]]:
+    """Every worker's ``/stats`` (requests land on any worker: ask until all answered)."""
+    found: dict[int, dict[str, Any]] = {}
+
+    def all_answered() -> bool:
+        answer = http("GET", f"http://127.0.0.1:{port}/stats")
+        stats = answer.json()
+        found[int(stats["pid"])] = stats
+        return set(pids) <= set(found)
+
+    wait_for(all_answered, 30, "every worker's /stats")
+    return found
+
+
+class _Sampler(threading.Thread):
+    """RSS of the broker and the workers, and the dashboard API's latency, while it runs."""
+
+    def __init__(self, broker: Broker, server: Process) -> None:
+        super().__init__(daemon=True)
+        self.broker = broker
+        self.server = server
+        self.stop_event = threading.Event()
+        self.broker_rss: list[int] = []
+        self.worker_rss: list[int] = []
+        self.api_latency: list[float] = []
+        self.api_failures = 0
+
+    def run(self) -> None:
+        assert self.broker.process is not None
+        while not self.stop_event.wait(0.25):
+            self.broker_rss.append(rss_bytes(self.broker.process.pid))
+            workers = children_of(self.server.pid)
+            self.worker_rss.append(max((rss_bytes(pid) for pid in workers), default=0))
+            started = time.perf_counter()
+            try:
+                answer = self.broker.get("/api/reports?limit=100", timeout=30)
+                if answer.status != 200:
+                    self.api_failures += 1
+            except OSError:
+                self.api_failures += 1
+            self.api_latency.append(time.perf_counter() - started)
+
+
+def run(settings: Settings) -> list[Row]:
+    """Rows: achieved error rate, accounting, RSS bounds, API latency during the storm."""
+    seconds = 2.0 if settings.quick else 30.0
+    clients = 2 if settings.quick else 6
+    broker = start_broker(settings, "storm")
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--backlog",
+        "2048",
+        "bench_wsgi:app",
+    ]
+    server = Process(
+        "gunicorn", command, settings.workdir / "storm" / "gunicorn.log", app_env(broker)
+    )
+    server.start()
+    try:
+        server.wait_until(
+            lambda: http("GET", f"http://127.0.0.1:{port}/").status == 200, "gunicorn"
+        )
+        wait_for(lambda: len(children_of(server.pid)) == WORKERS, 30, "the workers")
+        pids = children_of(server.pid)
+        _worker_stats(port, pids)  # every worker served once: every agent said hello
+        wait_for(lambda: len(broker.live_agents()) >= WORKERS, 30, "every agent to connect")
+        baseline = {"broker": rss_bytes(broker.process.pid if broker.process else 0)}
+        baseline["worker"] = max(rss_bytes(pid) for pid in pids)
+        sampler = _Sampler(broker, server)
+        sampler.start()
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        started = time.monotonic()
+        procs = [
+            context.Process(target=_client, args=(port, seconds, results)) for _ in range(clients)
+        ]
+        for proc in procs:
+            proc.start()
+        counts: dict[str, int] = {}
+        for _ in procs:
+            for status, count in results.get(timeout=seconds + 120).items():
+                counts[status] = counts.get(status, 0) + count
+        for proc in procs:
+            proc.join(30)
+        elapsed = time.monotonic() - started
+        errors = counts.get("500", 0)
+
+        # Drain: stored + shed + queued stops changing, then one more heartbeat round.
+        def settled() -> bool:
+            before = _stored(broker)
+            time.sleep(1.0)
+            return _stored(broker) == before
+
+        wait_for(settled, 120, "the broker to store the last reports")
+        time.sleep(2.5)  # one heartbeat period, so /api/agents has the final dropped counts
+        sampler.stop_event.set()
+        sampler.join(30)
+        stored = _stored(broker)
+        stats = _worker_stats(port, pids)
+        agents = [a for a in broker.live_agents() if a["pid"] in pids]
+        heartbeat_dropped = sum(int(a.get("dropped_reports", 0)) for a in agents)
+        worker_dropped = sum(int(s["dropped_reports"]) for s in stats.values())
+        queued = sum(int(s["queued_reports"]) for s in stats.values())
+        warm_up_errors = 0
+    finally:
+        server.stop()
+        broker.stop()
+    accounted = stored - warm_up_errors + worker_dropped + queued
+    exact = accounted == errors and heartbeat_dropped == worker_dropped
+    rate = errors / elapsed if elapsed else 0.0
+    broker_growth = (max(sampler.broker_rss, default=0) - baseline["broker"]) / MB
+    worker_growth = (max(sampler.worker_rss, default=0) - baseline["worker"]) / MB
+    judged = not settings.quick
+    other = {k: v for k, v in counts.items() if k != "500"}
+    return [
+        Row(
+            "4 error storm",
+            f"errors/s, {WORKERS} workers, {clients} clients, {seconds:.0f} s",
+            rate,
+            None,
+            "/s",
+            f">= {TARGET_RATE}/s",
+            rate >= TARGET_RATE if judged else None,
+            f"{errors} 500s; other answers: {other or 'none'}",
+        ),
+        Row(
+            "4 error storm",
+            "500s = stored + shed + queued",
+            float(accounted),
+            None,
+            "reports",
+            "exact",
+            exact,
+            f"{errors} 500s; {stored} stored, {worker_dropped} shed (heartbeats say "
+            f"{heartbeat_dropped}), {queued} still queued",
+        ),
+        Row(
+            "4 error storm",
+            "RSS growth: broker / largest worker",
+            broker_growth,
+            None,
+            "MB",
+            "bounded",
+            None,
+            f"broker +{broker_growth:.1f} MB, worker +{worker_growth:.1f} MB",
+        ),
+        Row(
+            "4 error storm",
+            "GET /api/reports?limit=100 during the storm, p50 / p99",
+            percentile(sampler.api_latency, 0.5) * 1e3 if sampler.api_latency else None,
+            None,
+            "ms",
+            "responsive",
+            None,
+            f"p99 {percentile(sampler.api_latency, 0.99) * 1e3:.0f} ms over "
+            f"{len(sampler.api_latency)} requests, {sampler.api_failures} failed"
+            if sampler.api_latency
+            else "no samples",
+        ),
+    ]
