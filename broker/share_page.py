@@ -110,6 +110,7 @@ def share_page(report: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="robots" content="noindex">',
         f"<title>{_e(title[:200])} // debugbroker (shared)</title>",
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">',
         '<link rel="stylesheet" href="/static/app.css"></head>',
         '<body><main class="report shared-report" data-testid="shared-report">',
         '<p class="muted">A read-only report shared from debugbroker. Consoles are not '

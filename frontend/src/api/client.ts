@@ -6,8 +6,11 @@ import type {
   CompleteResult,
   EvalResult,
   InterruptResult,
+  FrameSource,
   Report,
   ReportList,
+  ReprNode,
+  ShareLink,
   Transcript,
 } from "./types";
 
@@ -115,6 +118,39 @@ async function resumeReport(id: string): Promise<void> {
   });
 }
 
+/** POST /api/reports/{id}/frames/{index}/expand: more of a truncated value (the "+"). */
+async function expandValue(id: string, index: number, handle: string, offset: number): Promise<ReprNode> {
+  const response = await send(`/api/reports/${encodeURIComponent(id)}/frames/${index}/expand`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify({ handle, offset }),
+  });
+  return ((await response.json()) as { node: ReprNode }).node;
+}
+
+/** GET /api/reports/{id}/frames/{index}/source: the frame's whole file, or the captured lines. */
+function fetchFrameSource(id: string, index: number): Promise<FrameSource> {
+  return getJson<FrameSource>(`/api/reports/${encodeURIComponent(id)}/frames/${index}/source`);
+}
+
+/** GET /api/reports/{id}/markdown: the report for an issue tracker. */
+async function fetchReportMarkdown(id: string): Promise<string> {
+  const response = await send(`/api/reports/${encodeURIComponent(id)}/markdown`, {
+    headers: { Accept: "text/markdown" },
+  });
+  return response.text();
+}
+
+/** POST /api/reports/{id}/share: a new read-only link that needs no login. */
+async function createShareLink(id: string): Promise<ShareLink> {
+  const response = await send(`/api/reports/${encodeURIComponent(id)}/share`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: "{}",
+  });
+  return (await response.json()) as ShareLink;
+}
+
 /** POST /login with the token: null once the session cookie is set, else why it failed. */
 async function logIn(token: string): Promise<string | null> {
   let response: Response;
@@ -175,6 +211,10 @@ function fetchTranscript(console: ConsolePath): Promise<Transcript> {
 }
 
 export {
+  createShareLink,
+  expandValue,
+  fetchFrameSource,
+  fetchReportMarkdown,
   agentConsolePath,
   ApiError,
   completeInConsole,

@@ -4,6 +4,8 @@ import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
 import { reportHref } from "../state/route";
 import { Console } from "./Console";
+import { ExpandProvider } from "./Expandable";
+import { FullSource } from "./FullSource";
 import { LocalsTable } from "./LocalsTable";
 import { SourceView } from "./SourceView";
 
@@ -68,10 +70,13 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
       {expanded && (
         <div class="frame-body" id={bodyId}>
           <SourceView frame={frame} />
+          <FullSource reportId={reportId} frame={frame} />
           {frame.locals.length > 0 ? (
             <details class="frame-locals" open={!frame.is_library}>
               <summary>Locals ({String(frame.locals.length)})</summary>
-              <LocalsTable variables={frame.locals} />
+              <ExpandProvider reportId={reportId} frameIndex={frame.index}>
+                <LocalsTable variables={frame.locals} />
+              </ExpandProvider>
             </details>
           ) : (
             <p class="muted small frame-locals">No locals captured.</p>

@@ -2,6 +2,7 @@
 // Everything is a text node; the agent already made the text safe and bounded.
 import type { ComponentChildren } from "preact";
 import type { ReprNode } from "../api/types";
+import { useExpansion } from "./Expandable";
 
 const BRACKETS: Record<string, [string, string]> = {
   list: ["[", "]"],
@@ -22,7 +23,8 @@ function More({ count, unit }: { count: number; unit: string }) {
   );
 }
 
-function Container({ node }: { node: ReprNode }) {
+function Container({ node: given }: { node: ReprNode }) {
+  const [node, plus] = useExpansion(given);
   const [open, close] = BRACKETS[node.kind] ?? ["[", "]"];
   // The depth cap sends a container as text ("[...]") without children.
   if (node.children.length === 0 && node.text) {
@@ -53,7 +55,22 @@ function Container({ node }: { node: ReprNode }) {
       {lonelyTuple && <span class="r-punct">,</span>}
       {node.omitted > 0 && node.children.length > 0 && <span class="r-punct">, </span>}
       <More count={node.omitted} unit="items" />
+      {plus}
       <span class="r-punct">{close}</span>
+    </span>
+  );
+}
+
+/** A scalar or an object's repr; a cut string can load the rest with "+". */
+function Leaf({ node: given }: { node: ReprNode }) {
+  const [node, plus] = useExpansion(given);
+  const unit = node.kind === "str" || node.kind === "bytes" ? "characters" : "items";
+  return (
+    <span class={`r-${/^[a-z]+$/.test(node.kind) ? node.kind : "object"}`} title={node.type_name || undefined}>
+      {node.text}
+      {node.omitted > 0 && " "}
+      <More count={node.omitted} unit={unit} />
+      {plus}
     </span>
   );
 }
@@ -71,14 +88,7 @@ function ReprView({ node }: { node: ReprNode }) {
     );
   }
   if (CONTAINERS.has(node.kind)) return <Container node={node} />;
-  const unit = node.kind === "str" || node.kind === "bytes" ? "characters" : "items";
-  return (
-    <span class={`r-${/^[a-z]+$/.test(node.kind) ? node.kind : "object"}`} title={node.type_name || undefined}>
-      {node.text}
-      {node.omitted > 0 && " "}
-      <More count={node.omitted} unit={unit} />
-    </span>
-  );
+  return <Leaf node={node} />;
 }
 
 export { ReprView };

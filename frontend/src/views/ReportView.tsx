@@ -6,6 +6,7 @@ import { resumeReport } from "../api/client";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
+import { ReportActions } from "../components/ReportActions";
 import { RequestPanel } from "../components/RequestPanel";
 import { agents, selectReport, selected } from "../state/reports";
 
@@ -172,6 +173,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
         >
           Plain text
         </button>
+        <ReportActions reportId={report.id} />
       </div>
       {plain ? (
         <PlainText reportId={report.id} />

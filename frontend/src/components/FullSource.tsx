@@ -1,0 +1,85 @@
+// A frame's whole source file on demand: asked of the agent that holds the frame (the file as
+// the process loaded it), else the lines the report captured. Highlighted tokens as classed
+// text spans, never HTML; opened scrolled to the failing line.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { fetchFrameSource } from "../api/client";
+import type { FrameInfo, FrameSource } from "../api/types";
+
+const SHORT_CLASS = /^[a-z][a-z0-9]{0,5}$/i;
+
+type Load = { state: "closed" } | { state: "loading" } | { state: "done"; source: FrameSource } | { state: "failed"; error: string };
+
+function SourceLines({ source }: { source: FrameSource }) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const container = box.current;
+    const current = container?.querySelector<HTMLElement>(".failing");
+    if (container && current) container.scrollTop = current.offsetTop - container.clientHeight / 2;
+  }, [source]);
+  return (
+    <div class="full-source" ref={box} data-testid="full-source" tabIndex={0}>
+      <pre class="source">
+        {source.lines.map((line, position) => {
+          const number = source.first_line + position;
+          const tokens = source.highlight[position] ?? [["", line]];
+          return (
+            <span key={number} class={number === source.lineno ? "line failing" : "line"} data-line={number}>
+              <span class="lineno">{String(number)}</span>
+              {tokens.map(([cls, text], index) => (
+                <span key={index} class={SHORT_CLASS.test(cls) ? cls : undefined}>
+                  {text}
+                </span>
+              ))}
+            </span>
+          );
+        })}
+      </pre>
+    </div>
+  );
+}
+
+/** "Whole file": loads the frame's source once, then toggles it. */
+function FullSource({ reportId, frame }: { reportId: string; frame: FrameInfo }) {
+  const [load, setLoad] = useState<Load>({ state: "closed" });
+  const [open, setOpen] = useState(false);
+  const toggle = async () => {
+    if (open) {
+      setOpen(false);
+      return;
+    }
+    setOpen(true);
+    if (load.state === "done") return;
+    setLoad({ state: "loading" });
+    try {
+      setLoad({ state: "done", source: await fetchFrameSource(reportId, frame.index) });
+    } catch (failure) {
+      setLoad({ state: "failed", error: failure instanceof Error ? failure.message : String(failure) });
+    }
+  };
+  return (
+    <div class="full-source-block">
+      <button type="button" class="button small" data-testid="full-source-toggle" aria-expanded={open} onClick={() => void toggle()}>
+        {open ? "Hide the whole file" : "Whole file"}
+      </button>
+      {open && load.state === "loading" && <p class="muted small">Loading the source…</p>}
+      {open && load.state === "failed" && (
+        <p class="error small" role="alert">
+          {load.error}
+        </p>
+      )}
+      {open && load.state === "done" && (
+        <>
+          {load.source.origin === "report" && (
+            <p class="muted small" data-testid="full-source-note">
+              Only the lines the report captured: {load.source.note}
+            </p>
+          )}
+          {load.source.truncated && <p class="muted small">The file is longer than the agent sends.</p>}
+          <SourceLines source={load.source} />
+        </>
+      )}
+    </div>
+  );
+}
+
+export { FullSource };

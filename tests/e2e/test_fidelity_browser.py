@@ -1,0 +1,93 @@
+"""Traceback fidelity in the dashboard: groups, "+", whole source, request panel, share links.
+
+A real gunicorn worker raises an exception group; the browser (Debian's Chromium) shows every
+sub-exception's frames, fetches more of a long list from the live worker with "+", opens the
+whole source file at the failing line, and a share link opens without login.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import AppServer, Broker, wait_for
+
+if TYPE_CHECKING:
+    from tests.e2e.browser import OpenPage
+
+pytest_plugins = ["tests.e2e.browser"]
+
+
+@pytest.fixture
+def group_report(broker: Broker, start_server: Callable[..., AppServer]) -> dict[str, Any]:
+    server = start_server(
+        ["gunicorn", "-w", "1", "{bind}", "fidelity_wsgi:app"], broker.agent_env()
+    )
+    answer = server.get("/group?page=2&token=s3cr3t", headers={"Accept": "text/plain"})
+    assert answer.status == 500, answer.text
+    summary: dict[str, Any] = wait_for(
+        lambda: broker.reports() and broker.reports()[0], what="report"
+    )
+    return summary
+
+
+def frame(page: Page, function: str) -> Any:
+    return page.get_by_test_id("frame").filter(
+        has=page.locator(".frame-function", has_text=re.compile(f"(^|\\.){re.escape(function)}$"))
+    )
+
+
+def test_group_plus_source_request_and_share(
+    dashboard: Page, broker: Broker, group_report: dict[str, Any], open_page: OpenPage
+) -> None:
+    page = dashboard
+    page.goto(f"{broker.url}/#/reports/{group_report['id']}")
+    expect(page.get_by_test_id("report-title")).to_contain_text("ExceptionGroup: batch failed")
+    # Every sub-exception keeps its own frames, nested groups and chains included.
+    for function in ("load_orders", "charge_card", "notify", "run_batch"):
+        expect(frame(page, function).first).to_be_visible()
+    expect(page.locator(".group-label")).to_have_count(3 + 2)  # 3 members, 2 in the nested group
+    expect(page.locator(".chain-link", has_text="direct cause")).to_have_count(1)
+
+    # "+" fetches the rest of the 50 rows from the live worker.
+    loader = frame(page, "load_orders").first
+    rows = loader.locator(
+        ".locals tr", has=page.locator(".var-name", has_text=re.compile("^rows$"))
+    )
+    expect(rows).to_contain_text("… 42 more")
+    rows.get_by_test_id("expand").click()
+    expect(rows).to_contain_text("49")
+    expect(rows).not_to_contain_text("more")
+    expect(rows.get_by_test_id("expand")).to_have_count(0)
+
+    # The whole file, from the agent, scrolled to and marking the failing line.
+    loader.get_by_test_id("full-source-toggle").click()
+    source = loader.get_by_test_id("full-source")
+    expect(source).to_contain_text('"""A WSGI app for the traceback-fidelity browser tests.')
+    source.scroll_into_view_if_needed()
+    failing = source.locator(".line.failing")
+    expect(failing).to_contain_text('raise ValueError(f"{len(rows)} rows could not be loaded")')
+    expect(failing).to_be_in_viewport()
+
+    # The request panel: the query with the token masked.
+    page.get_by_test_id("request-query").locator("summary").click()
+    query = page.get_by_test_id("request-query")
+    expect(query).to_contain_text("page")
+    expect(query).to_contain_text("<masked>")
+    expect(page.get_by_test_id("request-panel")).not_to_contain_text("s3cr3t")
+
+    # A share link opens read-only in a browser without the session.
+    page.get_by_test_id("share-link").click()
+    link = page.get_by_test_id("share-url")
+    expect(link).to_contain_text("/share/")
+    url = link.inner_text()
+    stranger, guard = open_page()
+    stranger.goto(url)
+    expect(stranger.get_by_test_id("shared-report")).to_contain_text("batch failed")
+    expect(stranger.get_by_test_id("shared-text")).to_contain_text("Exception Group Traceback")
+    expect(stranger.locator("textarea, input, button")).to_have_count(0)
+    guard.check()
