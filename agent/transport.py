@@ -305,11 +305,14 @@ class Transport:
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
         poller.register(self._wake_reader, zmq.POLLIN)
+        # pyzmq answers a plain socket by its file descriptor, not by the object registered:
+        # missing it would leave the wake byte unread and spin this loop (and hog the GIL).
+        wake_fd = self._wake_reader.fileno()
         state = _LoopState()
         while not self._stopping:
             try:
                 events = dict(poller.poll(_POLL_MS))
-                if self._wake_reader in events:
+                if wake_fd in events or self._wake_reader in events:
                     self._drain_wake()
                 if monitor in events:
                     self._read_monitor(monitor, state)

@@ -438,3 +438,21 @@ def test_a_broker_that_starts_later_or_restarts_gets_the_reports(
         assert isinstance(message, ReportMessage) and message.report.id == "report-2"
     finally:
         second.close()
+
+
+def test_the_io_thread_reads_its_wake_byte_so_it_does_not_spin(
+    broker: FakeBroker, make_transport: Callable[..., Transport]
+) -> None:
+    # pyzmq's poller answers a plain socket by its fd: a loop that looked for the socket
+    # object never read the wake byte, and spun a core (holding the GIL) after the first error.
+    transport = make_transport(broker.url)
+    broker.welcome()
+    assert transport.wait_connected(DEADLINE)
+    transport.submit_report(make_report(1))
+    broker.expect(ReportMessage)
+
+    def drained() -> bool:
+        readable, _, _ = select.select([transport._wake_reader], [], [], 0)
+        return not readable
+
+    assert wait_for(drained), "the wake byte was never read: the I/O loop spins"
