@@ -163,6 +163,7 @@ def security_routes(
                 },
                 "dashboard": {
                     "failed_logins": policy.failed_total,
+                    "bad_requests": policy.bad_requests,
                     "websocket_clients": hub.client_count,
                 },
             }

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import zmq
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 __all__ = [
@@ -54,6 +55,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FAILURE_WINDOW_SECONDS = 60.0
 _MAX_FAILURES = 10  # per client address and window
+_LOUD_BAD_REQUESTS = 20  # unparseable requests logged one by one; then every 100th
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -83,6 +85,7 @@ class AccessPolicy:
     secure_cookie: bool = False
     failures: dict[str, deque[float]] = field(default_factory=dict)
     failed_total: int = 0
+    bad_requests: int = 0  # HTTP requests aiohttp could not even parse
 
     def session_value(self, role: Role) -> str:
         """The cookie value of a role: an HMAC of its token, so the token is never stored."""
@@ -176,8 +179,37 @@ def _secure_headers(response: web.StreamResponse) -> None:
     headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
 
 
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs a traceback for every unparseable request; make it one counted line.
+
+    The line names the error's type only: its message quotes the offending request line or
+    header, which may hold a token.
+    """
+
+    def __init__(self, policy: AccessPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        self.policy.bad_requests += 1
+        count = self.policy.bad_requests
+        if count > _LOUD_BAD_REQUESTS and count % 100:
+            return False
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "dropped an unparseable HTTP request from %s (%s; %d so far)"
+        record.args = (client, type(error).__name__, count)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def security_middleware(policy: AccessPolicy) -> Middleware:
     """Host allowlist, Origin checks, API authentication and security headers."""
+    logging.getLogger("aiohttp.server").addFilter(_QuietBadRequests(policy))
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import os
 import re
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -399,3 +400,21 @@ def test_an_https_public_url_makes_the_cookie_secure(tmp_path: Path) -> None:
         assert "secure" in attributes and "httponly" in attributes
     finally:
         broker.stop()
+
+
+def test_unparseable_requests_are_counted_in_one_line_without_their_content(
+    broker: Broker,
+) -> None:
+    for header in (f"Authorization: Bearer {broker.token}\x00", "X-Probe: \x00"):
+        with socket.create_connection(("127.0.0.1", broker.http_port), timeout=10) as client:
+            request = f"GET /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}\r\n\r\n"
+            client.sendall(request.encode("latin-1"))
+            assert b" 400 " in client.recv(100)
+    wait_for(
+        lambda: status(broker)["dashboard"]["bad_requests"] == 2, what="the bad requests count"
+    )
+    assert broker.process is not None
+    log = broker.process.output()
+    assert log.count("dropped an unparseable HTTP request") == 2
+    assert "Traceback" not in log
+    assert broker.token not in log
