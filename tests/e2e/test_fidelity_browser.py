@@ -91,3 +91,31 @@ def test_group_plus_source_request_and_share(
     expect(stranger.get_by_test_id("shared-text")).to_contain_text("Exception Group Traceback")
     expect(stranger.locator("textarea, input, button")).to_have_count(0)
     guard.check()
+
+
+def test_groups_and_server_side_search(
+    dashboard: Page, broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    server = start_server(
+        ["gunicorn", "-w", "1", "{bind}", "fidelity_wsgi:app"], broker.agent_env()
+    )
+    for path in ("/group", "/group?again=1"):
+        assert server.get(path, headers={"Accept": "text/plain"}).status == 500
+    wait_for(lambda: len(broker.reports()) == 2, what="two reports")
+    page = dashboard
+    page.get_by_test_id("groups-link").click()
+    group = page.get_by_test_id("group")
+    expect(group).to_have_count(1)
+    expect(group.get_by_test_id("group-count")).to_have_text("2")
+    expect(group).to_contain_text("ExceptionGroup: batch failed")
+    group.get_by_role("button", name="All 2").click()
+    expect(page.get_by_test_id("search-result")).to_have_count(2)
+    form = page.get_by_test_id("search-form")
+    form.locator("input[name=path]").fill("/nothing")
+    form.get_by_role("button", name="Search").click()
+    expect(page.get_by_test_id("search-result")).to_have_count(0)
+    form.locator("input[name=path]").fill("")
+    form.locator("input[name=type]").fill("ExceptionGroup")
+    form.locator("input[name=q]").fill("again")
+    form.get_by_role("button", name="Search").click()
+    expect(page.get_by_test_id("search-result")).to_have_count(1)

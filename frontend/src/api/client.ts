@@ -7,6 +7,7 @@ import type {
   EvalResult,
   InterruptResult,
   FrameSource,
+  GroupList,
   Report,
   ReportList,
   ReprNode,
@@ -118,6 +119,29 @@ async function resumeReport(id: string): Promise<void> {
   });
 }
 
+/** The filters of GET /api/reports (docs/api.md); empty ones do not filter. */
+interface ReportSearch {
+  q?: string;
+  type?: string;
+  path?: string;
+  agent?: string;
+  fingerprint?: string;
+}
+
+/** GET /api/reports with filters: searches every stored report on the broker. */
+function searchReports(search: ReportSearch, limit = 200): Promise<ReportList> {
+  const query = new URLSearchParams({ limit: String(limit) });
+  for (const [name, value] of Object.entries(search)) {
+    if (typeof value === "string" && value.trim()) query.set(name, value.trim());
+  }
+  return getJson<ReportList>(`/api/reports?${query}`);
+}
+
+/** GET /api/groups: repeated errors by fingerprint, most recently seen first. */
+function fetchGroups(limit = 200): Promise<GroupList> {
+  return getJson<GroupList>(`/api/groups?limit=${limit}`);
+}
+
 /** POST /api/reports/{id}/frames/{index}/expand: more of a truncated value (the "+"). */
 async function expandValue(id: string, index: number, handle: string, offset: number): Promise<ReprNode> {
   const response = await send(`/api/reports/${encodeURIComponent(id)}/frames/${index}/expand`, {
@@ -211,6 +235,9 @@ function fetchTranscript(console: ConsolePath): Promise<Transcript> {
 }
 
 export {
+  fetchGroups,
+  type ReportSearch,
+  searchReports,
   createShareLink,
   expandValue,
   fetchFrameSource,

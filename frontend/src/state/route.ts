@@ -1,15 +1,18 @@
-// The hash route as a signal: #/ (report list), #/reports/{id}, #/reports/{id}/frames/{index}.
+// The hash route as a signal: #/ (report list), #/groups, #/reports/{id},
+// #/reports/{id}/frames/{index}.
 import { signal } from "@preact/signals";
 
 /** Where the user is. `frame` is the frame index to scroll to, or null. */
 type Route =
   | { name: "list" }
+  | { name: "groups" }
   | { name: "report"; id: string; frame: number | null }
   | { name: "missing"; path: string };
 
 function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
   if (path === "/") return { name: "list" };
+  if (path === "/groups" || path === "/groups/") return { name: "groups" };
   const match = /^\/reports\/([^/]+)(?:\/frames\/(\d+))?\/?$/.exec(path);
   if (match?.[1] !== undefined) {
     let id: string;

@@ -6,6 +6,7 @@ import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
 import { loginRequired } from "../state/session";
+import { GroupsView } from "./GroupsView";
 import { LoginForm } from "./LoginForm";
 import { ReportList } from "./ReportList";
 import { ReportView } from "./ReportView";
@@ -34,6 +35,7 @@ function App() {
   let page;
   if (loginRequired.value) page = <LoginForm />;
   else if (current.name === "list") page = <ReportList />;
+  else if (current.name === "groups") page = <GroupsView />;
   else if (current.name === "report") page = <ReportView key={current.id} id={current.id} frame={current.frame} />;
   else
     page = (
@@ -50,6 +52,9 @@ function App() {
       <header class="topbar">
         <a class="brand" href="#/">
           debugbroker
+        </a>
+        <a class="topbar-link" href="#/groups" data-testid="groups-link">
+          Groups and search
         </a>
         <div class="topbar-tools">
           <ConnectionStatus />

@@ -1,0 +1,165 @@
+// #/groups: repeated errors grouped by fingerprint, and a search over every stored report
+// (text, exception type, URL path, agent), both answered by the broker, not the loaded list.
+import { useEffect, useState } from "preact/hooks";
+import { fetchGroups, searchReports, type ReportSearch } from "../api/client";
+import type { ReportGroup, ReportSummary } from "../api/types";
+import { RelativeTime } from "../components/RelativeTime";
+import { reportHref } from "../state/route";
+
+type Load<T> = { state: "loading" } | { state: "done"; value: T } | { state: "failed"; error: string };
+
+function failure(error: unknown): { state: "failed"; error: string } {
+  return { state: "failed", error: error instanceof Error ? error.message : String(error) };
+}
+
+function ResultRows({ reports }: { reports: ReportSummary[] }) {
+  if (reports.length === 0) return <p class="muted">No stored report matches.</p>;
+  return (
+    <ul class="search-results" data-testid="search-results">
+      {reports.map((report) => (
+        <li key={report.id} data-testid="search-result" data-id={report.id}>
+          <a href={reportHref(report.id)}>
+            <strong>{report.type_name}</strong>
+            {report.message ? `: ${report.message}` : ""}
+          </a>{" "}
+          <span class="muted small">
+            {report.url ?? ""} · pid {String(report.pid)} · <RelativeTime at={report.created} />
+          </span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+const FIELDS: [keyof ReportSearch, string, string][] = [
+  ["q", "Text", "anywhere in the report"],
+  ["type", "Exception type", "e.g. KeyError"],
+  ["path", "URL path", "starts with, e.g. /api"],
+  ["agent", "Agent id", "one worker process"],
+];
+
+function Search({ initial }: { initial: ReportSearch }) {
+  const [search, setSearch] = useState<ReportSearch>(initial);
+  const [results, setResults] = useState<Load<ReportSummary[]> | null>(null);
+  const run = async (query: ReportSearch) => {
+    setResults({ state: "loading" });
+    try {
+      setResults({ state: "done", value: (await searchReports(query)).reports });
+    } catch (error) {
+      setResults(failure(error));
+    }
+  };
+  useEffect(() => {
+    if (initial.fingerprint) void run(initial);
+  }, [initial.fingerprint]);
+  return (
+    <section class="panel" aria-label="Search reports">
+      <h2>Search all stored reports</h2>
+      <form
+        class="search-form"
+        data-testid="search-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void run(search);
+        }}
+      >
+        {FIELDS.map(([name, label, hint]) => (
+          <label key={name}>
+            {label}{" "}
+            <input
+              name={name}
+              value={search[name] ?? ""}
+              placeholder={hint}
+              maxLength={500}
+              onInput={(event) => setSearch({ ...search, [name]: event.currentTarget.value })}
+            />
+          </label>
+        ))}
+        <button type="submit" class="button primary">
+          Search
+        </button>
+      </form>
+      {search.fingerprint && <p class="muted small">Only the group {search.fingerprint}.</p>}
+      {results?.state === "loading" && <p class="muted">Searching…</p>}
+      {results?.state === "failed" && (
+        <p class="error" role="alert">
+          {results.error}
+        </p>
+      )}
+      {results?.state === "done" && <ResultRows reports={results.value} />}
+    </section>
+  );
+}
+
+function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (fingerprint: string) => void }) {
+  if (groups.length === 0) return <p class="muted">No reports yet.</p>;
+  return (
+    <table class="groups" data-testid="groups">
+      <thead>
+        <tr>
+          <th scope="col">Error</th>
+          <th scope="col">Count</th>
+          <th scope="col">First seen</th>
+          <th scope="col">Last seen</th>
+          <th scope="col">Workers</th>
+        </tr>
+      </thead>
+      <tbody>
+        {groups.map((group) => (
+          <tr key={group.fingerprint} data-testid="group" data-fingerprint={group.fingerprint}>
+            <td>
+              <a href={reportHref(group.latest.id)}>
+                <strong>{group.latest.type_name}</strong>
+                {group.latest.message ? `: ${group.latest.message}` : ""}
+              </a>{" "}
+              <button type="button" class="button small" onClick={() => onPick(group.fingerprint)}>
+                All {String(group.count)}
+              </button>
+            </td>
+            <td data-testid="group-count">{String(group.count)}</td>
+            <td>
+              <RelativeTime at={group.first_seen} />
+            </td>
+            <td>
+              <RelativeTime at={group.last_seen} />
+            </td>
+            <td class="small">
+              {group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** The groups page. */
+function GroupsView() {
+  const [groups, setGroups] = useState<Load<ReportGroup[]>>({ state: "loading" });
+  const [picked, setPicked] = useState<string>("");
+  useEffect(() => {
+    fetchGroups().then(
+      (list) => setGroups({ state: "done", value: list.groups }),
+      (error: unknown) => setGroups(failure(error)),
+    );
+  }, []);
+  return (
+    <article class="groups-page">
+      <p class="breadcrumb">
+        <a href="#/">← All reports</a>
+      </p>
+      <h1>Repeated errors</h1>
+      <p class="muted small">Grouped by exception type and the app frames they passed (file and function).</p>
+      {groups.state === "loading" && <p class="muted">Loading…</p>}
+      {groups.state === "failed" && (
+        <p class="error" role="alert">
+          {groups.error}
+        </p>
+      )}
+      {groups.state === "done" && <GroupTable groups={groups.value} onPick={setPicked} />}
+      <Search key={picked} initial={{ fingerprint: picked }} />
+    </article>
+  );
+}
+
+export { GroupsView };
