@@ -17,6 +17,7 @@ from .api import RELAY, STORE, api_routes
 from .audit import audit_middleware, security_routes
 from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
 from .console import console_routes
+from .editor import editor_routes
 from .openapi import openapi_routes
 from .relay import Relay
 from .reports import report_routes
@@ -47,6 +48,8 @@ class BrokerConfig:
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     agent_timeout: float = 10.0
     eval_timeout: float = 30.0
+    editor: str = "none"  # the default for "Open in editor" links (vscode, pycharm)
+    path_map: tuple[tuple[str, str], ...] = ()  # container path prefix -> host path prefix
     secure_cookie: bool = False
     curve_secret_key: str = ""  # set: agents must use CurveZMQ with the matching public key
     curve_public_key: str = ""
@@ -118,6 +121,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(openapi_routes())
     app.add_routes(api_routes())
+    app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())
     app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])

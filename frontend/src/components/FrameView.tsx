@@ -4,6 +4,7 @@ import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
 import { reportHref } from "../state/route";
 import { Console } from "./Console";
+import { EditorLink } from "./EditorLink";
 import { ExpandProvider } from "./Expandable";
 import { FullSource } from "./FullSource";
 import { LocalsTable } from "./LocalsTable";
@@ -57,6 +58,7 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
           <span aria-hidden="true">#</span>
           <span class="visually-hidden">Link to frame {String(frame.index)}</span>
         </a>
+        <EditorLink filename={frame.filename} line={frame.lineno} column={frame.colno ?? null} />
         <button
           type="button"
           class="button small console-toggle"

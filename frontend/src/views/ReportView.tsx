@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
 import { resumeReport } from "../api/client";
+import { EditorSettingsPanel } from "../components/EditorSettings";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
@@ -174,6 +175,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
           Plain text
         </button>
         <ReportActions reportId={report.id} />
+        <EditorSettingsPanel />
       </div>
       {plain ? (
         <PlainText reportId={report.id} />
