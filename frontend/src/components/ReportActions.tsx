@@ -40,7 +40,7 @@ function ReportActions({ reportId }: { reportId: string }) {
   return (
     <div class="report-actions">
       <button type="button" class="button" data-testid="export-markdown" onClick={() => void exportMarkdown()}>
-        Copy Markdown
+        Export Markdown
       </button>
       <button type="button" class="button" data-testid="share-link" onClick={() => void share()}>
         Share link
