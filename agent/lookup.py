@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import operator
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -57,6 +58,8 @@ def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
                 fill_handles(child, [*path, base + position])
                 for position, child in enumerate(children)
             )
+        if all(map(operator.is_, children, node.children)):
+            children = node.children  # nothing changed below: no copy of this node either
     more = node.more
     if node.omitted and node.kind in ("str", "bytes", "list", "tuple", "set", "frozenset", "dict"):
         more = json.dumps(path, ensure_ascii=True, separators=(",", ":"))
