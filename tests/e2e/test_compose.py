@@ -110,6 +110,8 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
         "DEBUGBROKER_TOKEN": "compose-token",
         "DEBUGBROKER_SECRET": "compose-secret",
         "DEBUGBROKER_PUBLIC_URL": dashboard,
+        "DEBUGBROKER_EDITOR": "vscode",
+        "DEBUGBROKER_PATH_MAP": "/srv=/home/dev/debugbroker",
     }
     mapping = {
         "0.0.0.0:8780": f"127.0.0.1:{http_port}",
@@ -161,6 +163,9 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
             what="the report",
         )
         assert report["app"] == "example-shop"
+        # Editor links map the app's paths (here /srv is this checkout) to the host's.
+        editor = http("GET", f"{dashboard}/api/editor", headers=auth).json()
+        assert editor == {"editor": "vscode", "path_map": [[str(ROOT), "/home/dev/debugbroker"]]}
         index = next(
             f["index"]
             for info in report["exceptions"]
