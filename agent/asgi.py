@@ -102,7 +102,8 @@ class DebuggedASGIApplication:
             await self.app(scope, receive, tracking_send)
         except Exception as error:
             environ = environ_from_scope(scope)
-            report, transport = submit_error(error, self.options, request_info(environ))
+            request = request_info(environ, self.options)
+            report, transport = submit_error(error, self.options, request)
             if report is not None and transport is not None:
                 _log(f"debugbroker: report {report_url(transport, report.id)}")
             if kind == "http" and not started:
