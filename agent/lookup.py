@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import linecache
-import operator
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -43,25 +42,32 @@ _PAGE_ITEMS = 100
 _PAGE_PAIRS = 50
 _PAGE_CHARS = 100_000
 _EXPAND_SECONDS = 0.5
+_EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
 _RELEASED = "frame released: the agent no longer holds this frame; reload the report"
 
 
 def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
     """``node`` with ``more`` set on every truncated node below ``path`` (positions from
-    ``base`` for ``node``'s own children)."""
+    ``base`` for ``node``'s own children). Untouched subtrees are returned as they are."""
     children = node.children
+    wanted = node.more is None and node.omitted > 0 and node.kind in _EXPANDABLE
+    if not children and not wanted:
+        return node
     if children:
-        if node.kind == "pair":
-            children = tuple(fill_handles(c, [*path, i]) for i, c in enumerate(children))
-        else:
-            children = tuple(
-                fill_handles(child, [*path, base + position])
-                for position, child in enumerate(children)
-            )
-        if all(map(operator.is_, children, node.children)):
-            children = node.children  # nothing changed below: no copy of this node either
+        start = 0 if node.kind == "pair" else base
+        filled: list[ReprNode] | None = None
+        for position, child in enumerate(children):
+            if not child.children and not (child.omitted and child.kind in _EXPANDABLE):
+                continue  # a complete leaf: nothing to add
+            new = fill_handles(child, [*path, start + position])
+            if new is not child:
+                if filled is None:
+                    filled = list(children)
+                filled[position] = new
+        if filled is not None:
+            children = tuple(filled)
     more = node.more
-    if node.omitted and node.kind in ("str", "bytes", "list", "tuple", "set", "frozenset", "dict"):
+    if wanted:
         more = json.dumps(path, ensure_ascii=True, separators=(",", ":"))
         if len(more) > _MAX_HANDLE:
             more = None
