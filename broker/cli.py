@@ -24,7 +24,6 @@ from aiohttp import web
 from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
 
 from .app import BrokerConfig, build_app
-from .editor import parse_editor, parse_path_map
 from .auth import load_or_create_curve_keys
 from .editor import parse_editor, parse_path_map
 
