@@ -70,6 +70,11 @@ def submit(broker: Broker, agent: Transport, error: BaseException, path: str = "
     return report
 
 
+def compact(path: list[object]) -> str:
+    """A "+" handle as the agent writes it."""
+    return json.dumps(path, separators=(",", ":"))
+
+
 def ids(answer_reports: list[dict[str, Any]]) -> set[str]:
     return {r["id"] for r in answer_reports}
 
@@ -242,12 +247,12 @@ def test_plus_expands_while_the_frame_is_held(broker: Broker, agents: list[Trans
     config = values["config"]
     assert config.omitted == 0 and config.more is None  # 3 pairs: nothing cut
     long_text = values["long_text"]
-    assert long_text.omitted == 430 and long_text.more == json.dumps(["long_text"], separators=(",", ":"))
+    assert long_text.omitted == 430 and long_text.more == compact(["long_text"])
 
     outer = report.exceptions[-1].frames[-2]  # fail(): its locals hold the args tuple
     items_node = next(v.value for v in outer.locals if v.name == "args")
     inner_list = items_node.children[0]
-    assert inner_list.omitted == 42 and inner_list.more == json.dumps(["args", 0], separators=(",", ":"))
+    assert inner_list.omitted == 42 and inner_list.more == compact(["args", 0])
 
     path = f"/api/reports/{report.id}/frames/{outer.index}/expand"
     answer = broker.post(path, {"handle": inner_list.more, "offset": 8})
