@@ -182,3 +182,16 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def test_the_readme_and_docs_snippets_are_valid_compose_with_the_same_rules() -> None:
+    for document in (ROOT / "README.md", ROOT / "docs" / "docker.md"):
+        text = document.read_text(encoding="utf-8")
+        snippet = re.search(r"```yaml\n(.*?)```", text, re.S)
+        assert snippet is not None, f"{document.name} has no compose snippet"
+        services = yaml.safe_load(snippet.group(1))["services"]
+        broker, web = services["broker"], services["web"]
+        assert broker["ports"] == ["127.0.0.1:8780:8780"], document.name
+        assert "--zmq tcp://0.0.0.0:8781" in broker["command"]
+        assert broker["environment"]["DEBUGBROKER_SECRET"].startswith("${DEBUGBROKER_SECRET:?")
+        assert web["environment"]["DEBUGBROKER_URL"] == "tcp://broker:8781"
