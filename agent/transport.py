@@ -378,7 +378,7 @@ class Transport:
             if not state.logged_refusal:
                 state.logged_refusal = True
                 _log(
-                    f"broker refused this agent: {message.reason} "
+                    f"broker refused this agent: {_printable(message.reason)} "
                     f"(broker {self.options.broker_url}). Errors are not sent to the "
                     "dashboard; check DEBUGBROKER_SECRET matches the broker's secret."
                 )
@@ -489,6 +489,12 @@ class _LoopState:
         self.heartbeat_due = 0.0
         self.logged_refusal = False
         self.logged_handshake = False
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Text from the broker, fit for a log line: bounded, without control characters."""
+    kept = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return kept + ("..." if len(text) > limit else "")
 
 
 def _configure_curve(sock: zmq.Socket[bytes], server_key: str) -> None:

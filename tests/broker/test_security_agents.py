@@ -412,7 +412,7 @@ def test_the_agent_drops_hostile_broker_messages_and_keeps_working(
     raw_broker.expect(ReportMessage)
     for frames in hostile_payloads("x"):
         raw_broker.send(identity, *frames)
-    raw_broker.send(identity, protocol.encode(Refused(reason="x" * 1000)))
+    raw_broker.send(identity, protocol.encode(Refused(reason="\x1b[2J" + "x" * 1000)))
     raw_broker.send(identity, protocol.encode(Welcome(dashboard_url="javascript:alert(1)")))
     # It still answers: a ping brings a heartbeat, an eval a result.
     raw_broker.send(identity, protocol.encode(protocol.Ping()))
@@ -422,4 +422,11 @@ def test_the_agent_drops_hostile_broker_messages_and_keeps_working(
     )
     _, result = raw_broker.expect(EvalResult)
     assert not result.ok and "frame released" in (result.error or "")
-    assert agent.alive()
+    # The refusal's reason reached the app's log bounded and without control characters.
+    log = agent.output()
+    assert "?[2J" + "x" * 296 + "..." in log and "x" * 297 not in log and "\x1b" not in log
+    # Over the agent's size cap: libzmq ends the connection (see SECURITY.md); the app
+    # process is not harmed.
+    raw_broker.send(identity, b"\x00" * (protocol.MAX_MESSAGE_BYTES + 1))
+    raw_broker.send(identity, protocol.encode(protocol.Ping()))
+    assert agent.alive() and "Traceback" not in agent.output()
