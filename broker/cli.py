@@ -199,6 +199,11 @@ def _banner(config: BrokerConfig, show_token: bool) -> str:
             f"  WARNING: the dashboard listens on {config.http_host}, not only this machine; "
             "anyone who has the token can run code in your app."
         )
+    if "*" in config.allowed_hosts:
+        lines.append(
+            "  WARNING: --allow-host '*' answers any Host name: the DNS-rebinding defence "
+            "is off; list the names you use instead."
+        )
     return "\n".join(lines)
 
 

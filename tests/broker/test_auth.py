@@ -170,6 +170,17 @@ def test_foreign_host_is_refused_dns_rebinding(broker: Broker, host: str) -> Non
         assert answer.status == 200
 
 
+def test_allow_host_star_warns_that_the_rebinding_defence_is_off(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, "--allow-host", "*").start()
+    try:
+        assert broker.process is not None
+        assert "DNS-rebinding defence is off" in broker.process.output()
+        anything = {**broker.auth(), "Host": "evil.example"}
+        assert raw(broker, "GET", "/api/reports", headers=anything).status == 200
+    finally:
+        broker.stop()
+
+
 def test_allow_host_flag_adds_a_name(tmp_path: Path) -> None:
     broker = Broker(tmp_path, "--allow-host", "debug.internal").start()
     try:
