@@ -59,12 +59,16 @@ def test_continue_in_the_dashboard_resumes_a_thread_paused_at_breakpoint(
     from tests.e2e.browser import log_in
 
     page, _ = open_page()
-    log_in(page, broker)
-    page.goto(f"{broker.url}/#/reports/{summary['id']}")
-    bar = page.get_by_test_id("pause-bar")
-    expect(bar).to_contain_text("the thread waits for Continue")
+    watcher, _ = open_page()  # a second person looking at the same pause
+    for viewer in (page, watcher):
+        log_in(viewer, broker)
+        viewer.goto(f"{broker.url}/#/reports/{summary['id']}")
+        expect(viewer.get_by_test_id("pause-bar")).to_contain_text("the thread waits for Continue")
     assert request.is_alive()
     page.get_by_test_id("continue").click()
-    expect(bar).to_contain_text("the thread went on")
+    expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+    # The other viewer's page follows live (the broker's "resumed" event), no reload.
+    expect(watcher.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+    expect(watcher.get_by_test_id("continue")).to_have_count(0)
     request.join(20)
     assert answers and answers[0].text == "total 7"

@@ -29,6 +29,7 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent {
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
   if (record.type === "agent") return typeof record.agent === "object" && record.agent !== null;
+  if (record.type === "resumed") return typeof record.report_id === "string";
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
   return false;
 }

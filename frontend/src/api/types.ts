@@ -233,8 +233,15 @@ export interface AgentEvent {
   agent: Agent;
 }
 
+/** WebSocket: the thread paused at breakpoint() in a report went on (Continue or timeout). */
+export interface ResumedEvent {
+  type: "resumed";
+  report_id: string;
+  reason: string;
+}
+
 /** Everything the broker sends over /api/ws. */
-export type ServerEvent = ReportEvent | AgentEvent;
+export type ServerEvent = ReportEvent | AgentEvent | ResumedEvent;
 
 /** GET /api/reports. */
 export interface ReportList {

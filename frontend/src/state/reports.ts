@@ -144,9 +144,17 @@ function onReport(report: ReportSummary): void {
   });
 }
 
+/** A paused thread went on: the open report stops offering Continue, for every viewer. */
+function onResumed(reportId: string): void {
+  const current = selected.value;
+  if (current === null || current.report === null || current.report.id !== reportId) return;
+  selected.value = { ...current, report: { ...current.report, resumable: false } };
+}
+
 /** Apply one WebSocket event to the shared state. */
 function applyEvent(event: ServerEvent): void {
   if (event.type === "report") onReport(event.report);
+  else if (event.type === "resumed") onResumed(event.report_id);
   else onAgent(event.agent);
 }
 
