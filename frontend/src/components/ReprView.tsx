@@ -33,6 +33,7 @@ function Container({ node: given }: { node: ReprNode }) {
         {node.text}
         {node.omitted > 0 && " "}
         <More count={node.omitted} unit="items" />
+        {plus}
       </span>
     );
   }
