@@ -1,0 +1,93 @@
+"""The "+" handles capture gives out, resolved against held frames; a frame's whole source."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.lookup import answer_expand, answer_source
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
+
+OPTIONS = Options()
+
+
+def held_report(**values: Any) -> tuple[FrameRegistry, FrameInfo]:
+    registry = FrameRegistry(4, 10**8)
+
+    def frame_with(**kwargs: Any) -> None:
+        locals().update()  # the values live in kwargs
+        raise ValueError("x")
+
+    try:
+        frame_with(**values)
+    except ValueError as error:
+        report = capture_exception(
+            error, report_id="r", agent_id="a", options=OPTIONS, registry=registry
+        )
+    return registry, report.exceptions[-1].frames[-1]
+
+
+def kwargs_node(frame: FrameInfo) -> ReprNode:
+    return next(v.value for v in frame.locals if v.name == "kwargs")
+
+
+def pair_value(node: ReprNode, key: str) -> ReprNode:
+    return next(p.children[1] for p in node.children if p.children[0].text == repr(key))
+
+
+def expand(registry: FrameRegistry, frame: FrameInfo, handle: str | None, offset: int) -> Any:
+    assert frame.frame_id is not None and handle is not None
+    request = ExpandRequest(request_id="q", frame_id=frame.frame_id, handle=handle, offset=offset)
+    return answer_expand(registry, request, OPTIONS)
+
+
+def test_depth_capped_and_nested_values_expand() -> None:
+    deep: list[object] = [[[[[list(range(20))]]]]]
+    registry, frame = held_report(deep=deep, table={f"k{n}": n for n in range(10)})
+    node = kwargs_node(frame)
+    capped = pair_value(node, "deep")
+    while capped.children:
+        capped = capped.children[0]
+    assert capped.text == "[...]" and capped.more is not None
+    result = expand(registry, frame, capped.more, 0)
+    assert result.ok and result.node.kind == "list"
+    table = pair_value(node, "table")
+    assert table.omitted == 6 and table.more is not None
+    page = expand(registry, frame, table.more, len(table.children)).node
+    keys = [pair.children[0].text for pair in page.children]
+    assert keys == [repr(f"k{n}") for n in range(4, 10)] and page.omitted == 0
+
+
+def test_handles_refuse_masked_values_and_changed_ones() -> None:
+    values = {"api_key": "K" * 100, "items": list(range(30))}
+    registry, frame = held_report(**values)
+    assert pair_value(kwargs_node(frame), "api_key").more is None
+    secret = expand(registry, frame, json.dumps(["kwargs", 0, 1]), 0)  # the api_key value
+    assert not secret.ok and "masked" in secret.error
+    items = pair_value(kwargs_node(frame), "items")
+    values["items"].clear()  # the app changed the list after the report: "+" shows it now
+    gone = expand(registry, frame, items.more, 8)
+    assert gone.ok and gone.node.children == () and gone.node.omitted == 0
+    assert not expand(registry, frame, json.dumps(["kwargs", 99, 1]), 0).ok
+    assert not expand(registry, frame, json.dumps(["nope"]), 0).ok
+    assert not expand(registry, frame, "[", 0).ok
+    assert not expand(registry, frame, json.dumps(["kwargs", True]), 0).ok
+
+
+def test_source_of_a_held_frame_and_a_released_one() -> None:
+    registry, frame = held_report(x=1)
+    assert frame.frame_id is not None
+    answer = answer_source(
+        registry, SourceRequest(request_id="s", frame_id=frame.frame_id), OPTIONS
+    )
+    with open(__file__, encoding="utf-8") as handle:
+        assert answer.ok and list(answer.lines) == handle.read().splitlines()
+    assert answer.filename == __file__ and not answer.truncated
+    registry.release_report("r")
+    released = answer_source(
+        registry, SourceRequest(request_id="s", frame_id=frame.frame_id), OPTIONS
+    )
+    assert not released.ok and "released" in (released.error or "")
