@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sqlite3
 import statistics
 import sys
 import time
@@ -35,6 +36,7 @@ __all__ = [
     "rss_bytes",
     "wait_for",
     "start_broker",
+    "stored_reports",
     "children_of",
     "app_env",
 ]
@@ -134,6 +136,14 @@ def start_broker(settings: Settings, name: str, *extra_args: str) -> Broker:
     workdir = settings.workdir / name
     workdir.mkdir(parents=True, exist_ok=True)
     return Broker(workdir, *extra_args).start()
+
+
+def stored_reports(broker: Broker) -> int:
+    """How many reports the broker stored: counted in its SQLite file (read-only)."""
+    path = broker.data_dir / "debugbroker.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM reports").fetchone()
+    return int(count)
 
 
 def now() -> float:

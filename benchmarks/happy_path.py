@@ -85,7 +85,7 @@ def _measure(app: WSGIApp, loops: int, repeats: int) -> float:
 
 def run(settings: Settings) -> list[Row]:
     """Rows: overhead per request over bare, ours and Werkzeug's, for both body kinds."""
-    loops, repeats = (2_000, 2) if settings.quick else (200_000, 9)
+    loops, repeats = (2_000, 2) if settings.quick else (100_000, 5)
     options = Options(broker_url=f"tcp://127.0.0.1:{free_port()}", secret="bench")
     rows = []
     for kind, app in (("list body", list_app), ("generator body", generator_app)):
@@ -93,7 +93,7 @@ def run(settings: Settings) -> list[Row]:
         ours_app = DebuggedApplication(app, options=options)
         werkzeug_app = WerkzeugDebugger(app, evalex=True)
         bare = ours = werkzeug = float("inf")
-        for _ in range(1 if settings.quick else 3):
+        for _ in range(1 if settings.quick else 2):
             bare = min(bare, _measure(app, loops, repeats))
             ours = min(ours, _measure(ours_app, loops, repeats))
             werkzeug = min(werkzeug, _measure(werkzeug_app, loops, repeats))

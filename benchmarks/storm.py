@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from .common import (
     percentile,
     rss_bytes,
     start_broker,
+    stored_reports,
     wait_for,
 )
 
@@ -61,13 +61,6 @@ def _client(port: int, seconds: float, results: Any) -> None:
             status = type(error).__name__
         counts[status] = counts.get(status, 0) + 1
     results.put(counts)
-
-
-def _stored(broker: Broker) -> int:
-    path = broker.data_dir / "debugbroker.sqlite3"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM reports").fetchone()
-    return int(count)
 
 
 def _worker_stats(port: int, pids: list[int]) -> dict[int, dict[str, Any]]:
@@ -166,15 +159,15 @@ def run(settings: Settings) -> list[Row]:
 
         # Drain: stored + shed + queued stops changing, then one more heartbeat round.
         def settled() -> bool:
-            before = _stored(broker)
+            before = stored_reports(broker)
             time.sleep(1.0)
-            return _stored(broker) == before
+            return stored_reports(broker) == before
 
         wait_for(settled, 120, "the broker to store the last reports")
         time.sleep(2.5)  # one heartbeat period, so /api/agents has the final dropped counts
         sampler.stop_event.set()
         sampler.join(30)
-        stored = _stored(broker)
+        stored = stored_reports(broker)
         stats = _worker_stats(port, pids)
         agents = [a for a in broker.live_agents() if a["pid"] in pids]
         heartbeat_dropped = sum(int(a.get("dropped_reports", 0)) for a in agents)
