@@ -84,7 +84,8 @@ def build_app(config: BrokerConfig) -> web.Application:
         token=config.token,
         view_token=config.view_token,
         allowed_hosts=frozenset(hosts),
-        secure_cookie=config.secure_cookie,
+        # Behind a TLS-terminating proxy the broker sees http, but the browser is on https.
+        secure_cookie=config.secure_cookie or config.public_url.startswith("https://"),
     )
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -198,6 +199,9 @@ class Store:
 
         def connect() -> sqlite3.Connection:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Reports hold the app's locals: only this user may read them (SQLite gives
+            # its -wal and -shm files the mode of the database file).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(self.path, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
