@@ -205,6 +205,7 @@ class Hello:
     protocol: int = PROTOCOL_VERSION
     console: bool = False  # offers a console on the live process (CONSOLE_FRAME_ID)
     eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
+    paused: tuple[str, ...] = ()  # reports whose thread waits at breakpoint() for Continue
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

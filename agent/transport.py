@@ -465,7 +465,13 @@ class Transport:
             evalex=self.options.evalex,
             console=self.options.console and self.options.evalex,
             eval_timeout=self.options.eval_timeout_seconds,
+            paused=self._paused_reports(),
         )
+
+    def _paused_reports(self) -> tuple[str, ...]:
+        """The pauses a restarted broker must learn again, so Continue works on them."""
+        with self._lock:
+            return tuple(self._pauses)[:64]
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
         return self._send_bytes(sock, protocol.encode(message))

@@ -347,6 +347,14 @@ class Relay:
             held_frames=known.held_frames if known else 0,
         )
         self.agents[agent_id] = agent
+        # Threads still paused at breakpoint() (this broker may have restarted meanwhile);
+        # only the agent's own paused reports count.
+        for report_id in [r for r, owner in self.paused.items() if owner == agent_id]:
+            del self.paused[report_id]
+        for report_id in hello.paused[:64]:
+            found = await self.store.get_report(report_id)
+            if found and found.get("agent_id") == agent_id and found.get("paused"):
+                self.paused[report_id] = agent_id
         await self.store.save_agent(agent.record())
         await self._send(identity, Welcome(dashboard_url=self.dashboard_url))
         if known is None or not known.alive:

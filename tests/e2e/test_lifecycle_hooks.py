@@ -104,6 +104,26 @@ def test_breakpoint_pauses_the_thread_until_continue_and_evals_work_meanwhile(
     assert broker.evaluate(report["id"], index, "total").json()["ok"]
 
 
+def test_continue_works_again_after_the_broker_was_killed_and_restarted(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
+    command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4"]
+    server = start_server([*command, "{bind}", "breakpoint_wsgi:app"], env, name="gunicorn")
+    request, answers = pause_in_background(server)
+    report = only_report(broker, "Paused")
+
+    broker.kill()
+    broker.start()
+    # The agent says hello again and names its pauses; the new broker offers Continue again.
+    wait_for(lambda: broker.report(report["id"])["resumable"], what="the pause known again")
+    assert request.is_alive()
+    answer = broker.post(f"/api/reports/{report['id']}/continue", {})
+    assert answer.status == 200, answer.text
+    request.join(20)
+    assert answers and answers[0].text == "total 7"
+
+
 def test_a_pause_nobody_continues_resumes_after_its_timeout(
     broker: Broker, start_server: Callable[..., AppServer]
 ) -> None:
