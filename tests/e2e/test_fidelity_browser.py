@@ -80,6 +80,12 @@ def test_group_plus_source_request_and_share(
     expect(query).to_contain_text("<masked>")
     expect(page.get_by_test_id("request-panel")).not_to_contain_text("s3cr3t")
 
+    # The Markdown export, for an issue tracker.
+    page.get_by_test_id("export-markdown").click()
+    markdown = page.get_by_test_id("markdown-text")
+    expect(markdown).to_have_value(re.compile(r"^## ExceptionGroup: batch failed"))
+    expect(markdown).to_have_value(re.compile(r"### Traceback\n\n```text\n  \+ Exception Group"))
+
     # A share link opens read-only in a browser without the session.
     page.get_by_test_id("share-link").click()
     link = page.get_by_test_id("share-url")
