@@ -12,9 +12,10 @@ from werkzeug.test import EnvironBuilder
 
 from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import Report
+from debugbroker.agent.protocol import Report, to_wire
 from debugbroker.agent.request import build_request_info
 from debugbroker.agent.transport import Transport
+from debugbroker.broker.grouping import fingerprint
 from tests.conftest import Broker, http, wait_for
 
 
@@ -277,3 +278,36 @@ def test_plus_expands_while_the_frame_is_held(broker: Broker, agents: list[Trans
     agent.registry.release_report(report.id)
     released = broker.post(path, {"handle": inner_list.more, "offset": 8})
     assert released.status == 409 and "released" in released.json()["error"]
+
+
+def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:
+    """A database from before this column: the broker adds it and fills it on start."""
+    import sqlite3
+
+    error = fail(lookup_user, "old")
+    report = capture_exception(
+        error, report_id="old-report", agent_id="gone", options=Options(), registry=None
+    )
+    body = json.dumps(to_wire(report))
+    started = Broker(tmp_path)
+    started.data_dir.mkdir(parents=True)
+    with sqlite3.connect(started.data_dir / "debugbroker.sqlite3") as connection:
+        connection.execute(
+            "CREATE TABLE reports (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, created REAL "
+            "NOT NULL, type_name TEXT NOT NULL, message TEXT NOT NULL, pid INTEGER NOT NULL, "
+            "host TEXT NOT NULL, app TEXT NOT NULL, url TEXT, body TEXT NOT NULL)"
+        )
+        connection.execute(
+            "INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ("old-report", "gone", report.created, "KeyError", "'old'", 1, "h", "", None, body),
+        )
+    started.start()
+    try:
+        [group] = started.get("/api/groups").json()["groups"]
+        assert group["count"] == 1 and group["latest"]["id"] == "old-report"
+        assert group["fingerprint"] == fingerprint(to_wire(report))
+        assert ids(
+            started.get(f"/api/reports?fingerprint={group['fingerprint']}").json()["reports"]
+        ) == {"old-report"}
+    finally:
+        started.stop()
