@@ -40,14 +40,17 @@ _PAGE_STYLE = (
 
 
 def submit_error(
-    error: BaseException, options: Options, request: RequestInfo | None
+    error: BaseException,
+    options: Options,
+    request: RequestInfo | None,
+    report_id: str | None = None,
 ) -> tuple[Report | None, Transport | None]:
     """Capture ``error`` (holding its frames) and queue it; (None, None) if the agent fails."""
     try:
         transport = get_transport(options)
         report = capture_exception(
             error,
-            report_id=uuid.uuid4().hex,
+            report_id=report_id or uuid.uuid4().hex,
             agent_id=transport.agent_id,
             options=options,
             registry=transport.registry,
@@ -96,13 +99,18 @@ def error_answer(
     transport: Transport | None,
     text: str,
     broker_url: str,
+    report_id: str | None = None,
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The 500 answer for this client: status, headers and body."""
+    """The 500 answer for this client: status, headers and body.
+
+    ``report_id`` links a report that is captured after this answer went out.
+    """
     if report is not None:
         title = f"{report.type_name}: {report.message}" if report.message else report.type_name
     else:
         title = describe_error(error, 8_192)
-    url = report_url(transport, report.id) if report and transport else None
+    linked = report.id if report is not None else report_id
+    url = report_url(transport, linked) if linked and transport else None
     connected = transport is not None and transport.connected
     down = (
         f"the debugbroker broker is not reachable at {broker_url}; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -129,13 +130,47 @@ class DebuggedApplication:
         try:
             app_iter = self.app(environ, start_response)
         except Exception as error:
-            answer = list(self._answer_error(error, environ, start_response, False, contexts))
-        else:
-            if type(app_iter) is list or type(app_iter) is tuple:
-                return app_iter
-            return self._iterate(app_iter, environ, start_response, contexts)
-        _refresh_locals(sys._getframe())
-        return answer
+            return self._answer_first(error, environ, start_response, contexts)
+        if type(app_iter) is list or type(app_iter) is tuple:
+            return app_iter
+        return self._iterate(app_iter, environ, start_response, contexts)
+
+    def _answer_first(
+        self,
+        error: Exception,
+        environ: Environ,
+        start_response: StartResponse,
+        contexts: list[object],
+    ) -> Iterator[bytes]:
+        """Answer the 500 at once, then capture and report ``error``; never raises.
+
+        The answer needs only the error's type and message and the id its report will
+        have; the capture (the costly part: every frame's locals) runs once the server has
+        taken the body, or when it closes the response early, so the client does not wait
+        for it (the worker is busy as long as before). By then ``__call__`` has returned
+        and its ``except`` dropped ``error``, so no frame snapshot keeps it in a cycle.
+        """
+        report_id = uuid.uuid4().hex
+        body: bytes | None = None
+        try:
+            transport: Transport | None = get_transport(self.options)
+        except Exception:
+            transport = None
+        try:
+            connected = transport is not None and transport.connected
+            text = "" if connected else traceback_text(error, None)  # the page shows it
+            status, headers, body = error_answer(
+                error, environ, None, transport, text, self.options.broker_url, report_id
+            )
+            _start_error_response(start_response, status, headers, error)
+        except Exception:  # the server says the headers went out after all
+            body = None
+        try:
+            if body is not None:
+                yield body
+        finally:
+            report, transport = self._report(error, environ, contexts, report_id)
+            self._log_error(error, environ, report, transport, started=False)
 
     def _start_agent(self) -> None:
         """Start this process's agent with its first request, so the dashboard lists it."""
@@ -186,6 +221,25 @@ class DebuggedApplication:
     ) -> Iterator[bytes]:
         """Report ``error`` and, if the response has not started, answer a 500; never raises."""
         report, transport = self._report(error, environ, contexts)
+        text = self._log_error(error, environ, report, transport, started)
+        if started:
+            return
+        try:
+            status, headers, body = self._error_page(error, environ, report, transport, text)
+            _start_error_response(start_response, status, headers, error)
+        except Exception:  # the server says the headers went out after all
+            return
+        yield body
+
+    def _log_error(
+        self,
+        error: Exception,
+        environ: Environ,
+        report: Report | None,
+        transport: Transport | None,
+        started: bool,
+    ) -> str:
+        """Print the traceback (and the report's link) to the server log; the traceback."""
         log = _error_stream(environ)
         text = traceback_text(error, report)
         try:
@@ -198,23 +252,20 @@ class DebuggedApplication:
             if report is not None and transport is not None:
                 log.write(f"debugbroker: report {report_url(transport, report.id)}\n")
             log.flush()
-        except Exception:  # a closed log stream: the page below still shows the error
+        except Exception:  # a closed log stream: the page still shows the error
             pass
-        if started:
-            return
-        try:
-            status, headers, body = self._error_page(error, environ, report, transport, text)
-            _start_error_response(start_response, status, headers, error)
-        except Exception:  # the server says the headers went out after all
-            return
-        yield body
+        return text
 
     def _report(
-        self, error: Exception, environ: Environ, contexts: list[object]
+        self,
+        error: Exception,
+        environ: Environ,
+        contexts: list[object],
+        report_id: str | None = None,
     ) -> tuple[Report | None, Transport | None]:
         """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
         request = request_info(environ, self.options, contexts)
-        report, transport = submit_error(error, self.options, request)
+        report, transport = submit_error(error, self.options, request, report_id)
         if report is not None and transport is not None and contexts:
             self._keep_contexts(report.id, contexts, transport)
         return report, transport
