@@ -195,4 +195,8 @@ def make_helpers(
 
         print(pydoc.plain(pydoc.render_doc(args[0])))
 
-    return {"dump": dump, "help": help}
+    def input(prompt: object = "") -> str:
+        """The console has no keyboard: reading one would block the eval for good."""
+        raise EOFError("input() has no standard input in the debugbroker console")
+
+    return {"dump": dump, "help": help, "input": input}

@@ -102,11 +102,15 @@ class _Run:
         self.reason: str | None = None  # why it was interrupted, once it was
         self.finished = threading.Event()  # the thread is done with the user's code
         self.abandoned = False  # the caller answered without it (it was stuck)
+        self.scheduled = False  # a top-level-await coroutine was handed to a loop
         self.result: EvalResult | None = None
 
     def arm(self) -> None:
+        """Enter user code: interrupts land from now on (one already asked for, at once)."""
         with self.lock:
             self.ident = threading.get_ident()
+            if self.reason is not None:
+                raise KeyboardInterrupt
             self.in_user_code = True
 
     def disarm(self) -> None:
@@ -121,12 +125,12 @@ class _Run:
                 continue  # it landed on the way out: try again
 
     def interrupt(self, reason: str) -> bool:
-        """Raise KeyboardInterrupt in the thread if it still runs user code."""
+        """Raise KeyboardInterrupt in the thread now if it runs user code, else when it does."""
         with self.lock:
             if self.reason is None:
                 self.reason = reason
             if not self.in_user_code:
-                return False
+                return not self.finished.is_set()  # arm() raises it
             return bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
 
 
@@ -185,7 +189,7 @@ def _console_target(options: Options) -> _Target:
         with _console_lock:
             if _console_namespace is None:
                 namespace: dict[str, object] = {"__name__": "__console__", "__builtins__": builtins}
-                initial = set(namespace) | {"dump", "help"}
+                initial = set(namespace) | {"dump", "help", "input"}
 
                 def names() -> list[str]:
                     return [
@@ -249,28 +253,42 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
     return None
 
 
-def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer) -> object:
-    """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it."""
+def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: _Run) -> object:
+    """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it.
+
+    Scheduling and cancelling happen with interrupts held back, so a ``KeyboardInterrupt``
+    never lands between scheduling the task and knowing it (which would leave it running).
+    """
     loop = _running_loop()
     if loop is None:
         fresh = asyncio.new_event_loop()
+        task = fresh.create_task(coroutine)
+        run.scheduled = True
         try:
-            return fresh.run_until_complete(coroutine)
+            return fresh.run_until_complete(task)
         finally:
+            run.disarm()
+            if not task.done():
+                task.cancel()
+                fresh.run_until_complete(asyncio.gather(task, return_exceptions=True))
             fresh.close()
 
     async def routed() -> object:
         with routed_to(buffer):  # the app's other tasks keep their own output
             return await coroutine
 
+    run.disarm()
     future = asyncio.run_coroutine_threadsafe(routed(), loop)
+    run.scheduled = True
     try:
+        run.arm()
         while True:
             try:
                 return future.result(timeout=0.05)  # short waits: an interrupt lands between
             except concurrent.futures.TimeoutError:
                 continue
     except BaseException:
+        run.disarm()
         future.cancel()
         raise
 
@@ -303,25 +321,29 @@ def _execute(run: _Run, target: _Target, request: EvalRequest, options: Options)
     # Registered so tracebacks show the lines; removed once the traceback is formatted.
     linecache.cache[filename] = (len(request.code), None, request.code.splitlines(True), filename)
     error: BaseException | None = None
+    value: object = None
     contexts = _preserved_contexts(target.report_id) if target.report_id else []
     with _running_lock:
         lock = _context_locks.setdefault(target.report_id, threading.Lock()) if contexts else None
     try:
         with ExitStack() as stack, captured_output(buffer):
             try:
-                run.arm()
                 if lock is not None:  # one eval at a time may push a report's contexts
                     while not lock.acquire(timeout=0.05):
-                        pass
+                        if run.reason is not None:
+                            raise KeyboardInterrupt
                     stack.callback(lock.release)
-                    for context in contexts:
+                    for context in contexts:  # not armed yet: no interrupt half-way
                         stack.enter_context(context)
+                run.arm()
                 value = eval(compiled.code, namespace)
-                if compiled.is_async:
-                    _await(value, buffer)
+                if isinstance(value, Coroutine):  # the input awaits at the top level
+                    _await(value, buffer, run)
             except BaseException as raised:  # SystemExit and KeyboardInterrupt too
                 error = raised
             run.disarm()
+            if isinstance(value, Coroutine) and not run.scheduled:
+                value.close()  # interrupted before it reached a loop: no "never awaited"
         if error is None:
             return buffer.result(ok=True)
         lines = traceback.format_exception(

@@ -166,6 +166,10 @@ def test_dump_and_help(frame: tuple[FrameRegistry, str]) -> None:
     helped = run(frame, "help(Order)")
     assert "A thing with attributes, for dump(obj)." in helped.output
     assert "\b" not in helped.output
+    no_keyboard = run(frame, "input('name? ')")
+    assert no_keyboard.error is not None and no_keyboard.error.endswith(
+        "EOFError: input() has no standard input in the debugbroker console\n"
+    )
 
 
 def test_evalex_false_refuses(frame: tuple[FrameRegistry, str]) -> None:
