@@ -15,7 +15,14 @@ from aiohttp import web
 
 from .api import RELAY, STORE, api_routes
 from .audit import audit_middleware, security_routes
-from .auth import LOOPBACK_HOSTS, AccessPolicy, host_name, login_routes, security_middleware
+from .auth import (
+    LOOPBACK_HOSTS,
+    AccessPolicy,
+    host_name,
+    login_routes,
+    origin_of,
+    security_middleware,
+)
 from .console import console_routes
 from .editor import editor_routes
 from .openapi import openapi_routes
@@ -86,6 +93,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         allowed_hosts=frozenset(hosts),
         # Behind a TLS-terminating proxy the broker sees http, but the browser is on https.
         secure_cookie=config.secure_cookie or config.public_url.startswith("https://"),
+        public_origin=origin_of(config.public_url),
     )
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES

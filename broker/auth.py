@@ -46,6 +46,7 @@ __all__ = [
     "login_routes",
     "host_name",
     "load_or_create_curve_keys",
+    "origin_of",
 ]
 
 Role = Literal["full", "view"]
@@ -83,6 +84,8 @@ class AccessPolicy:
     view_token: str = ""
     allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
     secure_cookie: bool = False
+    # The dashboard's public origin (``--public-url``): a proxy may rewrite the Host header.
+    public_origin: str = ""
     failures: dict[str, deque[float]] = field(default_factory=dict)
     failed_total: int = 0
     bad_requests: int = 0  # HTTP requests aiohttp could not even parse
@@ -138,9 +141,21 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _origin_matches(request: web.Request, origin: str) -> bool:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL, lower case, as browsers send in Origin."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _origin_matches(policy: AccessPolicy, request: web.Request, origin: str) -> bool:
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+    if parts.scheme not in ("http", "https"):
+        return False
+    if parts.netloc.lower() == request.host.lower():
+        return True
+    return bool(policy.public_origin) and origin.lower() == policy.public_origin
 
 
 def _client(request: web.Request) -> str:
@@ -228,7 +243,8 @@ def security_middleware(policy: AccessPolicy) -> Middleware:
         changes_state = request.method not in _SAFE_METHODS or is_websocket
         is_api = request.path.startswith("/api/")
         try:
-            if changes_state and origin is not None and not _origin_matches(request, origin):
+            foreign = origin is not None and not _origin_matches(policy, request, origin)
+            if changes_state and foreign:
                 response = _json_error(403, f"cross-origin request from {origin!r} refused")
             elif is_api and request.path != "/api/openapi.json":
                 response = await _guarded_api(policy, request, handler, changes_state, origin)

@@ -400,6 +400,26 @@ def test_reports_and_credentials_are_private_to_the_broker_user(tmp_path: Path) 
         process.stop()
 
 
+def test_behind_a_proxy_the_public_url_is_the_dashboards_origin(tmp_path: Path) -> None:
+    # A reverse proxy that rewrites Host to the broker's own address: the browser's Origin
+    # is the public URL's, which must pass; any other stays refused.
+    broker = Broker(tmp_path, "--public-url", "https://debug.example/").start()
+    try:
+        cookie = login_cookie(broker, broker.token)
+        for origin, status in (
+            ("https://debug.example", 404),  # got past the Origin check: no such report
+            ("https://DEBUG.example", 404),
+            ("http://debug.example", 403),
+            ("https://debug.example:8443", 403),
+            ("https://evil.example", 403),
+        ):
+            headers = {"Cookie": cookie, "Origin": origin}
+            answer = raw(broker, "POST", EVAL_PATH, headers=headers, json_body={"code": "1"})
+            assert answer.status == status, (origin, answer.text)
+    finally:
+        broker.stop()
+
+
 def test_an_https_public_url_makes_the_cookie_secure(tmp_path: Path) -> None:
     broker = Broker(tmp_path, "--public-url", "https://debug.example").start()
     try:
