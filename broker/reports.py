@@ -31,6 +31,7 @@ from debugbroker.agent.protocol import (
 )
 
 from .api import RELAY, STORE
+from .audit import display_name
 from .auth import ROLE_KEY
 from .highlight import highlight_lines
 from .markdown import report_markdown
@@ -109,6 +110,7 @@ async def create_share(request: web.Request) -> web.Response:
         return report
     share_id = secrets.token_urlsafe(24)
     await request.app[STORE].create_share(share_id, report["id"], time.time())
+    await _audit(request, "share_created", report["id"], report.get("agent_id", ""), share_id)
     path = f"/share/{share_id}"
     body = {"share_id": share_id, "path": path, "url": f"{request.scheme}://{request.host}{path}"}
     return web.json_response(body, status=201)
@@ -126,9 +128,34 @@ async def delete_share(request: web.Request) -> web.Response:
     """``DELETE /api/shares/{share_id}``: the link stops working at once."""
     if request[ROLE_KEY] != "full":
         return _error(403, "this token may read reports but not revoke share links")
-    if not await request.app[STORE].delete_share(request.match_info["share_id"]):
+    share_id = request.match_info["share_id"]
+    store = request.app[STORE]
+    report_id = await store.shared_report_id(share_id)
+    if report_id is None or not await store.delete_share(share_id):
         return _error(404, "no such share link")
+    await _audit(request, "share_revoked", report_id, "", share_id)
     return web.json_response({"ok": True})
+
+
+async def _audit(
+    request: web.Request, action: str, report_id: str, agent_id: str, share_id: str
+) -> None:
+    """Share links make a report readable without login: who made or revoked one is kept."""
+    await request.app[STORE].add_audit(
+        {
+            "at": time.time(),
+            "action": action,
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": agent_id,
+            "report_id": report_id,
+            "frame_index": None,
+            "code": "",
+            "outcome": "ok",
+            "detail": f"share link {share_id[:6]}…",  # enough to tell links apart, not to use one
+        }
+    )
 
 
 async def _shared(request: web.Request) -> dict[str, Any] | None:

@@ -191,6 +191,11 @@ def test_share_link_is_read_only_and_revocable(broker: Broker, agents: list[Tran
     assert revoked.status == 200
     assert http("GET", broker.url + share["path"]).status == 404
     assert http("GET", broker.url + "/share/guess").status == 404
+    audit = broker.get("/api/audit").json()["entries"]
+    shared = [e for e in audit if e["action"].startswith("share_")]
+    assert [e["action"] for e in shared] == ["share_revoked", "share_created", "share_created"]
+    assert all(e["report_id"] == report.id for e in shared)
+    assert all(share["share_id"] not in e["detail"] for e in shared)  # never a usable link
     assert broker.post("/api/reports/nope/share", {}).status == 404
 
 
