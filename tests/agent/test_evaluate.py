@@ -450,3 +450,39 @@ def test_process_console(frame: tuple[FrameRegistry, str]) -> None:
     assert result.ok and result.result is not None and result.result.text == str(os.getpid())
     again = EvalRequest(request_id="q1", frame_id=CONSOLE_FRAME_ID, code="dump()")
     assert "os = <module 'os'" in run_eval(registry, again, console).output
+
+
+def test_stuck_evals_are_capped(frame: tuple[FrameRegistry, str]) -> None:
+    limited = Options(eval_timeout_seconds=0.1)
+    run(frame, "import threading\ngate = threading.Event()")
+    for _ in range(evaluate._MAX_STUCK):
+        stuck = run(frame, "gate.wait()", limited)
+        assert stuck.error is not None and "cannot be interrupted" in stuck.error
+    refused = run(frame, "1 + 1", limited)
+    assert refused.error is not None
+    assert refused.error.startswith(f"{evaluate._MAX_STUCK} evals are still blocked")
+    gate = frame[0].get(frame[1])
+    assert gate is not None
+    event = gate.namespace["gate"]
+    assert isinstance(event, threading.Event)
+    event.set()  # from here: the stuck threads return, get their interrupt and end
+    wait_for(lambda: evaluate._stuck == 0, what="the stuck evals to end")
+    assert run(frame, "1 + 1", limited).result.text == "2"  # type: ignore[union-attr]
+
+
+class SlowAttributes:
+    """An object whose attribute lookup hangs: completion must not hang with it."""
+
+    def __dir__(self) -> list[str]:
+        time.sleep(5)
+        return []
+
+
+def test_completion_is_bounded_in_time(frame: tuple[FrameRegistry, str]) -> None:
+    registry, frame_id = frame
+    held = registry.get(frame_id)
+    assert held is not None
+    held.namespace["slow"] = SlowAttributes()
+    request = CompleteRequest(request_id="c", frame_id=frame_id, text="slow.x")
+    answer = run_complete(registry, request, OPTIONS)
+    assert answer == CompleteResult(request_id="c", ok=False, error="completion took too long")
