@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.error_path import deep_app
 from debugbroker import DebuggedApplication
 
 
@@ -34,6 +35,8 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if path == "/boom":
         worker_pid = os.getpid()  # noqa: F841 - a local the console reads
         compute(10, 0)
+    if path == "/deep":  # the 31-frame error with large locals of benchmark 2
+        return deep_app(environ, start_response)
     if path == "/stats":
         body = json.dumps(_stats()).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
