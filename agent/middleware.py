@@ -102,6 +102,8 @@ class DebuggedApplication:
         self._contexts_lock = threading.Lock()
         register_context_source(self.preserved_contexts)  # evals run inside them
         self._agent_generation = -1  # the fork generation whose agent was started
+        if self.options.console and self.evalex:  # the console is there before any request
+            self._start_agent()
 
     @property
     def transport(self) -> Transport:

@@ -148,8 +148,13 @@ def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: 
 def test_the_process_console_from_the_agent_list(
     broker: Broker, shop: AppServer, open_page: OpenPage
 ) -> None:
-    pid = int(shop.get("/").text)  # this worker's agent is started by the request
-    wait_for(lambda: any(a["pid"] == pid for a in broker.live_agents()), what="the agent")
+    # With console=True every worker's agent starts with the app, before any request of its own.
+    def both_workers() -> list[dict[str, Any]] | None:
+        consoles = [agent for agent in broker.live_agents() if agent["console"]]
+        return consoles if len(consoles) == 2 else None
+
+    consoles = wait_for(both_workers, what="both workers' agents with a console")
+    pid = consoles[-1]["pid"]
     page, _ = open_page()
     log_in(page, broker)
     row = page.get_by_test_id("agent-row").filter(has_text=str(pid))
