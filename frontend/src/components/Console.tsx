@@ -186,6 +186,7 @@ function Console({ path, label, unavailable }: ConsoleProps) {
   }
 
   async function complete(area: HTMLTextAreaElement): Promise<void> {
+    const original = area.value;
     const before = area.value.slice(0, area.selectionStart);
     const after = area.value.slice(area.selectionEnd);
     const lineStart = before.slice(before.lastIndexOf("\n") + 1);
@@ -195,6 +196,7 @@ function Console({ path, label, unavailable }: ConsoleProps) {
     }
     try {
       const found = await completeInput(path, before);
+      if (area.value !== original) return; // typed on meanwhile: the answer is stale
       if (!found.ok) {
         setRequestError(found.error);
         return;
