@@ -7,6 +7,7 @@ an axe-core accessibility check, the virtualized list and permalinks.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,9 +71,10 @@ def seed(broker: Broker, agent: Transport) -> Seed:
             registry=agent.registry,
         )
         start = time.time() - count * 0.001
-        reports = [template] + [
+        reports = [template] if count == 1 else []
+        reports += [
             dataclasses.replace(template, id=uuid.uuid4().hex, created=start + n * 0.001)
-            for n in range(1, count)
+            for n in range(count if count > 1 else 0)
         ]
         for report in reports:
             agent.submit_report(report)
@@ -160,3 +162,146 @@ def test_new_errors_are_counted_in_the_tab_title_until_the_list_is_seen(
     dashboard.go_back()
     expect(dashboard).to_have_title("debugbroker · 3 reports")
     expect(rows).to_have_count(3)
+
+
+# --- virtualized list -----------------------------------------------------------------------
+
+
+def rendered_rows(page: Page) -> int:
+    count: int = page.evaluate("document.querySelectorAll('[data-testid=report-row]').length")
+    return count
+
+
+def test_ten_thousand_reports_scroll_to_the_end_with_few_rows_in_the_page(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    from tests.e2e.browser import log_in
+
+    started = time.monotonic()
+    seeded = seed(10_000, "many")
+    seeded_seconds = time.monotonic() - started
+    dashboard, _ = open_page()
+    log_in(dashboard, broker)
+    rows = dashboard.get_by_test_id("report-row")
+    newest, oldest = seeded[-1], seeded[0]
+    expect(rows.first).to_have_attribute("data-id", newest.id)
+    expect(dashboard.get_by_test_id("report-count")).to_have_text("100+")
+    assert rendered_rows(dashboard) < 60
+
+    # Scroll down, as a user holding End would, until the oldest report is on screen.
+    started = time.monotonic()
+    last_row = dashboard.locator(f'[data-testid="report-row"][data-id="{oldest.id}"]')
+
+    def at_the_end() -> bool:
+        dashboard.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        return last_row.count() == 1 and last_row.is_visible()
+
+    wait_for(at_the_end, timeout=60, what="the oldest of 10,000 reports")
+    scrolled_seconds = time.monotonic() - started
+    expect(dashboard.get_by_test_id("report-count")).to_have_text("10000")
+    assert last_row.get_attribute("aria-posinset") == "10000"
+    assert last_row.get_attribute("aria-setsize") == "10000"
+    # Only the rows around the viewport exist, at the end as at the start.
+    assert rendered_rows(dashboard) < 60
+    # The list is as tall as 10,000 rows would be.
+    height = dashboard.evaluate("document.querySelector('.report-list').offsetHeight")
+    assert height >= 10_000 * 62
+    print(
+        f"\n10,000 reports: seeded in {seeded_seconds:.1f} s, "
+        f"scrolled to the end in {scrolled_seconds:.1f} s"
+    )
+
+    # Searching covers every loaded report, and the result is virtualized too.
+    dashboard.get_by_test_id("report-search").fill(oldest.id)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-id", oldest.id)
+    expect(dashboard.get_by_test_id("report-count")).to_have_text("1 of 10000")
+
+
+# --- keyboard -------------------------------------------------------------------------------
+
+
+def assert_focus_on(page: Page, report_id: str) -> None:
+    """The keyboard focus is on the row of ``report_id`` (it follows the selection)."""
+    wait_for(lambda: focused_report_id(page) == report_id, what=f"the focus on {report_id}")
+
+
+def focused_report_id(page: Page) -> str | None:
+    found: str | None = page.evaluate(
+        "document.activeElement?.closest('[data-testid=report-row]')?.dataset.id ?? null"
+    )
+    return found
+
+
+def test_keyboard_shortcuts_move_through_reports_search_and_show_help(
+    dashboard: Page, seed: Seed
+) -> None:
+    sent = [seed(1, f"report {number}")[0] for number in range(4)]
+    newest_first = [report.id for report in reversed(sent)]
+    rows = dashboard.get_by_test_id("report-row")
+    expect(rows).to_have_count(4)
+    keyboard = dashboard.keyboard
+
+    # j/k move the selection (and the focus) through the list.
+    keyboard.press("j")
+    expect(rows.nth(0)).to_have_class(re.compile(r"\bselected\b"))
+    assert_focus_on(dashboard, newest_first[0])
+    keyboard.press("j")
+    keyboard.press("j")
+    keyboard.press("k")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+    assert_focus_on(dashboard, newest_first[1])
+    expect(rows.nth(0)).not_to_have_class(re.compile(r"\bselected\b"))
+
+    # Enter opens it; j/k on a report page open the next and previous report.
+    keyboard.press("Enter")
+    expect(dashboard).to_have_url(re.compile(f"#/reports/{newest_first[1]}$"))
+    expect(dashboard.get_by_test_id("report-title")).to_have_text("KeyError: 'report 2'")
+    keyboard.press("j")
+    expect(dashboard).to_have_url(re.compile(f"#/reports/{newest_first[2]}$"))
+    expect(dashboard.get_by_test_id("report-title")).to_have_text("KeyError: 'report 1'")
+    keyboard.press("k")
+    keyboard.press("k")
+    expect(dashboard).to_have_url(re.compile(f"#/reports/{newest_first[0]}$"))
+    keyboard.press("k")  # already the newest: stays
+    expect(dashboard.get_by_test_id("report-title")).to_have_text("KeyError: 'report 3'")
+
+    # Esc goes back to the list, with the report just seen selected and focused.
+    keyboard.press("Escape")
+    expect(dashboard).to_have_url(re.compile("#/$"))
+    expect(rows.nth(0)).to_have_class(re.compile(r"\bselected\b"))
+    assert_focus_on(dashboard, newest_first[0])
+
+    # / focuses the search; typing there is text, not shortcuts; Esc clears, then leaves.
+    keyboard.press("/")
+    search = dashboard.get_by_test_id("report-search")
+    expect(search).to_be_focused()
+    keyboard.type("report 1 j")
+    expect(search).to_have_value("report 1 j")
+    expect(rows).to_have_count(0)
+    expect(dashboard.get_by_role("status").filter(has_text="No report matches")).to_be_visible()
+    search.fill("'report 1'")
+    expect(rows).to_have_count(1)
+    expect(dashboard.get_by_test_id("report-count")).to_have_text("1 of 4")
+    keyboard.press("ArrowDown")  # from the search into the results
+    assert_focus_on(dashboard, newest_first[2])
+    keyboard.press("/")
+    keyboard.press("Escape")
+    expect(search).to_have_value("")
+    expect(rows).to_have_count(4)
+    keyboard.press("Escape")
+    expect(search).not_to_be_focused()
+
+    # ? shows the help as a modal dialog; Esc closes it.
+    keyboard.press("?")
+    help_dialog = dashboard.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(help_dialog).to_be_visible()
+    expect(help_dialog).to_contain_text("Next / previous report")
+    expect(help_dialog.locator("kbd", has_text="/")).to_be_visible()
+    keyboard.press("Escape")
+    expect(help_dialog).to_be_hidden()
+    dashboard.get_by_test_id("help-button").click()
+    expect(help_dialog).to_be_visible()
+    help_dialog.get_by_role("button", name="Close").click()
+    expect(help_dialog).to_be_hidden()
+    expect(dashboard).to_have_url(re.compile("#/$"))

@@ -114,9 +114,14 @@ def test_payloads_in_every_field_stay_text_in_list_report_and_plain_text(
     )
     # The request: URL and headers.
     expect(page.locator(".facts")).to_contain_text(URL_PAYLOAD)
-    page.locator(".request-headers summary").click()
-    header_row = page.locator(".request-headers tr", has=page.locator("th", has_text="X-Evil"))
+    headers = page.get_by_test_id("request-headers")
+    headers.locator("summary").click()
+    header_row = headers.locator("tr", has=page.locator("th", has_text="X-Evil"))
     expect(header_row.locator("td")).to_have_text(HEADER_PAYLOAD)
+    # Every other request table the dashboard has (query, environ…), opened.
+    for table in page.locator("[data-testid=request-panel] details").all():
+        table.locator("summary").click()
+    expect(page.get_by_test_id("request-panel")).to_contain_text(URL_PAYLOAD)
     assert PAYLOADS[0] in page.title()
     assert_inert(page, guard.dialogs)
 

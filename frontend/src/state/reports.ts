@@ -1,11 +1,13 @@
 // Shared data: the report list, the agents, and the report being viewed. HTTP loads fill
 // them; WebSocket events keep them live.
-import { batch, signal } from "@preact/signals";
+import { batch, computed, signal } from "@preact/signals";
 import { ApiError, fetchAgents, fetchReport, fetchReports } from "../api/client";
 import type { Agent, Report, ReportSummary, ServerEvent } from "../api/types";
 import { route } from "./route";
 
+/** The first page of the list, and each older page fetched while scrolling down. */
 const PAGE_SIZE = 100;
+const OLDER_PAGE_SIZE = 1000;
 
 /** All known report summaries, newest first. */
 const reports = signal<ReportSummary[]>([]);
@@ -41,6 +43,32 @@ function newestFirst(list: ReportSummary[]): ReportSummary[] {
   return list.sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1));
 }
 
+/** The search box's text: the list shows the reports matching every word of it. */
+const filterText = signal("");
+
+const searchable = new WeakMap<ReportSummary, string>();
+
+function searchableText(report: ReportSummary): string {
+  let text = searchable.get(report);
+  if (text === undefined) {
+    const fields = [report.type_name, report.message, report.app, report.host, report.url ?? "", String(report.pid)];
+    text = [...fields, report.id].join("\n").toLowerCase();
+    searchable.set(report, text);
+  }
+  return text;
+}
+
+/** The reports the list shows: all of them, or those matching the search box. */
+const visibleReports = computed<ReportSummary[]>(() => {
+  const words = filterText.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const all = reports.value;
+  if (words.length === 0) return all;
+  return all.filter((report) => {
+    const text = searchableText(report);
+    return words.every((word) => text.includes(word));
+  });
+});
+
 function mergeReports(incoming: ReportSummary[]): void {
   const byId = new Map(reports.value.map((item) => [item.id, item]));
   for (const item of incoming) byId.set(item.id, item);
@@ -65,15 +93,24 @@ async function loadReports(): Promise<void> {
   }
 }
 
-/** Fetch the page of reports older than the oldest one listed. */
-async function loadOlderReports(): Promise<void> {
+let loadingOlder: Promise<void> | null = null;
+
+/** Fetch the page of reports older than the oldest one listed (one request at a time). */
+function loadOlderReports(): Promise<void> {
+  loadingOlder ??= fetchOlder().finally(() => {
+    loadingOlder = null;
+  });
+  return loadingOlder;
+}
+
+async function fetchOlder(): Promise<void> {
   const oldest = reports.value[reports.value.length - 1];
   if (oldest === undefined) return;
   try {
-    const answer = await fetchReports(PAGE_SIZE, oldest.created);
+    const answer = await fetchReports(OLDER_PAGE_SIZE, oldest.created);
     batch(() => {
       mergeReports(answer.reports);
-      hasOlder.value = answer.reports.length >= PAGE_SIZE;
+      hasOlder.value = answer.reports.length >= OLDER_PAGE_SIZE;
       reportsError.value = null;
     });
   } catch (error) {
@@ -135,13 +172,44 @@ function onAgent(agent: Agent): void {
   }
 }
 
-function onReport(report: ReportSummary): void {
-  if (reports.value.some((item) => item.id === report.id)) return;
+/** Reports received but not yet shown: a burst of errors is applied in one go. */
+let pending: ReportSummary[] = [];
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
+const FLUSH_DELAY_MS = 50;
+/** How many live arrivals the list remembers as "fresh" (for their highlight). */
+const MAX_FRESH = 200;
+
+function flushPending(): void {
+  flushTimer = undefined;
+  const list = reports.value;
+  const known = new Set(list.map((item) => item.id));
+  const arrived: ReportSummary[] = [];
+  for (const item of pending) {
+    if (known.has(item.id)) continue; // also a repeat within the burst
+    known.add(item.id);
+    arrived.push(item);
+  }
+  newestFirst(arrived);
+  pending = [];
+  if (arrived.length === 0) return;
   batch(() => {
-    mergeReports([report]);
-    freshIds.value = new Set([...freshIds.value, report.id]);
-    if (document.visibilityState !== "visible" || route.value.name !== "list") unseen.value += 1;
+    const newest = list[0];
+    const oldestArrived = arrived[arrived.length - 1];
+    // The usual case, new errors, go on top without re-sorting thousands of reports.
+    if (newest === undefined || (oldestArrived !== undefined && oldestArrived.created >= newest.created)) {
+      reports.value = [...arrived, ...list];
+    } else {
+      mergeReports(arrived);
+    }
+    const fresh = [...freshIds.value, ...arrived.map((item) => item.id)];
+    freshIds.value = new Set(fresh.slice(-MAX_FRESH));
+    if (document.visibilityState !== "visible" || route.value.name !== "list") unseen.value += arrived.length;
   });
+}
+
+function onReport(report: ReportSummary): void {
+  pending.push(report);
+  flushTimer ??= setTimeout(flushPending, FLUSH_DELAY_MS);
 }
 
 /** A paused thread went on: the open report stops offering Continue, for every viewer. */
@@ -162,6 +230,7 @@ export {
   agents,
   agentsError,
   applyEvent,
+  filterText,
   freshIds,
   hasOlder,
   loadAgents,
@@ -175,5 +244,6 @@ export {
   selectReport,
   selected,
   unseen,
+  visibleReports,
   type Selection,
 };

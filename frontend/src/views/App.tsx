@@ -2,6 +2,7 @@
 // form once the broker asked for it). Also keeps document.title in step.
 import { useEffect } from "preact/hooks";
 import { ConnectionStatus } from "../components/ConnectionStatus";
+import { HelpButton, Shortcuts } from "../components/Shortcuts";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
@@ -59,9 +60,11 @@ function App() {
         <div class="topbar-tools">
           <ConnectionStatus />
           <ThemeSwitch />
+          <HelpButton />
         </div>
       </header>
       <main>{page}</main>
+      <Shortcuts />
     </>
   );
 }

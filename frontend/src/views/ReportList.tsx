@@ -1,9 +1,14 @@
-// The report list (#/): newest first, live from the WebSocket, next to the agents panel.
-import { useEffect } from "preact/hooks";
+// The report list (#/): newest first, live from the WebSocket, searchable, virtualized (only
+// the rows on screen are in the DOM) and loading older reports as the user scrolls down.
+import { useEffect, useRef } from "preact/hooks";
 import type { ReportSummary } from "../api/types";
 import { AgentsPanel } from "../components/AgentsPanel";
 import { RelativeTime } from "../components/RelativeTime";
+import { SEARCH_ID, searchFocusRequest } from "../components/Shortcuts";
+import { VirtualList } from "../components/VirtualList";
+import { moveSelection, positionOf, selectedId } from "../state/navigation";
 import {
+  filterText,
   freshIds,
   hasOlder,
   loadOlderReports,
@@ -11,20 +16,41 @@ import {
   reports,
   reportsError,
   reportsLoaded,
+  visibleReports,
 } from "../state/reports";
 import { reportHref } from "../state/route";
 
 const MESSAGE_LIMIT = 160;
+/** Must match `.report-row { height }` in app.css. */
+const ROW_HEIGHT = 62;
 
 function truncate(text: string, limit: number): string {
   const firstLine = text.split("\n", 1)[0] ?? "";
   return firstLine.length > limit || firstLine !== text ? `${firstLine.slice(0, limit).trimEnd()}…` : text;
 }
 
-function ReportRow({ report, fresh }: { report: ReportSummary; fresh: boolean }) {
+interface RowProps {
+  report: ReportSummary;
+  index: number;
+  total: number;
+  fresh: boolean;
+  selected: boolean;
+}
+
+function ReportRow({ report, index, total, fresh, selected }: RowProps) {
+  const classes = ["report-row"];
+  if (fresh) classes.push("fresh");
+  if (selected) classes.push("selected");
   return (
-    <li class={fresh ? "report-row fresh" : "report-row"} data-testid="report-row" data-id={report.id}>
-      <a href={reportHref(report.id)}>
+    <li
+      class={classes.join(" ")}
+      data-testid="report-row"
+      data-id={report.id}
+      data-index={index}
+      aria-posinset={index + 1}
+      aria-setsize={total}
+    >
+      <a href={reportHref(report.id)} aria-current={selected ? "true" : undefined}>
         <span class="report-headline">
           <span class="exception-type">{report.type_name}</span>
           {report.message && <span class="report-message">{truncate(report.message, MESSAGE_LIMIT)}</span>}
@@ -55,17 +81,78 @@ function useSeenWhileVisible(): void {
   }, []);
 }
 
+let handledFocusRequest = 0;
+
+function SearchBox() {
+  const input = useRef<HTMLInputElement>(null);
+  const request = searchFocusRequest.value;
+  useEffect(() => {
+    if (request === handledFocusRequest) return;
+    handledFocusRequest = request;
+    input.current?.focus();
+    input.current?.select();
+  }, [request]);
+  return (
+    <div class="search">
+      <label for={SEARCH_ID} class="visually-hidden">
+        Search reports
+      </label>
+      <input
+        ref={input}
+        id={SEARCH_ID}
+        data-testid="report-search"
+        type="search"
+        placeholder="Search type, message, app, URL, pid…  ( / )"
+        autocomplete="off"
+        spellcheck={false}
+        value={filterText.value}
+        onInput={(event) => {
+          filterText.value = event.currentTarget.value;
+        }}
+        onKeyDown={(event) => {
+          if (event.key === "Escape") {
+            event.preventDefault();
+            if (filterText.value) filterText.value = "";
+            else event.currentTarget.blur();
+          } else if (event.key === "ArrowDown" || event.key === "Enter") {
+            event.preventDefault();
+            selectedId.value = null;
+            moveSelection(1);
+          }
+        }}
+      />
+    </div>
+  );
+}
+
+function CountBadge() {
+  const shown = visibleReports.value.length;
+  const total = reports.value.length;
+  const more = hasOlder.value ? "+" : "";
+  const text = filterText.value.trim() ? `${shown} of ${total}${more}` : `${total}${more}`;
+  return (
+    <span class="count" data-testid="report-count" title={more ? "More on the broker: they load as you scroll" : undefined}>
+      {text}
+    </span>
+  );
+}
+
 /** The list page. */
 function ReportList() {
   useSeenWhileVisible();
-  const list = reports.value;
+  const list = visibleReports.value;
   const fresh = freshIds.value;
+  const selected = selectedId.value;
+  const filtering = filterText.value.trim() !== "";
   return (
     <div class="list-layout">
       <section class="panel reports" aria-labelledby="reports-title">
-        <h1 id="reports-title">
-          Reports <span class="count">{String(list.length)}</span>
-        </h1>
+        <div class="reports-head">
+          <h1 id="reports-title">
+            Reports <CountBadge />
+          </h1>
+          <SearchBox />
+        </div>
         {reportsError.value !== null && (
           <p class="error" role="alert">
             {reportsError.value}
@@ -73,19 +160,40 @@ function ReportList() {
         )}
         {!reportsLoaded.value ? (
           <p class="muted">Loading…</p>
-        ) : list.length === 0 ? (
+        ) : reports.value.length === 0 ? (
           <p class="muted">No errors yet. When an app with the agent raises, its report appears here at once.</p>
+        ) : list.length === 0 && filtering ? (
+          <p class="muted" role="status">
+            No report matches “{filterText.value}”.
+          </p>
         ) : (
-          <ol class="report-list">
-            {list.map((report) => (
-              <ReportRow key={report.id} report={report} fresh={fresh.has(report.id)} />
-            ))}
-          </ol>
+          <VirtualList
+            class="report-list"
+            label={filtering ? "Matching reports" : "Reports, newest first"}
+            items={list}
+            rowHeight={ROW_HEIGHT}
+            activeIndex={positionOf(selected)}
+            activeKey={selected}
+            onNearEnd={hasOlder.value ? () => void loadOlderReports() : undefined}
+            onFocusRow={(index) => {
+              selectedId.value = list[index]?.id ?? null;
+            }}
+            renderRow={(report, index) => (
+              <ReportRow
+                key={report.id}
+                report={report}
+                index={index}
+                total={list.length}
+                fresh={fresh.has(report.id)}
+                selected={report.id === selected}
+              />
+            )}
+          />
         )}
-        {hasOlder.value && (
-          <button type="button" class="button load-older" onClick={() => void loadOlderReports()}>
-            Load older reports
-          </button>
+        {hasOlder.value && reports.value.length > 0 && (
+          <p class="muted small list-end" role="status">
+            Older reports load as you scroll.
+          </p>
         )}
       </section>
       <AgentsPanel />

@@ -1,0 +1,144 @@
+// Keyboard shortcuts for the whole dashboard, and their help overlay (a modal <dialog>).
+// Keys typed into a field (search, console, login) are the field's, never shortcuts.
+import { signal } from "@preact/signals";
+import { useEffect, useRef } from "preact/hooks";
+import { helpOpen, moveSelection, openAdjacentReport, selectedId } from "../state/navigation";
+import { reportHref, route } from "../state/route";
+
+/** The list's search box. */
+const SEARCH_ID = "report-search";
+/** Counts "/" presses made away from the list; the list focuses its search box when shown. */
+const searchFocusRequest = signal(0);
+
+const SHORTCUTS: [keys: string[], what: string][] = [
+  [["j", "k"], "Next / previous report (in the list, and from a report)"],
+  [["Enter"], "Open the selected report"],
+  [["/"], "Search the reports"],
+  [["Esc"], "Close this help · clear the search · back to the list"],
+  [["?"], "Show or hide this help"],
+];
+
+function isTyping(target: EventTarget | null): boolean {
+  if (!(target instanceof HTMLElement)) return false;
+  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
+}
+
+function onKeyDown(event: KeyboardEvent): void {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+  const page = route.value.name;
+  switch (event.key) {
+    case "?":
+      helpOpen.value = !helpOpen.value;
+      break;
+    case "j":
+    case "k": {
+      const step = event.key === "j" ? 1 : -1;
+      if (page === "list") moveSelection(step);
+      else if (page === "report") openAdjacentReport(step);
+      else return;
+      break;
+    }
+    case "Enter": {
+      // On a row, open the selected report (the focus may trail a fast j/k by a frame).
+      const selected = selectedId.value;
+      const onRow = event.target instanceof Element && event.target.closest("[data-testid=report-row]") !== null;
+      if (page !== "list" || selected === null || !onRow) return;
+      location.hash = reportHref(selected);
+      break;
+    }
+    case "/": {
+      const search = document.getElementById(SEARCH_ID);
+      if (page === "list" && search instanceof HTMLInputElement) {
+        search.focus();
+        search.select();
+      } else {
+        // The list is not shown yet: it focuses its search box once it is.
+        if (page !== "list") location.hash = "#/";
+        searchFocusRequest.value += 1;
+      }
+      break;
+    }
+    case "Escape":
+      if (helpOpen.value) helpOpen.value = false;
+      else if (page === "report") location.hash = "#/";
+      else return;
+      break;
+    default:
+      return;
+  }
+  event.preventDefault();
+}
+
+/** Installs the shortcuts and renders the help overlay while it is open. */
+function Shortcuts() {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const open = helpOpen.value;
+
+  useEffect(() => {
+    document.addEventListener("keydown", onKeyDown);
+    return () => document.removeEventListener("keydown", onKeyDown);
+  }, []);
+
+  useEffect(() => {
+    const element = dialog.current;
+    if (element === null) return;
+    if (open && !element.open) element.showModal();
+    else if (!open && element.open) element.close();
+  }, [open]);
+
+  return (
+    <dialog
+      ref={dialog}
+      class="help"
+      aria-labelledby="help-title"
+      data-testid="shortcut-help"
+      onClose={() => {
+        helpOpen.value = false;
+      }}
+    >
+      <div class="help-head">
+        <h2 id="help-title">Keyboard shortcuts</h2>
+        <button type="button" class="button small" onClick={() => (helpOpen.value = false)}>
+          Close
+        </button>
+      </div>
+      <table class="help-table">
+        <tbody>
+          {SHORTCUTS.map(([keys, what]) => (
+            <tr key={what}>
+              <th scope="row">
+                {keys.map((key, position) => (
+                  <span key={key}>
+                    {position > 0 && " "}
+                    <kbd>{key}</kbd>
+                  </span>
+                ))}
+              </th>
+              <td>{what}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted small">Shortcuts are off while you type in a field; Esc leaves the search box.</p>
+    </dialog>
+  );
+}
+
+/** The top bar's button that opens the help. */
+function HelpButton() {
+  return (
+    <button
+      type="button"
+      class="button small"
+      data-testid="help-button"
+      aria-haspopup="dialog"
+      title="Keyboard shortcuts (?)"
+      onClick={() => (helpOpen.value = true)}
+    >
+      <span aria-hidden="true">?</span>
+      <span class="visually-hidden">Keyboard shortcuts</span>
+    </button>
+  );
+}
+
+export { HelpButton, SEARCH_ID, Shortcuts, searchFocusRequest };

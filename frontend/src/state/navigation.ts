@@ -1,0 +1,42 @@
+// Moving through the reports with the keyboard: the list's selected row, the next and
+// previous report from a report page, and the shortcut help overlay's state.
+import { signal } from "@preact/signals";
+import { visibleReports } from "./reports";
+import { parseRoute, reportHref } from "./route";
+
+/** The id of the list's selected row (j/k move it, Enter opens it), or null. */
+const selectedId = signal<string | null>(null);
+
+/** Whether the keyboard shortcut help is open. */
+const helpOpen = signal(false);
+
+/** Position of report `id` in the shown list, or -1. */
+function positionOf(id: string | null): number {
+  if (id === null) return -1;
+  return visibleReports.value.findIndex((report) => report.id === id);
+}
+
+/** Select the row `step` rows below (positive) or above (negative) the selected one. */
+function moveSelection(step: number): void {
+  const list = visibleReports.value;
+  if (list.length === 0) return;
+  const current = positionOf(selectedId.value);
+  const next = current < 0 ? (step > 0 ? 0 : list.length - 1) : current + step;
+  const clamped = Math.max(0, Math.min(list.length - 1, next));
+  selectedId.value = list[clamped]?.id ?? null;
+}
+
+/** From a report page, open the report `step` rows below or above it in the list. */
+function openAdjacentReport(step: number): void {
+  // From the address itself: a quick second key press comes before the hashchange event.
+  const current = parseRoute(location.hash);
+  if (current.name !== "report") return;
+  const list = visibleReports.value;
+  const position = positionOf(current.id);
+  const target = position < 0 ? list[0] : list[position + step];
+  if (target === undefined) return;
+  selectedId.value = target.id;
+  location.hash = reportHref(target.id);
+}
+
+export { helpOpen, moveSelection, openAdjacentReport, positionOf, selectedId };
