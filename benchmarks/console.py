@@ -23,6 +23,11 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
+import zmq
+
+from debugbroker.agent import protocol
+from debugbroker.agent.protocol import EvalRequest, EvalResult, Hello, ReportMessage, Welcome
+
 from .common import (
     BENCH_APPS,
     Broker,
@@ -155,6 +160,57 @@ def _werkzeug(settings: Settings, count: int) -> list[float]:
         server.stop()
 
 
+def _agent_hop(settings: Settings, count: int) -> list[float]:
+    """The agent's part alone: a bare ZeroMQ ROUTER (no HTTP, no SQLite) asks the real agent
+    in a gunicorn worker, the way the broker's relay does."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    zmq_port = router.bind_to_random_port("tcp://127.0.0.1")
+    port = free_port()
+    env = app_env(DEBUGBROKER_URL=f"tcp://127.0.0.1:{zmq_port}", DEBUGBROKER_SECRET="hop")
+    command = [sys.executable, "-m", "gunicorn", "-w", "1", "--bind", f"127.0.0.1:{port}"]
+    server = _start("gunicorn-hop", [*command, "bench_wsgi:app"], env, settings.workdir, port)
+
+    def receive(kind: type[Any], timeout: float = 20.0) -> tuple[bytes, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if router.poll(100):
+                identity, payload = router.recv_multipart()
+                message = protocol.decode(payload)
+                if isinstance(message, Hello):
+                    router.send_multipart([identity, protocol.encode(Welcome(dashboard_url=""))])
+                if isinstance(message, kind):
+                    return identity, message
+        raise RuntimeError(f"no {kind.__name__} from the agent")
+
+    try:
+        answer = http("GET", f"http://127.0.0.1:{port}/boom", headers={"Accept": "text/plain"})
+        if answer.status != 500:
+            raise RuntimeError(f"/boom answered {answer.status}")
+        identity, message = receive(ReportMessage)
+        frames = [f for info in message.report.exceptions for f in info.frames]
+        frame_id = next(f.frame_id for f in frames if f.function == "raw_app")
+        sequence = iter(range(10**9))
+
+        def send() -> None:
+            request_id = f"r{next(sequence)}"
+            request = EvalRequest(request_id=request_id, frame_id=frame_id, code=CODE)
+            router.send_multipart([identity, protocol.encode(request)])
+            while True:
+                _, result = receive(EvalResult)
+                if result.request_id == request_id:
+                    if not result.ok:
+                        raise RuntimeError(f"eval failed: {result.error}")
+                    return
+
+        return _time_evals(send, count)
+    finally:
+        server.stop()
+        router.close(linger=0)
+        context.term()
+
+
 def run(settings: Settings) -> list[Row]:
     """Rows: p50 and p99 round trip, ours (HTTP API) and Werkzeug's (in-process console)."""
     count = 20 if settings.quick else 1_000
@@ -165,6 +221,7 @@ def run(settings: Settings) -> list[Row]:
     finally:
         broker.stop()
     werkzeug = _werkzeug(settings, count)
+    hop = _agent_hop(settings, count)
     rows = []
     for name, fraction, factor in (("p50", 0.5, 1.0), ("p99", 0.99, 2.0)):
         mine, theirs = percentile(ours, fraction) * 1e3, percentile(werkzeug, fraction) * 1e3
@@ -179,4 +236,17 @@ def run(settings: Settings) -> list[Row]:
                 None if settings.quick else mine <= theirs * factor,
             )
         )
+    rows.append(
+        Row(
+            "3 console round trip",
+            "p50 of the agent hop alone (bare ZeroMQ ROUTER -> agent)",
+            percentile(hop, 0.5) * 1e3,
+            percentile(werkzeug, 0.5) * 1e3,
+            "ms",
+            "-",
+            None,
+            f"p99 {percentile(hop, 0.99) * 1e3:.2f} ms; the rest of the full round trip is "
+            "the broker: HTTP, auth, the report lookup and the console transcript in SQLite",
+        )
+    )
     return rows

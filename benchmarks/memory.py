@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
-from .common import BENCH_APPS, ROOT, Row, Settings, app_env, start_broker, stored_reports
+from .common import BENCH_APPS, ROOT, Row, Settings, app_env, start_broker, stored_reports, wait_for
 
 __all__ = ["run"]
 
@@ -41,6 +42,13 @@ def run(settings: Settings) -> list[Row]:
     broker = start_broker(settings, "memory")
     try:
         ours = _worker("ours", ours_count, app_env(broker))
+
+        def settled() -> bool:  # the last reports may still be on their way to SQLite
+            before = stored_reports(broker)
+            time.sleep(0.5)
+            return stored_reports(broker) == before
+
+        wait_for(settled, 60, "the broker to store the last reports")
         stored = stored_reports(broker)
     finally:
         broker.stop()
@@ -61,7 +69,7 @@ def run(settings: Settings) -> list[Row]:
             met,
             f"ours: peak {ours_peak:.1f} MB, end {ours_growth:.1f} MB, "
             f"{int(ours['held_frames'])} frames held, {int(ours['dropped_reports'])} shed "
-            "(the loop raises faster than the broker stores; counted), "
+            "(counted: the loop raises faster than the broker stores), "
             f"{stored} stored; Werkzeug: {werkzeug_growth:.0f} MB after {werkzeug_count} "
             f"errors ({int(werkzeug['held_frames'])} frames kept), projected linearly",
         )
