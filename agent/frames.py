@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from types import FrameType
 
@@ -21,6 +21,7 @@ __all__ = ["FrameRegistry", "HeldFrame", "estimate_frame_size"]
 _FRAME_OVERHEAD = 512  # the frame object itself and its bookkeeping here, roughly
 _ID_BYTES = 8
 _RANDOM_POOL = 4096  # bytes of os.urandom read at once: one syscall per 512 frame ids
+_MAX_RELEASED = 1024  # released report ids waiting to be told to the broker
 
 
 def estimate_frame_size(frame: FrameType) -> int:
@@ -94,6 +95,9 @@ class FrameRegistry:
         self._reports: OrderedDict[str, _HeldReport] = OrderedDict()
         self._bytes = 0
         self.released_reports = 0
+        # Ids of released reports the broker has not been told about yet (oldest dropped
+        # first: a reconnect's hello lists what is still held, which corrects the broker).
+        self._released: deque[str] = deque(maxlen=_MAX_RELEASED)
         self._random = b""  # unused os.urandom bytes, taken under the lock
         self._random_used = 0
         self._random_pid = 0
@@ -151,6 +155,7 @@ class FrameRegistry:
             self._frames.pop(frame_id, None)
         self._bytes -= report.size
         self.released_reports += 1
+        self._released.append(report_id)
 
     def get(self, frame_id: str) -> HeldFrame | None:
         """The held frame with this id (marking its report as recently used), or None."""
@@ -165,10 +170,28 @@ class FrameRegistry:
         with self._lock:
             self._release_locked(report_id)
 
+    def take_released(self) -> tuple[str, ...]:
+        """The ids of reports released since the last call (by LRU, cap or request)."""
+        with self._lock:
+            released = tuple(self._released)
+            self._released.clear()
+            return released
+
+    @property
+    def has_released(self) -> bool:
+        """Whether some released report ids wait to be taken (cheap, no lock)."""
+        return bool(self._released)
+
     def held_reports(self) -> tuple[str, ...]:
         """The ids of the reports whose frames are held, least recently used first."""
         with self._lock:
             return tuple(self._reports)
+
+    @property
+    def report_count(self) -> int:
+        """How many reports have frames held."""
+        with self._lock:
+            return len(self._reports)
 
     @property
     def held_bytes(self) -> int:

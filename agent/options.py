@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,6 +55,30 @@ def _read_local_secret() -> str:
         return ""
 
 
+def _positive_number(name: str, default: float) -> float:
+    """A positive number from the environment variable ``name``; bad text warns, keeps default.
+
+    A typo in a debugging aid's setting must not stop the app: the agent says what it
+    ignored on stderr and goes on with the default.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        print(
+            f"debugbroker: ignoring {name}={text[:40]!r}: expected a positive number; "
+            f"using {default:g}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return default
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     """Everything the agent can be told; defaults follow Werkzeug's debugger where it has one."""
@@ -79,7 +104,8 @@ class Options:
     repr_depth: int = 4  # nesting levels shown
     repr_text: int = 2_000  # characters of any object's own repr
     repr_budget_seconds: float = 0.05  # time for one frame's locals before the rest is skipped
-    # Held frames: bounded, least recently used released first.
+    # Held frames: bounded, least recently used released first (DEBUGBROKER_HELD_REPORTS,
+    # DEBUGBROKER_HELD_MB).
     held_reports: int = 64
     held_bytes: int = 32 * 1024 * 1024
     # Transport.
@@ -97,6 +123,8 @@ class Options:
             dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
             app_name=os.environ.get("DEBUGBROKER_APP", ""),
             server_key=os.environ.get("DEBUGBROKER_SERVER_KEY", "").strip(),
+            held_reports=max(1, int(_positive_number("DEBUGBROKER_HELD_REPORTS", 64))),
+            held_bytes=int(_positive_number("DEBUGBROKER_HELD_MB", 32) * 1024 * 1024),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(options, **given)  # type: ignore[arg-type]

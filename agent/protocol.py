@@ -46,6 +46,9 @@ __all__ = [
     "Bye",
     "Resume",
     "Resumed",
+    "Release",
+    "Released",
+    "MAX_HELD_IDS",
     "ExpandRequest",
     "ExpandResult",
     "SourceRequest",
@@ -60,6 +63,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 # Both sides refuse bigger frames (zmq MAXMSGSIZE on the socket, this check on decode).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
+MAX_HELD_IDS = 1024
 
 
 class ProtocolError(ValueError):
@@ -206,6 +211,7 @@ class Hello:
     console: bool = False  # offers a console on the live process (CONSOLE_FRAME_ID)
     eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
     paused: tuple[str, ...] = ()  # reports whose thread waits at breakpoint() for Continue
+    held: tuple[str, ...] = ()  # reports whose frames it still holds (at most MAX_HELD_IDS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,6 +255,8 @@ class Heartbeat:
     kind: ClassVar[str] = "heartbeat"
     held_frames: int
     dropped_reports: int = 0
+    held_reports: int = 0  # reports whose frames are held
+    held_bytes: int = 0  # the registry's memory estimate of the held frames
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -376,6 +384,22 @@ class Resumed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """Broker → agent: drop the frames held for ``report_id`` (the dashboard's Release)."""
+
+    kind: ClassVar[str] = "release"
+    report_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Released:
+    """Agent → broker: these reports' frames are no longer held (LRU, caps or Release)."""
+
+    kind: ClassVar[str] = "released"
+    report_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExpandRequest:
     """Broker → agent: the next slice of a truncated value of a held frame (the "+").
 
@@ -427,6 +451,8 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Bye,
     Resume,
     Resumed,
+    Release,
+    Released,
     Hello,
     Welcome,
     Refused,
@@ -451,6 +477,8 @@ _MESSAGE_TYPES: dict[str, type[Any]] = {
         Bye,
         Resume,
         Resumed,
+        Release,
+        Released,
         Hello,
         Welcome,
         Refused,

@@ -47,6 +47,8 @@ from .protocol import (
     Ping,
     ProtocolError,
     Refused,
+    Release,
+    Released,
     Report,
     ReportMessage,
     Resume,
@@ -394,6 +396,8 @@ class Transport:
                 pause = self._pauses.get(message.report_id)
             if pause is not None:
                 pause.set()
+        elif isinstance(message, Release):  # the dashboard's "Release frames"
+            self.registry.release_report(message.report_id)
         elif isinstance(message, Ping):
             state.heartbeat_due = 0.0
         else:  # an agent-to-broker message sent our way
@@ -420,8 +424,18 @@ class Transport:
             with self._lock:
                 resumed = self._resumed.popleft()
             self._send(sock, resumed)
+        if self.registry.has_released and not self._reports:  # after the reports they name
+            released = self.registry.take_released()
+            for start in range(0, len(released), protocol.MAX_HELD_IDS):
+                chunk = released[start : start + protocol.MAX_HELD_IDS]
+                self._send(sock, Released(report_ids=chunk))  # lost: the next hello corrects
         if now >= state.heartbeat_due:
-            beat = Heartbeat(held_frames=len(self.registry), dropped_reports=self.dropped_reports)
+            beat = Heartbeat(
+                held_frames=len(self.registry),
+                dropped_reports=self.dropped_reports,
+                held_reports=self.registry.report_count,
+                held_bytes=self.registry.held_bytes,
+            )
             self._send(sock, beat)
             state.heartbeat_due = now + max(self.options.heartbeat_seconds, 0.01)
 
@@ -466,6 +480,7 @@ class Transport:
             console=self.options.console and self.options.evalex,
             eval_timeout=self.options.eval_timeout_seconds,
             paused=self._paused_reports(),
+            held=self.registry.held_reports()[-protocol.MAX_HELD_IDS :],
         )
 
     def _paused_reports(self) -> tuple[str, ...]:

@@ -7,10 +7,12 @@ was asked; authentication and the Host/Origin rules are applied before, by ``aut
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
 
+from .audit import display_name
 from .auth import ROLE_KEY
 from .highlight import highlight_report
 from .relay import EvalFailure, Relay
@@ -64,6 +66,8 @@ async def get_report(request: web.Request) -> web.Response:
     agent = request.app[RELAY].agents.get(report["agent_id"])
     report["agent_alive"] = bool(agent and agent.alive)
     report["resumable"] = report["id"] in request.app[RELAY].paused
+    report["frames_held"] = request.app[RELAY].frames_held(report["id"], report["agent_id"])
+    report["frames_released"] = request.app[RELAY].released_at.get(report["id"])
     return web.json_response(report)
 
 
@@ -89,6 +93,36 @@ async def resume_report(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def release_frames(request: web.Request) -> web.Response:
+    """``POST /api/reports/{id}/release``: the agent drops the report's live frames now."""
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    status, message = 403, "this token may read reports but not release frames"
+    if request[ROLE_KEY] == "full":
+        status, message = 200, ""
+        try:
+            await request.app[RELAY].release(found["id"], found["agent_id"])
+        except EvalFailure as failure:
+            status, message = failure.status, failure.message
+    await request.app[STORE].add_audit(  # like evals: who, when, which report, outcome
+        {
+            "at": time.time(),
+            "action": "release_frames",
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": found["agent_id"],
+            "report_id": found["id"],
+            "outcome": "ok" if status == 200 else "refused" if status == 403 else "failed",
+            "detail": f"HTTP {status}: {message}" if message else "",
+        }
+    )
+    if status != 200:
+        return _error(status, message)
+    return web.json_response({"ok": True, "frames_held": False})
+
+
 async def list_agents(request: web.Request) -> web.Response:
     """``GET /api/agents``: live agents first, then the most recently seen."""
     agents = sorted(request.app[RELAY].agents.values(), key=lambda a: (not a.alive, -a.last_seen))
@@ -103,4 +137,5 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/reports/{report_id}/text", get_report_text),
         web.get("/api/agents", list_agents),
         web.post("/api/reports/{report_id}/continue", resume_report),
+        web.post("/api/reports/{report_id}/release", release_frames),
     ]

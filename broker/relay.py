@@ -15,7 +15,8 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,7 @@ _HANDSHAKE_FAILED_EVENTS = (
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 _LOUD_EVENTS = 20  # log (and audit) the first refusals in full, then every 100th
+_MAX_RELEASED = 10_000  # release times remembered for the report JSON (oldest forgotten)
 
 
 def _worth_logging(count: int) -> bool:
@@ -92,6 +94,8 @@ class AgentState:
     alive: bool = False
     held_frames: int = 0
     dropped_reports: int = 0
+    held_reports: int = 0  # reports whose frames it holds (heartbeat)
+    held_bytes: int = 0  # its memory estimate of them (heartbeat)
     console: bool = False  # offers a console on the live process
     eval_timeout: float = 0.0  # the agent's own time limit per eval
 
@@ -110,6 +114,8 @@ class AgentState:
             "held_frames": self.held_frames,
             "console": self.console and self.evalex,
             "dropped_reports": self.dropped_reports,
+            "held_reports": self.held_reports,
+            "held_bytes": self.held_bytes,
         }
 
     def record(self) -> dict[str, Any]:
@@ -159,6 +165,10 @@ class Relay:
         self.eval_timeout = eval_timeout
         self.agents: dict[str, AgentState] = {}
         self.paused: dict[str, str] = {}  # report id -> agent id, threads held at breakpoint()
+        # Whose frames are held: report id -> agent id (its reports, hello and releases);
+        # and when the broker learnt that a report's frames were released.
+        self.held: dict[str, str] = {}
+        self.released_at: OrderedDict[str, float] = OrderedDict()
         self.stats = RelayStats()
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # evals and co.
         self._context = zmq.asyncio.Context()
@@ -270,10 +280,16 @@ class Relay:
             return
         agent.last_seen = time.time()
         if isinstance(message, Heartbeat):
-            before = (agent.held_frames, agent.dropped_reports)
-            changed = before != (message.held_frames, message.dropped_reports)
+            before = (agent.held_frames, agent.dropped_reports, agent.held_reports)
+            changed = before != (
+                message.held_frames,
+                message.dropped_reports,
+                message.held_reports,
+            )
             agent.held_frames = message.held_frames
             agent.dropped_reports = message.dropped_reports
+            agent.held_reports = message.held_reports
+            agent.held_bytes = message.held_bytes
             if changed:
                 await self.publish({"type": "agent", "agent": agent.to_json()})
         elif isinstance(message, ReportMessage):
@@ -283,8 +299,11 @@ class Relay:
                 del self.paused[message.report_id]
             event = {"type": "resumed", "report_id": message.report_id, "reason": message.reason}
             await self.publish(event)
+        elif isinstance(message, protocol.Released):
+            ids = message.report_ids[: protocol.MAX_HELD_IDS]
+            await self._frames_released(agent.agent_id, ids)
         elif isinstance(message, protocol.Bye):
-  # the process exits: gone now, not later
+            # the process exits: gone now, not later
             await self._mark_gone(agent, message.reason or "it exited")
         elif isinstance(
             message,
@@ -351,6 +370,12 @@ class Relay:
         # only the agent's own paused reports count.
         for report_id in [r for r, owner in self.paused.items() if owner == agent_id]:
             del self.paused[report_id]
+        # The frames it still holds (only its own reports count: see ``frames_held``).
+        still_held = set(hello.held[: protocol.MAX_HELD_IDS])
+        gone = [r for r, owner in self.held.items() if owner == agent_id and r not in still_held]
+        for report_id in still_held:
+            self.held[report_id] = agent_id
+        await self._frames_released(agent_id, gone)
         for report_id in hello.paused[:64]:
             found = await self.store.get_report(report_id)
             if found and found.get("agent_id") == agent_id and found.get("paused"):
@@ -379,6 +404,8 @@ class Relay:
             self.stats.reports += 1
             if report.get("paused"):
                 self.paused[report["id"]] = agent.agent_id
+            if _holds_frames(report):
+                self.held[report["id"]] = agent.agent_id
             await self.publish({"type": "report", "report": report_summary(report)})
 
     async def _liveness_loop(self) -> None:
@@ -395,6 +422,8 @@ class Relay:
         agent.alive = False
         for report_id in [r for r, owner in self.paused.items() if owner == agent.agent_id]:
             del self.paused[report_id]
+        for report_id in [r for r, owner in self.held.items() if owner == agent.agent_id]:
+            del self.held[report_id]  # gone with the process (the agent event says so)
         failure = EvalFailure(410, _gone_message(agent))
         for owner, future in self._pending.values():
             if owner == agent.agent_id and not future.done():
@@ -414,6 +443,37 @@ class Relay:
                 return False
             raise
         return True
+
+    def frames_held(self, report_id: str, agent_id: str) -> bool:
+        """Whether the live agent ``agent_id`` (the report's own) still holds its frames."""
+        agent = self.agents.get(agent_id)
+        return bool(agent and agent.alive and self.held.get(report_id) == agent_id)
+
+    async def _frames_released(self, agent_id: str, report_ids: Sequence[str]) -> None:
+        """Forget that ``agent_id`` holds these reports' frames and tell the dashboards."""
+        now = time.time()
+        released = [r for r in report_ids if self.held.get(r) == agent_id]
+        for report_id in released:
+            del self.held[report_id]
+            self.released_at[report_id] = now
+            self.released_at.move_to_end(report_id)
+        while len(self.released_at) > _MAX_RELEASED:
+            self.released_at.popitem(last=False)
+        if released:
+            await self.publish({"type": "frames", "report_ids": released, "held": False, "at": now})
+
+    async def release(self, report_id: str, agent_id: str) -> None:
+        """Ask the agent to drop the frames of ``report_id`` now; ``EvalFailure`` if it can't."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.alive:
+            raise EvalFailure(410, _gone_message(agent))
+        if self.held.get(report_id) != agent_id:
+            raise EvalFailure(409, "frames already released: the agent no longer holds them")
+        if not await self._send(agent_id.encode(), protocol.Release(report_id=report_id)):
+            await self._mark_gone(agent, "its connection closed")
+            raise EvalFailure(410, _gone_message(agent))
+        # The agent handles messages in order: any eval sent after this finds no frame.
+        await self._frames_released(agent_id, [report_id])
 
     async def resume(self, report_id: str) -> None:
         """Let the thread paused at ``breakpoint()`` in ``report_id`` go on; ``EvalFailure``."""
@@ -514,6 +574,19 @@ class Relay:
                     await self._mark_gone(agent, "its connection closed")
         finally:
             self._pending.pop(request_id, None)
+
+
+def _holds_frames(report: dict[str, Any]) -> bool:
+    """Whether a wire report names a held frame (``frame_id`` set) in any exception."""
+    stack = list(report.get("exceptions") or ())
+    while stack:
+        info = stack.pop()
+        if not isinstance(info, dict):
+            continue
+        if any(isinstance(f, dict) and f.get("frame_id") for f in info.get("frames") or ()):
+            return True
+        stack.extend(info.get("exceptions") or ())
+    return False
 
 
 def _gone_message(agent: AgentState | None) -> str:

@@ -89,6 +89,9 @@ MESSAGES: list[protocol.Message] = [
     HelloRequest(),
     Ping(),
     Heartbeat(held_frames=3, dropped_reports=1),
+    Heartbeat(held_frames=3, held_reports=2, held_bytes=4096),
+    protocol.Release(report_id="r1"),
+    protocol.Released(report_ids=("r1", "r2")),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),
     EvalResult(
@@ -104,7 +107,13 @@ def test_round_trip(message: protocol.Message) -> None:
 
 def test_wire_dicts_carry_the_kind_tag() -> None:
     wire = protocol.to_wire(Heartbeat(held_frames=2))
-    assert wire == {"kind": "heartbeat", "held_frames": 2, "dropped_reports": 0}
+    assert wire == {
+        "kind": "heartbeat",
+        "held_frames": 2,
+        "dropped_reports": 0,
+        "held_reports": 0,
+        "held_bytes": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -228,5 +237,6 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
         py_fields -= {"request_id"}
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
-    unknown = set(ts_fields) - py_fields - {"kind", "highlight", "agent_alive", "resumable"}
+    added = {"kind", "highlight", "agent_alive", "resumable", "frames_held", "frames_released"}
+    unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"
