@@ -12,10 +12,12 @@ still queued in a worker (read from each worker's ``/stats``).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from .common import (
@@ -60,7 +62,17 @@ def _client(port: int, seconds: float, results: Any) -> None:
         except OSError as error:
             status = type(error).__name__
         counts[status] = counts.get(status, 0) + 1
+    counts["cpu_ms"] = round(time.process_time() * 1e3)
     results.put(counts)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _worker_stats(port: int, pids: list[int]) -> dict[int, dict[str, Any]]:
@@ -138,6 +150,9 @@ def run(settings: Settings) -> list[Row]:
         wait_for(lambda: len(broker.live_agents()) >= WORKERS, 30, "every agent to connect")
         baseline = {"broker": rss_bytes(broker.process.pid if broker.process else 0)}
         baseline["worker"] = max(rss_bytes(pid) for pid in pids)
+        broker_pid = broker.process.pid if broker.process else 0
+        broker_cpu = _cpu_seconds(broker_pid)
+        workers_cpu = sum(_cpu_seconds(pid) for pid in pids)
         sampler = _Sampler(broker, server)
         sampler.start()
         context = multiprocessing.get_context("fork")
@@ -155,6 +170,7 @@ def run(settings: Settings) -> list[Row]:
         for proc in procs:
             proc.join(30)
         elapsed = time.monotonic() - started
+        clients_cpu = counts.pop("cpu_ms", 0) / 1e3
         errors = counts.get("500", 0)
 
         # Drain: stored + shed + queued stops changing, then one more heartbeat round.
@@ -168,6 +184,8 @@ def run(settings: Settings) -> list[Row]:
         sampler.stop_event.set()
         sampler.join(30)
         stored = stored_reports(broker)
+        broker_cpu = _cpu_seconds(broker_pid) - broker_cpu
+        workers_cpu = sum(_cpu_seconds(pid) for pid in pids) - workers_cpu
         stats = _worker_stats(port, pids)
         agents = [a for a in broker.live_agents() if a["pid"] in pids]
         heartbeat_dropped = sum(int(a.get("dropped_reports", 0)) for a in agents)
@@ -183,6 +201,7 @@ def run(settings: Settings) -> list[Row]:
     broker_growth = (max(sampler.broker_rss, default=0) - baseline["broker"]) / MB
     worker_growth = (max(sampler.worker_rss, default=0) - baseline["worker"]) / MB
     judged = not settings.quick
+    per_error = 1e3 / max(errors, 1)
     other = {k: v for k, v in counts.items() if k != "500"}
     return [
         Row(
@@ -193,7 +212,9 @@ def run(settings: Settings) -> list[Row]:
             "/s",
             f">= {TARGET_RATE}/s",
             rate >= TARGET_RATE if judged else None,
-            f"{errors} 500s; other answers: {other or 'none'}",
+            f"{errors} 500s; other answers: {other or 'none'}; CPU per error: broker "
+            f"{broker_cpu * per_error:.2f} ms, workers {workers_cpu * per_error:.2f} ms, "
+            f"load generator {clients_cpu * per_error:.2f} ms",
         ),
         Row(
             "4 error storm",
