@@ -38,6 +38,7 @@ from typing import Any
 
 from .console import HIDDEN_PREFIX, compile_input, complete, completion_token, make_helpers
 from .frames import FrameRegistry, HeldFrame
+from .lookup import fill_handles
 from .options import Options
 from .output import ChunkBuffer, captured_output, routed_to
 from .protocol import (
@@ -69,6 +70,9 @@ _REPEAT_SECONDS = 0.25  # how often an interrupt that has not landed is repeated
 _MAX_STUCK = 4
 _COMPLETE_TIMEOUT = 2.0
 _eval_numbers = itertools.count(1)
+_result_numbers = itertools.count(1)
+_KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
+_KEPT_KEY = f"{HIDDEN_PREFIX}results"
 
 
 def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
@@ -81,14 +85,30 @@ def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
 class _Target:
     """What an eval runs in: a held frame or the process console."""
 
-    __slots__ = ("key", "report_id", "get_namespace")
+    __slots__ = ("key", "report_id", "get_namespace", "expandable")
 
     def __init__(
-        self, key: str, report_id: str, get_namespace: Callable[[], dict[str, object]]
+        self,
+        key: str,
+        report_id: str,
+        get_namespace: Callable[[], dict[str, object]],
+        *,
+        expandable: bool = False,
     ) -> None:
         self.key = key
         self.report_id = report_id
         self.get_namespace = get_namespace
+        self.expandable = expandable  # "+" handles of results resolve (lookup.py) in frames
+
+
+def _keep_result(namespace: dict[str, object], name: str, value: object) -> None:
+    """Keep ``value`` under a hidden name for the "+" of its result; the last few only."""
+    kept = namespace.setdefault(_KEPT_KEY, [])
+    assert isinstance(kept, list)
+    namespace[name] = value
+    kept.append(name)
+    while len(kept) > _KEPT_RESULTS:
+        namespace.pop(kept.pop(0), None)
 
 
 class _Run:
@@ -180,7 +200,9 @@ def _frame_target(held: HeldFrame, options: Options) -> _Target:
             )
         )
 
-    return _Target(held.frame_id, held.report_id, lambda: held.get_namespace(setup))
+    return _Target(
+        held.frame_id, held.report_id, lambda: held.get_namespace(setup), expandable=True
+    )
 
 
 def _console_target(options: Options) -> _Target:
@@ -213,7 +235,8 @@ def _target(registry: FrameRegistry, frame_id: str, options: Options) -> _Target
     if held is None:
         return (
             "frame released: the agent no longer holds this frame "
-            f"(it keeps the {registry.max_reports} most recent reports); "
+            "(released from the dashboard, or it keeps only the "
+            f"{registry.max_reports} most recent reports); "
             "the report stays readable"
         )
     return _frame_target(held, options)
@@ -311,11 +334,14 @@ def _execute(run: _Run, target: _Target, request: EvalRequest, options: Options)
         if value is None:
             return
         namespace["_"] = value
-        buffer.add(
-            OutputChunk(
-                stream="result", value=represent(value, options, budget=Budget(_REPR_SECONDS))
-            )
-        )
+        node = represent(value, options, budget=Budget(_REPR_SECONDS))
+        if target.expandable:  # kept only if something was cut, for its "+"
+            name = f"{HIDDEN_PREFIX}result_{next(_result_numbers)}"
+            handled = fill_handles(node, [name])
+            if handled is not node:
+                _keep_result(namespace, name, value)
+                node = handled
+        buffer.add(OutputChunk(stream="result", value=node))
 
     namespace[echo_name] = echo
     # Registered so tracebacks show the lines; removed once the traceback is formatted.

@@ -136,6 +136,8 @@ def answer_expand(
     try:
         frame_locals = held.frame.f_locals
         namespace = dict(frame_locals) if not isinstance(frame_locals, dict) else frame_locals
+        if request.handle.startswith('["__debugbroker_'):  # a console result (evaluate.py)
+            namespace = held.namespace
         value = _resolve(namespace, request.handle, options)
         page = replace(
             options, repr_items=_PAGE_ITEMS, repr_pairs=_PAGE_PAIRS, repr_string=_PAGE_CHARS

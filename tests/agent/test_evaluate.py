@@ -22,6 +22,7 @@ from debugbroker.agent.evaluate import (
     run_eval,
 )
 from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.lookup import answer_expand
 from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import (
     CONSOLE_FRAME_ID,
@@ -29,6 +30,7 @@ from debugbroker.agent.protocol import (
     CompleteResult,
     EvalRequest,
     EvalResult,
+    ExpandRequest,
     InterruptRequest,
     InterruptResult,
 )
@@ -486,3 +488,27 @@ def test_completion_is_bounded_in_time(frame: tuple[FrameRegistry, str]) -> None
     request = CompleteRequest(request_id="c", frame_id=frame_id, text="slow.x")
     answer = run_complete(registry, request, OPTIONS)
     assert answer == CompleteResult(request_id="c", ok=False, error="completion took too long")
+
+
+def test_a_cut_result_can_be_expanded_while_the_frame_is_held(
+    frame: tuple[FrameRegistry, str],
+) -> None:
+    registry, frame_id = frame
+    result = run(frame, "numbers = list(range(30))\nnumbers\nitems")
+    long, short = (chunk.value for chunk in result.chunks)
+    assert long is not None and short is not None
+    assert long.omitted == 30 - len(long.children) and long.more is not None
+    assert short.more is None  # nothing cut: nothing kept
+    request = ExpandRequest(
+        request_id="e", frame_id=frame_id, handle=long.more, offset=len(long.children)
+    )
+    page = answer_expand(registry, request, OPTIONS)
+    assert page.ok and page.node is not None
+    assert [child.text for child in page.node.children][:2] == ["8", "9"]
+    run(frame, "numbers.clear()")  # the handle names the object shown: changed, it shows so
+    kept = answer_expand(registry, request, OPTIONS)
+    assert kept.node is not None and kept.node.children == ()
+    for _ in range(evaluate._KEPT_RESULTS):  # only the last results stay alive
+        run(frame, "list(range(30))")
+    gone = answer_expand(registry, request, OPTIONS)
+    assert not gone.ok and gone.error is not None

@@ -138,11 +138,18 @@ def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: 
     field.press("ArrowUp")
     expect(field).to_have_value(re.compile(r"^for item in basket:\n    item.upper\(\)\n?$"))
 
+    # A cut result loads more from the live worker with "+", for everyone.
+    run(ada, "list(range(30))")
+    cut = bob.get_by_test_id("console-entry").nth(4).locator(".console-result")
+    expect(cut).to_contain_text("22 more")
+    cut.get_by_test_id("expand").click()
+    expect(cut).to_contain_text("29")
+
     # The transcript survives a reload, authors included.
     bob_page.reload()
     bob = open_console(bob_page, report, index, "Bob")
     authors = bob.get_by_test_id("console-author")
-    expect(authors).to_have_text(["Ada", "Ada", "Ada", "Bob"])
+    expect(authors).to_have_text(["Ada", "Ada", "Ada", "Bob", "Ada"])
 
 
 def test_the_process_console_from_the_agent_list(

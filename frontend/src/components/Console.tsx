@@ -17,6 +17,7 @@ import {
   transcriptErrorFor,
   transcriptFor,
 } from "../state/consoles";
+import { ExpandProvider } from "./Expandable";
 import { ReprView } from "./ReprView";
 
 interface ConsoleProps {
@@ -26,6 +27,8 @@ interface ConsoleProps {
   label: string;
   /** Why the console cannot run code (process gone, frame not held…), or null when it can. */
   unavailable: string | null;
+  /** The frame whose agent expands cut results ("+"); absent for process consoles. */
+  expandIn?: { reportId: string; frameIndex: number };
 }
 
 const INDENT = "    ";
@@ -97,6 +100,16 @@ function Entry({ entry }: { entry: ConsoleEntry }) {
   );
 }
 
+function Transcript({ entries }: { entries: ConsoleEntry[] }) {
+  return (
+    <ol class="console-transcript" aria-live="polite">
+      {entries.map((entry) => (
+        <Entry key={entry.id} entry={entry} />
+      ))}
+    </ol>
+  );
+}
+
 /** The indentation the next line of a block gets: the last line's, one more after a ":". */
 function nextIndent(code: string): string {
   const last = code.split("\n").pop() ?? "";
@@ -132,7 +145,7 @@ function NameField({ id }: { id: string }) {
 }
 
 /** A console bound to one frame of one report, or to an agent's process. */
-function Console({ path, label, unavailable }: ConsoleProps) {
+function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
   const transcript = transcriptFor(path);
   const loadError = transcriptErrorFor(path);
   const [code, setCode] = useState("");
@@ -266,13 +279,14 @@ function Console({ path, label, unavailable }: ConsoleProps) {
           Could not load the transcript: {loadError.value}
         </p>
       )}
-      {entries.length > 0 && (
-        <ol class="console-transcript" aria-live="polite">
-          {entries.map((entry) => (
-            <Entry key={entry.id} entry={entry} />
-          ))}
-        </ol>
-      )}
+      {entries.length > 0 &&
+        (expandIn === undefined ? (
+          <Transcript entries={entries} />
+        ) : (
+          <ExpandProvider reportId={expandIn.reportId} frameIndex={expandIn.frameIndex}>
+            <Transcript entries={entries} />
+          </ExpandProvider>
+        ))}
       {unavailable !== null && (
         <p class="console-unavailable" role="status" id={`${inputId}-why`}>
           {unavailable}

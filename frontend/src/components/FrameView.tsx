@@ -86,7 +86,12 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
         </div>
       )}
       {consoleOpen && (
-        <Console path={frameConsolePath(reportId, frame.index)} label={`frame ${frame.index}`} unavailable={why} />
+        <Console
+          path={frameConsolePath(reportId, frame.index)}
+          label={`frame ${frame.index}`}
+          unavailable={why}
+          expandIn={{ reportId, frameIndex: frame.index }}
+        />
       )}
     </li>
   );
