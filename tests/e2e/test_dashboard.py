@@ -218,6 +218,7 @@ def test_the_console_runs_code_in_the_worker_that_raised(
     console_input.press("Enter")
     entry = frame.get_by_test_id("console-entry")
     expect(entry).to_have_count(1)
+    expect(entry).to_have_attribute("aria-busy", "false")
     pid = summary["pid"]
     expect(entry.get_by_test_id("console-output")).to_have_text(f"({pid}, {pid})")
     # The pid is a live gunicorn worker's (an agent), not the arbiter's.
@@ -254,9 +255,11 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     frame = frame_by_function(dashboard, "load_order")
     frame.get_by_test_id("console-toggle").click()
     console_input = frame.get_by_test_id("console-input")
-    for code in ("orders.get(order_id, 0)", "sorted(orders)", "import os; os.getpid()"):
+    entries = frame.get_by_test_id("console-entry")
+    for number, code in enumerate(("orders.get(order_id, 0)", "sorted(orders)", "os.getpid()")):
         console_input.fill(code)
         console_input.press("Enter")
+        expect(entries.nth(number)).to_have_attribute("aria-busy", "false")
     outputs = frame.get_by_test_id("console-output")
     expect(outputs).to_have_count(3)
     expect(outputs.nth(2)).to_have_text(str(summaries[-1]["pid"]))

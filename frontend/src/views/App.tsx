@@ -51,12 +51,27 @@ function App() {
   return (
     <>
       <header class="topbar">
-        <a class="brand" href="#/">
-          debugbroker
-        </a>
-        <a class="topbar-link" href="#/groups" data-testid="groups-link">
-          Groups and search
-        </a>
+        <nav class="topbar-nav" aria-label="Dashboard">
+          <a class="brand" href="#/">
+            debugbroker
+          </a>
+          <a
+            class="topbar-link"
+            href="#/"
+            aria-current={current.name === "list" ? "page" : undefined}
+            data-testid="reports-link"
+          >
+            Reports
+          </a>
+          <a
+            class="topbar-link"
+            href="#/groups"
+            aria-current={current.name === "groups" ? "page" : undefined}
+            data-testid="groups-link"
+          >
+            Groups and search
+          </a>
+        </nav>
         <div class="topbar-tools">
           <ConnectionStatus />
           <ThemeSwitch />
