@@ -137,6 +137,7 @@ def test_release_drops_the_frames_the_report_stays_readable_and_evals_say_why(
         failed = broker.evaluate(first["id"], index, "kept")
         assert failed.status == 409, failed.text
         assert "frame released" in failed.json()["error"]
+        assert "released from the dashboard" in failed.json()["error"]
         # The other report keeps its frames.
         other = broker.evaluate(second["id"], index, "worker_pid")
         assert other.status == 200 and other.json()["ok"], other.text
