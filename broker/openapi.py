@@ -78,6 +78,8 @@ _SCHEMAS: dict[str, Schema] = {
             "text": _STRING,
             "exceptions": {"type": "array", "items": {"type": "object"}},
             "agent_alive": _BOOLEAN,
+            "frames_held": _BOOLEAN,
+            "frames_released": {"type": "number", "nullable": True},
         },
     },
     "Agent": {
@@ -94,6 +96,8 @@ _SCHEMAS: dict[str, Schema] = {
             "alive": _BOOLEAN,
             "last_seen": _NUMBER,
             "held_frames": _INTEGER,
+            "held_reports": _INTEGER,
+            "held_bytes": _INTEGER,
         },
     },
     "EvalInput": {
@@ -298,6 +302,19 @@ _PATHS: dict[str, dict[str, Schema]] = {
                 "200": _json(_OK, "it goes on"),
                 "404": _error("no such report"),
                 "409": _error("the report is not paused"),
+                "410": _error("the process is gone"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/release": {
+        "post": _operation(
+            "Drop the report's live frames in its agent (full token only; audited)",
+            {
+                "200": _json(_OK, "released; evals on its frames now answer 409"),
+                "403": _error("a view-only token"),
+                "404": _error("no such report"),
+                "409": _error("the frames are already released"),
                 "410": _error("the process is gone"),
             },
             parameters=[_REPORT_ID],
