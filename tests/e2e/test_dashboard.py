@@ -263,11 +263,14 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     outputs = frame.get_by_test_id("console-output")
     expect(outputs).to_have_count(3)
     expect(outputs.nth(2)).to_have_text(str(summaries[-1]["pid"]))
-    # The README's picture: the report's head, then the failing frame with its console.
+    # The README's picture: the failing frame with its source, locals and console.
     caller = frame_by_function(dashboard, "checkout").first
     caller.locator(".frame-expand").click()
     expect(caller.locator(".frame-expand")).to_have_attribute("aria-expanded", "false")
-    dashboard.evaluate("window.scrollTo(0, 0)")
+    # From the failing exception's heading down: its frames, the source, the console.
+    dashboard.locator(".exception").first.evaluate(
+        "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 56)"
+    )
     console_input.blur()
     dashboard.mouse.move(0, 0)  # no hover highlight in the picture
     dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report.png"), animations="disabled")

@@ -71,8 +71,10 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
       </div>
       {expanded && (
         <div class="frame-body" id={bodyId}>
-          <SourceView frame={frame} />
-          <FullSource reportId={reportId} frame={frame} />
+          <div class="frame-code">
+            <SourceView frame={frame} />
+            <FullSource reportId={reportId} frame={frame} />
+          </div>
           {frame.locals.length > 0 ? (
             <details class="frame-locals" open={!frame.is_library}>
               <summary>Locals ({String(frame.locals.length)})</summary>
