@@ -113,6 +113,7 @@ class Transport:
         self._results: deque[Message] = deque()  # eval, completion, interrupt results
         self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
         self._stopping = False
+        self._wake_pending = False  # a wake byte is on its way to the I/O thread
         self._bye_requested = False  # the process exits: flush, say bye, close
         self._linger_ms = 0  # how long closing the socket may wait for unsent messages
         self._finished = threading.Event()  # the I/O thread has closed its socket
@@ -215,11 +216,18 @@ class Transport:
         return self._stopping
 
     def _wake(self) -> None:
-        """Make the I/O thread's poll return; the caller holds ``_lock``."""
+        """Make the I/O thread's poll return; the caller holds ``_lock``.
+
+        One wake byte is enough until the thread reads it: it looks at every queue after
+        reading, so an error storm costs one syscall per loop turn, not one per report.
+        """
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         try:
             self._wake_writer.send(b"\0")
-        except OSError:  # full (the thread is awake anyway) or closed
-            pass
+        except OSError:  # closed (or full): no byte to wait for
+            self._wake_pending = False
 
     def _abandon_after_fork(self) -> None:
         """In a forked child: forget the parent's thread and zmq objects, free the wake pair."""
@@ -331,6 +339,7 @@ class Transport:
                 time.sleep(_POLL_MS / 1000)
 
     def _drain_wake(self) -> None:
+        self._wake_pending = False  # before the queues are looked at (see _wake)
         try:
             while self._wake_reader.recv(4096):
                 pass
