@@ -1,19 +1,12 @@
-"""Run console input in a held frame (or the process console): threads, time limit, interrupt.
-
-Each eval runs on its own thread; the caller waits for it up to ``eval_timeout_seconds``.
-An interrupt (from the dashboard, or the time limit) raises ``KeyboardInterrupt`` in that
-thread with ``PyThreadState_SetAsyncExc``. CPython delivers such an exception only when the
-thread runs Python bytecode, so a pure-Python loop stops at once, but a thread blocked in a
-C call (``time.sleep``, a socket read, a lock wait) stops only when the call returns: the
-interrupt is then repeated every ``_REPEAT_SECONDS`` until it lands, and after
-``_GRACE_SECONDS`` the caller answers without waiting ("still blocked"). Such threads are
-counted; while ``_MAX_STUCK`` are stuck, new evals are refused instead of piling up.
+"""Run console input in a held frame (or the process console), on its own thread.
 
 The namespace of a frame is a copy of its globals updated with its locals, made on the
-first eval and kept, with ``dump()``, ``help()`` and ``_`` (the last echoed value). Code that
-awaits at the top level runs on the app's running event loop when there is one (see
-``_running_loop``), else on a fresh loop. Contexts the app preserved for the report
-(Flask's app and request context, via ``register_context_source``) are entered around it.
+first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
+``_`` (the last echoed value). Each eval runs on a thread of its own under ``interrupts``
+(time limit, interrupt button). Code that awaits at the top level runs on the app's running
+event loop when there is one (see ``_running_loop``), else on a fresh loop. Contexts the app
+preserved for the report (Flask's app and request context, via ``register_context_source``)
+are entered around it. Cut results keep their value for "+" (``lookup.answer_expand``).
 """
 
 from __future__ import annotations
@@ -21,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
-import ctypes
 import dataclasses
 import gc
 import itertools
 import linecache
 import sys
 import threading
-import time
 import traceback
 import weakref
 from collections.abc import Callable, Coroutine
@@ -38,6 +29,7 @@ from typing import Any
 
 from .console import HIDDEN_PREFIX, compile_input, complete, completion_token, make_helpers
 from .frames import FrameRegistry, HeldFrame
+from .interrupts import EvalRun, interrupt_runs, supervise
 from .lookup import fill_handles
 from .options import Options
 from .output import ChunkBuffer, captured_output, routed_to
@@ -65,21 +57,11 @@ __all__ = [
 EVALEX_DISABLED = "code execution is disabled in this agent (evalex=False)"
 CONSOLE_DISABLED = "this agent offers no console (DebuggedApplication(app, console=True))"
 _REPR_SECONDS = 0.5
-_GRACE_SECONDS = 1.0  # after an interrupt, how long to wait for the code to stop
-_REPEAT_SECONDS = 0.25  # how often an interrupt that has not landed is repeated
-_MAX_STUCK = 4
 _COMPLETE_TIMEOUT = 2.0
 _eval_numbers = itertools.count(1)
 _result_numbers = itertools.count(1)
 _KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
 _KEPT_KEY = f"{HIDDEN_PREFIX}results"
-
-
-def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
-    """Make ``exception`` pending in thread ``ident`` (None clears one); threads affected."""
-    # No argtypes on the shared pythonapi function: other libraries call it too.
-    argument = ctypes.py_object(exception) if exception is not None else ctypes.c_void_p()
-    return int(ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), argument))
 
 
 class _Target:
@@ -111,61 +93,16 @@ def _keep_result(namespace: dict[str, object], name: str, value: object) -> None
         namespace.pop(kept.pop(0), None)
 
 
-class _Run:
-    """One running eval thread and the interrupts aimed at it."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.ident = 0
-        self.lock = threading.Lock()
-        self.in_user_code = False
-        self.reason: str | None = None  # why it was interrupted, once it was
-        self.finished = threading.Event()  # the thread is done with the user's code
-        self.abandoned = False  # the caller answered without it (it was stuck)
-        self.scheduled = False  # a top-level-await coroutine was handed to a loop
-        self.result: EvalResult | None = None
-
-    def arm(self) -> None:
-        """Enter user code: interrupts land from now on (one already asked for, at once)."""
-        with self.lock:
-            self.ident = threading.get_ident()
-            if self.reason is not None:
-                raise KeyboardInterrupt
-            self.in_user_code = True
-
-    def disarm(self) -> None:
-        """Leave user code: no interrupt can land after this returns."""
-        while True:
-            try:
-                with self.lock:
-                    self.in_user_code = False
-                    _set_async_exc(self.ident, None)  # drop one that was sent but not raised
-                return
-            except KeyboardInterrupt:
-                continue  # it landed on the way out: try again
-
-    def interrupt(self, reason: str) -> bool:
-        """Raise KeyboardInterrupt in the thread now if it runs user code, else when it does."""
-        with self.lock:
-            if self.reason is None:
-                self.reason = reason
-            if not self.in_user_code:
-                return not self.finished.is_set()  # arm() raises it
-            return bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
-
-
-_running_lock = threading.Lock()
-_running: dict[str, set[_Run]] = {}
-_stuck = 0
 _context_sources: list[weakref.WeakMethod[Callable[[str], tuple[object, ...]]]] = []
 _context_locks: dict[str, threading.Lock] = {}
+_lock = threading.Lock()  # registrations and the context locks
 _console_lock = threading.Lock()
 _console_namespace: dict[str, object] | None = None
 
 
 def register_context_source(source: Callable[[str], tuple[object, ...]]) -> None:
     """Register a bound method giving the contexts preserved for a report id (the middleware)."""
-    with _running_lock:
+    with _lock:
         _context_sources[:] = [ref for ref in _context_sources if ref() is not None]
         _context_sources.append(weakref.WeakMethod(source))
 
@@ -182,14 +119,6 @@ def _preserved_contexts(report_id: str) -> list[AbstractContextManager[object]]:
             continue
         found += [c for c in contexts if isinstance(c, AbstractContextManager)]
     return found
-
-
-def interrupt(request: InterruptRequest) -> InterruptResult:
-    """Interrupt every eval running in the frame; never raises (called on the I/O thread)."""
-    with _running_lock:
-        runs = list(_running.get(request.frame_id, ()))
-    count = sum(1 for run in runs if run.interrupt("interrupted from the dashboard"))
-    return InterruptResult(request_id=request.request_id, interrupted=count)
 
 
 def _frame_target(held: HeldFrame, options: Options) -> _Target:
@@ -276,7 +205,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
     return None
 
 
-def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: _Run) -> object:
+def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: EvalRun) -> object:
     """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it.
 
     Scheduling and cancelling happen with interrupts held back, so a ``KeyboardInterrupt``
@@ -316,7 +245,7 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: _Ru
         raise
 
 
-def _execute(run: _Run, target: _Target, request: EvalRequest, options: Options) -> EvalResult:
+def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Options) -> EvalResult:
     """Compile and run the input on this (the eval's own) thread."""
     filename = f"<console-{next(_eval_numbers)}>"
     echo_name = f"{HIDDEN_PREFIX}echo_{filename[9:-1]}"
@@ -349,7 +278,7 @@ def _execute(run: _Run, target: _Target, request: EvalRequest, options: Options)
     error: BaseException | None = None
     value: object = None
     contexts = _preserved_contexts(target.report_id) if target.report_id else []
-    with _running_lock:
+    with _lock:
         lock = _context_locks.setdefault(target.report_id, threading.Lock()) if contexts else None
     try:
         with ExitStack() as stack, captured_output(buffer):
@@ -403,69 +332,20 @@ def _with_id(result: EvalResult, request_id: str) -> EvalResult:
 
 
 def _supervise(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
-    """Start the eval thread, enforce the time limit, and answer even if it stays stuck."""
-    global _stuck
     target = _target(registry, request.frame_id, options)
     if isinstance(target, str):
         return EvalResult(request_id="", ok=False, error=target)
-    if _stuck >= _MAX_STUCK:
-        return EvalResult(
-            request_id="",
-            ok=False,
-            error=f"{_stuck} evals are still blocked in calls that cannot be interrupted; "
-            "no new eval starts until one of them returns",
-        )
-    run = _Run(target.key)
-
-    def body() -> None:
-        global _stuck
-        try:
-            run.result = _execute(run, target, request, options)
-        except BaseException as error:
-            run.result = EvalResult(request_id="", ok=False, error=describe_error(error))
-        finally:
-            with _running_lock:
-                _running.get(run.key, set()).discard(run)
-                if run.abandoned:
-                    _stuck -= 1
-                run.finished.set()
-
-    with _running_lock:
-        _running.setdefault(run.key, set()).add(run)
-    thread = threading.Thread(target=body, name="debugbroker-eval", daemon=True)
-    thread.start()
-    limit = options.eval_timeout_seconds
-    deadline = time.monotonic() + limit if limit > 0 else None
-    interrupted_at: float | None = None
-    while not run.finished.wait(_REPEAT_SECONDS):
-        now = time.monotonic()
-        if deadline is not None and now >= deadline and run.reason is None:
-            run.interrupt(f"stopped after the time limit of {limit:g} seconds")
-        if run.reason is not None:
-            interrupted_at = interrupted_at or now
-            if now - interrupted_at >= _GRACE_SECONDS:
-                break
-            run.interrupt(run.reason)  # again: a blocked C call swallowed nothing yet
-    with _running_lock:
-        if run.finished.is_set():
-            assert run.result is not None
-            return run.result
-        _stuck += 1
-        run.abandoned = True
-    threading.Thread(target=_keep_interrupting, args=(run,), daemon=True).start()
-    return EvalResult(
-        request_id="",
-        ok=False,
-        error=f"KeyboardInterrupt: the eval was {run.reason}, but it is blocked in a call "
-        "that cannot be interrupted (time.sleep, a socket read, a lock…); it stops when "
-        "that call returns",
+    return supervise(
+        target.key,
+        lambda run: _execute(run, target, request, options),
+        options.eval_timeout_seconds,
     )
 
 
-def _keep_interrupting(run: _Run) -> None:
-    """Repeat the interrupt for a stuck eval until it stops (it may never: then forever)."""
-    while not run.finished.wait(_REPEAT_SECONDS):
-        run.interrupt(run.reason or "interrupted")
+def interrupt(request: InterruptRequest) -> InterruptResult:
+    """Interrupt every eval running in the frame; never raises (called on the I/O thread)."""
+    count = interrupt_runs(request.frame_id, "interrupted from the dashboard")
+    return InterruptResult(request_id=request.request_id, interrupted=count)
 
 
 def run_complete(

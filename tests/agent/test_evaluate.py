@@ -22,6 +22,7 @@ from debugbroker.agent.evaluate import (
     run_eval,
 )
 from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.interrupts import MAX_STUCK, running_evals, stuck_evals
 from debugbroker.agent.lookup import answer_expand
 from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import (
@@ -335,8 +336,8 @@ def test_a_blocking_call_is_answered_and_stopped_when_it_returns(
     assert run(frame, "blocker.is_set()").result.text == "False"  # type: ignore[union-attr]
     run(frame, "blocker.set()")
     # Released, the thread gets the repeated interrupt before its next line.
-    wait_for(lambda: not evaluate._running.get(frame[1]), what="the blocked eval to stop")
-    assert evaluate._stuck == 0
+    wait_for(lambda: not running_evals(frame[1]), what="the blocked eval to stop")
+    assert stuck_evals() == 0
     assert run(frame, "'after' in dir()").result.text == "False"  # type: ignore[union-attr]
 
 
@@ -457,18 +458,18 @@ def test_process_console(frame: tuple[FrameRegistry, str]) -> None:
 def test_stuck_evals_are_capped(frame: tuple[FrameRegistry, str]) -> None:
     limited = Options(eval_timeout_seconds=0.1)
     run(frame, "import threading\ngate = threading.Event()")
-    for _ in range(evaluate._MAX_STUCK):
+    for _ in range(MAX_STUCK):
         stuck = run(frame, "gate.wait()", limited)
         assert stuck.error is not None and "cannot be interrupted" in stuck.error
     refused = run(frame, "1 + 1", limited)
     assert refused.error is not None
-    assert refused.error.startswith(f"{evaluate._MAX_STUCK} evals are still blocked")
+    assert refused.error.startswith(f"{MAX_STUCK} evals are still blocked")
     gate = frame[0].get(frame[1])
     assert gate is not None
     event = gate.namespace["gate"]
     assert isinstance(event, threading.Event)
     event.set()  # from here: the stuck threads return, get their interrupt and end
-    wait_for(lambda: evaluate._stuck == 0, what="the stuck evals to end")
+    wait_for(lambda: stuck_evals() == 0, what="the stuck evals to end")
     assert run(frame, "1 + 1", limited).result.text == "2"  # type: ignore[union-attr]
 
 
