@@ -119,6 +119,15 @@ async function resumeReport(id: string): Promise<void> {
   });
 }
 
+/** POST /api/reports/{id}/release: the agent drops the report's live frames. */
+async function releaseFrames(id: string): Promise<void> {
+  await send(`/api/reports/${encodeURIComponent(id)}/release`, {
+    method: "POST",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: "{}",
+  });
+}
+
 /** The filters of GET /api/reports (docs/api.md); empty ones do not filter. */
 interface ReportSearch {
   q?: string;
@@ -256,6 +265,7 @@ export {
   fetchReport,
   fetchReportText,
   fetchReports,
+  releaseFrames,
   resumeReport,
   setUnauthorizedHandler,
 };

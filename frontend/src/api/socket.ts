@@ -1,6 +1,6 @@
 // The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
 // It only parses and forwards events; what they mean for the app's state lives in state/.
-import type { ConsoleEvent, ServerEvent } from "./types";
+import type { ConsoleEvent, FramesEvent, ServerEvent } from "./types";
 
 /** Where the connection stands; `retryAt` is when the next attempt starts (epoch ms). */
 type SocketStatus =
@@ -9,7 +9,7 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent): void;
+  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
   onOpen(): void;
@@ -24,13 +24,14 @@ interface EventSocket {
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 20_000;
 
-function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent {
+function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
   if (record.type === "agent") return typeof record.agent === "object" && record.agent !== null;
   if (record.type === "resumed") return typeof record.report_id === "string";
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
+  if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
   return false;
 }
 

@@ -87,6 +87,10 @@ export interface Report {
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;
+  /** The live agent still holds this report's frames (since `created`): consoles work. */
+  frames_held?: boolean;
+  /** When the broker learnt the frames were released (epoch seconds), if it knows. */
+  frames_released?: number | null;
 }
 
 /** What an eval printed and returned, or why it failed (the HTTP answer has no request_id). */
@@ -219,6 +223,9 @@ export interface Agent {
   dropped_reports?: number;
   /** The agent offers a console on its live process (DebuggedApplication(app, console=True)). */
   console?: boolean;
+  /** Reports whose frames it holds, and their memory estimate in bytes (heartbeat). */
+  held_reports?: number;
+  held_bytes?: number;
 }
 
 /** WebSocket: a new report was stored. */
@@ -238,6 +245,14 @@ export interface ResumedEvent {
   type: "resumed";
   report_id: string;
   reason: string;
+}
+
+/** WebSocket: these reports' frames were released (the agent's caps, or POST .../release). */
+export interface FramesEvent {
+  type: "frames";
+  report_ids: string[];
+  held: boolean;
+  at: number;
 }
 
 /** Everything the broker sends over /api/ws. */

@@ -4,6 +4,12 @@ import { agents, agentsError } from "../state/reports";
 import { AgentConsole } from "./AgentConsole";
 import { RelativeTime } from "./RelativeTime";
 
+/** A held-frames memory estimate for people: "340 KB", "12.5 MB". */
+function heldSize(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${String(Math.max(1, Math.round(bytes / 1024)))} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 /** A table of agents, live ones first. */
 function AgentsPanel() {
   const list = agents.value;
@@ -46,6 +52,15 @@ function AgentsPanel() {
                     </span>
                   )}
                   {agent.alive && !agent.evalex && <span class="tag">no eval</span>}
+                  {agent.alive && (agent.held_reports ?? 0) > 0 && (
+                    <span
+                      class="tag"
+                      data-testid="held-frames"
+                      title="reports whose live frames this process keeps for consoles, and their estimated memory"
+                    >
+                      {`${String(agent.held_reports)} held, ${heldSize(agent.held_bytes ?? 0)}`}
+                    </span>
+                  )}
                   {(agent.dropped_reports ?? 0) > 0 && (
                     <span
                       class="tag"

@@ -3,6 +3,7 @@ import { signal } from "@preact/signals";
 import { setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
+import { applyFramesEvent } from "./frames";
 import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
 
 /** The event stream's state, or "signed-out" while the broker wants a login. */
@@ -30,6 +31,7 @@ function openEvents(): void {
   events = connectEvents({
     onEvent: (event) => {
       if (event.type === "console") applyConsoleEvent(event);
+      else if (event.type === "frames") applyFramesEvent(event);
       else applyEvent(event);
     },
     onStatus: (status) => {

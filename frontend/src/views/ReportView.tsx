@@ -2,14 +2,14 @@
 // with frames and consoles, or the plain-text traceback.
 import { useEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
-import { resumeReport } from "../api/client";
+import { releaseFrames, resumeReport } from "../api/client";
 import { EditorSettingsPanel } from "../components/EditorSettings";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
 import { ReportActions } from "../components/ReportActions";
 import { RequestPanel } from "../components/RequestPanel";
-import { agents, selectReport, selected } from "../state/reports";
+import { agents, refreshSelected, selectReport, selected } from "../state/reports";
 
 const TITLE_LIMIT = 300;
 const PROCESS_GONE = "process gone: consoles unavailable";
@@ -108,6 +108,49 @@ function PauseBar({ report }: { report: Report }) {
   );
 }
 
+/** Whether the report's live frames are still held (and since when, in which pid): Release. */
+function FramesBar({ report }: { report: Report }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  if (!report.agent_alive || report.frames_held === undefined) return null;
+  const release = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await releaseFrames(report.id);
+      await refreshSelected();
+    } catch (failure) {
+      setError(failure instanceof Error ? failure.message : String(failure));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <p class="agent-state" data-testid="frames-state" role="status">
+      {report.frames_held ? (
+        <>
+          Frames held since <RelativeTime at={report.created} /> in pid {String(report.pid)}.{" "}
+          <button type="button" class="button" data-testid="release-frames" disabled={busy} onClick={() => void release()}>
+            Release frames
+          </button>
+        </>
+      ) : (
+        <>
+          Frames released
+          {typeof report.frames_released === "number" && (
+            <>
+              {" "}
+              <RelativeTime at={report.frames_released} />
+            </>
+          )}
+          : consoles on this report cannot run code.
+        </>
+      )}
+      {error && <span class="error"> {error}</span>}
+    </p>
+  );
+}
+
 /** The report page. */
 function ReportView({ id, frame }: { id: string; frame: number | null }) {
   const [showHidden, setShowHidden] = useState(false);
@@ -155,6 +198,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
     <article class="report">
       <ReportHeader report={report} />
       <PauseBar report={report} />
+      <FramesBar report={report} />
       {selection?.error && (
         <p class="error" role="alert">
           {selection.error}
