@@ -129,13 +129,15 @@ function FramesBar({ report }: { report: Report }) {
     <p class="agent-state" data-testid="frames-state" role="status">
       {report.frames_held ? (
         <>
-          Frames held since <RelativeTime at={report.created} /> in pid {String(report.pid)}.{" "}
+          <span>
+            Frames held since <RelativeTime at={report.created} /> in pid {String(report.pid)}.
+          </span>
           <button type="button" class="button" data-testid="release-frames" disabled={busy} onClick={() => void release()}>
             Release frames
           </button>
         </>
       ) : (
-        <>
+        <span>
           Frames released
           {typeof report.frames_released === "number" && (
             <>
@@ -144,7 +146,7 @@ function FramesBar({ report }: { report: Report }) {
             </>
           )}
           : consoles on this report cannot run code.
-        </>
+        </span>
       )}
       {error && <span class="error"> {error}</span>}
     </p>
