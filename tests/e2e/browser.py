@@ -37,6 +37,7 @@ __all__ = [
     "Guard",
     "SCREENSHOTS",
     "VIEWPORT",
+    "accessibility_problems",
     "chromium",
     "dashboard",
     "log_in",
@@ -55,7 +56,10 @@ CHROMIUM_ARGS = [
 ]
 # A laptop screen (CSS pixels): what the screenshots and layout checks use.
 VIEWPORT = {"width": 1440, "height": 900}
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parent.parent.parent
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+# axe-core is a dev dependency of the dashboard (frontend/package.json): `npm ci` installs it.
+AXE_SCRIPT = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 EXPECT_TIMEOUT_MS = 15_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
@@ -160,3 +164,28 @@ def dashboard(broker: Broker, open_page: OpenPage) -> Page:
     """A page logged in to the ``broker`` fixture's dashboard, showing the report list."""
     page, _ = open_page()
     return log_in(page, broker)
+
+
+def accessibility_problems(
+    page: Page, *, impacts: tuple[str, ...] = ("serious", "critical")
+) -> list[str]:
+    """Run axe-core on the page as it is now; the violations of these impacts, one line each."""
+    if not AXE_SCRIPT.exists():
+        pytest.fail(f"axe-core is missing: run `npm ci` in frontend/ (looked for {AXE_SCRIPT})")
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    results: dict[str, Any] = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    found = []
+    for violation in results["violations"]:
+        if violation.get("impact") not in impacts:
+            continue
+        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"][:5]]
+        found.append(
+            f"{violation['impact']} {violation['id']}: {violation['help']} at {targets}"
+            + (
+                f"\n    {violation['nodes'][0].get('failureSummary', '')}"
+                if violation["nodes"]
+                else ""
+            )
+        )
+    return found

@@ -305,3 +305,147 @@ def test_keyboard_shortcuts_move_through_reports_search_and_show_help(
     help_dialog.get_by_role("button", name="Close").click()
     expect(help_dialog).to_be_hidden()
     expect(dashboard).to_have_url(re.compile("#/$"))
+
+
+# --- accessibility --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_or_critical_violations(
+    broker: Broker, open_page: OpenPage, seed: Seed, scheme: str
+) -> None:
+    from tests.e2e.browser import accessibility_problems, log_in
+
+    page, guard = open_page(color_scheme=scheme)
+    guard.allow(r"status of 401")
+    problems: dict[str, list[str]] = {}
+
+    page.goto(broker.url + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    problems["login form"] = accessibility_problems(page)
+
+    log_in(page, broker)
+    expect(page.get_by_text("No errors yet")).to_be_visible()
+    problems["empty list"] = accessibility_problems(page)
+
+    sent = [seed(1, f"report {number}")[0] for number in range(3)]
+    rows = page.get_by_test_id("report-row")
+    expect(rows).to_have_count(3)
+    page.keyboard.press("j")
+    expect(rows.first).to_have_class(re.compile(r"\bselected\b"))
+    problems["list"] = accessibility_problems(page)
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    problems["help"] = accessibility_problems(page)
+    page.keyboard.press("Escape")
+
+    page.goto(f"{broker.url}/#/reports/{sent[-1].id}")
+    frame = page.get_by_test_id("frame").last
+    frame.get_by_test_id("console-toggle").click()
+    frame.get_by_test_id("console-input").fill("table, {'a': [1, 2.5, None, True]}")
+    frame.get_by_test_id("console-input").press("Enter")
+    expect(frame.get_by_test_id("console-entry")).to_have_attribute("aria-busy", "false")
+    problems["report with console"] = accessibility_problems(page)
+
+    page.get_by_test_id("plaintext-toggle").click()
+    expect(page.get_by_test_id("plaintext")).to_be_visible()
+    problems["plain text"] = accessibility_problems(page)
+
+    page.get_by_test_id("groups-link").click()
+    expect(page.get_by_test_id("groups-link")).to_have_attribute("aria-current", "page")
+    page.wait_for_load_state("networkidle")
+    problems["groups"] = accessibility_problems(page)
+
+    found = {view: lines for view, lines in problems.items() if lines}
+    assert not found, "\n".join(
+        f"{view}:\n  " + "\n  ".join(lines) for view, lines in found.items()
+    )
+
+
+FOCUSABLE = (
+    "a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), "
+    "select:not([disabled]), summary, [tabindex]:not([tabindex='-1'])"
+)
+
+
+def tab_through(page: Page, limit: int = 400) -> tuple[set[str], set[str]]:
+    """Press Tab until the focus comes round; the controls reached and all visible controls."""
+    all_controls: list[str] = page.evaluate(
+        """selector => [...document.querySelectorAll(selector)]
+            .filter(e => e.checkVisibility() && !e.closest('[inert], dialog:not([open])'))
+            .map((e, n) => (e.dataset.kbd = String(n)))""",
+        FOCUSABLE,
+    )
+    page.evaluate("document.activeElement?.blur(); window.scrollTo(0, 0)")
+    reached: list[str] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        current = page.evaluate("document.activeElement?.dataset?.kbd ?? null")
+        if current is not None and reached and current == reached[0]:
+            break
+        if current is not None:
+            reached.append(current)
+    return set(reached), set(all_controls)
+
+
+def describe_controls(page: Page, ids: set[str]) -> list[str]:
+    found: list[str] = page.evaluate(
+        "ids => ids.map(id => document.querySelector(`[data-kbd='${id}']`)?.outerHTML"
+        ".slice(0, 120))",
+        sorted(ids),
+    )
+    return found
+
+
+def test_keyboard_alone_reaches_every_control_and_runs_code_in_a_frame(
+    dashboard: Page, seed: Seed
+) -> None:
+    sent = seed(1, "keyboard only")[0]
+    rows = dashboard.get_by_test_id("report-row")
+    expect(rows).to_have_count(1)
+
+    reached, controls = tab_through(dashboard)
+    missing = controls - reached
+    assert not missing, describe_controls(dashboard, missing)
+    assert len(controls) >= 6  # nav links, theme, help, search, the report row
+
+    # Open the report with the keyboard alone.
+    dashboard.evaluate("document.activeElement?.blur()")
+    focus_row = dashboard.get_by_test_id("report-row").locator("a")
+    for _ in range(20):
+        dashboard.keyboard.press("Tab")
+        if focus_row.evaluate("e => e === document.activeElement"):
+            break
+    dashboard.keyboard.press("Enter")
+    expect(dashboard).to_have_url(re.compile(f"#/reports/{sent.id}$"))
+    frame = dashboard.get_by_test_id("frame").last
+    expect(frame).to_be_visible()
+
+    reached, controls = tab_through(dashboard)
+    missing = controls - reached
+    assert not missing, describe_controls(dashboard, missing)
+
+    # Tab to the last frame's console toggle, open it with Space, type, run with Enter.
+    toggle = frame.get_by_test_id("console-toggle")
+    dashboard.evaluate("document.activeElement?.blur(); window.scrollTo(0, 0)")
+    for _ in range(200):
+        dashboard.keyboard.press("Tab")
+        if toggle.evaluate("e => e === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the console button")
+    dashboard.keyboard.press("Space")
+    console_input = frame.get_by_test_id("console-input")
+    expect(console_input).to_be_focused()
+    dashboard.keyboard.type("sorted(table), key")
+    dashboard.keyboard.press("Enter")
+    output = frame.get_by_test_id("console-output")
+    expect(output).to_have_text("(['known'], 'keyboard only')")
+
+    # Shift+Tab leaves the console; Escape (outside fields) goes back to the list.
+    dashboard.keyboard.press("Shift+Tab")
+    expect(console_input).not_to_be_focused()
+    dashboard.evaluate("document.activeElement?.blur()")
+    dashboard.keyboard.press("Escape")
+    expect(dashboard).to_have_url(re.compile("#/$"))
