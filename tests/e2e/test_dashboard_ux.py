@@ -449,3 +449,48 @@ def test_keyboard_alone_reaches_every_control_and_runs_code_in_a_frame(
     dashboard.evaluate("document.activeElement?.blur()")
     dashboard.keyboard.press("Escape")
     expect(dashboard).to_have_url(re.compile("#/$"))
+
+
+# --- permalinks -----------------------------------------------------------------------------
+
+
+def test_permalinks_open_a_report_and_a_frame_directly(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    from tests.e2e.browser import log_in
+
+    # A report with several frames, in a small window: the linked frame starts off screen.
+    sent = seed(1, "linked")[0]
+    frames = [frame for info in sent.exceptions for frame in info.frames]
+    assert len(frames) >= 2
+    first, last = frames[0], frames[-1]
+    page, guard = open_page(viewport={"width": 1000, "height": 500})
+    log_in(page, broker)
+
+    # A report's permalink.
+    page.goto(f"{broker.url}/#/reports/{sent.id}")
+    expect(page.get_by_test_id("report-title")).to_have_text("KeyError: 'linked'")
+
+    # A frame's permalink, opened in a new tab: that frame is marked, on screen and focused.
+    other = page.context.new_page()
+    other.goto(f"{broker.url}/#/reports/{sent.id}/frames/{last.index}")
+    target = other.locator(f'[data-testid="frame"][data-index="{last.index}"]')
+    expect(target).to_have_class(re.compile(r"\btargeted\b"))
+    expect(target).to_be_in_viewport()
+    expect(target).to_be_focused()
+    expect(target.locator(".frame-expand")).to_have_attribute("aria-expanded", "true")
+    expect(other.locator(".frame.targeted")).to_have_count(1)
+    other.close()
+
+    # Each frame's "#" link is its permalink.
+    link = page.locator(f'[data-testid="frame"][data-index="{first.index}"] a.frame-link')
+    link.click()
+    expect(page).to_have_url(f"{broker.url}/#/reports/{sent.id}/frames/{first.index}")
+    expect(page.locator(f'[data-testid="frame"][data-index="{first.index}"]')).to_have_class(
+        re.compile(r"\btargeted\b")
+    )
+
+    # A permalink to a report the broker does not have says so.
+    guard.allow(r"status of 404")
+    page.goto(f"{broker.url}/#/reports/no-such-report/frames/3")
+    expect(page.get_by_role("alert")).to_contain_text("no report with id 'no-such-report'")
