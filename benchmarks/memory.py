@@ -68,8 +68,7 @@ def run(settings: Settings) -> list[Row]:
             f"<= {TARGET_MB:.0f} MB",
             met,
             f"ours: peak {ours_peak:.1f} MB, end {ours_growth:.1f} MB, "
-            f"{int(ours['held_frames'])} frames held, {int(ours['dropped_reports'])} shed "
-            "(counted: the loop raises faster than the broker stores), "
+            f"{int(ours['held_frames'])} frames held, {int(ours['dropped_reports'])} shed, "
             f"{stored} stored; Werkzeug: {werkzeug_growth:.0f} MB after {werkzeug_count} "
             f"errors ({int(werkzeug['held_frames'])} frames kept), projected linearly",
         )
