@@ -71,6 +71,20 @@ if _register_at_fork is not None:  # not on Windows, which has no fork
     _register_at_fork(after_in_child=_count_fork)
 
 
+def _guess_app_name(app: object) -> str:
+    """A name for the dashboard's agent list: Flask's app name, else the app's module."""
+    try:
+        owner = getattr(app, "__self__", None)  # Flask's app.wsgi_app is a bound method
+        name = getattr(owner, "name", None) or getattr(owner, "import_name", None)
+        if isinstance(name, str) and name:
+            return name[:100]
+        module = getattr(app, "__module__", None) or type(app).__module__
+        qualname = getattr(app, "__qualname__", None) or type(app).__qualname__
+        return f"{module}:{qualname}"[:100]
+    except Exception:
+        return ""
+
+
 class DebuggedApplication:
     """Wraps a WSGI app: errors become dashboard reports with live frames, and a 500 page."""
 
@@ -90,6 +104,8 @@ class DebuggedApplication:
         if unknown:
             raise TypeError(f"DebuggedApplication() got unexpected arguments: {sorted(unknown)}")
         base = options if options is not None else Options.from_environment()
+        if app_name is None and options is None and not base.app_name:
+            app_name = _guess_app_name(app)
         given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
         base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
         self.app = app
