@@ -6,87 +6,22 @@ an axe-core accessibility check, the virtualized list and permalinks.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from debugbroker.agent.capture import capture_exception
-from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import Report
-from debugbroker.agent.transport import Transport
 from tests.conftest import Broker, wait_for
 
 if TYPE_CHECKING:
-    from tests.e2e.browser import OpenPage
+    from tests.e2e.browser import OpenPage, Seed
 
 pytest_plugins = ["tests.e2e.browser"]
 
 LIGHT_BACKGROUND = "rgb(246, 247, 249)"
 DARK_BACKGROUND = "rgb(13, 17, 23)"
-
-
-Seed = Callable[..., list[Report]]
-
-
-@pytest.fixture
-def agent(broker: Broker) -> Iterator[Transport]:
-    """A real agent transport in this process, connected to ``broker`` over zmq."""
-    options = Options(
-        broker_url=broker.zmq_url, secret=broker.secret, app_name="seeded", queue_size=20_000
-    )
-    transport = Transport(options)
-    assert transport.wait_connected(20), "the agent was not welcomed"
-    yield transport
-    transport.close()
-
-
-def _captured(message: str) -> BaseException:
-    def lookup(key: str) -> None:
-        table = {"known": 1}
-        table[key]  # noqa: B018 - the failing lookup
-
-    try:
-        lookup(message)
-    except KeyError as error:
-        return error
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture
-def seed(broker: Broker, agent: Transport) -> Seed:
-    """``seed(count, message)`` sends ``count`` reports as an agent would; oldest first."""
-
-    def send(count: int = 1, message: str = "missing") -> list[Report]:
-        template = capture_exception(
-            _captured(message),
-            report_id=uuid.uuid4().hex,
-            agent_id=agent.agent_id,
-            options=agent.options,
-            registry=agent.registry,
-        )
-        start = time.time() - count * 0.001
-        reports = [template] if count == 1 else []
-        reports += [
-            dataclasses.replace(template, id=uuid.uuid4().hex, created=start + n * 0.001)
-            for n in range(count if count > 1 else 0)
-        ]
-        for report in reports:
-            agent.submit_report(report)
-        last = reports[-1].id
-        wait_for(
-            lambda: broker.get(f"/api/reports/{last}").status == 200,
-            timeout=120,
-            what=f"{count} seeded reports",
-        )
-        return reports
-
-    return send
 
 
 def background(page: Page) -> str:

@@ -1,6 +1,9 @@
 // The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
 // It only parses and forwards events; what they mean for the app's state lives in state/.
-import type { ConsoleEvent, FramesEvent, ServerEvent } from "./types";
+import type { ConsoleEvent, FramesEvent, PresenceEvent, ServerEvent, WelcomeEvent } from "./types";
+
+/** Presence events, handled apart from the data events. */
+type PresenceMessage = WelcomeEvent | PresenceEvent;
 
 /** Where the connection stands; `retryAt` is when the next attempt starts (epoch ms). */
 type SocketStatus =
@@ -10,12 +13,15 @@ type SocketStatus =
 
 interface SocketHandlers {
   onEvent(event: ServerEvent | ConsoleEvent | FramesEvent): void;
+  onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
   onOpen(): void;
 }
 
 interface EventSocket {
+  /** Send a message to the broker if connected (dropped otherwise; presence is resent on open). */
+  send(message: object): void;
   /** Try again now instead of waiting for the backoff. */
   retryNow(): void;
   close(): void;
@@ -32,6 +38,14 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | Fr
   if (record.type === "resumed") return typeof record.report_id === "string";
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
   if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
+  return false;
+}
+
+function isPresenceMessage(value: unknown): value is PresenceMessage {
+  if (value === null || typeof value !== "object") return false;
+  const record = value as Record<string, unknown>;
+  if (record.type === "welcome") return typeof record.viewer === "string";
+  if (record.type === "presence") return Array.isArray(record.viewers);
   return false;
 }
 
@@ -72,6 +86,7 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
         return; // a malformed message is dropped, never fatal
       }
       if (isServerEvent(parsed)) handlers.onEvent(parsed);
+      else if (isPresenceMessage(parsed)) handlers.onPresence?.(parsed);
     };
     current.onclose = () => {
       if (socket !== current) return;
@@ -82,6 +97,9 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
 
   open();
   return {
+    send(message: object) {
+      if (socket !== null && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    },
     retryNow() {
       if (socket === null && !closed) {
         failures = 0;
@@ -96,4 +114,4 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
   };
 }
 
-export { connectEvents, type EventSocket, type SocketHandlers, type SocketStatus };
+export { connectEvents, type PresenceMessage, type EventSocket, type SocketHandlers, type SocketStatus };

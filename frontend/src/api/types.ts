@@ -255,6 +255,27 @@ export interface FramesEvent {
   at: number;
 }
 
+/** A dashboard tab that told the broker where it is (the id is the broker's, not the tab's). */
+export interface Viewer {
+  id: string;
+  name: string;
+  report: string | null;
+  frame: number | null;
+  since: number;
+}
+
+/** WebSocket, to one tab only, first: the id the broker gave this tab. */
+export interface WelcomeEvent {
+  type: "welcome";
+  viewer: string;
+}
+
+/** WebSocket: every tab that told where it is, whenever one of them moves, joins or leaves. */
+export interface PresenceEvent {
+  type: "presence";
+  viewers: Viewer[];
+}
+
 /** Everything the broker sends over /api/ws. */
 export type ServerEvent = ReportEvent | AgentEvent | ResumedEvent;
 

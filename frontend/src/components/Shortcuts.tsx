@@ -41,7 +41,9 @@ function onKeyDown(event: KeyboardEvent): void {
     case "Enter": {
       // On a row, open the selected report (the focus may trail a fast j/k by a frame).
       const selected = selectedId.value;
-      const onRow = event.target instanceof Element && event.target.closest("[data-testid=report-row]") !== null;
+      const target = event.target;
+      const onRow =
+        target === document.body || (target instanceof Element && target.closest("[data-testid=report-row]") !== null);
       if (page !== "list" || selected === null || !onRow) return;
       location.hash = reportHref(selected);
       break;

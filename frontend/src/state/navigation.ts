@@ -1,14 +1,20 @@
 // Moving through the reports with the keyboard: the list's selected row, the next and
 // previous report from a report page, and the shortcut help overlay's state.
-import { signal } from "@preact/signals";
+import { effect, signal } from "@preact/signals";
 import { visibleReports } from "./reports";
-import { parseRoute, reportHref } from "./route";
+import { parseRoute, reportHref, route } from "./route";
 
 /** The id of the list's selected row (j/k move it, Enter opens it), or null. */
 const selectedId = signal<string | null>(null);
 
 /** Whether the keyboard shortcut help is open. */
 const helpOpen = signal(false);
+
+// The report shown is the list's selected row: back on the list, j/k go on from it.
+effect(() => {
+  const current = route.value;
+  if (current.name === "report") selectedId.value = current.id;
+});
 
 /** Position of report `id` in the shown list, or -1. */
 function positionOf(id: string | null): number {

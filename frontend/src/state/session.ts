@@ -4,6 +4,7 @@ import { setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
+import { applyPresence, connectPresence, presenceOpened } from "./presence";
 import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
 
 /** The event stream's state, or "signed-out" while the broker wants a login. */
@@ -34,10 +35,12 @@ function openEvents(): void {
       else if (event.type === "frames") applyFramesEvent(event);
       else applyEvent(event);
     },
+    onPresence: applyPresence,
     onStatus: (status) => {
       if (!loginRequired.value) connection.value = status;
     },
     onOpen: () => {
+      presenceOpened();
       // After a reconnect, fetch what arrived while the stream was down.
       if (first) {
         first = false;
@@ -49,6 +52,8 @@ function openEvents(): void {
       reloadTranscripts();
     },
   });
+  const socket = events;
+  connectPresence((message) => socket.send(message));
 }
 
 /** Load the first data, then open the live event stream (called once at startup). */

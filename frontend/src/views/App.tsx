@@ -2,6 +2,7 @@
 // form once the broker asked for it). Also keeps document.title in step.
 import { useEffect } from "preact/hooks";
 import { ConnectionStatus } from "../components/ConnectionStatus";
+import { PresenceBar, PresenceMenu } from "../components/Presence";
 import { HelpButton, Shortcuts } from "../components/Shortcuts";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
@@ -73,11 +74,13 @@ function App() {
           </a>
         </nav>
         <div class="topbar-tools">
+          {!loginRequired.value && <PresenceMenu />}
           <ConnectionStatus />
           <ThemeSwitch />
           <HelpButton />
         </div>
       </header>
+      {!loginRequired.value && <PresenceBar />}
       <main>{page}</main>
       <Shortcuts />
     </>
