@@ -112,6 +112,16 @@ def node_text(node: dict[str, Any] | None) -> str:
     return format_node(from_wire(ReprNode, node))
 
 
+def frame_index(report: dict[str, Any], function: str) -> int:
+    """The index of the first frame of ``function`` in a report's JSON."""
+    for info in report["exceptions"]:
+        for frame in info["frames"]:
+            if frame["function"] == function:
+                index: int = frame["index"]
+                return index
+    raise AssertionError(f"no frame {function} in {report['id']}")
+
+
 class Process:
     """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 

@@ -5,16 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import AppServer, Broker, node_text, wait_for
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
+from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
 
 
 def uvicorn(start_server: Callable[..., AppServer], broker: Broker, app: str) -> AppServer:

@@ -7,21 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
 
 APPS = {"flask": ("flask_app:app", "order"), "django": ("django_app:application", "order")}
 # The framework's request, as the view sees it: Flask's context-bound proxy (its preserved
 # contexts are pushed for the eval) and Django's request argument.
 REQUEST_EVAL = {"flask": "request.args['customer']", "django": "request.GET['customer']"}
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
 
 
 @pytest.mark.parametrize("framework", sorted(APPS))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
 
 
 def raise_until_pids(server: AppServer, broker: Broker, want: int) -> dict[int, dict[str, Any]]:
@@ -26,15 +26,6 @@ def raise_until_pids(server: AppServer, broker: Broker, want: int) -> dict[int, 
 
     wait_for(enough, what=f"reports from {want} workers")
     return by_pid
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
 
 
 @pytest.mark.parametrize("preload", [False, True], ids=["fork", "preload"])

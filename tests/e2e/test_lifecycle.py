@@ -13,18 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
 
 SLOW_TIMEOUT = ("--agent-timeout", "60")
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
 
 
 def agent_of(broker: Broker, pid: int) -> dict[str, Any]:

@@ -8,16 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import AppServer, Broker, HttpAnswer, Process, node_text, wait_for
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
+from tests.conftest import AppServer, Broker, HttpAnswer, Process, frame_index, node_text, wait_for
 
 
 def only_report(broker: Broker, type_name: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,20 +15,12 @@ from tests.conftest import (
     HttpAnswer,
     Process,
     base_env,
+    frame_index,
     free_port,
     http,
     node_text,
     wait_for,
 )
-
-
-def frame_index(report: dict[str, Any], function: str) -> int:
-    for info in report["exceptions"]:
-        for frame in info["frames"]:
-            if frame["function"] == function:
-                index: int = frame["index"]
-                return index
-    raise AssertionError(f"no frame {function} in {report['id']}")
 
 
 def start_run(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[Process, str]:
