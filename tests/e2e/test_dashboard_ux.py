@@ -429,3 +429,30 @@ def test_permalinks_open_a_report_and_a_frame_directly(
     guard.allow(r"status of 404")
     page.goto(f"{broker.url}/#/reports/no-such-report/frames/3")
     expect(page.get_by_role("alert")).to_contain_text("no report with id 'no-such-report'")
+
+
+# --- zoom -----------------------------------------------------------------------------------
+
+
+def test_readable_at_200_percent_zoom_without_sideways_scrolling(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    """A 1440x900 laptop at 200% zoom is a 720x450 CSS-pixel viewport."""
+    from tests.e2e.browser import log_in
+
+    sent = seed(1, "zoomed in " + "long message " * 20)[0]
+    page, _ = open_page(viewport={"width": 720, "height": 450}, device_scale_factor=2)
+    log_in(page, broker)
+    expect(page.get_by_test_id("report-row")).to_have_count(1)
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    page.goto(f"{broker.url}/#/reports/{sent.id}")
+    expect(page.get_by_test_id("report-title")).to_be_visible()
+    page.get_by_test_id("frame").last.get_by_test_id("console-toggle").click()
+    expect(page.get_by_test_id("console-input")).to_be_visible()
+    assert page.evaluate(overflow) <= 0
+    # The top bar's controls stay inside the window, each on one line.
+    for control in page.locator(".topbar button, .topbar a, .topbar summary").all():
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 720, box
+        assert box["height"] < 36, (control.inner_text(), box)

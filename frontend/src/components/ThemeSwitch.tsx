@@ -18,7 +18,8 @@ function ThemeSwitch() {
       onClick={() => setTheme(next)}
     >
       <span aria-hidden="true">{ICONS[current]} </span>
-      Theme: {LABELS[current]}
+      <span class="theme-word">Theme: </span>
+      {LABELS[current]}
     </button>
   );
 }
