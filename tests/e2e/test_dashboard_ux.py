@@ -386,6 +386,42 @@ def test_keyboard_alone_reaches_every_control_and_runs_code_in_a_frame(
     expect(dashboard).to_have_url(re.compile("#/$"))
 
 
+def test_keyboard_moves_between_frames_and_into_a_console(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    from tests.e2e.browser import log_in
+
+    sent = seed(1, "frames")[0]
+    indexes = [frame.index for info in sent.exceptions for frame in info.frames]
+    page, _ = open_page()
+    log_in(page, broker)
+    page.goto(f"{broker.url}/#/reports/{sent.id}")
+    expect(page.get_by_test_id("report-title")).to_have_text("KeyError: 'frames'")
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(f"/frames/{indexes[0]}$"))
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(f"/frames/{indexes[1]}$"))
+    target = page.locator(f'[data-testid="frame"][data-index="{indexes[1]}"]')
+    expect(target).to_be_focused()
+    page.keyboard.press("p")
+    expect(page).to_have_url(re.compile(f"/frames/{indexes[0]}$"))
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(f"/frames/{indexes[1]}$"))
+
+    # c opens the console of that frame with the cursor in it; the key itself is not typed.
+    page.keyboard.press("c")
+    console_input = target.get_by_test_id("console-input")
+    expect(console_input).to_be_focused()
+    expect(console_input).to_have_value("")
+    page.keyboard.type("key")
+    page.keyboard.press("Enter")
+    expect(target.get_by_test_id("console-output")).to_have_text("'frames'")
+    # Back out of the field, and c finds the open console again.
+    target.focus()
+    page.keyboard.press("c")
+    expect(console_input).to_be_focused()
+
+
 # --- permalinks -----------------------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ const searchFocusRequest = signal(0);
 const SHORTCUTS: [keys: string[], what: string][] = [
   [["j", "k"], "Next / previous report (in the list, and from a report)"],
   [["Enter"], "Open the selected report"],
+  [["n", "p"], "Next / previous frame of the report (its link goes in the address bar)"],
+  [["c"], "Console in the current frame (opens it, or puts the cursor in it)"],
   [["/"], "Search the reports"],
   [["Esc"], "Close this help · clear the search · back to the list"],
   [["?"], "Show or hide this help"],
@@ -21,6 +23,49 @@ const SHORTCUTS: [keys: string[], what: string][] = [
 function isTyping(target: EventTarget | null): boolean {
   if (!(target instanceof HTMLElement)) return false;
   return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
+}
+
+function shownFrames(): HTMLElement[] {
+  return [...document.querySelectorAll<HTMLElement>("[data-testid=frame]")];
+}
+
+/** The frame the address points at, else the innermost frame of the last exception. */
+function currentFrame(): HTMLElement | null {
+  const current = route.value;
+  const frames = shownFrames();
+  if (current.name === "report" && current.frame !== null) {
+    const target = frames.find((frame) => frame.dataset.index === String(current.frame));
+    if (target !== undefined) return target;
+  }
+  return frames[frames.length - 1] ?? null;
+}
+
+/** Point the address at the next (1) or previous (-1) frame on the page. */
+function moveFrame(step: number): boolean {
+  const current = route.value;
+  if (current.name !== "report") return false;
+  const frames = shownFrames();
+  if (frames.length === 0) return false;
+  const position = current.frame === null ? -1 : frames.findIndex((frame) => frame.dataset.index === String(current.frame));
+  const next = position < 0 ? (step > 0 ? 0 : frames.length - 1) : Math.max(0, Math.min(frames.length - 1, position + step));
+  const index = frames[next]?.dataset.index;
+  if (index === undefined) return false;
+  location.hash = reportHref(current.id, Number(index));
+  return true;
+}
+
+/** Open the current frame's console, or move the cursor into it. */
+function focusConsole(): boolean {
+  const frame = currentFrame();
+  if (frame === null) return false;
+  const input = frame.querySelector<HTMLTextAreaElement>("[data-testid=console-input]");
+  if (input !== null) {
+    input.focus();
+    return true;
+  }
+  const toggle = frame.querySelector<HTMLButtonElement>("[data-testid=console-toggle]");
+  toggle?.click(); // the console focuses its input when it opens
+  return toggle !== null;
 }
 
 function onKeyDown(event: KeyboardEvent): void {
@@ -38,6 +83,13 @@ function onKeyDown(event: KeyboardEvent): void {
       else return;
       break;
     }
+    case "n":
+    case "p":
+      if (page !== "report" || !moveFrame(event.key === "n" ? 1 : -1)) return;
+      break;
+    case "c":
+      if (page !== "report" || !focusConsole()) return;
+      break;
     case "Enter": {
       // On a row, open the selected report (the focus may trail a fast j/k by a frame).
       const selected = selectedId.value;
