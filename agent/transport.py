@@ -70,6 +70,8 @@ _MAX_EVALS = 8  # eval threads at once; more are answered with an error straight
 _MAX_RESULTS = 64  # eval results waiting for the socket
 _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+_RETRY_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
+_RESOCKET_SECONDS = 5.0  # lost this long with no retry from zmq: make a new socket
 _HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: a wrong server key, or curve on one side only
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -280,6 +282,14 @@ class Transport:
     # --- the I/O thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            while self._serve_one_socket():
+                pass  # the connection died for good: start over with a new socket
+        finally:
+            self._finished.set()
+
+    def _serve_one_socket(self) -> bool:
+        """Connect and serve until stopped; True when a fresh socket should take over."""
         context = zmq.Context()
         sock = context.socket(zmq.DEALER)
         monitor: zmq.Socket[bytes] | None = None
@@ -292,12 +302,13 @@ class Transport:
             sock.setsockopt(zmq.RECONNECT_IVL, 100)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
             monitor = sock.get_monitor_socket(
-                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS
+                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS | _RETRY_EVENTS
             )
             sock.connect(self.options.broker_url)
-            self._loop(sock, monitor)
+            return self._loop(sock, monitor)
         except Exception as error:  # a bad broker URL, say: the app runs on without us
             _log(f"the agent stopped: {type(error).__name__}: {error}")
+            return False
         finally:
             self._welcomed.clear()
             if monitor is not None:
@@ -308,9 +319,8 @@ class Transport:
                 monitor.close(linger=0)
             sock.close(linger=self._linger_ms)
             context.term()
-            self._finished.set()
 
-    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
+    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> bool:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
@@ -331,12 +341,18 @@ class Transport:
                 self._tick(sock, state)
                 if self._bye_requested:
                     self._send_bye(sock)
-                    return
+                    return False
+                if state.lost_at and time.monotonic() - state.lost_at > _RESOCKET_SECONDS:
+                    # Lost without zmq retrying: libzmq does not reconnect after a protocol
+                    # error (an oversized message, say). A new socket does.
+                    _log("the connection to the broker broke; connecting again")
+                    return True
             except Exception as error:  # never let one bad moment end the agent
                 if self._stopping:
-                    return
+                    return False
                 _log(f"agent I/O error (continuing): {type(error).__name__}: {error}")
                 time.sleep(_POLL_MS / 1000)
+        return False
 
     def _drain_wake(self) -> None:
         self._wake_pending = False  # before the queues are looked at (see _wake)
@@ -353,11 +369,15 @@ class Transport:
                 if not state.logged_handshake:
                     state.logged_handshake = True
                     _log(_handshake_failure(self.options))
+            elif event & _RETRY_EVENTS:
+                state.lost_at = time.monotonic()  # zmq is still trying: no new socket yet
             elif event & _CONNECT_EVENTS:
                 state.logged_handshake = False
+                state.lost_at = 0.0
                 state.link_up = True
                 state.hello_due = 0.0  # say hello as soon as the pipe takes it
             elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
+                state.lost_at = time.monotonic()
                 state.link_up = False
                 self._welcomed.clear()
 
@@ -511,10 +531,18 @@ class Transport:
 class _LoopState:
     """The I/O thread's timers and flags (touched by that thread only)."""
 
-    __slots__ = ("hello_due", "heartbeat_due", "logged_refusal", "link_up", "logged_handshake")
+    __slots__ = (
+        "hello_due",
+        "heartbeat_due",
+        "logged_refusal",
+        "link_up",
+        "logged_handshake",
+        "lost_at",
+    )
 
     def __init__(self) -> None:
         self.link_up = False
+        self.lost_at = 0.0  # when the link went down and zmq last tried again (0: up or new)
         self.hello_due = 0.0
         self.heartbeat_due = 0.0
         self.logged_refusal = False

@@ -456,3 +456,22 @@ def test_the_io_thread_reads_its_wake_byte_so_it_does_not_spin(
         return not readable
 
     assert wait_for(drained), "the wake byte was never read: the I/O loop spins"
+
+
+def test_a_connection_cut_for_a_protocol_error_is_made_again(
+    broker: FakeBroker, make_transport: Callable[..., Transport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libzmq drops a connection whose peer sent more than MAXMSGSIZE and does not retry it;
+    # the agent notices that nothing is retrying and connects again with a new socket.
+    monkeypatch.setattr("debugbroker.agent.transport._RESOCKET_SECONDS", 0.5)
+    transport = make_transport(broker.url)
+    identity = broker.welcome()
+    assert transport.wait_connected(DEADLINE)
+    broker.send(identity, b"\x00" * (protocol.MAX_MESSAGE_BYTES + 1))
+    again, hello = broker.expect(Hello)
+    assert again == identity and isinstance(hello, Hello)
+    broker.send(identity, Welcome(dashboard_url="http://dash.example:8780/"))
+    assert transport.wait_connected(DEADLINE)
+    transport.submit_report(make_report(7))
+    _, sent = broker.expect(ReportMessage)
+    assert isinstance(sent, ReportMessage) and sent.report.id == "report-7"
