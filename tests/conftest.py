@@ -26,6 +26,10 @@ import pytest
 from debugbroker.agent.protocol import ReprNode, from_wire
 from debugbroker.agent.reprs import format_node
 
+# The browser fixtures are a plugin (pytest_plugins = ["tests.e2e.browser"]) that test modules
+# also import from: register it before any import so its asserts are rewritten too.
+pytest.register_assert_rewrite("tests.e2e.browser")
+
 DEADLINE = 20.0
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "e2e" / "apps"
