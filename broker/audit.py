@@ -104,7 +104,7 @@ def audit_middleware(store: Store) -> Middleware:
         response = await handler(request)
         outcome, detail = _outcome(response)
         index_text = request.match_info.get("index", "")
-        await store.add_audit(
+        store.queue_audit(
             {
                 "at": started,
                 "action": "eval",
@@ -119,6 +119,10 @@ def audit_middleware(store: Store) -> Middleware:
                 "detail": detail,
             }
         )
+        # One commit before the answer leaves makes this row and the eval's console
+        # transcript entry (queued by the handler) durable together: one trip to the
+        # store's thread per eval instead of one per write.
+        await store.flush()
         return response
 
     return middleware

@@ -12,7 +12,7 @@ header the audit log records too). ``GET .../transcript`` gives it back after a 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +48,6 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _walk_frames(exceptions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for info in exceptions:
-        yield from info.get("frames", ())
-        yield from _walk_frames(info.get("exceptions", []))
-
-
 async def _frame_target(request: web.Request) -> Target | web.Response:
     """The frame ``{index}`` of report ``{report_id}``, or the answer saying why not."""
     try:
@@ -61,17 +55,16 @@ async def _frame_target(request: web.Request) -> Target | web.Response:
     except ValueError:
         return _error(400, "the frame index must be an integer")
     report_id = request.match_info["report_id"]
-    report = await request.app[STORE].get_report(report_id)
-    if report is None:
+    targets = await request.app[STORE].get_frame_targets(report_id)
+    if targets is None:
         return _error(404, f"no report with id {report_id!r}")
-    frames = _walk_frames(report.get("exceptions", []))
-    frame = next((f for f in frames if f.get("index") == index), None)
-    if frame is None:
+    frame_id = targets.frame_ids.get(index)
+    if frame_id is None:
         return _error(404, f"report {report_id} has no frame {index}")
-    if not frame.get("frame_id"):
+    if not frame_id:
         return _error(409, "the agent did not keep this frame (its memory cap was reached)")
     key = f"reports/{report_id}/frames/{index}"
-    return Target(agent_id=report["agent_id"], frame_id=frame["frame_id"], key=key)
+    return Target(agent_id=targets.agent_id, frame_id=frame_id, key=key)
 
 
 async def _agent_target(request: web.Request) -> Target | web.Response:
@@ -145,7 +138,9 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         "result": None,
         "failure": None,
     }
-    entry["id"] = await store.add_console_entry(target.key, entry["author"], code, entry["created"])
+    # Queued, not awaited: the audit middleware's one commit before the answer leaves
+    # stores the entry, its end and the audit row together (and any later read sees them).
+    entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
     await relay.publish({"type": "console", "entry": entry})
     try:
         result = await relay.evaluate(
@@ -171,7 +166,7 @@ async def _finish(
     failure: str | None = None,
 ) -> None:
     entry.update(state=state, result=result, failure=failure)
-    await request.app[STORE].finish_console_entry(
+    request.app[STORE].queue_finish_console_entry(
         entry["id"], state, {"result": result, "failure": failure}
     )
     await request.app[RELAY].publish({"type": "console", "entry": entry})

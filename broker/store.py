@@ -4,12 +4,23 @@ SQLite calls block, so every call runs on a single-thread executor: the event lo
 waits on the disk, and the one connection is only ever used by that thread. WAL mode keeps
 readers and the writer apart and makes a report durable once ``add_report`` returns, so a
 broker that is killed and restarted loses nothing it had acknowledged.
+
+The console's hot path does not wait for its writes: ``start_console_entry``,
+``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once. Queued
+writes run on the same thread, in order, in one transaction per batch, and always before
+any call made after them (``_call`` hands them over first), so a read that follows an
+answer (a reload's transcript, the audit list) sees what the answer promised. They are
+committed at most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at
+once by ``flush()`` (the eval's audit middleware flushes before the answer leaves, so an
+eval's writes are durable in one commit), and the store's thread does not compete with
+an eval's round trip for the CPU while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -19,11 +30,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from .frames import FrameCache, FrameTargets, frame_targets
 from .grouping import fingerprint
 
 __all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
 
 T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], object]
+log = logging.getLogger("debugbroker")
 AgentRecord = dict[str, Any]
 
 _SCHEMA = """
@@ -80,6 +94,9 @@ CREATE TABLE IF NOT EXISTS shares (
     created REAL NOT NULL
 );
 """
+# Queued writes wait this long for more to join their batch: an eval's transcript entry,
+# its result and its audit row then go in one commit after the answer, not during it.
+_QUEUE_SECONDS = 0.05
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
@@ -184,10 +201,30 @@ class Store:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="debugbroker-store")
         self._connection: sqlite3.Connection | None = None
+        self._frames = FrameCache()
+        self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
+        self._next_console_id = 0  # the store is the only writer: it numbers entries itself
 
     async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        self._hand_over_queued()  # queued writes first: this call must see them
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._with_connection, function)
+
+    def _queue(self, write: Write) -> None:
+        """Run ``write`` on the store's thread soon, in order, without waiting for it."""
+        if not self._queued:
+            asyncio.get_running_loop().call_later(_QUEUE_SECONDS, self._hand_over_queued)
+        self._queued.append(write)
+
+    def _hand_over_queued(self) -> None:
+        """Give the queued writes to the store's thread as one batch (one commit)."""
+        if self._queued and self._connection is not None:
+            batch, self._queued = self._queued, []
+            self._executor.submit(self._with_connection, lambda c: _run_batch(c, batch))
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is committed."""
+        await self._call(lambda connection: None)
 
     def _with_connection(self, function: Callable[[sqlite3.Connection], T]) -> T:
         if self._connection is None:
@@ -215,8 +252,17 @@ class Store:
             connection.commit()
             return connection
 
+        def last_console_id(connection: sqlite3.Connection) -> int:
+            row = connection.execute(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence "
+                "WHERE name = 'console_entries'), 0), COALESCE(MAX(id), 0)) "
+                "FROM console_entries"
+            ).fetchone()
+            return int(row[0] or 0)
+
         loop = asyncio.get_running_loop()
         self._connection = await loop.run_in_executor(self._executor, connect)
+        self._next_console_id = await self._call(last_console_id) + 1
 
     async def close(self) -> None:
         """Close the file and stop the worker thread."""
@@ -272,6 +318,22 @@ class Store:
             return None if found is None else dict(json.loads(found[0]))
 
         return await self._call(select)
+
+    async def get_frame_targets(self, report_id: str) -> FrameTargets | None:
+        """Which agent holds a report's frames and their ids (cached), or None when unknown."""
+        cached = self._frames.get(report_id)
+        if cached is not None:
+            return cached
+
+        def select(connection: sqlite3.Connection) -> FrameTargets | None:
+            row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
+            found = row.fetchone()
+            return None if found is None else frame_targets(json.loads(found[0]))
+
+        targets = await self._call(select)
+        if targets is not None:
+            self._frames.put(report_id, targets)
+        return targets
 
     async def list_groups(self, limit: int) -> list[dict[str, Any]]:
         """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
@@ -399,20 +461,17 @@ class Store:
 
     async def add_audit(self, entry: dict[str, Any]) -> None:
         """Append an audit entry (the columns of ``_AUDIT_COLUMNS`` but ``id``)."""
-        names = _AUDIT_COLUMNS.split(", ")[1:]
-        values = tuple(entry.get(name, None if name == "frame_index" else "") for name in names)
+        insert = _audit_insert(entry)
 
-        def insert(connection: sqlite3.Connection) -> None:
-            cursor = connection.execute(
-                f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                values,
-            )
-            if cursor.lastrowid and cursor.lastrowid % 1000 == 0:  # bounded: drop the oldest
-                oldest_kept = cursor.lastrowid - _AUDIT_KEEP
-                connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
+        def insert_and_commit(connection: sqlite3.Connection) -> None:
+            insert(connection)
             connection.commit()
 
-        await self._call(insert)
+        await self._call(insert_and_commit)
+
+    def queue_audit(self, entry: dict[str, Any]) -> None:
+        """Like ``add_audit`` without waiting: stored before any later call runs."""
+        self._queue(_audit_insert(entry))
 
     async def list_audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first, optionally only those with ``id < before``."""
@@ -431,27 +490,29 @@ class Store:
 
     # --- console transcripts ------------------------------------------------------------
 
-    async def add_console_entry(self, target: str, author: str, code: str, created: float) -> int:
-        """Start a transcript entry (state ``running``) and return its id."""
+    def start_console_entry(self, target: str, author: str, code: str, created: float) -> int:
+        """Start a transcript entry (state ``running``) and return its id, without waiting:
+        it is stored before any later call runs (see the module's docstring)."""
+        entry_id = self._next_console_id
+        self._next_console_id += 1
 
-        def insert(connection: sqlite3.Connection) -> int:
-            cursor = connection.execute(
-                "INSERT INTO console_entries (target, created, author, code, state, body) "
-                "VALUES (?, ?, ?, ?, 'running', '{}')",
-                (target, created, author, code),
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO console_entries (id, target, created, author, code, state, body) "
+                "VALUES (?, ?, ?, ?, ?, 'running', '{}')",
+                (entry_id, target, created, author, code),
             )
-            entry_id = int(cursor.lastrowid or 0)
             connection.execute(
                 "DELETE FROM console_entries WHERE target = ? AND id <= ?",
                 (target, entry_id - _CONSOLE_KEEP),
             )
-            connection.commit()
-            return entry_id
 
-        return await self._call(insert)
+        self._queue(insert)
+        return entry_id
 
-    async def finish_console_entry(self, entry_id: int, state: str, body: dict[str, Any]) -> None:
-        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``."""
+    def queue_finish_console_entry(self, entry_id: int, state: str, body: dict[str, Any]) -> None:
+        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``,
+        without waiting (stored before any later call runs)."""
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
         def update(connection: sqlite3.Connection) -> None:
@@ -459,9 +520,8 @@ class Store:
                 "UPDATE console_entries SET state = ?, body = ? WHERE id = ?",
                 (state, text, entry_id),
             )
-            connection.commit()
 
-        await self._call(update)
+        self._queue(update)
 
     async def list_console_entries(self, target: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` entries of a transcript, oldest first, body fields merged in."""
@@ -480,3 +540,33 @@ class Store:
             return entries
 
         return await self._call(select)
+
+
+def _audit_insert(entry: dict[str, Any]) -> Write:
+    """The insert of an audit entry (not committed), keeping the log bounded."""
+    names = _AUDIT_COLUMNS.split(", ")[1:]
+    values = tuple(entry.get(name, None if name == "frame_index" else "") for name in names)
+
+    def insert(connection: sqlite3.Connection) -> None:
+        cursor = connection.execute(
+            f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            values,
+        )
+        if cursor.lastrowid and cursor.lastrowid % 1000 == 0:  # bounded: drop the oldest
+            oldest_kept = cursor.lastrowid - _AUDIT_KEEP
+            connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
+
+    return insert
+
+
+def _run_batch(connection: sqlite3.Connection, batch: list[Write]) -> None:
+    """Queued writes in order, then one commit; one failing write does not stop the rest."""
+    for write in batch:
+        try:
+            write(connection)
+        except sqlite3.Error:
+            log.exception("a queued write to the store failed")
+    try:
+        connection.commit()
+    except sqlite3.Error:
+        log.exception("committing queued writes to the store failed")

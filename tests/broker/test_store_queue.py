@@ -1,0 +1,139 @@
+"""The store's queued writes (console transcript, audit) and the frame-target cache.
+
+A real SQLite file through the real ``Store``: writes the console's hot path does not wait
+for must still be seen by any later read, survive a stop, and never reuse an entry id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from debugbroker.broker.frames import FrameCache, FrameTargets, frame_targets
+from debugbroker.broker.store import Store
+
+
+def _report(report_id: str) -> dict[str, Any]:
+    frame = {"index": 0, "frame_id": "held-0", "function": "f"}
+    inner = {"frames": [{"index": 2, "frame_id": "", "function": "h"}], "exceptions": []}
+    return {
+        "id": report_id,
+        "agent_id": "agent-1",
+        "created": 1.0,
+        "type_name": "ValueError",
+        "message": "boom",
+        "pid": 1,
+        "host": "h",
+        "app": "a",
+        "request": None,
+        "exceptions": [
+            {"frames": [frame, {"index": 1, "frame_id": "held-1"}], "exceptions": [inner]}
+        ],
+    }
+
+
+def test_queued_writes_are_seen_by_the_next_read_and_survive_a_stop(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def first() -> tuple[int, int, list[dict[str, Any]], list[dict[str, Any]]]:
+        store = Store(path)
+        await store.open()
+        one = store.start_console_entry("t", "ann", "1 + 1", 10.0)
+        two = store.start_console_entry("t", "bob", "x", 11.0)
+        store.queue_finish_console_entry(one, "done", {"result": {"text": "2"}, "failure": None})
+        store.queue_audit({"at": 10.0, "action": "eval", "code": "1 + 1", "outcome": "ok"})
+        # No waiting in between: the reads must still see every queued write.
+        entries = await store.list_console_entries("t", 10)
+        audit = await store.list_audit(10)
+        await store.close()
+        return one, two, entries, audit
+
+    one, two, entries, audit = asyncio.run(first())
+    assert two == one + 1
+    assert [(e["id"], e["state"], e["author"]) for e in entries] == [
+        (one, "done", "ann"),
+        (two, "running", "bob"),
+    ]
+    assert entries[0]["result"] == {"text": "2"}
+    assert [(a["action"], a["code"], a["outcome"]) for a in audit] == [("eval", "1 + 1", "ok")]
+
+    async def second() -> tuple[int, list[dict[str, Any]]]:
+        store = Store(path)
+        await store.open()  # marks the running entry failed: its eval never answered
+        three = store.start_console_entry("t", "cy", "y", 12.0)
+        await store.flush()
+        entries = await store.list_console_entries("t", 10)
+        await store.close()
+        return three, entries
+
+    three, entries = asyncio.run(second())
+    assert three > two  # ids are never reused, even after a restart
+    assert [(e["id"], e["state"]) for e in entries] == [
+        (one, "done"),
+        (two, "failed"),
+        (three, "running"),
+    ]
+    with sqlite3.connect(path) as connection:  # committed to the file itself
+        rows = connection.execute("SELECT id, body FROM console_entries ORDER BY id").fetchall()
+    assert [row[0] for row in rows] == [one, two, three]
+    assert json.loads(rows[1][1])["failure"] == "the broker stopped while this ran"
+
+
+def test_entry_ids_continue_after_deleted_entries(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def run() -> tuple[int, int]:
+        store = Store(path)
+        await store.open()
+        last = store.start_console_entry("t", "a", "x", 1.0)
+        await store.close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("DELETE FROM console_entries")
+        store = Store(path)
+        await store.open()
+        after = store.start_console_entry("t", "a", "y", 2.0)
+        await store.close()
+        return last, after
+
+    last, after = asyncio.run(run())
+    assert after == last + 1  # AUTOINCREMENT's sequence, not MAX(id), decides
+
+
+def test_frame_targets_are_read_once_and_cached(tmp_path: Path) -> None:
+    async def run() -> tuple[FrameTargets | None, FrameTargets | None, FrameTargets | None]:
+        store = Store(tmp_path / "db.sqlite3")
+        await store.open()
+        missing = await store.get_frame_targets("r1")
+        await store.add_report(_report("r1"))
+        found = await store.get_frame_targets("r1")
+        again = await store.get_frame_targets("r1")
+        await store.close()
+        assert again is found  # from the cache, not parsed again
+        return missing, found, again
+
+    missing, found, _ = asyncio.run(run())
+    assert missing is None  # not cached: a report may still arrive
+    assert found == FrameTargets("agent-1", {0: "held-0", 1: "held-1", 2: ""})
+
+
+def test_frame_targets_first_index_wins_and_bad_frames_are_skipped() -> None:
+    report = _report("r")
+    report["exceptions"][0]["frames"] += [{"index": 0, "frame_id": "later"}, {"index": "x"}]
+    report["exceptions"][0]["frames"].append({"index": 5, "frame_id": 7})
+    targets = frame_targets(report)
+    assert targets.frame_ids == {0: "held-0", 1: "held-1", 2: "", 5: ""}
+
+
+def test_frame_cache_forgets_the_least_recently_used() -> None:
+    cache = FrameCache(capacity=2)
+    a, b, c = (FrameTargets(name, {}) for name in "abc")
+    cache.put("a", a)
+    cache.put("b", b)
+    assert cache.get("a") is a  # now b is the least recently used
+    cache.put("c", c)
+    assert len(cache) == 2
+    assert cache.get("b") is None
+    assert cache.get("a") is a and cache.get("c") is c
