@@ -492,3 +492,59 @@ def test_readable_at_200_percent_zoom_without_sideways_scrolling(
         box = control.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 720, box
         assert box["height"] < 36, (control.inner_text(), box)
+
+
+# --- desktop notifications ------------------------------------------------------------------
+
+# Records notifications instead of showing them, and lets the test hide the tab.
+NOTIFICATION_SPY = """
+Object.defineProperty(document, "visibilityState", {
+  configurable: true, get: () => (window.__hidden ? "hidden" : "visible"),
+});
+const RealNotification = window.Notification;
+window.__notes = [];
+function SpyNotification(title, options) {
+  window.__notes.push({ title, body: options && options.body });
+  return { close() {}, onclick: null };
+}
+Object.defineProperty(SpyNotification, "permission", { get: () => RealNotification.permission });
+SpyNotification.requestPermission = () => RealNotification.requestPermission();
+window.Notification = SpyNotification;
+"""
+
+
+def test_desktop_notifications_of_errors_arriving_while_the_tab_is_hidden(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    from tests.e2e.browser import log_in
+
+    page, _ = open_page(permissions=["notifications"])
+    page.add_init_script(NOTIFICATION_SPY)
+    log_in(page, broker)
+    switch = page.get_by_test_id("notify-switch")
+    expect(switch).to_have_attribute("aria-pressed", "false")
+    page.evaluate("window.__hidden = true")
+    seed(1, "before switching on")
+    expect(page.get_by_test_id("report-row")).to_have_count(1)
+    assert page.evaluate("window.__notes") == []
+
+    switch.click()
+    expect(switch).to_have_attribute("aria-pressed", "true")
+    seed(1, "note me")
+    expect(page.get_by_test_id("report-row")).to_have_count(2)
+    notes = wait_for(lambda: page.evaluate("window.__notes"), what="a notification")
+    assert notes == [{"title": "New error: KeyError", "body": "KeyError: 'note me'"}]
+
+    # Visible tab: no notification. The switch is remembered across a reload.
+    page.evaluate("window.__hidden = false")
+    seed(1, "seen anyway")
+    expect(page.get_by_test_id("report-row")).to_have_count(3)
+    assert len(page.evaluate("window.__notes")) == 1
+    page.reload()
+    expect(switch).to_have_attribute("aria-pressed", "true")
+    switch.click()
+    expect(switch).to_have_attribute("aria-pressed", "false")
+    page.evaluate("window.__hidden = true")
+    seed(1, "switched off")
+    expect(page.get_by_test_id("report-row")).to_have_count(4)
+    assert page.evaluate("window.__notes") == []

@@ -18,7 +18,7 @@ function ThemeSwitch() {
       onClick={() => setTheme(next)}
     >
       <span aria-hidden="true">{ICONS[current]} </span>
-      <span class="theme-word">Theme: </span>
+      <span class="wide-only">Theme: </span>
       {LABELS[current]}
     </button>
   );

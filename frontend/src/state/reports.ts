@@ -3,6 +3,7 @@
 import { batch, computed, signal } from "@preact/signals";
 import { ApiError, fetchAgents, fetchReport, fetchReports } from "../api/client";
 import type { Agent, Report, ReportSummary, ServerEvent } from "../api/types";
+import { notifyArrived } from "./notify";
 import { route } from "./route";
 
 /** The first page of the list, and each older page fetched while scrolling down. */
@@ -205,6 +206,7 @@ function flushPending(): void {
     freshIds.value = new Set(fresh.slice(-MAX_FRESH));
     if (document.visibilityState !== "visible" || route.value.name !== "list") unseen.value += arrived.length;
   });
+  notifyArrived(arrived);
 }
 
 function onReport(report: ReportSummary): void {

@@ -2,6 +2,7 @@
 // form once the broker asked for it). Also keeps document.title in step.
 import { useEffect } from "preact/hooks";
 import { ConnectionStatus } from "../components/ConnectionStatus";
+import { NotifySwitch } from "../components/NotifySwitch";
 import { PresenceBar, PresenceMenu } from "../components/Presence";
 import { HelpButton, Shortcuts } from "../components/Shortcuts";
 import { ThemeSwitch } from "../components/ThemeSwitch";
@@ -77,6 +78,7 @@ function App() {
           {!loginRequired.value && <PresenceMenu />}
           <ConnectionStatus />
           <ThemeSwitch />
+          {!loginRequired.value && <NotifySwitch />}
           <HelpButton />
         </div>
       </header>
