@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from .protocol import EvalResult
 from .reprs import describe_error
+from .workers import WorkerPool
 
 __all__ = ["EvalRun", "supervise", "interrupt_runs", "stuck_evals", "running_evals", "MAX_STUCK"]
 
@@ -80,6 +81,7 @@ class EvalRun:
             return bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
 
 
+_threads = WorkerPool("debugbroker-eval")  # reused between evals; a stuck one is not
 _running_lock = threading.Lock()
 _running: dict[str, set[EvalRun]] = {}
 _stuck = 0
@@ -131,8 +133,7 @@ def supervise(key: str, work: Callable[[EvalRun], EvalResult], limit: float) -> 
 
     with _running_lock:
         _running.setdefault(run.key, set()).add(run)
-    thread = threading.Thread(target=body, name="debugbroker-eval", daemon=True)
-    thread.start()
+    _threads.submit(body)
     deadline = time.monotonic() + limit if limit > 0 else None
     interrupted_at: float | None = None
     while not run.finished.wait(REPEAT_SECONDS):

@@ -56,6 +56,7 @@ from .protocol import (
     SourceRequest,
     Welcome,
 )
+from .workers import WorkerPool
 
 __all__ = ["Transport", "get_transport", "current_transport", "make_agent_id"]
 
@@ -114,6 +115,7 @@ class Transport:
         self._reports: deque[Report] = deque()
         self._results: deque[Message] = deque()  # eval, completion, interrupt results
         self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
+        self._eval_threads = WorkerPool("debugbroker-agent-eval")  # reused: no thread start
         self._stopping = False
         self._wake_pending = False  # a wake byte is on its way to the I/O thread
         self._bye_requested = False  # the process exits: flush, say bye, close
@@ -246,9 +248,8 @@ class Transport:
     def _start_eval(self, request: _Request) -> None:
         error = f"the agent is already running {_MAX_EVALS} evals; try again when one ends"
         if self._eval_slots.acquire(blocking=False):
-            thread = threading.Thread(target=self._eval, args=(request,), daemon=True)
             try:
-                thread.start()
+                self._eval_threads.submit(lambda: self._eval(request))
                 return
             except RuntimeError as failure:  # can't start new thread
                 self._eval_slots.release()
