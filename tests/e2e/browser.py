@@ -115,9 +115,11 @@ class Guard:
         assert not found, "the page misbehaved:\n" + "\n".join(found)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in the test thread while
+# it is started, and tests elsewhere that call asyncio.run() would then fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, shared by the whole test session."""
+    """Debian's Chromium, headless, shared by the tests of one module."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
