@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
+from types import FrameType
 from typing import Any
 
 from .answers import error_answer, report_url, submit_error, traceback_text
@@ -104,6 +105,7 @@ class DebuggedASGIApplication:
             environ = environ_from_scope(scope)
             request = request_info(environ, self.options)
             report, transport = submit_error(error, self.options, request)
+            _forget_in_snapshot(sys._getframe(), "error")
             if report is not None and transport is not None:
                 _log(f"debugbroker: report {report_url(transport, report.id)}")
             if kind == "http" and not started:
@@ -123,6 +125,23 @@ class DebuggedASGIApplication:
                 except Exception:  # the client left: the server still logs the error below
                     pass
             raise  # the server logs it and closes the connection, as without us
+
+
+def _forget_in_snapshot(frame: FrameType, name: str) -> None:
+    """Drop ``name`` from the locals snapshot capture left on ``frame``.
+
+    Capture read ``f_locals`` of this running frame while ``error`` was bound: the cached
+    snapshot would keep error -> traceback -> frame -> snapshot -> error alive as a cycle
+    (with every local of the failed request) until a full collection. This handler re-raises
+    from inside ``except``, so, unlike the WSGI middleware, it cannot re-read ``f_locals``
+    after the block; it removes the entry instead (the real local is untouched).
+    """
+    try:
+        snapshot = frame.f_locals
+        if isinstance(snapshot, dict):
+            snapshot.pop(name, None)
+    except Exception:
+        pass
 
 
 def _log(text: str) -> None:
