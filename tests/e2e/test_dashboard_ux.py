@@ -494,6 +494,21 @@ def test_readable_at_200_percent_zoom_without_sideways_scrolling(
         assert box["height"] < 36, (control.inner_text(), box)
 
 
+# --- timeline -------------------------------------------------------------------------------
+
+
+def test_each_agent_shows_its_errors_of_the_last_hour(dashboard: Page, seed: Seed) -> None:
+    timeline = dashboard.get_by_test_id("agent-row").get_by_test_id("agent-timeline")
+    expect(timeline).to_have_attribute("aria-label", "0 errors in the last hour")
+    expect(timeline.locator(".timeline-bar.hit")).to_have_count(0)
+    seed(3, "timeline")
+    expect(timeline).to_have_attribute("aria-label", "3 errors in the last hour")
+    bars = timeline.locator(".timeline-bar")
+    expect(bars).to_have_count(12)
+    expect(bars.last).to_have_class(re.compile(r"\bhit\b"))  # just now: the newest bucket
+    expect(timeline.locator(".timeline-bar.hit")).to_have_count(1)
+
+
 # --- desktop notifications ------------------------------------------------------------------
 
 # Records notifications instead of showing them, and lets the test hide the tab.

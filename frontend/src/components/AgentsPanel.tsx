@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { agents, agentsError } from "../state/reports";
 import { AgentConsole } from "./AgentConsole";
+import { AgentTimeline } from "./AgentTimeline";
 import { RelativeTime } from "./RelativeTime";
 
 /** A held-frames memory estimate for people: "340 KB", "12.5 MB". */
@@ -38,7 +39,10 @@ function AgentsPanel() {
           <tbody>
             {list.map((agent) => (
               <tr key={agent.agent_id} data-testid="agent-row" class={agent.alive ? "" : "gone"}>
-                <td>{agent.app || "(unnamed)"}</td>
+                <td>
+                  <span class="agent-app">{agent.app || "(unnamed)"}</span>
+                  <AgentTimeline agentId={agent.agent_id} />
+                </td>
                 <td>{String(agent.pid)}</td>
                 <td>{agent.host}</td>
                 <td>
