@@ -1,0 +1,126 @@
+"""The compiled codec (``agent/codec.py``) against the reference one in ``protocol``.
+
+The broker stores ``codec.decode_wire``'s dicts and the agent sends ``codec.encode``'s
+bytes, so both must agree with ``protocol`` exactly: same bytes out, same inputs accepted,
+same wire dicts (compared as msgpack bytes: NaN != NaN).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from debugbroker.agent import codec, protocol
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import ProtocolError
+
+from .test_protocol_fuzz import FUZZ, shaped, structures
+
+MESSAGE_TYPES: list[type[Any]] = list(typing.get_args(protocol.Message))
+
+
+def agree(payload: bytes) -> None:
+    """``decode_wire`` accepts what ``decode`` accepts and returns its wire dict."""
+    try:
+        reference = protocol.decode(payload)
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            codec.decode_wire(payload)
+        return
+    cls, wire = codec.decode_wire(payload)
+    assert cls is type(reference)
+    assert msgpack.packb(wire, use_bin_type=True) == protocol.encode(reference)
+
+
+@settings(FUZZ, max_examples=80)
+@given(st.sampled_from(MESSAGE_TYPES), st.data())
+def test_encode_gives_the_reference_bytes(cls: type[Any], data: st.DataObject) -> None:
+    message = data.draw(st.from_type(cls), label="message")
+    try:
+        expected = protocol.encode(message)
+    except (OverflowError, ValueError):  # an int beyond 64 bits: nothing a peer can send
+        assume(False)
+    assert codec.encode(message) == expected
+    agree(expected)
+
+
+@FUZZ
+@given(structures)
+def test_arbitrary_structures_are_judged_alike(value: Any) -> None:
+    agree(msgpack.packb(value, use_bin_type=True))
+
+
+@FUZZ
+@given(shaped)
+def test_message_shaped_maps_are_judged_alike(value: dict[str, Any]) -> None:
+    agree(msgpack.packb(value, use_bin_type=True))
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.sampled_from(MESSAGE_TYPES), st.data())
+def test_mutated_messages_are_judged_alike(cls: type[Any], data: st.DataObject) -> None:
+    message = data.draw(st.from_type(cls), label="message")
+    try:
+        payload = bytearray(protocol.encode(message))
+    except (OverflowError, ValueError):
+        assume(False)
+    position = data.draw(st.integers(0, max(len(payload) - 1, 0)), label="position")
+    payload[position] ^= data.draw(st.integers(1, 255), label="bits")
+    agree(bytes(payload))
+
+
+def test_a_captured_report_round_trips() -> None:
+    def fail(items: list[int], table: dict[str, float]) -> None:
+        text = "x" * 300  # noqa: F841 - locals the report shows
+        raise KeyError(items[0], table)
+
+    try:
+        fail([1, 2, 3], {"a": 1.5})
+    except KeyError as error:
+        report = capture_exception(
+            error, report_id="r1", agent_id="a1", options=Options(), registry=None
+        )
+    message = protocol.ReportMessage(report=report)
+    payload = codec.encode(message)
+    assert payload == protocol.encode(message)
+    cls, wire = codec.decode_wire(payload)
+    assert cls is protocol.ReportMessage
+    assert wire == protocol.to_wire(message)
+    assert list(wire["report"]) == list(protocol.to_wire(report))  # same key order
+
+
+def test_missing_fields_defaults_and_unknown_keys() -> None:
+    sparse = {"kind": "heartbeat", "held_frames": 3, "surplus": [1, 2]}
+    cls, wire = codec.decode_wire(msgpack.packb(sparse))
+    assert cls is protocol.Heartbeat
+    assert wire == protocol.to_wire(protocol.Heartbeat(held_frames=3))
+    with pytest.raises(ProtocolError, match="held_frames"):
+        codec.decode_wire(msgpack.packb({"kind": "heartbeat"}))
+    node = {"kind": "eval_result", "request_id": "r", "ok": True, "result": {"kind": "str"}}
+    with pytest.raises(ProtocolError, match="type_name"):
+        codec.decode_wire(msgpack.packb(node))
+    with pytest.raises(ProtocolError, match="expected an integer"):
+        codec.decode_wire(msgpack.packb({"kind": "heartbeat", "held_frames": "many"}))
+
+
+def test_deep_nesting_and_oversize_raise_protocol_error() -> None:
+    pack = msgpack.packb
+    level = b"\x83" + pack("kind") + pack("list") + pack("type_name") + pack("list")
+    level += pack("children") + b"\x91"  # a one-item list holding the next level
+    head = b"\x84" + pack("kind") + pack("eval_result") + pack("request_id") + pack("r")
+    head += pack("ok") + pack(True) + pack("result")
+    deep = head + level * 450 + pack({"kind": "str", "type_name": "str"})
+    for payload in (
+        deep,  # unpacks, but too deep to check
+        b"\x81\xa1a" * 100_000 + b"\xc0",
+        b"\x00" * (protocol.MAX_MESSAGE_BYTES + 1),
+    ):
+        with pytest.raises(ProtocolError):
+            codec.decode_wire(payload)
+        agree(payload)
