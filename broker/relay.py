@@ -15,7 +15,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,8 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 _SIZE_SLACK = 64 * 1024
+_INBOX_SIZE = 64  # messages read ahead of the receive loop (each up to MAX_MESSAGE_BYTES)
+_ANSWERS = (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult)
 _HANDSHAKE_FAILED_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -171,8 +173,13 @@ class Relay:
         self.released_at: OrderedDict[str, float] = OrderedDict()
         self.stats = RelayStats()
         self._pending: dict[str, tuple[str, asyncio.Future[Any]]] = {}  # evals and co.
-        self._context = zmq.asyncio.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
+        self._context = zmq.asyncio.Context()  # its sockets are asyncio ones (the monitor)
+        # The ROUTER itself is a plain socket read by ``_on_readable``: answers to evals are
+        # handed over in the same loop turn they arrive in, without pyzmq's future chain.
+        self._socket: zmq.Socket[bytes] = zmq.Socket(self._context, zmq.ROUTER)
+        self._inbox: deque[tuple[bytes, Message]] = deque()  # for the receive loop, in order
+        self._inbox_ready = asyncio.Event()
+        self._reader_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.bound_endpoint = ""
 
@@ -188,8 +195,12 @@ class Relay:
             sock.curve_server = True
             sock.curve_secretkey = self.curve_secret_key.encode("ascii")
         monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED_EVENTS)
+        assert isinstance(monitor, zmq.asyncio.Socket)  # made by the asyncio context
         sock.bind(self.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        reader_fd = int(sock.getsockopt(zmq.FD))
+        asyncio.get_running_loop().add_reader(reader_fd, self._on_readable)
+        self._reader_fd = reader_fd
         for record in await self.store.list_agents():
             state = AgentState(**record)
             self.agents[state.agent_id] = state
@@ -201,6 +212,9 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop the loops and close the socket."""
+        if self._reader_fd is not None:
+            asyncio.get_running_loop().remove_reader(self._reader_fd)
+            self._reader_fd = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -236,18 +250,57 @@ class Relay:
         finally:
             monitor.close(linger=0)
 
+    def _on_readable(self) -> None:
+        """Read what the ROUTER holds: answers resolve their evals at once, the rest waits
+        in order for the receive loop (at most ``_INBOX_SIZE``; zmq buffers beyond that).
+
+        zmq's descriptor signals edges, not levels, so this reads until ``EVENTS`` says
+        nothing is left, and runs again after every send (which may take an edge).
+        """
+        sock = self._socket
+        try:
+            while len(self._inbox) < _INBOX_SIZE and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                parsed = self._parse(sock.recv_multipart(zmq.NOBLOCK))
+                if parsed is not None and not self._answered(*parsed):
+                    self._inbox.append(parsed)
+                    self._inbox_ready.set()
+        except zmq.Again:
+            pass
+        except zmq.ZMQError:  # closed: the relay is stopping
+            pass
+
+    def _answered(self, identity: bytes, message: Message) -> bool:
+        """Hand an answer to the eval (or lookup) waiting for it; False if it is not one."""
+        if not isinstance(message, _ANSWERS):
+            return False
+        agent = self.agents.get(identity.decode("utf-8", "replace"))
+        pending = self._pending.get(message.request_id)
+        if agent is None or not agent.alive or pending is None or pending[0] != agent.agent_id:
+            return False  # the receive loop decides (a hello request, or unexpected)
+        agent.last_seen = time.time()
+        if not pending[1].done():
+            pending[1].set_result(message)
+        return True
+
     async def _receive_loop(self) -> None:
         while True:
-            frames = await self._socket.recv_multipart()
+            if not self._inbox:
+                self._inbox_ready.clear()
+                self._on_readable()  # reading may have paused on a full inbox
+                if not self._inbox:
+                    await self._inbox_ready.wait()
+                    continue
+            identity, message = self._inbox.popleft()
             try:
-                await self._receive(frames)
+                await self._receive(identity, message)
             except Exception:  # one bad message must never stop the relay
                 log.exception("error while handling an agent message")
 
-    async def _receive(self, frames: list[bytes]) -> None:
+    def _parse(self, frames: list[bytes]) -> tuple[bytes, Message] | None:
+        """The sender and the message, or None (counted) for anything malformed."""
         if len(frames) < 2:
             self.stats.malformed += 1
-            return
+            return None
         identity, payload = frames[0], frames[-1]
         if len(payload) > protocol.MAX_MESSAGE_BYTES:
             self.stats.oversized += 1
@@ -258,7 +311,7 @@ class Relay:
                     protocol.MAX_MESSAGE_BYTES,
                     self.stats.oversized,
                 )
-            return
+            return None
         try:
             message = protocol.decode(payload)
         except ProtocolError as error:
@@ -267,7 +320,10 @@ class Relay:
                 log.warning(
                     "dropped a malformed message (%d so far): %.300s", self.stats.malformed, error
                 )
-            return
+            return None
+        return identity, message
+
+    async def _receive(self, identity: bytes, message: Message) -> None:
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
             await self._hello(identity, agent_id, message)
@@ -437,11 +493,13 @@ class Relay:
     async def _send(self, identity: bytes, message: Message) -> bool:
         """Send to one agent; False when its connection is gone (``ROUTER_MANDATORY``)."""
         try:
-            await self._socket.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK)
+            self._socket.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError as error:
             if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 return False
             raise
+        finally:  # a send may take the edge that said a message arrived: look again
+            asyncio.get_running_loop().call_soon(self._on_readable)
         return True
 
     def frames_held(self, report_id: str, agent_id: str) -> bool:
