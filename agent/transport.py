@@ -28,7 +28,7 @@ from collections.abc import Callable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import protocol
+from . import codec, protocol
 from .evaluate import interrupt, run_complete, run_eval
 from .frames import FrameRegistry
 from .lookup import answer_expand, answer_source
@@ -474,7 +474,7 @@ class Transport:
             with self._lock:
                 report = self._reports[0]
             try:
-                payload = protocol.encode(ReportMessage(report=report))
+                payload = codec.encode(ReportMessage(report=report))  # compiled: fast
             except Exception as error:
                 payload = b""
                 _log(f"could not encode report {report.id}: {type(error).__name__}: {error}")
