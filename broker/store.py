@@ -5,6 +5,16 @@ waits on the disk, and the one connection is only ever used by that thread. WAL 
 readers and the writer apart and makes a report durable once ``add_report`` returns, so a
 broker that is killed and restarted loses nothing it had acknowledged.
 
+Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
+at once, and the store's thread inserts every report queued meanwhile in one transaction
+(at most ``_REPORT_BATCH``); a batch is handed over as soon as the thread has no report
+batch in hand, so a lone report is written at once and a storm in few commits. The future
+resolves after the commit: a report counts as stored (and the dashboards hear of it) only
+once it is durable. A broker killed before that commit loses the reports of that batch and
+of the queue behind it, exactly like the ones still in its zmq buffers; agents are never
+told that a report was stored (the protocol has no report acknowledgement), so nothing an
+agent was told about is lost. ``add_report`` is ``queue_report`` awaited.
+
 The console's hot path does not wait for its writes: ``start_console_entry``,
 ``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once. Queued
 writes run on the same thread, in order, in one transaction per batch, and always before
@@ -19,6 +29,7 @@ an eval's round trip for the CPU while it runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -97,6 +108,7 @@ CREATE TABLE IF NOT EXISTS shares (
 # Queued writes wait this long for more to join their batch: an eval's transcript entry,
 # its result and its audit row then go in one commit after the answer, not during it.
 _QUEUE_SECONDS = 0.05
+_REPORT_BATCH = 500  # reports inserted in one transaction at most
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
@@ -204,9 +216,15 @@ class Store:
         self._frames = FrameCache()
         self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
         self._next_console_id = 0  # the store is the only writer: it numbers entries itself
+        # Reports not yet handed to the store's thread, and how many are in its hands.
+        self._reports: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._report_batches = 0
+        self._reports_in_hand = 0
+        self.report_commits = 0  # transactions that wrote reports (a storm's batching)
 
     async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
         self._hand_over_queued()  # queued writes first: this call must see them
+        self._hand_over_reports(at_once=True)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._with_connection, function)
 
@@ -275,19 +293,65 @@ class Store:
 
     async def add_report(self, report: dict[str, Any]) -> bool:
         """Store a report (its wire dict); False when one with this id is already stored."""
-        summary = report_summary(report)
-        body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+        return await self.queue_report(report)
 
-        def insert(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute(
-                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*summary.values(), body),
+    def queue_report(self, report: dict[str, Any]) -> asyncio.Future[bool]:
+        """Store a report (its wire dict) in the next batch, without waiting (see the module's
+        docstring). The future resolves once it is committed: False when one with this id
+        was already stored; it fails with the error when the report could not be written."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._connection is None:
+            future.set_exception(RuntimeError("the store is closed"))
+            return future
+        self._reports.append((report, future))
+        self._hand_over_reports(at_once=False)
+        return future
+
+    @property
+    def report_backlog(self) -> int:
+        """Reports queued or being written, not yet committed."""
+        return len(self._reports) + self._reports_in_hand
+
+    def _hand_over_reports(self, *, at_once: bool) -> None:
+        """Give queued reports to the store's thread: when it has none in hand, or now."""
+        while self._reports and self._connection is not None:
+            if self._report_batches and not at_once:
+                return  # the batch in hand hands over the next one when it is committed
+            batch = self._reports[:_REPORT_BATCH]
+            del self._reports[:_REPORT_BATCH]
+            self._report_batches += 1
+            self._reports_in_hand += len(batch)
+            insert = functools.partial(_insert_reports, reports=[report for report, _ in batch])
+            done = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._with_connection, insert
             )
-            connection.commit()
-            return cursor.rowcount > 0
+            done.add_done_callback(functools.partial(self._reports_written, batch))
 
-        return await self._call(insert)
+    def _reports_written(
+        self,
+        batch: list[tuple[dict[str, Any], asyncio.Future[bool]]],
+        written: asyncio.Future[list[bool | Exception]],
+    ) -> None:
+        """A batch is committed (or failed): resolve its futures, hand over the next one."""
+        self._report_batches -= 1
+        self._reports_in_hand -= len(batch)
+        self.report_commits += 1
+        if written.cancelled():
+            outcomes: list[bool | Exception] = [RuntimeError("the store is closed")] * len(batch)
+        elif written.exception() is not None:
+            error = written.exception()
+            log.error("storing %d reports failed: %s", len(batch), error)
+            outcomes = [RuntimeError(f"storing the report failed: {error}")] * len(batch)
+        else:
+            outcomes = written.result()
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        self._hand_over_reports(at_once=False)
 
     async def list_reports(
         self, limit: int, before: float | None = None, filters: ReportFilter | None = None
@@ -557,6 +621,33 @@ def _audit_insert(entry: dict[str, Any]) -> Write:
             connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
 
     return insert
+
+
+def _insert_reports(
+    connection: sqlite3.Connection, reports: list[dict[str, Any]]
+) -> list[bool | Exception]:
+    """Insert reports in one transaction: for each, whether it was new, or why it was not
+    written (a report that cannot be encoded fails alone; a failing commit fails them all)."""
+    outcomes: list[bool | Exception] = []
+    try:
+        for report in reports:
+            try:
+                summary = report_summary(report)
+                body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+            except (KeyError, TypeError, ValueError) as error:
+                outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))
+                continue
+            cursor = connection.execute(
+                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*summary.values(), body),
+            )
+            outcomes.append(cursor.rowcount > 0)
+        connection.commit()
+    except sqlite3.Error:
+        connection.rollback()
+        raise
+    return outcomes
 
 
 def _run_batch(connection: sqlite3.Connection, batch: list[Write]) -> None:

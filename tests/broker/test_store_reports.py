@@ -1,0 +1,109 @@
+"""Reports written in batches by the real ``Store`` on a real SQLite file.
+
+A storm's reports share transactions, yet each one's future resolves only once it is
+committed, a report that cannot be written fails alone, any later read sees queued
+reports, and closing the store writes what is still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from debugbroker.broker.store import Store
+
+
+def _report(report_id: str) -> dict[str, Any]:
+    return {
+        "id": report_id,
+        "agent_id": "agent-1",
+        "created": 1.0,
+        "type_name": "ValueError",
+        "message": "boom",
+        "pid": 1,
+        "host": "h",
+        "app": "a",
+        "request": {"url": "http://h/x"},
+        "exceptions": [],
+    }
+
+
+def _stored_ids(path: Path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return sorted(row[0] for row in connection.execute("SELECT id FROM reports"))
+
+
+def test_a_storm_of_reports_is_written_in_few_transactions(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def storm() -> tuple[list[bool], int, int]:
+        store = Store(path)
+        await store.open()
+        futures = [store.queue_report(_report(f"r{i}")) for i in range(2_000)]
+        assert store.report_backlog == 2_000
+        outcomes = list(await asyncio.gather(*futures))
+        again = await store.add_report(_report("r7"))  # already stored
+        outcomes.append(again)
+        backlog, commits = store.report_backlog, store.report_commits
+        await store.close()
+        return outcomes, backlog, commits
+
+    outcomes, backlog, commits = asyncio.run(storm())
+    assert outcomes == [True] * 2_000 + [False]
+    assert backlog == 0
+    assert commits < 20  # batches of up to 500, not one commit per report
+    assert len(_stored_ids(path)) == 2_000
+
+
+def test_a_report_that_cannot_be_written_fails_alone(tmp_path: Path) -> None:
+    async def mixed() -> list[Any]:
+        store = Store(tmp_path / "db.sqlite3")
+        await store.open()
+        broken = _report("bad") | {"message": object()}  # not JSON: cannot be stored
+        futures = [store.queue_report(_report("a")), store.queue_report(broken)]
+        futures.append(store.queue_report(_report("b")))
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        await store.close()
+        return list(outcomes)
+
+    first, broken, last = asyncio.run(mixed())
+    assert first is True and last is True
+    assert isinstance(broken, ValueError) and "not stored" in str(broken)
+    assert _stored_ids(tmp_path / "db.sqlite3") == ["a", "b"]
+
+
+def test_reads_see_queued_reports_and_closing_writes_them(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def run() -> tuple[int, dict[str, Any] | None]:
+        store = Store(path)
+        await store.open()
+        for i in range(5):
+            store.queue_report(_report(f"q{i}"))  # nobody waits for these
+        counted = await store.count_reports()  # a later read sees them all
+        found = await store.get_report("q4")
+        for i in range(5, 300):
+            store.queue_report(_report(f"q{i}"))
+        await store.close()  # still queued: written before the file closes
+        return counted, found
+
+    counted, found = asyncio.run(run())
+    assert counted == 5
+    assert found is not None and found["id"] == "q4"
+    assert len(_stored_ids(path)) == 300
+
+
+def test_a_closed_store_refuses_reports(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = Store(tmp_path / "db.sqlite3")
+        await store.open()
+        await store.close()
+        future = store.queue_report(_report("late"))
+        await asyncio.wait_for(future, 5)
+
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(run())
