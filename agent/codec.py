@@ -29,10 +29,12 @@ from .protocol import (
     MAX_MESSAGE_BYTES,
     Message,
     ProtocolError,
+    ReportMessage,
     _fields_of,
+    decode,
 )
 
-__all__ = ["encode", "decode_wire", "to_wire"]
+__all__ = ["encode", "decode_wire", "decode_message", "to_wire", "WireReport"]
 
 Convert = Callable[[Any, str], Any]  # (plain data, where) -> normalized plain data
 Encode = Callable[[Any], Any]  # protocol value -> plain data
@@ -292,6 +294,12 @@ def _dataclass_checker(cls: type[Any]) -> Convert:
 def decode_wire(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     """The message class and validated wire dict of ``payload`` (see the module's docstring);
     anything ``protocol.decode`` refuses raises ``ProtocolError``."""
+    cls, data = _unpack(payload)
+    return cls, _check_message(cls, data)
+
+
+def _unpack(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
+    """The message's class and its unchecked map; ``ProtocolError`` as ``decode``."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
@@ -304,7 +312,31 @@ def decode_wire(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     cls = _MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown message kind {kind!r}")
+    return cls, data
+
+
+def _check_message(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
     try:
-        return cls, _checker(cls)(data, cls.__name__)
+        checked: dict[str, Any] = _checker(cls)(data, cls.__name__)
     except RecursionError:
         raise ProtocolError("message nested too deeply") from None
+    return checked
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireReport:
+    """A report message as the broker takes it: the report's validated wire dict (what it
+    stores as JSON) and the size of the message that carried it."""
+
+    report: dict[str, Any]
+    size: int
+
+
+def decode_message(payload: bytes) -> Message | WireReport:
+    """``protocol.decode``, except that a report comes as a ``WireReport`` (checked by
+    ``decode_wire``, never built into dataclasses); ``ProtocolError`` as ``decode``."""
+    cls, data = _unpack(payload)
+    if cls is ReportMessage:
+        wire = _check_message(cls, data)
+        return WireReport(report=wire["report"], size=len(payload))
+    return decode(payload)  # small messages: built as dataclasses (a second, cheap unpack)

@@ -124,3 +124,18 @@ def test_deep_nesting_and_oversize_raise_protocol_error() -> None:
         with pytest.raises(ProtocolError):
             codec.decode_wire(payload)
         agree(payload)
+
+
+def test_decode_message_gives_reports_as_wire_dicts_and_the_rest_as_messages() -> None:
+    report = protocol.Report(
+        id="r", agent_id="a", created=1.0, type_name="E", message="m", text="t", exceptions=()
+    )
+    payload = protocol.encode(protocol.ReportMessage(report=report))
+    decoded = codec.decode_message(payload)
+    assert isinstance(decoded, codec.WireReport)
+    assert decoded.report == protocol.to_wire(report) and decoded.size == len(payload)
+    beat = protocol.Heartbeat(held_frames=2)
+    assert codec.decode_message(protocol.encode(beat)) == beat
+    broken = msgpack.packb({"kind": "report", "report": {"id": 1}})
+    with pytest.raises(ProtocolError):
+        codec.decode_message(broken)
