@@ -3,7 +3,7 @@
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
 import { helpOpen, moveSelection, openAdjacentReport, selectedId } from "../state/navigation";
-import { reportHref, route } from "../state/route";
+import { parseRoute, reportHref, route } from "../state/route";
 
 /** The list's search box. */
 const SEARCH_ID = "report-search";
@@ -31,7 +31,7 @@ function shownFrames(): HTMLElement[] {
 
 /** The frame the address points at, else the innermost frame of the last exception. */
 function currentFrame(): HTMLElement | null {
-  const current = route.value;
+  const current = parseRoute(location.hash);
   const frames = shownFrames();
   if (current.name === "report" && current.frame !== null) {
     const target = frames.find((frame) => frame.dataset.index === String(current.frame));
@@ -42,7 +42,8 @@ function currentFrame(): HTMLElement | null {
 
 /** Point the address at the next (1) or previous (-1) frame on the page. */
 function moveFrame(step: number): boolean {
-  const current = route.value;
+  // From the address itself: a quick second key press comes before the hashchange event.
+  const current = parseRoute(location.hash);
   if (current.name !== "report") return false;
   const frames = shownFrames();
   if (frames.length === 0) return false;

@@ -169,7 +169,8 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
     const element = document.getElementById(`frame-${frame}`);
     if (element === null) return;
     element.scrollIntoView({ block: "start" });
-    element.focus({ preventScroll: true });
+    // Not when the focus is already inside it (its console, opened by the "c" key).
+    if (!element.contains(document.activeElement)) element.focus({ preventScroll: true });
   }, [frame, report?.id, plain]);
 
   if (report === null) {
