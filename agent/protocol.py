@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
@@ -586,6 +587,102 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
         raise ProtocolError(f"{where}: {error}") from None
 
 
+class _Mismatch(Exception):
+    """The fast decoder's "not this": ``_build`` then runs again to say exactly why."""
+
+
+_Convert = Callable[[Any], Any]
+_FAST: dict[Any, _Convert] = {}
+
+
+def _fast(tp: Any) -> _Convert:
+    """A converter for ``tp`` that accepts exactly what ``_convert`` accepts, without the
+    error paths' bookkeeping (``where`` strings, ``get_origin`` per value); it raises
+    ``_Mismatch`` where ``_convert`` raises ``ProtocolError``. Built once per type."""
+    cached = _FAST.get(tp)
+    if cached is not None:
+        return cached
+    origin = typing.get_origin(tp)
+    convert: _Convert
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        nullable = type(None) in args
+        options = [option for option in args if option is not type(None)]
+
+        def convert(data: Any) -> Any:
+            if data is None and nullable:
+                return None
+            for option in options:
+                try:
+                    return _fast(option)(data)
+                except _Mismatch:
+                    pass
+            raise _Mismatch
+
+    elif origin is tuple and len(typing.get_args(tp)) == 2 and typing.get_args(tp)[1] is Ellipsis:
+        item_type = typing.get_args(tp)[0]
+
+        def convert(data: Any) -> Any:
+            if not isinstance(data, (list, tuple)):
+                raise _Mismatch
+            item = _fast(item_type)
+            return tuple([item(value) for value in data])
+
+    elif origin is tuple:
+        item_types = typing.get_args(tp)
+
+        def convert(data: Any) -> Any:
+            if not isinstance(data, (list, tuple)) or len(data) != len(item_types):
+                raise _Mismatch
+            return tuple(_fast(t)(value) for t, value in zip(item_types, data, strict=True))
+
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        cls: type[Any] = tp
+        fields: list[tuple[str, _Convert]] = []  # filled on first use (types may recurse)
+
+        def convert(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise _Mismatch
+            if not fields:
+                fields.extend((name, _fast(field_type)) for name, field_type in _fields_of(cls))
+            kwargs = {name: field(data[name]) for name, field in fields if name in data}
+            try:
+                return cls(**kwargs)
+            except TypeError:
+                raise _Mismatch from None
+
+    elif tp is float:
+
+        def convert(data: Any) -> Any:
+            if type(data) is float:
+                return data
+            if isinstance(data, bool) or not isinstance(data, (int, float)):
+                raise _Mismatch
+            return float(data)
+
+    elif tp is int:
+
+        def convert(data: Any) -> Any:
+            if isinstance(data, bool) or not isinstance(data, int):
+                raise _Mismatch
+            return data
+
+    elif tp in (str, bool):
+
+        def convert(data: Any) -> Any:
+            if not isinstance(data, tp):
+                raise _Mismatch
+            return data
+
+    else:
+
+        def convert(data: Any) -> Any:
+            raise _Mismatch
+
+    _FAST[tp] = convert
+    return convert
+
+
 def from_wire(cls: type[Any], data: Any) -> Any:
     """Build a protocol dataclass from plain data, raising ProtocolError on any mismatch."""
     return _build(cls, data, cls.__name__)
@@ -612,7 +709,10 @@ def decode(payload: bytes) -> Message:
     if cls is None:
         raise ProtocolError(f"unknown message kind {kind!r}")
     try:
-        message: Message = _build(cls, data, cls.__name__)
+        try:
+            message: Message = _fast(cls)(data)
+        except _Mismatch:  # invalid: the thorough decoder says where and why
+            message = _build(cls, data, cls.__name__)
     except RecursionError:
         raise ProtocolError("message nested too deeply") from None
     return message
