@@ -215,6 +215,7 @@ class Store:
         self._connection: sqlite3.Connection | None = None
         self._frames = FrameCache()
         self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
+        self._queue_timer: asyncio.TimerHandle | None = None
         self._next_console_id = 0  # the store is the only writer: it numbers entries itself
         # Reports not yet handed to the store's thread, and how many are in its hands.
         self._reports: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
@@ -231,11 +232,15 @@ class Store:
     def _queue(self, write: Write) -> None:
         """Run ``write`` on the store's thread soon, in order, without waiting for it."""
         if not self._queued:
-            asyncio.get_running_loop().call_later(_QUEUE_SECONDS, self._hand_over_queued)
+            loop = asyncio.get_running_loop()
+            self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
         self._queued.append(write)
 
     def _hand_over_queued(self) -> None:
         """Give the queued writes to the store's thread as one batch (one commit)."""
+        if self._queue_timer is not None:
+            self._queue_timer.cancel()
+            self._queue_timer = None
         if self._queued and self._connection is not None:
             batch, self._queued = self._queued, []
             self._executor.submit(self._with_connection, lambda c: _run_batch(c, batch))
