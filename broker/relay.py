@@ -11,6 +11,7 @@ Malformed messages are dropped and counted; nothing an agent sends can stop the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import secrets
@@ -24,7 +25,8 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
-from debugbroker.agent import protocol
+from debugbroker.agent import codec, protocol
+from debugbroker.agent.codec import WireReport
 from debugbroker.agent.protocol import (
     CompleteRequest,
     CompleteResult,
@@ -41,7 +43,6 @@ from debugbroker.agent.protocol import (
     Ping,
     ProtocolError,
     Refused,
-    ReportMessage,
     SourceRequest,
     SourceResult,
     Welcome,
@@ -58,6 +59,10 @@ _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is
 _SIZE_SLACK = 64 * 1024
 _INBOX_SIZE = 64  # messages read ahead of the receive loop (each up to MAX_MESSAGE_BYTES)
 _ANSWERS = (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult)
+# Reports received but not yet committed: past either bound the receive loop waits for the
+# store, zmq buffers, and then the agents shed reports and count them.
+_MAX_REPORT_BACKLOG = 5_000
+_MAX_REPORT_BACKLOG_BYTES = 64 * 1024 * 1024
 _HANDSHAKE_FAILED_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -139,6 +144,7 @@ class RelayStats:
     handshake_failed: int = 0  # zmq handshakes that failed (CurveZMQ key, garbage)
     oversized: int = 0  # over the cap but under the socket's hard limit (bigger ones cut)
     unadmitted: int = 0  # from an identity that has not said a valid hello
+    not_stored: int = 0  # reports the store failed to write (logged)
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -177,7 +183,11 @@ class Relay:
         # The ROUTER itself is a plain socket read by ``_on_readable``: answers to evals are
         # handed over in the same loop turn they arrive in, without pyzmq's future chain.
         self._socket: zmq.Socket[bytes] = zmq.Socket(self._context, zmq.ROUTER)
-        self._inbox: deque[tuple[bytes, Message]] = deque()  # for the receive loop, in order
+        self._inbox: deque[tuple[bytes, Message | WireReport]] = deque()  # in order
+        self._report_bytes = 0  # sizes of the reports received and not yet committed
+        self._events: list[dict[str, Any]] = []  # report events waiting for the publisher
+        self._publisher: asyncio.Task[None] | None = None
+        self._stopped = False
         self._inbox_ready = asyncio.Event()
         self._reader_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -212,6 +222,9 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop the loops and close the socket."""
+        self._stopped = True
+        if self._publisher is not None:
+            self._tasks.append(self._publisher)  # cancelled with the loops
         if self._reader_fd is not None:
             asyncio.get_running_loop().remove_reader(self._reader_fd)
             self._reader_fd = None
@@ -269,7 +282,7 @@ class Relay:
         except zmq.ZMQError:  # closed: the relay is stopping
             pass
 
-    def _answered(self, identity: bytes, message: Message) -> bool:
+    def _answered(self, identity: bytes, message: Message | WireReport) -> bool:
         """Hand an answer to the eval (or lookup) waiting for it; False if it is not one."""
         if not isinstance(message, _ANSWERS):
             return False
@@ -296,7 +309,7 @@ class Relay:
             except Exception:  # one bad message must never stop the relay
                 log.exception("error while handling an agent message")
 
-    def _parse(self, frames: list[bytes]) -> tuple[bytes, Message] | None:
+    def _parse(self, frames: list[bytes]) -> tuple[bytes, Message | WireReport] | None:
         """The sender and the message, or None (counted) for anything malformed."""
         if len(frames) < 2:
             self.stats.malformed += 1
@@ -313,7 +326,7 @@ class Relay:
                 )
             return None
         try:
-            message = protocol.decode(payload)
+            message = codec.decode_message(payload)  # a report stays a (checked) wire dict
         except ProtocolError as error:
             self.stats.malformed += 1
             if _worth_logging(self.stats.malformed):
@@ -323,7 +336,7 @@ class Relay:
             return None
         return identity, message
 
-    async def _receive(self, identity: bytes, message: Message) -> None:
+    async def _receive(self, identity: bytes, message: Message | WireReport) -> None:
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
             await self._hello(identity, agent_id, message)
@@ -348,7 +361,7 @@ class Relay:
             agent.held_bytes = message.held_bytes
             if changed:
                 await self.publish({"type": "agent", "agent": agent.to_json()})
-        elif isinstance(message, ReportMessage):
+        elif isinstance(message, WireReport):
             await self._report(agent, message)
         elif isinstance(message, protocol.Resumed):
             if self.paused.get(message.report_id) == agent.agent_id:
@@ -452,17 +465,51 @@ class Relay:
             )
         await self.publish({"type": "agent", "agent": agent.to_json()})
 
-    async def _report(self, agent: AgentState, message: ReportMessage) -> None:
-        report = protocol.to_wire(message.report)
+    async def _report(self, agent: AgentState, message: WireReport) -> None:
+        """Queue a report for the store's next batch without waiting for it (unless the
+        backlog is full); it is counted and announced once committed (``_stored``).
+
+        Which frames are held, and which thread is paused, is noted now, in message order,
+        so that a ``Released`` or ``Resumed`` right behind it finds the note.
+        """
+        report = message.report
         if report["agent_id"] != agent.agent_id:
             report["agent_id"] = agent.agent_id  # an agent speaks for itself only
-        if await self.store.add_report(report):
-            self.stats.reports += 1
-            if report.get("paused"):
-                self.paused[report["id"]] = agent.agent_id
-            if _holds_frames(report):
-                self.held[report["id"]] = agent.agent_id
-            await self.publish({"type": "report", "report": report_summary(report)})
+        if report.get("paused"):
+            self.paused[report["id"]] = agent.agent_id
+        if _holds_frames(report):
+            self.held[report["id"]] = agent.agent_id
+        stored = self.store.queue_report(report)
+        self._report_bytes += message.size
+        stored.add_done_callback(functools.partial(self._stored, report, message.size))
+        backlog = self.store.report_backlog
+        if backlog >= _MAX_REPORT_BACKLOG or self._report_bytes >= _MAX_REPORT_BACKLOG_BYTES:
+            await asyncio.wait({stored})  # the store is behind: stop reading until it catches up
+
+    def _stored(self, report: dict[str, Any], size: int, stored: asyncio.Future[bool]) -> None:
+        """A report's batch is committed (or failed): count it and tell the dashboards."""
+        self._report_bytes -= size
+        error = None if stored.cancelled() else stored.exception()
+        if stored.cancelled() or error is not None:
+            self.stats.not_stored += 1
+            log.error("report %.100s could not be stored: %s", report["id"], error or "cancelled")
+            for notes in (self.held, self.paused):
+                if notes.get(report["id"]) == report["agent_id"]:
+                    del notes[report["id"]]
+            return
+        if not stored.result():
+            return  # already stored (sent again after a reconnect)
+        self.stats.reports += 1
+        self._events.append({"type": "report", "report": report_summary(report)})
+        if not self._stopped and (self._publisher is None or self._publisher.done()):
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_reports())
+
+    async def _publish_reports(self) -> None:
+        """Announce stored reports in order: one task for all those committed meanwhile."""
+        while self._events:
+            events, self._events = self._events, []
+            for event in events:
+                await self.publish(event)
 
     async def _liveness_loop(self) -> None:
         while True:
