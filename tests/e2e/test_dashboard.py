@@ -28,7 +28,10 @@ RaiseError = Callable[[str], dict[str, Any]]
 def app_server(broker: Broker, start_server: Callable[..., AppServer]) -> AppServer:
     """``gunicorn -w 2`` serving the dashboard test app, with the agent reporting to ``broker``."""
     command = ["gunicorn", "-w", "2", "{bind}", "dashboard_wsgi:app"]
-    return start_server(command, broker.agent_env(), name="gunicorn")
+    server = start_server(command, broker.agent_env(), name="gunicorn")
+    # A worker's agent starts with its first request; wait until one is connected.
+    wait_for(lambda: server.get("/pid") and broker.live_agents(), timeout=40, what="an agent")
+    return server
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def raise_error(broker: Broker, app_server: AppServer) -> RaiseError:
             fresh = [report for report in broker.reports() if report["id"] not in known]
             return fresh[0] if fresh else None
 
-        found: dict[str, Any] = wait_for(arrived, what=f"the report of {path}")
+        found: dict[str, Any] = wait_for(arrived, timeout=40, what=f"the report of {path}")
         return found
 
     return raise_one

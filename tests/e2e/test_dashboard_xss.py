@@ -69,7 +69,7 @@ def evil_report(broker: Broker, start_server: Callable[..., AppServer]) -> dict[
     path = "/xss/" + quote(PAYLOADS[1]) + "?q=" + URL_PAYLOAD
     answer = server.get(path, headers={"Accept": "text/plain", "X-Evil": HEADER_PAYLOAD})
     assert answer.status == 500, answer.text
-    reports: list[dict[str, Any]] = wait_for(broker.reports, what="the report")
+    reports: list[dict[str, Any]] = wait_for(broker.reports, timeout=40, what="the report")
     return reports[0]
 
 
