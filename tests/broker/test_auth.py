@@ -277,7 +277,7 @@ SECURITY_HEADERS = {
     "content-security-policy": None,
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
 }
 
 
