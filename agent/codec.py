@@ -36,11 +36,11 @@ from .protocol import (
 
 __all__ = ["encode", "decode_wire", "decode_message", "to_wire", "WireReport"]
 
-Convert = Callable[[Any, str], Any]  # (plain data, where) -> normalized plain data
+Check = Callable[[Any], Any]  # plain data -> normalized plain data, or _Mismatch
 Encode = Callable[[Any], Any]  # protocol value -> plain data
 
 _encoders: dict[Any, Encode | None] = {}  # None: the value is its own wire form
-_checkers: dict[Any, Convert] = {}
+_checkers: dict[Any, Check] = {}
 
 
 # --- encoding -----------------------------------------------------------------------------
@@ -130,23 +130,33 @@ def encode(message: Message) -> bytes:
 
 
 # --- validating ---------------------------------------------------------------------------
+#
+# The checkers accept exactly what ``protocol._convert`` accepts and raise ``_Mismatch``
+# (no message, no path) where it raises ``ProtocolError``: the hot path builds no strings.
+# On a mismatch ``decode_wire`` runs the reference decoder, which says exactly what is wrong.
 
 
-def _checker(tp: Any) -> Convert:
+class _Mismatch(Exception):
+    """Not what the type wants: the reference decoder then explains why."""
+
+
+# How a dataclass field is checked, inline in the loop (no call for the common leaves).
+_STR, _INT, _FLOAT, _BOOL, _OPT_STR, _OPT_INT, _OTHER = range(7)
+_LEAF_CODES = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
+_ABSENT = object()
+_REQUIRED = object()
+
+
+def _checker(tp: Any) -> Check:
     """The function that validates plain data against ``tp`` and normalizes it."""
     found = _checkers.get(tp)
     if found is None:
-
-        def late(data: Any, where: str) -> Any:  # for recursive types: resolved on use
-            return _checkers[tp](data, where)
-
-        _checkers[tp] = late
         found = _build_checker(tp)
         _checkers[tp] = found
     return found
 
 
-def _build_checker(tp: Any) -> Convert:
+def _build_checker(tp: Any) -> Check:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         return _union_checker(typing.get_args(tp))
@@ -165,127 +175,156 @@ def _build_checker(tp: Any) -> Convert:
     raise TypeError(f"unsupported type {tp!r}")  # pragma: no cover - the protocol's own types
 
 
-def _check_float(data: Any, where: str) -> float:
+def _check_float(data: Any) -> float:
     if isinstance(data, bool) or not isinstance(data, (int, float)):
-        raise ProtocolError(f"{where}: expected a number, got {type(data).__name__}")
+        raise _Mismatch
     return float(data)
 
 
-def _check_int(data: Any, where: str) -> int:
+def _check_int(data: Any) -> int:
     if isinstance(data, bool) or not isinstance(data, int):
-        raise ProtocolError(f"{where}: expected an integer, got {type(data).__name__}")
+        raise _Mismatch
     return data
 
 
-def _check_str(data: Any, where: str) -> str:
+def _check_str(data: Any) -> str:
     if not isinstance(data, str):
-        raise ProtocolError(f"{where}: expected str, got {type(data).__name__}")
+        raise _Mismatch
     return data
 
 
-def _check_bool(data: Any, where: str) -> bool:
+def _check_bool(data: Any) -> bool:
     if not isinstance(data, bool):
-        raise ProtocolError(f"{where}: expected bool, got {type(data).__name__}")
+        raise _Mismatch
     return data
 
 
-def _union_checker(args: tuple[Any, ...]) -> Convert:
+def _lazy(tp: Any) -> Callable[[], Check]:
+    """The checker of ``tp``, looked up on first use (types may refer to themselves)."""
+    resolved: list[Check] = []
+
+    def get() -> Check:
+        if not resolved:
+            resolved.append(_checker(tp))
+        return resolved[0]
+
+    return get
+
+
+def _union_checker(args: tuple[Any, ...]) -> Check:
     optional = type(None) in args
-    options = [_checker(a) for a in args if a is not type(None)]
-    if len(options) == 1:
-        (only,) = options
+    options = [_lazy(a) for a in args if a is not type(None)]
 
-        def check_optional(data: Any, where: str) -> Any:
-            if data is None and optional:
-                return None
-            try:
-                return only(data, where)
-            except ProtocolError as error:
-                raise ProtocolError(f"{where}: {error}") from None
-
-        return check_optional
-
-    def check_union(data: Any, where: str) -> Any:
+    def check_union(data: Any) -> Any:
         if data is None and optional:
             return None
-        errors = []
         for option in options:
             try:
-                return option(data, where)
-            except ProtocolError as error:
-                errors.append(str(error))
-        raise ProtocolError(f"{where}: {'; '.join(errors)}")
+                return option()(data)
+            except _Mismatch:
+                pass
+        raise _Mismatch
 
     return check_union
 
 
-def _tuple_checker(args: tuple[Any, ...]) -> Convert:
+def _tuple_checker(args: tuple[Any, ...]) -> Check:
     if len(args) == 2 and args[1] is Ellipsis:
-        item = _checker(args[0])
-        if item is _check_str:
+        if args[0] is str:
 
-            def check_strings(data: Any, where: str) -> list[Any]:
+            def check_strings(data: Any) -> list[Any]:
                 if not isinstance(data, (list, tuple)):
-                    raise ProtocolError(f"{where}: expected a list, got {type(data).__name__}")
-                for i, value in enumerate(data):
+                    raise _Mismatch
+                for value in data:
                     if not isinstance(value, str):
-                        _check_str(value, f"{where}[{i}]")
+                        raise _Mismatch
                 return list(data)
 
             return check_strings
+        item = _lazy(args[0])
 
-        def check_items(data: Any, where: str) -> list[Any]:
+        def check_items(data: Any) -> list[Any]:
             if not isinstance(data, (list, tuple)):
-                raise ProtocolError(f"{where}: expected a list, got {type(data).__name__}")
-            return [item(value, f"{where}[{i}]") for i, value in enumerate(data)]
+                raise _Mismatch
+            check = item()
+            return [check(value) for value in data]
 
         return check_items
-    items = [_checker(a) for a in args]
+    items = [_lazy(a) for a in args]
 
-    def check_fixed(data: Any, where: str) -> list[Any]:
-        if not isinstance(data, (list, tuple)):
-            raise ProtocolError(f"{where}: expected a list, got {type(data).__name__}")
-        if len(items) != len(data):
-            raise ProtocolError(f"{where}: expected {len(items)} items, got {len(data)}")
-        pairs = enumerate(zip(items, data, strict=True))
-        return [check(value, f"{where}[{i}]") for i, (check, value) in pairs]
+    def check_fixed(data: Any) -> list[Any]:
+        if not isinstance(data, (list, tuple)) or len(items) != len(data):
+            raise _Mismatch
+        return [get()(value) for get, value in zip(items, data, strict=True)]
 
     return check_fixed
 
 
-_REQUIRED = object()
+def _field_code(tp: Any) -> int:
+    code = _LEAF_CODES.get(tp)
+    if code is not None:
+        return code
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if len(args) == 2 and type(None) in args:
+            other = args[0] if args[1] is type(None) else args[1]
+            if other is str:
+                return _OPT_STR
+            if other is int:
+                return _OPT_INT
+    return _OTHER
 
 
-def _dataclass_checker(cls: type[Any]) -> Convert:
+def _dataclass_checker(cls: type[Any]) -> Check:
     kind = getattr(cls, "kind", None)
+    head: dict[str, Any] = {"kind": kind} if isinstance(kind, str) else {}
     declared = {f.name: f for f in dataclasses.fields(cls)}
-    fields: list[tuple[str, Convert, Any]] = []
-    for name, tp in _fields_of(cls):
-        spec = declared[name]
-        if spec.default is not dataclasses.MISSING:
-            default = spec.default
-        elif spec.default_factory is not dataclasses.MISSING:
-            default = spec.default_factory
-        else:
-            default = _REQUIRED
-        fields.append((name, _checker(tp), default))
-    name_of = cls.__name__
+    fields: list[tuple[str, int, Any, Any]] = []  # name, code, checker (or None), default
 
-    def check_dataclass(data: Any, where: str) -> dict[str, Any]:
+    def resolve() -> None:
+        for name, tp in _fields_of(cls):
+            spec = declared[name]
+            if spec.default is not dataclasses.MISSING:
+                default = spec.default
+            elif spec.default_factory is not dataclasses.MISSING:
+                default = spec.default_factory()
+            else:
+                default = _REQUIRED
+            code = _field_code(tp)
+            fields.append((name, code, _checker(tp) if code == _OTHER else None, default))
+
+    def check_dataclass(data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise ProtocolError(f"{where}: expected a map, got {type(data).__name__}")
-        out: dict[str, Any] = {"kind": kind} if isinstance(kind, str) else {}
-        missing = []
-        for name, check, default in fields:
-            if name in data:
-                out[name] = check(data[name], f"{where}.{name}")
-            elif default is _REQUIRED:
-                missing.append(name)
-            else:  # the wire form of the default (a fresh list for a tuple)
+            raise _Mismatch
+        if not fields:
+            resolve()
+        out = head.copy()
+        get = data.get
+        for name, code, check, default in fields:
+            value = get(name, _ABSENT)
+            if value is _ABSENT:
+                if default is _REQUIRED:
+                    raise _Mismatch
+                # the wire form of the default (a fresh list for a tuple)
                 out[name] = list(default) if isinstance(default, tuple) else default
-        if missing:
-            names = ", ".join(repr(name) for name in missing)
-            raise ProtocolError(f"{where}: {name_of}() is missing required fields: {names}")
+            elif code == _STR or (code == _OPT_STR and value is not None):
+                if not isinstance(value, str):
+                    raise _Mismatch
+                out[name] = value
+            elif code == _INT or (code == _OPT_INT and value is not None):
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise _Mismatch
+                out[name] = value
+            elif code == _OTHER:
+                out[name] = check(value)
+            elif code == _FLOAT:
+                out[name] = _check_float(value)
+            elif code == _BOOL:
+                if not isinstance(value, bool):
+                    raise _Mismatch
+                out[name] = value
+            else:  # an optional leaf that is None
+                out[name] = None
         return out
 
     return check_dataclass
@@ -295,7 +334,7 @@ def decode_wire(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     """The message class and validated wire dict of ``payload`` (see the module's docstring);
     anything ``protocol.decode`` refuses raises ``ProtocolError``."""
     cls, data = _unpack(payload)
-    return cls, _check_message(cls, data)
+    return cls, _check_message(cls, data, payload)
 
 
 def _unpack(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
@@ -315,11 +354,12 @@ def _unpack(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     return cls, data
 
 
-def _check_message(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+def _check_message(cls: type[Any], data: dict[str, Any], payload: bytes) -> dict[str, Any]:
     try:
-        checked: dict[str, Any] = _checker(cls)(data, cls.__name__)
-    except RecursionError:
-        raise ProtocolError("message nested too deeply") from None
+        checked: dict[str, Any] = _checker(cls)(data)
+    except (_Mismatch, RecursionError):
+        decode(payload)  # the reference decoder raises ProtocolError, saying exactly why
+        raise ProtocolError(f"{cls.__name__}: does not match the protocol") from None
     return checked
 
 
@@ -337,6 +377,6 @@ def decode_message(payload: bytes) -> Message | WireReport:
     ``decode_wire``, never built into dataclasses); ``ProtocolError`` as ``decode``."""
     cls, data = _unpack(payload)
     if cls is ReportMessage:
-        wire = _check_message(cls, data)
+        wire = _check_message(cls, data, payload)
         return WireReport(report=wire["report"], size=len(payload))
     return decode(payload)  # small messages: built as dataclasses (a second, cheap unpack)
