@@ -13,7 +13,9 @@ resolves after the commit: a report counts as stored (and the dashboards hear of
 once it is durable. A broker killed before that commit loses the reports of that batch and
 of the queue behind it, exactly like the ones still in its zmq buffers; agents are never
 told that a report was stored (the protocol has no report acknowledgement), so nothing an
-agent was told about is lost. ``add_report`` is ``queue_report`` awaited.
+agent was told about is lost. ``add_report`` is ``queue_report`` awaited. Reads see a
+report once it is committed (when its future resolves and the dashboards hear of it), not
+before: a read during a storm waits for at most the batch in hand, not for the whole queue.
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
 ``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once. Queued
@@ -108,7 +110,7 @@ CREATE TABLE IF NOT EXISTS shares (
 # Queued writes wait this long for more to join their batch: an eval's transcript entry,
 # its result and its audit row then go in one commit after the answer, not during it.
 _QUEUE_SECONDS = 0.05
-_REPORT_BATCH = 500  # reports inserted in one transaction at most
+_REPORT_BATCH = 200  # reports inserted in one transaction at most
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
@@ -225,7 +227,6 @@ class Store:
 
     async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
         self._hand_over_queued()  # queued writes first: this call must see them
-        self._hand_over_reports(at_once=True)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._with_connection, function)
 
@@ -290,6 +291,7 @@ class Store:
     async def close(self) -> None:
         """Close the file and stop the worker thread."""
         if self._connection is not None:
+            self._hand_over_reports(at_once=True)  # queued reports are written first
             await self._call(lambda connection: connection.close())
             self._connection = None
         self._executor.shutdown(wait=True)
