@@ -7,7 +7,15 @@ bounded queue drained by its own task, and a client whose queue is full is disco
 Presence: a tab may tell where it is (``{"type": "presence", "name", "report", "frame"}``);
 the broker names each tab with an id it chooses (sent to that tab alone as ``welcome``, in
 answer to its first presence message) and sends everyone the list of viewers whenever it
-changes. A client that never sends presence never hears a welcome. Nothing a tab sends is trusted:
+changes. A client that never sends presence never hears a welcome.
+
+Typing: a tab that has said where it is may say it is typing in a console
+(``{"type": "typing", "console": "reports/{id}/frames/{n}" | "agents/{id}", "active": bool}``);
+the broker relays it to the other tabs with the name and id it knows for that tab (never a name
+the typing message carries), at most one notice per tab every ``TYPING_INTERVAL`` seconds
+(an ``active: false`` always passes). The dashboard forgets a notice after a few seconds.
+
+Nothing a tab sends is trusted:
 messages are small, typed and validated field by field, rate-limited, and a tab that keeps
 sending garbage is disconnected. Invalid messages are dropped and counted, never fatal.
 """
@@ -26,7 +34,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["EventHub", "Viewer", "parse_presence", "MAX_NAME_CHARS"]
+__all__ = [
+    "EventHub",
+    "Viewer",
+    "parse_presence",
+    "parse_typing",
+    "MAX_NAME_CHARS",
+    "TYPING_INTERVAL",
+]
 
 log = logging.getLogger("debugbroker.ws")
 _QUEUE_SIZE = 1_000
@@ -35,6 +50,11 @@ MAX_NAME_CHARS = 40
 _MAX_VIEWERS = 200  # listed in presence events; more tabs still connect, unlisted
 _MAX_FRAME_INDEX = 1_000_000
 _REPORT_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_CONSOLE = re.compile(
+    r"reports/[A-Za-z0-9_.-]{1,128}/frames/[0-9]{1,7}|agents/[A-Za-z0-9_.-]{1,128}"
+)
+# Typing notices of one tab closer together than this are not relayed (the tab sends fewer).
+TYPING_INTERVAL = 0.5
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 # Per tab: a burst of 20 messages, then 5 per second; past 100 rejected ones it is closed.
 _RATE_BURST = 20.0
@@ -85,8 +105,33 @@ def parse_presence(text: str) -> tuple[str, str | None, int | None] | None:
     return name, report, frame
 
 
+def parse_typing(text: str) -> tuple[str, bool] | None:
+    """``(console, active)`` from a tab's typing message, or None when it is not one or invalid."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "typing" or len(data) > 3:
+        return None
+    console, active = data.get("console"), data.get("active", True)
+    if not isinstance(console, str) or not _CONSOLE.fullmatch(console):
+        return None
+    if not isinstance(active, bool):
+        return None
+    return console, active
+
+
 class _Client:
-    __slots__ = ("socket", "queue", "task", "viewer", "allowance", "checked", "rejected")
+    __slots__ = (
+        "socket",
+        "queue",
+        "task",
+        "viewer",
+        "allowance",
+        "checked",
+        "rejected",
+        "typed",
+    )
 
     def __init__(self, socket: web.WebSocketResponse) -> None:
         self.socket = socket
@@ -96,6 +141,7 @@ class _Client:
         self.allowance = _RATE_BURST
         self.checked = time.monotonic()
         self.rejected = 0
+        self.typed = 0.0  # when this tab's last typing notice was relayed (monotonic)
 
     def within_rate(self) -> bool:
         """Token bucket: whether this message may be handled."""
@@ -175,7 +221,8 @@ class EventHub:
             return False
         parsed = parse_presence(text)
         if parsed is None:
-            return False
+            typing = parse_typing(text)
+            return typing is not None and await self._typing(client, *typing)
         name, report, frame = parsed
         previous = client.viewer
         if previous is not None and (previous.name, previous.report, previous.frame) == parsed:
@@ -185,6 +232,29 @@ class EventHub:
         since = previous.since if previous is not None else time.time()
         client.viewer = Viewer(viewer_id, name, report, frame, since)
         await self.publish(self._presence_event())
+        return True
+
+    async def _typing(self, client: _Client, console: str, active: bool) -> bool:
+        """Relay a typing notice to the other tabs; False when the tab never said who it is."""
+        viewer = client.viewer
+        if viewer is None:
+            return False
+        now = time.monotonic()
+        if active and now - client.typed < TYPING_INTERVAL:
+            return True  # valid, just too soon to relay again
+        client.typed = now if active else 0.0
+        event = {
+            "type": "typing",
+            "viewer": viewer.id,
+            "name": viewer.name,
+            "console": console,
+            "active": active,
+        }
+        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        for other in list(self._clients):
+            if other is not client:
+                with contextlib.suppress(asyncio.QueueFull):
+                    other.queue.put_nowait(text)
         return True
 
     def _presence_event(self) -> dict[str, Any]:

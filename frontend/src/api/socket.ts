@@ -1,9 +1,9 @@
 // The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
 // It only parses and forwards events; what they mean for the app's state lives in state/.
-import type { ConsoleEvent, FramesEvent, PresenceEvent, ServerEvent, WelcomeEvent } from "./types";
+import type { ConsoleEvent, FramesEvent, PresenceEvent, ServerEvent, TypingEvent, WelcomeEvent } from "./types";
 
 /** Presence events, handled apart from the data events. */
-type PresenceMessage = WelcomeEvent | PresenceEvent;
+type PresenceMessage = WelcomeEvent | PresenceEvent | TypingEvent;
 
 /** Where the connection stands; `retryAt` is when the next attempt starts (epoch ms). */
 type SocketStatus =
@@ -46,6 +46,7 @@ function isPresenceMessage(value: unknown): value is PresenceMessage {
   const record = value as Record<string, unknown>;
   if (record.type === "welcome") return typeof record.viewer === "string";
   if (record.type === "presence") return Array.isArray(record.viewers);
+  if (record.type === "typing") return typeof record.viewer === "string" && typeof record.console === "string";
   return false;
 }
 

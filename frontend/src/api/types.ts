@@ -276,6 +276,15 @@ export interface PresenceEvent {
   viewers: Viewer[];
 }
 
+/** WebSocket, to the other tabs: a viewer typed in a console (`active: false`: stopped). */
+export interface TypingEvent {
+  type: "typing";
+  viewer: string;
+  name: string;
+  console: string;
+  active: boolean;
+}
+
 /** Everything the broker sends over /api/ws. */
 export type ServerEvent = ReportEvent | AgentEvent | ResumedEvent;
 

@@ -17,6 +17,7 @@ import {
   transcriptErrorFor,
   transcriptFor,
 } from "../state/consoles";
+import { noteTyping, stopTyping, typistsIn } from "../state/presence";
 import { ExpandProvider } from "./Expandable";
 import { ReprView } from "./ReprView";
 
@@ -144,6 +145,18 @@ function NameField({ id }: { id: string }) {
   );
 }
 
+/** "Ada is typing…": the others typing in this console now (the driver indicator). */
+function TypingIndicator({ path }: { path: ConsolePath }) {
+  const names = typistsIn(path);
+  const who =
+    names.length <= 1 ? names[0] : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1] ?? ""}`;
+  return (
+    <p class="console-typing muted small" role="status" data-testid="console-typing" data-count={names.length}>
+      {who === undefined ? "" : `${who} ${names.length === 1 ? "is" : "are"} typing…`}
+    </p>
+  );
+}
+
 /** A console bound to one frame of one report, or to an agent's process. */
 function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
   const transcript = transcriptFor(path);
@@ -190,6 +203,7 @@ function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
         setContinuing(false);
         setBrowsing(null);
         setCode("");
+        stopTyping(path);
       }
     } catch (error) {
       setRequestError(error instanceof Error ? error.message : String(error));
@@ -292,6 +306,7 @@ function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
           {unavailable}
         </p>
       )}
+      <TypingIndicator path={path} />
       <form
         class="console-form"
         onSubmit={(event) => {
@@ -325,8 +340,11 @@ function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
             autocapitalize="off"
             placeholder={continuing ? "... " : ">>> "}
             onInput={(event) => {
-              setCode(event.currentTarget.value);
+              const text = event.currentTarget.value;
+              setCode(text);
               setMatches([]);
+              if (text) noteTyping(path);
+              else stopTyping(path);
             }}
             onKeyDown={onKeyDown}
           />

@@ -1,9 +1,10 @@
 // Presence: who else has the dashboard open and where (report, frame), and "follow" mode,
 // which keeps this tab on the page a colleague's tab shows. The broker names every tab and
-// relays where each one is; this module tells it where we are and follows a leader.
+// relays where each one is; this module tells it where we are and follows a leader. It also
+// carries the driver indicator of shared consoles: throttled "typing" notices, both ways.
 import { computed, effect, signal } from "@preact/signals";
 import type { PresenceMessage } from "../api/socket";
-import type { Viewer } from "../api/types";
+import type { TypingEvent, Viewer } from "../api/types";
 import { displayName } from "./consoles";
 import { reportHref, route } from "./route";
 
@@ -85,19 +86,89 @@ function connectPresence(sender: (message: object) => void): void {
 /** The socket (re)opened: a new tab to the broker, which learns where it is and names it. */
 function presenceOpened(): void {
   myViewerId.value = null;
+  typingSent = new Map();
+  setTypists(new Map());
   lastSent = 0;
   announce();
 }
 
-/** Apply a welcome or presence message from the broker. */
+/** Someone else typing in a console, until `until` (epoch ms). */
+interface Typist {
+  name: string;
+  console: string;
+  until: number;
+}
+/** Who types where, by viewer id (others only; notices expire after TYPING_TTL_MS). */
+const typists = signal<ReadonlyMap<string, Typist>>(new Map());
+/** How long a typing notice shows without a newer one. */
+const TYPING_TTL_MS = 4000;
+/** While typing, at most one notice per this many ms (the broker relays one per 500 ms). */
+const TYPING_NOTICE_MS = 1500;
+/** The broker's limit for console paths in typing messages. */
+const CONSOLE_PATH = /^(reports\/[A-Za-z0-9_.-]{1,128}\/frames\/\d{1,7}|agents\/[A-Za-z0-9_.-]{1,128})$/;
+let typingSent = new Map<string, number>();
+let pruneTimer: ReturnType<typeof setTimeout> | undefined;
+
+function setTypists(next: Map<string, Typist>): void {
+  clearTimeout(pruneTimer);
+  typists.value = next;
+  if (next.size === 0) return;
+  const soonest = Math.min(...[...next.values()].map((typist) => typist.until));
+  pruneTimer = setTimeout(() => {
+    const now = Date.now();
+    setTypists(new Map([...typists.value].filter(([, typist]) => typist.until > now)));
+  }, Math.max(50, soonest - Date.now() + 10));
+}
+
+function applyTyping(message: TypingEvent): void {
+  if (message.viewer === myViewerId.value) return;
+  const next = new Map(typists.value);
+  if (message.active === false) next.delete(message.viewer);
+  else {
+    const name = typeof message.name === "string" && message.name ? message.name : "someone";
+    next.set(message.viewer, { name: name.slice(0, 40), console: message.console, until: Date.now() + TYPING_TTL_MS });
+  }
+  setTypists(next);
+}
+
+/** The names of the others typing in `console` now. */
+function typistsIn(console: string): string[] {
+  return [...typists.value.values()].filter((typist) => typist.console === console).map((typist) => typist.name);
+}
+
+/** This tab typed in `console`: tell the others (throttled). */
+function noteTyping(console: string): void {
+  if (send === null || myViewerId.value === null || !CONSOLE_PATH.test(console)) return;
+  const now = Date.now();
+  if (now - (typingSent.get(console) ?? 0) < TYPING_NOTICE_MS) return;
+  typingSent.set(console, now);
+  send({ type: "typing", console, active: true });
+}
+
+/** This tab stopped typing in `console` (ran the input, or emptied it). */
+function stopTyping(console: string): void {
+  if (send === null || !typingSent.has(console)) return;
+  typingSent.delete(console);
+  send({ type: "typing", console, active: false });
+}
+
+/** Apply a welcome, presence or typing message from the broker. */
 function applyPresence(message: PresenceMessage): void {
   if (message.type === "welcome") {
     myViewerId.value = message.viewer;
     return;
   }
+  if (message.type === "typing") {
+    applyTyping(message);
+    return;
+  }
   viewers.value = message.viewers.filter(
     (viewer) => typeof viewer?.id === "string" && typeof viewer.name === "string",
   );
+  const present = new Set(viewers.value.map((viewer) => viewer.id));
+  if ([...typists.value.keys()].some((id) => !present.has(id))) {
+    setTypists(new Map([...typists.value].filter(([id]) => present.has(id))));
+  }
   followLeader();
 }
 
@@ -114,4 +185,17 @@ window.addEventListener("hashchange", () => {
   followMove = null;
 });
 
-export { applyPresence, connectPresence, follow, presenceOpened, following, hashOf, myViewerId, otherViewers, viewers };
+export {
+  applyPresence,
+  connectPresence,
+  follow,
+  presenceOpened,
+  following,
+  hashOf,
+  myViewerId,
+  noteTyping,
+  otherViewers,
+  stopTyping,
+  typistsIn,
+  viewers,
+};

@@ -1,0 +1,140 @@
+"""Pairing in the dashboard: two people in two Chromium contexts on one real broker.
+
+The driver indicator of a shared console ("Ada is typing…") travels as throttled typing notices
+over the presence WebSocket, which the broker validates, names itself and relays to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from playwright.sync_api import Locator, Page, expect
+
+from tests.conftest import Broker
+
+if TYPE_CHECKING:
+    from tests.e2e.browser import OpenPage, Seed
+
+pytest_plugins = ["tests.e2e.browser"]
+
+
+def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
+    """A logged-in dashboard tab of someone called ``name``."""
+    from tests.e2e.browser import log_in
+
+    page, _ = open_page()
+    page.add_init_script(f"localStorage.setItem('debugbroker:name', {json.dumps(name)})")
+    return log_in(page, broker)
+
+
+def open_console(page: Page, broker: Broker, report_id: str, index: int) -> Locator:
+    """Open the console of frame ``index`` of a report; the console's locator."""
+    page.goto(f"{broker.url}/#/reports/{report_id}/frames/{index}")
+    frame = page.locator(f'[data-testid="frame"][data-index="{index}"]')
+    frame.get_by_test_id("console-toggle").click()
+    console = frame.get_by_test_id("console")
+    expect(console.get_by_test_id("console-input")).to_be_enabled()
+    return console
+
+
+def test_everyone_on_a_console_sees_who_is_typing_in_it(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    report = seed(1, "pairing")[0]
+    index = report.exceptions[0].frames[-1].index
+    ada = person(open_page, broker, "Ada")
+    bob = person(open_page, broker, "Bob")
+    expect(ada.get_by_test_id("presence-count")).to_have_text("1 other here")
+    ada_console = open_console(ada, broker, report.id, index)
+    bob_console = open_console(bob, broker, report.id, index)
+    bob_typing = bob_console.get_by_test_id("console-typing")
+    expect(bob_typing).to_have_text("")
+
+    # Ada types: Bob sees it; Ada does not see herself.
+    ada_console.get_by_test_id("console-input").press_sequentially("sorted(table")
+    expect(bob_typing).to_have_text("Ada is typing…")
+    expect(ada_console.get_by_test_id("console-typing")).to_have_text("")
+    # She pauses: the notice expires on its own.
+    expect(bob_typing).to_have_text("", timeout=15_000)
+
+    # Both type; each sees the other. Ada runs her input: her notice goes at once.
+    ada_console.get_by_test_id("console-input").press_sequentially(")")
+    bob_console.get_by_test_id("console-input").press_sequentially("key")
+    expect(bob_typing).to_have_text("Ada is typing…")
+    expect(ada_console.get_by_test_id("console-typing")).to_have_text("Bob is typing…")
+    ada_console.get_by_test_id("console-input").press("Enter")
+    expect(bob_console.get_by_test_id("console-output")).to_have_text("['known']")
+    expect(bob_typing).to_have_text("")
+
+    # A third tab elsewhere in the report does not show it on another frame's console.
+    other = report.exceptions[0].frames[0].index
+    if other != index:
+        carol = person(open_page, broker, "Carol")
+        carol_console = open_console(carol, broker, report.id, other)
+        bob_console.get_by_test_id("console-input").press_sequentially("s")
+        expect(ada_console.get_by_test_id("console-typing")).to_have_text("Bob is typing…")
+        expect(carol_console.get_by_test_id("console-typing")).to_have_text("")
+
+
+async def _typing_session(broker: Broker) -> dict[str, Any]:
+    """Typing notices from raw sockets: what is relayed, to whom, and what is refused."""
+    headers = {"Authorization": f"Bearer {broker.token}"}
+    seen: dict[str, Any] = {"watcher": []}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with (
+            session.ws_connect(broker.url + "/api/ws") as watcher,
+            session.ws_connect(broker.url + "/api/ws") as typist,
+        ):
+            console = "reports/r-1/frames/3"
+            # Before saying who it is, a tab's typing is refused (not relayed).
+            await typist.send_json({"type": "typing", "console": console})
+            await typist.send_json({"type": "presence", "name": "Tess\u202e", "report": "r-1"})
+            welcome = await typist.receive_json(timeout=10)
+            assert welcome["type"] == "welcome"
+            seen["typist_id"] = welcome["viewer"]
+            for garbage in [
+                {"type": "typing", "console": "../../etc/passwd"},
+                {"type": "typing", "console": "reports/r-1/frames/x"},
+                {"type": "typing", "console": console, "active": "yes"},
+                {"type": "typing", "console": console, "name": "Mallory"},
+                {"type": "typing", "console": 5},
+            ]:
+                await typist.send_json(garbage)
+            for _ in range(5):  # a burst: one is relayed
+                await typist.send_json({"type": "typing", "console": console, "active": True})
+            await typist.send_json({"type": "typing", "console": console, "active": False})
+            await typist.send_json({"type": "presence", "name": "Tess", "report": None})
+            while True:
+                event = await watcher.receive_json(timeout=10)
+                if event["type"] == "presence" and event["viewers"][0]["report"] is None:
+                    break
+                if event["type"] == "typing":
+                    seen["watcher"].append(event)
+            # The typist itself never hears its own notices.
+            heard = []
+            while True:
+                event = await typist.receive_json(timeout=10)
+                heard.append(event["type"])
+                if event["type"] == "presence" and event["viewers"][0]["report"] is None:
+                    break
+            seen["typist_heard"] = heard
+    return seen
+
+
+def test_the_broker_relays_valid_typing_notices_with_the_name_it_knows(broker: Broker) -> None:
+    with ThreadPoolExecutor(1) as thread:
+        seen = thread.submit(asyncio.run, _typing_session(broker)).result()
+    relayed = seen["watcher"]
+    started = {
+        "type": "typing",
+        "viewer": seen["typist_id"],
+        "name": "Tess",
+        "console": "reports/r-1/frames/3",
+        "active": True,
+    }
+    assert relayed == [started, {**started, "active": False}]
+    assert "typing" not in seen["typist_heard"]
