@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS shares (
 # its result and its audit row then go in one commit after the answer, not during it.
 _QUEUE_SECONDS = 0.05
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
+_ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
@@ -634,26 +635,52 @@ def _insert_reports(
     connection: sqlite3.Connection, reports: list[dict[str, Any]]
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
-    written (a report that cannot be encoded fails alone; a failing commit fails them all)."""
+    written (a report that cannot be encoded fails alone; a failing commit fails them all).
+
+    One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
+    SQLite call lets go of the GIL and must win it back from the busy event loop, which
+    costs up to a switch interval (5 ms) per call, so the calls are per batch, not per row.
+    """
     outcomes: list[bool | Exception] = []
+    rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
+    positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
+    for report in reports:
+        try:
+            summary = report_summary(report)
+            body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+            report_id = str(summary["id"])
+        except (KeyError, TypeError, ValueError) as error:
+            outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))
+            continue
+        if report_id in rows:
+            outcomes.append(False)  # the same report twice in one batch: the first counts
+            continue
+        rows[report_id] = (*summary.values(), body)
+        positions.append((len(outcomes), report_id))
+        outcomes.append(True)
     try:
-        for report in reports:
-            try:
-                summary = report_summary(report)
-                body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
-            except (KeyError, TypeError, ValueError) as error:
-                outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))
-                continue
-            cursor = connection.execute(
-                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*summary.values(), body),
+        existing: set[str] = set()
+        ids = list(rows)
+        for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+            chunk = ids[start : start + _ROWS_PER_STATEMENT]
+            marks = ", ".join("?" * len(chunk))
+            found = connection.execute(f"SELECT id FROM reports WHERE id IN ({marks})", chunk)
+            existing.update(row[0] for row in found)
+        new_rows = [row for report_id, row in rows.items() if report_id not in existing]
+        for start in range(0, len(new_rows), _ROWS_PER_STATEMENT):
+            chunk_rows = new_rows[start : start + _ROWS_PER_STATEMENT]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
+            connection.execute(
+                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) VALUES {values}",
+                [value for row in chunk_rows for value in row],
             )
-            outcomes.append(cursor.rowcount > 0)
         connection.commit()
     except sqlite3.Error:
         connection.rollback()
         raise
+    for index, report_id in positions:
+        if report_id in existing:
+            outcomes[index] = False  # already stored before this batch
     return outcomes
 
 

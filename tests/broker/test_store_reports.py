@@ -107,3 +107,24 @@ def test_a_closed_store_refuses_reports(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(run())
+
+
+def test_repeated_ids_count_once_within_a_batch_and_across_batches(tmp_path: Path) -> None:
+    async def run() -> list[bool]:
+        store = Store(tmp_path / "db.sqlite3")
+        await store.open()
+        await store.add_report(_report("old"))
+        futures = [
+            store.queue_report(_report("new")),
+            store.queue_report(_report("old") | {"message": "again"}),
+            store.queue_report(_report("new") | {"message": "twice"}),
+            store.queue_report(_report("other")),
+        ]
+        outcomes = list(await asyncio.gather(*futures))
+        found = await store.get_report("new")
+        await store.close()
+        assert found is not None and found["message"] == "boom"  # the first one is kept
+        return outcomes
+
+    assert asyncio.run(run()) == [True, False, False, True]
+    assert _stored_ids(tmp_path / "db.sqlite3") == ["new", "old", "other"]
