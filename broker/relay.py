@@ -61,8 +61,9 @@ _INBOX_SIZE = 64  # messages read ahead of the receive loop (each up to MAX_MESS
 _ANSWERS = (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult)
 # Reports received but not yet committed: past either bound the receive loop waits for the
 # store, zmq buffers, and then the agents shed reports and count them.
-_MAX_REPORT_BACKLOG = 5_000
-_MAX_REPORT_BACKLOG_BYTES = 64 * 1024 * 1024
+# (A report's dicts take several times its message's size: 1,000 small ones are ~50 MB.)
+_MAX_REPORT_BACKLOG = 1_000
+_MAX_REPORT_BACKLOG_BYTES = 8 * 1024 * 1024
 _HANDSHAKE_FAILED_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -304,6 +305,7 @@ class Relay:
                     await self._inbox_ready.wait()
                     continue
             identity, message = self._inbox.popleft()
+            self._on_readable()  # room again: read on, so answers need not wait behind reports
             try:
                 await self._receive(identity, message)
             except Exception:  # one bad message must never stop the relay
