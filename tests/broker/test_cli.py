@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.conftest import Process, base_env, free_port, http, wait_for
+from tests.conftest import HttpAnswer, Process, base_env, free_port, http, wait_for
 
 
 def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
@@ -33,10 +33,15 @@ def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
         assert report_url and report_url.group(1).startswith(f"http://127.0.0.1:{http_port}/#/")
         report_id = report_url.group(1).rsplit("/", 1)[1]
         headers = {"Authorization": f"Bearer {token}"}
-        report = http(
-            "GET", f"http://127.0.0.1:{http_port}/api/reports/{report_id}", headers=headers
-        )
-        assert report.status == 200 and report.json()["type_name"] == "ValueError"
+        report_api = f"http://127.0.0.1:{http_port}/api/reports/{report_id}"
+
+        def stored() -> HttpAnswer | None:
+            answer = http("GET", report_api, headers=headers)
+            return answer if answer.status == 200 else None
+
+        # The 500 (and so the printed link) comes before its report reaches the broker.
+        report = wait_for(stored, what="the first error's report")
+        assert report.json()["type_name"] == "ValueError"
         assert "(the agent is connected)" in output
         # The app itself works, and its bad page raises a fresh error.
         assert http("GET", f"http://127.0.0.1:{app_port}/").status == 200
