@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -138,3 +139,46 @@ def test_the_broker_relays_valid_typing_notices_with_the_name_it_knows(broker: B
     }
     assert relayed == [started, {**started, "active": False}]
     assert "typing" not in seen["typist_heard"]
+
+
+def test_the_search_box_finds_stored_reports_that_are_not_loaded(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    from tests.e2e.browser import log_in
+
+    needle = seed(1, "needle in the haystack")[0]
+    seed(120, "hay")  # newer: the first page of the list holds only these
+    page, _ = open_page()
+    log_in(page, broker)
+    rows = page.get_by_test_id("report-row")
+    expect(page.get_by_test_id("report-count")).to_have_text("100+")
+    assert page.locator(f'[data-testid="report-row"][data-id="{needle.id}"]').count() == 0
+    search = page.get_by_test_id("report-search")
+    status = page.get_by_test_id("search-status")
+
+    # Free text is searched anywhere in every stored report.
+    search.fill("needle in the")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-id", needle.id)
+    expect(status).to_have_attribute("data-state", "done")
+    expect(status).to_have_text("Searched every stored report: 1 found on the broker.")
+    rows.first.locator("a").click()
+    expect(page.get_by_test_id("report-title")).to_have_text("KeyError: 'needle in the haystack'")
+    page.go_back()
+
+    # Filters: type:, path:, agent: words; the rest is text.
+    search.fill(f"type:KeyError agent:{needle.agent_id} haystack")
+    expect(rows).to_have_count(1)
+    search.fill("type:ValueError haystack")
+    expect(status).to_have_text("No report matches “type:ValueError haystack”, loaded or stored.")
+    expect(rows).to_have_count(0)
+    # Text found only in a stored traceback's locals (the failing key), in no summary: only the
+    # broker's search can match it (the list filters summaries).
+    search.fill("known")
+    expect(status).to_have_text("Searched every stored report: 121 found on the broker.")
+    expect(rows.first).to_be_visible()
+    expect(page.get_by_test_id("report-count")).to_contain_text("121 of ")
+
+    search.fill("")
+    expect(status).to_have_count(0)
+    expect(page.get_by_test_id("report-count")).to_have_text(re.compile(r"^\d+\+?$"))

@@ -59,15 +59,23 @@ function searchableText(report: ReportSummary): string {
   return text;
 }
 
-/** The reports the list shows: all of them, or those matching the search box. */
+/** What the broker's search (GET /api/reports filters) found for the search box's `text`. */
+const searchMatches = signal<{ text: string; reports: ReportSummary[] }>({ text: "", reports: [] });
+
+/** The reports the list shows: all of them, or those matching the search box, loaded or found. */
 const visibleReports = computed<ReportSummary[]>(() => {
   const words = filterText.value.toLowerCase().split(/\s+/).filter(Boolean);
   const all = reports.value;
   if (words.length === 0) return all;
-  return all.filter((report) => {
+  const local = all.filter((report) => {
     const text = searchableText(report);
     return words.every((word) => text.includes(word));
   });
+  const found = searchMatches.value;
+  if (found.text !== filterText.value.trim() || found.reports.length === 0) return local;
+  const listed = new Set(local.map((report) => report.id));
+  const extra = found.reports.filter((report) => !listed.has(report.id));
+  return extra.length === 0 ? local : newestFirst([...local, ...extra]);
 });
 
 function mergeReports(incoming: ReportSummary[]): void {
@@ -243,6 +251,7 @@ export {
   reports,
   reportsError,
   reportsLoaded,
+  searchMatches,
   selectReport,
   selected,
   unseen,

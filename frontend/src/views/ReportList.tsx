@@ -1,5 +1,6 @@
-// The report list (#/): newest first, live from the WebSocket, searchable, virtualized (only
-// the rows on screen are in the DOM) and loading older reports as the user scrolls down.
+// The report list (#/): newest first, live from the WebSocket, searchable (the loaded reports
+// at once, every stored one through the broker's search), virtualized (only the rows on screen
+// are in the DOM) and loading older reports as the user scrolls down.
 import { useEffect, useRef } from "preact/hooks";
 import type { ReportSummary } from "../api/types";
 import { AgentsPanel } from "../components/AgentsPanel";
@@ -19,6 +20,7 @@ import {
   visibleReports,
 } from "../state/reports";
 import { reportHref } from "../state/route";
+import { serverSearch } from "../state/search";
 
 const MESSAGE_LIMIT = 160;
 /** Must match `.report-row { height }` in app.css. */
@@ -102,7 +104,8 @@ function SearchBox() {
         id={SEARCH_ID}
         data-testid="report-search"
         type="search"
-        placeholder="Search type, message, app, URL, pid…  ( / )"
+        placeholder="Search every report: text, type:KeyError, path:/api, agent:ID  ( / )"
+        maxLength={500}
         autocomplete="off"
         spellcheck={false}
         value={filterText.value}
@@ -137,6 +140,27 @@ function CountBadge() {
   );
 }
 
+/** How the broker's search for the box's text is going (loading, found, failed). */
+function SearchStatus({ shown }: { shown: number }) {
+  const search = serverSearch.value;
+  if (search.state === "idle") return null;
+  let text: string;
+  if (search.state === "loading") text = "Searching every stored report…";
+  else if (search.state === "failed") text = `The broker's search failed (${search.error}); only loaded reports are shown.`;
+  else if (shown === 0) text = `No report matches “${search.text}”, loaded or stored.`;
+  else text = `Searched every stored report: ${search.found}${search.more ? "+" : ""} found on the broker.`;
+  return (
+    <p
+      class={search.state === "failed" ? "error small" : "muted small"}
+      role={search.state === "failed" ? "alert" : "status"}
+      data-testid="search-status"
+      data-state={search.state}
+    >
+      {text}
+    </p>
+  );
+}
+
 /** The list page. */
 function ReportList() {
   useSeenWhileVisible();
@@ -153,6 +177,7 @@ function ReportList() {
           </h1>
           <SearchBox />
         </div>
+        {filtering && <SearchStatus shown={list.length} />}
         {reportsError.value !== null && (
           <p class="error" role="alert">
             {reportsError.value}
@@ -163,8 +188,8 @@ function ReportList() {
         ) : reports.value.length === 0 ? (
           <p class="muted">No errors yet. When an app with the agent raises, its report appears here at once.</p>
         ) : list.length === 0 && filtering ? (
-          <p class="muted" role="status">
-            No report matches “{filterText.value}”.
+          <p class="muted" data-testid="no-match">
+            {serverSearch.value.state === "loading" ? "Nothing loaded matches; searching the broker…" : "No match."}
           </p>
         ) : (
           <VirtualList
