@@ -487,6 +487,8 @@ class Relay:
         backlog = self.store.report_backlog
         if backlog >= _MAX_REPORT_BACKLOG or self._report_bytes >= _MAX_REPORT_BACKLOG_BYTES:
             await asyncio.wait({stored})  # the store is behind: stop reading until it catches up
+        else:  # let the rest of the loop run (HTTP, committed batches): a storm never ends
+            await asyncio.sleep(0)
 
     def _stored(self, report: dict[str, Any], size: int, stored: asyncio.Future[bool]) -> None:
         """A report's batch is committed (or failed): count it and tell the dashboards."""
