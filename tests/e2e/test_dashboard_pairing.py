@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import Broker
+from debugbroker.agent.capture import capture_exception
+from tests.conftest import Broker, wait_for
 
 if TYPE_CHECKING:
+    from debugbroker.agent.transport import Transport
     from tests.e2e.browser import OpenPage, Seed
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -182,3 +185,55 @@ def test_the_search_box_finds_stored_reports_that_are_not_loaded(
     search.fill("")
     expect(status).to_have_count(0)
     expect(page.get_by_test_id("report-count")).to_have_text(re.compile(r"^\d+\+?$"))
+
+
+def _value_error() -> BaseException:
+    try:
+        int("not a number")
+    except ValueError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def test_groups_count_repeats_live_without_a_reload(
+    broker: Broker, open_page: OpenPage, seed: Seed, agent: Transport
+) -> None:
+    from tests.e2e.browser import log_in
+
+    seed(2, "repeat")
+    (stored,) = broker.get("/api/groups").json()["groups"]
+    fingerprint = stored["fingerprint"]
+    page, _ = open_page()
+    log_in(page, broker)
+    page.goto(f"{broker.url}/#/groups")
+    group = page.locator(f'[data-testid="group"][data-fingerprint="{fingerprint}"]')
+    expect(group.get_by_test_id("group-count")).to_have_text("2")
+    page.evaluate("window.notReloaded = true")
+
+    # Same fingerprint again: the count goes up in place, and the latest report is linked.
+    newest = seed(1, "repeat again")[0]
+    expect(group.get_by_test_id("group-count")).to_have_text("3")
+    expect(group.locator("a").first).to_have_attribute("href", f"#/reports/{newest.id}")
+    expect(group).to_contain_text("(3)")  # the worker's count
+
+    # A new kind of error: a new group on top.
+    report = capture_exception(
+        _value_error(),
+        report_id=uuid.uuid4().hex,
+        agent_id=agent.agent_id,
+        options=agent.options,
+        registry=agent.registry,
+    )
+    agent.submit_report(report)
+    wait_for(lambda: broker.get(f"/api/reports/{report.id}").status == 200, what="the report")
+    other = broker.get("/api/reports?limit=1&type=ValueError").json()["reports"][0]["fingerprint"]
+    rows = page.get_by_test_id("group")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-fingerprint", other)
+    expect(rows.first.get_by_test_id("group-count")).to_have_text("1")
+    assert page.evaluate("window.notReloaded") is True
+    # What the page counted is what the broker counts.
+    groups = {
+        item["fingerprint"]: item["count"] for item in broker.get("/api/groups").json()["groups"]
+    }
+    assert groups == {fingerprint: 3, other: 1}

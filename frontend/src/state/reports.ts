@@ -20,6 +20,8 @@ const reportsError = signal<string | null>(null);
 const hasOlder = signal(false);
 /** Reports that arrived live while the list was not on screen (hidden tab or another page). */
 const unseen = signal(0);
+/** The last burst of reports that arrived live, newest first (the groups view counts them). */
+const liveArrivals = signal<readonly ReportSummary[]>([]);
 /** Ids of reports that arrived live (the list marks them as new). */
 const freshIds = signal<ReadonlySet<string>>(new Set());
 
@@ -212,6 +214,7 @@ function flushPending(): void {
     }
     const fresh = [...freshIds.value, ...arrived.map((item) => item.id)];
     freshIds.value = new Set(fresh.slice(-MAX_FRESH));
+    liveArrivals.value = arrived;
     if (document.visibilityState !== "visible" || route.value.name !== "list") unseen.value += arrived.length;
   });
   notifyArrived(arrived);
@@ -243,6 +246,7 @@ export {
   filterText,
   freshIds,
   hasOlder,
+  liveArrivals,
   loadAgents,
   loadOlderReports,
   loadReports,

@@ -1,9 +1,11 @@
 // #/groups: repeated errors grouped by fingerprint, and a search over every stored report
 // (text, exception type, URL path, agent), both answered by the broker, not the loaded list.
-import { useEffect, useState } from "preact/hooks";
+// Reports arriving over the WebSocket update the groups in place (count, last seen, workers).
+import { useEffect, useRef, useState } from "preact/hooks";
 import { fetchGroups, searchReports, type ReportSearch } from "../api/client";
 import type { ReportGroup, ReportSummary } from "../api/types";
 import { RelativeTime } from "../components/RelativeTime";
+import { liveArrivals } from "../state/reports";
 import { reportHref } from "../state/route";
 
 type Load<T> = { state: "loading" } | { state: "done"; value: T } | { state: "failed"; error: string };
@@ -133,16 +135,66 @@ function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (finger
   );
 }
 
+/** `groups` with the reports in `arrived` counted in (new groups on top), most recent first. */
+function countIn(groups: ReportGroup[], arrived: readonly ReportSummary[], counted: Set<string>): ReportGroup[] {
+  const byPrint = new Map(groups.map((group) => [group.fingerprint, group]));
+  for (const report of arrived) {
+    if (typeof report.fingerprint !== "string" || !report.fingerprint || counted.has(report.id)) continue;
+    counted.add(report.id);
+    const group = byPrint.get(report.fingerprint);
+    if (group === undefined) {
+      byPrint.set(report.fingerprint, {
+        fingerprint: report.fingerprint,
+        count: 1,
+        first_seen: report.created,
+        last_seen: report.created,
+        latest: report,
+        workers: [{ agent_id: report.agent_id, pid: report.pid, host: report.host, count: 1 }],
+      });
+      continue;
+    }
+    if (group.latest.id === report.id) continue; // already in the broker's answer
+    const known = group.workers.some((worker) => worker.agent_id === report.agent_id);
+    byPrint.set(report.fingerprint, {
+      ...group,
+      count: group.count + 1,
+      last_seen: Math.max(group.last_seen, report.created),
+      first_seen: Math.min(group.first_seen, report.created),
+      latest: report.created >= group.latest.created ? report : group.latest,
+      workers: known
+        ? group.workers.map((worker) =>
+            worker.agent_id === report.agent_id ? { ...worker, count: worker.count + 1 } : worker,
+          )
+        : [...group.workers, { agent_id: report.agent_id, pid: report.pid, host: report.host, count: 1 }],
+    });
+  }
+  return [...byPrint.values()].sort((a, b) => b.last_seen - a.last_seen);
+}
+
 /** The groups page. */
 function GroupsView() {
   const [groups, setGroups] = useState<Load<ReportGroup[]>>({ state: "loading" });
   const [picked, setPicked] = useState<string>("");
+  // Reports already counted: a report is counted once even if events and answers overlap.
+  const counted = useRef(new Set<string>());
+  // What arrived before the broker's answer is in that answer (it is stored before announced).
+  const seenArrivals = useRef(liveArrivals.value);
   useEffect(() => {
     fetchGroups().then(
-      (list) => setGroups({ state: "done", value: list.groups }),
+      (list) => {
+        for (const group of list.groups) counted.current.add(group.latest.id);
+        seenArrivals.current = liveArrivals.value;
+        setGroups({ state: "done", value: list.groups });
+      },
       (error: unknown) => setGroups(failure(error)),
     );
   }, []);
+  const arrived = liveArrivals.value;
+  useEffect(() => {
+    if (groups.state !== "done" || arrived === seenArrivals.current) return;
+    seenArrivals.current = arrived;
+    setGroups({ state: "done", value: countIn(groups.value, arrived, counted.current) });
+  }, [arrived, groups]);
   return (
     <article class="groups-page">
       <p class="breadcrumb">
