@@ -7,6 +7,7 @@ over the presence WebSocket, which the broker validates, names itself and relays
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import uuid
@@ -145,12 +146,22 @@ def test_the_broker_relays_valid_typing_notices_with_the_name_it_knows(broker: B
 
 
 def test_the_search_box_finds_stored_reports_that_are_not_loaded(
-    broker: Broker, open_page: OpenPage, seed: Seed
+    broker: Broker, open_page: OpenPage, seed: Seed, agent: Transport
 ) -> None:
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import _captured, log_in
 
-    needle = seed(1, "needle in the haystack")[0]
-    seed(120, "hay")  # newer: the first page of the list holds only these
+    needle = capture_exception(
+        _captured("needle in the haystack"),
+        report_id=uuid.uuid4().hex,
+        agent_id=agent.agent_id,
+        options=agent.options,
+        registry=agent.registry,
+    )
+    needle = dataclasses.replace(needle, created=needle.created - 3600)  # an hour ago
+    agent.submit_report(needle)
+    seed(120, "hay")
+    # The needle is the oldest report: the first page of the list holds only hay.
+    assert all(summary["id"] != needle.id for summary in broker.reports())
     page, _ = open_page()
     log_in(page, broker)
     rows = page.get_by_test_id("report-row")
@@ -237,3 +248,49 @@ def test_groups_count_repeats_live_without_a_reload(
         item["fingerprint"]: item["count"] for item in broker.get("/api/groups").json()["groups"]
     }
     assert groups == {fingerprint: 3, other: 1}
+
+
+def test_a_console_entry_permalink_opens_the_console_at_that_entry(
+    broker: Broker, open_page: OpenPage, seed: Seed
+) -> None:
+    report = seed(1, "permalink")[0]
+    index = report.exceptions[0].frames[-1].index
+    ada = person(open_page, broker, "Ada")
+    console = open_console(ada, broker, report.id, index)
+    field = console.get_by_test_id("console-input")
+    entries = console.get_by_test_id("console-entry")
+    for number in range(12):  # enough entries that the one linked is not the last on screen
+        field.fill(f"print('line {number}\\n' * 3)")
+        field.press("Enter")
+        expect(entries).to_have_count(number + 1)
+        expect(field).to_have_value("")  # answered: the next input may go
+    linked = entries.nth(3)
+    expect(linked.get_by_test_id("console-output")).to_contain_text("line 3")
+    entry_id = linked.get_attribute("data-entry")
+    link = linked.get_by_test_id("console-entry-link")
+    href = f"#/reports/{report.id}/frames/{index}/console/{entry_id}"
+    expect(link).to_have_attribute("href", href)
+
+    # Bob opens the link in a fresh tab: the console is open, the entry highlighted and in view.
+    bob = person(open_page, broker, "Bob")
+    bob.goto(f"{broker.url}/{href}")
+    frame = bob.locator(f'[data-testid="frame"][data-index="{index}"]')
+    target = frame.locator(f'[data-testid="console-entry"][data-entry="{entry_id}"]')
+    expect(target).to_have_attribute("data-targeted", "true")
+    expect(target).to_have_class(re.compile(r"\btargeted\b"))
+    expect(target).to_be_focused()
+    expect(target).to_be_in_viewport()
+    expect(target.get_by_test_id("console-output")).to_contain_text("line 3")
+    expect(frame.locator('[data-targeted="true"]')).to_have_count(1)
+
+    # Ada follows her own link from the same page: the highlight moves there, console stays open.
+    link.click()
+    expect(ada).to_have_url(re.compile(f"{re.escape(href)}$"))
+    expect(linked).to_have_attribute("data-targeted", "true")
+    expect(linked).to_be_focused()
+    expect(console.get_by_test_id("console-input")).to_be_visible()
+
+    # An entry that is not in the transcript is said to be missing.
+    bob.goto(f"{broker.url}/#/reports/{report.id}/frames/{index}/console/999999")
+    expect(frame.get_by_test_id("console-entry-missing")).to_contain_text("Entry 999999")
+    expect(frame.locator('[data-targeted="true"]')).to_have_count(0)

@@ -3,6 +3,8 @@
 // the interactive interpreter: Enter runs a complete input, or adds a line while a block
 // (for, def, with…) is open, which an empty line closes; Shift+Enter adds a line, Ctrl+Enter
 // runs at once, Tab completes names and attributes, ↑/↓ browse this console's history.
+// Each entry of a frame's console has a permalink (#/reports/{id}/frames/{index}/console/{entry});
+// opening one scrolls to that entry and highlights it.
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ConsolePath } from "../api/client";
 import type { ConsoleEntry, EvalResult, OutputChunk } from "../api/types";
@@ -17,7 +19,9 @@ import {
   transcriptErrorFor,
   transcriptFor,
 } from "../state/consoles";
+import "../state/entryLink";
 import { noteTyping, stopTyping, typistsIn } from "../state/presence";
+import { reportHref, route, targetEntry } from "../state/route";
 import { ExpandProvider } from "./Expandable";
 import { ReprView } from "./ReprView";
 
@@ -79,10 +83,26 @@ function Output({ result }: { result: EvalResult }) {
   );
 }
 
-function Entry({ entry }: { entry: ConsoleEntry }) {
+/** A frame console's place, for permalinks to its entries. */
+interface FramePlace {
+  reportId: string;
+  frameIndex: number;
+}
+
+function Entry({ entry, place, targeted }: { entry: ConsoleEntry; place?: FramePlace; targeted: boolean }) {
   const time = new Date(entry.created * 1000);
   return (
-    <li class="console-entry" data-testid="console-entry" data-state={entry.state} aria-busy={entry.state === "running"}>
+    <li
+      class={targeted ? "console-entry targeted" : "console-entry"}
+      id={place === undefined ? undefined : `console-entry-${place.frameIndex}-${entry.id}`}
+      tabIndex={targeted ? -1 : undefined}
+      data-testid="console-entry"
+      data-entry={entry.id}
+      data-targeted={targeted}
+      data-state={entry.state}
+      aria-busy={entry.state === "running"}
+      aria-current={targeted ? "location" : undefined}
+    >
       <div class="console-meta">
         <span class="console-author" data-testid="console-author">
           {entry.author}
@@ -90,6 +110,17 @@ function Entry({ entry }: { entry: ConsoleEntry }) {
         <time class="muted small" dateTime={time.toISOString()}>
           {time.toLocaleTimeString()}
         </time>
+        {place !== undefined && (
+          <a
+            class="console-entry-link"
+            data-testid="console-entry-link"
+            href={reportHref(place.reportId, place.frameIndex, entry.id)}
+            title="Link to this entry"
+          >
+            <span aria-hidden="true">#</span>
+            <span class="visually-hidden">Link to entry {String(entry.id)}</span>
+          </a>
+        )}
       </div>
       <Prompt code={entry.code} />
       <div class="console-output" data-testid="console-output">
@@ -101,11 +132,11 @@ function Entry({ entry }: { entry: ConsoleEntry }) {
   );
 }
 
-function Transcript({ entries }: { entries: ConsoleEntry[] }) {
+function Transcript({ entries, place, target }: { entries: ConsoleEntry[]; place?: FramePlace; target: number | null }) {
   return (
     <ol class="console-transcript" aria-live="polite">
       {entries.map((entry) => (
-        <Entry key={entry.id} entry={entry} />
+        <Entry key={entry.id} entry={entry} place={place} targeted={entry.id === target} />
       ))}
     </ol>
   );
@@ -171,11 +202,24 @@ function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
   const draft = useRef("");
   const input = useRef<HTMLTextAreaElement>(null);
   const inputId = `console-input-${path.replace(/[^A-Za-z0-9]/g, "-")}`;
+  const [loaded, setLoaded] = useState(false);
+  const target = expandIn === undefined ? null : targetEntry(route.value, expandIn.reportId, expandIn.frameIndex);
+  const targetShown = target !== null && transcript.value.some((entry) => entry.id === target);
 
   useEffect(() => {
-    void loadTranscript(path);
-    input.current?.focus(); // opening a console means wanting to type in it
+    setLoaded(false);
+    void loadTranscript(path).then(() => setLoaded(true));
+    // Opening a console means wanting to type in it (unless it opened for an entry's permalink).
+    if (target === null) input.current?.focus();
   }, [path]);
+
+  useEffect(() => {
+    if (!targetShown || expandIn === undefined) return;
+    const element = document.getElementById(`console-entry-${expandIn.frameIndex}-${target}`);
+    if (element === null) return;
+    element.scrollIntoView({ block: "center" });
+    element.focus({ preventScroll: true });
+  }, [target, targetShown]);
 
   function place(text: string): void {
     setCode(text);
@@ -295,12 +339,17 @@ function Console({ path, label, unavailable, expandIn }: ConsoleProps) {
       )}
       {entries.length > 0 &&
         (expandIn === undefined ? (
-          <Transcript entries={entries} />
+          <Transcript entries={entries} target={null} />
         ) : (
           <ExpandProvider reportId={expandIn.reportId} frameIndex={expandIn.frameIndex}>
-            <Transcript entries={entries} />
+            <Transcript entries={entries} place={expandIn} target={target} />
           </ExpandProvider>
         ))}
+      {target !== null && loaded && !targetShown && loadError.value === null && (
+        <p class="muted small" role="status" data-testid="console-entry-missing">
+          Entry {String(target)} is not in this console's transcript (old entries are not kept).
+        </p>
+      )}
       {unavailable !== null && (
         <p class="console-unavailable" role="status" id={`${inputId}-why`}>
           {unavailable}
