@@ -6,7 +6,8 @@ with large locals of benchmark 2) and many small ones.
 
 - Bundle: ``broker/static/app.js`` gzipped at level 9 (and the CSS), against Werkzeug's
   debugger page assets (``debugger.js`` + ``style.css``) gzipped the same way.
-- First render: navigation to ``/#/reports/{id}`` until all 31 frames are in the DOM,
+- First render: navigation to ``/#/reports/{id}`` until all 31 frames are in the DOM and
+  those on screen show their source and locals (polled each animation frame),
   read as ``performance.now()`` in the page (from navigation start: HTML, bundle, the API
   call with highlighting, rendering). Werkzeug: navigation to the failing URL until its
   debugger page has loaded (its server renders the page while handling the error).
@@ -147,6 +148,31 @@ _REPORT_FETCHED = """
   return entry ? entry.responseEnd : -1;
 }
 """
+_RENDERED = """
+async ([shown]) => {
+  // Polled once per animation frame: "shown" when all the frames are in the DOM and every
+  // frame on screen shows its source and locals (bodies further down render when scrolled
+  // near, or when the browser is idle), "complete" when no frame body is still pending.
+  const frames = () => document.querySelectorAll('[data-testid=frame]');
+  const onScreenReady = () => [...frames()].every((frame) => {
+    const box = frame.getBoundingClientRect();
+    const visible = box.bottom > 0 && box.top < window.innerHeight;
+    return !visible || frame.querySelector('[data-pending]') === null;
+  });
+  const deadline = performance.now() + 30000;
+  const next = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  while (!(frames().length >= shown && onScreenReady())) {
+    if (performance.now() > deadline) throw new Error('the report did not render');
+    await next();
+  }
+  const shownAt = performance.now();
+  while (document.querySelector('[data-testid=frame] [data-pending]') !== null) {
+    if (performance.now() > deadline) throw new Error('frame bodies stayed pending');
+    await next();
+  }
+  return {shown: shownAt, complete: performance.now()};
+}
+"""
 _LOAD_TIME = "performance.timing.loadEventEnd - performance.timing.navigationStart"
 _SCROLL_SCRIPT = """
 async ([deadlineMs]) => {
@@ -204,12 +230,13 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 page.goto(f"{broker.url}/login?token={broker.token}")
                 ours: list[float] = []
                 fetched: list[float] = []
+                complete: list[float] = []
                 for _ in range(loads):
                     page.goto("about:blank")
                     page.goto(f"{broker.url}/#/reports/{report_id}")
-                    frame = page.locator("[data-testid=frame]").nth(shown - 1)
-                    frame.wait_for(state="attached", timeout=30_000)
-                    ours.append(float(page.evaluate("performance.now()")))
+                    times = page.evaluate(_RENDERED, [shown])
+                    ours.append(float(times["shown"]))
+                    complete.append(float(times["complete"]))
                     fetched.append(float(page.evaluate(_REPORT_FETCHED, report_id)))
                 theirs: list[float] = []
                 for _ in range(loads):
@@ -240,7 +267,9 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
             "ms",
             f"<= {RENDER_TARGET_MS:.0f} ms",
             None if settings.quick else render <= RENDER_TARGET_MS,
-            f"until the {shown} shown frames are in the DOM (the agent's own frame is hidden); "
+            f"until the {shown} shown frames are in the DOM (the agent's own frame is hidden) "
+            "and those on screen show source and locals; the rest rendered "
+            f"at {statistics.median(complete):.0f} ms; "
             f"the report's JSON had arrived at {statistics.median(fetched):.0f} ms; "
             "Werkzeug: its debugger page for the same error, load event",
         ),

@@ -18,6 +18,8 @@ interface ChainContext {
   showHidden: boolean;
   /** The frame index the route points at, or null. */
   targetFrame: number | null;
+  /** Frames with a lower index (print order) render their bodies at once, the rest later. */
+  eagerBelow: number;
 }
 
 interface ChainProps {
@@ -72,6 +74,7 @@ function ExceptionBlock({ info, context, depth }: { info: ExceptionInfo; context
                 reportId={context.reportId}
                 unavailable={context.unavailable}
                 targeted={frame.index === context.targetFrame}
+                eager={frame.index < context.eagerBelow}
               />
             ))}
           </ol>

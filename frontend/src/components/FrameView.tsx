@@ -1,5 +1,5 @@
 // One traceback frame: where it is, its source and locals, and a console that runs code in it.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
 import { reportHref } from "../state/route";
@@ -8,6 +8,7 @@ import { EditorLink } from "./EditorLink";
 import { ExpandProvider } from "./Expandable";
 import { FullSource } from "./FullSource";
 import { LocalsTable } from "./LocalsTable";
+import { revealLater } from "./reveal";
 import { SourceView } from "./SourceView";
 
 interface FrameProps {
@@ -17,15 +18,37 @@ interface FrameProps {
   unavailable: string | null;
   /** The route points at this frame: show it expanded. */
   targeted: boolean;
+  /** Render the body (source, locals) at once; otherwise when near the viewport or idle. */
+  eager: boolean;
+}
+
+/** A rough height for a body not rendered yet (source and locals side by side), so that the
+ * page hardly moves when it is. */
+function estimatedHeight(frame: FrameInfo): string {
+  const source = Math.max(frame.context.length, 1) * 1.25 + 4;
+  const locals = frame.is_library ? 2 : Math.min(frame.locals.length, 40) * 2.2 + 3;
+  return `${Math.max(source, locals).toFixed(1)}em`;
 }
 
 /** A frame of the traceback; library frames start collapsed. */
-function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
+function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps) {
   const [expanded, setExpanded] = useState(!frame.is_library || targeted);
+  const [rendered, setRendered] = useState(eager || targeted);
   const [consoleOpen, setConsoleOpen] = useState(false);
+  const pending = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (targeted) setExpanded(true);
   }, [targeted]);
+  const renderNow = eager || targeted;
+  useLayoutEffect(() => {
+    if (rendered || !expanded) return undefined;
+    if (renderNow) {
+      setRendered(true);
+      return undefined;
+    }
+    const element = pending.current;
+    return element === null ? undefined : revealLater(element, () => setRendered(true));
+  }, [rendered, expanded, renderNow]);
 
   const bodyId = `frame-body-${frame.index}`;
   const why =
@@ -43,7 +66,10 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
           class="frame-expand"
           aria-expanded={expanded}
           aria-controls={bodyId}
-          onClick={() => setExpanded(!expanded)}
+          onClick={() => {
+            if (!expanded) setRendered(true); // opened by hand: the body now, not a frame later
+            setExpanded(!expanded);
+          }}
         >
           <span class="chevron" aria-hidden="true" />
           <span class="frame-function">{frame.function}</span>
@@ -69,7 +95,10 @@ function FrameView({ frame, reportId, unavailable, targeted }: FrameProps) {
           {consoleOpen ? "Close console" : "Console"}
         </button>
       </div>
-      {expanded && (
+      {expanded && !rendered && (
+        <div class="frame-body" id={bodyId} ref={pending} data-pending="" style={{ minHeight: estimatedHeight(frame) }} />
+      )}
+      {expanded && rendered && (
         <div class="frame-body" id={bodyId}>
           <div class="frame-code">
             <SourceView frame={frame} />

@@ -10,12 +10,20 @@ function relative(seconds: number): string {
   return days === 1 ? "yesterday" : `${days} days ago`;
 }
 
+/** Put the local date and time in the tooltip when the pointer comes: the first
+ * toLocaleString() of a page loads the locale's data (tens of ms), too slow for first render. */
+function showExactTime(event: Event): void {
+  const element = event.currentTarget as HTMLTimeElement;
+  const date = new Date(element.dateTime);
+  if (!element.title && !Number.isNaN(date.getTime())) element.title = date.toLocaleString();
+}
+
 /** A timestamp (epoch seconds) shown relative to now. */
 function RelativeTime({ at }: { at: number }) {
   const date = new Date(at * 1000);
   const valid = !Number.isNaN(date.getTime());
   return (
-    <time dateTime={valid ? date.toISOString() : undefined} title={valid ? date.toLocaleString() : undefined}>
+    <time dateTime={valid ? date.toISOString() : undefined} onPointerEnter={valid ? showExactTime : undefined}>
       {valid ? relative(now.value - at) : "unknown time"}
     </time>
   );

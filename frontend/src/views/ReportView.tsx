@@ -1,6 +1,6 @@
 // One report (#/reports/{id}, optionally /frames/{index}): the header, the exception chain
 // with frames and consoles, or the plain-text traceback.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
 import { releaseFrames, resumeReport } from "../api/client";
 import { EditorSettingsPanel } from "../components/EditorSettings";
@@ -12,6 +12,8 @@ import { RequestPanel } from "../components/RequestPanel";
 import { agents, refreshSelected, selectReport, selected } from "../state/reports";
 
 const TITLE_LIMIT = 300;
+/** How many frames render their source and locals with the page (about a screenful). */
+const EAGER_FRAMES = 2;
 const PROCESS_GONE = "process gone: consoles unavailable";
 
 function countHidden(exceptions: ExceptionInfo[]): number {
@@ -20,6 +22,22 @@ function countHidden(exceptions: ExceptionInfo[]): number {
     count += info.frames.filter((frame) => frame.hidden).length + countHidden(info.exceptions);
   }
   return count;
+}
+
+function shownIndices(exceptions: ExceptionInfo[], showHidden: boolean, into: number[]): number[] {
+  for (const info of exceptions) {
+    for (const frame of info.frames) if (showHidden || !frame.hidden) into.push(frame.index);
+    shownIndices(info.exceptions, showHidden, into);
+  }
+  return into;
+}
+
+/** Frames below this index render at once: the first screenful, and all up to a linked frame
+ * (so that the page does not move under it when the frames above render). */
+function eagerBelow(exceptions: ExceptionInfo[], showHidden: boolean, target: number | null): number {
+  const indices = shownIndices(exceptions, showHidden, []).sort((a, b) => a - b);
+  const first = (indices[Math.min(EAGER_FRAMES, indices.length) - 1] ?? -1) + 1;
+  return Math.max(first, target === null ? 0 : target + 1);
 }
 
 function consoleUnavailable(report: Report): string | null {
@@ -160,7 +178,8 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
   const selection = selected.value?.id === id ? selected.value : null;
   const report = selection?.report ?? null;
 
-  useEffect(() => {
+  // Before the first paint: the request starts as early as the page can send it.
+  useLayoutEffect(() => {
     void selectReport(id);
   }, [id]);
 
@@ -196,6 +215,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
     unavailable: consoleUnavailable(report),
     showHidden,
     targetFrame: frame,
+    eagerBelow: eagerBelow(report.exceptions, showHidden, frame),
   };
   return (
     <article class="report">
