@@ -49,7 +49,10 @@ def install_excepthook(*, options: Options | None = None) -> None:
     global _previous
     if _previous is not None:
         return
-    transport = current_transport() or get_transport(options or Options.from_environment())
+    if options is not None:  # explicit options win over an agent the process already has
+        transport = get_transport(options)
+    else:
+        transport = current_transport() or get_transport(Options.from_environment())
     previous_sys, previous_thread = sys.excepthook, threading.excepthook
 
     def sys_hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> Any:
