@@ -63,6 +63,9 @@ def test_everyone_on_a_console_sees_who_is_typing_in_it(
     ada_console.get_by_test_id("console-input").press_sequentially("sorted(table")
     expect(bob_typing).to_have_text("Ada is typing…")
     expect(ada_console.get_by_test_id("console-typing")).to_have_text("")
+    from tests.e2e.browser import accessibility_problems
+
+    assert accessibility_problems(bob) == []
     # She pauses: the notice expires on its own.
     expect(bob_typing).to_have_text("", timeout=15_000)
 
@@ -282,6 +285,9 @@ def test_a_console_entry_permalink_opens_the_console_at_that_entry(
     expect(target).to_be_in_viewport()
     expect(target.get_by_test_id("console-output")).to_contain_text("line 3")
     expect(frame.locator('[data-targeted="true"]')).to_have_count(1)
+    from tests.e2e.browser import accessibility_problems
+
+    assert accessibility_problems(bob) == []
 
     # Ada follows her own link from the same page: the highlight moves there, console stays open.
     link.click()
@@ -294,3 +300,26 @@ def test_a_console_entry_permalink_opens_the_console_at_that_entry(
     bob.goto(f"{broker.url}/#/reports/{report.id}/frames/{index}/console/999999")
     expect(frame.get_by_test_id("console-entry-missing")).to_contain_text("Entry 999999")
     expect(frame.locator('[data-targeted="true"]')).to_have_count(0)
+
+
+def test_groups_are_right_after_the_broker_restarts(
+    broker: Broker, open_page: OpenPage, seed: Seed, agent: Transport
+) -> None:
+    from tests.e2e.browser import log_in
+
+    seed(2, "before")
+    page, guard = open_page()
+    guard.allow(r"WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource")
+    log_in(page, broker)
+    page.goto(f"{broker.url}/#/groups")
+    counts = page.get_by_test_id("group-count")
+    expect(counts).to_have_text(["2"])
+    page.evaluate("window.notReloaded = true")
+
+    broker.stop()
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-state", "open")
+    broker.start()
+    seed(1, "while the page reconnects")  # stored whether or not the page hears of it
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    expect(counts).to_have_text(["3"])
+    assert page.evaluate("window.notReloaded") is True

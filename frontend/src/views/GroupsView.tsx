@@ -6,6 +6,7 @@ import { fetchGroups, searchReports, type ReportSearch } from "../api/client";
 import type { ReportGroup, ReportSummary } from "../api/types";
 import { RelativeTime } from "../components/RelativeTime";
 import { liveArrivals } from "../state/reports";
+import { connection } from "../state/session";
 import { reportHref } from "../state/route";
 
 type Load<T> = { state: "loading" } | { state: "done"; value: T } | { state: "failed"; error: string };
@@ -179,16 +180,22 @@ function GroupsView() {
   const counted = useRef(new Set<string>());
   // What arrived before the broker's answer is in that answer (it is stored before announced).
   const seenArrivals = useRef(liveArrivals.value);
+  // The stream's state when last rendered: back to "open" after a drop, events may be lost.
+  const wasOpen = useRef(connection.value.state === "open");
+  const open = connection.value.state === "open";
   useEffect(() => {
+    const reconnected = open && !wasOpen.current;
+    wasOpen.current = open;
+    if (!reconnected && groups.state !== "loading") return;
     fetchGroups().then(
       (list) => {
-        for (const group of list.groups) counted.current.add(group.latest.id);
+        counted.current = new Set(list.groups.map((group) => group.latest.id));
         seenArrivals.current = liveArrivals.value;
         setGroups({ state: "done", value: list.groups });
       },
       (error: unknown) => setGroups(failure(error)),
     );
-  }, []);
+  }, [open]);
   const arrived = liveArrivals.value;
   useEffect(() => {
     if (groups.state !== "done" || arrived === seenArrivals.current) return;
