@@ -519,7 +519,7 @@ class Transport:
             return tuple(self._pauses)[:64]
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
-        return self._send_bytes(sock, protocol.encode(message))
+        return self._send_bytes(sock, codec.encode(message))
 
     def _send_bytes(self, sock: zmq.Socket[bytes], payload: bytes) -> bool:
         try:
