@@ -10,12 +10,14 @@ import asyncio
 import dataclasses
 import json
 import re
+import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from debugbroker.agent.capture import capture_exception
 from tests.conftest import Broker, wait_for
@@ -34,6 +36,15 @@ def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
     page, _ = open_page()
     page.add_init_script(f"localStorage.setItem('debugbroker:name', {json.dumps(name)})")
     return log_in(page, broker)
+
+
+def pump_until(page: Page, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    """Wait for ``condition`` with a deadline, letting Playwright deliver its events meanwhile
+    (its sync API only dispatches them, route handlers included, inside its own calls)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        page.wait_for_timeout(20)
 
 
 def open_console(page: Page, broker: Broker, report_id: str, index: int) -> Locator:
@@ -172,6 +183,23 @@ def test_the_search_box_finds_stored_reports_that_are_not_loaded(
     assert page.locator(f'[data-testid="report-row"][data-id="{needle.id}"]').count() == 0
     search = page.get_by_test_id("report-search")
     status = page.get_by_test_id("search-status")
+
+    # While the broker searches, the list says so (its answer is held back here, then let go).
+    held: list[Route] = []
+    zebra = re.compile(r"/api/reports\?.*q=zebra")
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(zebra, hold)
+    search.fill("zebra")
+    expect(status).to_have_attribute("data-state", "loading")
+    expect(status).to_have_text("Searching every stored report…")
+    expect(page.get_by_test_id("no-match")).to_contain_text("searching the broker")
+    pump_until(page, lambda: bool(held), "the held search request")
+    held[0].continue_()
+    expect(status).to_have_text("No report matches “zebra”, loaded or stored.")
+    page.unroute(zebra)
 
     # Free text is searched anywhere in every stored report.
     search.fill("needle in the")
@@ -323,3 +351,32 @@ def test_groups_are_right_after_the_broker_restarts(
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
     expect(counts).to_have_text(["3"])
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_parse_typing_accepts_only_small_well_formed_notices() -> None:
+    from debugbroker.broker.ws import parse_typing
+
+    assert parse_typing('{"type": "typing", "console": "reports/ab_1.x-2/frames/3"}') == (
+        "reports/ab_1.x-2/frames/3",
+        True,
+    )
+    assert parse_typing('{"type": "typing", "console": "agents/a1", "active": false}') == (
+        "agents/a1",
+        False,
+    )
+    for bad in [
+        "",
+        "typing",
+        "[]",
+        '{"type": "presence", "console": "agents/a1"}',
+        '{"type": "typing"}',
+        '{"type": "typing", "console": "agents/"}',
+        '{"type": "typing", "console": "agents/a1/extra"}',
+        '{"type": "typing", "console": "reports/r/frames/12345678"}',
+        '{"type": "typing", "console": "reports/r/frames/-1"}',
+        '{"type": "typing", "console": "agents/' + "a" * 129 + '"}',
+        '{"type": "typing", "console": "agents/a1\\n"}',
+        '{"type": "typing", "console": "agents/a1", "active": 1}',
+        '{"type": "typing", "console": "agents/a1", "active": true, "name": "x"}',
+    ]:
+        assert parse_typing(bad) is None, bad
