@@ -420,6 +420,27 @@ def _truthy(value: object) -> bool:
         return False
 
 
+_CARET_ANCHORS = "_extract_caret_anchors_from_line_segment"
+
+
+def _cache_caret_anchors() -> None:
+    """Let CPython's traceback formatting remember where its ``~~~^^^`` markers go.
+
+    For every frame of every traceback it formats, CPython 3.11+ parses the failing line's
+    source with ``ast`` to place the markers (``traceback._extract_caret_anchors_…``): a sixth of
+    an error's cost in a worker during an error storm, where the same lines fail again and
+    again. The function is pure (a source segment in, immutable anchors out), so it is
+    wrapped in a bounded cache once per process; the text does not change, for the app's
+    own tracebacks either. Pythons without it (3.10) are left alone.
+    """
+    original = getattr(traceback, _CARET_ANCHORS, None)
+    if original is not None and not hasattr(original, "cache_info"):
+        setattr(traceback, _CARET_ANCHORS, lru_cache(maxsize=512)(original))
+
+
+_cache_caret_anchors()
+
+
 def _format_text(exc: BaseException) -> str:
     try:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
