@@ -1,5 +1,6 @@
 // One report (#/reports/{id}, optionally /frames/{index}): the header, the exception chain
 // with frames and consoles, or the plain-text traceback.
+import { Component } from "preact";
 import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
 import { releaseFrames, resumeReport } from "../api/client";
@@ -171,6 +172,26 @@ function FramesBar({ report }: { report: Report }) {
   );
 }
 
+interface StableChainProps {
+  exceptions: ExceptionInfo[];
+  context: ChainContext;
+}
+
+/** The exception chain, diffed again only when the report or the chain's context changed: the
+ * report list, agents and title re-render the page around it often, and 30 frames cost. */
+class StableChain extends Component<StableChainProps> {
+  override shouldComponentUpdate(next: StableChainProps): boolean {
+    const before = this.props.context;
+    const after = next.context;
+    if (next.exceptions !== this.props.exceptions) return true;
+    return (Object.keys(after) as (keyof ChainContext)[]).some((key) => before[key] !== after[key]);
+  }
+
+  override render() {
+    return <ExceptionChain exceptions={this.props.exceptions} context={this.props.context} depth={0} />;
+  }
+}
+
 /** The report page. */
 function ReportView({ id, frame }: { id: string; frame: number | null }) {
   const [showHidden, setShowHidden] = useState(false);
@@ -247,7 +268,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
       {plain ? (
         <PlainText reportId={report.id} />
       ) : (
-        <ExceptionChain exceptions={report.exceptions} context={context} depth={0} />
+        <StableChain exceptions={report.exceptions} context={context} />
       )}
     </article>
   );
