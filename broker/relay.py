@@ -61,9 +61,9 @@ _INBOX_SIZE = 64  # messages read ahead of the receive loop (each up to MAX_MESS
 _ANSWERS = (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult)
 # Reports received but not yet committed: past either bound the receive loop waits for the
 # store, zmq buffers, and then the agents shed reports and count them.
-# (A report's dicts take several times its message's size: 1,000 small ones are ~50 MB.)
-_MAX_REPORT_BACKLOG = 1_000
-_MAX_REPORT_BACKLOG_BYTES = 8 * 1024 * 1024
+# (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
+_MAX_REPORT_BACKLOG = 500
+_MAX_REPORT_BACKLOG_BYTES = 4 * 1024 * 1024
 _HANDSHAKE_FAILED_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
