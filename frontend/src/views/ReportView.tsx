@@ -11,6 +11,7 @@ import { RelativeTime } from "../components/RelativeTime";
 import { ReportActions } from "../components/ReportActions";
 import { RequestPanel } from "../components/RequestPanel";
 import { agents, refreshSelected, selectReport, selected } from "../state/reports";
+import { route } from "../state/route";
 
 const TITLE_LIMIT = 300;
 /** How many frames render their source and locals with the page (about a screenful). */
@@ -274,4 +275,11 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
   );
 }
 
-export { ReportView };
+/** Request the report the address points at now, before the app's first render (main.tsx):
+ * its JSON is on the way while the page renders. */
+function prefetchRoutedReport(): void {
+  const current = route.peek();
+  if (current.name === "report") void selectReport(current.id);
+}
+
+export { ReportView, prefetchRoutedReport };
