@@ -148,29 +148,45 @@ _REPORT_FETCHED = """
   return entry ? entry.responseEnd : -1;
 }
 """
-_RENDERED = """
-async ([shown]) => {
-  // Polled once per animation frame: "shown" when all the frames are in the DOM and every
-  // frame on screen shows its source and locals (bodies further down render when scrolled
-  // near, or when the browser is idle), "complete" when no frame body is still pending.
+# Installed before any page script (add_init_script), so that the times do not depend on when
+# Playwright gets to ask: on every animation frame of a report page, "shown" is noted once all
+# the frames are in the DOM and every frame on screen shows its source and locals (bodies
+# further down render when scrolled near, or when the browser is idle), "complete" once no
+# frame body is pending any more.
+_RENDER_WATCH = """
+(() => {
+  if (!location.hash.startsWith('#/reports/')) return;
+  const shown = SHOWN;
   const frames = () => document.querySelectorAll('[data-testid=frame]');
   const onScreenReady = () => [...frames()].every((frame) => {
     const box = frame.getBoundingClientRect();
     const visible = box.bottom > 0 && box.top < window.innerHeight;
     return !visible || frame.querySelector('[data-pending]') === null;
   });
+  const times = {};
+  const check = () => {
+    if (times.shown === undefined && frames().length >= shown && onScreenReady()) {
+      times.shown = performance.now();
+    }
+    if (times.shown !== undefined
+        && document.querySelector('[data-testid=frame] [data-pending]') === null) {
+      times.complete = performance.now();
+      window.__firstRender = times;
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})();
+"""
+_RENDERED = """
+async () => {
   const deadline = performance.now() + 30000;
-  const next = () => new Promise((resolve) => requestAnimationFrame(resolve));
-  while (!(frames().length >= shown && onScreenReady())) {
+  while (window.__firstRender === undefined) {
     if (performance.now() > deadline) throw new Error('the report did not render');
-    await next();
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  const shownAt = performance.now();
-  while (document.querySelector('[data-testid=frame] [data-pending]') !== null) {
-    if (performance.now() > deadline) throw new Error('frame bodies stayed pending');
-    await next();
-  }
-  return {shown: shownAt, complete: performance.now()};
+  return window.__firstRender;
 }
 """
 _LOAD_TIME = "performance.timing.loadEventEnd - performance.timing.navigationStart"
@@ -226,6 +242,7 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
+                context.add_init_script(_RENDER_WATCH.replace("SHOWN", str(shown)))
                 page = context.new_page()
                 page.goto(f"{broker.url}/login?token={broker.token}")
                 ours: list[float] = []
@@ -234,7 +251,7 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 for _ in range(loads):
                     page.goto("about:blank")
                     page.goto(f"{broker.url}/#/reports/{report_id}")
-                    times = page.evaluate(_RENDERED, [shown])
+                    times = page.evaluate(_RENDERED)
                     ours.append(float(times["shown"]))
                     complete.append(float(times["complete"]))
                     fetched.append(float(page.evaluate(_REPORT_FETCHED, report_id)))
