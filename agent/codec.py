@@ -25,13 +25,12 @@ from typing import Any, Union
 import msgpack
 
 from .protocol import (
-    _MESSAGE_TYPES,
-    MAX_MESSAGE_BYTES,
     Message,
     ProtocolError,
     ReportMessage,
     _fields_of,
     decode,
+    unpack_message,
 )
 
 __all__ = ["encode", "decode_wire", "decode_message", "to_wire", "WireReport"]
@@ -333,25 +332,8 @@ def _dataclass_checker(cls: type[Any]) -> Check:
 def decode_wire(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     """The message class and validated wire dict of ``payload`` (see the module's docstring);
     anything ``protocol.decode`` refuses raises ``ProtocolError``."""
-    cls, data = _unpack(payload)
+    cls, data = unpack_message(payload)
     return cls, _check_message(cls, data, payload)
-
-
-def _unpack(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
-    """The message's class and its unchecked map; ``ProtocolError`` as ``decode``."""
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except Exception as error:  # msgpack raises several unrelated types on garbage
-        raise ProtocolError(f"malformed msgpack: {type(error).__name__}: {error}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(f"expected a map, got {type(data).__name__}")
-    kind = data.get("kind")
-    cls = _MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ProtocolError(f"unknown message kind {kind!r}")
-    return cls, data
 
 
 def _check_message(cls: type[Any], data: dict[str, Any], payload: bytes) -> dict[str, Any]:
@@ -375,7 +357,7 @@ class WireReport:
 def decode_message(payload: bytes) -> Message | WireReport:
     """``protocol.decode``, except that a report comes as a ``WireReport`` (checked by
     ``decode_wire``, never built into dataclasses); ``ProtocolError`` as ``decode``."""
-    cls, data = _unpack(payload)
+    cls, data = unpack_message(payload)
     if cls is ReportMessage:
         wire = _check_message(cls, data, payload)
         return WireReport(report=wire["report"], size=len(payload))

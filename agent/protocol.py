@@ -57,6 +57,7 @@ __all__ = [
     "Message",
     "encode",
     "decode",
+    "unpack_message",
     "to_wire",
     "from_wire",
 ]
@@ -694,8 +695,12 @@ def encode(message: Message) -> bytes:
     return packed
 
 
-def decode(payload: bytes) -> Message:
-    """Decode msgpack bytes into a message; anything unexpected raises ProtocolError."""
+def unpack_message(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
+    """The message class a payload names and its map, not yet checked field by field.
+
+    Size cap, msgpack syntax and the ``kind`` are checked here; anything wrong raises
+    ProtocolError. ``decode`` and the agent's fast codec both start with this.
+    """
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
@@ -708,6 +713,12 @@ def decode(payload: bytes) -> Message:
     cls = _MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown message kind {kind!r}")
+    return cls, data
+
+
+def decode(payload: bytes) -> Message:
+    """Decode msgpack bytes into a message; anything unexpected raises ProtocolError."""
+    cls, data = unpack_message(payload)
     try:
         try:
             message: Message = _fast(cls)(data)
