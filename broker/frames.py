@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FrameTargets", "FrameCache", "frame_targets"]
+__all__ = ["FrameTargets", "FrameCache", "frame_targets", "report_frames"]
 
 _CACHED_REPORTS = 2_000
 
@@ -27,16 +27,24 @@ class FrameTargets:
     frame_ids: Mapping[int, str]
 
 
-def _walk_frames(exceptions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def report_frames(exceptions: object) -> Iterator[dict[str, Any]]:
+    """Every frame of a report's ``exceptions`` (wire dicts), group members included.
+
+    Print order: each exception's frames, then those of its sub-exceptions. Entries that
+    are not maps are skipped, so a malformed stored report cannot make a handler fail.
+    """
+    if not isinstance(exceptions, list):
+        return
     for info in exceptions:
-        yield from info.get("frames", ())
-        yield from _walk_frames(info.get("exceptions", []))
+        if isinstance(info, dict):
+            yield from (frame for frame in info.get("frames") or () if isinstance(frame, dict))
+            yield from report_frames(info.get("exceptions"))
 
 
 def frame_targets(report: dict[str, Any]) -> FrameTargets:
     """The frame targets of a report (its wire dict); the first frame of an index wins."""
     frame_ids: dict[int, str] = {}
-    for frame in _walk_frames(report.get("exceptions", [])):
+    for frame in report_frames(report.get("exceptions")):
         index = frame.get("index")
         if isinstance(index, int) and index not in frame_ids:
             frame_id = frame.get("frame_id")

@@ -12,6 +12,8 @@ from typing import Any
 from pygments.lexers.python import PythonLexer
 from pygments.token import STANDARD_TYPES, _TokenType
 
+from .frames import report_frames
+
 __all__ = ["highlight_lines", "highlight_report"]
 
 HighlightLine = list[list[str]]
@@ -54,17 +56,9 @@ def highlight_lines(lines: list[str]) -> list[HighlightLine]:
     return out
 
 
-def _frames(exceptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for info in exceptions:
-        found.extend(info.get("frames", ()))
-        found.extend(_frames(info.get("exceptions", [])))
-    return found
-
-
 def highlight_report(report: dict[str, Any]) -> dict[str, Any]:
     """Add ``highlight`` to every frame of a report's wire dict (in place) and return it."""
-    for frame in _frames(report.get("exceptions", [])):
+    for frame in report_frames(report.get("exceptions")):
         context = frame.get("context") or []
         frame["highlight"] = highlight_lines([str(line) for line in context])
     return report

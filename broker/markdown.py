@@ -16,6 +16,8 @@ from typing import Any
 from debugbroker.agent.protocol import ProtocolError, ReprNode, from_wire
 from debugbroker.agent.reprs import format_node
 
+from .frames import report_frames
+
 __all__ = ["report_markdown"]
 
 _MAX_FRAMES = 20  # app frames with locals in the export (innermost first)
@@ -47,15 +49,9 @@ def _value_text(node: object) -> str:
 
 
 def _app_frames(exceptions: object) -> Iterator[dict[str, Any]]:
-    if not isinstance(exceptions, list):
-        return
-    for info in exceptions:
-        if not isinstance(info, dict):
-            continue
-        for frame in info.get("frames") or ():
-            if isinstance(frame, dict) and not frame.get("is_library") and not frame.get("hidden"):
-                yield frame
-        yield from _app_frames(info.get("exceptions"))
+    for frame in report_frames(exceptions):
+        if not frame.get("is_library") and not frame.get("hidden"):
+            yield frame
 
 
 def report_markdown(report: dict[str, Any], url: str = "") -> str:

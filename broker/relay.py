@@ -48,6 +48,7 @@ from debugbroker.agent.protocol import (
     Welcome,
 )
 
+from .frames import report_frames
 from .store import Store, report_summary
 
 __all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
@@ -687,15 +688,7 @@ class Relay:
 
 def _holds_frames(report: dict[str, Any]) -> bool:
     """Whether a wire report names a held frame (``frame_id`` set) in any exception."""
-    stack = list(report.get("exceptions") or ())
-    while stack:
-        info = stack.pop()
-        if not isinstance(info, dict):
-            continue
-        if any(isinstance(f, dict) and f.get("frame_id") for f in info.get("frames") or ()):
-            return True
-        stack.extend(info.get("exceptions") or ())
-    return False
+    return any(frame.get("frame_id") for frame in report_frames(report.get("exceptions")))
 
 
 def _gone_message(agent: AgentState | None) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +32,7 @@ from debugbroker.agent.protocol import (
 from .api import RELAY, STORE
 from .audit import display_name
 from .auth import ROLE_KEY
+from .frames import report_frames
 from .highlight import highlight_lines
 from .markdown import report_markdown
 from .relay import EvalFailure
@@ -46,15 +46,6 @@ _MAX_HANDLE = 4_096
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _frames(exceptions: object) -> Iterator[dict[str, Any]]:
-    if not isinstance(exceptions, list):
-        return
-    for info in exceptions:
-        if isinstance(info, dict):
-            yield from (f for f in info.get("frames") or () if isinstance(f, dict))
-            yield from _frames(info.get("exceptions"))
 
 
 async def _report(request: web.Request) -> dict[str, Any] | web.Response:
@@ -73,7 +64,9 @@ async def _frame(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]] 
     report = await _report(request)
     if isinstance(report, web.Response):
         return report
-    frame = next((f for f in _frames(report.get("exceptions")) if f.get("index") == index), None)
+    frame = next(
+        (f for f in report_frames(report.get("exceptions")) if f.get("index") == index), None
+    )
     if frame is None:
         return _error(404, f"report {report['id']} has no frame {index}")
     return report, frame
