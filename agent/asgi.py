@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import replace
 from types import FrameType
 from typing import Any
 
 from .answers import error_answer, report_url, submit_error, traceback_text
 from .middleware import request_info
-from .options import Options
+from .options import Options, middleware_options
 from .transport import Transport, get_transport
 
 __all__ = ["DebuggedASGIApplication", "environ_from_scope"]
@@ -69,11 +68,10 @@ class DebuggedASGIApplication:
         options: Options | None = None,
     ) -> None:
         base = options if options is not None else Options.from_environment()
-        given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
-        base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
         self.app = app
-        # Either switch turns evals off: this is remote code execution, so "off" wins.
-        self.options = replace(base, evalex=bool(evalex) and base.evalex)
+        self.options = middleware_options(
+            base, evalex=evalex, broker_url=broker_url, secret=secret, app_name=app_name
+        )
         self.evalex = self.options.evalex
 
     @property

@@ -14,13 +14,12 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from .answers import error_answer, report_url, submit_error, traceback_text
 from .evaluate import register_context_source
-from .options import Options
+from .options import Options, middleware_options
 from .protocol import Report, RequestInfo
 from .request import build_request_info
 from .transport import Transport, get_transport
@@ -106,12 +105,14 @@ class DebuggedApplication:
         base = options if options is not None else Options.from_environment()
         if app_name is None and options is None and not base.app_name:
             app_name = _guess_app_name(app)
-        given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
-        base = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
         self.app = app
-        # Either switch turns evals off: this is remote code execution, so "off" wins.
-        self.options = replace(
-            base, evalex=bool(evalex) and base.evalex, console=bool(console) or base.console
+        self.options = middleware_options(
+            base,
+            evalex=evalex,
+            console=console,
+            broker_url=broker_url,
+            secret=secret,
+            app_name=app_name,
         )
         self.evalex = self.options.evalex
         self._contexts: OrderedDict[str, list[object]] = OrderedDict()

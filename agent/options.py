@@ -9,6 +9,7 @@ from pathlib import Path
 
 __all__ = [
     "Options",
+    "middleware_options",
     "DEFAULT_BROKER_URL",
     "DEFAULT_DASHBOARD_URL",
     "DEFAULT_SECRET_NAMES",
@@ -128,3 +129,24 @@ class Options:
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(options, **given)  # type: ignore[arg-type]
+
+
+def middleware_options(
+    base: Options,
+    *,
+    evalex: bool,
+    console: bool = False,
+    broker_url: str | None = None,
+    secret: str | None = None,
+    app_name: str | None = None,
+) -> Options:
+    """A middleware's options: ``base`` with its (non-None) arguments applied.
+
+    Either evalex switch turns evals off (this is remote code execution, so "off" wins);
+    either console switch turns the process console on.
+    """
+    given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
+    merged = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    return replace(
+        merged, evalex=bool(evalex) and merged.evalex, console=bool(console) or merged.console
+    )
