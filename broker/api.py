@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .audit import display_name
-from .auth import ROLE_KEY
+from .auth import ROLE_KEY, json_error
 from .highlight import highlight_report
 from .relay import EvalFailure, Relay
 from .store import ReportFilter, Store
@@ -27,10 +27,6 @@ _MAX_LIMIT = 1_000
 _COMPRESS_OVER = 32_768  # bytes of report JSON above which it is sent gzipped (if accepted)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def list_reports(request: web.Request) -> web.Response:
     """``GET /api/reports?limit=N&before=CREATED&q=&type=&path=&agent=&fingerprint=``."""
     try:
@@ -38,13 +34,13 @@ async def list_reports(request: web.Request) -> web.Response:
         before_text = request.query.get("before")
         before = float(before_text) if before_text else None
     except ValueError:
-        return _error(400, "limit must be an integer and before a number")
+        return json_error(400, "limit must be an integer and before a number")
     if limit < 1 or limit > _MAX_LIMIT:
-        return _error(400, f"limit must be between 1 and {_MAX_LIMIT}")
+        return json_error(400, f"limit must be between 1 and {_MAX_LIMIT}")
     try:
         filters = ReportFilter.from_query(request.query)
     except ValueError as error:
-        return _error(400, str(error))
+        return json_error(400, str(error))
     reports = await request.app[STORE].list_reports(limit, before, filters)
     return web.json_response({"reports": reports})
 
@@ -53,7 +49,7 @@ async def _report_or_404(request: web.Request) -> dict[str, Any] | web.Response:
     report_id = request.match_info["report_id"]
     report = await request.app[STORE].get_report(report_id)
     if report is None:
-        return _error(404, f"no report with id {report_id!r}")
+        return json_error(404, f"no report with id {report_id!r}")
     return report
 
 
@@ -88,14 +84,14 @@ async def get_report_text(request: web.Request) -> web.Response:
 async def resume_report(request: web.Request) -> web.Response:
     """``POST /api/reports/{id}/continue``: the thread paused at ``breakpoint()`` goes on."""
     if request[ROLE_KEY] != "full":
-        return _error(403, "this token may read reports but not resume threads")
+        return json_error(403, "this token may read reports but not resume threads")
     found = await _report_or_404(request)
     if isinstance(found, web.Response):
         return found
     try:
         await request.app[RELAY].resume(found["id"])
     except EvalFailure as failure:
-        return _error(failure.status, failure.message)
+        return json_error(failure.status, failure.message)
     return web.json_response({"ok": True})
 
 
@@ -125,7 +121,7 @@ async def release_frames(request: web.Request) -> web.Response:
         }
     )
     if status != 200:
-        return _error(status, message)
+        return json_error(status, message)
     return web.json_response({"ok": True, "frames_held": False})
 
 

@@ -38,6 +38,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 __all__ = [
+    "json_error",
     "AccessPolicy",
     "Role",
     "LOOPBACK_HOSTS",
@@ -137,7 +138,8 @@ class AccessPolicy:
         self.failures.setdefault(client, deque(maxlen=_MAX_FAILURES * 2)).append(time.monotonic())
 
 
-def _json_error(status: int, message: str) -> web.Response:
+def json_error(status: int, message: str) -> web.Response:
+    """The JSON error answer every API route gives: ``{"error": message}``."""
     return web.json_response({"error": message}, status=status)
 
 
@@ -245,7 +247,7 @@ def security_middleware(policy: AccessPolicy) -> Middleware:
         try:
             foreign = origin is not None and not _origin_matches(policy, request, origin)
             if changes_state and foreign:
-                response = _json_error(403, f"cross-origin request from {origin!r} refused")
+                response = json_error(403, f"cross-origin request from {origin!r} refused")
             elif is_api and request.path != "/api/openapi.json":
                 response = await _guarded_api(policy, request, handler, changes_state, origin)
             else:
@@ -254,12 +256,12 @@ def security_middleware(policy: AccessPolicy) -> Middleware:
             if not is_api or error.status < 400:
                 _secure_headers(error)
                 raise
-            response = _json_error(error.status, error.reason)
+            response = json_error(error.status, error.reason)
             if "Allow" in error.headers:
                 response.headers["Allow"] = error.headers["Allow"]
         except Exception:  # aiohttp's own 500 page would lack the headers below
             log.exception("error while answering %s %s", request.method, request.path)
-            response = _json_error(500, "internal error in the broker; see its log")
+            response = json_error(500, "internal error in the broker; see its log")
         _secure_headers(response)
         return response
 
@@ -275,14 +277,14 @@ async def _guarded_api(
 ) -> web.StreamResponse:
     client = _client(request)
     if policy.throttled(client):
-        return _json_error(429, "too many failed attempts; wait a minute and try again")
+        return json_error(429, "too many failed attempts; wait a minute and try again")
     role, by_cookie = _authenticate(policy, request)
     if role is None:
         if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
             policy.record_failure(client)
-        return _json_error(401, "log in first: open the login URL the broker printed")
+        return json_error(401, "log in first: open the login URL the broker printed")
     if changes_state and by_cookie and origin is None:
-        return _json_error(403, "a request with the session cookie must carry an Origin header")
+        return json_error(403, "a request with the session cookie must carry an Origin header")
     request[ROLE_KEY] = role
     return await handler(request)
 
@@ -340,12 +342,12 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
     async def session(request: web.Request) -> web.StreamResponse:
         client = _client(request)
         if policy.throttled(client):  # else this would be an unlimited token oracle
-            return _json_error(429, "too many failed attempts; wait a minute and try again")
+            return json_error(429, "too many failed attempts; wait a minute and try again")
         role, _ = _authenticate(policy, request)
         if role is None:
             if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
                 policy.record_failure(client)
-            return _json_error(401, "not logged in")
+            return json_error(401, "not logged in")
         return web.json_response({"role": role})
 
     return [

@@ -23,7 +23,7 @@ from debugbroker.agent.protocol import CONSOLE_FRAME_ID, to_wire
 
 from .api import MAX_CODE_CHARS, RELAY, STORE
 from .audit import EVAL_AGENT_KEY, display_name
-from .auth import ROLE_KEY
+from .auth import ROLE_KEY, json_error
 from .relay import EvalFailure
 
 __all__ = ["console_routes", "Target", "MAX_COMPLETION_TEXT", "ANONYMOUS"]
@@ -44,25 +44,21 @@ class Target:
     key: str
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def _frame_target(request: web.Request) -> Target | web.Response:
     """The frame ``{index}`` of report ``{report_id}``, or the answer saying why not."""
     try:
         index = int(request.match_info["index"])
     except ValueError:
-        return _error(400, "the frame index must be an integer")
+        return json_error(400, "the frame index must be an integer")
     report_id = request.match_info["report_id"]
     targets = await request.app[STORE].get_frame_targets(report_id)
     if targets is None:
-        return _error(404, f"no report with id {report_id!r}")
+        return json_error(404, f"no report with id {report_id!r}")
     frame_id = targets.frame_ids.get(index)
     if frame_id is None:
-        return _error(404, f"report {report_id} has no frame {index}")
+        return json_error(404, f"report {report_id} has no frame {index}")
     if not frame_id:
-        return _error(409, "the agent did not keep this frame (its memory cap was reached)")
+        return json_error(409, "the agent did not keep this frame (its memory cap was reached)")
     key = f"reports/{report_id}/frames/{index}"
     return Target(agent_id=targets.agent_id, frame_id=frame_id, key=key)
 
@@ -72,9 +68,9 @@ async def _agent_target(request: web.Request) -> Target | web.Response:
     agent_id = request.match_info["agent_id"]
     agent = request.app[RELAY].agents.get(agent_id)
     if agent is None:
-        return _error(404, f"no agent with id {agent_id!r}")
+        return json_error(404, f"no agent with id {agent_id!r}")
     if not agent.console and request.method == "POST":
-        return _error(
+        return json_error(
             409,
             "this agent offers no console: wrap the app in DebuggedApplication(app, console=True)",
         )
@@ -85,19 +81,19 @@ async def _json_object(
     request: web.Request, limit: int, shape: str
 ) -> dict[str, Any] | web.Response:
     if request.content_length is not None and request.content_length > limit * 4 + 1024:
-        return _error(413, f"the body is limited to {limit} characters")
+        return json_error(413, f"the body is limited to {limit} characters")
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, f"the body must be JSON: {shape}")
+        return json_error(400, f"the body must be JSON: {shape}")
     if not isinstance(body, dict):
-        return _error(400, f"the body must be a JSON object: {shape}")
+        return json_error(400, f"the body must be a JSON object: {shape}")
     return body
 
 
 def _may_run_code(request: web.Request) -> web.Response | None:
     if request[ROLE_KEY] != "full":
-        return _error(403, "this token may read reports but not run code")
+        return json_error(403, "this token may read reports but not run code")
     return None
 
 
@@ -115,9 +111,9 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         return body
     code, interactive = body.get("code"), body.get("interactive", False)
     if not isinstance(code, str) or not isinstance(interactive, bool):
-        return _error(400, f'the body must be JSON with a string "code": {shape}')
+        return json_error(400, f'the body must be JSON with a string "code": {shape}')
     if len(code) > MAX_CODE_CHARS:
-        return _error(413, f"code is limited to {MAX_CODE_CHARS} characters")
+        return json_error(413, f"code is limited to {MAX_CODE_CHARS} characters")
     if interactive and needs_more_lines(code, interactive=True):
         # Like the interpreter's "...": nothing runs and nothing enters the transcript.
         return web.json_response(
@@ -148,10 +144,10 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         )
     except EvalFailure as failure:
         await _finish(request, entry, "failed", failure=failure.message)
-        return _error(failure.status, failure.message)
+        return json_error(failure.status, failure.message)
     if not result.ok and _released(result.error):
         await _finish(request, entry, "failed", failure=result.error)
-        return _error(409, str(result.error))
+        return json_error(409, str(result.error))
     answer = {k: v for k, v in to_wire(result).items() if k not in ("kind", "request_id")}
     await _finish(request, entry, "done", result=answer)
     return web.json_response(answer | {"entry": entry["id"]})
@@ -181,18 +177,18 @@ async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
         return body
     text = body.get("text")
     if not isinstance(text, str):
-        return _error(400, 'the body must be JSON with a string "text"')
+        return json_error(400, 'the body must be JSON with a string "text"')
     if len(text) > MAX_COMPLETION_TEXT:
-        return _error(413, f"text is limited to {MAX_COMPLETION_TEXT} characters")
+        return json_error(413, f"text is limited to {MAX_COMPLETION_TEXT} characters")
     target = await resolve(request)
     if isinstance(target, web.Response):
         return target
     try:
         result = await request.app[RELAY].complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:
-        return _error(failure.status, failure.message)
+        return json_error(failure.status, failure.message)
     if not result.ok and _released(result.error):
-        return _error(409, str(result.error))
+        return json_error(409, str(result.error))
     answer = {k: v for k, v in to_wire(result).items() if k not in ("kind", "request_id")}
     return web.json_response(answer)
 
@@ -207,7 +203,7 @@ async def _interrupt(request: web.Request, resolve: Resolve) -> web.Response:
     try:
         result = await request.app[RELAY].interrupt(target.agent_id, target.frame_id)
     except EvalFailure as failure:
-        return _error(failure.status, failure.message)
+        return json_error(failure.status, failure.message)
     return web.json_response({"interrupted": result.interrupted})
 
 
@@ -215,9 +211,9 @@ async def _transcript(request: web.Request, resolve: Resolve) -> web.Response:
     try:
         limit = int(request.query.get("limit", str(_TRANSCRIPT_LIMIT)))
     except ValueError:
-        return _error(400, "limit must be an integer")
+        return json_error(400, "limit must be an integer")
     if limit < 1 or limit > _MAX_TRANSCRIPT_LIMIT:
-        return _error(400, f"limit must be between 1 and {_MAX_TRANSCRIPT_LIMIT}")
+        return json_error(400, f"limit must be between 1 and {_MAX_TRANSCRIPT_LIMIT}")
     target = await resolve(request)
     if isinstance(target, web.Response):
         return target

@@ -31,7 +31,7 @@ from debugbroker.agent.protocol import (
 
 from .api import RELAY, STORE
 from .audit import display_name
-from .auth import ROLE_KEY
+from .auth import ROLE_KEY, json_error
 from .frames import report_frames
 from .highlight import highlight_lines
 from .markdown import report_markdown
@@ -44,15 +44,11 @@ _MAX_GROUPS = 1_000
 _MAX_HANDLE = 4_096
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def _report(request: web.Request) -> dict[str, Any] | web.Response:
     report_id = request.match_info["report_id"]
     report = await request.app[STORE].get_report(report_id)
     if report is None:
-        return _error(404, f"no report with id {report_id!r}")
+        return json_error(404, f"no report with id {report_id!r}")
     return report
 
 
@@ -60,7 +56,7 @@ async def _frame(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]] 
     try:
         index = int(request.match_info["index"])
     except ValueError:
-        return _error(400, "the frame index must be an integer")
+        return json_error(400, "the frame index must be an integer")
     report = await _report(request)
     if isinstance(report, web.Response):
         return report
@@ -68,7 +64,7 @@ async def _frame(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]] 
         (f for f in report_frames(report.get("exceptions")) if f.get("index") == index), None
     )
     if frame is None:
-        return _error(404, f"report {report['id']} has no frame {index}")
+        return json_error(404, f"report {report['id']} has no frame {index}")
     return report, frame
 
 
@@ -77,9 +73,9 @@ async def list_groups(request: web.Request) -> web.Response:
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
-        return _error(400, "limit must be an integer")
+        return json_error(400, "limit must be an integer")
     if not 1 <= limit <= _MAX_GROUPS:
-        return _error(400, f"limit must be between 1 and {_MAX_GROUPS}")
+        return json_error(400, f"limit must be between 1 and {_MAX_GROUPS}")
     groups = await request.app[STORE].list_groups(limit)
     return web.json_response({"groups": groups})
 
@@ -97,7 +93,7 @@ async def get_markdown(request: web.Request) -> web.Response:
 async def create_share(request: web.Request) -> web.Response:
     """``POST /api/reports/{id}/share``: a new unguessable read-only link."""
     if request[ROLE_KEY] != "full":
-        return _error(403, "this token may read reports but not share them")
+        return json_error(403, "this token may read reports but not share them")
     report = await _report(request)
     if isinstance(report, web.Response):
         return report
@@ -120,12 +116,12 @@ async def list_shares(request: web.Request) -> web.Response:
 async def delete_share(request: web.Request) -> web.Response:
     """``DELETE /api/shares/{share_id}``: the link stops working at once."""
     if request[ROLE_KEY] != "full":
-        return _error(403, "this token may read reports but not revoke share links")
+        return json_error(403, "this token may read reports but not revoke share links")
     share_id = request.match_info["share_id"]
     store = request.app[STORE]
     report_id = await store.shared_report_id(share_id)
     if report_id is None or not await store.delete_share(share_id):
-        return _error(404, "no such share link")
+        return json_error(404, "no such share link")
     await _audit(request, "share_revoked", report_id, "", share_id)
     return web.json_response({"ok": True})
 
@@ -204,7 +200,7 @@ async def get_source(request: web.Request) -> web.Response:
             reason = failure.message
     context = [str(line) for line in frame.get("context") or ()]
     if not context:
-        return _error(404, f"no source for this frame: {reason}")
+        return json_error(404, f"no source for this frame: {reason}")
     start = frame.get("context_start")
     return await _source_response(
         context, start if isinstance(start, int) else 1, frame, "report", False, reason
@@ -238,29 +234,29 @@ async def expand(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, 'the body must be JSON: {"handle": "...", "offset": 0}')
+        return json_error(400, 'the body must be JSON: {"handle": "...", "offset": 0}')
     handle = body.get("handle") if isinstance(body, dict) else None
     offset = body.get("offset", 0) if isinstance(body, dict) else None
     if not isinstance(handle, str) or not handle or len(handle) > _MAX_HANDLE:
-        return _error(400, "the body needs the string handle a value's more field gave")
+        return json_error(400, "the body needs the string handle a value's more field gave")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        return _error(400, "offset must be a non-negative integer")
+        return json_error(400, "offset must be a non-negative integer")
     found = await _frame(request)
     if isinstance(found, web.Response):
         return found
     report, frame = found
     if not frame.get("frame_id"):
-        return _error(409, "the agent did not keep this frame (its memory cap was reached)")
+        return json_error(409, "the agent did not keep this frame (its memory cap was reached)")
     message = ExpandRequest(
         request_id=secrets.token_hex(8), frame_id=frame["frame_id"], handle=handle, offset=offset
     )
     try:
         answer = await request.app[RELAY].look_up(report["agent_id"], message)
     except EvalFailure as failure:
-        return _error(failure.status, failure.message)
+        return json_error(failure.status, failure.message)
     if not answer.ok:
         error = answer.error or "could not expand"
-        return _error(409 if error.startswith("frame released") else 422, error)
+        return json_error(409 if error.startswith("frame released") else 422, error)
     node = answer.node if isinstance(answer, ExpandResult) else None
     return web.json_response({"node": to_wire(node)})
 
