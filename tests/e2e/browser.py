@@ -12,6 +12,7 @@ that need a browser are skipped with that reason.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import time
@@ -169,6 +170,13 @@ def log_in(page: Page, broker: Broker) -> Page:
     assert page.url == f"{broker.url}/", page.url  # the token is not left in the address bar
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
     return page
+
+
+def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
+    """A logged-in dashboard tab of someone called ``name`` (their console display name)."""
+    page, _ = open_page()
+    page.add_init_script(f"localStorage.setItem('debugbroker:name', {json.dumps(name)})")
+    return log_in(page, broker)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import re
 import time
 import uuid
@@ -21,21 +20,13 @@ from playwright.sync_api import Locator, Page, Route, expect
 
 from debugbroker.agent.capture import capture_exception
 from tests.conftest import Broker, wait_for
+from tests.e2e.browser import person
 
 if TYPE_CHECKING:
     from debugbroker.agent.transport import Transport
     from tests.e2e.browser import OpenPage, Seed
 
 pytest_plugins = ["tests.e2e.browser"]
-
-
-def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
-    """A logged-in dashboard tab of someone called ``name``."""
-    from tests.e2e.browser import log_in
-
-    page, _ = open_page()
-    page.add_init_script(f"localStorage.setItem('debugbroker:name', {json.dumps(name)})")
-    return log_in(page, broker)
 
 
 def pump_until(page: Page, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:

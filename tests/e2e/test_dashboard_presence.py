@@ -17,20 +17,12 @@ import aiohttp
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Broker, wait_for
+from tests.e2e.browser import person
 
 if TYPE_CHECKING:
     from tests.e2e.browser import OpenPage, Seed
 
 pytest_plugins = ["tests.e2e.browser"]
-
-
-def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
-    """A logged-in dashboard tab of someone called ``name``."""
-    from tests.e2e.browser import log_in
-
-    page, _ = open_page()
-    page.add_init_script(f"localStorage.setItem('debugbroker:name', {json.dumps(name)})")
-    return log_in(page, broker)
 
 
 def viewer_row(page: Page, name: str) -> Any:
