@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from types import GeneratorType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -262,12 +263,40 @@ def test_error_while_iterating_the_body_closes_it(make_options: Callable[..., Op
     assert closed.is_set()
 
 
-def test_error_after_the_response_started_only_logs(make_options: Callable[..., Options]) -> None:
-    closed = threading.Event()
+def serve_once(app: DebuggedApplication) -> tuple[int, bytes, str]:
+    """One GET / through wsgiref (a PEP 3333 server); status, body and the server log."""
+    errors = io.StringIO()
+
+    def logged(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["wsgi.errors"] = errors
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, logged)
+    server.RequestHandlerClass = QuietHandler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=DEADLINE)
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        try:
+            body = answer.read()
+        except http.client.IncompleteRead as cut:  # the response was cut short
+            body = cut.partial
+    finally:
+        server.shutdown()
+        server.server_close()
+    return answer.status, body, errors.getvalue()
+
+
+def streaming_app(
+    chunks: list[bytes], closed: threading.Event
+) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """An app whose body yields ``chunks`` and then fails."""
 
     class Body:
         def __iter__(self) -> Iterator[bytes]:
-            yield b"partial "
+            yield from chunks
             raise RuntimeError("mid-stream")
 
         def close(self) -> None:
@@ -277,11 +306,30 @@ def test_error_after_the_response_started_only_logs(make_options: Callable[..., 
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Body()
 
-    response, log = call(DebuggedApplication(app, options=make_options()))
-    assert response.status_code == 200 and response.get_data() == b"partial "
-    assert "X-Debugbroker-Report" not in response.headers
+    return app
+
+
+def test_error_after_the_response_started_only_logs(make_options: Callable[..., Options]) -> None:
+    closed = threading.Event()
+    app = streaming_app([b"partial "], closed)
+    status, body, log = serve_once(DebuggedApplication(app, options=make_options()))
+    # The server sent the 200 with the first chunk; it refuses the 500 (re-raises exc_info).
+    assert status == 200 and body == b"partial "
     assert "after the headers were sent" in log
     assert "RuntimeError: mid-stream" in log and "Traceback (most recent call last)" in log
+    assert closed.is_set()
+
+
+def test_a_streamed_body_closed_early_closes_the_app_body(
+    make_options: Callable[..., Options],
+) -> None:
+    closed = threading.Event()
+    body = DebuggedApplication(streaming_app([b"a", b"b"], closed), options=make_options())(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *args: lambda data: None
+    )
+    assert isinstance(body, GeneratorType)
+    assert next(body) == b"a"
+    body.close()  # the client went away: the server closes the response
     assert closed.is_set()
 
 
@@ -294,8 +342,8 @@ def test_an_error_in_close_is_reported(make_options: Callable[..., Options]) -> 
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Body([b"all of it"])
 
-    response, log = call(DebuggedApplication(app, options=make_options()))
-    assert response.get_data() == b"all of it" and "OSError: close failed" in log
+    status, body, log = serve_once(DebuggedApplication(app, options=make_options()))
+    assert status == 200 and body == b"all of it" and "OSError: close failed" in log
 
 
 def test_a_hostile_exception_still_gets_its_500(make_options: Callable[..., Options]) -> None:
@@ -327,6 +375,35 @@ def test_flask_contexts_are_preserved_for_evals(make_options: Callable[..., Opti
     assert response.status_code == 500 and "LookupError: /shop" in response.get_data(as_text=True)
     contexts = middleware.preserved_contexts(report_id_of(response))
     assert any(type(context).__name__ == "RequestContext" for context in contexts)
+
+
+def test_flask_contexts_ride_on_the_error_through_other_middleware(
+    make_options: Callable[..., Options],
+) -> None:
+    flask_app = flask.Flask(__name__)
+    flask_app.config["PROPAGATE_EXCEPTIONS"] = True
+    raised: list[BaseException] = []
+
+    @flask_app.route("/shop")
+    def shop() -> str:
+        raise LookupError(flask.request.path)
+
+    def rewrapping(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return flask_app.wsgi_app(environ, start_response)
+        except LookupError as error:
+            raised.append(error)
+            raise RuntimeError("wrapped") from error
+
+    middleware = DebuggedApplication(rewrapping, options=make_options())
+    ok = Client(middleware).get("/nothing-here")  # a 404 ends normally: nothing kept
+    assert ok.status_code == 404
+    response, _ = call(middleware)
+    assert response.status_code == 500 and "RuntimeError: wrapped" in response.get_data(True)
+    contexts = middleware.preserved_contexts(report_id_of(response))
+    assert [type(context).__name__ for context in contexts] == ["AppContext", "RequestContext"]
+    # Taken off the error once the report has them: the app's exception is as it was.
+    assert vars(raised[0]) == {}
 
 
 def test_options_merge_and_werkzeug_arguments(make_options: Callable[..., Options]) -> None:
