@@ -1,9 +1,12 @@
-"""The broker's SQLite file: reports and agents, reached only from one worker thread.
+"""The broker's SQLite file: reports and agents, written by one worker thread.
 
-SQLite calls block, so every call runs on a single-thread executor: the event loop never
-waits on the disk, and the one connection is only ever used by that thread. WAL mode keeps
-readers and the writer apart and makes a report durable once ``add_report`` returns, so a
-broker that is killed and restarted loses nothing it had acknowledged.
+SQLite calls block, so calls run on a single-thread executor (the store's thread): the event
+loop never waits on the disk. The one connection is used by whoever holds its lock: that
+thread, or ``flush`` on the loop when the thread is idle (below). WAL mode keeps readers and
+the writer apart and makes a report durable once ``add_report`` returns, so a broker that
+is killed and restarted loses nothing it had acknowledged. SQLite's automatic checkpoint is
+off; the store's thread copies the WAL into the database file every ``_CHECKPOINT_CHANGES``
+rows instead, so a commit made on the loop never runs one.
 
 Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
 at once, and the store's thread inserts every report queued meanwhile in one transaction
@@ -19,13 +22,13 @@ before: a read during a storm waits for at most the batch in hand, not for the w
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
 ``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once. Queued
-writes run on the same thread, in order, in one transaction per batch, and always before
-any call made after them (``_call`` hands them over first), so a read that follows an
-answer (a reload's transcript, the audit list) sees what the answer promised. They are
-committed at most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at
-once by ``flush()`` (the eval's audit middleware flushes before the answer leaves, so an
-eval's writes are durable in one commit), and the store's thread does not compete with
-an eval's round trip for the CPU while it runs.
+writes run in order, in one transaction per batch, and always before any call made after
+them (``_call`` hands them over first), so a read that follows an answer (a reload's
+transcript, the audit list) sees what the answer promised. They are committed at most
+``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by ``flush()``: the
+eval's audit middleware flushes before the answer leaves, so an eval's writes are durable
+in one commit, made on the loop itself when the store's thread is idle (no thread
+hand-off in an eval's round trip).
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +114,8 @@ CREATE TABLE IF NOT EXISTS shares (
 # Queued writes wait this long for more to join their batch: an eval's transcript entry,
 # its result and its audit row then go in one commit after the answer, not during it.
 _QUEUE_SECONDS = 0.05
+# Rows written between two checkpoints of the WAL (a report is a row of about 5 KB).
+_CHECKPOINT_CHANGES = 1000
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
 _ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
 _CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
@@ -217,6 +223,12 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="debugbroker-store")
         self._connection: sqlite3.Connection | None = None
         self._frames = FrameCache()
+        # Whoever uses the connection holds this: the store's thread, or ``flush`` on the
+        # loop when that thread is idle. ``_jobs`` counts jobs handed to the thread.
+        self._connection_lock = threading.Lock()
+        self._jobs_lock = threading.Lock()
+        self._jobs = 0
+        self._changes_at_checkpoint = 0
         self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
         self._queue_timer: asyncio.TimerHandle | None = None
         self._next_console_id = 0  # the store is the only writer: it numbers entries itself
@@ -228,8 +240,43 @@ class Store:
 
     async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
         self._hand_over_queued()  # queued writes first: this call must see them
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._with_connection, function)
+        return await asyncio.wrap_future(self._submit(function))
+
+    def _submit(self, function: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Hand ``function`` to the store's thread (only ever called on the event loop)."""
+        with self._jobs_lock:
+            self._jobs += 1
+        return self._executor.submit(self._run_job, function)
+
+    def _run_job(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        """On the store's thread: one job, then a checkpoint if the WAL has grown."""
+        try:
+            with self._connection_lock:
+                connection = self._connection
+                if connection is None:
+                    raise RuntimeError("the store is closed")
+                try:
+                    return function(connection)
+                finally:
+                    self._checkpoint_if_grown(connection)
+        finally:
+            with self._jobs_lock:
+                self._jobs -= 1
+
+    def _checkpoint_if_grown(self, connection: sqlite3.Connection) -> None:
+        """Copy the WAL into the database file once enough rows were written since the last
+        time (SQLite's own automatic checkpoint is off: it would also run in a commit made
+        on the event loop, see ``flush``, and block it for milliseconds)."""
+        try:
+            changes = connection.total_changes
+            if changes - self._changes_at_checkpoint < _CHECKPOINT_CHANGES:
+                return
+            self._changes_at_checkpoint = changes
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.ProgrammingError:
+            pass  # the job closed the connection (the store is closing)
+        except sqlite3.Error:
+            log.exception("checkpointing the store's write-ahead log failed")
 
     def _queue(self, write: Write) -> None:
         """Run ``write`` on the store's thread soon, in order, without waiting for it."""
@@ -245,16 +292,44 @@ class Store:
             self._queue_timer = None
         if self._queued and self._connection is not None:
             batch, self._queued = self._queued, []
-            self._executor.submit(self._with_connection, lambda c: _run_batch(c, batch))
+            self._submit(lambda connection: _run_batch(connection, batch))
 
     async def flush(self) -> None:
-        """Wait until every write queued so far is committed."""
-        await self._call(lambda connection: None)
+        """Wait until every write queued so far is committed.
 
-    def _with_connection(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        if self._connection is None:
-            raise RuntimeError("the store is closed")
-        return function(self._connection)
+        When the store's thread has nothing in hand (no job handed over and not finished),
+        the queued writes are committed right here on the event loop: a console eval's
+        transcript entry and audit row are a few small statements and one append to the
+        WAL (tens of µs; checkpoints never run here), while the trip to the store's thread
+        and back is two thread wake-ups, about half a millisecond of an eval's round trip.
+        Otherwise they are handed over behind the jobs already there, and awaited.
+        """
+        if not self._commit_here():
+            await self._call(lambda connection: None)
+
+    def _commit_here(self) -> bool:
+        """Run the queued writes on this (the loop's) thread if the store's thread is idle."""
+        connection = self._connection
+        if connection is None:
+            return False
+        with self._jobs_lock:
+            if self._jobs:  # only this thread hands jobs over: none can start meanwhile
+                return False
+        if not self._connection_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._queue_timer is not None:
+                self._queue_timer.cancel()
+                self._queue_timer = None
+            batch, self._queued = self._queued, []
+            if batch:
+                _run_batch(connection, batch)
+            grown = connection.total_changes - self._changes_at_checkpoint
+        finally:
+            self._connection_lock.release()
+        if grown >= _CHECKPOINT_CHANGES:  # the store's thread checkpoints, not the loop
+            self._submit(lambda connection: None)
+        return True
 
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
@@ -267,6 +342,7 @@ class Store:
             connection = sqlite3.connect(self.path, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_grown
             connection.executescript(_SCHEMA)
             connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
             _add_fingerprints(connection)
@@ -330,9 +406,7 @@ class Store:
             self._report_batches += 1
             self._reports_in_hand += len(batch)
             insert = functools.partial(_insert_reports, reports=[report for report, _ in batch])
-            done = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._with_connection, insert
-            )
+            done = asyncio.wrap_future(self._submit(insert))
             done.add_done_callback(functools.partial(self._reports_written, batch))
 
     def _reports_written(
