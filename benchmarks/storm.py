@@ -89,6 +89,66 @@ def _worker_stats(port: int, pids: list[int]) -> dict[int, dict[str, Any]]:
     return found
 
 
+def _gunicorn(settings: Settings, app: str, env: dict[str, str], name: str) -> tuple[Process, int]:
+    """``gunicorn -w 4`` serving ``app`` (from benchmarks/apps), started; and its port."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--backlog",
+        "2048",
+        app,
+    ]
+    server = Process(name, command, settings.workdir / "storm" / f"{name}.log", env)
+    server.start()
+    return server, port
+
+
+def _wait_ready(server: Process, port: int) -> None:
+    server.wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/").status == 200, "gunicorn")
+    wait_for(lambda: len(children_of(server.pid)) == WORKERS, 30, "the workers")
+
+
+def _load(port: int, seconds: float, clients: int) -> tuple[dict[str, int], float]:
+    """Run the load generator processes; the statuses they counted and the time it took."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    started = time.monotonic()
+    procs = [context.Process(target=_client, args=(port, seconds, results)) for _ in range(clients)]
+    for proc in procs:
+        proc.start()
+    counts: dict[str, int] = {}
+    for _ in procs:
+        for status, count in results.get(timeout=seconds + 120).items():
+            counts[status] = counts.get(status, 0) + count
+    for proc in procs:
+        proc.join(30)
+    return counts, time.monotonic() - started
+
+
+def _rate_without_broker(
+    settings: Settings, app: str, name: str, seconds: float, clients: int
+) -> tuple[float, float]:
+    """The same storm against gunicorn serving ``app`` alone: 500s per second, and the
+    workers' CPU per 500 in ms."""
+    server, port = _gunicorn(settings, app, app_env(), name)
+    try:
+        _wait_ready(server, port)
+        pids = children_of(server.pid)
+        cpu = sum(_cpu_seconds(pid) for pid in pids)
+        counts, elapsed = _load(port, seconds, clients)
+        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu
+    finally:
+        server.stop()
+    errors = counts.get("500", 0)
+    return errors / elapsed if elapsed else 0.0, cpu * 1e3 / max(errors, 1)
+
+
 class _Sampler(threading.Thread):
     """RSS of the broker and the workers, and the dashboard API's latency, while it runs."""
 
@@ -123,28 +183,9 @@ def run(settings: Settings) -> list[Row]:
     seconds = 2.0 if settings.quick else 30.0
     clients = 2 if settings.quick else 6
     broker = start_broker(settings, "storm")
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        str(WORKERS),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--backlog",
-        "2048",
-        "bench_wsgi:app",
-    ]
-    server = Process(
-        "gunicorn", command, settings.workdir / "storm" / "gunicorn.log", app_env(broker)
-    )
-    server.start()
+    server, port = _gunicorn(settings, "bench_wsgi:app", app_env(broker), "gunicorn")
     try:
-        server.wait_until(
-            lambda: http("GET", f"http://127.0.0.1:{port}/").status == 200, "gunicorn"
-        )
-        wait_for(lambda: len(children_of(server.pid)) == WORKERS, 30, "the workers")
+        _wait_ready(server, port)
         pids = children_of(server.pid)
         _worker_stats(port, pids)  # every worker served once: every agent said hello
         wait_for(lambda: len(broker.live_agents()) >= WORKERS, 30, "every agent to connect")
@@ -155,21 +196,7 @@ def run(settings: Settings) -> list[Row]:
         workers_cpu = sum(_cpu_seconds(pid) for pid in pids)
         sampler = _Sampler(broker, server)
         sampler.start()
-        context = multiprocessing.get_context("fork")
-        results = context.Queue()
-        started = time.monotonic()
-        procs = [
-            context.Process(target=_client, args=(port, seconds, results)) for _ in range(clients)
-        ]
-        for proc in procs:
-            proc.start()
-        counts: dict[str, int] = {}
-        for _ in procs:
-            for status, count in results.get(timeout=seconds + 120).items():
-                counts[status] = counts.get(status, 0) + count
-        for proc in procs:
-            proc.join(30)
-        elapsed = time.monotonic() - started
+        counts, elapsed = _load(port, seconds, clients)
         clients_cpu = counts.pop("cpu_ms", 0) / 1e3
         errors = counts.get("500", 0)
 
@@ -195,6 +222,15 @@ def run(settings: Settings) -> list[Row]:
     finally:
         server.stop()
         broker.stop()
+    # The same storm, shorter, against Werkzeug's debugger and against no debugger at all
+    # (gunicorn's own 500 page): what this machine does with the same load.
+    compare_seconds = 1.0 if settings.quick else 10.0
+    werkzeug_rate, werkzeug_cpu = _rate_without_broker(
+        settings, "werkzeug_wsgi:app", "gunicorn-werkzeug", compare_seconds, clients
+    )
+    bare_rate, bare_cpu = _rate_without_broker(
+        settings, "bench_wsgi:raw_app", "gunicorn-bare", compare_seconds, clients
+    )
     accounted = stored - warm_up_errors + worker_dropped + queued
     exact = accounted == errors and heartbeat_dropped == worker_dropped
     rate = errors / elapsed if elapsed else 0.0
@@ -206,15 +242,27 @@ def run(settings: Settings) -> list[Row]:
     return [
         Row(
             "4 error storm",
-            f"errors/s, {WORKERS} workers, {clients} clients, {seconds:.0f} s",
+            f"errors/s, {WORKERS} workers, {clients} clients, {seconds:.0f} s (higher is better)",
             rate,
-            None,
+            werkzeug_rate,
             "/s",
             f">= {TARGET_RATE}/s",
             rate >= TARGET_RATE if judged else None,
             f"{errors} 500s; other answers: {other or 'none'}; CPU per error: broker "
             f"{broker_cpu * per_error:.2f} ms, workers {workers_cpu * per_error:.2f} ms, "
-            f"load generator {clients_cpu * per_error:.2f} ms",
+            f"load generator {clients_cpu * per_error:.2f} ms; Werkzeug (same workers and "
+            f"load, {compare_seconds:.0f} s, no broker): workers {werkzeug_cpu:.2f} ms per error",
+        ),
+        Row(
+            "4 error storm",
+            "errors/s with no debugger at all (gunicorn's own 500), same load",
+            bare_rate,
+            None,
+            "/s",
+            "-",
+            None,
+            f"{compare_seconds:.0f} s; workers {bare_cpu:.2f} ms of CPU per 500: the ceiling "
+            "of this machine for this storm, whatever the debugger",
         ),
         Row(
             "4 error storm",
