@@ -96,6 +96,26 @@ def test_the_500_page_links_the_report_in_the_dashboard(
     assert api.json()["error"] == "ZeroDivisionError: division by zero"
 
 
+def test_a_streamed_body_that_fails_is_reported_and_answered_as_far_as_it_can_be(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    server = start_server(["gunicorn", "-w", "2", "{bind}", "failing_wsgi:app"], broker.agent_env())
+    # Before the first chunk nothing went out: gunicorn lets the 500 replace the 200.
+    early = server.get("/stream-early", headers={"Accept": "application/json"})
+    assert early.status == 500, early.text
+    assert early.json()["error"] == "ZeroDivisionError: division by zero"
+    # After it, the 200 and its first chunk are gone: the response ends there, and the
+    # error is reported and logged all the same.
+    late = server.get("/stream-late")
+    assert late.status == 200 and late.text == "partial "
+    wait_for(lambda: len(broker.reports()) >= 2, what="both reports")
+    assert all(r["type_name"] == "ZeroDivisionError" for r in broker.reports())
+    wait_for(
+        lambda: "the response was cut short" in server.process.output(),
+        what="the cut-short note in gunicorn's log",
+    )
+
+
 def test_broker_killed_and_restarted_keeps_reports_and_evals_work_again(
     broker: Broker, start_server: Callable[..., AppServer]
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from debugbroker import DebuggedApplication
@@ -24,8 +24,18 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if path == "/boom":
         worker_pid = os.getpid()  # noqa: F841 - a local the console reads
         compute_ratio(10, 0)
+    if path.startswith("/stream-"):  # a streamed body failing before or after its first chunk
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return streamed(late=path == "/stream-late")
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
+
+
+def streamed(late: bool) -> Iterator[bytes]:
+    if late:
+        yield b"partial "
+    compute_ratio(10, 0)
+    yield b"never"
 
 
 app = DebuggedApplication(raw_app, evalex=True)
