@@ -66,13 +66,24 @@ class DebuggedASGIApplication:
         secret: str | None = None,
         app_name: str | None = None,
         options: Options | None = None,
+        console: bool = False,
     ) -> None:
         base = options if options is not None else Options.from_environment()
         self.app = app
         self.options = middleware_options(
-            base, evalex=evalex, broker_url=broker_url, secret=secret, app_name=app_name
+            base,
+            evalex=evalex,
+            console=console,
+            broker_url=broker_url,
+            secret=secret,
+            app_name=app_name,
         )
         self.evalex = self.options.evalex
+        if self.options.console and self.evalex:  # the console is there before any request
+            try:
+                get_transport(self.options)
+            except Exception:
+                pass  # the first request tries again; the app runs either way
 
     @property
     def transport(self) -> Transport:

@@ -111,3 +111,27 @@ def test_wrapping_a_whole_starlette_app_from_outside_still_reports(
         lambda: any(r["type_name"] == "ZeroDivisionError" for r in broker.reports()),
         what="the report",
     )
+
+
+def test_console_true_offers_the_process_console_before_any_request(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    server = uvicorn(start_server, broker, "console_app")
+
+    def console_agent() -> dict[str, Any] | None:
+        agents = [a for a in broker.live_agents() if a["console"] and a["app"] == "asgi-console"]
+        return agents[0] if agents else None
+
+    # No request was made: the agent started with the app, offering its console.
+    agent = wait_for(console_agent, what="the ASGI app's agent with a console")
+    path = f"/api/agents/{agent['agent_id']}/eval"
+    code = (
+        "import os, threading\nawait asyncio.sleep(0)\n"
+        "os.getpid(), threading.current_thread() is threading.main_thread()"
+    )
+    answer = broker.post(path, {"code": "import asyncio\n" + code})
+    assert answer.status == 200, answer.text
+    result = answer.json()
+    assert result["ok"], result["error"]
+    # uvicorn's loop runs on the main thread: the await ran on the app's own loop.
+    assert node_text(result["result"]) == f"({server.get('/').text}, True)"

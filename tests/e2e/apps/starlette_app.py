@@ -63,3 +63,6 @@ routes = [
 app = Starlette(routes=routes, lifespan=lifespan)
 app.add_middleware(DebuggedASGIApplication, app_name="starlette-test")
 outer_app = DebuggedASGIApplication(Starlette(routes=routes, lifespan=lifespan))
+console_app = DebuggedASGIApplication(
+    Starlette(routes=routes, lifespan=lifespan), console=True, app_name="asgi-console"
+)
