@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from debugbroker.agent import lookup
 from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.frames import FrameRegistry
 from debugbroker.agent.lookup import answer_expand, answer_source
@@ -91,3 +95,11 @@ def test_source_of_a_held_frame_and_a_released_one() -> None:
         registry, SourceRequest(request_id="s", frame_id=frame.frame_id), OPTIONS
     )
     assert not released.ok and "released" in (released.error or "")
+
+
+@given(st.text(), st.lists(st.integers(min_value=0, max_value=10**12), max_size=8))
+def test_handles_are_exactly_compact_ascii_json(name: str, positions: list[int]) -> None:
+    path: list[Any] = [name, *positions]
+    expected = json.dumps(path, ensure_ascii=True, separators=(",", ":"))
+    assert lookup._handle(path) == expected
+    assert json.loads(lookup._handle(path)) == path
