@@ -10,6 +10,9 @@ closures that do the same work with the types already resolved:
   equal to ``to_wire(decode(payload))``: defaults filled in, unknown keys dropped, numbers
   in float fields made floats, sequences made lists. The broker stores a report's wire
   dict as JSON, so it never needs the dataclasses in between.
+- ``decode_message(payload)``: what the broker's relay reads. Reports and the answers the
+  console passes on as JSON (eval and completion results) come as checked wire dicts
+  (``WireReport``, ``WireResult``); every other message as ``protocol.decode`` builds it.
 
 ``tests/agent/test_codec.py`` checks both against the reference functions in ``protocol``.
 """
@@ -25,6 +28,8 @@ from typing import Any, Union
 import msgpack
 
 from .protocol import (
+    CompleteResult,
+    EvalResult,
     Message,
     ProtocolError,
     ReportMessage,
@@ -33,7 +38,7 @@ from .protocol import (
     unpack_message,
 )
 
-__all__ = ["encode", "decode_wire", "decode_message", "to_wire", "WireReport"]
+__all__ = ["encode", "decode_wire", "decode_message", "to_wire", "WireReport", "WireResult"]
 
 Check = Callable[[Any], Any]  # plain data -> normalized plain data, or _Mismatch
 Encode = Callable[[Any], Any]  # protocol value -> plain data
@@ -354,11 +359,27 @@ class WireReport:
     size: int
 
 
-def decode_message(payload: bytes) -> Message | WireReport:
-    """``protocol.decode``, except that a report comes as a ``WireReport`` (checked by
-    ``decode_wire``, never built into dataclasses); ``ProtocolError`` as ``decode``."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireResult:
+    """An eval's or a completion's answer as the broker takes it: its class (``EvalResult``
+    or ``CompleteResult``), its request id and its validated wire dict, ``kind`` and
+    ``request_id`` included (equal to ``protocol.to_wire`` of the decoded message). The
+    console answers and stores that dict as JSON, so it never needs the dataclass."""
+
+    cls: type[EvalResult] | type[CompleteResult]
+    request_id: str
+    wire: dict[str, Any]
+
+
+def decode_message(payload: bytes) -> Message | WireReport | WireResult:
+    """``protocol.decode``, except that a report comes as a ``WireReport`` and an eval's or
+    completion's answer as a ``WireResult`` (checked like ``decode_wire``, never built into
+    dataclasses); ``ProtocolError`` for exactly what ``decode`` refuses."""
     cls, data = unpack_message(payload)
     if cls is ReportMessage:
         wire = _check_message(cls, data, payload)
         return WireReport(report=wire["report"], size=len(payload))
-    return decode(payload)  # small messages: built as dataclasses (a second, cheap unpack)
+    if cls is EvalResult or cls is CompleteResult:
+        wire = _check_message(cls, data, payload)
+        return WireResult(cls=cls, request_id=wire["request_id"], wire=wire)
+    return decode(payload)  # other messages: built as dataclasses (a second, cheap unpack)

@@ -18,8 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from debugbroker.agent.codec import WireResult
 from debugbroker.agent.console import needs_more_lines
-from debugbroker.agent.protocol import CONSOLE_FRAME_ID, to_wire
+from debugbroker.agent.protocol import CONSOLE_FRAME_ID
 
 from .api import MAX_CODE_CHARS, RELAY, STORE
 from .audit import EVAL_AGENT_KEY, display_name
@@ -101,6 +102,13 @@ def _released(error: str | None) -> bool:
     return bool(error) and str(error).startswith("frame released")
 
 
+def _answer(result: WireResult) -> dict[str, Any]:
+    """The API's answer: the agent's checked result without ``kind`` and ``request_id``."""
+    answer = result.wire.copy()
+    del answer["kind"], answer["request_id"]
+    return answer
+
+
 async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     refused = _may_run_code(request)
     if refused is not None:
@@ -145,10 +153,10 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     except EvalFailure as failure:
         await _finish(request, entry, "failed", failure=failure.message)
         return json_error(failure.status, failure.message)
-    if not result.ok and _released(result.error):
-        await _finish(request, entry, "failed", failure=result.error)
-        return json_error(409, str(result.error))
-    answer = {k: v for k, v in to_wire(result).items() if k not in ("kind", "request_id")}
+    answer = _answer(result)
+    if not answer["ok"] and _released(answer["error"]):
+        await _finish(request, entry, "failed", failure=answer["error"])
+        return json_error(409, str(answer["error"]))
     await _finish(request, entry, "done", result=answer)
     return web.json_response(answer | {"entry": entry["id"]})
 
@@ -187,9 +195,9 @@ async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
         result = await request.app[RELAY].complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
-    if not result.ok and _released(result.error):
-        return json_error(409, str(result.error))
-    answer = {k: v for k, v in to_wire(result).items() if k not in ("kind", "request_id")}
+    answer = _answer(result)
+    if not answer["ok"] and _released(answer["error"]):
+        return json_error(409, str(answer["error"]))
     return web.json_response(answer)
 
 

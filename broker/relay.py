@@ -26,7 +26,7 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from debugbroker.agent import codec, protocol
-from debugbroker.agent.codec import WireReport
+from debugbroker.agent.codec import WireReport, WireResult
 from debugbroker.agent.protocol import (
     CompleteRequest,
     CompleteResult,
@@ -55,11 +55,12 @@ __all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
 
 log = logging.getLogger("debugbroker.relay")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
+Received = Message | WireReport | WireResult  # what ``codec.decode_message`` gives
 _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 _SIZE_SLACK = 64 * 1024
 _INBOX_SIZE = 64  # messages read ahead of the receive loop (each up to MAX_MESSAGE_BYTES)
-_ANSWERS = (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult)
+_ANSWERS = (WireResult, InterruptResult, ExpandResult, SourceResult)  # evals, completions: wire
 # Reports received but not yet committed: past either bound the receive loop waits for the
 # store, zmq buffers, and then the agents shed reports and count them.
 # (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
@@ -185,7 +186,7 @@ class Relay:
         # The ROUTER itself is a plain socket read by ``_on_readable``: answers to evals are
         # handed over in the same loop turn they arrive in, without pyzmq's future chain.
         self._socket: zmq.Socket[bytes] = zmq.Socket(self._context, zmq.ROUTER)
-        self._inbox: deque[tuple[bytes, Message | WireReport]] = deque()  # in order
+        self._inbox: deque[tuple[bytes, Received]] = deque()  # in order
         self._report_bytes = 0  # sizes of the reports received and not yet committed
         self._events: list[dict[str, Any]] = []  # report events waiting for the publisher
         self._publisher: asyncio.Task[None] | None = None
@@ -284,7 +285,7 @@ class Relay:
         except zmq.ZMQError:  # closed: the relay is stopping
             pass
 
-    def _answered(self, identity: bytes, message: Message | WireReport) -> bool:
+    def _answered(self, identity: bytes, message: Received) -> bool:
         """Hand an answer to the eval (or lookup) waiting for it; False if it is not one."""
         if not isinstance(message, _ANSWERS):
             return False
@@ -312,7 +313,7 @@ class Relay:
             except Exception:  # one bad message must never stop the relay
                 log.exception("error while handling an agent message")
 
-    def _parse(self, frames: list[bytes]) -> tuple[bytes, Message | WireReport] | None:
+    def _parse(self, frames: list[bytes]) -> tuple[bytes, Received] | None:
         """The sender and the message, or None (counted) for anything malformed."""
         if len(frames) < 2:
             self.stats.malformed += 1
@@ -329,7 +330,7 @@ class Relay:
                 )
             return None
         try:
-            message = codec.decode_message(payload)  # a report stays a (checked) wire dict
+            message = codec.decode_message(payload)  # reports, eval results: wire dicts
         except ProtocolError as error:
             self.stats.malformed += 1
             if _worth_logging(self.stats.malformed):
@@ -339,7 +340,7 @@ class Relay:
             return None
         return identity, message
 
-    async def _receive(self, identity: bytes, message: Message | WireReport) -> None:
+    async def _receive(self, identity: bytes, message: Received) -> None:
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
             await self._hello(identity, agent_id, message)
@@ -377,10 +378,7 @@ class Relay:
         elif isinstance(message, protocol.Bye):
             # the process exits: gone now, not later
             await self._mark_gone(agent, message.reason or "it exited")
-        elif isinstance(
-            message,
-            (EvalResult, CompleteResult, InterruptResult, ExpandResult, SourceResult),
-        ):
+        elif isinstance(message, _ANSWERS):
             pending = self._pending.get(message.request_id)
             if pending is not None and pending[0] == agent.agent_id and not pending[1].done():
                 pending[1].set_result(message)
@@ -545,7 +543,7 @@ class Relay:
     async def _send(self, identity: bytes, message: Message) -> bool:
         """Send to one agent; False when its connection is gone (``ROUTER_MANDATORY``)."""
         try:
-            self._socket.send_multipart([identity, protocol.encode(message)], zmq.NOBLOCK)
+            self._socket.send_multipart([identity, codec.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError as error:
             if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 return False
@@ -600,8 +598,9 @@ class Relay:
 
     async def evaluate(
         self, agent_id: str, frame_id: str, code: str, *, interactive: bool = False
-    ) -> EvalResult:
-        """Run ``code`` in a frame held by ``agent_id``; raises ``EvalFailure`` when it can't.
+    ) -> WireResult:
+        """Run ``code`` in a frame held by ``agent_id``: its ``EvalResult`` as a checked wire
+        dict (``codec.WireResult``); raises ``EvalFailure`` when it can't.
 
         The wait is the broker's eval timeout, or longer when the agent's own time limit
         is (the agent interrupts the code and answers first).
@@ -612,23 +611,25 @@ class Relay:
         request = EvalRequest(
             request_id=request_id, frame_id=frame_id, code=code, interactive=interactive
         )
-        result: EvalResult = await self._ask(agent, request_id, request, wait)
-        return result
+        return _expect_wire(await self._ask(agent, request_id, request, wait), EvalResult)
 
-    async def complete(self, agent_id: str, frame_id: str, text: str) -> CompleteResult:
-        """Completions for ``text`` in a frame held by ``agent_id``; ``EvalFailure`` if not."""
+    async def complete(self, agent_id: str, frame_id: str, text: str) -> WireResult:
+        """Completions for ``text`` in a frame held by ``agent_id``: its ``CompleteResult``
+        as a checked wire dict; ``EvalFailure`` if not."""
         agent = self._eval_agent(agent_id)
         request_id = secrets.token_hex(8)
         request = CompleteRequest(request_id=request_id, frame_id=frame_id, text=text)
-        result: CompleteResult = await self._ask(agent, request_id, request, self.eval_timeout)
-        return result
+        result = await self._ask(agent, request_id, request, self.eval_timeout)
+        return _expect_wire(result, CompleteResult)
 
     async def interrupt(self, agent_id: str, frame_id: str) -> InterruptResult:
         """Interrupt the evals running in a frame held by ``agent_id``; ``EvalFailure`` if not."""
         agent = self._eval_agent(agent_id)
         request_id = secrets.token_hex(8)
         request = InterruptRequest(request_id=request_id, frame_id=frame_id)
-        result: InterruptResult = await self._ask(agent, request_id, request, self.eval_timeout)
+        result = await self._ask(agent, request_id, request, self.eval_timeout)
+        if not isinstance(result, InterruptResult):
+            raise EvalFailure(502, "the agent answered with the wrong kind of message")
         return result
 
     async def look_up(
@@ -642,8 +643,8 @@ class Relay:
         if len(self._pending) >= _MAX_PENDING_EVALS:
             raise EvalFailure(503, "too many requests are running; try again when one ends")
         result = await self._ask(agent, request.request_id, request, self.eval_timeout)
-        if isinstance(result, EvalResult):  # the agent could not start it (all slots busy)
-            raise EvalFailure(503, result.error or "the agent is busy")
+        if isinstance(result, WireResult) and result.cls is EvalResult:  # all slots busy
+            raise EvalFailure(503, result.wire["error"] or "the agent is busy")
         if not isinstance(result, (ExpandResult, SourceResult)):
             raise EvalFailure(502, "the agent answered with the wrong kind of message")
         return result
@@ -684,6 +685,14 @@ class Relay:
                     await self._mark_gone(agent, "its connection closed")
         finally:
             self._pending.pop(request_id, None)
+
+
+def _expect_wire(result: object, cls: type[EvalResult] | type[CompleteResult]) -> WireResult:
+    """``result`` if it is an answer of class ``cls``; a 502 ``EvalFailure`` if the agent
+    answered with another kind of message under the request's id."""
+    if not isinstance(result, WireResult) or result.cls is not cls:
+        raise EvalFailure(502, "the agent answered with the wrong kind of message")
+    return result
 
 
 def _holds_frames(report: dict[str, Any]) -> bool:

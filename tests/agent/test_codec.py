@@ -26,16 +26,32 @@ MESSAGE_TYPES: list[type[Any]] = list(typing.get_args(protocol.Message))
 
 
 def agree(payload: bytes) -> None:
-    """``decode_wire`` accepts what ``decode`` accepts and returns its wire dict."""
+    """``decode_wire`` and ``decode_message`` accept what ``decode`` accepts; the first
+    returns its wire dict, the second the same wire dict for reports and eval and
+    completion results, and the same message for every other kind."""
     try:
         reference = protocol.decode(payload)
     except ProtocolError:
         with pytest.raises(ProtocolError):
             codec.decode_wire(payload)
+        with pytest.raises(ProtocolError):
+            codec.decode_message(payload)
         return
     cls, wire = codec.decode_wire(payload)
     assert cls is type(reference)
-    assert msgpack.packb(wire, use_bin_type=True) == protocol.encode(reference)
+    expected = protocol.encode(reference)
+    assert msgpack.packb(wire, use_bin_type=True) == expected
+    decoded = codec.decode_message(payload)
+    if isinstance(decoded, codec.WireReport):
+        assert cls is protocol.ReportMessage and decoded.size == len(payload)
+        assert msgpack.packb({"kind": "report", "report": decoded.report}) == expected
+    elif isinstance(decoded, codec.WireResult):
+        assert cls in (protocol.EvalResult, protocol.CompleteResult) and decoded.cls is cls
+        assert decoded.request_id == wire["request_id"]
+        assert msgpack.packb(decoded.wire, use_bin_type=True) == expected
+    else:
+        assert cls not in (protocol.ReportMessage, protocol.EvalResult, protocol.CompleteResult)
+        assert protocol.encode(decoded) == expected
 
 
 @settings(FUZZ, max_examples=80)
@@ -126,7 +142,7 @@ def test_deep_nesting_and_oversize_raise_protocol_error() -> None:
         agree(payload)
 
 
-def test_decode_message_gives_reports_as_wire_dicts_and_the_rest_as_messages() -> None:
+def test_decode_message_gives_reports_and_results_as_wire_dicts_the_rest_as_messages() -> None:
     report = protocol.Report(
         id="r", agent_id="a", created=1.0, type_name="E", message="m", text="t", exceptions=()
     )
@@ -136,6 +152,30 @@ def test_decode_message_gives_reports_as_wire_dicts_and_the_rest_as_messages() -
     assert decoded.report == protocol.to_wire(report) and decoded.size == len(payload)
     beat = protocol.Heartbeat(held_frames=2)
     assert codec.decode_message(protocol.encode(beat)) == beat
+    node = protocol.ReprNode(kind="number", type_name="int", text="3")
+    chunk = protocol.OutputChunk(stream="result", value=node)
+    result = protocol.EvalResult(request_id="q1", ok=True, result=node, chunks=(chunk,))
+    decoded = codec.decode_message(protocol.encode(result))
+    assert decoded == codec.WireResult(protocol.EvalResult, "q1", protocol.to_wire(result))
+    assert list(decoded.wire) == list(protocol.to_wire(result))  # same key order in JSON
+    sparse = msgpack.packb({"kind": "complete_result", "request_id": "q2", "ok": True})
+    completion = protocol.to_wire(protocol.CompleteResult(request_id="q2", ok=True))
+    assert codec.decode_message(sparse) == codec.WireResult(
+        protocol.CompleteResult, "q2", completion
+    )
+    for hostile in (  # wrong types, a missing field, a broken node: refused like decode
+        {"kind": "eval_result", "request_id": "q", "ok": "yes"},
+        {"kind": "eval_result", "ok": True},
+        {"kind": "eval_result", "request_id": 7, "ok": True},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "result": {"kind": "int"}},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "chunks": [{"text": "x"}]},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "chunks": "abc"},
+        {"kind": "complete_result", "request_id": "q", "ok": True, "matches": [1]},
+    ):
+        with pytest.raises(ProtocolError):
+            protocol.decode(msgpack.packb(hostile))
+        with pytest.raises(ProtocolError):
+            codec.decode_message(msgpack.packb(hostile))
     broken = msgpack.packb({"kind": "report", "report": {"id": 1}})
     with pytest.raises(ProtocolError):
         codec.decode_message(broken)

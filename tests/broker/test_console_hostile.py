@@ -1,0 +1,181 @@
+"""Console evals answered by a hostile agent: a raw zmq DEALER that plays the agent.
+
+The relay takes eval results as checked wire dicts (``codec.WireResult``), never built into
+dataclasses; these tests make sure that a malformed answer is still dropped and counted, an
+answer of the wrong kind under the eval's request id fails the eval (502) instead of being
+passed on, and a good answer comes back exactly as the agent sent it, with its transcript
+entry, its audit row (and outcome) and its WebSocket event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import msgpack
+import pytest
+
+from debugbroker.agent import protocol
+from debugbroker.agent.protocol import (
+    CompleteResult,
+    EvalRequest,
+    EvalResult,
+    ExceptionInfo,
+    FrameInfo,
+    Heartbeat,
+    OutputChunk,
+    ReportMessage,
+    ReprNode,
+    Welcome,
+)
+from tests.broker.test_console import EventListener, transcript
+from tests.broker.test_security_agents import RawAgent, a_report, status
+from tests.conftest import DEADLINE, Broker, HttpAnswer, wait_for
+
+
+class Hostile:
+    """An admitted raw agent with one report whose frame 0 it claims to hold."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.raw = RawAgent(broker.zmq_url)
+        assert isinstance(self.raw.hello(broker.secret), Welcome)
+        frame = FrameInfo(
+            index=0,
+            frame_id="held-frame",
+            filename="app.py",
+            lineno=1,
+            function="view",
+            module="app",
+            context_start=1,
+            context=("raise ValueError()",),
+            locals=(),
+        )
+        info = ExceptionInfo(
+            type_name="ValueError", module="builtins", message="x", frames=(frame,)
+        )
+        report = a_report(self.raw.identity.decode())
+        self.report_id = report.id
+        self.raw.send_message(ReportMessage(report=dataclasses.replace(report, exceptions=(info,))))
+        wait_for(lambda: broker.get(f"/api/reports/{report.id}").status == 200, what="report")
+        self.path = f"/api/reports/{report.id}/frames/0"
+        self.pool = ThreadPoolExecutor(1)
+
+    def start_eval(self, code: str) -> tuple[Future[HttpAnswer], EvalRequest]:
+        """POST an eval in the background; the request the broker sent for it."""
+        answer = self.pool.submit(self.broker.post, f"{self.path}/eval", {"code": code})
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            message = self.raw.receive(timeout=0.5)
+            if isinstance(message, EvalRequest):
+                assert message.code == code and message.frame_id == "held-frame"
+                return answer, message
+            self.raw.send_message(Heartbeat(held_frames=1))  # stay alive meanwhile
+        raise AssertionError("the broker did not send the eval")
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.raw.close()
+
+
+@pytest.fixture
+def hostile(broker: Broker) -> Iterator[Hostile]:
+    agent = Hostile(broker)
+    yield agent
+    agent.close()
+
+
+def evals_in_audit(broker: Broker) -> list[dict[str, Any]]:
+    entries = broker.get("/api/audit").json()["entries"]
+    return [entry for entry in entries if entry["action"] == "eval"]
+
+
+def test_malformed_and_wrong_kind_answers_never_reach_the_console(
+    broker: Broker, hostile: Hostile
+) -> None:
+    before = status(broker)["relay"]["malformed"]
+    answer, request = hostile.start_eval("secret()")
+    rid = request.request_id
+    for bad in (  # malformed eval results under the right request id: dropped and counted
+        {"kind": "eval_result", "request_id": rid, "ok": "yes"},
+        {"kind": "eval_result", "request_id": rid, "ok": True, "result": {"kind": "int"}},
+        {"kind": "eval_result", "request_id": rid, "ok": True, "chunks": [{"text": 1}]},
+        {"kind": "eval_result", "request_id": rid, "ok": True, "output": b"bytes"},
+    ):
+        hostile.raw.send(msgpack.packb(bad, use_bin_type=True))
+    wait_for(lambda: status(broker)["relay"]["malformed"] == before + 4, what="the count")
+    assert not answer.done()  # none of them answered the eval
+    # A well-formed answer of another kind under the eval's id fails the eval.
+    hostile.raw.send_message(CompleteResult(request_id=rid, ok=True, matches=("evil",)))
+    failed = answer.result(DEADLINE)
+    assert failed.status == 502, failed.text
+    assert "wrong kind" in failed.json()["error"]
+    [entry] = transcript(broker, hostile.path)
+    assert (entry["code"], entry["state"]) == ("secret()", "failed")
+    assert "wrong kind" in entry["failure"] and entry["result"] is None
+    [row] = evals_in_audit(broker)
+    assert (row["code"], row["outcome"]) == ("secret()", "failed")
+    assert row["detail"].startswith("HTTP 502: ")
+    assert broker.process is not None and broker.process.alive()
+
+
+def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
+    broker: Broker, hostile: Hostile
+) -> None:
+    listener = EventListener(broker)
+    try:
+        node = ReprNode(kind="str", type_name="str", text="'é <b>'", more="h1")
+        chunks = (
+            OutputChunk(stream="stdout", text="out\n"),
+            OutputChunk(stream="result", value=node),
+        )
+        answer, request = hostile.start_eval("x")
+        sent = EvalResult(
+            request_id=request.request_id, ok=True, output="out\n", result=node, chunks=chunks
+        )
+        hostile.raw.send_message(sent)
+        done = answer.result(DEADLINE)
+        assert done.status == 200, done.text
+        expected = {
+            k: v for k, v in protocol.to_wire(sent).items() if k not in ("kind", "request_id")
+        }
+        body = done.json()
+        assert body == expected | {"entry": body["entry"]}
+        assert list(body) == [*expected, "entry"]  # the documented order
+        # An exception in the code: answered (200), audited as "raised" with its error.
+        answer, request = hostile.start_eval("1/0")
+        raised = EvalResult(request_id=request.request_id, ok=False, error="ZeroDivisionError")
+        hostile.raw.send_message(raised)
+        assert answer.result(DEADLINE).json()["error"] == "ZeroDivisionError"
+        # A released frame: 409, the entry failed.
+        answer, request = hostile.start_eval("y")
+        gone = EvalResult(request_id=request.request_id, ok=False, error="frame released: gone")
+        hostile.raw.send_message(gone)
+        assert answer.result(DEADLINE).status == 409
+        entries = transcript(broker, hostile.path)
+        assert [(e["code"], e["state"]) for e in entries] == [
+            ("x", "done"),
+            ("1/0", "done"),
+            ("y", "failed"),
+        ]
+        assert entries[0]["result"] == expected and entries[0]["failure"] is None
+        assert entries[2]["failure"] == "frame released: gone"
+        rows = evals_in_audit(broker)[::-1]
+        assert [(r["code"], r["outcome"]) for r in rows] == [
+            ("x", "ok"),
+            ("1/0", "raised"),
+            ("y", "failed"),
+        ]
+        assert rows[1]["detail"] == "ZeroDivisionError"
+        assert rows[2]["detail"] == "HTTP 409: frame released: gone"
+        wait_for(lambda: len(listener.events) == 6, what="the console events")
+        assert [(e["code"], e["state"]) for e in listener.events[:2]] == [
+            ("x", "running"),
+            ("x", "done"),
+        ]
+        assert listener.events[1]["result"] == expected
+    finally:
+        listener.close()
