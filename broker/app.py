@@ -28,6 +28,7 @@ from .editor import editor_routes
 from .openapi import openapi_routes
 from .relay import Relay
 from .reports import report_routes
+from .static_files import StaticSite
 from .store import Store
 from .ws import EventHub
 
@@ -74,12 +75,6 @@ class BrokerConfig:
         return f"http://{host}:{self.http_port}"
 
 
-async def _index(request: web.Request) -> web.FileResponse:
-    response = web.FileResponse(STATIC_DIR / "index.html")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
-
-
 def build_app(config: BrokerConfig) -> web.Application:
     """The aiohttp application of a broker with this configuration (not yet started)."""
     hosts = set(LOOPBACK_HOSTS) | set(config.allowed_hosts)
@@ -114,8 +109,10 @@ def build_app(config: BrokerConfig) -> web.Application:
     app[RELAY] = relay
     app[HUB] = hub
     app[POLICY] = policy
+    static = StaticSite(STATIC_DIR)  # "/" and /static/, with content-versioned URLs
 
     async def lifecycle(app: web.Application) -> object:
+        await static.load()
         await store.open()
         await relay.start()
         log.info("agents connect to %s", relay.bound_endpoint)
@@ -133,6 +130,6 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())
     app.add_routes(console_routes())
-    app.add_routes([web.get("/api/ws", hub.handle), web.get("/", _index)])
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.add_routes([web.get("/api/ws", hub.handle)])
+    app.add_routes(static.routes())
     return app

@@ -36,7 +36,7 @@ URL_PAYLOAD = "<script>window.__xss=14</script>"
 HEADER_PAYLOAD = '"><svg onload=window.__xss=15>'
 # Elements and attributes that only a payload could have put into the page.
 INJECTED = (
-    "script:not([src='/static/app.js']), img, svg, iframe, object, embed, "
+    "script:not([src^='/static/app.js?v=']), img, svg, iframe, object, embed, "
     "[onerror], [onload], [onclick], a[href^='javascript:' i]"
 )
 
