@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import itertools
 import logging
 import secrets
 import time
@@ -194,6 +195,11 @@ class Relay:
         self._inbox_ready = asyncio.Event()
         self._reader_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()  # started by timers (probes)
+        # Request ids: unique per broker run (a random prefix), cheap per request (a counter);
+        # only the agent asked may answer one, so they need not be unguessable.
+        self._id_prefix = secrets.token_hex(4) + "-"
+        self._ids = itertools.count(1)
         self.bound_endpoint = ""
 
     async def start(self) -> None:
@@ -231,6 +237,7 @@ class Relay:
         if self._reader_fd is not None:
             asyncio.get_running_loop().remove_reader(self._reader_fd)
             self._reader_fd = None
+        self._tasks += self._background
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -542,6 +549,10 @@ class Relay:
 
     async def _send(self, identity: bytes, message: Message) -> bool:
         """Send to one agent; False when its connection is gone (``ROUTER_MANDATORY``)."""
+        return self._send_now(identity, message)
+
+    def _send_now(self, identity: bytes, message: Message) -> bool:
+        """``_send`` from a callback: the send itself never waits."""
         try:
             self._socket.send_multipart([identity, codec.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError as error:
@@ -607,7 +618,7 @@ class Relay:
         """
         agent = self._eval_agent(agent_id)
         wait = max(self.eval_timeout, agent.eval_timeout + 5.0 if agent.eval_timeout else 0.0)
-        request_id = secrets.token_hex(8)
+        request_id = self._request_id()
         request = EvalRequest(
             request_id=request_id, frame_id=frame_id, code=code, interactive=interactive
         )
@@ -617,7 +628,7 @@ class Relay:
         """Completions for ``text`` in a frame held by ``agent_id``: its ``CompleteResult``
         as a checked wire dict; ``EvalFailure`` if not."""
         agent = self._eval_agent(agent_id)
-        request_id = secrets.token_hex(8)
+        request_id = self._request_id()
         request = CompleteRequest(request_id=request_id, frame_id=frame_id, text=text)
         result = await self._ask(agent, request_id, request, self.eval_timeout)
         return _expect_wire(result, CompleteResult)
@@ -625,7 +636,7 @@ class Relay:
     async def interrupt(self, agent_id: str, frame_id: str) -> InterruptResult:
         """Interrupt the evals running in a frame held by ``agent_id``; ``EvalFailure`` if not."""
         agent = self._eval_agent(agent_id)
-        request_id = secrets.token_hex(8)
+        request_id = self._request_id()
         request = InterruptRequest(request_id=request_id, frame_id=frame_id)
         result = await self._ask(agent, request_id, request, self.eval_timeout)
         if not isinstance(result, InterruptResult):
@@ -660,31 +671,76 @@ class Relay:
             raise EvalFailure(503, "too many evals are running; try again when one ends")
         return agent
 
+    def _request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
+
     async def _ask(self, agent: AgentState, request_id: str, request: Message, wait: float) -> Any:
-        """Send ``request`` and wait up to ``wait`` seconds for the answer with its id."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        """Send ``request`` and wait up to ``wait`` seconds for the answer with its id.
+
+        The answer's future is awaited directly; a timer meanwhile probes the agent's
+        connection every ``_PROBE_SECONDS`` and fails the future at the deadline (cheaper
+        than ``asyncio.wait`` per probe interval: no waiter future, one loop turn less).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[request_id] = (agent.agent_id, future)
         identity = agent.agent_id.encode()
+        timer: list[asyncio.TimerHandle] = []
         try:
             if not await self._send(identity, request):
                 await self._mark_gone(agent, "its connection closed")
                 raise EvalFailure(410, _gone_message(agent))
-            deadline = time.monotonic() + wait
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise EvalFailure(
-                        504, f"the agent (pid {agent.pid}) did not answer within {wait:g} seconds"
-                    )
-                done, _ = await asyncio.wait({future}, timeout=min(_PROBE_SECONDS, left))
-                if done:
-                    return future.result()
-                # A request sent just as the process died is lost with its connection; a
-                # probe to a gone connection fails at once (ROUTER_MANDATORY).
-                if not await self._send(identity, Ping()):
-                    await self._mark_gone(agent, "its connection closed")
+            probe = _Probe(self, agent, identity, future, loop.time() + wait, wait, timer)
+            probe.arm(loop)
+            return await future
         finally:
+            if timer:
+                timer[0].cancel()
             self._pending.pop(request_id, None)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        """Run ``work`` as a task the relay keeps until it ends (errors are logged)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a relay task failed", exc_info=task.exception())
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """While a request waits: probe its agent's connection every ``_PROBE_SECONDS``, and
+    fail the answer's future with a 504 at the deadline. ``timer`` holds the next call."""
+
+    relay: Relay
+    agent: AgentState
+    identity: bytes
+    future: asyncio.Future[Any]
+    deadline: float  # on the loop's clock
+    wait: float
+    timer: list[asyncio.TimerHandle]
+
+    def arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        at = min(loop.time() + _PROBE_SECONDS, self.deadline)
+        handle = loop.call_at(at, self.run, at >= self.deadline)
+        self.timer[:] = [handle]
+
+    def run(self, at_deadline: bool) -> None:
+        if self.future.done():
+            return
+        if at_deadline:
+            late = f"the agent (pid {self.agent.pid}) did not answer within {self.wait:g} seconds"
+            self.future.set_exception(EvalFailure(504, late))
+            return
+        # A request sent just as the process died is lost with its connection; a probe to
+        # a gone connection fails at once (ROUTER_MANDATORY), and marking the agent gone
+        # fails this future with a 410 (before its first await).
+        if not self.relay._send_now(self.identity, Ping()):
+            self.relay._in_background(self.relay._mark_gone(self.agent, "its connection closed"))
+        self.arm(asyncio.get_running_loop())
 
 
 def _expect_wire(result: object, cls: type[EvalResult] | type[CompleteResult]) -> WireResult:

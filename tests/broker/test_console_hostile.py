@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -179,3 +180,32 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
         assert listener.events[1]["result"] == expected
     finally:
         listener.close()
+
+
+def test_an_unanswered_eval_times_out_and_a_vanished_agent_fails_it_at_once(
+    tmp_path: Path,
+) -> None:
+    # The agents' timeout is long here: only the eval's own probe can see the agent go.
+    broker = Broker(tmp_path, "--eval-timeout", "1", "--agent-timeout", "60").start()
+    hostile = Hostile(broker)
+    try:
+        answer, _ = hostile.start_eval("never answered")
+        late = answer.result(DEADLINE)
+        assert late.status == 504, late.text
+        assert "did not answer within 1 seconds" in late.json()["error"]
+        answer, _ = hostile.start_eval("the agent vanishes")
+        hostile.raw.close()  # its connection closes: the next probe fails
+        gone = answer.result(DEADLINE)
+        assert gone.status == 410, gone.text
+        assert "process gone" in gone.json()["error"]
+        assert broker.live_agents() == []
+        entries = transcript(broker, hostile.path)
+        assert [(e["code"], e["state"]) for e in entries] == [
+            ("never answered", "failed"),
+            ("the agent vanishes", "failed"),
+        ]
+        outcomes = [(r["outcome"], r["detail"][:8]) for r in evals_in_audit(broker)[::-1]]
+        assert outcomes == [("failed", "HTTP 504"), ("failed", "HTTP 410")]
+    finally:
+        hostile.pool.shutdown()
+        broker.stop()
