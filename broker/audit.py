@@ -27,6 +27,8 @@ from .ws import EventHub
 
 __all__ = [
     "EVAL_AGENT_KEY",
+    "note_eval",
+    "note_answer",
     "NAME_HEADER",
     "MAX_NAME_CHARS",
     "audit_middleware",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 EVAL_AGENT_KEY = "debugbroker_eval_agent"  # the eval handler notes the target agent here
+_CODE_KEY = "debugbroker_eval_code"  # ... the code it read (``note_eval``)
+_OUTCOME_KEY = "debugbroker_eval_outcome"  # ... and how its 200 answer ended (``note_answer``)
 NAME_HEADER = "X-Debugbroker-Name"
 MAX_NAME_CHARS = 100
 # Every route that runs code ends so: a frame's console and a process console alike.
@@ -49,6 +53,17 @@ def display_name(request: web.Request) -> str:
     raw = unquote(request.headers.get(NAME_HEADER, ""), errors="replace")
     printable = "".join(c for c in raw if unicodedata.category(c)[0] != "C")
     return printable.strip()[:MAX_NAME_CHARS]
+
+
+def note_eval(request: web.Request, code: str) -> None:
+    """The eval handler read ``code`` from the body: the audit row need not parse it again."""
+    request[_CODE_KEY] = code
+
+
+def note_answer(request: web.Request, ok: bool, error: str | None) -> None:
+    """The eval handler answers 200 with the agent's ``ok`` and ``error``: the audit row's
+    outcome, without parsing the answer's body again (other answers are parsed)."""
+    request[_OUTCOME_KEY] = ("ok" if ok else "raised", str(error)[:2000] if error else "")
 
 
 def _small_int(text: str) -> int | None:
@@ -69,6 +84,9 @@ def _is_eval(request: web.Request) -> bool:
 
 
 async def _code_of(request: web.Request) -> str:
+    noted = request.get(_CODE_KEY)
+    if isinstance(noted, str):
+        return noted[:_MAX_AUDITED_CODE]
     try:
         body = await request.json()
     except Exception:  # unreadable, too big, not JSON: the handler said why
@@ -77,8 +95,12 @@ async def _code_of(request: web.Request) -> str:
     return code[:_MAX_AUDITED_CODE] if isinstance(code, str) else ""
 
 
-def _outcome(response: web.StreamResponse) -> tuple[str, str]:
+def _outcome(request: web.Request, response: web.StreamResponse) -> tuple[str, str]:
     """("ok" | "raised" | "refused" | "failed", detail) from the eval handler's answer."""
+    noted = request.get(_OUTCOME_KEY)
+    if noted is not None and response.status == 200:
+        outcome, detail = noted
+        return outcome, detail
     body: Any = None
     if isinstance(response, web.Response) and response.body is not None:
         try:
@@ -102,7 +124,7 @@ def audit_middleware(store: Store) -> Middleware:
             return await handler(request)
         started = time.time()
         response = await handler(request)
-        outcome, detail = _outcome(response)
+        outcome, detail = _outcome(request, response)
         index_text = request.match_info.get("index", "")
         store.queue_audit(
             {

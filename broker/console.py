@@ -11,6 +11,7 @@ header the audit log records too). ``GET .../transcript`` gives it back after a 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from debugbroker.agent.console import needs_more_lines
 from debugbroker.agent.protocol import CONSOLE_FRAME_ID
 
 from .api import MAX_CODE_CHARS, RELAY, STORE
-from .audit import EVAL_AGENT_KEY, display_name
+from .audit import EVAL_AGENT_KEY, display_name, note_answer, note_eval
 from .auth import ROLE_KEY, json_error
 from .relay import EvalFailure
 
@@ -120,6 +121,7 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     code, interactive = body.get("code"), body.get("interactive", False)
     if not isinstance(code, str) or not isinstance(interactive, bool):
         return json_error(400, f'the body must be JSON with a string "code": {shape}')
+    note_eval(request, code)
     if len(code) > MAX_CODE_CHARS:
         return json_error(413, f"code is limited to {MAX_CODE_CHARS} characters")
     if interactive and needs_more_lines(code, interactive=True):
@@ -157,8 +159,13 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     if not answer["ok"] and _released(answer["error"]):
         await _finish(request, entry, "failed", failure=answer["error"])
         return json_error(409, str(answer["error"]))
-    await _finish(request, entry, "done", result=answer)
-    return web.json_response(answer | {"entry": entry["id"]})
+    note_answer(request, answer["ok"], answer["error"])
+    # Encoded once: for the transcript's row and, with the entry's id, for the answer.
+    text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+    stored = f'{{"result":{text},"failure":null}}'
+    await _finish(request, entry, "done", result=answer, stored=stored)
+    answered = f'{text[:-1]},"entry":{entry["id"]}}}'  # answer is a non-empty object
+    return web.Response(text=answered, content_type="application/json")
 
 
 async def _finish(
@@ -168,11 +175,13 @@ async def _finish(
     *,
     result: dict[str, Any] | None = None,
     failure: str | None = None,
+    stored: str | None = None,
 ) -> None:
+    """End the entry: stored (``stored``: its body as JSON text, if encoded already) and
+    published."""
     entry.update(state=state, result=result, failure=failure)
-    request.app[STORE].queue_finish_console_entry(
-        entry["id"], state, {"result": result, "failure": failure}
-    )
+    body = stored if stored is not None else {"result": result, "failure": failure}
+    request.app[STORE].queue_finish_console_entry(entry["id"], state, body)
     await request.app[RELAY].publish({"type": "console", "entry": entry})
 
 

@@ -118,7 +118,9 @@ _QUEUE_SECONDS = 0.05
 _CHECKPOINT_CHANGES = 1000
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
 _ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
-_CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted
+_CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted...
+_CONSOLE_TRIM_EVERY = 50  # ...every 50 entries of that transcript (at most 549 are kept)
+_CONSOLE_TRIM_TARGETS = 10_000  # transcripts counted for trimming (then counting restarts)
 _AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
 )
@@ -232,6 +234,7 @@ class Store:
         self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
         self._queue_timer: asyncio.TimerHandle | None = None
         self._next_console_id = 0  # the store is the only writer: it numbers entries itself
+        self._console_untrimmed: dict[str, int] = {}  # target -> entries since its last trim
         # Reports not yet handed to the store's thread, and how many are in its hands.
         self._reports: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._report_batches = 0
@@ -638,9 +641,24 @@ class Store:
 
     def start_console_entry(self, target: str, author: str, code: str, created: float) -> int:
         """Start a transcript entry (state ``running``) and return its id, without waiting:
-        it is stored before any later call runs (see the module's docstring)."""
+        it is stored before any later call runs (see the module's docstring).
+
+        A transcript keeps its last ``_CONSOLE_KEEP`` (500) entries, approximately: it is
+        trimmed to 500 once every ``_CONSOLE_TRIM_EVERY`` (50) of its entries, not on each
+        (a DELETE per eval was about 5% of the broker's CPU per eval), so between two trims
+        it holds up to 549 (and a few more after a broker restart, which starts the count
+        again). ``GET .../transcript`` lists at most 500 either way.
+        """
         entry_id = self._next_console_id
         self._next_console_id += 1
+        untrimmed = self._console_untrimmed.get(target, 0) + 1
+        trim = untrimmed >= _CONSOLE_TRIM_EVERY
+        if trim:
+            self._console_untrimmed.pop(target, None)
+        else:
+            if len(self._console_untrimmed) >= _CONSOLE_TRIM_TARGETS:
+                self._console_untrimmed.clear()  # bounded memory; counts start again
+            self._console_untrimmed[target] = untrimmed
 
         def insert(connection: sqlite3.Connection) -> None:
             connection.execute(
@@ -648,18 +666,26 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, 'running', '{}')",
                 (entry_id, target, created, author, code),
             )
-            connection.execute(
-                "DELETE FROM console_entries WHERE target = ? AND id <= ?",
-                (target, entry_id - _CONSOLE_KEEP),
-            )
+            if trim:  # everything older than the target's last _CONSOLE_KEEP entries
+                connection.execute(
+                    "DELETE FROM console_entries WHERE target = ? AND id <= (SELECT id "
+                    "FROM console_entries WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (target, target, _CONSOLE_KEEP),
+                )
 
         self._queue(insert)
         return entry_id
 
-    def queue_finish_console_entry(self, entry_id: int, state: str, body: dict[str, Any]) -> None:
-        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``,
-        without waiting (stored before any later call runs)."""
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    def queue_finish_console_entry(
+        self, entry_id: int, state: str, body: dict[str, Any] | str
+    ) -> None:
+        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``
+        (or ``body`` already as JSON text), without waiting (stored before any later call
+        runs)."""
+        if isinstance(body, str):
+            text = body
+        else:
+            text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
         def update(connection: sqlite3.Connection) -> None:
             connection.execute(

@@ -137,3 +137,37 @@ def test_frame_cache_forgets_the_least_recently_used() -> None:
     assert len(cache) == 2
     assert cache.get("b") is None
     assert cache.get("a") is a and cache.get("c") is c
+
+
+def test_a_transcript_is_trimmed_to_its_last_500_entries_every_50(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+
+    async def run() -> tuple[list[int], list[int], list[int]]:
+        store = Store(path)
+        await store.open()
+        ids = []
+        for number in range(600):  # another console's entries interleaved: never trimmed
+            ids.append(store.start_console_entry("t", "a", f"{number}", float(number)))
+            if number % 20 == 0:
+                store.start_console_entry("u", "b", "other", float(number))
+        await store.flush()
+        trimmed = [e["id"] for e in await store.list_console_entries("t", 500)]
+        more = [store.start_console_entry("t", "a", "more", 1.0) for _ in range(49)]
+        await store.flush()
+        await store.close()
+        return ids, trimmed, more
+
+    ids, trimmed, more = asyncio.run(run())
+    with sqlite3.connect(path) as connection:
+        counts = dict(
+            connection.execute("SELECT target, COUNT(*) FROM console_entries GROUP BY target")
+        )
+        kept = [
+            row[0]
+            for row in connection.execute(
+                "SELECT id FROM console_entries WHERE target = 't' ORDER BY id"
+            )
+        ]
+    assert trimmed == ids[-500:]  # the 600th entry trimmed it to exactly 500
+    assert kept == ids[-500:] + more  # 49 more: not trimmed yet (at most 549)
+    assert counts == {"t": 549, "u": 30}
