@@ -74,6 +74,8 @@ _HANDSHAKE_FAILED_EVENTS = (
 )
 _LOUD_EVENTS = 20  # log (and audit) the first refusals in full, then every 100th
 _MAX_RELEASED = 10_000  # release times remembered for the report JSON (oldest forgotten)
+# Plain ints: pyzmq's flags are enums, and ``int & enum`` builds an enum member per test.
+_POLLIN, _NOBLOCK, _EVENTS = int(zmq.POLLIN), int(zmq.NOBLOCK), int(zmq.EVENTS)
 
 
 def _worth_logging(count: int) -> bool:
@@ -282,8 +284,8 @@ class Relay:
         """
         sock = self._socket
         try:
-            while len(self._inbox) < _INBOX_SIZE and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                parsed = self._parse(sock.recv_multipart(zmq.NOBLOCK))
+            while len(self._inbox) < _INBOX_SIZE and int(sock.getsockopt(_EVENTS)) & _POLLIN:
+                parsed = self._parse(sock.recv_multipart(_NOBLOCK))
                 if parsed is not None and not self._answered(*parsed):
                     self._inbox.append(parsed)
                     self._inbox_ready.set()
@@ -554,13 +556,13 @@ class Relay:
     def _send_now(self, identity: bytes, message: Message) -> bool:
         """``_send`` from a callback: the send itself never waits."""
         try:
-            self._socket.send_multipart([identity, codec.encode(message)], zmq.NOBLOCK)
+            self._socket.send_multipart([identity, codec.encode(message)], _NOBLOCK)
         except zmq.ZMQError as error:
             if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 return False
             raise
-        finally:  # a send may take the edge that said a message arrived: look again
-            asyncio.get_running_loop().call_soon(self._on_readable)
+        finally:  # a send may take the edge that said a message arrived: look again now
+            self._on_readable()
         return True
 
     def frames_held(self, report_id: str, agent_id: str) -> bool:
