@@ -39,6 +39,7 @@ __all__ = [
 EVAL_AGENT_KEY = "debugbroker_eval_agent"  # the eval handler notes the target agent here
 _CODE_KEY = "debugbroker_eval_code"  # ... the code it read (``note_eval``)
 _OUTCOME_KEY = "debugbroker_eval_outcome"  # ... and how its 200 answer ended (``note_answer``)
+_NAME_KEY = "debugbroker_display_name"  # ``display_name``, once worked out
 NAME_HEADER = "X-Debugbroker-Name"
 MAX_NAME_CHARS = 100
 # Every route that runs code ends so: a frame's console and a process console alike.
@@ -49,10 +50,14 @@ _SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
 
 
 def display_name(request: web.Request) -> str:
-    """The display name a dashboard sent (percent-encoded UTF-8), bounded and printable."""
-    raw = unquote(request.headers.get(NAME_HEADER, ""), errors="replace")
-    printable = "".join(c for c in raw if unicodedata.category(c)[0] != "C")
-    return printable.strip()[:MAX_NAME_CHARS]
+    """The display name a dashboard sent (percent-encoded UTF-8), bounded and printable
+    (worked out once per request: an eval's transcript entry and audit row both need it)."""
+    name = request.get(_NAME_KEY)
+    if not isinstance(name, str):
+        raw = unquote(request.headers.get(NAME_HEADER, ""), errors="replace")
+        printable = "".join(c for c in raw if unicodedata.category(c)[0] != "C")
+        name = request[_NAME_KEY] = printable.strip()[:MAX_NAME_CHARS]
+    return name
 
 
 def note_eval(request: web.Request, code: str) -> None:

@@ -659,21 +659,7 @@ class Store:
             if len(self._console_untrimmed) >= _CONSOLE_TRIM_TARGETS:
                 self._console_untrimmed.clear()  # bounded memory; counts start again
             self._console_untrimmed[target] = untrimmed
-
-        def insert(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO console_entries (id, target, created, author, code, state, body) "
-                "VALUES (?, ?, ?, ?, ?, 'running', '{}')",
-                (entry_id, target, created, author, code),
-            )
-            if trim:  # everything older than the target's last _CONSOLE_KEEP entries
-                connection.execute(
-                    "DELETE FROM console_entries WHERE target = ? AND id <= (SELECT id "
-                    "FROM console_entries WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (target, target, _CONSOLE_KEEP),
-                )
-
-        self._queue(insert)
+        self._queue(_ConsoleInsert(entry_id, target, created, author, code, trim))
         return entry_id
 
     def queue_finish_console_entry(
@@ -681,11 +667,16 @@ class Store:
     ) -> None:
         """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``
         (or ``body`` already as JSON text), without waiting (stored before any later call
-        runs)."""
+        runs). While the entry's insert still waits in the queue (an eval's answer comes
+        before its writes are committed), the insert takes the end and no UPDATE runs."""
         if isinstance(body, str):
             text = body
         else:
             text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        for write in reversed(self._queued):  # not handed over: only this thread sees it
+            if isinstance(write, _ConsoleInsert) and write.entry_id == entry_id:
+                write.state, write.body = state, text
+                return
 
         def update(connection: sqlite3.Connection) -> None:
             connection.execute(
@@ -712,6 +703,35 @@ class Store:
             return entries
 
         return await self._call(select)
+
+
+@dataclass(slots=True)
+class _ConsoleInsert:
+    """The queued insert of a transcript entry (a ``Write``). It is changed only while it
+    waits in ``Store._queued``, on the event loop, before any thread can run it."""
+
+    entry_id: int
+    target: str
+    created: float
+    author: str
+    code: str
+    trim: bool  # trim the target's transcript to its last _CONSOLE_KEEP entries
+    state: str = "running"
+    body: str = "{}"
+
+    def __call__(self, connection: sqlite3.Connection) -> None:
+        row = (self.entry_id, self.target, self.created, self.author, self.code)
+        connection.execute(
+            "INSERT INTO console_entries (id, target, created, author, code, state, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*row, self.state, self.body),
+        )
+        if self.trim:  # everything older than the target's last _CONSOLE_KEEP entries
+            connection.execute(
+                "DELETE FROM console_entries WHERE target = ? AND id <= (SELECT id "
+                "FROM console_entries WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (self.target, self.target, _CONSOLE_KEEP),
+            )
 
 
 def _audit_insert(entry: dict[str, Any]) -> Write:

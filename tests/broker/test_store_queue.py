@@ -171,3 +171,30 @@ def test_a_transcript_is_trimmed_to_its_last_500_entries_every_50(tmp_path: Path
     assert trimmed == ids[-500:]  # the 600th entry trimmed it to exactly 500
     assert kept == ids[-500:] + more  # 49 more: not trimmed yet (at most 549)
     assert counts == {"t": 549, "u": 30}
+
+
+def test_an_entry_ends_alike_whether_its_insert_was_written_yet_or_not(tmp_path: Path) -> None:
+    async def run() -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        store = Store(tmp_path / "db.sqlite3")
+        await store.open()
+        queued = store.start_console_entry("t", "a", "1", 1.0)
+        store.queue_finish_console_entry(queued, "done", '{"result":{"text":"1"},"failure":null}')
+        written = store.start_console_entry("t", "a", "2", 2.0)
+        running = await store.list_console_entries("t", 10)  # both inserts are written now
+        store.queue_finish_console_entry(written, "failed", {"result": None, "failure": "gone"})
+        await store.flush()
+        with sqlite3.connect(tmp_path / "db.sqlite3") as connection:
+            rows = connection.execute("SELECT state, body FROM console_entries ORDER BY id")
+            stored = [(state, body) for state, body in rows]
+        await store.close()
+        return running, stored
+
+    running, stored = asyncio.run(run())
+    assert [(e["state"], e["result"]) for e in running] == [
+        ("done", {"text": "1"}),
+        ("running", None),
+    ]
+    assert stored == [
+        ("done", '{"result":{"text":"1"},"failure":null}'),
+        ("failed", '{"result":null,"failure":"gone"}'),
+    ]
