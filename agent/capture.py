@@ -38,7 +38,7 @@ from functools import lru_cache
 from itertools import islice
 from types import FrameType, TracebackType
 
-from .chain import PrintedException, link_tree, printed_chain
+from .chain import PrintedException, link_tree, printed_chain, prints_notes
 from .frames import FrameRegistry
 from .lookup import fill_handles
 from .options import Options
@@ -136,12 +136,27 @@ def _cpython_str(value: object, what: str, limit: int, func: str = "str") -> str
 
 
 def _notes(exc: BaseException) -> tuple[str, ...]:
-    """The notes as ``format_exception_only`` prints them (any Sequence, else its repr)."""
-    notes = _safe_attr(exc, "__notes__")
+    """The notes as ``format_exception_only`` prints them (a Sequence, else its repr).
+
+    Since 3.12 a ``str`` or ``bytes`` is not taken as a sequence of notes; since 3.13 an
+    error reading ``__notes__`` is shown as a note; 3.10 prints notes only when the
+    ``exceptiongroup`` backport has patched ``traceback``.
+    """
+    if not prints_notes():
+        return ()
+    try:
+        notes = getattr(exc, "__notes__", None)
+    except USER_CODE_ERRORS as error:
+        if sys.version_info < (3, 13) or not isinstance(error, Exception):
+            return ()
+        reason = _cpython_str(error, "__notes__", _MAX_MESSAGE, "repr")
+        return (f"Ignored error getting __notes__: {reason}",)
     if notes is None:
         return ()
     try:
-        if isinstance(notes, Sequence):
+        if isinstance(notes, Sequence) and not (
+            sys.version_info >= (3, 12) and isinstance(notes, (str, bytes))
+        ):
             return tuple(
                 _cpython_str(note, "note", _MAX_MESSAGE) for note in islice(notes, _MAX_NOTES)
             )

@@ -11,6 +11,10 @@ reachable twice, a cause that closes a cycle, ``__bool__`` overrides):
    cause first), groups cut at 15 members ("and N more exceptions") and nested groups past
    depth 10 elided ("... (max_group_depth is 10)").
 
+Exception groups are expanded when the running ``traceback`` module prints them: always on
+3.11+, and on 3.10 once the ``exceptiongroup`` backport has patched ``traceback`` (it does so
+on import, as trio, anyio and pytest import it), for the backport's own group classes.
+
 Nothing here runs user code unguarded: every attribute read is wrapped, so a hostile
 exception gives a smaller tree, never an error. Pure functions, no I/O.
 """
@@ -18,6 +22,8 @@ exception gives a smaller tree, never an error. Pure functions, no I/O.
 from __future__ import annotations
 
 import builtins
+import sys
+import traceback
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -25,14 +31,18 @@ __all__ = [
     "MAX_GROUP_WIDTH",
     "ExceptionLinks",
     "PrintedException",
+    "group_type",
+    "is_group",
     "link_tree",
+    "prints_notes",
     "printed_chain",
 ]
 
 MAX_GROUP_WIDTH = 15  # TracebackException's default max_group_width
 MAX_GROUP_DEPTH = 10  # TracebackException's default max_group_depth
 _MAX_NODES = 10_000  # a runaway structure stops being expanded here (CPython has no cap)
-_EXCEPTION_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
+_BUILTIN_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
+_BACKPORT_FORMATTER = "exceptiongroup._formatting"
 _ABSORBED: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit)
 
 
@@ -81,9 +91,38 @@ def _truthy(exc: BaseException) -> bool:
         return False
 
 
-def is_group(exc: BaseException) -> bool:
-    """Whether ``exc`` is an exception group (never on Python 3.10)."""
-    return _EXCEPTION_GROUP is not None and isinstance(exc, _EXCEPTION_GROUP)
+def _backport_formatter() -> object:
+    """The ``exceptiongroup`` module that patched ``traceback`` (3.10), or None."""
+    formatter = getattr(traceback.TracebackException.format, "__module__", None)
+    return sys.modules.get(_BACKPORT_FORMATTER) if formatter == _BACKPORT_FORMATTER else None
+
+
+def group_type() -> type[BaseException] | None:
+    """The exception-group class whose members ``traceback.format_exception`` prints.
+
+    ``BaseExceptionGroup`` on 3.11+; on 3.10 the ``exceptiongroup`` backport's class once
+    the backport has patched ``traceback``, else None (groups print as plain exceptions).
+    """
+    if _BUILTIN_GROUP is not None:
+        return _BUILTIN_GROUP
+    found = getattr(_backport_formatter(), "BaseExceptionGroup", None)
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    return None
+
+
+def prints_notes() -> bool:
+    """Whether ``traceback.format_exception`` prints ``__notes__`` (3.11+, or 3.10 patched)."""
+    return sys.version_info >= (3, 11) or _backport_formatter() is not None
+
+
+def is_group(exc: BaseException, group: type[BaseException] | None = None) -> bool:
+    """Whether ``exc`` is an exception group that ``traceback`` prints as one.
+
+    ``group`` is ``group_type()``, when the caller has it already.
+    """
+    group = group_type() if group is None else group
+    return group is not None and isinstance(exc, group)
 
 
 def _group_members(exc: BaseException) -> list[BaseException]:
@@ -95,6 +134,7 @@ def _group_members(exc: BaseException) -> list[BaseException]:
 
 def link_tree(exc: BaseException) -> ExceptionLinks:
     """Link ``exc`` and everything it leads to exactly as ``TracebackException`` does."""
+    group = group_type()
     seen = {id(exc)}
     root = ExceptionLinks(exc)
     queue = [root]
@@ -117,7 +157,7 @@ def link_tree(exc: BaseException) -> ExceptionLinks:
                 seen.add(id(context))
                 node.context = ExceptionLinks(context)
                 made += 1
-        if truthy and is_group(current):
+        if truthy and is_group(current, group):
             # Members are always shown, even when seen before; they only mark themselves.
             node.members = []
             for member in _group_members(current):

@@ -17,7 +17,9 @@ import pytest
 from debugbroker.agent import capture
 
 NAME = "_extract_caret_anchors_from_line_segment"
-pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="no caret anchors")
+pytestmark = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10 places no ~~~^^^ markers (no caret anchors)"
+)
 
 
 def _fail(kind: str) -> BaseException:

@@ -8,9 +8,12 @@ notes, odd unicode) come from hypothesis; the fixed cases also go through a real
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +27,9 @@ from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import ExceptionInfo, Report
 from debugbroker.agent.transport import Transport
+from tests.agent.compat import ExceptionGroup, add_note
 from tests.conftest import Broker, wait_for
 
-py311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="needs Python 3.11+")
 OPTIONS = Options()
 
 
@@ -46,7 +49,10 @@ def expected_text(exc: BaseException) -> str:
 def cpython_notes(notes: object) -> list[str]:
     if notes is None:
         return []
-    if isinstance(notes, Sequence):
+    # Since 3.12 a str or bytes is one note, shown by its repr, not a sequence of notes.
+    if isinstance(notes, Sequence) and not (
+        sys.version_info >= (3, 12) and isinstance(notes, (str, bytes))
+    ):
         out = []
         for note in notes:
             try:
@@ -78,10 +84,13 @@ def te_shape(te: traceback.TracebackException, depth: int = 0) -> list[dict[str,
     out = []
     for position, (entry, link) in enumerate(found):
         members = getattr(entry, "exceptions", None)
-        assert entry.exc_type is not None
+        with warnings.catch_warnings():  # 3.13 deprecates exc_type (for exc_type_str)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            exc_type = entry.exc_type
+        assert exc_type is not None
         shape: dict[str, Any] = {
-            "type": entry.exc_type.__qualname__,
-            "module": entry.exc_type.__module__,
+            "type": exc_type.__qualname__,
+            "module": exc_type.__module__,
             "message": escaped(entry._str),
             "notes": [escaped(note) for note in cpython_notes(entry.__notes__)],
             "link": None if position == 0 else link,
@@ -197,20 +206,20 @@ def with_notes() -> BaseException:
 
 
 def nested_groups() -> BaseException:
-    inner = ExceptionGroup("inner", [raised(KeyError("k")), raised(OSError(2, "gone"))])  # noqa: F821
-    inner.add_note("inner note")
-    middle = ExceptionGroup("middle", [raised(inner), chained_cause()])  # noqa: F821
-    return raised(ExceptionGroup("outer", [raised(middle), implicit_context(), plain()]))  # noqa: F821
+    inner = ExceptionGroup("inner", [raised(KeyError("k")), raised(OSError(2, "gone"))])
+    add_note(inner, "inner note")
+    middle = ExceptionGroup("middle", [raised(inner), chained_cause()])
+    return raised(ExceptionGroup("outer", [raised(middle), implicit_context(), plain()]))
 
 
 def wide_group() -> BaseException:
-    return raised(ExceptionGroup("wide", [raised(ValueError(str(n))) for n in range(20)]))  # noqa: F821
+    return raised(ExceptionGroup("wide", [raised(ValueError(str(n))) for n in range(20)]))
 
 
 def deep_groups() -> BaseException:
     exc: Exception = raised(ValueError("bottom"))
     for level in range(13):
-        exc = raised(ExceptionGroup(f"level {level}", [exc, raised(KeyError(level))]))  # noqa: F821
+        exc = raised(ExceptionGroup(f"level {level}", [exc, raised(KeyError(level))]))
     return exc
 
 
@@ -220,7 +229,7 @@ def shared_and_cyclic() -> BaseException:
     second = raised(RuntimeError("second"))
     first.__context__ = shared
     second.__cause__ = shared
-    group = raised(ExceptionGroup("g", [first, second, shared]))  # noqa: F821
+    group = raised(ExceptionGroup("g", [first, second, shared]))
     shared.__context__ = group  # a cycle through the group
     return group
 
@@ -231,14 +240,11 @@ CASES: dict[str, Callable[[], BaseException]] = {
     "context": implicit_context,
     "suppressed": suppressed_context,
     "notes": with_notes,
+    "nested_groups": nested_groups,
+    "wide_group": wide_group,
+    "deep_groups": deep_groups,
+    "shared_and_cyclic": shared_and_cyclic,
 }
-if sys.version_info >= (3, 11):
-    CASES |= {
-        "nested_groups": nested_groups,
-        "wide_group": wide_group,
-        "deep_groups": deep_groups,
-        "shared_and_cyclic": shared_and_cyclic,
-    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -252,7 +258,6 @@ def test_fixed_cases(name: str) -> None:
         assert "max_group_depth is 10" in report.text
 
 
-@py311
 def test_falsy_exception_ends_the_chain_like_cpython() -> None:
     class Empty(Exception):
         def __len__(self) -> int:
@@ -330,7 +335,7 @@ def structures(draw: st.DrawFn) -> list[Spec]:
     specs = []
     for index in range(count):
         later = list(range(index + 1, count))
-        is_group = sys.version_info >= (3, 11) and later and draw(st.booleans())
+        is_group = later and draw(st.booleans())
         members = draw(st.lists(st.sampled_from(later), min_size=1, max_size=4)) if is_group else []
         link = st.one_of(st.none(), st.integers(0, count - 1))
         specs.append(
@@ -354,9 +359,7 @@ def build(specs: list[Spec]) -> BaseException:
     for index in reversed(range(len(specs))):
         spec = specs[index]
         if spec.members:
-            exc: BaseException = ExceptionGroup(  # noqa: F821
-                spec.message, [made[m] for m in spec.members]
-            )
+            exc: BaseException = ExceptionGroup(spec.message, [made[m] for m in spec.members])
         else:
             exc = TYPES[spec.type_index](spec.message)
         made[index] = raised(exc, spec.depth)
@@ -407,3 +410,39 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
         answer = broker.get(path)
         assert answer.headers["content-type"] == "text/plain; charset=utf-8"
         assert answer.body == "".join(traceback.format_exception(exc)).encode("utf-8"), name
+
+
+# --- Python 3.10 without the backport's patch -------------------------------------------------
+
+_UNPATCHED = """
+import traceback
+from exceptiongroup import ExceptionGroup
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
+
+try:
+    error = KeyError("k")
+    error.__notes__ = ["a note"]
+    raise ExceptionGroup("many", [error, ValueError("v")])
+except ExceptionGroup as group:
+    report = capture_exception(
+        group, report_id="r", agent_id="a", options=Options(), registry=None
+    )
+    text = "".join(traceback.format_exception(type(group), group, group.__traceback__))
+assert report.text == text and "+-+---" not in text, text
+[info] = report.exceptions
+assert info.type_name == "ExceptionGroup" and info.exceptions == () and info.notes == ()
+print("plain")
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 11), reason="the exceptiongroup backport patches traceback only on 3.10"
+)
+def test_unpatched_traceback_shows_groups_as_plain_exceptions_on_310() -> None:
+    """With ``EXCEPTIONGROUP_NO_PATCH=1`` 3.10 prints a group as one exception: so does a report."""
+    env = os.environ | {"EXCEPTIONGROUP_NO_PATCH": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _UNPATCHED], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout == "plain\n", done.stderr

@@ -23,6 +23,7 @@ from debugbroker.agent.protocol import ReprNode, RequestInfo, Variable, to_wire
 from debugbroker.broker.grouping import fingerprint
 from debugbroker.broker.markdown import report_markdown
 from debugbroker.broker.share_page import share_page
+from tests.agent.compat import add_note
 
 HOSTILE = st.one_of(
     st.text(max_size=40),
@@ -67,7 +68,7 @@ def hostile_report(message: str, note: str, name: str, value: str, where: str) -
     try:
         raise ValueError(message)
     except ValueError as error:
-        error.add_note(note)
+        add_note(error, note)
         report = capture_exception(
             error,
             report_id="r",
