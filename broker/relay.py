@@ -72,6 +72,11 @@ _HANDSHAKE_FAILED_EVENTS = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
+# After a connection closes (a worker SIGKILLed, say), the live agents are probed this many
+# seconds later: the one whose connection it was is gone from the ROUTER, so it is marked
+# gone at once instead of after the heartbeat timeout. Later probes cover a ROUTER that
+# drops the connection's identity a little after the event.
+_DISCONNECT_PROBES = (0.05, 0.5, 2.0)
 _LOUD_EVENTS = 20  # log (and audit) the first refusals in full, then every 100th
 _MAX_RELEASED = 10_000  # release times remembered for the report JSON (oldest forgotten)
 # Plain ints: pyzmq's flags are enums, and ``int & enum`` builds an enum member per test.
@@ -199,6 +204,7 @@ class Relay:
         self._reader_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # started by timers (probes)
+        self._disconnect_probed = -1e9  # loop time the last disconnect probes were scheduled
         # Request ids: unique per broker run (a random prefix), cheap per request (a counter);
         # only the agent asked may answer one, so they need not be unguessable.
         self._id_prefix = secrets.token_hex(4) + "-"
@@ -216,7 +222,7 @@ class Relay:
         if self.curve_secret_key:  # CurveZMQ: encrypted, only agents with our public key
             sock.curve_server = True
             sock.curve_secretkey = self.curve_secret_key.encode("ascii")
-        monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED_EVENTS)
+        monitor = sock.get_monitor_socket(_HANDSHAKE_FAILED_EVENTS | zmq.EVENT_DISCONNECTED)
         assert isinstance(monitor, zmq.asyncio.Socket)  # made by the asyncio context
         sock.bind(self.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -261,10 +267,14 @@ class Relay:
     # --- receiving ----------------------------------------------------------------------
 
     async def _monitor_loop(self, monitor: zmq.asyncio.Socket) -> None:
-        """Count connections that fail the handshake (a wrong CurveZMQ key, say)."""
+        """Count connections that fail the handshake (a wrong CurveZMQ key, say), and probe
+        the agents when a connection closes."""
         try:
             while True:
                 event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._probe_after_disconnect()
+                    continue
                 self.stats.handshake_failed += 1
                 if _worth_logging(self.stats.handshake_failed):
                     log.warning(
@@ -702,6 +712,31 @@ class Relay:
             if timer:
                 timer[0].cancel()
             self._pending.pop(request_id, None)
+
+    def _probe_after_disconnect(self) -> None:
+        """Schedule the probes of ``_DISCONNECT_PROBES`` (once per burst of closes)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._disconnect_probed < _DISCONNECT_PROBES[0]:
+            return  # the probes scheduled a moment ago cover this close too
+        self._disconnect_probed = loop.time()
+        for delay in _DISCONNECT_PROBES:
+            loop.call_later(delay, self._probe_agents)
+
+    def _probe_agents(self) -> None:
+        """Mark every live agent whose connection the ROUTER no longer has as gone."""
+        if self._stopped:
+            return
+        ping = codec.encode(Ping())
+        for agent in list(self.agents.values()):
+            if not agent.alive:
+                continue
+            try:
+                self._socket.send(agent.agent_id.encode(), _MORE_NOBLOCK)
+                self._socket.send(ping, _NOBLOCK)
+            except zmq.ZMQError as error:
+                if error.errno == zmq.EHOSTUNREACH:  # EAGAIN: there, only busy
+                    self._in_background(self._mark_gone(agent, "its connection closed"))
+        self._on_readable()  # a send may take the edge that said a message arrived
 
     def _in_background(self, work: Awaitable[None]) -> None:
         """Run ``work`` as a task the relay keeps until it ends (errors are logged)."""

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +165,35 @@ def test_eval_on_a_dead_worker_fails_fast_with_a_clear_error(
     # The report stays readable, marked as coming from a gone process.
     wait_for(lambda: broker.report(summary["id"])["agent_alive"] is False, what="agent gone")
     assert broker.get(f"/api/reports/{summary['id']}/text").status == 200
+
+
+def test_a_killed_worker_is_gone_at_once_not_after_the_heartbeat_timeout(
+    tmp_path: Path, start_server: Callable[..., AppServer]
+) -> None:
+    # A heartbeat timeout far beyond the wait below: only the closed connection can tell.
+    workdir = tmp_path / "slow-heartbeats"
+    workdir.mkdir()
+    broker = Broker(workdir, "--agent-timeout", "300").start()
+    try:
+        server = start_server(
+            ["gunicorn", "-w", "2", "{bind}", "failing_wsgi:app"], broker.agent_env()
+        )
+        pids: set[int] = set()
+
+        def both() -> bool:
+            pids.add(int(server.get("/pid").text))
+            return len(pids) == 2 and {a["pid"] for a in broker.live_agents()} >= pids
+
+        wait_for(both, what="both workers' agents")
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: victim not in {a["pid"] for a in broker.live_agents()},
+            timeout=30,
+            what="the killed worker's agent marked gone",
+        )
+        assert "its connection closed" in broker.process.output()
+        (other,) = pids - {victim}  # the other worker is untouched
+        assert other in {a["pid"] for a in broker.live_agents()}
+    finally:
+        broker.stop()
