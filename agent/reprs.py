@@ -37,6 +37,7 @@ __all__ = [
     "represent_more",
     "safe_text",
     "secret_pattern",
+    "SecretNames",
     "type_name_of",
     "variables_of",
 ]
@@ -186,15 +187,42 @@ def describe_error(error: BaseException, limit: int = 500) -> str:
     return f"{name}: {message}" if message else name
 
 
+class SecretNames:
+    """``Options.secret_names`` compiled, with the answer per name remembered.
+
+    The same names come back in every report (a frame's locals, the environ's keys, the
+    headers), and one search of the alternation costs about 1.7 µs; a remembered answer is
+    a dict lookup. ``search`` answers like ``re.Pattern.search``: None for no match.
+    """
+
+    __slots__ = ("pattern", "_seen")
+
+    _REMEMBERED = 4096  # names remembered per pattern; past that, searched every time
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self._seen: dict[str, bool] = {}
+
+    def search(self, name: str) -> bool | None:
+        """True when ``name`` looks like a credential, else None."""
+        found = self._seen.get(name)
+        if found is None:
+            found = self.pattern.search(name) is not None
+            if len(self._seen) < self._REMEMBERED and type(name) is str:
+                self._seen[name] = found
+        return True if found else None
+
+
 @lru_cache(maxsize=16)
-def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+def _compiled(patterns: tuple[str, ...]) -> SecretNames:
     try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
+        pattern = re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
     except re.error:  # a bad pattern must not disable masking: mask by the defaults
         return _compiled(DEFAULT_SECRET_NAMES)
+    return SecretNames(pattern)
 
 
-def secret_pattern(options: Options | None = None) -> re.Pattern[str]:
+def secret_pattern(options: Options | None = None) -> SecretNames:
     """The compiled ``Options.secret_names``: names matching it have their values masked."""
     return _compiled(options.secret_names if options is not None else DEFAULT_SECRET_NAMES)
 

@@ -12,14 +12,21 @@ Everything is capped: pairs per table, characters per value and per request.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus
 
 from .options import Options
 from .protocol import RequestInfo
-from .reprs import USER_CODE_ERRORS, Budget, format_node, represent, safe_text, secret_pattern
+from .reprs import (
+    USER_CODE_ERRORS,
+    Budget,
+    SecretNames,
+    format_node,
+    represent,
+    safe_text,
+    secret_pattern,
+)
 
 __all__ = ["MASK", "build_request_info", "request_url"]
 
@@ -73,7 +80,7 @@ def _mask_header(name: str, value: str) -> str:
     return f"{scheme} {MASK}" if credentials else MASK
 
 
-def _mask_query(query: str, secret: re.Pattern[str]) -> str:
+def _mask_query(query: str, secret: SecretNames) -> str:
     """The query string with the values of secret-looking parameters masked."""
     parts = []
     for part in query.split("&"):
@@ -84,7 +91,7 @@ def _mask_query(query: str, secret: re.Pattern[str]) -> str:
     return "&".join(parts)
 
 
-def request_url(environ: Mapping[str, Any], secret: re.Pattern[str] | None = None) -> str:
+def request_url(environ: Mapping[str, Any], secret: SecretNames | None = None) -> str:
     """The request URL rebuilt from the environ (PEP 3333), secret query values masked."""
     scheme = _text(environ.get("wsgi.url_scheme", "http"))
     host = environ.get("HTTP_HOST")
@@ -101,7 +108,7 @@ def request_url(environ: Mapping[str, Any], secret: re.Pattern[str] | None = Non
     return f"{url}?{query}" if query else url
 
 
-def _headers(environ: Mapping[str, Any], table: _Table, secret: re.Pattern[str]) -> None:
+def _headers(environ: Mapping[str, Any], table: _Table, secret: SecretNames) -> None:
     for key, value in environ.items():
         if not isinstance(key, str):
             continue
@@ -118,7 +125,7 @@ def _headers(environ: Mapping[str, Any], table: _Table, secret: re.Pattern[str])
             return
 
 
-def _cookies(header: str, table: _Table, secret: re.Pattern[str]) -> None:
+def _cookies(header: str, table: _Table, secret: SecretNames) -> None:
     for part in header.split(";"):
         name, sep, value = part.partition("=")
         name, value = name.strip(), value.strip()
@@ -131,7 +138,7 @@ def _cookies(header: str, table: _Table, secret: re.Pattern[str]) -> None:
 
 
 def _masked_pairs(
-    pairs: Iterable[tuple[object, object]], table: _Table, secret: re.Pattern[str]
+    pairs: Iterable[tuple[object, object]], table: _Table, secret: SecretNames
 ) -> None:
     for name, value in pairs:
         name_text = _text(name)
@@ -166,7 +173,7 @@ def _parsed_form(
 
 
 def _environ(
-    environ: Mapping[str, Any], table: _Table, secret: re.Pattern[str], options: Options
+    environ: Mapping[str, Any], table: _Table, secret: SecretNames, options: Options
 ) -> None:
     for key in sorted(k for k in environ if isinstance(k, str))[:_MAX_ENVIRON]:
         value = environ[key]

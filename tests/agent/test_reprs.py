@@ -12,9 +12,11 @@ from debugbroker.agent.protocol import EvalResult, ReprNode
 from debugbroker.agent.reprs import (
     SECRET_MASK,
     Budget,
+    SecretNames,
     format_node,
     represent,
     represent_more,
+    secret_pattern,
     variables_of,
 )
 
@@ -283,3 +285,15 @@ def test_format_node() -> None:
     assert format_node(represent([1, "a", {"k": (2,)}], OPTIONS)) == "[1, 'a', {'k': (2,)}]"
     assert format_node(represent(list(range(10)), OPTIONS)).endswith("...2 more]")
     assert format_node(represent(deque([1]), OPTIONS)) == "deque([1])"
+
+
+def test_secret_names_remember_their_answers_and_stay_right() -> None:
+    secret = secret_pattern(Options(secret_names=("tok(en)?", "passw")))
+    assert isinstance(secret, SecretNames)
+    for _ in range(2):  # the second round answers from what the first remembered
+        assert secret.search("api_TOKEN") is True and secret.search("PASSWORD") is True
+        assert secret.search("order_id") is None and secret.search("") is None
+    # Past the remembered names it keeps answering by searching.
+    for n in range(SecretNames._REMEMBERED + 10):
+        assert secret.search(f"name{n}") is None
+    assert secret.search("my_tok_here") is True
