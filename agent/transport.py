@@ -69,6 +69,11 @@ _REFUSED_RETRY_SECONDS = 5.0  # refused: keep asking, slowly, in case the secret
 _SEND_RETRY_SECONDS = 0.05  # connected, but the socket did not take the hello yet
 _MAX_EVALS = 8  # eval threads at once; more are answered with an error straight away
 _MAX_RESULTS = 64  # eval results waiting for the socket
+# A request thread that finds the report queue over half full while the broker is there waits
+# (GIL released) until the I/O thread brings it under a quarter, at most this long: a thread
+# raising errors back to back in pure Python otherwise holds the GIL for 5 ms at a time, the
+# I/O thread sends one report per turn, and the queue sheds most of them.
+_BACKLOG_WAIT_SECONDS = 0.005
 _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 _RETRY_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
@@ -113,6 +118,8 @@ class Transport:
         self._welcomed = threading.Event()
         self._lock = threading.Lock()
         self._reports: deque[Report] = deque()
+        self._room = threading.Event()  # the report queue is under its low-water mark
+        self._room.set()
         self._results: deque[Message] = deque()  # eval, completion, interrupt results
         self._eval_slots = threading.BoundedSemaphore(_MAX_EVALS)
         self._eval_threads = WorkerPool("debugbroker-agent-eval")  # reused: no thread start
@@ -157,20 +164,27 @@ class Transport:
         return self._welcomed.wait(timeout)
 
     def submit_report(self, report: Report) -> None:
-        """Queue a report for the broker; O(1), never blocks, never raises."""
+        """Queue a report for the broker; never raises. It waits only while the queue is over
+        half full and the broker is there, at most ``_BACKLOG_WAIT_SECONDS``."""
         try:
             dropped: Report | None = None
+            size = max(self.options.queue_size, 1)
             with self._lock:
                 if self._stopping:
                     return
-                if len(self._reports) >= max(self.options.queue_size, 1):
+                if len(self._reports) >= size:
                     # The newest report is the one a 500 page links to: drop the oldest.
                     dropped = self._reports.popleft()
                     self.dropped_reports += 1
                 self._reports.append(report)
                 self._wake()
+                backlog = len(self._reports) > size // 2 and self._welcomed.is_set()
+                if backlog:
+                    self._room.clear()
             if dropped is not None:
                 self.registry.release_report(dropped.id)
+            if backlog:  # let the I/O thread catch up (see _BACKLOG_WAIT_SECONDS)
+                self._room.wait(_BACKLOG_WAIT_SECONDS)
         except Exception:  # a request thread must never see the agent fail
             pass
 
@@ -488,6 +502,8 @@ class Transport:
                     self._reports.popleft()
                 if not payload:
                     self.dropped_reports += 1
+                if len(self._reports) <= max(self.options.queue_size, 1) // 4:
+                    self._room.set()
 
     def _send_bye(self, sock: zmq.Socket[bytes]) -> None:
         """Last words: queued reports, then a bye; closing waits a moment for them to go."""
