@@ -31,6 +31,7 @@ __all__ = [
     "best_per_call",
     "free_port",
     "gc_paused",
+    "gunicorn_command",
     "http",
     "percentile",
     "rss_bytes",
@@ -129,6 +130,21 @@ def app_env(broker: Broker | None = None, **extra: str) -> dict[str, str]:
     env = broker.agent_env(**extra) if broker is not None else base_env(**extra)
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH_APPS), env["PYTHONPATH"]])
     return env
+
+
+def gunicorn_command(port: int, app: str, workers: int = 1, *extra: str) -> list[str]:
+    """``gunicorn -w WORKERS`` on 127.0.0.1:PORT serving ``app`` (a benchmarks/apps module)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        *extra,
+        app,
+    ]
 
 
 def start_broker(settings: Settings, name: str, *extra_args: str) -> Broker:

@@ -36,6 +36,7 @@ from .common import (
     Settings,
     app_env,
     free_port,
+    gunicorn_command,
     http,
     percentile,
     start_broker,
@@ -71,16 +72,7 @@ def _ours(settings: Settings, broker: Broker, count: int) -> tuple[list[float], 
     workdir = settings.workdir / "console"
     port = free_port()
 
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "1",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "bench_wsgi:app",
-    ]
+    command = gunicorn_command(port, "bench_wsgi:app")
     server = _start("gunicorn", command, app_env(broker), workdir, port)
     try:
         answer = http("GET", f"http://127.0.0.1:{port}/boom", headers={"Accept": "text/plain"})
@@ -178,8 +170,8 @@ def _agent_hop(settings: Settings, count: int) -> list[float]:
     zmq_port = router.bind_to_random_port("tcp://127.0.0.1")
     port = free_port()
     env = app_env(DEBUGBROKER_URL=f"tcp://127.0.0.1:{zmq_port}", DEBUGBROKER_SECRET="hop")
-    command = [sys.executable, "-m", "gunicorn", "-w", "1", "--bind", f"127.0.0.1:{port}"]
-    server = _start("gunicorn-hop", [*command, "bench_wsgi:app"], env, settings.workdir, port)
+    command = gunicorn_command(port, "bench_wsgi:app")
+    server = _start("gunicorn-hop", command, env, settings.workdir, port)
 
     def receive(kind: type[Any], timeout: float = 20.0) -> tuple[bytes, Any]:
         deadline = time.monotonic() + timeout

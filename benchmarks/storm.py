@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from .common import (
     app_env,
     children_of,
     free_port,
+    gunicorn_command,
     http,
     percentile,
     rss_bytes,
@@ -92,18 +92,7 @@ def _worker_stats(port: int, pids: list[int]) -> dict[int, dict[str, Any]]:
 def _gunicorn(settings: Settings, app: str, env: dict[str, str], name: str) -> tuple[Process, int]:
     """``gunicorn -w 4`` serving ``app`` (from benchmarks/apps), started; and its port."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        str(WORKERS),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--backlog",
-        "2048",
-        app,
-    ]
+    command = gunicorn_command(port, app, WORKERS, "--backlog", "2048")
     server = Process(name, command, settings.workdir / "storm" / f"{name}.log", env)
     server.start()
     return server, port
