@@ -325,8 +325,9 @@ class Store:
                 self._queue_timer.cancel()
                 self._queue_timer = None
             batch, self._queued = self._queued, []
-            if batch:
-                _run_batch(connection, batch)
+            if batch and not _run_batch_without_waiting(connection, batch):
+                self._queued[:0] = batch  # the store's thread waits for the lock instead
+                return False
             grown = connection.total_changes - self._changes_at_checkpoint
         finally:
             self._connection_lock.release()
@@ -802,6 +803,42 @@ def _insert_reports(
         if report_id in existing:
             outcomes[index] = False  # already stored before this batch
     return outcomes
+
+
+_BUSY_TIMEOUT_MS = 5_000  # sqlite3.connect's default timeout: the store's thread waits this long
+
+
+def _run_batch_without_waiting(connection: sqlite3.Connection, batch: list[Write]) -> bool:
+    """``_run_batch`` for the event loop: it must never wait for the file's lock, held for
+    a moment by another program reading or writing the file (the sqlite3 shell, a backup).
+    False when the lock was busy: everything is rolled back, for the store's thread to
+    write (it may wait)."""
+    connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        for write in batch:
+            try:
+                write(connection)
+            except sqlite3.OperationalError as error:
+                if _busy(error):
+                    connection.rollback()
+                    return False
+                log.exception("a queued write to the store failed")
+            except sqlite3.Error:
+                log.exception("a queued write to the store failed")
+        try:
+            connection.commit()
+        except sqlite3.OperationalError as error:
+            if _busy(error):
+                connection.rollback()
+                return False
+            log.exception("committing queued writes to the store failed")
+        return True
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _run_batch(connection: sqlite3.Connection, batch: list[Write]) -> None:

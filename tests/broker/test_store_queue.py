@@ -198,3 +198,31 @@ def test_an_entry_ends_alike_whether_its_insert_was_written_yet_or_not(tmp_path:
         ("done", '{"result":{"text":"1"},"failure":null}'),
         ("failed", '{"result":null,"failure":"gone"}'),
     ]
+
+
+def test_a_flush_never_waits_on_the_loop_for_another_programs_lock(tmp_path: Path) -> None:
+    # flush() commits on the event loop when the store's thread is idle; another program
+    # holding the file's write lock (the sqlite3 shell, a backup) must not stall the loop,
+    # and the writes must not be lost: the store's thread waits for the lock instead.
+    path = tmp_path / "db.sqlite3"
+
+    async def scenario() -> tuple[bool, int, list[dict[str, Any]]]:
+        store = Store(path)
+        await store.open()
+        other = sqlite3.connect(path, timeout=0)
+        other.execute("BEGIN IMMEDIATE")  # the write lock, held by "another program"
+        entry = store.start_console_entry("t", "ann", "1 + 1", 10.0)
+        store.queue_finish_console_entry(entry, "done", {"result": {"text": "2"}})
+        flush = asyncio.ensure_future(store.flush())
+        await asyncio.sleep(0)  # one loop turn: the flush has tried the commit by now
+        waiting = not flush.done()  # it waits off the loop (this coroutine ran meanwhile)
+        other.rollback()
+        other.close()
+        await flush
+        entries = await store.list_console_entries("t", 10)
+        await store.close()
+        return waiting, entry, entries
+
+    waiting, entry, entries = asyncio.run(scenario())
+    assert waiting
+    assert [(e["id"], e["state"]) for e in entries] == [(entry, "done")]
