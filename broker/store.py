@@ -325,7 +325,7 @@ class Store:
                 self._queue_timer.cancel()
                 self._queue_timer = None
             batch, self._queued = self._queued, []
-            if batch and not _run_batch_without_waiting(connection, batch):
+            if batch and not _run_batch(connection, batch, wait=False):
                 self._queued[:0] = batch  # the store's thread waits for the lock instead
                 return False
             grown = connection.total_changes - self._changes_at_checkpoint
@@ -808,47 +808,39 @@ def _insert_reports(
 _BUSY_TIMEOUT_MS = 5_000  # sqlite3.connect's default timeout: the store's thread waits this long
 
 
-def _run_batch_without_waiting(connection: sqlite3.Connection, batch: list[Write]) -> bool:
-    """``_run_batch`` for the event loop: it must never wait for the file's lock, held for
-    a moment by another program reading or writing the file (the sqlite3 shell, a backup).
-    False when the lock was busy: everything is rolled back, for the store's thread to
-    write (it may wait)."""
-    connection.execute("PRAGMA busy_timeout = 0")
+def _run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool = True) -> bool:
+    """Queued writes in order, then one commit; one failing write does not stop the rest.
+
+    ``wait=False`` is for the event loop, which must never wait for the file's lock (held a
+    moment by another program reading or writing the file: the sqlite3 shell, a backup):
+    when the lock is busy everything is rolled back and False returned, for the store's
+    thread to write (it may wait).
+    """
+    if not wait:
+        connection.execute("PRAGMA busy_timeout = 0")
     try:
         for write in batch:
             try:
                 write(connection)
-            except sqlite3.OperationalError as error:
-                if _busy(error):
+            except sqlite3.Error as error:
+                if not wait and _busy(error):
                     connection.rollback()
                     return False
                 log.exception("a queued write to the store failed")
-            except sqlite3.Error:
-                log.exception("a queued write to the store failed")
         try:
             connection.commit()
-        except sqlite3.OperationalError as error:
-            if _busy(error):
+        except sqlite3.Error as error:
+            if not wait and _busy(error):
                 connection.rollback()
                 return False
             log.exception("committing queued writes to the store failed")
         return True
     finally:
-        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if not wait:
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
 
-def _busy(error: sqlite3.OperationalError) -> bool:
-    return "locked" in str(error) or "busy" in str(error)
-
-
-def _run_batch(connection: sqlite3.Connection, batch: list[Write]) -> None:
-    """Queued writes in order, then one commit; one failing write does not stop the rest."""
-    for write in batch:
-        try:
-            write(connection)
-        except sqlite3.Error:
-            log.exception("a queued write to the store failed")
-    try:
-        connection.commit()
-    except sqlite3.Error:
-        log.exception("committing queued writes to the store failed")
+def _busy(error: sqlite3.Error) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "busy" in str(error)
+    )
