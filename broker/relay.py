@@ -567,16 +567,21 @@ class Relay:
     def _send_now(self, identity: bytes, message: Message) -> bool:
         """``_send`` from a callback: the send itself never waits."""
         try:
-            payload = codec.encode(message)
+            return not self._deliver(identity, codec.encode(message))
+        finally:  # a send may take the edge that said a message arrived: look again now
+            self._on_readable()
+
+    def _deliver(self, identity: bytes, payload: bytes) -> int:
+        """Send ``payload`` to ``identity`` without waiting: 0, or ``EHOSTUNREACH`` (no such
+        connection, ``ROUTER_MANDATORY``) or ``EAGAIN`` (its queue is full)."""
+        try:
             self._socket.send(identity, _MORE_NOBLOCK)  # what send_multipart does, minus
             self._socket.send(payload, _NOBLOCK)  # its checks and enum flags
         except zmq.ZMQError as error:
             if error.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN):
-                return False
+                return int(error.errno)
             raise
-        finally:  # a send may take the edge that said a message arrived: look again now
-            self._on_readable()
-        return True
+        return 0
 
     def frames_held(self, report_id: str, agent_id: str) -> bool:
         """Whether the live agent ``agent_id`` (the report's own) still holds its frames."""
@@ -730,12 +735,9 @@ class Relay:
         for agent in list(self.agents.values()):
             if not agent.alive:
                 continue
-            try:
-                self._socket.send(agent.agent_id.encode(), _MORE_NOBLOCK)
-                self._socket.send(ping, _NOBLOCK)
-            except zmq.ZMQError as error:
-                if error.errno == zmq.EHOSTUNREACH:  # EAGAIN: there, only busy
-                    self._in_background(self._mark_gone(agent, "its connection closed"))
+            if self._deliver(agent.agent_id.encode(), ping) == zmq.EHOSTUNREACH:
+                # (EAGAIN: the connection is there, only busy)
+                self._in_background(self._mark_gone(agent, "its connection closed"))
         self._on_readable()  # a send may take the edge that said a message arrived
 
     def _in_background(self, work: Awaitable[None]) -> None:
