@@ -80,15 +80,19 @@ class DebuggedASGIApplication:
         )
         self.evalex = self.options.evalex
         if self.options.console and self.evalex:  # the console is there before any request
-            try:
-                get_transport(self.options)
-            except Exception:
-                pass  # the first request tries again; the app runs either way
+            self._start_agent()
 
     @property
     def transport(self) -> Transport:
         """This process's agent transport (made on first use, and again after a fork)."""
         return get_transport(self.options)
+
+    def _start_agent(self) -> None:
+        """Start (or find) this process's agent; a failure never reaches the app."""
+        try:
+            get_transport(self.options)
+        except Exception:
+            pass  # the next request tries again; the app runs either way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; on an error, report it, answer a 500 if nothing was sent, re-raise."""
@@ -96,10 +100,7 @@ class DebuggedASGIApplication:
         if kind not in ("http", "websocket"):  # lifespan and anything newer: not ours
             await self.app(scope, receive, send)
             return
-        try:  # start the agent with the first request, so the dashboard lists this process
-            get_transport(self.options)
-        except Exception:
-            pass
+        self._start_agent()  # with the first request, so the dashboard lists this process
         started = False
 
         async def tracking_send(message: Message) -> None:
