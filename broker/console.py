@@ -11,7 +11,6 @@ header the audit log records too). ``GET .../transcript`` gives it back after a 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 
-from debugbroker.agent.codec import WireResult
 from debugbroker.agent.console import needs_more_lines
 from debugbroker.agent.protocol import CONSOLE_FRAME_ID
 
@@ -27,6 +25,7 @@ from .api import MAX_CODE_CHARS, RELAY, STORE
 from .audit import EVAL_AGENT_KEY, display_name, note_answer, note_eval
 from .auth import ROLE_KEY, json_error
 from .relay import EvalFailure
+from .wire import WireResult, wire_json
 
 __all__ = ["console_routes", "Target", "MAX_COMPLETION_TEXT", "ANONYMOUS"]
 
@@ -161,7 +160,7 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         return json_error(409, str(answer["error"]))
     note_answer(request, answer["ok"], answer["error"])
     # Encoded once: for the transcript's row and, with the entry's id, for the answer.
-    text = json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+    text = wire_json(answer)
     stored = f'{{"result":{text},"failure":null}}'
     await _finish(request, entry, "done", result=answer, stored=stored)
     answered = f'{text[:-1]},"entry":{entry["id"]}}}'  # answer is a non-empty object

@@ -27,7 +27,6 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from debugbroker.agent import codec, protocol
-from debugbroker.agent.codec import WireReport, WireResult
 from debugbroker.agent.protocol import (
     CompleteRequest,
     CompleteResult,
@@ -51,12 +50,13 @@ from debugbroker.agent.protocol import (
 
 from .frames import report_frames
 from .store import Store, report_summary
+from .wire import WireReport, WireResult, decode_message
 
 __all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
 
 log = logging.getLogger("debugbroker.relay")
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
-Received = Message | WireReport | WireResult  # what ``codec.decode_message`` gives
+Received = Message | WireReport | WireResult  # what ``wire.decode_message`` gives
 _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 _SIZE_SLACK = 64 * 1024
@@ -350,7 +350,7 @@ class Relay:
                 )
             return None
         try:
-            message = codec.decode_message(payload)  # reports, eval results: wire dicts
+            message = decode_message(payload)  # reports, eval results: wire dicts
         except ProtocolError as error:
             self.stats.malformed += 1
             if _worth_logging(self.stats.malformed):
@@ -631,7 +631,7 @@ class Relay:
         self, agent_id: str, frame_id: str, code: str, *, interactive: bool = False
     ) -> WireResult:
         """Run ``code`` in a frame held by ``agent_id``: its ``EvalResult`` as a checked wire
-        dict (``codec.WireResult``); raises ``EvalFailure`` when it can't.
+        dict (``wire.WireResult``); raises ``EvalFailure`` when it can't.
 
         The wait is the broker's eval timeout, or longer when the agent's own time limit
         is (the agent interrupts the code and answers first).

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 
 from .frames import FrameCache, FrameTargets, frame_targets
 from .grouping import fingerprint
+from .wire import wire_json
 
 __all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
 
@@ -673,7 +674,7 @@ class Store:
         if isinstance(body, str):
             text = body
         else:
-            text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            text = wire_json(body)
         for write in reversed(self._queued):  # not handed over: only this thread sees it
             if isinstance(write, _ConsoleInsert) and write.entry_id == entry_id:
                 write.state, write.body = state, text
@@ -768,7 +769,7 @@ def _insert_reports(
     for report in reports:
         try:
             summary = report_summary(report)
-            body = json.dumps(report, ensure_ascii=False, separators=(",", ":"))
+            body = wire_json(report)
             report_id = str(summary["id"])
         except (KeyError, TypeError, ValueError) as error:
             outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))

@@ -34,6 +34,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .wire import wire_json
+
 __all__ = [
     "EventHub",
     "Viewer",
@@ -176,7 +178,7 @@ class EventHub:
         """Queue ``event`` for every connected dashboard; never waits on a client."""
         if not self._clients:
             return
-        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        text = wire_json(event)
         for client in list(self._clients):
             try:
                 client.queue.put_nowait(text)
@@ -250,7 +252,7 @@ class EventHub:
             "console": console,
             "active": active,
         }
-        text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        text = wire_json(event)
         for other in list(self._clients):
             if other is not client:
                 with contextlib.suppress(asyncio.QueueFull):
@@ -262,7 +264,7 @@ class EventHub:
 
     def _send_one(self, client: _Client, event: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.QueueFull):
-            client.queue.put_nowait(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            client.queue.put_nowait(wire_json(event))
 
     async def _send_loop(self, client: _Client) -> None:
         while True:

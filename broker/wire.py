@@ -1,0 +1,109 @@
+"""Agent messages as the broker reads them: decoded and checked in C by msgspec.
+
+In an error storm every report passes through here. ``protocol.decode`` walks the type
+hints in Python: about 120 µs for a small report, and more to turn it into the JSON the
+store keeps. msgspec checks the same dataclasses in C in about a sixth of that
+(measured in BENCHMARKS.md's storm row), so the broker uses it for every message:
+
+- msgspec decodes the payload straight into the protocol's dataclasses.
+- Anything msgspec refuses goes to ``protocol.decode``, which accepts it or raises
+  ``ProtocolError`` saying exactly why. So the broker accepts what the reference decoder
+  accepts, with one difference: msgspec skips a field the protocol does not know without
+  reading it, so a broken UTF-8 string there is ignored with the field, where msgpack
+  refuses the whole message. ``tests/broker/test_wire.py`` checks that with hypothesis.
+- A report and an eval's or completion's answer come as wire dicts (``WireReport``,
+  ``WireResult``): the store keeps a report as JSON and the console answers as JSON, so
+  neither needs the dataclasses. ``wire_json`` writes that JSON.
+
+The agent never imports this module: it stays on stdlib, pyzmq and msgpack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import msgspec
+
+from debugbroker.agent import protocol
+from debugbroker.agent.protocol import (
+    CompleteResult,
+    EvalResult,
+    Message,
+    ProtocolError,
+    ReportMessage,
+)
+
+__all__ = ["decode_message", "wire_json", "WireReport", "WireResult"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireReport:
+    """A report message as the broker takes it: the report's checked wire dict (what it
+    stores as JSON) and the size of the message that carried it."""
+
+    report: dict[str, Any]
+    size: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireResult:
+    """An eval's or a completion's answer as the broker takes it: its class (``EvalResult``
+    or ``CompleteResult``), its request id and its checked wire dict, ``kind`` and
+    ``request_id`` included (equal to ``protocol.to_wire`` of the message). The console
+    answers and stores that dict as JSON, so it never needs the dataclass."""
+
+    cls: type[EvalResult] | type[CompleteResult]
+    request_id: str
+    wire: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Kind:
+    """The one field every message has; msgspec skips the rest without building it."""
+
+    kind: str
+
+
+_KIND = msgspec.msgpack.Decoder(_Kind)
+_DECODERS: dict[str, msgspec.msgpack.Decoder[Any]] = {
+    cls.kind: msgspec.msgpack.Decoder(cls) for cls in typing.get_args(Message)
+}
+_JSON = msgspec.json.Encoder()
+
+
+def _decode(payload: bytes) -> Message:
+    """The message in ``payload``, checked; ``ProtocolError`` for what ``decode`` refuses."""
+    if len(payload) > protocol.MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(payload)} bytes exceeds {protocol.MAX_MESSAGE_BYTES}")
+    try:
+        decoder = _DECODERS.get(_KIND.decode(payload).kind)
+        if decoder is not None:
+            message: Message = decoder.decode(payload)
+            return message
+    except Exception:  # noqa: BLE001 - msgspec refused it (DecodeError, UnicodeDecodeError,
+        pass  # RecursionError): the reference decoder judges, and says why
+    return protocol.decode(payload)
+
+
+def decode_message(payload: bytes) -> Message | WireReport | WireResult:
+    """``protocol.decode`` (same inputs accepted, ``ProtocolError`` for the rest), except
+    that a report comes as a ``WireReport`` and an eval's or completion's answer as a
+    ``WireResult``."""
+    message = _decode(payload)
+    if isinstance(message, ReportMessage):
+        return WireReport(report=msgspec.to_builtins(message.report), size=len(payload))
+    if isinstance(message, (EvalResult, CompleteResult)):
+        wire: dict[str, Any] = {"kind": message.kind, **msgspec.to_builtins(message)}
+        return WireResult(cls=type(message), request_id=message.request_id, wire=wire)
+    return message
+
+
+def wire_json(value: Any) -> str:
+    """``value`` (a wire dict, or any JSON-able data) as compact JSON text, non-ASCII kept.
+
+    Like ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, except that a
+    float that is not finite (which only a hostile agent sends) becomes ``null``, which
+    browsers can parse, where ``json`` writes ``NaN``, which they cannot."""
+    return _JSON.encode(value).decode("utf-8")

@@ -1,0 +1,196 @@
+"""The broker's decoder (``broker/wire.py``, msgspec) against the reference one in
+``protocol``: it must accept exactly what ``protocol.decode`` accepts and give the same
+messages, and the same wire dicts for reports and answers (compared as msgpack bytes,
+where NaN equals NaN and a tuple its list)."""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from debugbroker.agent import codec, protocol
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.protocol import ProtocolError
+from debugbroker.broker import wire
+
+from ..agent.test_protocol_fuzz import FUZZ, shaped, structures
+
+MESSAGE_TYPES: list[type[Any]] = list(typing.get_args(protocol.Message))
+_AS_WIRE = (protocol.ReportMessage, protocol.EvalResult, protocol.CompleteResult)
+
+
+def packed(value: Any) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+def agree(payload: bytes) -> None:
+    """``wire.decode_message`` accepts what ``protocol.decode`` accepts; it gives the same
+    wire dict for reports and eval and completion results, the same message otherwise."""
+    try:
+        reference = protocol.decode(payload)
+    except ProtocolError as refused:
+        try:
+            decoded = wire.decode_message(payload)
+        except ProtocolError:
+            return
+        # msgspec skips unknown fields unread: a broken UTF-8 string there is all it takes
+        # that msgpack refuses. Read that way, the reference decoder must agree.
+        assert "UnicodeDecodeError" in str(refused)
+        lenient = msgpack.unpackb(payload, unicode_errors="surrogateescape")
+        cls = next(c for c in MESSAGE_TYPES if c.kind == lenient["kind"])
+        reference = protocol.from_wire(cls, lenient)
+    else:
+        decoded = wire.decode_message(payload)
+    expected = protocol.encode(reference)
+    if isinstance(decoded, wire.WireReport):
+        assert isinstance(reference, protocol.ReportMessage) and decoded.size == len(payload)
+        assert packed({"kind": "report", "report": decoded.report}) == expected
+    elif isinstance(decoded, wire.WireResult):
+        assert type(reference) in _AS_WIRE and decoded.cls is type(reference)
+        assert decoded.request_id == decoded.wire["request_id"]
+        assert packed(decoded.wire) == expected
+        assert list(decoded.wire) == list(protocol.to_wire(reference))  # same key order
+    else:
+        assert type(reference) not in _AS_WIRE
+        assert protocol.encode(decoded) == expected
+
+
+@settings(FUZZ, max_examples=80)
+@given(st.sampled_from(MESSAGE_TYPES), st.data())
+def test_every_message_decodes_like_the_reference(cls: type[Any], data: st.DataObject) -> None:
+    message = data.draw(st.from_type(cls), label="message")
+    try:
+        payload = protocol.encode(message)
+    except (OverflowError, ValueError):  # an int beyond 64 bits: nothing a peer can send
+        assume(False)
+    agree(payload)
+
+
+@FUZZ
+@given(structures)
+def test_arbitrary_structures_are_judged_alike(value: Any) -> None:
+    agree(packed(value))
+
+
+@FUZZ
+@given(shaped)
+def test_message_shaped_maps_are_judged_alike(value: dict[str, Any]) -> None:
+    agree(packed(value))
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.sampled_from(MESSAGE_TYPES), st.data())
+def test_mutated_messages_are_judged_alike(cls: type[Any], data: st.DataObject) -> None:
+    message = data.draw(st.from_type(cls), label="message")
+    try:
+        payload = bytearray(protocol.encode(message))
+    except (OverflowError, ValueError):
+        assume(False)
+    position = data.draw(st.integers(0, max(len(payload) - 1, 0)), label="position")
+    payload[position] ^= data.draw(st.integers(1, 255), label="bits")
+    agree(bytes(payload))
+
+
+def test_a_captured_report_decodes_to_its_wire_dict() -> None:
+    def fail(items: list[int], table: dict[str, float]) -> None:
+        text = "x" * 300  # noqa: F841 - locals the report shows
+        raise KeyError(items[0], table)
+
+    try:
+        fail([1, 2, 3], {"a": 1.5})
+    except KeyError as error:
+        report = capture_exception(
+            error, report_id="r1", agent_id="a1", options=Options(), registry=None
+        )
+    payload = codec.encode(protocol.ReportMessage(report=report))
+    decoded = wire.decode_message(payload)
+    assert isinstance(decoded, wire.WireReport)
+    reference = protocol.to_wire(report)
+    assert json.loads(wire.wire_json(decoded.report)) == reference
+    assert list(decoded.report) == list(reference)  # same key order in the stored JSON
+
+
+def test_missing_fields_defaults_unknown_keys_and_odd_keys() -> None:
+    sparse = {"kind": "heartbeat", "held_frames": 3, "surplus": [1, 2]}
+    assert wire.decode_message(packed(sparse)) == protocol.Heartbeat(held_frames=3)
+    with pytest.raises(ProtocolError, match="held_frames"):
+        wire.decode_message(packed({"kind": "heartbeat"}))
+    node = {"kind": "eval_result", "request_id": "r", "ok": True, "result": {"kind": "str"}}
+    with pytest.raises(ProtocolError, match="type_name"):
+        wire.decode_message(packed(node))
+    with pytest.raises(ProtocolError, match="expected an integer"):
+        wire.decode_message(packed({"kind": "heartbeat", "held_frames": "many"}))
+    # A bytes key is no field: msgspec refuses the map, the reference ignores the key.
+    odd = packed({"kind": "heartbeat", "held_frames": 3, b"held_bytes": 9})
+    assert wire.decode_message(odd) == protocol.Heartbeat(held_frames=3)
+    with pytest.raises(ProtocolError, match="unknown message kind"):
+        wire.decode_message(packed({"kind": "nonsense"}))
+    with pytest.raises(ProtocolError, match="expected a map"):
+        wire.decode_message(packed([1, 2]))
+    with pytest.raises(ProtocolError, match="malformed msgpack"):
+        wire.decode_message(b"\xc1")
+
+
+def test_deep_nesting_and_oversize_raise_protocol_error() -> None:
+    pack = msgpack.packb
+    level = b"\x83" + pack("kind") + pack("list") + pack("type_name") + pack("list")
+    level += pack("children") + b"\x91"  # a one-item list holding the next level
+    head = b"\x84" + pack("kind") + pack("eval_result") + pack("request_id") + pack("r")
+    head += pack("ok") + pack(True) + pack("result")
+    deep = head + level * 510 + pack({"kind": "str", "type_name": "str"})
+    for payload in (
+        deep,  # too deep for both decoders
+        b"\x81\xa1a" * 100_000 + b"\xc0",
+        b"\x00" * (protocol.MAX_MESSAGE_BYTES + 1),
+    ):
+        with pytest.raises(ProtocolError):
+            wire.decode_message(payload)
+        agree(payload)
+
+
+def test_results_come_as_wire_dicts_the_rest_as_messages() -> None:
+    beat = protocol.Heartbeat(held_frames=2)
+    assert wire.decode_message(protocol.encode(beat)) == beat
+    node = protocol.ReprNode(kind="number", type_name="int", text="3")
+    chunk = protocol.OutputChunk(stream="result", value=node)
+    result = protocol.EvalResult(request_id="q1", ok=True, result=node, chunks=(chunk,))
+    decoded = wire.decode_message(protocol.encode(result))
+    assert isinstance(decoded, wire.WireResult)
+    assert (decoded.cls, decoded.request_id) == (protocol.EvalResult, "q1")
+    assert json.loads(wire.wire_json(decoded.wire)) == protocol.to_wire(result)
+    sparse = packed({"kind": "complete_result", "request_id": "q2", "ok": True})
+    completion = wire.decode_message(sparse)
+    assert isinstance(completion, wire.WireResult) and completion.cls is protocol.CompleteResult
+    expected = protocol.to_wire(protocol.CompleteResult(request_id="q2", ok=True))
+    assert json.loads(wire.wire_json(completion.wire)) == expected
+    for hostile in (  # wrong types, a missing field, a broken node: refused like decode
+        {"kind": "eval_result", "request_id": "q", "ok": "yes"},
+        {"kind": "eval_result", "ok": True},
+        {"kind": "eval_result", "request_id": 7, "ok": True},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "result": {"kind": "int"}},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "chunks": [{"text": "x"}]},
+        {"kind": "eval_result", "request_id": "q", "ok": True, "chunks": "abc"},
+        {"kind": "complete_result", "request_id": "q", "ok": True, "matches": [1]},
+        {"kind": "report", "report": {"id": 1}},
+    ):
+        with pytest.raises(ProtocolError):
+            protocol.decode(packed(hostile))
+        with pytest.raises(ProtocolError):
+            wire.decode_message(packed(hostile))
+
+
+def test_wire_json_writes_what_browsers_parse() -> None:
+    value = {"created": math.nan, "big": math.inf, "text": "naïve ✓", "items": ("a", 1)}
+    text = wire.wire_json(value)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"created": None, "big": None, "text": "naïve ✓", "items": ["a", 1]}
+    assert "naïve ✓" in text  # non-ASCII kept, as the store has always written it
