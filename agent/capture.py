@@ -218,17 +218,13 @@ class _Capture:
                 tb if isinstance(tb, TracebackType) else None, self.options.max_frames
             )
             flags = hidden_flags([_hide_marker(item.tb_frame) for item in tracebacks])
-            pairs = [
-                (item, hide or _is_agent_file(item.tb_frame))
-                for item, hide in zip(tracebacks, flags, strict=True)
-            ]
             # Innermost first, so the time and size budgets favour the frames that matter most;
             # once the report's size budget is spent, outer frames are left out.
             built: list[FrameInfo] = []
-            for item, hide in reversed(pairs):
+            for item, hide in reversed(list(zip(tracebacks, flags, strict=True))):
                 if built and self.size_left <= 0:
                     break
-                built.append(self.frame(item, hide))
+                built.append(self.frame(item, hide, _is_agent_file(item.tb_frame)))
             frames = tuple(reversed(built))
         members: list[ExceptionInfo] = []
         omitted = entry.omitted
@@ -248,7 +244,9 @@ class _Capture:
             omitted=omitted,
         )
 
-    def frame(self, tb: TracebackType, hidden: bool) -> FrameInfo:
+    def frame(self, tb: TracebackType, hidden: bool, own: bool = False) -> FrameInfo:
+        """One frame; ``own`` (a frame of this package, catching the error) is hidden and
+        shows no locals and is not held: they are the agent's, not the app's."""
         frame = tb.tb_frame
         code = frame.f_code
         filename = _safe_str(code.co_filename, 4096)
@@ -260,8 +258,8 @@ class _Capture:
         self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
         context_start, context = self.source(code.co_filename, lineno, frame)
         end_lineno, colno, end_colno = self.columns(tb, lineno)
-        frame_id = self.hold(frame)
-        variables = self.locals(frame)
+        frame_id = None if own else self.hold(frame)
+        variables = () if own else self.locals(frame)
         if frame_id is not None:  # the frame is held: "+" can fetch more of each value
             variables = tuple(_with_handles(v) for v in variables)
         return FrameInfo(
@@ -278,7 +276,7 @@ class _Capture:
             colno=colno,
             end_colno=end_colno,
             is_library=is_library_file(filename),
-            hidden=hidden,
+            hidden=hidden or own,
         )
 
     def hold(self, frame: FrameType) -> str | None:

@@ -165,7 +165,11 @@ def test_middleware_frame_is_hidden_and_library_frames_marked(broker: Broker) ->
     frames = report["exceptions"][-1]["frames"]
     first = frames[0]
     assert first["filename"].endswith("middleware.py") and first["hidden"]
+    # The agent's own frame is the agent's business: no locals shown, no console on it.
+    assert first["locals"] == [] and first["frame_id"] is None
     app_frame = next(f for f in frames if f["function"].endswith("app"))
     assert not app_frame["hidden"] and not app_frame["is_library"]
+    assert [v["name"] for v in app_frame["locals"]] == ["environ", "start_response", "json"]
+    assert app_frame["frame_id"] is not None
     library = [f for f in frames if "json" in f["filename"]]
     assert library and all(f["is_library"] and not f["hidden"] for f in library)
