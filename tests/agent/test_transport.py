@@ -465,7 +465,7 @@ def test_a_connection_cut_for_a_protocol_error_is_made_again(
 ) -> None:
     # libzmq drops a connection whose peer sent more than MAXMSGSIZE and does not retry it;
     # the agent notices that nothing is retrying and connects again with a new socket.
-    monkeypatch.setattr("debugbroker.agent.transport._RESOCKET_SECONDS", 0.5)
+    monkeypatch.setattr("debugbroker.agent.link._RESOCKET_SECONDS", 0.5)
     transport = make_transport(broker.url)
     identity = broker.welcome()
     assert transport.wait_connected(DEADLINE)
