@@ -31,7 +31,6 @@ import socket
 import sys
 import sysconfig
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -42,6 +41,7 @@ from .chain import PrintedException, link_tree, printed_chain, prints_notes
 from .frames import FrameRegistry
 from .lookup import fill_handles
 from .options import Options
+from .plain_text import MAX_TEXT, format_text
 from .protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
 from .reprs import (
     USER_CODE_ERRORS,
@@ -69,7 +69,6 @@ _MAX_MESSAGE = 8_192  # characters of an exception message or note
 _MAX_NOTES = 32
 # The documented size limits (docs/limits.md). The plain text (<= 4 MiB as UTF-8) plus the
 # structure and the request stay well under the protocol's 8 MiB message cap.
-MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
 MAX_STRUCTURE_BYTES = 3 * 1024 * 1024  # approximate encoded bytes of everything but the text
 MAX_FRAME_LOCALS_BYTES = 512 * 1024  # approximate encoded bytes of one frame's locals
 _FRAME_COST = 160  # msgpack keys and numbers of one frame, roughly
@@ -433,46 +432,6 @@ def _truthy(value: object) -> bool:
         return False
 
 
-_CARET_ANCHORS = "_extract_caret_anchors_from_line_segment"
-
-
-def _cache_caret_anchors() -> None:
-    """Let CPython's traceback formatting remember where its ``~~~^^^`` markers go.
-
-    For every frame of every traceback it formats, CPython 3.11+ parses the failing line's
-    source with ``ast`` to place the markers (``traceback._extract_caret_anchors_…``): a sixth of
-    an error's cost in a worker during an error storm, where the same lines fail again and
-    again. The function is pure (a source segment in, immutable anchors out), so it is
-    wrapped in a bounded cache once per process; the text does not change, for the app's
-    own tracebacks either. Pythons without it (3.10) are left alone.
-    """
-    original = getattr(traceback, _CARET_ANCHORS, None)
-    if original is not None and not hasattr(original, "cache_info"):
-        setattr(traceback, _CARET_ANCHORS, lru_cache(maxsize=512)(original))
-
-
-_cache_caret_anchors()
-
-
-def _format_text(exc: BaseException) -> str:
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except USER_CODE_ERRORS as error:
-        try:
-            text = "".join(traceback.format_exception_only(type(exc), exc))
-        except USER_CODE_ERRORS:
-            text = f"{type_name_of(exc)}: <traceback could not be formatted>\n"
-        text += f"(debugbroker could not format the traceback: {describe_error(error)})\n"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: escaped as Python's stderr shows them
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[:MAX_TEXT] + f"\n[{len(text) - MAX_TEXT} more characters cut]\n"
-
-
 @lru_cache(maxsize=1)
 def _hostname() -> str:
     try:
@@ -500,7 +459,9 @@ def capture_exception(
     app = options.app_name if app is None else app
     type_name = type_name_of(exc)
     try:
-        printed = printed_chain(link_tree(exc))
+        links = link_tree(exc)
+        alone = links.cause is None and links.context is None and links.members is None
+        printed = printed_chain(links)
         exceptions = _Capture(options, registry, report_id).chain(printed)
         exceptions = _numbered(exceptions, itertools.count())
         message = exceptions[-1].message
@@ -510,7 +471,7 @@ def capture_exception(
             created=created,
             type_name=exceptions[-1].type_name,
             message=message,
-            text=_format_text(exc),
+            text=format_text(exc, alone=alone),
             exceptions=exceptions,
             request=request,
             pid=pid,
@@ -520,7 +481,7 @@ def capture_exception(
     except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
         note = f"<debugbroker could not capture this error: {describe_error(error)}>"
         try:
-            text = _format_text(exc)
+            text = format_text(exc)
         except USER_CODE_ERRORS:
             text = note
         return Report(
