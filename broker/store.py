@@ -1,12 +1,11 @@
 """The broker's SQLite file: reports and agents, written by one worker thread.
 
-SQLite calls block, so calls run on a single-thread executor (the store's thread): the event
-loop never waits on the disk. The one connection is used by whoever holds its lock: that
-thread, or ``flush`` on the loop when the thread is idle (below). WAL mode keeps readers and
-the writer apart and makes a report durable once ``add_report`` returns, so a broker that
-is killed and restarted loses nothing it had acknowledged. SQLite's automatic checkpoint is
-off; the store's thread copies the WAL into the database file every ``_CHECKPOINT_CHANGES``
-rows instead, so a commit made on the loop never runs one.
+``Store`` is the one door to the file: every SQL statement runs on the store's thread
+(``store_thread``), never on the event loop, but for the commit ``flush`` makes there when
+that thread is idle. The tables' statements live in one module each (``store_reports``,
+``store_agents``, ``store_shares``, ``store_audit``, ``store_console``), the schema and what
+opening the file repairs in ``store_schema``; this module ties them to the thread and adds
+the batching of reports.
 
 Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
 at once, and the store's thread inserts every report queued meanwhile in one transaction
@@ -21,362 +20,57 @@ report once it is committed (when its future resolves and the dashboards hear of
 before: a read during a storm waits for at most the batch in hand, not for the whole queue.
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
-``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once. Queued
-writes run in order, in one transaction per batch, and always before any call made after
-them (``_call`` hands them over first), so a read that follows an answer (a reload's
-transcript, the audit list) sees what the answer promised. They are committed at most
-``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by ``flush()``: the
-eval's audit middleware flushes before the answer leaves, so an eval's writes are durable
-in one commit, made on the loop itself when the store's thread is idle (no thread
-hand-off in an eval's round trip).
+``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once (see
+``store_thread`` for when they are committed and why a later read always sees them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
-import os
 import sqlite3
-import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
-from .frames import FrameCache, FrameTargets, frame_targets
-from .grouping import fingerprint
+from . import store_agents, store_audit, store_console, store_reports, store_shares
+from .frames import FrameCache, FrameTargets
+from .store_agents import AgentRecord
+from .store_reports import ReportFilter, report_summary
+from .store_thread import StoreThread
 from .wire import wire_json
 
 __all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
 
-T = TypeVar("T")
-Write = Callable[[sqlite3.Connection], object]
 log = logging.getLogger("debugbroker")
-AgentRecord = dict[str, Any]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reports (
-    id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    type_name TEXT NOT NULL,
-    message TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    app TEXT NOT NULL,
-    url TEXT,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reports_created ON reports (created DESC);
-CREATE TABLE IF NOT EXISTS agents (
-    agent_id TEXT PRIMARY KEY,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    app TEXT NOT NULL,
-    python TEXT NOT NULL,
-    started REAL NOT NULL,
-    evalex INTEGER NOT NULL,
-    last_seen REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    action TEXT NOT NULL,
-    role TEXT NOT NULL,
-    name TEXT NOT NULL,
-    client TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    report_id TEXT NOT NULL,
-    frame_index INTEGER,
-    code TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS console_entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    target TEXT NOT NULL,
-    created REAL NOT NULL,
-    author TEXT NOT NULL,
-    code TEXT NOT NULL,
-    state TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_entries_target ON console_entries (target, id);
-CREATE TABLE IF NOT EXISTS shares (
-    share_id TEXT PRIMARY KEY,
-    report_id TEXT NOT NULL,
-    created REAL NOT NULL
-);
-"""
-# Queued writes wait this long for more to join their batch: an eval's transcript entry,
-# its result and its audit row then go in one commit after the answer, not during it.
-_QUEUE_SECONDS = 0.05
-# Rows written between two checkpoints of the WAL (a report is a row of about 5 KB).
-_CHECKPOINT_CHANGES = 1000
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
-_ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
-_CONSOLE_KEEP = 500  # entries kept per console transcript; older ones are deleted...
-_CONSOLE_TRIM_EVERY = 50  # ...every 50 entries of that transcript (at most 549 are kept)
-_CONSOLE_TRIM_TARGETS = 10_000  # transcripts counted for trimming (then counting restarts)
-_AUDIT_COLUMNS = (
-    "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
-)
-_AUDIT_KEEP = 100_000  # rows kept; older ones are deleted as new ones arrive
-_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
-_AGENT_COLUMNS = "agent_id, pid, host, app, python, started, evalex, last_seen"
-_MESSAGE_SUMMARY = 500  # characters of the message kept in the list
-_MAX_FILTER = 500  # characters of one search filter
+_Queued = tuple[dict[str, Any], asyncio.Future[bool]]  # a report and whoever waits for it
 
 
-def report_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The list row of a report (its wire dict): what ``GET /api/reports`` shows."""
-    request = report.get("request")
-    return {
-        "id": report["id"],
-        "agent_id": report["agent_id"],
-        "created": report["created"],
-        "type_name": report["type_name"],
-        "message": report["message"][:_MESSAGE_SUMMARY],
-        "pid": report["pid"],
-        "host": report["host"],
-        "app": report["app"],
-        "url": request["url"] if isinstance(request, dict) else None,
-        "fingerprint": fingerprint(report),
-    }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReportFilter:
-    """What ``GET /api/reports`` may filter by; empty fields do not filter."""
-
-    text: str = ""  # anywhere in the report (message, traceback, locals, request)
-    type_name: str = ""  # the raised exception's type name, exactly
-    path: str = ""  # the request URL's path starts with this
-    agent_id: str = ""
-    fingerprint: str = ""
-
-    @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
-        """From ``?q=&type=&path=&agent=&fingerprint=``; ValueError for an overlong one."""
-        values = {
-            "text": query.get("q", ""),
-            "type_name": query.get("type", ""),
-            "path": query.get("path", ""),
-            "agent_id": query.get("agent", ""),
-            "fingerprint": query.get("fingerprint", ""),
-        }
-        for name, value in values.items():
-            if len(value) > _MAX_FILTER:
-                raise ValueError(f"the {name} filter is limited to {_MAX_FILTER} characters")
-        return cls(**{name: value.strip() for name, value in values.items()})
-
-    def where(self) -> tuple[str, list[Any]]:
-        """The SQL conditions (joined by AND, maybe empty) and their parameters."""
-        conditions: list[str] = []
-        parameters: list[Any] = []
-        if self.text:
-            conditions.append("body LIKE ? ESCAPE '\\'")
-            parameters.append(f"%{_like_escape(self.text)}%")
-        for column, value in (
-            ("type_name", self.type_name),
-            ("agent_id", self.agent_id),
-            ("fingerprint", self.fingerprint),
-        ):
-            if value:
-                conditions.append(f"{column} = ?")
-                parameters.append(value)
-        if self.path:
-            conditions.append("debugbroker_url_path(url) LIKE ? ESCAPE '\\'")
-            parameters.append(f"{_like_escape(self.path)}%")
-        return " AND ".join(conditions), parameters
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _url_path(url: object) -> str:
-    return urlsplit(url).path if isinstance(url, str) else ""
-
-
-def _add_fingerprints(connection: sqlite3.Connection) -> None:
-    """Give reports stored before fingerprints existed their column and value."""
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(reports)")}
-    if "fingerprint" not in columns:
-        connection.execute("ALTER TABLE reports ADD COLUMN fingerprint TEXT")
-    connection.execute("CREATE INDEX IF NOT EXISTS reports_fingerprint ON reports (fingerprint)")
-    rows = connection.execute("SELECT id, body FROM reports WHERE fingerprint IS NULL").fetchall()
-    for report_id, body in rows:
-        try:
-            value = fingerprint(json.loads(body))
-        except ValueError:
-            value = ""
-        connection.execute("UPDATE reports SET fingerprint = ? WHERE id = ?", (value, report_id))
-
-
-class Store:
+class Store(StoreThread):
     """Reports and agents in one SQLite file (WAL), every call off the event loop."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="debugbroker-store")
-        self._connection: sqlite3.Connection | None = None
+        super().__init__(path)
         self._frames = FrameCache()
-        # Whoever uses the connection holds this: the store's thread, or ``flush`` on the
-        # loop when that thread is idle. ``_jobs`` counts jobs handed to the thread.
-        self._connection_lock = threading.Lock()
-        self._jobs_lock = threading.Lock()
-        self._jobs = 0
-        self._changes_at_checkpoint = 0
-        self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
-        self._queue_timer: asyncio.TimerHandle | None = None
-        self._next_console_id = 0  # the store is the only writer: it numbers entries itself
-        self._console_untrimmed: dict[str, int] = {}  # target -> entries since its last trim
+        self._console_numbers = store_console.EntryNumbers()
         # Reports not yet handed to the store's thread, and how many are in its hands.
-        self._reports: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._reports: list[_Queued] = []
         self._report_batches = 0
         self._reports_in_hand = 0
         self.report_commits = 0  # transactions that wrote reports (a storm's batching)
 
-    async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        self._hand_over_queued()  # queued writes first: this call must see them
-        return await asyncio.wrap_future(self._submit(function))
-
-    def _submit(self, function: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        """Hand ``function`` to the store's thread (only ever called on the event loop)."""
-        with self._jobs_lock:
-            self._jobs += 1
-        return self._executor.submit(self._run_job, function)
-
-    def _run_job(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        """On the store's thread: one job, then a checkpoint if the WAL has grown."""
-        try:
-            with self._connection_lock:
-                connection = self._connection
-                if connection is None:
-                    raise RuntimeError("the store is closed")
-                try:
-                    return function(connection)
-                finally:
-                    self._checkpoint_if_grown(connection)
-        finally:
-            with self._jobs_lock:
-                self._jobs -= 1
-
-    def _checkpoint_if_grown(self, connection: sqlite3.Connection) -> None:
-        """Copy the WAL into the database file once enough rows were written since the last
-        time (SQLite's own automatic checkpoint is off: it would also run in a commit made
-        on the event loop, see ``flush``, and block it for milliseconds)."""
-        try:
-            changes = connection.total_changes
-            if changes - self._changes_at_checkpoint < _CHECKPOINT_CHANGES:
-                return
-            self._changes_at_checkpoint = changes
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.ProgrammingError:
-            pass  # the job closed the connection (the store is closing)
-        except sqlite3.Error:
-            log.exception("checkpointing the store's write-ahead log failed")
-
-    def _queue(self, write: Write) -> None:
-        """Run ``write`` on the store's thread soon, in order, without waiting for it."""
-        if not self._queued:
-            loop = asyncio.get_running_loop()
-            self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
-        self._queued.append(write)
-
-    def _hand_over_queued(self) -> None:
-        """Give the queued writes to the store's thread as one batch (one commit)."""
-        if self._queue_timer is not None:
-            self._queue_timer.cancel()
-            self._queue_timer = None
-        if self._queued and self._connection is not None:
-            batch, self._queued = self._queued, []
-            self._submit(lambda connection: _run_batch(connection, batch))
-
-    async def flush(self) -> None:
-        """Wait until every write queued so far is committed.
-
-        When the store's thread has nothing in hand (no job handed over and not finished),
-        the queued writes are committed right here on the event loop: a console eval's
-        transcript entry and audit row are a few small statements and one append to the
-        WAL (tens of µs; checkpoints never run here), while the trip to the store's thread
-        and back is two thread wake-ups, about half a millisecond of an eval's round trip.
-        Otherwise they are handed over behind the jobs already there, and awaited.
-        """
-        if not self._commit_here():
-            await self._call(lambda connection: None)
-
-    def _commit_here(self) -> bool:
-        """Run the queued writes on this (the loop's) thread if the store's thread is idle."""
-        connection = self._connection
-        if connection is None:
-            return False
-        with self._jobs_lock:
-            if self._jobs:  # only this thread hands jobs over: none can start meanwhile
-                return False
-        if not self._connection_lock.acquire(blocking=False):
-            return False
-        try:
-            if self._queue_timer is not None:
-                self._queue_timer.cancel()
-                self._queue_timer = None
-            batch, self._queued = self._queued, []
-            if batch and not _run_batch(connection, batch, wait=False):
-                self._queued[:0] = batch  # the store's thread waits for the lock instead
-                return False
-            grown = connection.total_changes - self._changes_at_checkpoint
-        finally:
-            self._connection_lock.release()
-        if grown >= _CHECKPOINT_CHANGES:  # the store's thread checkpoints, not the loop
-            self._submit(lambda connection: None)
-        return True
-
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
-
-        def connect() -> sqlite3.Connection:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Reports hold the app's locals: only this user may read them (SQLite gives
-            # its -wal and -shm files the mode of the database file).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            connection = sqlite3.connect(self.path, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_grown
-            connection.executescript(_SCHEMA)
-            connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
-            _add_fingerprints(connection)
-            connection.execute(  # evals cut short by a broker stop never get their answer
-                "UPDATE console_entries SET state = 'failed', body = ? WHERE state = 'running'",
-                (json.dumps({"failure": "the broker stopped while this ran"}),),
-            )
-            connection.commit()
-            return connection
-
-        def last_console_id(connection: sqlite3.Connection) -> int:
-            row = connection.execute(
-                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence "
-                "WHERE name = 'console_entries'), 0), COALESCE(MAX(id), 0)) "
-                "FROM console_entries"
-            ).fetchone()
-            return int(row[0] or 0)
-
-        loop = asyncio.get_running_loop()
-        self._connection = await loop.run_in_executor(self._executor, connect)
-        self._next_console_id = await self._call(last_console_id) + 1
+        await super().open()
+        # The store is the only writer: it numbers transcript entries itself.
+        self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
 
     async def close(self) -> None:
         """Close the file and stop the worker thread."""
         if self._connection is not None:
             self._hand_over_reports(at_once=True)  # queued reports are written first
-            await self._call(lambda connection: connection.close())
-            self._connection = None
-        self._executor.shutdown(wait=True)
+        await super().close()
 
     # --- reports ------------------------------------------------------------------------
 
@@ -410,14 +104,12 @@ class Store:
             del self._reports[:_REPORT_BATCH]
             self._report_batches += 1
             self._reports_in_hand += len(batch)
-            insert = functools.partial(_insert_reports, reports=[report for report, _ in batch])
+            insert = partial(store_reports.insert_reports, reports=[report for report, _ in batch])
             done = asyncio.wrap_future(self._submit(insert))
-            done.add_done_callback(functools.partial(self._reports_written, batch))
+            done.add_done_callback(partial(self._reports_written, batch))
 
     def _reports_written(
-        self,
-        batch: list[tuple[dict[str, Any], asyncio.Future[bool]]],
-        written: asyncio.Future[list[bool | Exception]],
+        self, batch: list[_Queued], written: asyncio.Future[list[bool | Exception]]
     ) -> None:
         """A batch is committed (or failed): resolve its futures, hand over the next one."""
         self._report_batches -= 1
@@ -444,175 +136,69 @@ class Store:
         self, limit: int, before: float | None = None, filters: ReportFilter | None = None
     ) -> list[dict[str, Any]]:
         """Report summaries, newest first, optionally only those created before ``before``."""
-
-        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            query = f"SELECT {_SUMMARY_COLUMNS} FROM reports"
-            conditions, parameters = (filters or ReportFilter()).where()
-            if before is not None:
-                conditions = " AND ".join(filter(None, [conditions, "created < ?"]))
-                parameters.append(before)
-            if conditions:
-                query += f" WHERE {conditions}"
-            query += " ORDER BY created DESC, id LIMIT ?"
-            rows = connection.execute(query, (*parameters, limit)).fetchall()
-            names = _SUMMARY_COLUMNS.split(", ")
-            return [dict(zip(names, row, strict=True)) for row in rows]
-
-        return await self._call(select)
+        return await self._call(
+            partial(store_reports.select_reports, limit=limit, before=before, filters=filters)
+        )
 
     async def get_report(self, report_id: str) -> dict[str, Any] | None:
         """The full report (wire dict), or None when unknown."""
-
-        def select(connection: sqlite3.Connection) -> dict[str, Any] | None:
-            row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
-            found = row.fetchone()
-            return None if found is None else dict(json.loads(found[0]))
-
-        return await self._call(select)
+        return await self._call(partial(store_reports.select_report, report_id=report_id))
 
     async def get_frame_targets(self, report_id: str) -> FrameTargets | None:
         """Which agent holds a report's frames and their ids (cached), or None when unknown."""
         cached = self._frames.get(report_id)
         if cached is not None:
             return cached
-
-        def select(connection: sqlite3.Connection) -> FrameTargets | None:
-            row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
-            found = row.fetchone()
-            return None if found is None else frame_targets(json.loads(found[0]))
-
-        targets = await self._call(select)
+        targets = await self._call(partial(store_reports.select_frame_targets, report_id=report_id))
         if targets is not None:
             self._frames.put(report_id, targets)
         return targets
 
     async def list_groups(self, limit: int) -> list[dict[str, Any]]:
         """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
+        return await self._call(partial(store_reports.select_groups, limit=limit))
 
-        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = connection.execute(
-                "SELECT fingerprint, COUNT(*), MIN(created), MAX(created) FROM reports "
-                "GROUP BY fingerprint ORDER BY MAX(created) DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            groups = []
-            for key, count, first, last in rows:
-                latest = connection.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM reports WHERE fingerprint = ? "
-                    "ORDER BY created DESC, id LIMIT 1",
-                    (key,),
-                ).fetchone()
-                workers = connection.execute(
-                    "SELECT agent_id, pid, host, COUNT(*) FROM reports WHERE fingerprint = ? "
-                    "GROUP BY agent_id ORDER BY MAX(created) DESC LIMIT 50",
-                    (key,),
-                ).fetchall()
-                groups.append(
-                    {
-                        "fingerprint": key,
-                        "count": count,
-                        "first_seen": first,
-                        "last_seen": last,
-                        "latest": dict(zip(_SUMMARY_COLUMNS.split(", "), latest, strict=True)),
-                        "workers": [
-                            {"agent_id": a, "pid": p, "host": h, "count": n}
-                            for a, p, h, n in workers
-                        ],
-                    }
-                )
-            return groups
-
-        return await self._call(select)
+    async def count_reports(self) -> int:
+        """How many reports are stored."""
+        return await self._call(store_reports.count_reports)
 
     # --- share links ----------------------------------------------------------------------
 
     async def create_share(self, share_id: str, report_id: str, created: float) -> None:
         """Record a read-only share link of a report."""
-
-        def insert(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO shares (share_id, report_id, created) VALUES (?, ?, ?)",
-                (share_id, report_id, created),
+        await self._call(
+            partial(
+                store_shares.insert_share, share_id=share_id, report_id=report_id, created=created
             )
-            connection.commit()
-
-        await self._call(insert)
+        )
 
     async def shared_report_id(self, share_id: str) -> str | None:
         """The report a share link shows, or None when the link is unknown or revoked."""
-
-        def select(connection: sqlite3.Connection) -> str | None:
-            row = connection.execute(
-                "SELECT report_id FROM shares WHERE share_id = ?", (share_id,)
-            ).fetchone()
-            return None if row is None else str(row[0])
-
-        return await self._call(select)
+        return await self._call(partial(store_shares.select_share, share_id=share_id))
 
     async def list_shares(self, report_id: str) -> list[dict[str, Any]]:
         """The share links of a report, newest first."""
-
-        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = connection.execute(
-                "SELECT share_id, created FROM shares WHERE report_id = ? ORDER BY created DESC",
-                (report_id,),
-            ).fetchall()
-            return [{"share_id": share_id, "created": created} for share_id, created in rows]
-
-        return await self._call(select)
+        return await self._call(partial(store_shares.select_shares, report_id=report_id))
 
     async def delete_share(self, share_id: str) -> bool:
         """Revoke a share link; False when it did not exist."""
-
-        def delete(connection: sqlite3.Connection) -> bool:
-            cursor = connection.execute("DELETE FROM shares WHERE share_id = ?", (share_id,))
-            connection.commit()
-            return cursor.rowcount > 0
-
-        return await self._call(delete)
-
-    async def count_reports(self) -> int:
-        """How many reports are stored."""
-        return await self._call(
-            lambda connection: int(connection.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
-        )
+        return await self._call(partial(store_shares.delete_share, share_id=share_id))
 
     # --- agents -------------------------------------------------------------------------
 
     async def save_agent(self, agent: AgentRecord) -> None:
-        """Insert or update an agent (the fields of ``_AGENT_COLUMNS``)."""
-        names = _AGENT_COLUMNS.split(", ")
-        values = tuple(int(agent[n]) if n == "evalex" else agent[n] for n in names)
-
-        def upsert(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            connection.commit()
-
-        await self._call(upsert)
+        """Insert or update an agent (see ``store_agents``)."""
+        await self._call(partial(store_agents.save_agent, agent=agent))
 
     async def list_agents(self, limit: int = 1000) -> list[AgentRecord]:
         """Agents the broker has ever seen, most recently seen first."""
-
-        def select(connection: sqlite3.Connection) -> list[AgentRecord]:
-            rows = connection.execute(
-                f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY last_seen DESC LIMIT ?", (limit,)
-            ).fetchall()
-            names = _AGENT_COLUMNS.split(", ")
-            agents = [dict(zip(names, row, strict=True)) for row in rows]
-            for agent in agents:
-                agent["evalex"] = bool(agent["evalex"])
-            return agents
-
-        return await self._call(select)
+        return await self._call(partial(store_agents.select_agents, limit=limit))
 
     # --- audit log ----------------------------------------------------------------------
 
     async def add_audit(self, entry: dict[str, Any]) -> None:
-        """Append an audit entry (the columns of ``_AUDIT_COLUMNS`` but ``id``)."""
-        insert = _audit_insert(entry)
+        """Append an audit entry (the columns of the audit table but ``id``)."""
+        insert = store_audit.audit_insert(entry)
 
         def insert_and_commit(connection: sqlite3.Connection) -> None:
             insert(connection)
@@ -622,28 +208,17 @@ class Store:
 
     def queue_audit(self, entry: dict[str, Any]) -> None:
         """Like ``add_audit`` without waiting: stored before any later call runs."""
-        self._queue(_audit_insert(entry))
+        self._queue(store_audit.audit_insert(entry))
 
     async def list_audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first, optionally only those with ``id < before``."""
-
-        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            query = f"SELECT {_AUDIT_COLUMNS} FROM audit"
-            parameters: tuple[Any, ...] = ()
-            if before is not None:
-                query += " WHERE id < ?"
-                parameters = (before,)
-            rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", (*parameters, limit))
-            names = _AUDIT_COLUMNS.split(", ")
-            return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
-
-        return await self._call(select)
+        return await self._call(partial(store_audit.select_audit, limit=limit, before=before))
 
     # --- console transcripts ------------------------------------------------------------
 
     def start_console_entry(self, target: str, author: str, code: str, created: float) -> int:
         """Start a transcript entry (state ``running``) and return its id, without waiting:
-        it is stored before any later call runs (see the module's docstring).
+        it is stored before any later call runs (see ``store_thread``).
 
         A transcript keeps its last ``_CONSOLE_KEEP`` (500) entries, approximately: it is
         trimmed to 500 once every ``_CONSOLE_TRIM_EVERY`` (50) of its entries, not on each
@@ -651,17 +226,8 @@ class Store:
         it holds up to 549 (and a few more after a broker restart, which starts the count
         again). ``GET .../transcript`` lists at most 500 either way.
         """
-        entry_id = self._next_console_id
-        self._next_console_id += 1
-        untrimmed = self._console_untrimmed.get(target, 0) + 1
-        trim = untrimmed >= _CONSOLE_TRIM_EVERY
-        if trim:
-            self._console_untrimmed.pop(target, None)
-        else:
-            if len(self._console_untrimmed) >= _CONSOLE_TRIM_TARGETS:
-                self._console_untrimmed.clear()  # bounded memory; counts start again
-            self._console_untrimmed[target] = untrimmed
-        self._queue(_ConsoleInsert(entry_id, target, created, author, code, trim))
+        entry_id, trim = self._console_numbers.take(target)
+        self._queue(store_console.ConsoleInsert(entry_id, target, created, author, code, trim))
         return entry_id
 
     def queue_finish_console_entry(
@@ -671,177 +237,11 @@ class Store:
         (or ``body`` already as JSON text), without waiting (stored before any later call
         runs). While the entry's insert still waits in the queue (an eval's answer comes
         before its writes are committed), the insert takes the end and no UPDATE runs."""
-        if isinstance(body, str):
-            text = body
-        else:
-            text = wire_json(body)
-        for write in reversed(self._queued):  # not handed over: only this thread sees it
-            if isinstance(write, _ConsoleInsert) and write.entry_id == entry_id:
-                write.state, write.body = state, text
-                return
-
-        def update(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "UPDATE console_entries SET state = ?, body = ? WHERE id = ?",
-                (state, text, entry_id),
-            )
-
-        self._queue(update)
+        text = body if isinstance(body, str) else wire_json(body)
+        if not store_console.finish_queued(self._queued, entry_id, state, text):
+            self._queue(store_console.console_update(entry_id, state, text))
 
     async def list_console_entries(self, target: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` entries of a transcript, oldest first, body fields merged in."""
-
-        def select(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = connection.execute(
-                "SELECT id, target, created, author, code, state, body FROM console_entries "
-                "WHERE target = ? ORDER BY id DESC LIMIT ?",
-                (target, limit),
-            ).fetchall()
-            entries = []
-            for entry_id, target_, created, author, code, state, body in reversed(rows):
-                entry = {"id": entry_id, "target": target_, "created": created}
-                entry |= {"author": author, "code": code, "state": state}
-                entries.append(entry | {"result": None, "failure": None} | json.loads(body))
-            return entries
-
+        select = partial(store_console.select_console_entries, target=target, limit=limit)
         return await self._call(select)
-
-
-@dataclass(slots=True)
-class _ConsoleInsert:
-    """The queued insert of a transcript entry (a ``Write``). It is changed only while it
-    waits in ``Store._queued``, on the event loop, before any thread can run it."""
-
-    entry_id: int
-    target: str
-    created: float
-    author: str
-    code: str
-    trim: bool  # trim the target's transcript to its last _CONSOLE_KEEP entries
-    state: str = "running"
-    body: str = "{}"
-
-    def __call__(self, connection: sqlite3.Connection) -> None:
-        row = (self.entry_id, self.target, self.created, self.author, self.code)
-        connection.execute(
-            "INSERT INTO console_entries (id, target, created, author, code, state, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*row, self.state, self.body),
-        )
-        if self.trim:  # everything older than the target's last _CONSOLE_KEEP entries
-            connection.execute(
-                "DELETE FROM console_entries WHERE target = ? AND id <= (SELECT id "
-                "FROM console_entries WHERE target = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (self.target, self.target, _CONSOLE_KEEP),
-            )
-
-
-def _audit_insert(entry: dict[str, Any]) -> Write:
-    """The insert of an audit entry (not committed), keeping the log bounded."""
-    names = _AUDIT_COLUMNS.split(", ")[1:]
-    values = tuple(entry.get(name, None if name == "frame_index" else "") for name in names)
-
-    def insert(connection: sqlite3.Connection) -> None:
-        cursor = connection.execute(
-            f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            values,
-        )
-        if cursor.lastrowid and cursor.lastrowid % 1000 == 0:  # bounded: drop the oldest
-            oldest_kept = cursor.lastrowid - _AUDIT_KEEP
-            connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
-
-    return insert
-
-
-def _insert_reports(
-    connection: sqlite3.Connection, reports: list[dict[str, Any]]
-) -> list[bool | Exception]:
-    """Insert reports in one transaction: for each, whether it was new, or why it was not
-    written (a report that cannot be encoded fails alone; a failing commit fails them all).
-
-    One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
-    SQLite call lets go of the GIL and must win it back from the busy event loop, which
-    costs up to a switch interval (5 ms) per call, so the calls are per batch, not per row.
-    """
-    outcomes: list[bool | Exception] = []
-    rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
-    positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
-    for report in reports:
-        try:
-            summary = report_summary(report)
-            body = wire_json(report)
-            report_id = str(summary["id"])
-        except (KeyError, TypeError, ValueError) as error:
-            outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))
-            continue
-        if report_id in rows:
-            outcomes.append(False)  # the same report twice in one batch: the first counts
-            continue
-        rows[report_id] = (*summary.values(), body)
-        positions.append((len(outcomes), report_id))
-        outcomes.append(True)
-    try:
-        existing: set[str] = set()
-        ids = list(rows)
-        for start in range(0, len(ids), _ROWS_PER_STATEMENT):
-            chunk = ids[start : start + _ROWS_PER_STATEMENT]
-            marks = ", ".join("?" * len(chunk))
-            found = connection.execute(f"SELECT id FROM reports WHERE id IN ({marks})", chunk)
-            existing.update(row[0] for row in found)
-        new_rows = [row for report_id, row in rows.items() if report_id not in existing]
-        for start in range(0, len(new_rows), _ROWS_PER_STATEMENT):
-            chunk_rows = new_rows[start : start + _ROWS_PER_STATEMENT]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
-            connection.execute(
-                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) VALUES {values}",
-                [value for row in chunk_rows for value in row],
-            )
-        connection.commit()
-    except sqlite3.Error:
-        connection.rollback()
-        raise
-    for index, report_id in positions:
-        if report_id in existing:
-            outcomes[index] = False  # already stored before this batch
-    return outcomes
-
-
-_BUSY_TIMEOUT_MS = 5_000  # sqlite3.connect's default timeout: the store's thread waits this long
-
-
-def _run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool = True) -> bool:
-    """Queued writes in order, then one commit; one failing write does not stop the rest.
-
-    ``wait=False`` is for the event loop, which must never wait for the file's lock (held a
-    moment by another program reading or writing the file: the sqlite3 shell, a backup):
-    when the lock is busy everything is rolled back and False returned, for the store's
-    thread to write (it may wait).
-    """
-    if not wait:
-        connection.execute("PRAGMA busy_timeout = 0")
-    try:
-        for write in batch:
-            try:
-                write(connection)
-            except sqlite3.Error as error:
-                if not wait and _busy(error):
-                    connection.rollback()
-                    return False
-                log.exception("a queued write to the store failed")
-        try:
-            connection.commit()
-        except sqlite3.Error as error:
-            if not wait and _busy(error):
-                connection.rollback()
-                return False
-            log.exception("committing queued writes to the store failed")
-        return True
-    finally:
-        if not wait:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-
-
-def _busy(error: sqlite3.Error) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and (
-        "locked" in str(error) or "busy" in str(error)
-    )
