@@ -1,0 +1,198 @@
+"""The OpenAPI description's building blocks: the component schemas and their helpers.
+
+The data shapes the API answers with (``SCHEMAS``, under ``#/components/schemas``) and
+small builders of OpenAPI objects the route table (``openapi_paths``) is written with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BOOLEAN",
+    "COMMON_ERRORS",
+    "ID",
+    "INTEGER",
+    "JSON",
+    "NULLABLE_STRING",
+    "NUMBER",
+    "SCHEMAS",
+    "STRING",
+    "Schema",
+    "error",
+    "json_response",
+    "list_of",
+    "operation",
+    "path_parameter",
+    "query",
+    "ref",
+]
+
+JSON = "application/json"
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema by name."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(schema: Schema, description: str) -> Schema:
+    """A JSON answer with this schema."""
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def error(description: str) -> Schema:
+    """An error answer (``{"error": ...}``)."""
+    return json_response(ref("Error"), description)
+
+
+def list_of(key: str, item: str) -> Schema:
+    """An object holding one list of component schemas under ``key``."""
+    return {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": ref(item)}},
+    }
+
+
+def query(name: str, schema: Schema, description: str, empty: bool = False) -> Schema:
+    """An optional query parameter."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+        "allowEmptyValue": empty,  # ``?before=`` is the same as leaving it out
+    }
+
+
+def path_parameter(name: str, schema: Schema) -> Schema:
+    """A path parameter."""
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def operation(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
+    """An operation that also answers the errors every API route may give."""
+    return {"summary": summary, "responses": {**responses, **COMMON_ERRORS}, **extra}
+
+
+COMMON_ERRORS: dict[str, Schema] = {
+    "401": error("no valid token or session cookie"),
+    "403": error("cross-origin request, or a cookie request without Origin"),
+    "429": error("too many failed logins from this client; wait a minute"),
+}
+STRING = {"type": "string"}
+NUMBER = {"type": "number"}
+INTEGER = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+ID = {"type": "string", "minLength": 1}  # ids in paths: never empty
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": STRING},
+    },
+    "ReportSummary": {
+        "type": "object",
+        "required": ["id", "agent_id", "created", "type_name", "message", "pid", "host", "app"],
+        "properties": {
+            "id": STRING,
+            "agent_id": STRING,
+            "created": NUMBER,
+            "type_name": STRING,
+            "message": STRING,
+            "pid": INTEGER,
+            "host": STRING,
+            "app": STRING,
+            "url": NULLABLE_STRING,
+        },
+    },
+    "Report": {
+        "type": "object",
+        "description": "a captured error (agent/protocol.py Report) plus agent_alive",
+        "required": ["id", "agent_id", "created", "type_name", "message", "text", "exceptions"],
+        "properties": {
+            "id": STRING,
+            "agent_id": STRING,
+            "created": NUMBER,
+            "type_name": STRING,
+            "message": STRING,
+            "text": STRING,
+            "exceptions": {"type": "array", "items": {"type": "object"}},
+            "agent_alive": BOOLEAN,
+            "frames_held": BOOLEAN,
+            "frames_released": {"type": "number", "nullable": True},
+        },
+    },
+    "Agent": {
+        "type": "object",
+        "required": ["agent_id", "pid", "host", "app", "python", "started", "evalex", "alive"],
+        "properties": {
+            "agent_id": STRING,
+            "pid": INTEGER,
+            "host": STRING,
+            "app": STRING,
+            "python": STRING,
+            "started": NUMBER,
+            "evalex": BOOLEAN,
+            "alive": BOOLEAN,
+            "last_seen": NUMBER,
+            "held_frames": INTEGER,
+            "held_reports": INTEGER,
+            "held_bytes": INTEGER,
+        },
+    },
+    "EvalInput": {
+        "type": "object",
+        "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "description": "at most 100000 characters (else 413)"},
+            "interactive": {
+                "type": "boolean",
+                "description": "console input: incomplete statements answer incomplete=true",
+            },
+        },
+    },
+    "EvalAnswer": {
+        "type": "object",
+        "required": ["ok", "output", "result", "error"],
+        "properties": {
+            "ok": BOOLEAN,
+            "output": STRING,
+            "result": {"type": "object", "nullable": True},
+            "error": NULLABLE_STRING,
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "action", "role", "name", "agent_id", "code", "outcome"],
+        "properties": {
+            "id": INTEGER,
+            "at": NUMBER,
+            "action": {"type": "string", "enum": ["eval", "agent_admitted", "agent_refused"]},
+            "role": STRING,
+            "name": STRING,
+            "client": STRING,
+            "agent_id": STRING,
+            "report_id": STRING,
+            "frame_index": {"type": "integer", "nullable": True},
+            "code": STRING,
+            "outcome": STRING,
+            "detail": STRING,
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["role", "agents_alive", "relay", "dashboard"],
+        "properties": {
+            "role": {"type": "string", "enum": ["full", "view"]},
+            "agents_alive": INTEGER,
+            "relay": {"type": "object", "additionalProperties": INTEGER},
+            "dashboard": {"type": "object", "additionalProperties": INTEGER},
+        },
+    },
+}
