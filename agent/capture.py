@@ -32,7 +32,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
 from types import FrameType, TracebackType
@@ -180,6 +180,21 @@ def _char_offset(line: str, byte_offset: int | None) -> int | None:
     return len(line.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """The source lines around a failing line, cut as a report shows them, and their cost;
+    remembered per (file, line) while ``linecache`` holds the same ``lines``."""
+
+    lines: list[str]
+    first: int
+    context: tuple[str, ...]
+    cost: int
+
+
+_MAX_CONTEXTS = 1024
+_contexts: dict[tuple[str, int, int], _Context] = {}
+
+
 class _Capture:
     """State of one capture: caps left, frames already held."""
 
@@ -299,13 +314,21 @@ class _Capture:
             return lineno, ()
         if not lines or lineno < 1:
             return lineno, ()
-        first = max(1, lineno - self.options.context_lines)
-        last = min(len(lines), lineno + self.options.context_lines)
-        context = tuple(
-            safe_text(line.rstrip("\r\n"), _MAX_LINE)[0] for line in lines[first - 1 : last]
-        )
-        self.size_left -= sum(text_cost(line) + 4 for line in context)
-        return first, context
+        key = (filename, lineno, self.options.context_lines)
+        found = _contexts.get(key)
+        if found is None or found.lines is not lines:  # new, or the file was read again
+            first = max(1, lineno - self.options.context_lines)
+            last = min(len(lines), lineno + self.options.context_lines)
+            context = tuple(
+                safe_text(line.rstrip("\r\n"), _MAX_LINE)[0] for line in lines[first - 1 : last]
+            )
+            cost = sum(text_cost(line) + 4 for line in context)
+            found = _Context(lines, first, context, cost)
+            if len(_contexts) >= _MAX_CONTEXTS:
+                _contexts.clear()  # atomic, unlike evicting one entry while threads read
+            _contexts[key] = found
+        self.size_left -= found.cost
+        return found.first, found.context
 
     def columns(self, tb: TracebackType, lineno: int) -> tuple[int | None, int | None, int | None]:
         if sys.version_info < (3, 11):

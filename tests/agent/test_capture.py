@@ -342,3 +342,28 @@ def test_report_round_trip() -> None:
     assert report.pid > 0 and report.request == request
     message = ReportMessage(report=report)
     assert protocol.decode(protocol.encode(message)) == message
+
+
+def test_source_context_follows_the_file_when_linecache_reads_it_again(tmp_path: Any) -> None:
+    import importlib.util
+    import linecache
+    import os
+
+    path = tmp_path / "context_module.py"
+    path.write_text("# one\n# two\ndef fail():\n    raise KeyError('old')  # old line\n")
+    os.utime(path, (1_000_000, 1_000_000))
+    spec = importlib.util.spec_from_file_location("context_module", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def context() -> tuple[str, ...]:
+        return capture(caught(module.fail)).exceptions[-1].frames[-1].context
+
+    first = context()
+    assert any("# old line" in line for line in first)
+    assert context() == first  # the same lines: the same context (remembered)
+    path.write_text("# one\n# two\ndef fail():\n    raise KeyError('old')  # new line\n")
+    os.utime(path, (2_000_000, 2_000_000))
+    linecache.checkcache(str(path))  # what a traceback print does: the new lines are read
+    assert any("# new line" in line for line in context())

@@ -12,7 +12,7 @@ from werkzeug.test import EnvironBuilder
 from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import DEFAULT_SECRET_NAMES, Options
-from debugbroker.agent.reprs import looks_secret, variables_of
+from debugbroker.agent.reprs import format_node, looks_secret, represent, variables_of
 from debugbroker.agent.request import MASK, build_request_info
 from tests.conftest import Broker, wait_for
 
@@ -107,6 +107,24 @@ def test_caps_keep_the_panel_small() -> None:
     )
     assert total < 300 * 1024
     assert all(len(value) < 1100 for _, value in info.query)
+
+
+class IntLike(int):
+    def __repr__(self) -> str:
+        return "IntLike!"
+
+
+def test_environ_values_read_as_their_reprs() -> None:
+    """Plain values take a shortcut (their builtin repr); it must read exactly like the
+    representation every other value gets."""
+    values: list[object] = [True, False, None, 1.5, float("nan"), 7, -(2**63), 2**63, 2**70]
+    values += [(1, 0), (), (1, "a"), (True, 1), tuple(range(20)), IntLike(3), (IntLike(3),)]
+    env = environ()
+    for position, value in enumerate(values):
+        env[f"x.value{position:02}"] = value
+    shown = dict(build_request_info(env, Options()).environ)  # type: ignore[union-attr]
+    for position, value in enumerate(values):
+        assert shown[f"x.value{position:02}"] == format_node(represent(value, Options())), value
 
 
 def test_hostile_environ_values_never_break_it() -> None:
