@@ -35,7 +35,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
+from typing import Any
 
 from .chain import PrintedException, link_tree, printed_chain, prints_notes
 from .frames import FrameRegistry
@@ -207,25 +208,25 @@ class _Capture:
         self.held: dict[int, str | None] = {}
         self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
 
-    def chain(self, printed: tuple[PrintedException, ...]) -> tuple[ExceptionInfo, ...]:
+    def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
         """One chain in print order; past the exception cap its oldest causes are left out."""
         kept = printed[-max(1, self.exceptions_left) :]
         self.exceptions_left -= len(kept)
-        out: list[ExceptionInfo] = []
+        out: list[_Draft] = []
         # The raised exception first, so the caps and budgets favour it over its causes.
         for position in reversed(range(len(kept))):
             entry = kept[position]
             out.append(self.exception(entry, entry.link if position else None))
         out.reverse()
-        return tuple(out)
+        return out
 
-    def exception(self, entry: PrintedException, link: str | None) -> ExceptionInfo:
+    def exception(self, entry: PrintedException, link: str | None) -> _Draft:
         exc = entry.exc
         type_name, module = _type_parts(exc)
         message = _cpython_str(exc, "exception", _MAX_MESSAGE)
         notes = _notes(exc)
         self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
-        frames: tuple[FrameInfo, ...] = ()
+        built: list[dict[str, Any]] = []
         if not entry.elided:
             tb = _safe_attr(exc, "__traceback__")
             tracebacks = _tracebacks(
@@ -234,33 +235,24 @@ class _Capture:
             flags = hidden_flags([_hide_marker(item.tb_frame) for item in tracebacks])
             # Innermost first, so the time and size budgets favour the frames that matter most;
             # once the report's size budget is spent, outer frames are left out.
-            built: list[FrameInfo] = []
             for item, hide in reversed(list(zip(tracebacks, flags, strict=True))):
                 if built and self.size_left <= 0:
                     break
                 built.append(self.frame(item, hide, _is_agent_file(item.tb_frame)))
-            frames = tuple(reversed(built))
-        members: list[ExceptionInfo] = []
+            built.reverse()
+        members: list[_Draft] = []
         omitted = entry.omitted
         for position, member in enumerate(entry.members):
             if self.exceptions_left <= 0:
                 omitted += len(entry.members) - position
                 break
             members.extend(self.chain(member))
-        return ExceptionInfo(
-            type_name=type_name,
-            module=module,
-            message=message,
-            frames=frames,
-            notes=notes,
-            chain=link,
-            exceptions=tuple(members),
-            omitted=omitted,
-        )
+        fields = {"type_name": type_name, "module": module, "message": message, "notes": notes}
+        return _Draft(fields | {"chain": link, "omitted": omitted}, built, members)
 
-    def frame(self, tb: TracebackType, hidden: bool, own: bool = False) -> FrameInfo:
-        """One frame; ``own`` (a frame of this package, catching the error) is hidden and
-        shows no locals and is not held: they are the agent's, not the app's."""
+    def frame(self, tb: TracebackType, hidden: bool, own: bool = False) -> dict[str, Any]:
+        """One frame's fields but its index; ``own`` (a frame of this package, catching the
+        error) is hidden and shows no locals and is not held: they are the agent's."""
         frame = tb.tb_frame
         code = frame.f_code
         filename = _safe_str(code.co_filename, 4096)
@@ -276,22 +268,21 @@ class _Capture:
         variables = () if own else self.locals(frame)
         if frame_id is not None:  # the frame is held: "+" can fetch more of each value
             variables = tuple(_with_handles(v) for v in variables)
-        return FrameInfo(
-            index=-1,  # numbered in print order by _numbered()
-            frame_id=frame_id,
-            filename=filename,
-            lineno=lineno,
-            function=_safe_str(function, 500),
-            module=module,
-            context_start=context_start,
-            context=context,
-            locals=variables,
-            end_lineno=end_lineno,
-            colno=colno,
-            end_colno=end_colno,
-            is_library=is_library_file(filename),
-            hidden=hidden or own,
-        )
+        return {
+            "frame_id": frame_id,
+            "filename": filename,
+            "lineno": lineno,
+            "function": _safe_str(function, 500),
+            "module": module,
+            "context_start": context_start,
+            "context": context,
+            "locals": variables,
+            "end_lineno": end_lineno,
+            "colno": colno,
+            "end_colno": end_colno,
+            "is_library": is_library_file(filename),
+            "hidden": hidden or own,
+        }
 
     def hold(self, frame: FrameType) -> str | None:
         if self.registry is None:
@@ -336,8 +327,7 @@ class _Capture:
         try:
             if tb.tb_lasti < 0:
                 return None, None, None
-            positions = tb.tb_frame.f_code.co_positions()
-            start, end, col, end_col = next(islice(positions, tb.tb_lasti // 2, None))
+            start, end, col, end_col = _position(tb.tb_frame.f_code, tb.tb_lasti)
             if start != lineno or end is None:
                 return end, None, None
             filename = tb.tb_frame.f_code.co_filename
@@ -367,15 +357,36 @@ class _Capture:
         return variables
 
 
-def _numbered(
-    exceptions: tuple[ExceptionInfo, ...], counter: Iterator[int]
-) -> tuple[ExceptionInfo, ...]:
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """An exception captured but not yet built: its fields, its frames' fields and its
+    members. Frames are numbered in print order across the whole report, which is known
+    only once everything is captured (the raised exception and inner frames go first)."""
+
+    fields: dict[str, Any]
+    frames: list[dict[str, Any]]
+    members: list[_Draft]
+
+
+def _built(drafts: list[_Draft], counter: Iterator[int]) -> tuple[ExceptionInfo, ...]:
     """The exceptions with their frames numbered in print order, across the whole report."""
     out = []
-    for info in exceptions:
-        frames = tuple(replace(frame, index=next(counter)) for frame in info.frames)
-        out.append(replace(info, frames=frames, exceptions=_numbered(info.exceptions, counter)))
+    for draft in drafts:
+        frames = tuple(FrameInfo(index=next(counter), **fields) for fields in draft.frames)
+        members = _built(draft.members, counter)
+        out.append(ExceptionInfo(frames=frames, exceptions=members, **draft.fields))
     return tuple(out)
+
+
+_Position = tuple[int | None, int | None, int | None, int | None]
+
+
+@lru_cache(maxsize=1024)
+def _position(code: CodeType, lasti: int) -> _Position:
+    """The failing instruction's (line, end line, column, end column) in bytes (3.11+): a
+    walk over the code's positions up to it, so remembered (a code object never changes)."""
+    positions: Iterator[_Position] = code.co_positions()  # type: ignore[attr-defined]
+    return next(islice(positions, lasti // 2, None))
 
 
 def _is_dunder(name: object) -> bool:
@@ -485,8 +496,8 @@ def capture_exception(
         links = link_tree(exc)
         alone = links.cause is None and links.context is None and links.members is None
         printed = printed_chain(links)
-        exceptions = _Capture(options, registry, report_id).chain(printed)
-        exceptions = _numbered(exceptions, itertools.count())
+        drafts = _Capture(options, registry, report_id).chain(printed)
+        exceptions = _built(drafts, itertools.count())
         message = exceptions[-1].message
         return Report(
             id=report_id,
