@@ -10,7 +10,11 @@ the batching of reports.
 Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
 at once, and the store's thread inserts every report queued meanwhile in one transaction
 (at most ``_REPORT_BATCH``); a batch is handed over as soon as the thread has no report
-batch in hand, so a lone report is written at once and a storm in few commits. The future
+batch in hand, so a lone report is written at once and a storm in few commits. In a storm
+the next batch also gathers for up to ``_GATHER_SECONDS`` after the last commit (unless
+``_GATHER_ENOUGH`` reports are queued): commits of two reports each cost the broker more
+CPU than the reports themselves (the hand-over to the thread and back, and the pages each
+commit writes). The future
 resolves after the commit: a report counts as stored (and the dashboards hear of it) only
 once it is durable. A broker killed before that commit loses the reports of that batch and
 of the queue behind it, exactly like the ones still in its zmq buffers; agents are never
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,8 @@ __all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
 
 log = logging.getLogger("debugbroker")
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
+_GATHER_SECONDS = 0.005  # how long after a commit the next batch may gather reports
+_GATHER_ENOUGH = 50  # reports that make a batch worth its commit without gathering
 _Queued = tuple[dict[str, Any], asyncio.Future[bool]]  # a report and whoever waits for it
 
 
@@ -58,6 +65,9 @@ class Store(StoreThread):
         self._reports: list[_Queued] = []
         self._report_batches = 0
         self._reports_in_hand = 0
+        self._last_commit = 0.0  # time.monotonic() of the last report batch's commit
+        self._gathering: asyncio.TimerHandle | None = None
+        self.gather_seconds = _GATHER_SECONDS
         self.report_commits = 0  # transactions that wrote reports (a storm's batching)
 
     async def open(self) -> None:
@@ -100,6 +110,16 @@ class Store(StoreThread):
         while self._reports and self._connection is not None:
             if self._report_batches and not at_once:
                 return  # the batch in hand hands over the next one when it is committed
+            if not at_once and len(self._reports) < _GATHER_ENOUGH:
+                wait = self._last_commit + self.gather_seconds - time.monotonic()
+                if wait > 0:  # a storm: let the batch gather (a lone report goes at once)
+                    if self._gathering is None:
+                        loop = asyncio.get_running_loop()
+                        self._gathering = loop.call_later(wait, self._gathered)
+                    return
+            if self._gathering is not None:
+                self._gathering.cancel()
+                self._gathering = None
             batch = self._reports[:_REPORT_BATCH]
             del self._reports[:_REPORT_BATCH]
             self._report_batches += 1
@@ -108,6 +128,10 @@ class Store(StoreThread):
             done = asyncio.wrap_future(self._submit(insert))
             done.add_done_callback(partial(self._reports_written, batch))
 
+    def _gathered(self) -> None:
+        self._gathering = None
+        self._hand_over_reports(at_once=False)
+
     def _reports_written(
         self, batch: list[_Queued], written: asyncio.Future[list[bool | Exception]]
     ) -> None:
@@ -115,6 +139,7 @@ class Store(StoreThread):
         self._report_batches -= 1
         self._reports_in_hand -= len(batch)
         self.report_commits += 1
+        self._last_commit = time.monotonic()
         if written.cancelled():
             outcomes: list[bool | Exception] = [RuntimeError("the store is closed")] * len(batch)
         elif written.exception() is not None:
