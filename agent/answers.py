@@ -44,8 +44,10 @@ def submit_error(
     options: Options,
     request: RequestInfo | None,
     report_id: str | None = None,
+    environ: object | None = None,
 ) -> tuple[Report | None, Transport | None]:
-    """Capture ``error`` (holding its frames) and queue it; (None, None) if the agent fails."""
+    """Capture ``error`` (holding its frames) and queue it; (None, None) if the agent fails.
+    ``environ``: what ``request`` was built from (see ``capture_exception``)."""
     try:
         transport = get_transport(options)
         report = capture_exception(
@@ -55,6 +57,7 @@ def submit_error(
             options=options,
             registry=transport.registry,
             request=request,
+            environ=environ,
         )
         transport.submit_report(report)
         return report, transport

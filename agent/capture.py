@@ -199,8 +199,15 @@ _contexts: dict[tuple[str, int, int], _Context] = {}
 class _Capture:
     """State of one capture: caps left, frames already held."""
 
-    def __init__(self, options: Options, registry: FrameRegistry | None, report_id: str) -> None:
+    def __init__(
+        self,
+        options: Options,
+        registry: FrameRegistry | None,
+        report_id: str,
+        environ: object | None = None,
+    ) -> None:
         self.options = options
+        self.environ = environ  # the request's (the Request panel lists it)
         self.registry = registry
         self.report_id = report_id
         self.size_left = MAX_STRUCTURE_BYTES
@@ -352,7 +359,7 @@ class _Capture:
         seconds = min(self.options.repr_budget_seconds, self.deadline - now)
         budget = Budget(seconds, min(MAX_FRAME_LOCALS_BYTES, self.size_left))
         start = budget.remaining
-        variables = variables_of(namespace, self.options, budget)
+        variables = variables_of(namespace, self.options, budget, self.environ)
         self.size_left -= start - budget.remaining
         return variables
 
@@ -482,11 +489,17 @@ def capture_exception(
     options: Options,
     registry: FrameRegistry | None,
     request: RequestInfo | None = None,
+    environ: object | None = None,
     pid: int | None = None,
     host: str | None = None,
     app: str | None = None,
 ) -> Report:
-    """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises."""
+    """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises.
+
+    ``environ`` is the object ``request`` was built from (a WSGI environ, an ASGI scope):
+    the Request panel lists it, so a local holding it shows as ``{...}`` (``reprs.collapsed``)
+    instead of again in every frame of the server and the framework.
+    """
     created = time.time()
     pid = os.getpid() if pid is None else pid
     host = _hostname() if host is None else host
@@ -496,7 +509,7 @@ def capture_exception(
         links = link_tree(exc)
         alone = links.cause is None and links.context is None and links.members is None
         printed = printed_chain(links)
-        drafts = _Capture(options, registry, report_id).chain(printed)
+        drafts = _Capture(options, registry, report_id, environ).chain(printed)
         exceptions = _built(drafts, itertools.count())
         message = exceptions[-1].message
         return Report(

@@ -300,7 +300,7 @@ class DebuggedApplication:
         """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
         contexts = _taken_contexts(error)
         request = request_info(environ, self.options, contexts)
-        report, transport = submit_error(error, self.options, request, report_id)
+        report, transport = submit_error(error, self.options, request, report_id, environ)
         if report is not None and transport is not None and contexts:
             self._keep_contexts(report.id, contexts, transport)
         return report, transport

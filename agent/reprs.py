@@ -29,6 +29,7 @@ __all__ = [
     "Budget",
     "USER_CODE_ERRORS",
     "SECRET_MASK",
+    "collapsed",
     "container_shape",
     "describe_error",
     "format_node",
@@ -439,10 +440,24 @@ def represent_more(
         return renderer.broken(type_name, error)
 
 
+def collapsed(value: object) -> ReprNode:
+    """A mapping shown elsewhere in the report (the request's environ, in the Request
+    panel) as ``{...}`` with its size: "+" lists it while the frame is held."""
+    try:
+        size = dict.__len__(value) if isinstance(value, dict) else 0  # no user code
+    except USER_CODE_ERRORS:  # pragma: no cover - dict.__len__ of a dict cannot fail
+        size = 0
+    return ReprNode(kind="dict", type_name=type_name_of(value), text="{...}", omitted=size)
+
+
 def variables_of(
-    namespace: Mapping[str, object], options: Options, budget: Budget | None = None
+    namespace: Mapping[str, object],
+    options: Options,
+    budget: Budget | None = None,
+    shown_elsewhere: object | None = None,
 ) -> tuple[Variable, ...]:
-    """The first ``options.max_locals`` names of a namespace, in order, secrets masked."""
+    """The first ``options.max_locals`` names of a namespace, in order, secrets masked;
+    a variable holding ``shown_elsewhere`` (the request's environ) is ``collapsed``."""
     budget = _budget_for(options, budget)
     out: list[Variable] = []
     try:
@@ -452,8 +467,12 @@ def variables_of(
     secret = secret_pattern(options)
     for key, value in items:
         name = safe_text(key, 200)[0] if isinstance(key, str) else type_name_of(key)
-        masked = secret.search(name) is not None
-        node = _masked() if masked else represent(value, options, budget=budget)
+        if secret.search(name) is not None:
+            node = _masked()
+        elif value is shown_elsewhere and value is not None:
+            node = collapsed(value)
+        else:
+            node = represent(value, options, budget=budget)
         out.append(Variable(name=name, value=node))
     return tuple(out)
 

@@ -171,5 +171,15 @@ def test_middleware_frame_is_hidden_and_library_frames_marked(broker: Broker) ->
     assert not app_frame["hidden"] and not app_frame["is_library"]
     assert [v["name"] for v in app_frame["locals"]] == ["environ", "start_response", "json"]
     assert app_frame["frame_id"] is not None
+    # The environ is the Request panel's: in the frames it is {...}, and "+" lists it.
+    shown = app_frame["locals"][0]["value"]
+    assert (shown["kind"], shown["text"], shown["children"]) == ("dict", "{...}", [])
+    assert shown["omitted"] == len(environ) and shown["more"]
+    assert ["PATH_INFO", f"/{marker}"] in report["request"]["environ"]
+    path = f"/api/reports/{report['id']}/frames/{app_frame['index']}/expand"
+    answer = broker.post(path, {"handle": shown["more"], "offset": 0})
+    assert answer.status == 200, answer.text
+    keys = [pair["children"][0]["text"] for pair in answer.json()["node"]["children"]]
+    assert "'PATH_INFO'" in keys
     library = [f for f in frames if "json" in f["filename"]]
     assert library and all(f["is_library"] and not f["hidden"] for f in library)
