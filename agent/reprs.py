@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import time
+import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -34,6 +35,7 @@ __all__ = [
     "describe_error",
     "format_node",
     "looks_secret",
+    "plain_text",
     "represent",
     "represent_more",
     "safe_text",
@@ -248,6 +250,39 @@ def _is_mapping(tp: type[Any]) -> bool:
         return issubclass(tp, Mapping) and not issubclass(tp, dict)
     except USER_CODE_ERRORS:
         return False
+
+
+# Reprs CPython writes in C from fields of the object or its type: no user code runs.
+_BUILTIN_OBJECT_REPRS = frozenset(
+    {object.__repr__, types.FunctionType.__repr__, type.__repr__}
+)
+
+
+def _is_plain(value: object) -> bool:
+    """An exact bool, None, float, small int, or short tuple of small ints."""
+    tp = type(value)
+    if tp is tuple:
+        items: tuple[object, ...] = value  # type: ignore[assignment]
+        return len(items) <= 8 and all(type(item) is int and _is_plain(item) for item in items)
+    if tp is int:
+        return -(2**63) <= value <= 2**63  # type: ignore[operator]
+    return tp is bool or tp is float or value is None
+
+
+def plain_text(value: object, options: Options) -> str | None:
+    """What ``format_node(represent(value, options))`` gives, for values that need no
+    renderer: plain scalars and short int tuples, and objects, functions and classes whose
+    repr is CPython's own (``<X object at 0x…>``, ``<function f at 0x…>``, ``<class 'X'>``).
+    None for anything else (the server's flags and objects in a WSGI environ are these)."""
+    try:
+        if _is_plain(value):
+            return repr(value)
+        if _own_repr(type(value)) in _BUILTIN_OBJECT_REPRS:
+            text, omitted = safe_text(repr(value), options.repr_text)
+            return text + "..." if omitted else text
+    except USER_CODE_ERRORS:
+        return None
+    return None
 
 
 def _broken_node(what: str, error: BaseException) -> ReprNode:

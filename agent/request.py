@@ -23,6 +23,7 @@ from .reprs import (
     Budget,
     SecretNames,
     format_node,
+    plain_text,
     represent,
     safe_text,
     secret_pattern,
@@ -183,25 +184,13 @@ def _environ(
             text = _mask_query(_text(value), secret)
         elif isinstance(value, str):
             text = value
-        elif _is_plain(value):  # the server's flags and wsgi.version: their repr, as is
-            text = repr(value)
+        elif (plain := plain_text(value, options)) is not None:  # the server's flags, objects
+            text = plain
         else:
             node = represent(value, options, budget=Budget(0.01, 8 * 1024))
             text = format_node(node)
         if not table.add(key, text):
             return
-
-
-def _is_plain(value: object) -> bool:
-    """A value whose builtin ``repr`` is what ``format_node(represent(value))`` gives: an
-    exact bool, None, float, small int, or a short tuple of small ints (no user code runs)."""
-    tp = type(value)
-    if tp is tuple:
-        items: tuple[object, ...] = value  # type: ignore[assignment]
-        return len(items) <= 8 and all(type(item) is int and _is_plain(item) for item in items)
-    if tp is int:
-        return -(2**63) <= value <= 2**63  # type: ignore[operator]
-    return tp is bool or tp is float or value is None
 
 
 def build_request_info(

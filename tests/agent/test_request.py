@@ -114,17 +114,32 @@ class IntLike(int):
         return "IntLike!"
 
 
+class Meta(type):
+    def __repr__(cls) -> str:
+        return "a class with its own metaclass repr"
+
+
+class Plain:
+    pass
+
+
+LongName = type("L" * 300, (), {})  # CPython's own repr, over the test's repr_text
+
+
 def test_environ_values_read_as_their_reprs() -> None:
     """Plain values take a shortcut (their builtin repr); it must read exactly like the
     representation every other value gets."""
     values: list[object] = [True, False, None, 1.5, float("nan"), 7, -(2**63), 2**63, 2**70]
     values += [(1, 0), (), (1, "a"), (True, 1), tuple(range(20)), IntLike(3), (IntLike(3),)]
+    values += [object(), io.BytesIO(), IntLike, type, len, test_environ_values_read_as_their_reprs]
+    values += [Meta("WithMeta", (), {}), Plain(), Plain, LongName()]
     env = environ()
     for position, value in enumerate(values):
         env[f"x.value{position:02}"] = value
-    shown = dict(build_request_info(env, Options()).environ)  # type: ignore[union-attr]
+    options = Options(repr_text=100)
+    shown = dict(build_request_info(env, options).environ)  # type: ignore[union-attr]
     for position, value in enumerate(values):
-        assert shown[f"x.value{position:02}"] == format_node(represent(value, Options())), value
+        assert shown[f"x.value{position:02}"] == format_node(represent(value, options)), value
 
 
 def test_hostile_environ_values_never_break_it() -> None:
