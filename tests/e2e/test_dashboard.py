@@ -7,8 +7,10 @@ run code in the worker process that raised.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -240,19 +242,27 @@ def test_the_console_runs_code_in_the_worker_that_raised(
 
 
 def test_screenshots_of_the_list_and_a_report_with_its_console(
-    dashboard: Page, raise_error: RaiseError, app_server: AppServer, broker: Broker
+    dashboard: Page,
+    raise_error: RaiseError,
+    app_server: AppServer,
+    broker: Broker,
+    tmp_path: Path,
 ) -> None:
-    """Writes docs/screenshots/dashboard-list.png and dashboard-report.png (laptop size)."""
+    """Takes the README's pictures (laptop size): into docs/screenshots with
+    ``DEBUGBROKER_UPDATE_SCREENSHOTS=1``, else into a temporary directory, so a test run
+    leaves the working tree as it was."""
     from tests.e2e.browser import SCREENSHOTS
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    update = os.environ.get("DEBUGBROKER_UPDATE_SCREENSHOTS") == "1"
+    pictures = SCREENSHOTS if update else tmp_path
+    pictures.mkdir(parents=True, exist_ok=True)
     # Agents start with their worker's first request: ask until both workers answered.
     wait_for(lambda: app_server.get("/pid") and len(broker.live_agents()) == 2, what="two agents")
     summaries = [raise_error("/chain") for _ in range(3)]
     raise_error("/profile")
     expect(dashboard.get_by_test_id("report-row")).to_have_count(4)
     expect(dashboard.get_by_test_id("agent-row")).to_have_count(2)
-    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-list.png"), animations="disabled")
+    dashboard.screenshot(path=str(pictures / "dashboard-list.png"), animations="disabled")
 
     open_report(dashboard, summaries[-1])
     frame = frame_by_function(dashboard, "load_order")
@@ -276,6 +286,8 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     )
     console_input.blur()
     dashboard.mouse.move(0, 0)  # no hover highlight in the picture
-    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report.png"), animations="disabled")
+    dashboard.screenshot(path=str(pictures / "dashboard-report.png"), animations="disabled")
     dashboard.emulate_media(color_scheme="dark")
-    dashboard.screenshot(path=str(SCREENSHOTS / "dashboard-report-dark.png"), animations="disabled")
+    dashboard.screenshot(path=str(pictures / "dashboard-report-dark.png"), animations="disabled")
+    for name in ("dashboard-list.png", "dashboard-report.png", "dashboard-report-dark.png"):
+        assert (pictures / name).stat().st_size > 10_000, name  # a real picture, not blank
