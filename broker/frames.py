@@ -33,7 +33,7 @@ def report_frames(exceptions: object) -> Iterator[dict[str, Any]]:
     Print order: each exception's frames, then those of its sub-exceptions. Entries that
     are not maps are skipped, so a malformed stored report cannot make a handler fail.
     """
-    if not isinstance(exceptions, list):
+    if not isinstance(exceptions, (list, tuple)):  # stored JSON, or a decoded report
         return
     for info in exceptions:
         if isinstance(info, dict):

@@ -20,7 +20,7 @@ _MAX_PARTS = 2_000
 
 
 def _exceptions(exceptions: object) -> Iterator[dict[str, Any]]:
-    if not isinstance(exceptions, list):
+    if not isinstance(exceptions, (list, tuple)):  # stored JSON, or a decoded report
         return
     for info in exceptions:
         if isinstance(info, dict):

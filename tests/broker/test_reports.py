@@ -15,7 +15,7 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import Report, to_wire
 from debugbroker.agent.request import build_request_info
 from debugbroker.agent.transport import Transport
-from debugbroker.broker.grouping import fingerprint
+from debugbroker.broker.grouping import fingerprint, fingerprint_parts
 from tests.conftest import Broker, http, wait_for
 
 
@@ -102,6 +102,11 @@ def test_groups_and_filters(broker: Broker, agents: list[Transport]) -> None:
     assert workers == {(first.agent_id, 2), (second.agent_id, 1)}
     assert groups[0]["latest"]["id"] == user.id
     assert cart_group["fingerprint"] != groups[0]["fingerprint"]
+    # The fingerprint stored with a live report is the one of its stored body: the app's
+    # frames count, not only the exception type.
+    stored = broker.get(f"/api/reports/{carts[0].id}").json()
+    assert cart_group["fingerprint"] == fingerprint(stored)
+    assert any(part.endswith(":checkout") for part in fingerprint_parts(stored))
 
     def listed(query: str) -> set[str]:
         answer = broker.get(f"/api/reports?{query}")

@@ -5,6 +5,7 @@ where NaN equals NaN and a tuple its list)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import typing
@@ -20,6 +21,9 @@ from debugbroker.agent.capture import capture_exception
 from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import ProtocolError
 from debugbroker.broker import wire
+from debugbroker.broker.frames import report_frames
+from debugbroker.broker.grouping import fingerprint_parts
+from debugbroker.broker.store import report_summary
 
 from ..agent.test_protocol_fuzz import FUZZ, shaped, structures
 
@@ -117,6 +121,18 @@ def test_a_captured_report_decodes_to_its_wire_dict() -> None:
     reference = protocol.to_wire(report)
     assert json.loads(wire.wire_json(decoded.report)) == reference
     assert list(decoded.report) == list(reference)  # same key order in the stored JSON
+    # What the relay and the store read from it matches what they read from stored JSON.
+    assert fingerprint_parts(decoded.report) == fingerprint_parts(reference)
+    assert any(part.endswith("<locals>.fail") for part in fingerprint_parts(decoded.report))
+    assert report_summary(decoded.report) == report_summary(reference)
+    held = dataclasses.replace(report.exceptions[-1].frames[-1], frame_id="f1")
+    exceptions = (dataclasses.replace(report.exceptions[-1], frames=(held,)),)
+    payload = codec.encode(
+        protocol.ReportMessage(report=dataclasses.replace(report, exceptions=exceptions))
+    )
+    holding = wire.decode_message(payload)
+    assert isinstance(holding, wire.WireReport)
+    assert [f["frame_id"] for f in report_frames(holding.report["exceptions"])] == ["f1"]
 
 
 def test_missing_fields_defaults_unknown_keys_and_odd_keys() -> None:
