@@ -114,7 +114,7 @@ class DebuggedASGIApplication:
         except Exception as error:
             environ = environ_from_scope(scope)
             request = request_info(environ, self.options)
-            report, transport = submit_error(error, self.options, request, environ=scope)
+            report, transport = submit_error(error, self.options, request)
             _forget_in_snapshot(sys._getframe(), "error")
             if report is not None and transport is not None:
                 _log(f"debugbroker: report {report_url(transport, report.id)}")
