@@ -16,7 +16,8 @@ Frames follow Paste's ``__traceback_hide__`` protocol (``True``, ``"before"``,
 ``"before_and_this"``, ``"after"``, ``"after_and_this"``, ``"reset"``, ``"reset_and_this"``),
 applied to each exception's own frame list; ``FrameInfo.hidden`` marks what the dashboard
 hides by default. If the innermost frame would be hidden, nothing is (as Paste does). The
-agent's own frames (the middleware that caught the error) are always hidden.
+agent's own frames (the middleware that caught the error) are always hidden. Those rules
+live in ``hiding``; each frame's source context and columns come from ``failing_line``.
 
 Capture never raises and is bounded: frames per exception, exceptions per report, locals
 per frame, the repr time budget and the approximate encoded size are all capped.
@@ -25,21 +26,21 @@ per frame, the repr time budget and the approximate encoded size are all capped.
 from __future__ import annotations
 
 import itertools
-import linecache
 import os
 import socket
 import sys
-import sysconfig
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
-from types import CodeType, FrameType, TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 from .chain import PrintedException, link_tree, printed_chain, prints_notes
+from .failing_line import failing_columns, source_context
 from .frames import FrameRegistry
+from .hiding import hidden_flags, hide_marker, is_agent_frame, is_library_file
 from .lookup import fill_handles
 from .options import Options
 from .plain_text import MAX_TEXT, format_text
@@ -65,41 +66,16 @@ __all__ = [
 ]
 
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
-_MAX_LINE = 1_000  # characters of one source line
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
 _MAX_NOTES = 32
 # The documented size limits (docs/limits.md). The plain text (<= 4 MiB as UTF-8) plus the
 # structure and the request stay well under the protocol's 8 MiB message cap.
 MAX_STRUCTURE_BYTES = 3 * 1024 * 1024  # approximate encoded bytes of everything but the text
 MAX_FRAME_LOCALS_BYTES = 512 * 1024  # approximate encoded bytes of one frame's locals
+_NO_SOURCE: tuple[str, ...] = ()
 _FRAME_COST = 160  # msgpack keys and numbers of one frame, roughly
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _TYPE_MODULE = type.__dict__["__module__"]
-
-
-@lru_cache(maxsize=1)
-def _library_prefixes() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    found = {
-        os.path.realpath(paths[key])
-        for key in ("stdlib", "platstdlib", "purelib", "platlib")
-        if key in paths
-    }
-    return tuple(sorted(path.rstrip(os.sep) + os.sep for path in found))
-
-
-@lru_cache(maxsize=2048)
-def is_library_file(filename: str) -> bool:
-    """Whether a file belongs to the standard library or an installed distribution."""
-    if filename.startswith("<frozen "):
-        return True
-    if filename.startswith("<"):
-        return False
-    parts = filename.replace("\\", "/").split("/")
-    if "site-packages" in parts or "dist-packages" in parts:
-        return True
-    real = os.path.realpath(filename)
-    return any(real.startswith(prefix) for prefix in _library_prefixes())
 
 
 def _safe_str(value: object, limit: int) -> str:
@@ -175,27 +151,6 @@ def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
     return items[-limit:] if limit > 0 else []
 
 
-def _char_offset(line: str, byte_offset: int | None) -> int | None:
-    if byte_offset is None:
-        return None
-    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """The source lines around a failing line, cut as a report shows them, and their cost;
-    remembered per (file, line) while ``linecache`` holds the same ``lines``."""
-
-    lines: list[str]
-    first: int
-    context: tuple[str, ...]
-    cost: int
-
-
-_MAX_CONTEXTS = 1024
-_contexts: dict[tuple[str, int, int], _Context] = {}
-
-
 class _Capture:
     """State of one capture: caps left, frames already held."""
 
@@ -239,13 +194,13 @@ class _Capture:
             tracebacks = _tracebacks(
                 tb if isinstance(tb, TracebackType) else None, self.options.max_frames
             )
-            flags = hidden_flags([_hide_marker(item.tb_frame) for item in tracebacks])
+            flags = hidden_flags([hide_marker(item.tb_frame) for item in tracebacks])
             # Innermost first, so the time and size budgets favour the frames that matter most;
             # once the report's size budget is spent, outer frames are left out.
             for item, hide in reversed(list(zip(tracebacks, flags, strict=True))):
                 if built and self.size_left <= 0:
                     break
-                built.append(self.frame(item, hide, _is_agent_file(item.tb_frame)))
+                built.append(self.frame(item, hide, is_agent_frame(item.tb_frame)))
             built.reverse()
         members: list[_Draft] = []
         omitted = entry.omitted
@@ -269,8 +224,16 @@ class _Capture:
             function = code.co_qualname
         module = _safe_str(frame.f_globals.get("__name__", ""), 500)
         self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
-        context_start, context = self.source(code.co_filename, lineno, frame)
-        end_lineno, colno, end_colno = self.columns(tb, lineno)
+        found = (
+            source_context(code.co_filename, lineno, frame, self.options.context_lines)
+            if self.size_left > 0
+            else None
+        )
+        context_start, context = lineno, _NO_SOURCE  # none, or no size left for it
+        if found is not None:
+            self.size_left -= found.cost
+            context_start, context = found.first, found.context
+        end_lineno, colno, end_colno = failing_columns(tb, lineno)
         frame_id = None if own else self.hold(frame)
         variables = () if own else self.locals(frame)
         if frame_id is not None:  # the frame is held: "+" can fetch more of each value
@@ -302,49 +265,6 @@ class _Capture:
             except USER_CODE_ERRORS:
                 self.held[key] = None
         return self.held[key]
-
-    def source(self, filename: str, lineno: int, frame: FrameType) -> tuple[int, tuple[str, ...]]:
-        if self.size_left <= 0:
-            return lineno, ()
-        try:
-            lines = linecache.getlines(filename, frame.f_globals)
-        except USER_CODE_ERRORS:
-            return lineno, ()
-        if not lines or lineno < 1:
-            return lineno, ()
-        key = (filename, lineno, self.options.context_lines)
-        found = _contexts.get(key)
-        if found is None or found.lines is not lines:  # new, or the file was read again
-            first = max(1, lineno - self.options.context_lines)
-            last = min(len(lines), lineno + self.options.context_lines)
-            context = tuple(
-                safe_text(line.rstrip("\r\n"), _MAX_LINE)[0] for line in lines[first - 1 : last]
-            )
-            cost = sum(text_cost(line) + 4 for line in context)
-            found = _Context(lines, first, context, cost)
-            if len(_contexts) >= _MAX_CONTEXTS:
-                _contexts.clear()  # atomic, unlike evicting one entry while threads read
-            _contexts[key] = found
-        self.size_left -= found.cost
-        return found.first, found.context
-
-    def columns(self, tb: TracebackType, lineno: int) -> tuple[int | None, int | None, int | None]:
-        if sys.version_info < (3, 11):
-            return None, None, None
-        try:
-            if tb.tb_lasti < 0:
-                return None, None, None
-            start, end, col, end_col = _position(tb.tb_frame.f_code, tb.tb_lasti)
-            if start != lineno or end is None:
-                return end, None, None
-            filename = tb.tb_frame.f_code.co_filename
-            first_line = linecache.getline(filename, start)
-            last_line = first_line if end == start else linecache.getline(filename, end)
-            if not first_line:
-                return end, None, None
-            return end, _char_offset(first_line, col), _char_offset(last_line, end_col)
-        except USER_CODE_ERRORS:
-            return None, None, None
 
     def locals(self, frame: FrameType) -> tuple[Variable, ...]:
         now = time.monotonic()
@@ -385,92 +305,8 @@ def _built(drafts: list[_Draft], counter: Iterator[int]) -> tuple[ExceptionInfo,
     return tuple(out)
 
 
-_Position = tuple[int | None, int | None, int | None, int | None]
-
-
-@lru_cache(maxsize=1024)
-def _position(code: CodeType, lasti: int) -> _Position:
-    """The failing instruction's (line, end line, column, end column) in bytes (3.11+): a
-    walk over the code's positions up to it, so remembered (a code object never changes)."""
-    positions: Iterator[_Position] = code.co_positions()  # type: ignore[attr-defined]
-    return next(islice(positions, lasti // 2, None))
-
-
 def _is_dunder(name: object) -> bool:
     return isinstance(name, str) and name.startswith("__") and name.endswith("__")
-
-
-_AGENT_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
-
-
-@lru_cache(maxsize=1024)
-def _in_agent_dir(filename: str) -> bool:
-    return os.path.realpath(filename).startswith(_AGENT_DIR)
-
-
-def _is_agent_file(frame: FrameType) -> bool:
-    """A frame of this package (the middleware catching the error): hidden like Paste's."""
-    try:
-        filename = frame.f_code.co_filename
-        return isinstance(filename, str) and _in_agent_dir(filename)
-    except USER_CODE_ERRORS:
-        return False
-
-
-def _hide_marker(frame: FrameType) -> object:
-    """The frame's ``__traceback_hide__`` (its locals first, then its module's globals)."""
-    try:
-        for namespace in (frame.f_locals, frame.f_globals):
-            if "__traceback_hide__" in namespace:
-                return namespace["__traceback_hide__"]
-    except USER_CODE_ERRORS:
-        return None
-    return None
-
-
-def _marker_word(marker: object) -> str | None:
-    """A string marker as a plain str, or None (only exact strs count; no user code runs)."""
-    return str.__str__(marker) if isinstance(marker, str) else None
-
-
-def hidden_flags(markers: list[object]) -> list[bool]:
-    """Which frames Paste's ``__traceback_hide__`` rules hide, outermost frame first.
-
-    ``"before"`` hides the frames before it, ``"after"`` the frames after it (until a
-    ``"reset"``), the ``_and_this`` forms hide their own frame too, and any other true
-    value hides just its frame. When the innermost frame would be hidden the error happened
-    inside hidden code, so every frame is shown.
-    """
-    shown: list[int] = []
-    hiding = False
-    for position, marker in enumerate(markers):
-        word = _marker_word(marker)
-        if word in ("before", "before_and_this"):
-            shown, hiding = [], False
-            if word == "before_and_this":
-                continue
-        elif word in ("reset", "reset_and_this"):
-            hiding = False
-            if word == "reset_and_this":
-                continue
-        elif word in ("after", "after_and_this"):
-            hiding = True
-            if word == "after_and_this":
-                continue
-        elif hiding or _truthy(marker):
-            continue
-        shown.append(position)
-    if markers and (not shown or shown[-1] != len(markers) - 1):
-        return [False] * len(markers)
-    kept = set(shown)
-    return [position not in kept for position in range(len(markers))]
-
-
-def _truthy(value: object) -> bool:
-    try:
-        return bool(value)
-    except USER_CODE_ERRORS:
-        return False
 
 
 @lru_cache(maxsize=1)
