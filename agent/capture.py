@@ -45,15 +45,8 @@ from .lookup import fill_handles
 from .options import Options
 from .plain_text import MAX_TEXT, format_text
 from .protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
-from .reprs import (
-    USER_CODE_ERRORS,
-    Budget,
-    describe_error,
-    safe_text,
-    text_cost,
-    type_name_of,
-    variables_of,
-)
+from .reprs import Budget, variables_of
+from .safe_text import USER_CODE_ERRORS, describe_error, safe_text, text_cost, type_name_of
 
 __all__ = [
     "MAX_EXCEPTIONS",

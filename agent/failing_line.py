@@ -16,7 +16,7 @@ from functools import lru_cache
 from itertools import islice
 from types import CodeType, FrameType, TracebackType
 
-from .reprs import USER_CODE_ERRORS, safe_text, text_cost
+from .safe_text import USER_CODE_ERRORS, safe_text, text_cost
 
 __all__ = ["SourceContext", "failing_columns", "source_context"]
 

@@ -18,7 +18,7 @@ import sysconfig
 from functools import lru_cache
 from types import FrameType
 
-from .reprs import USER_CODE_ERRORS
+from .safe_text import USER_CODE_ERRORS
 
 __all__ = ["hidden_flags", "hide_marker", "is_agent_frame", "is_library_file"]
 

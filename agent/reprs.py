@@ -10,21 +10,32 @@ are read through the builtin's own slots (``list.__iter__(value)``), so an overr
 its own repr instead. ``ReprNode.more`` is left None here: only the caller knows which
 held frame and variable a node came from, so it owns the "+" handle; ``represent_more``
 renders the next slice once that handle is resolved back to the value.
+
+Guarded text (``safe_text``, ``type_name_of``, ``describe_error``, ``plain_text``) lives in
+``safe_text`` and the secret-name matching in ``secret_names``; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 import time
-import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterator, Mapping
-from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from .options import DEFAULT_SECRET_NAMES, Options
+from .options import Options
 from .protocol import ReprNode, Variable
+from .safe_text import (
+    EXACT_NAMES,
+    USER_CODE_ERRORS,
+    describe_error,
+    own_repr,
+    plain_text,
+    safe_text,
+    text_cost,
+    type_name_of,
+)
+from .secret_names import SecretNames, looks_secret, secret_pattern
 
 __all__ = [
     "Budget",
@@ -41,23 +52,16 @@ __all__ = [
     "safe_text",
     "secret_pattern",
     "SecretNames",
+    "text_cost",
     "type_name_of",
     "variables_of",
 ]
 
 SECRET_MASK = "'********************'"
-# What user code may throw at us and we absorb; KeyboardInterrupt still stops the process.
-USER_CODE_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, GeneratorExit)
 DEFAULT_BUDGET_SIZE = 512 * 1024
 _NODE_COST = 48  # msgpack keys and framing of one node, roughly
-_TYPE_NAME_LIMIT = 200
 _MAX_DEPTH = 32  # whatever options.repr_depth says, the renderer's own recursion stays shallow
 _HUGE_INT_BITS = 40_000
-
-# Read type attributes through ``type``'s own descriptors: a metaclass cannot intercept them.
-_TYPE_NAME = type.__dict__["__name__"]
-_TYPE_MRO = type.__dict__["__mro__"]
-_TYPE_DICT = type.__dict__["__dict__"]
 
 # A type whose ``__repr__`` is one of these is shown structurally; the value says how.
 _SHAPES: dict[Any, tuple[str, type[Any]]] = {
@@ -79,9 +83,10 @@ _SHAPES: dict[Any, tuple[str, type[Any]]] = {
     defaultdict.__repr__: ("dict", dict),
     Counter.__repr__: ("dict", dict),
 }
-# Exact builtin types, with their name and shape: C types cannot be changed, so this skips
-# the MRO walk of ``_own_repr`` for the values nearly every frame holds (the capture's hot
-# path). Looked up only when ``type(type(value)) is type``, so no metaclass hash runs.
+# Exact builtin types, with their shape (their names: ``safe_text.EXACT_NAMES``, the same
+# types): C types cannot be changed, so this skips the MRO walk of ``own_repr`` for the values
+# nearly every frame holds (the capture's hot path). Looked up only when
+# ``type(type(value)) is type``, so no metaclass hash runs.
 _EXACT_SHAPES: dict[type[Any], tuple[str, type[Any]]] = {
     tp: shape
     for tp, shape in (
@@ -103,7 +108,6 @@ _EXACT_SHAPES: dict[type[Any], tuple[str, type[Any]]] = {
         (defaultdict, ("dict", dict)),
     )
 }
-_EXACT_NAMES: dict[type[Any], str] = {tp: tp.__name__ for tp in _EXACT_SHAPES}
 # Exact scalar types whose repr is short, ASCII and runs no user code, with their kind.
 _PLAIN_SCALARS: dict[type[Any], str] = {
     int: "number",
@@ -143,146 +147,12 @@ class Budget:
         self.remaining -= _NODE_COST + text_cost(text)
 
 
-def text_cost(text: str) -> int:
-    """An upper bound of the UTF-8 size of ``text`` without encoding it."""
-    return len(text) if text.isascii() else 4 * len(text)
-
-
-def safe_text(value: str, limit: int) -> tuple[str, int]:
-    """``value`` as an exact, encodable ``str`` cut to ``limit`` chars, and the chars cut."""
-    total = str.__len__(value)
-    if total <= limit and type(value) is str and value.isascii():  # the common case
-        return value, 0
-    text = str.__getitem__(value, slice(0, max(0, limit)))
-    text = str.__str__(text)  # a str subclass becomes a plain str without running its code
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates cannot cross msgpack
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text, max(0, total - limit)
-
-
-def type_name_of(value: object) -> str:
-    """The name of ``type(value)``, read without running any user code."""
-    tp = type(value)
-    if type(tp) is type:
-        exact = _EXACT_NAMES.get(tp)
-        if exact is not None:
-            return exact
-    try:
-        name = _TYPE_NAME.__get__(tp)
-        return safe_text(name, _TYPE_NAME_LIMIT)[0] if isinstance(name, str) else "?"
-    except USER_CODE_ERRORS:
-        return "?"
-
-
-def describe_error(error: BaseException, limit: int = 500) -> str:
-    """``"ValueError: message"`` for an error, even when its ``str`` raises."""
-    try:
-        message = str(error)
-        if not isinstance(message, str):
-            raise TypeError("__str__ returned non-string")
-        message = safe_text(message, limit)[0]
-    except USER_CODE_ERRORS:
-        message = "<exception str() failed>"
-    name = type_name_of(error)
-    return f"{name}: {message}" if message else name
-
-
-class SecretNames:
-    """``Options.secret_names`` compiled, with the answer per name remembered.
-
-    The same names come back in every report (a frame's locals, the environ's keys, the
-    headers), and one search of the alternation costs about 1.7 µs; a remembered answer is
-    a dict lookup. ``search`` answers like ``re.Pattern.search``: None for no match.
-    """
-
-    __slots__ = ("pattern", "_seen")
-
-    _REMEMBERED = 4096  # names remembered per pattern; past that, searched every time
-
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
-        self._seen: dict[str, bool] = {}
-
-    def search(self, name: str) -> bool | None:
-        """True when ``name`` looks like a credential, else None."""
-        found = self._seen.get(name)
-        if found is None:
-            found = self.pattern.search(name) is not None
-            if len(self._seen) < self._REMEMBERED and type(name) is str:
-                self._seen[name] = found
-        return True if found else None
-
-
-@lru_cache(maxsize=16)
-def _compiled(patterns: tuple[str, ...]) -> SecretNames:
-    try:
-        pattern = re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
-    except re.error:  # a bad pattern must not disable masking: mask by the defaults
-        return _compiled(DEFAULT_SECRET_NAMES)
-    return SecretNames(pattern)
-
-
-def secret_pattern(options: Options | None = None) -> SecretNames:
-    """The compiled ``Options.secret_names``: names matching it have their values masked."""
-    return _compiled(options.secret_names if options is not None else DEFAULT_SECRET_NAMES)
-
-
-def looks_secret(name: str, options: Options | None = None) -> bool:
-    """Whether a variable or key name suggests a credential (masked like Django does)."""
-    return secret_pattern(options).search(name) is not None
-
-
-def _own_repr(tp: type[Any]) -> Any:
-    """The ``__repr__`` found first in the MRO of ``tp``, without attribute hooks."""
-    for klass in _TYPE_MRO.__get__(tp):
-        found = _TYPE_DICT.__get__(klass).get("__repr__")
-        if found is not None:
-            return found
-    return object.__repr__  # pragma: no cover - object always defines it
-
-
 def _is_mapping(tp: type[Any]) -> bool:
     """A foreign Mapping (a dict subclass with its own repr is shown by that repr)."""
     try:
         return issubclass(tp, Mapping) and not issubclass(tp, dict)
     except USER_CODE_ERRORS:
         return False
-
-
-# Reprs CPython writes in C from fields of the object or its type: no user code runs.
-_BUILTIN_OBJECT_REPRS = frozenset(
-    {object.__repr__, types.FunctionType.__repr__, type.__repr__}
-)
-
-
-def _is_plain(value: object) -> bool:
-    """An exact bool, None, float, small int, or short tuple of small ints."""
-    tp = type(value)
-    if tp is tuple:
-        items: tuple[object, ...] = value  # type: ignore[assignment]
-        return len(items) <= 8 and all(type(item) is int and _is_plain(item) for item in items)
-    if tp is int:
-        return -(2**63) <= value <= 2**63  # type: ignore[operator]
-    return tp is bool or tp is float or value is None
-
-
-def plain_text(value: object, options: Options) -> str | None:
-    """What ``format_node(represent(value, options))`` gives, for values that need no
-    renderer: plain scalars and short int tuples, and objects, functions and classes whose
-    repr is CPython's own (``<X object at 0x…>``, ``<function f at 0x…>``, ``<class 'X'>``).
-    None for anything else (the server's flags and objects in a WSGI environ are these)."""
-    try:
-        if _is_plain(value):
-            return repr(value)
-        if _own_repr(type(value)) in _BUILTIN_OBJECT_REPRS:
-            text, omitted = safe_text(repr(value), options.repr_text)
-            return text + "..." if omitted else text
-    except USER_CODE_ERRORS:
-        return None
-    return None
 
 
 def _broken_node(what: str, error: BaseException) -> ReprNode:
@@ -320,7 +190,7 @@ class _Renderer:
                 text = repr(value)  # the builtin's own repr: no user code runs
                 if len(text) <= self.options.repr_text:
                     self.budget.remaining -= _NODE_COST + len(text)  # ASCII: len is the cost
-                    return ReprNode(kind=kind, type_name=_EXACT_NAMES[tp], text=text)
+                    return ReprNode(kind=kind, type_name=EXACT_NAMES[tp], text=text)
         type_name = type_name_of(value)
         reason = self.budget.exhausted()
         if reason is not None:
@@ -328,7 +198,7 @@ class _Renderer:
         try:
             shape = _EXACT_SHAPES.get(tp) if type(tp) is type else None
             if shape is None:
-                shape = _SHAPES.get(_own_repr(tp))
+                shape = _SHAPES.get(own_repr(tp))
             if shape is not None:
                 return self.builtin(value, shape[0], shape[1], type_name, depth, 0)
             if _is_mapping(tp):
@@ -445,7 +315,7 @@ def container_shape(value: object) -> tuple[str, type[Any] | None] | None:
     """
     try:
         tp = type(value)
-        shape = _SHAPES.get(_own_repr(tp))
+        shape = _SHAPES.get(own_repr(tp))
         if shape is not None and shape[0] not in ("number", "bool", "none"):
             return shape
         if shape is None and _is_mapping(tp):
@@ -463,7 +333,7 @@ def represent_more(
     type_name = type_name_of(value)
     offset = max(0, offset)
     try:
-        shape = _SHAPES.get(_own_repr(type(value)))
+        shape = _SHAPES.get(own_repr(type(value)))
         if shape is not None and (shape[0] in _SEQUENCE_KINDS or shape[0] in ("str", "bytes")):
             return renderer.builtin(value, shape[0], shape[1], type_name, 0, offset)
         if shape is not None and shape[0] == "dict":

@@ -6,7 +6,7 @@ import time
 from collections import Counter, OrderedDict, deque, namedtuple
 from collections.abc import Iterator, Mapping
 
-from debugbroker.agent import protocol
+from debugbroker.agent import protocol, reprs, safe_text
 from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import EvalResult, ReprNode
 from debugbroker.agent.reprs import (
@@ -297,3 +297,16 @@ def test_secret_names_remember_their_answers_and_stay_right() -> None:
     for n in range(SecretNames._REMEMBERED + 10):
         assert secret.search(f"name{n}") is None
     assert secret.search("my_tok_here") is True
+
+
+def test_exact_type_names_are_the_exact_shapes_types() -> None:
+    """``type_name_of`` and the renderer's scalar fast path name the types shown by shape."""
+    assert set(safe_text.EXACT_NAMES) == set(reprs._EXACT_SHAPES)
+    assert all(name == tp.__name__ for tp, name in safe_text.EXACT_NAMES.items())
+
+
+def test_every_name_reprs_exports_is_importable_from_it() -> None:
+    """The text and secret-name helpers moved out but still import from ``reprs``."""
+    for name in reprs.__all__:
+        assert hasattr(reprs, name), name
+    assert reprs.looks_secret("api_token") and not reprs.looks_secret("count")
