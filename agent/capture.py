@@ -325,9 +325,10 @@ def capture_exception(
 ) -> Report:
     """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises.
 
-    ``environ`` is the object ``request`` was built from (a WSGI environ, an ASGI scope):
-    the Request panel lists it, so a local holding it shows as ``{...}`` (``reprs.collapsed``)
-    instead of again in every frame of the server and the framework.
+    ``environ`` is the WSGI environ ``request`` was built from: the Request panel lists it,
+    so a local holding it shows as ``{...}`` (``reprs.collapsed``) instead of again in every
+    frame of the server and the framework. (An ASGI scope is not passed: the panel shows
+    only part of it.)
     """
     created = time.time()
     pid = os.getpid() if pid is None else pid

@@ -11,7 +11,7 @@ its own repr instead. ``ReprNode.more`` is left None here: only the caller knows
 held frame and variable a node came from, so it owns the "+" handle; ``represent_more``
 renders the next slice once that handle is resolved back to the value.
 
-Guarded text (``safe_text``, ``type_name_of``, ``describe_error``, ``plain_text``) lives in
+Guarded text (``safe_text``, ``type_name_of``, ``describe_error``, ``plain_repr``) lives in
 ``safe_text`` and the secret-name matching in ``secret_names``; both are re-exported here.
 """
 
@@ -30,7 +30,7 @@ from .safe_text import (
     USER_CODE_ERRORS,
     describe_error,
     own_repr,
-    plain_text,
+    plain_repr,
     safe_text,
     text_cost,
     type_name_of,
@@ -46,7 +46,7 @@ __all__ = [
     "describe_error",
     "format_node",
     "looks_secret",
-    "plain_text",
+    "plain_repr",
     "represent",
     "represent_more",
     "safe_text",

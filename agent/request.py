@@ -23,7 +23,7 @@ from .reprs import (
     Budget,
     SecretNames,
     format_node,
-    plain_text,
+    plain_repr,
     represent,
     safe_text,
     secret_pattern,
@@ -184,7 +184,7 @@ def _environ(
             text = _mask_query(_text(value), secret)
         elif isinstance(value, str):
             text = value
-        elif (plain := plain_text(value, options)) is not None:  # the server's flags, objects
+        elif (plain := plain_repr(value, options)) is not None:  # the server's flags, objects
             text = plain
         else:
             node = represent(value, options, budget=Budget(0.01, 8 * 1024))

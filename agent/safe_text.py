@@ -2,7 +2,7 @@
 
 Every call into user code (``str`` of an error, a type's name under a metaclass) is
 guarded by ``USER_CODE_ERRORS``; type attributes are read through ``type``'s own
-descriptors, so a metaclass cannot intercept them. ``plain_text`` is the renderer's exact
+descriptors, so a metaclass cannot intercept them. ``plain_repr`` is the renderer's exact
 text for values that need no renderer at all (``reprs.represent`` walks the rest).
 """
 
@@ -19,7 +19,7 @@ __all__ = [
     "USER_CODE_ERRORS",
     "describe_error",
     "own_repr",
-    "plain_text",
+    "plain_repr",
     "safe_text",
     "text_cost",
     "type_name_of",
@@ -130,7 +130,7 @@ def _is_plain(value: object) -> bool:
     return tp is bool or tp is float or value is None
 
 
-def plain_text(value: object, options: Options) -> str | None:
+def plain_repr(value: object, options: Options) -> str | None:
     """What ``format_node(represent(value, options))`` gives, for values that need no
     renderer: plain scalars and short int tuples, and objects, functions and classes whose
     repr is CPython's own (``<X object at 0x…>``, ``<function f at 0x…>``, ``<class 'X'>``).
