@@ -31,7 +31,9 @@ def test_encode_gives_the_reference_bytes(cls: type[Any], data: st.DataObject) -
     assert codec.encode(message) == expected
 
 
-def test_a_captured_report_encodes_like_the_reference() -> None:
+def captured_report() -> protocol.Report:
+    """A real report: a KeyError raised in ``fail`` with a list, a dict and a long string."""
+
     def fail(items: list[int], table: dict[str, float]) -> None:
         text = "x" * 300  # noqa: F841 - locals the report shows
         raise KeyError(items[0], table)
@@ -39,10 +41,14 @@ def test_a_captured_report_encodes_like_the_reference() -> None:
     try:
         fail([1, 2, 3], {"a": 1.5})
     except KeyError as error:
-        report = capture_exception(
+        return capture_exception(
             error, report_id="r1", agent_id="a1", options=Options(), registry=None
         )
-    message = protocol.ReportMessage(report=report)
+    raise AssertionError("did not raise")
+
+
+def test_a_captured_report_encodes_like_the_reference() -> None:
+    message = protocol.ReportMessage(report=captured_report())
     payload = codec.encode(message)
     assert payload == protocol.encode(message)
     assert codec.to_wire(message) == protocol.to_wire(message)

@@ -17,14 +17,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from debugbroker.agent import codec, protocol
-from debugbroker.agent.capture import capture_exception
-from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import ProtocolError
 from debugbroker.broker import wire
 from debugbroker.broker.frames import report_frames
 from debugbroker.broker.grouping import fingerprint_parts
 from debugbroker.broker.store import report_summary
 
+from ..agent.test_codec import captured_report
 from ..agent.test_protocol_fuzz import FUZZ, shaped, structures
 
 MESSAGE_TYPES: list[type[Any]] = list(typing.get_args(protocol.Message))
@@ -105,16 +104,7 @@ def test_mutated_messages_are_judged_alike(cls: type[Any], data: st.DataObject) 
 
 
 def test_a_captured_report_decodes_to_its_wire_dict() -> None:
-    def fail(items: list[int], table: dict[str, float]) -> None:
-        text = "x" * 300  # noqa: F841 - locals the report shows
-        raise KeyError(items[0], table)
-
-    try:
-        fail([1, 2, 3], {"a": 1.5})
-    except KeyError as error:
-        report = capture_exception(
-            error, report_id="r1", agent_id="a1", options=Options(), registry=None
-        )
+    report = captured_report()
     payload = codec.encode(protocol.ReportMessage(report=report))
     decoded = wire.decode_message(payload)
     assert isinstance(decoded, wire.WireReport)
