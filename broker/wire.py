@@ -81,10 +81,12 @@ def _decode(payload: bytes) -> Message:
         decoder = _DECODERS.get(_KIND.decode(payload).kind)
         if decoder is not None:
             message: Message = decoder.decode(payload)
-            return message
     except Exception:  # noqa: BLE001 - msgspec refused it (DecodeError, UnicodeDecodeError,
-        pass  # RecursionError): the reference decoder judges, and says why
-    return protocol.decode(payload)
+        return protocol.decode(payload)  # RecursionError): the reference judges, says why
+    if decoder is None:
+        return protocol.decode(payload)  # an unknown kind: refused, with the reason
+    protocol.check_nesting(message)  # as deep as the reference decoder allows, no deeper
+    return message
 
 
 def decode_message(payload: bytes) -> Message | WireReport | WireResult:

@@ -17,6 +17,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from debugbroker.agent import codec, protocol
+from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.options import Options
 from debugbroker.agent.protocol import ProtocolError
 from debugbroker.broker import wire
 from debugbroker.broker.frames import report_frames
@@ -113,7 +115,7 @@ def test_a_captured_report_decodes_to_its_wire_dict() -> None:
     assert list(decoded.report) == list(reference)  # same key order in the stored JSON
     # What the relay and the store read from it matches what they read from stored JSON.
     assert fingerprint_parts(decoded.report) == fingerprint_parts(reference)
-    assert any(part.endswith("<locals>.fail") for part in fingerprint_parts(decoded.report))
+    assert any(part.endswith("fail") for part in fingerprint_parts(decoded.report))
     assert report_summary(decoded.report) == report_summary(reference)
     held = dataclasses.replace(report.exceptions[-1].frames[-1], frame_id="f1")
     exceptions = (dataclasses.replace(report.exceptions[-1], frames=(held,)),)
@@ -161,6 +163,71 @@ def test_deep_nesting_and_oversize_raise_protocol_error() -> None:
         with pytest.raises(ProtocolError):
             wire.decode_message(payload)
         agree(payload)
+
+
+def _nested(levels: int) -> protocol.ReprNode:
+    node = protocol.ReprNode(kind="str", type_name="str", text="'x'")
+    for _ in range(levels - 1):
+        node = protocol.ReprNode(kind="list", type_name="list", children=(node,))
+    return node
+
+
+def _group(levels: int) -> protocol.ExceptionInfo:
+    info = protocol.ExceptionInfo(type_name="E", module="m", message="", frames=())
+    for _ in range(levels - 1):
+        info = protocol.ExceptionInfo(
+            type_name="ExceptionGroup", module="builtins", message="", frames=(), exceptions=(info,)
+        )
+    return info
+
+
+def test_nesting_has_one_limit_whatever_the_python_and_the_decoder() -> None:
+    """The reference decoder's depth once depended on CPython's recursion limit (3.12
+    changed it) and msgspec's on its own: both now refuse exactly past the protocol's
+    limits, and accept up to them."""
+    deepest = protocol.MAX_REPR_NESTING
+    for levels, accepted in ((deepest, True), (deepest + 1, False)):
+        result = protocol.EvalResult(request_id="q", ok=True, result=_nested(levels))
+        chunk = protocol.OutputChunk(stream="result", value=_nested(levels))
+        for message in (result, protocol.EvalResult(request_id="q", ok=True, chunks=(chunk,))):
+            payload = protocol.encode(message)
+            if accepted:
+                assert protocol.decode(payload) == message
+                assert isinstance(wire.decode_message(payload), wire.WireResult)
+            else:
+                for decode in (protocol.decode, wire.decode_message):
+                    with pytest.raises(ProtocolError, match="nested over"):
+                        decode(payload)
+    report = captured_report()
+    for levels, accepted in ((protocol.MAX_GROUP_NESTING, True), (33, False)):
+        grouped = dataclasses.replace(report, exceptions=(_group(levels),))
+        payload = protocol.encode(protocol.ReportMessage(report=grouped))
+        if accepted:
+            assert isinstance(wire.decode_message(payload), wire.WireReport)
+        else:
+            for decode in (protocol.decode, wire.decode_message):
+                with pytest.raises(ProtocolError, match="groups nested over"):
+                    decode(payload)
+
+
+def test_the_deepest_value_an_agent_writes_is_accepted() -> None:
+    deep: object = "bottom"
+    for level in range(200):  # dicts and lists, deeper than any cap
+        deep = {"key": deep} if level % 2 else [deep]
+    options = Options(repr_depth=10_000)  # the renderer still stops at its own cap
+
+    def fail(value: object) -> None:
+        raise ValueError("deep")
+
+    try:
+        fail(deep)
+    except ValueError as error:
+        report = capture_exception(
+            error, report_id="d", agent_id="a", options=options, registry=None
+        )
+    payload = codec.encode(protocol.ReportMessage(report=report))
+    assert isinstance(wire.decode_message(payload), wire.WireReport)
+    assert protocol.decode(payload) == protocol.ReportMessage(report=report)
 
 
 def test_results_come_as_wire_dicts_the_rest_as_messages() -> None:
