@@ -377,10 +377,9 @@ def check_nesting(message: Message) -> None:
     messages, and keeps the broker's own walks over a report shallow. Iterative, so a
     deep message cannot make this function fail.
     """
-    stack = [(node, 1) for node in _repr_roots(message)]
+    stack = [(node, 1) for node in _repr_roots(message) if node.children]  # leaves: depth 1
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_REPR_NESTING:
+        if depth >= MAX_REPR_NESTING:  # its children would be deeper
             raise ProtocolError(f"a value nested over {MAX_REPR_NESTING} levels")
-        if node.children:
-            stack.extend((child, depth + 1) for child in node.children)
+        stack.extend((child, depth + 1) for child in node.children if child.children)
