@@ -348,10 +348,7 @@ def represent_more(
 def collapsed(value: object) -> ReprNode:
     """A mapping shown elsewhere in the report (the request's environ, in the Request
     panel) as ``{...}`` with its size: "+" lists it while the frame is held."""
-    try:
-        size = dict.__len__(value) if isinstance(value, dict) else 0  # no user code
-    except USER_CODE_ERRORS:  # pragma: no cover - dict.__len__ of a dict cannot fail
-        size = 0
+    size = dict.__len__(value) if isinstance(value, dict) else 0  # no user code runs
     return ReprNode(kind="dict", type_name=type_name_of(value), text="{...}", omitted=size)
 
 

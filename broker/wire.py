@@ -13,7 +13,10 @@ store keeps. msgspec checks the same dataclasses in C in about a sixth of that
   refuses the whole message. ``tests/broker/test_wire.py`` checks that with hypothesis.
 - A report and an eval's or completion's answer come as wire dicts (``WireReport``,
   ``WireResult``): the store keeps a report as JSON and the console answers as JSON, so
-  neither needs the dataclasses. ``wire_json`` writes that JSON.
+  neither needs the dataclasses. ``wire_json`` writes that JSON. They hold the data of
+  ``protocol.to_wire``, but with tuples where it has lists (``msgspec.to_builtins`` keeps
+  tuples, in 21 µs for a storm report; making lists costs 36 µs): both are JSON arrays,
+  and the broker's walks over a report (``frames.report_frames``, ``grouping``) take both.
 
 The agent never imports this module: it stays on stdlib, pyzmq and msgpack.
 """
@@ -51,7 +54,7 @@ class WireReport:
 class WireResult:
     """An eval's or a completion's answer as the broker takes it: its class (``EvalResult``
     or ``CompleteResult``), its request id and its checked wire dict, ``kind`` and
-    ``request_id`` included (equal to ``protocol.to_wire`` of the message). The console
+    ``request_id`` included (``protocol.to_wire`` of the message, tuples for lists). The console
     answers and stores that dict as JSON, so it never needs the dataclass."""
 
     cls: type[EvalResult] | type[CompleteResult]
