@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .asgi import DebuggedASGIApplication
-from .hooks import install_excepthook
-from .middleware import DebuggedApplication
-from .options import Options
-from .trace import set_trace
+from debugbroker.agent.asgi import DebuggedASGIApplication
+from debugbroker.agent.hooks import install_excepthook
+from debugbroker.agent.middleware import DebuggedApplication
+from debugbroker.agent.options import Options
+from debugbroker.agent.trace import set_trace
 
 __all__ = [
     "DebuggedApplication",

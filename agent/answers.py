@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .capture import capture_exception
-from .options import Options
-from .protocol import Report, RequestInfo
-from .reprs import describe_error
-from .transport import Transport, get_transport
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.reprs.tree import describe_error
+from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.protocol import Report, RequestInfo
 
 __all__ = [
     "submit_error",

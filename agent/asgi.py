@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
-from .answers import error_answer, report_url, submit_error, traceback_text
-from .middleware import request_info
-from .options import Options, middleware_options
-from .transport import Transport, get_transport
+from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.middleware import request_info
+from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.transport.transport import Transport, get_transport
 
 __all__ = ["DebuggedASGIApplication", "environ_from_scope"]
 

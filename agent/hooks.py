@@ -15,9 +15,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from .answers import report_url, submit_error
-from .options import Options
-from .transport import Transport, current_transport, get_transport
+from debugbroker.agent.answers import report_url, submit_error
+from debugbroker.agent.options import Options
+from debugbroker.agent.transport.transport import Transport, current_transport, get_transport
 
 __all__ = ["install_excepthook", "uninstall_excepthook"]
 

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from types import FrameType, GeneratorType, TracebackType
 from typing import Any, TextIO
 
-from .answers import error_answer, report_url, submit_error, traceback_text
-from .evaluate import register_context_source
-from .options import Options, middleware_options
-from .protocol import Report, RequestInfo
-from .request import build_request_info
-from .transport import Transport, get_transport
+from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.capture.request import build_request_info
+from debugbroker.agent.evals.evaluate import register_context_source
+from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.protocol import Report, RequestInfo
 
 __all__ = ["DebuggedApplication", "request_info"]
 

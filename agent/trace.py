@@ -16,11 +16,11 @@ import uuid
 from dataclasses import replace
 from types import FrameType, TracebackType
 
-from .answers import report_url
-from .capture import capture_exception
-from .options import Options
-from .protocol import Report
-from .transport import Transport, current_transport, get_transport
+from debugbroker.agent.answers import report_url
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.options import Options
+from debugbroker.agent.transport.transport import Transport, current_transport, get_transport
+from debugbroker.protocol import Report
 
 __all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import zmq
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import EvalRequest, EvalResult, Hello, ReportMessage, Welcome
+from debugbroker import protocol
+from debugbroker.protocol import EvalRequest, EvalResult, Hello, ReportMessage, Welcome
 
 from .common import (
     BENCH_APPS,

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .api import RELAY, STORE, api_routes
-from .audit import audit_middleware, security_routes
-from .auth import (
+from debugbroker.broker.http.api import RELAY, STORE, api_routes
+from debugbroker.broker.http.audit import audit_middleware, security_routes
+from debugbroker.broker.http.auth import (
     LOOPBACK_HOSTS,
     AccessPolicy,
     host_name,
@@ -23,14 +23,14 @@ from .auth import (
     origin_of,
     security_middleware,
 )
-from .console import console_routes
-from .editor import editor_routes
-from .openapi import openapi_routes
-from .relay import Relay
-from .reports import report_routes
-from .static_files import StaticSite
-from .store import Store
-from .ws import EventHub
+from debugbroker.broker.http.console import console_routes
+from debugbroker.broker.http.editor import editor_routes
+from debugbroker.broker.http.openapi import openapi_routes
+from debugbroker.broker.http.reports import report_routes
+from debugbroker.broker.http.static_files import StaticSite
+from debugbroker.broker.http.ws import EventHub
+from debugbroker.broker.relay.router import Relay
+from debugbroker.broker.store.store import Store
 
 __all__ = ["BrokerConfig", "HUB", "POLICY", "build_app", "STATIC_DIR"]
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import msgspec
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import (
+from debugbroker import protocol
+from debugbroker.protocol import (
     CompleteResult,
     EvalResult,
     Message,

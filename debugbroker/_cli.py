@@ -10,7 +10,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the broker CLI, or say how to install it when the `broker` extra is missing."""
     try:
-        from debugbroker.broker.cli import main as broker_main
+        from debugbroker.broker.cli.main import main as broker_main
     except ImportError as error:  # aiohttp or Pygments absent: the agent-only install
         missing = getattr(error, "name", None) or str(error)
         print(

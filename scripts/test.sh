@@ -28,7 +28,8 @@ if [ -d .git ] && ! git diff --quiet -- broker/static; then
 fi
 
 step "lint and types"
-python -m ruff check debugbroker agent broker tests benchmarks
+python -m ruff check debugbroker agent broker protocol tests benchmarks
+python -m ruff format --check debugbroker agent broker protocol tests benchmarks
 python -m mypy
 
 step "tests"

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.protocol import ReprNode, from_wire
-from debugbroker.agent.reprs import format_node
+from debugbroker.agent.reprs.tree import format_node
+from debugbroker.protocol import ReprNode, from_wire
 
 # The browser fixtures are a plugin (pytest_plugins = ["tests.e2e.browser"]) that test modules
 # also import from: register it before any import so its asserts are rewritten too.

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent import protocol
-from debugbroker.agent.capture import capture_exception, is_library_file
-from debugbroker.agent.frames import FrameRegistry
+from debugbroker import protocol
+from debugbroker.agent.capture.exceptions import capture_exception, is_library_file
+from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ExceptionInfo, FrameInfo, Report, ReportMessage
+from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, ReportMessage
 from tests.agent.compat import ExceptionGroup, add_note, has_columns
 
 OPTIONS = Options()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent import plain_text
+from debugbroker.agent.capture import plain_text
 
 NAME = "_extract_caret_anchors_from_line_segment"
 pytestmark = pytest.mark.skipif(

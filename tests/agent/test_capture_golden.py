@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture import capture_exception
-from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import to_wire
+from debugbroker.protocol import to_wire
 from tests.agent.sample_programs import PROGRAMS, failure_of
 
 GOLDEN_311 = Path(__file__).resolve().parent / "golden"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture import capture_exception, hidden_flags
+from debugbroker.agent.capture.exceptions import capture_exception, hidden_flags
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import FrameInfo
+from debugbroker.protocol import FrameInfo
 from tests.conftest import Broker, wait_for
 
 # --- the rules on marker lists ----------------------------------------------------------------

@@ -16,16 +16,16 @@ from typing import Any
 import msgpack
 import pytest
 
-from debugbroker.agent import protocol
-from debugbroker.agent.capture import (
+from debugbroker import protocol
+from debugbroker.agent.capture.exceptions import (
     MAX_FRAME_LOCALS_BYTES,
     MAX_STRUCTURE_BYTES,
     MAX_TEXT,
     capture_exception,
 )
-from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ReportMessage, ReprNode, Variable, to_wire
+from debugbroker.protocol import ReportMessage, ReprNode, Variable, to_wire
 from tests.agent.compat import ExceptionGroup
 
 OPTIONS = Options()

@@ -1,5 +1,5 @@
-"""The agent's compiled encoder (``agent/codec.py``) against the reference one in
-``protocol``: the agent sends ``codec.encode``'s bytes, so they must be the reference's
+"""The agent's compiled encoder (``agent/encoder.py``) against the reference one in
+``protocol``: the agent sends ``encoder.encode``'s bytes, so they must be the reference's
 bytes exactly. (The broker's decoder is checked in ``tests/broker/test_wire.py``.)
 """
 
@@ -11,9 +11,10 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent import codec, protocol
-from debugbroker.agent.capture import capture_exception
+from debugbroker import protocol
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.protocol import encoder
 
 from .test_protocol_fuzz import FUZZ
 
@@ -28,7 +29,7 @@ def test_encode_gives_the_reference_bytes(cls: type[Any], data: st.DataObject) -
         expected = protocol.encode(message)
     except (OverflowError, ValueError):  # an int beyond 64 bits: nothing a peer can send
         assume(False)
-    assert codec.encode(message) == expected
+    assert encoder.encode(message) == expected
 
 
 def captured_report() -> protocol.Report:
@@ -49,6 +50,6 @@ def captured_report() -> protocol.Report:
 
 def test_a_captured_report_encodes_like_the_reference() -> None:
     message = protocol.ReportMessage(report=captured_report())
-    payload = codec.encode(message)
+    payload = encoder.encode(message)
     assert payload == protocol.encode(message)
-    assert codec.to_wire(message) == protocol.to_wire(message)
+    assert encoder.to_wire(message) == protocol.to_wire(message)

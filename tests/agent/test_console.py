@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from debugbroker.agent.console import (
+from debugbroker.agent.evals.language import (
     HIDDEN_PREFIX,
     compile_input,
     complete,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 import werkzeug.test
 
-from debugbroker.agent import evaluate
-from debugbroker.agent.evaluate import (
+from debugbroker.agent.evals import evaluate
+from debugbroker.agent.evals.evaluate import (
     CONSOLE_DISABLED,
     EVALEX_DISABLED,
     interrupt,
@@ -21,11 +21,12 @@ from debugbroker.agent.evaluate import (
     run_complete,
     run_eval,
 )
-from debugbroker.agent.frames import FrameRegistry
-from debugbroker.agent.interrupts import MAX_STUCK, running_evals, stuck_evals
-from debugbroker.agent.lookup import answer_expand
+from debugbroker.agent.evals.held_frames import FrameRegistry
+from debugbroker.agent.evals.interrupts import MAX_STUCK, running_evals, stuck_evals
+from debugbroker.agent.evals.lookup import answer_expand
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import (
+from debugbroker.agent.reprs.tree import format_node
+from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
     CompleteRequest,
     CompleteResult,
@@ -35,7 +36,6 @@ from debugbroker.agent.protocol import (
     InterruptRequest,
     InterruptResult,
 )
-from debugbroker.agent.reprs import format_node
 from tests.conftest import DEADLINE, wait_for
 
 OPTIONS = Options()

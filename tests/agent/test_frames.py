@@ -8,7 +8,7 @@ import threading
 import weakref
 from types import FrameType
 
-from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.evals.held_frames import FrameRegistry
 
 
 class Payload:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from debugbroker.agent.frames import FrameRegistry
+from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from tests.agent.test_frames import Payload, dead_frame
 

@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debugbroker.agent import lookup
-from debugbroker.agent.capture import capture_exception
-from debugbroker.agent.frames import FrameRegistry
-from debugbroker.agent.lookup import answer_expand, answer_source
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.evals import lookup
+from debugbroker.agent.evals.held_frames import FrameRegistry
+from debugbroker.agent.evals.lookup import answer_expand, answer_source
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
+from debugbroker.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
 
 OPTIONS = Options()
 

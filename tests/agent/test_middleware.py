@@ -19,10 +19,10 @@ import pytest
 import zmq
 from werkzeug.test import Client, TestResponse
 
-from debugbroker import DebuggedApplication
-from debugbroker.agent import Options, protocol
-from debugbroker.agent.protocol import Hello, Report, ReportMessage, Welcome
-from debugbroker.agent.transport import get_transport
+from debugbroker import DebuggedApplication, protocol
+from debugbroker.agent import Options
+from debugbroker.agent.transport.transport import get_transport
+from debugbroker.protocol import Hello, Report, ReportMessage, Welcome
 
 DEADLINE = 10.0
 DASHBOARD = "http://dash.live:9999"

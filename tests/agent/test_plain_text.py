@@ -12,8 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from debugbroker.agent import plain_text
-from debugbroker.agent.plain_text import format_text
+from debugbroker.agent.capture import plain_text
+from debugbroker.agent.capture.plain_text import format_text
 
 
 def reference(error: BaseException) -> str:

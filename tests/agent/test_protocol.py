@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import (
+from debugbroker import protocol
+from debugbroker.protocol import (
     EvalRequest,
     EvalResult,
     ExceptionInfo,
@@ -171,7 +171,7 @@ wire_values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.sampled_from(sorted(protocol._MESSAGE_TYPES)),
+    st.sampled_from(sorted(protocol.MESSAGE_TYPES)),
     st.dictionaries(
         st.sampled_from(
             [

@@ -15,8 +15,8 @@ import msgpack
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import ProtocolError
+from debugbroker import protocol
+from debugbroker.protocol import ProtocolError
 
 MESSAGE_TYPES: list[type[Any]] = list(typing.get_args(protocol.Message))
 KINDS = [cls.kind for cls in MESSAGE_TYPES]

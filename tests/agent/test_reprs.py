@@ -6,10 +6,11 @@ import time
 from collections import Counter, OrderedDict, deque, namedtuple
 from collections.abc import Iterator, Mapping
 
-from debugbroker.agent import protocol, reprs, safe_text
+from debugbroker import protocol
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import EvalResult, ReprNode
-from debugbroker.agent.reprs import (
+from debugbroker.agent.reprs import safe_text
+from debugbroker.agent.reprs import tree as reprs
+from debugbroker.agent.reprs.tree import (
     SECRET_MASK,
     Budget,
     SecretNames,
@@ -19,6 +20,7 @@ from debugbroker.agent.reprs import (
     secret_pattern,
     variables_of,
 )
+from debugbroker.protocol import EvalResult, ReprNode
 
 OPTIONS = Options()
 

@@ -9,11 +9,11 @@ from flask import Flask
 from flask import request as flask_request
 from werkzeug.test import EnvironBuilder
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.request import MASK, build_request_info
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import DEFAULT_SECRET_NAMES, Options
-from debugbroker.agent.reprs import format_node, looks_secret, represent, variables_of
-from debugbroker.agent.request import MASK, build_request_info
+from debugbroker.agent.reprs.tree import format_node, looks_secret, represent, variables_of
 from tests.conftest import Broker, wait_for
 
 

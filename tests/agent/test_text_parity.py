@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent import chain
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture import chain
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ExceptionInfo, Report
-from debugbroker.agent.transport import Transport
+from debugbroker.agent.transport.transport import Transport
+from debugbroker.protocol import ExceptionInfo, Report
 from tests.agent.compat import ExceptionGroup, add_note
 from tests.conftest import Broker, wait_for
 
@@ -417,7 +417,7 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
 _UNPATCHED = """
 import traceback
 from exceptiongroup import ExceptionGroup
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
 
 try:

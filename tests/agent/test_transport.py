@@ -13,10 +13,11 @@ import msgpack
 import pytest
 import zmq
 
-from debugbroker.agent import protocol
-from debugbroker.agent.capture import capture_exception
+from debugbroker import protocol
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import (
+from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.protocol import (
     EvalRequest,
     EvalResult,
     Heartbeat,
@@ -28,7 +29,6 @@ from debugbroker.agent.protocol import (
     ReportMessage,
     Welcome,
 )
-from debugbroker.agent.transport import Transport, get_transport
 
 DEADLINE = 10.0
 
@@ -465,7 +465,7 @@ def test_a_connection_cut_for_a_protocol_error_is_made_again(
 ) -> None:
     # libzmq drops a connection whose peer sent more than MAXMSGSIZE and does not retry it;
     # the agent notices that nothing is retrying and connects again with a new socket.
-    monkeypatch.setattr("debugbroker.agent.link._RESOCKET_SECONDS", 0.5)
+    monkeypatch.setattr("debugbroker.agent.transport.link._RESOCKET_SECONDS", 0.5)
     transport = make_transport(broker.url)
     identity = broker.welcome()
     assert transport.wait_connected(DEADLINE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from debugbroker.agent.workers import WorkerPool
+from debugbroker.agent.evals.workers import WorkerPool
 from tests.conftest import wait_for
 
 

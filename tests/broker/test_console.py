@@ -18,10 +18,10 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import Report
-from debugbroker.agent.transport import Transport
+from debugbroker.agent.transport.transport import Transport
+from debugbroker.protocol import Report
 from tests.conftest import DEADLINE, Broker, HttpAnswer, node_text, wait_for
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import (
+from debugbroker import protocol
+from debugbroker.protocol import (
     CompleteResult,
     EvalRequest,
     EvalResult,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from debugbroker.agent.protocol import ReportMessage, Welcome
+from debugbroker.protocol import ReportMessage, Welcome
 from tests.broker.test_security_agents import RawAgent, a_report
 from tests.conftest import Broker, base_env, http, wait_for
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport import Transport
+from debugbroker.agent.transport.transport import Transport
 from tests.conftest import Broker, wait_for
 
 DEPTH = 30

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import msgpack
 
-from debugbroker.agent import protocol
-from debugbroker.agent.protocol import (
+from debugbroker import protocol
+from debugbroker.protocol import (
     ExceptionInfo,
     FrameInfo,
     Released,

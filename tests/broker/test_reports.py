@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import Report, to_wire
-from debugbroker.agent.request import build_request_info
-from debugbroker.agent.transport import Transport
-from debugbroker.broker.grouping import fingerprint, fingerprint_parts
+from debugbroker.agent.transport.transport import Transport
+from debugbroker.broker.store.grouping import fingerprint, fingerprint_parts
+from debugbroker.protocol import Report, to_wire
 from tests.conftest import Broker, http, wait_for
 
 

@@ -17,12 +17,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ReprNode, RequestInfo, Variable, to_wire
-from debugbroker.broker.grouping import fingerprint
-from debugbroker.broker.markdown import report_markdown
-from debugbroker.broker.share_page import share_page
+from debugbroker.broker.render.markdown import report_markdown
+from debugbroker.broker.render.share_page import share_page
+from debugbroker.broker.store.grouping import fingerprint
+from debugbroker.protocol import ReprNode, RequestInfo, Variable, to_wire
 from tests.agent.compat import add_note
 
 HOSTILE = st.one_of(

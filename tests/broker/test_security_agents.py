@@ -18,9 +18,9 @@ import msgpack
 import pytest
 import zmq
 
-from debugbroker.agent import protocol
-from debugbroker.agent.evaluate import EVALEX_DISABLED
-from debugbroker.agent.protocol import (
+from debugbroker import protocol
+from debugbroker.agent.evals.evaluate import EVALEX_DISABLED
+from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
     CompleteRequest,
     CompleteResult,
@@ -39,9 +39,9 @@ from tests.conftest import Broker, Process, base_env, wait_for
 
 AGENT_SCRIPT = """
 import os, sys, threading, uuid
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport import get_transport
+from debugbroker.agent.transport.transport import get_transport
 
 options = Options.from_environment(
     app_name="security-test",

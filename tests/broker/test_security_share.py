@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.protocol import ReportMessage, Welcome
+from debugbroker.protocol import ReportMessage, Welcome
 from tests.broker.test_security_agents import RawAgent, a_report
 from tests.conftest import Broker, http, wait_for
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from debugbroker.broker.app import STATIC_DIR
-from debugbroker.broker.static_files import IMMUTABLE, REVALIDATE, load_static_files
+from debugbroker.broker.http.static_files import IMMUTABLE, REVALIDATE, load_static_files
 from tests.broker.test_auth import assert_secure
 from tests.conftest import Broker, HttpAnswer, http
 

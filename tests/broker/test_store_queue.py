@@ -12,8 +12,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from debugbroker.broker.frames import FrameCache, FrameTargets, frame_targets
-from debugbroker.broker.store import Store
+from debugbroker.broker.store.frame_targets import FrameCache, FrameTargets, frame_targets
+from debugbroker.broker.store.store import Store
 
 
 def _report(report_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.broker.store import Store
+from debugbroker.broker.store.store import Store
 
 
 def _report(report_id: str) -> dict[str, Any]:

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent import codec, protocol
-from debugbroker.agent.capture import capture_exception
+from debugbroker import protocol
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import ProtocolError
 from debugbroker.broker import wire
-from debugbroker.broker.frames import report_frames
-from debugbroker.broker.grouping import fingerprint_parts
-from debugbroker.broker.store import report_summary
+from debugbroker.broker.store.frame_targets import report_frames
+from debugbroker.broker.store.grouping import fingerprint_parts
+from debugbroker.broker.store.store import report_summary
+from debugbroker.protocol import ProtocolError, encoder
 
 from ..agent.test_codec import captured_report
 from ..agent.test_protocol_fuzz import FUZZ, shaped, structures
@@ -107,7 +107,7 @@ def test_mutated_messages_are_judged_alike(cls: type[Any], data: st.DataObject) 
 
 def test_a_captured_report_decodes_to_its_wire_dict() -> None:
     report = captured_report()
-    payload = codec.encode(protocol.ReportMessage(report=report))
+    payload = encoder.encode(protocol.ReportMessage(report=report))
     decoded = wire.decode_message(payload)
     assert isinstance(decoded, wire.WireReport)
     reference = protocol.to_wire(report)
@@ -119,7 +119,7 @@ def test_a_captured_report_decodes_to_its_wire_dict() -> None:
     assert report_summary(decoded.report) == report_summary(reference)
     held = dataclasses.replace(report.exceptions[-1].frames[-1], frame_id="f1")
     exceptions = (dataclasses.replace(report.exceptions[-1], frames=(held,)),)
-    payload = codec.encode(
+    payload = encoder.encode(
         protocol.ReportMessage(report=dataclasses.replace(report, exceptions=exceptions))
     )
     holding = wire.decode_message(payload)
@@ -225,7 +225,7 @@ def test_the_deepest_value_an_agent_writes_is_accepted() -> None:
         report = capture_exception(
             error, report_id="d", agent_id="a", options=options, registry=None
         )
-    payload = codec.encode(protocol.ReportMessage(report=report))
+    payload = encoder.encode(protocol.ReportMessage(report=report))
     assert isinstance(wire.decode_message(payload), wire.WireReport)
     assert protocol.decode(payload) == protocol.ReportMessage(report=report)
 

@@ -33,10 +33,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.protocol import Report
-from debugbroker.agent.transport import Transport
+from debugbroker.agent.transport.transport import Transport
+from debugbroker.protocol import Report
 from tests.conftest import Broker, wait_for
 
 __all__ = [

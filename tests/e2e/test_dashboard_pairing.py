@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from playwright.sync_api import Locator, Page, Route, expect
 
-from debugbroker.agent.capture import capture_exception
+from debugbroker.agent.capture.exceptions import capture_exception
 from tests.conftest import Broker, wait_for
 from tests.e2e.browser import person
 
 if TYPE_CHECKING:
-    from debugbroker.agent.transport import Transport
+    from debugbroker.agent.transport.transport import Transport
     from tests.e2e.browser import OpenPage, Seed
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -345,7 +345,7 @@ def test_groups_are_right_after_the_broker_restarts(
 
 
 def test_parse_typing_accepts_only_small_well_formed_notices() -> None:
-    from debugbroker.broker.ws import parse_typing
+    from debugbroker.broker.http.ws import parse_typing
 
     assert parse_typing('{"type": "typing", "console": "reports/ab_1.x-2/frames/3"}') == (
         "reports/ab_1.x-2/frames/3",

@@ -1,0 +1,1 @@
+"""Capture: a raised exception becomes a ``Report`` (chain, frames, source, request panel, text)."""

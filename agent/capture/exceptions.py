@@ -1,0 +1,394 @@
+"""Turn a raised exception into a ``Report``: its chain, groups, frames, source and locals.
+
+Which exceptions a report holds, in which order and how they are linked, is decided by
+``chain`` exactly as ``traceback.format_exception`` decides it, so ``Report.exceptions``
+agrees with ``Report.text``: root cause first, raised exception last.
+
+Exception groups (3.11+): ``ExceptionInfo.exceptions`` of a group holds its sub-exceptions'
+chains one after another, each chain in print order exactly like ``Report.exceptions``: an
+entry whose ``chain`` is None starts the next sub-exception (a new ``+---- n ----`` box in
+the text), and entries with ``chain`` "cause"/"context" continue the chain before them, the
+last of each run being the sub-exception itself. Like CPython, at most 15 sub-exceptions
+per group are shown (``omitted`` counts the rest) and groups nested deeper than 10 levels
+are elided (no frames, no members, ``omitted`` = their member count).
+
+Frames follow Paste's ``__traceback_hide__`` protocol (``True``, ``"before"``,
+``"before_and_this"``, ``"after"``, ``"after_and_this"``, ``"reset"``, ``"reset_and_this"``),
+applied to each exception's own frame list; ``FrameInfo.hidden`` marks what the dashboard
+hides by default. If the innermost frame would be hidden, nothing is (as Paste does). The
+agent's own frames (the middleware that caught the error) are always hidden. Those rules
+live in ``hiding``; each frame's source context and columns come from ``failing_line``.
+
+Capture never raises and is bounded: frames per exception, exceptions per report, locals
+per frame, the repr time budget and the approximate encoded size are all capped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from itertools import islice
+from types import FrameType, TracebackType
+from typing import Any
+
+from debugbroker.agent.capture.chain import PrintedException, link_tree, printed_chain, prints_notes
+from debugbroker.agent.capture.failing_line import failing_columns, source_context
+from debugbroker.agent.capture.hiding import (
+    hidden_flags,
+    hide_marker,
+    is_agent_frame,
+    is_library_file,
+)
+from debugbroker.agent.capture.plain_text import MAX_TEXT, format_text
+from debugbroker.agent.evals.held_frames import FrameRegistry
+from debugbroker.agent.evals.lookup import fill_handles
+from debugbroker.agent.options import Options
+from debugbroker.agent.reprs.safe_text import (
+    USER_CODE_ERRORS,
+    describe_error,
+    safe_text,
+    text_cost,
+    type_name_of,
+)
+from debugbroker.agent.reprs.tree import Budget, variables_of
+from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
+
+__all__ = [
+    "MAX_EXCEPTIONS",
+    "MAX_FRAME_LOCALS_BYTES",
+    "MAX_STRUCTURE_BYTES",
+    "MAX_TEXT",
+    "capture_exception",
+    "hidden_flags",
+    "is_library_file",
+]
+
+MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
+_MAX_MESSAGE = 8_192  # characters of an exception message or note
+_MAX_NOTES = 32
+# The documented size limits (docs/limits.md). The plain text (<= 4 MiB as UTF-8) plus the
+# structure and the request stay well under the protocol's 8 MiB message cap.
+MAX_STRUCTURE_BYTES = 3 * 1024 * 1024  # approximate encoded bytes of everything but the text
+MAX_FRAME_LOCALS_BYTES = 512 * 1024  # approximate encoded bytes of one frame's locals
+_NO_SOURCE: tuple[str, ...] = ()
+_FRAME_COST = 160  # msgpack keys and numbers of one frame, roughly
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+
+
+def _safe_str(value: object, limit: int) -> str:
+    try:
+        text = value if isinstance(value, str) else str(value)
+        return safe_text(text, limit)[0]
+    except USER_CODE_ERRORS:
+        return f"<{type_name_of(value)} str() failed>"
+
+
+def _safe_attr(value: object, name: str) -> object:
+    try:
+        return getattr(value, name, None)
+    except USER_CODE_ERRORS:
+        return None
+
+
+def _type_parts(exc: BaseException) -> tuple[str, str]:
+    try:
+        qualname = _TYPE_QUALNAME.__get__(type(exc))
+        module = _TYPE_MODULE.__get__(type(exc))
+        return _safe_str(qualname, 200), _safe_str(module, 200)
+    except USER_CODE_ERRORS:
+        return type_name_of(exc), "?"
+
+
+def _cpython_str(value: object, what: str, limit: int, func: str = "str") -> str:
+    """``traceback._safe_string``: the text, or ``<what str() failed>`` like CPython."""
+    try:
+        text = repr(value) if func == "repr" else str(value)
+        return safe_text(text, limit)[0]
+    except USER_CODE_ERRORS:
+        return f"<{what} {func}() failed>"
+
+
+def _notes(exc: BaseException) -> tuple[str, ...]:
+    """The notes as ``format_exception_only`` prints them (a Sequence, else its repr).
+
+    Since 3.12 a ``str`` or ``bytes`` is not taken as a sequence of notes; since 3.13 an
+    error reading ``__notes__`` is shown as a note; 3.10 prints notes only when the
+    ``exceptiongroup`` backport has patched ``traceback``.
+    """
+    if not prints_notes():
+        return ()
+    try:
+        notes = getattr(exc, "__notes__", None)
+    except USER_CODE_ERRORS as error:
+        if sys.version_info < (3, 13) or not isinstance(error, Exception):
+            return ()
+        reason = _cpython_str(error, "__notes__", _MAX_MESSAGE, "repr")
+        return (f"Ignored error getting __notes__: {reason}",)
+    if notes is None:
+        return ()
+    try:
+        if isinstance(notes, Sequence) and not (
+            sys.version_info >= (3, 12) and isinstance(notes, (str, bytes))
+        ):
+            return tuple(
+                _cpython_str(note, "note", _MAX_MESSAGE) for note in islice(notes, _MAX_NOTES)
+            )
+    except USER_CODE_ERRORS:
+        return ()
+    return (_cpython_str(notes, "__notes__", _MAX_MESSAGE, "repr"),)
+
+
+def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
+    items: list[TracebackType] = []
+    while tb is not None:
+        items.append(tb)
+        tb = tb.tb_next
+        if len(items) > 100_000:  # a cycle built by hand; CPython cannot make one
+            break
+    return items[-limit:] if limit > 0 else []
+
+
+class _Capture:
+    """State of one capture: caps left, frames already held."""
+
+    def __init__(
+        self,
+        options: Options,
+        registry: FrameRegistry | None,
+        report_id: str,
+        environ: object | None = None,
+    ) -> None:
+        self.options = options
+        self.environ = environ  # the request's (the Request panel lists it)
+        self.registry = registry
+        self.report_id = report_id
+        self.size_left = MAX_STRUCTURE_BYTES
+        self.exceptions_left = MAX_EXCEPTIONS
+        self.held: dict[int, str | None] = {}
+        self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
+
+    def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
+        """One chain in print order; past the exception cap its oldest causes are left out."""
+        kept = printed[-max(1, self.exceptions_left) :]
+        self.exceptions_left -= len(kept)
+        out: list[_Draft] = []
+        # The raised exception first, so the caps and budgets favour it over its causes.
+        for position in reversed(range(len(kept))):
+            entry = kept[position]
+            out.append(self.exception(entry, entry.link if position else None))
+        out.reverse()
+        return out
+
+    def exception(self, entry: PrintedException, link: str | None) -> _Draft:
+        exc = entry.exc
+        type_name, module = _type_parts(exc)
+        message = _cpython_str(exc, "exception", _MAX_MESSAGE)
+        notes = _notes(exc)
+        self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
+        built: list[dict[str, Any]] = []
+        if not entry.elided:
+            tb = _safe_attr(exc, "__traceback__")
+            tracebacks = _tracebacks(
+                tb if isinstance(tb, TracebackType) else None, self.options.max_frames
+            )
+            flags = hidden_flags([hide_marker(item.tb_frame) for item in tracebacks])
+            # Innermost first, so the time and size budgets favour the frames that matter most;
+            # once the report's size budget is spent, outer frames are left out.
+            for item, hide in reversed(list(zip(tracebacks, flags, strict=True))):
+                if built and self.size_left <= 0:
+                    break
+                built.append(self.frame(item, hide, is_agent_frame(item.tb_frame)))
+            built.reverse()
+        members: list[_Draft] = []
+        omitted = entry.omitted
+        for position, member in enumerate(entry.members):
+            if self.exceptions_left <= 0:
+                omitted += len(entry.members) - position
+                break
+            members.extend(self.chain(member))
+        fields = {"type_name": type_name, "module": module, "message": message, "notes": notes}
+        return _Draft(fields | {"chain": link, "omitted": omitted}, built, members)
+
+    def frame(self, tb: TracebackType, hidden: bool, own: bool = False) -> dict[str, Any]:
+        """One frame's fields but its index; ``own`` (a frame of this package, catching the
+        error) is hidden and shows no locals and is not held: they are the agent's."""
+        frame = tb.tb_frame
+        code = frame.f_code
+        filename = _safe_str(code.co_filename, 4096)
+        lineno = tb.tb_lineno if isinstance(tb.tb_lineno, int) else (frame.f_lineno or 0)
+        function = code.co_name
+        if sys.version_info >= (3, 11):
+            function = code.co_qualname
+        module = _safe_str(frame.f_globals.get("__name__", ""), 500)
+        self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
+        found = (
+            source_context(code.co_filename, lineno, frame, self.options.context_lines)
+            if self.size_left > 0
+            else None
+        )
+        context_start, context = lineno, _NO_SOURCE  # none, or no size left for it
+        if found is not None:
+            self.size_left -= found.cost
+            context_start, context = found.first, found.context
+        end_lineno, colno, end_colno = failing_columns(tb, lineno)
+        frame_id = None if own else self.hold(frame)
+        variables = () if own else self.locals(frame)
+        if frame_id is not None:  # the frame is held: "+" can fetch more of each value
+            variables = tuple(_with_handles(v) for v in variables)
+        return {
+            "frame_id": frame_id,
+            "filename": filename,
+            "lineno": lineno,
+            "function": _safe_str(function, 500),
+            "module": module,
+            "context_start": context_start,
+            "context": context,
+            "locals": variables,
+            "end_lineno": end_lineno,
+            "colno": colno,
+            "end_colno": end_colno,
+            "is_library": is_library_file(filename),
+            "hidden": hidden or own,
+        }
+
+    def hold(self, frame: FrameType) -> str | None:
+        if self.registry is None:
+            return None
+        key = id(frame)  # frames are alive during capture, so id() is unique here
+        if key not in self.held:
+            try:
+                frame_id = self.registry.hold(self.report_id, frame)
+                self.held[key] = frame_id if frame_id in self.registry else None
+            except USER_CODE_ERRORS:
+                self.held[key] = None
+        return self.held[key]
+
+    def locals(self, frame: FrameType) -> tuple[Variable, ...]:
+        now = time.monotonic()
+        if self.size_left <= 0 or now >= self.deadline:
+            return ()
+        try:
+            namespace = frame.f_locals
+            if namespace is frame.f_globals:  # module level: leave out the dunder noise
+                namespace = {k: v for k, v in namespace.items() if not _is_dunder(k)}
+        except USER_CODE_ERRORS:
+            return ()
+        seconds = min(self.options.repr_budget_seconds, self.deadline - now)
+        budget = Budget(seconds, min(MAX_FRAME_LOCALS_BYTES, self.size_left))
+        start = budget.remaining
+        variables = variables_of(namespace, self.options, budget, self.environ)
+        self.size_left -= start - budget.remaining
+        return variables
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """An exception captured but not yet built: its fields, its frames' fields and its
+    members. Frames are numbered in print order across the whole report, which is known
+    only once everything is captured (the raised exception and inner frames go first)."""
+
+    fields: dict[str, Any]
+    frames: list[dict[str, Any]]
+    members: list[_Draft]
+
+
+def _built(drafts: list[_Draft], counter: Iterator[int]) -> tuple[ExceptionInfo, ...]:
+    """The exceptions with their frames numbered in print order, across the whole report."""
+    out = []
+    for draft in drafts:
+        frames = tuple(FrameInfo(index=next(counter), **fields) for fields in draft.frames)
+        members = _built(draft.members, counter)
+        out.append(ExceptionInfo(frames=frames, exceptions=members, **draft.fields))
+    return tuple(out)
+
+
+def _is_dunder(name: object) -> bool:
+    return isinstance(name, str) and name.startswith("__") and name.endswith("__")
+
+
+@lru_cache(maxsize=1)
+def _hostname() -> str:
+    try:
+        return socket.gethostname()
+    except USER_CODE_ERRORS:
+        return ""
+
+
+def capture_exception(
+    exc: BaseException,
+    *,
+    report_id: str,
+    agent_id: str,
+    options: Options,
+    registry: FrameRegistry | None,
+    request: RequestInfo | None = None,
+    environ: object | None = None,
+    pid: int | None = None,
+    host: str | None = None,
+    app: str | None = None,
+) -> Report:
+    """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises.
+
+    ``environ`` is the WSGI environ ``request`` was built from: the Request panel lists it,
+    so a local holding it shows as ``{...}`` (``reprs.collapsed``) instead of again in every
+    frame of the server and the framework. (An ASGI scope is not passed: the panel shows
+    only part of it.)
+    """
+    created = time.time()
+    pid = os.getpid() if pid is None else pid
+    host = _hostname() if host is None else host
+    app = options.app_name if app is None else app
+    type_name = type_name_of(exc)
+    try:
+        links = link_tree(exc)
+        alone = links.cause is None and links.context is None and links.members is None
+        printed = printed_chain(links)
+        drafts = _Capture(options, registry, report_id, environ).chain(printed)
+        exceptions = _built(drafts, itertools.count())
+        message = exceptions[-1].message
+        return Report(
+            id=report_id,
+            agent_id=agent_id,
+            created=created,
+            type_name=exceptions[-1].type_name,
+            message=message,
+            text=format_text(exc, alone=alone),
+            exceptions=exceptions,
+            request=request,
+            pid=pid,
+            host=host,
+            app=app,
+        )
+    except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
+        note = f"<debugbroker could not capture this error: {describe_error(error)}>"
+        try:
+            text = format_text(exc)
+        except USER_CODE_ERRORS:
+            text = note
+        return Report(
+            id=report_id,
+            agent_id=agent_id,
+            created=created,
+            type_name=type_name,
+            message=note,
+            text=text,
+            exceptions=(ExceptionInfo(type_name=type_name, module="?", message=note, frames=()),),
+            request=request,
+            pid=pid,
+            host=host,
+            app=app,
+        )
+
+
+def _with_handles(variable: Variable) -> Variable:
+    """``variable`` with "+" handles in its value; the same object when it needs none
+    (``dataclasses.replace`` costs about 4 µs, and most values are complete)."""
+    value = fill_handles(variable.value, [variable.name])
+    return variable if value is variable.value else replace(variable, value=value)

@@ -1,0 +1,384 @@
+"""Run console input in a held frame (or the process console), on its own thread.
+
+The namespace of a frame is a copy of its globals updated with its locals, made on the
+first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
+``_`` (the last echoed value). Each eval runs on a thread of its own under ``interrupts``
+(time limit, interrupt button). Code that awaits at the top level runs on the app's running
+event loop when there is one (see ``_running_loop``), else on a fresh loop. Contexts the app
+preserved for the report (Flask's app and request context, via ``register_context_source``)
+are entered around it. Cut results keep their value for "+" (``lookup.answer_expand``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import concurrent.futures
+import dataclasses
+import gc
+import itertools
+import linecache
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
+from typing import Any
+
+from debugbroker.agent.evals.held_frames import FrameRegistry, HeldFrame
+from debugbroker.agent.evals.interrupts import EvalRun, interrupt_runs, supervise
+from debugbroker.agent.evals.language import (
+    HIDDEN_PREFIX,
+    compile_input,
+    complete,
+    completion_token,
+    make_helpers,
+)
+from debugbroker.agent.evals.lookup import fill_handles
+from debugbroker.agent.evals.output import ChunkBuffer, captured_output, routed_to
+from debugbroker.agent.options import Options
+from debugbroker.agent.reprs.tree import Budget, describe_error, represent
+from debugbroker.protocol import (
+    CONSOLE_FRAME_ID,
+    CompleteRequest,
+    CompleteResult,
+    EvalRequest,
+    EvalResult,
+    InterruptRequest,
+    InterruptResult,
+    OutputChunk,
+)
+
+__all__ = [
+    "run_eval",
+    "run_complete",
+    "interrupt",
+    "register_context_source",
+    "EVALEX_DISABLED",
+    "CONSOLE_DISABLED",
+]
+
+EVALEX_DISABLED = "code execution is disabled in this agent (evalex=False)"
+CONSOLE_DISABLED = "this agent offers no console (DebuggedApplication(app, console=True))"
+_REPR_SECONDS = 0.5
+_COMPLETE_TIMEOUT = 2.0
+_eval_numbers = itertools.count(1)
+_result_numbers = itertools.count(1)
+_KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
+_KEPT_KEY = f"{HIDDEN_PREFIX}results"
+
+
+class _Target:
+    """What an eval runs in: a held frame or the process console."""
+
+    __slots__ = ("key", "report_id", "get_namespace", "expandable")
+
+    def __init__(
+        self,
+        key: str,
+        report_id: str,
+        get_namespace: Callable[[], dict[str, object]],
+        *,
+        expandable: bool = False,
+    ) -> None:
+        self.key = key
+        self.report_id = report_id
+        self.get_namespace = get_namespace
+        self.expandable = expandable  # "+" handles of results resolve (lookup.py) in frames
+
+
+def _keep_result(namespace: dict[str, object], name: str, value: object) -> None:
+    """Keep ``value`` under a hidden name for the "+" of its result; the last few only."""
+    kept = namespace.setdefault(_KEPT_KEY, [])
+    assert isinstance(kept, list)
+    namespace[name] = value
+    kept.append(name)
+    while len(kept) > _KEPT_RESULTS:
+        namespace.pop(kept.pop(0), None)
+
+
+_context_sources: list[weakref.WeakMethod[Callable[[str], tuple[object, ...]]]] = []
+_context_locks: dict[str, threading.Lock] = {}
+_lock = threading.Lock()  # registrations and the context locks
+_console_lock = threading.Lock()
+_console_namespace: dict[str, object] | None = None
+
+
+def register_context_source(source: Callable[[str], tuple[object, ...]]) -> None:
+    """Register a bound method giving the contexts preserved for a report id (the middleware)."""
+    with _lock:
+        _context_sources[:] = [ref for ref in _context_sources if ref() is not None]
+        _context_sources.append(weakref.WeakMethod(source))
+
+
+def _preserved_contexts(report_id: str) -> list[AbstractContextManager[object]]:
+    found: list[AbstractContextManager[object]] = []
+    for ref in list(_context_sources):
+        source = ref()
+        if source is None:
+            continue
+        try:
+            contexts = source(report_id)
+        except Exception:
+            continue
+        found += [c for c in contexts if isinstance(c, AbstractContextManager)]
+    return found
+
+
+def _frame_target(held: HeldFrame, options: Options) -> _Target:
+    def setup(namespace: dict[str, object]) -> None:
+        namespace.update(
+            make_helpers(
+                lambda: held.namespace, lambda: list(held.frame.f_locals), options, "frame"
+            )
+        )
+
+    return _Target(
+        held.frame_id, held.report_id, lambda: held.get_namespace(setup), expandable=True
+    )
+
+
+def _console_target(options: Options) -> _Target:
+    def get_namespace() -> dict[str, object]:
+        global _console_namespace
+        with _console_lock:
+            if _console_namespace is None:
+                namespace: dict[str, object] = {"__name__": "__console__", "__builtins__": builtins}
+                initial = set(namespace) | {"dump", "help", "input"}
+
+                def names() -> list[str]:
+                    return [
+                        name
+                        for name in namespace
+                        if name not in initial and not name.startswith(HIDDEN_PREFIX)
+                    ]
+
+                namespace.update(make_helpers(lambda: namespace, names, options, "the console"))
+                _console_namespace = namespace
+            return _console_namespace
+
+    return _Target(CONSOLE_FRAME_ID, "", get_namespace)
+
+
+def _target(registry: FrameRegistry, frame_id: str, options: Options) -> _Target | str:
+    """The eval's target, or why there is none."""
+    if frame_id == CONSOLE_FRAME_ID:
+        return _console_target(options) if options.console else CONSOLE_DISABLED
+    held = registry.get(frame_id)
+    if held is None:
+        return (
+            "frame released: the agent no longer holds this frame "
+            "(released from the dashboard, or it keeps only the "
+            f"{registry.max_reports} most recent reports); "
+            "the report stays readable"
+        )
+    return _frame_target(held, options)
+
+
+def _user_traceback(tb: TracebackType | None, filename: str) -> TracebackType | None:
+    """The traceback from the first frame of the eval's own code on (no debugger frames)."""
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != filename:
+        start = start.tb_next
+    return start if start is not None else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """An event loop running in another thread of this process (the app's), or None.
+
+    First by its ``run_forever`` frame on a thread's stack (cheap); a loop whose
+    ``run_forever`` is compiled (uvloop) has no such frame, so then by a walk over the objects
+    the garbage collector tracks (slower, and only ever for code that awaits). With several
+    running loops the first found wins.
+    """
+    run_forever = asyncio.base_events.BaseEventLoop.run_forever.__code__
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            continue
+        walker: Any = frame
+        while walker is not None:
+            if walker.f_code is run_forever:
+                loop = walker.f_locals.get("self")
+                if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
+                    return loop
+            walker = walker.f_back
+    for candidate in gc.get_objects():
+        if isinstance(candidate, asyncio.AbstractEventLoop) and candidate.is_running():
+            return candidate
+    return None
+
+
+def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: EvalRun) -> object:
+    """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it.
+
+    Scheduling and cancelling happen with interrupts held back, so a ``KeyboardInterrupt``
+    never lands between scheduling the task and knowing it (which would leave it running).
+    """
+    loop = _running_loop()
+    if loop is None:
+        fresh = asyncio.new_event_loop()
+        task = fresh.create_task(coroutine)
+        run.scheduled = True
+        try:
+            return fresh.run_until_complete(task)
+        finally:
+            run.disarm()
+            if not task.done():
+                task.cancel()
+                fresh.run_until_complete(asyncio.gather(task, return_exceptions=True))
+            fresh.close()
+
+    async def routed() -> object:
+        with routed_to(buffer):  # the app's other tasks keep their own output
+            return await coroutine
+
+    run.disarm()
+    future = asyncio.run_coroutine_threadsafe(routed(), loop)
+    run.scheduled = True
+    try:
+        run.arm()
+        while True:
+            try:
+                return future.result(timeout=0.05)  # short waits: an interrupt lands between
+            except concurrent.futures.TimeoutError:
+                continue
+    except BaseException:
+        run.disarm()
+        future.cancel()
+        raise
+
+
+def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Options) -> EvalResult:
+    """Compile and run the input on this (the eval's own) thread."""
+    filename = f"<console-{next(_eval_numbers)}>"
+    echo_name = f"{HIDDEN_PREFIX}echo_{filename[9:-1]}"
+    try:
+        compiled = compile_input(request.code, filename, echo_name, interactive=request.interactive)
+    except (SyntaxError, ValueError, OverflowError) as invalid:
+        lines = traceback.format_exception_only(type(invalid), invalid)
+        return EvalResult(request_id="", ok=False, error="".join(lines))
+    if compiled is None:
+        return EvalResult(request_id="", ok=True, incomplete=True)
+    namespace = target.get_namespace()
+    buffer = ChunkBuffer()
+
+    def echo(value: object) -> None:
+        if value is None:
+            return
+        namespace["_"] = value
+        node = represent(value, options, budget=Budget(_REPR_SECONDS))
+        if target.expandable:  # kept only if something was cut, for its "+"
+            name = f"{HIDDEN_PREFIX}result_{next(_result_numbers)}"
+            handled = fill_handles(node, [name])
+            if handled is not node:
+                _keep_result(namespace, name, value)
+                node = handled
+        buffer.add(OutputChunk(stream="result", value=node))
+
+    namespace[echo_name] = echo
+    # Registered so tracebacks show the lines; removed once the traceback is formatted.
+    linecache.cache[filename] = (len(request.code), None, request.code.splitlines(True), filename)
+    error: BaseException | None = None
+    value: object = None
+    contexts = _preserved_contexts(target.report_id) if target.report_id else []
+    with _lock:
+        lock = _context_locks.setdefault(target.report_id, threading.Lock()) if contexts else None
+    try:
+        with ExitStack() as stack, captured_output(buffer):
+            try:
+                if lock is not None:  # one eval at a time may push a report's contexts
+                    while not lock.acquire(timeout=0.05):
+                        if run.reason is not None:
+                            raise KeyboardInterrupt
+                    stack.callback(lock.release)
+                    for context in contexts:  # not armed yet: no interrupt half-way
+                        stack.enter_context(context)
+                run.arm()
+                value = eval(compiled.code, namespace)
+                if isinstance(value, Coroutine):  # the input awaits at the top level
+                    _await(value, buffer, run)
+            except BaseException as raised:  # SystemExit and KeyboardInterrupt too
+                error = raised
+            run.disarm()
+            if isinstance(value, Coroutine) and not run.scheduled:
+                value.close()  # interrupted before it reached a loop: no "never awaited"
+        if error is None:
+            return buffer.result(ok=True)
+        lines = traceback.format_exception(
+            type(error), error, _user_traceback(error.__traceback__, filename)
+        )
+        if isinstance(error, KeyboardInterrupt) and run.reason:
+            lines.append(f"(the eval was {run.reason})\n")
+        return buffer.result(ok=False, error="".join(lines))
+    finally:
+        namespace.pop(echo_name, None)
+        linecache.cache.pop(filename, None)
+
+
+def run_eval(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
+    """Run ``request.code`` in the frame it names and report the outcome; never raises."""
+    if not options.evalex:
+        return EvalResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
+    try:
+        outcome = _supervise(registry, request, options)
+    except BaseException as error:  # a bug here must not kill the caller's thread
+        outcome = EvalResult(
+            request_id="",
+            ok=False,
+            error=f"debugbroker could not run this code: {describe_error(error)}",
+        )
+    return _with_id(outcome, request.request_id)
+
+
+def _with_id(result: EvalResult, request_id: str) -> EvalResult:
+    return dataclasses.replace(result, request_id=request_id)
+
+
+def _supervise(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
+    target = _target(registry, request.frame_id, options)
+    if isinstance(target, str):
+        return EvalResult(request_id="", ok=False, error=target)
+    return supervise(
+        target.key,
+        lambda run: _execute(run, target, request, options),
+        options.eval_timeout_seconds,
+    )
+
+
+def interrupt(request: InterruptRequest) -> InterruptResult:
+    """Interrupt every eval running in the frame; never raises (called on the I/O thread)."""
+    count = interrupt_runs(request.frame_id, "interrupted from the dashboard")
+    return InterruptResult(request_id=request.request_id, interrupted=count)
+
+
+def run_complete(
+    registry: FrameRegistry, request: CompleteRequest, options: Options
+) -> CompleteResult:
+    """Completions for the text in the frame's namespace; never raises, bounded in time."""
+    if not options.evalex:
+        return CompleteResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
+    target = _target(registry, request.frame_id, options)
+    if isinstance(target, str):
+        return CompleteResult(request_id=request.request_id, ok=False, error=target)
+    found: list[tuple[str, ...]] = []
+
+    def body() -> None:
+        try:
+            found.append(complete(target.get_namespace(), request.text))
+        except BaseException:
+            found.append(())
+
+    thread = threading.Thread(target=body, name="debugbroker-complete", daemon=True)
+    thread.start()
+    thread.join(_COMPLETE_TIMEOUT)
+    if not found:
+        return CompleteResult(
+            request_id=request.request_id, ok=False, error="completion took too long"
+        )
+    token = completion_token(request.text)
+    return CompleteResult(
+        request_id=request.request_id, ok=True, matches=found[0], replace=len(token)
+    )

@@ -1,0 +1,202 @@
+"""The console's language rules, without I/O: compiling input, echo, completion, helpers.
+
+``compile_input`` answers the question the interactive interpreter asks after every line:
+is this input complete, and if so, what code runs it? It uses ``codeop`` (the same
+incomplete-input detection as ``code.InteractiveConsole``), but compiles in "exec" mode so
+a pasted block of several statements runs at once, and with
+``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` so ``await`` works at the top level. Every expression
+statement of the input that is not inside a function or class body is rewritten to call an
+echo function, which is the rule of the interpreter's "single" mode (``for i in x: i``
+echoes each ``i``), without touching the process-wide ``sys.displayhook``.
+
+``complete`` offers names and attributes with ``rlcompleter`` on the eval namespace;
+``make_helpers`` builds the ``dump()`` and ``help()`` the namespace offers.
+"""
+
+from __future__ import annotations
+
+import ast
+import codeop
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import CodeType
+
+from debugbroker.agent.options import Options
+from debugbroker.agent.reprs.tree import Budget, format_node, represent, variables_of
+
+__all__ = [
+    "CompiledInput",
+    "HIDDEN_PREFIX",
+    "compile_input",
+    "needs_more_lines",
+    "complete",
+    "make_helpers",
+    "completion_token",
+]
+
+HIDDEN_PREFIX = "__debugbroker_"  # names the console puts in a namespace for itself
+MAX_COMPLETIONS = 200
+_REPR_SECONDS = 0.5
+_COMPOUND: tuple[type[ast.stmt], ...] = (
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Match,
+)
+if hasattr(ast, "TryStar"):  # 3.11+
+    _COMPOUND = (*_COMPOUND, ast.TryStar)
+_TOKEN = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledInput:
+    """Complete input, compiled: ``is_async`` when it awaits at the top level."""
+
+    code: CodeType
+    is_async: bool
+
+
+class _EchoExpressions(ast.NodeTransformer):
+    """Wrap top-level expression statements (not in def/class/lambda) in an echo call."""
+
+    def __init__(self, echo_name: str) -> None:
+        self.echo_name = echo_name
+
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr:
+        call = ast.Call(func=ast.Name(self.echo_name, ast.Load()), args=[node.value], keywords=[])
+        return ast.copy_location(ast.Expr(value=ast.copy_location(call, node)), node)
+
+    def _keep(self, node: ast.AST) -> ast.AST:
+        return node  # a nested scope: the interpreter does not echo inside it either
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _keep
+
+
+def _is_incomplete(source: str, filename: str) -> bool:
+    compiler = codeop.CommandCompiler()  # fresh: it would remember __future__ imports
+    compiler.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    try:
+        return compiler(source, filename, "exec") is None
+    except (SyntaxError, ValueError, OverflowError):
+        return False  # the real compile reports it
+
+
+def needs_more_lines(source: str, filename: str = "<console>", *, interactive: bool) -> bool:
+    """Whether ``source`` is unfinished console input (the interpreter would print ``...``).
+
+    ``interactive`` adds the interpreter's rule that a compound statement (``for``, ``def``,
+    ``with``, ``if``…) ends only with an empty line, so a block can keep growing line by
+    line; without it only truly unfinished input (an open bracket, a ``:`` with no block)
+    counts. Input that does not parse is complete: compiling it reports the error.
+    """
+    if _is_incomplete(source, filename):
+        return True
+    if not interactive or source.endswith("\n"):
+        return False
+    try:
+        tree = ast.parse(source, filename, "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return False
+    return bool(tree.body) and isinstance(tree.body[-1], _COMPOUND)
+
+
+def compile_input(
+    source: str, filename: str, echo_name: str, *, interactive: bool = False
+) -> CompiledInput | None:
+    """Compile console input, or None when more lines are needed (``needs_more_lines``).
+
+    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as ``compile`` does.
+    """
+    if needs_more_lines(source, filename, interactive=interactive):
+        return None
+    tree = ast.parse(source, filename, "exec")
+    tree = ast.fix_missing_locations(_EchoExpressions(echo_name).visit(tree))
+    code = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    return CompiledInput(code, bool(code.co_flags & inspect.CO_COROUTINE))
+
+
+def completion_token(text: str) -> str:
+    """The dotted name at the end of ``text`` that completion replaces."""
+    match = _TOKEN.search(text)
+    return match.group(0) if match else ""
+
+
+def complete(namespace: dict[str, object], text: str) -> tuple[str, ...]:
+    """Names and attributes that complete the dotted name ending ``text``, sorted.
+
+    Each match replaces the whole token (``completion_token(text)``); callables end in
+    ``(`` as in the interpreter. Attributes are looked up with ``getattr``, but
+    properties are not run (``rlcompleter`` skips them).
+    """
+    token = completion_token(text)
+    if not token or token[0].isdigit():
+        return ()
+    import rlcompleter  # here, not at import: it imports readline, no business in an app
+
+    completer = rlcompleter.Completer(namespace)
+    try:
+        if "." in token:
+            found = completer.attr_matches(token)
+        else:
+            found = completer.global_matches(token)
+    except Exception:
+        return ()
+    unique = {match for match in found if HIDDEN_PREFIX not in match}
+    return tuple(sorted(unique, key=lambda m: (m.rsplit(".", 1)[-1].startswith("_"), m)))[
+        :MAX_COMPLETIONS
+    ]
+
+
+def make_helpers(
+    namespace_of: Callable[[], Mapping[str, object]],
+    local_names: Callable[[], list[str]],
+    options: Options,
+    what: str,
+) -> dict[str, object]:
+    """``dump`` and ``help`` for a namespace; ``local_names`` are what ``dump()`` lists."""
+
+    def dump(*args: object) -> None:
+        """dump() prints the variables here; dump(obj) prints obj's attributes."""
+        namespace = namespace_of()
+        if not args:
+            items = {name: namespace[name] for name in local_names() if name in namespace}
+            title = f"Local variables in {what}"
+        else:
+            obj = args[0]
+            items = {}
+            for name in dir(obj):
+                if name.startswith("__") and name.endswith("__"):
+                    continue
+                try:
+                    items[name] = getattr(obj, name)
+                except Exception as error:
+                    items[name] = error
+            title = f"Details for {format_node(represent(obj, options))}"
+        print(title)
+        budget = Budget(_REPR_SECONDS)
+        for variable in variables_of(items, options, budget):
+            print(f"  {variable.name} = {format_node(variable.value)}")
+
+    def help(*args: object) -> None:
+        """help(obj) prints the documentation of obj, without a pager."""
+        if not args:
+            print("Type help(object) for help about object; dump() lists the variables here.")
+            return
+        import pydoc  # heavy, and only ever needed here
+
+        print(pydoc.plain(pydoc.render_doc(args[0])))
+
+    def input(prompt: object = "") -> str:
+        """The console has no keyboard: reading one would block the eval for good."""
+        raise EOFError("input() has no standard input in the debugbroker console")
+
+    return {"dump": dump, "help": help, "input": input}

@@ -1,0 +1,1 @@
+"""Safe reprs: any user value becomes a bounded, already-safe ``ReprNode`` tree."""

@@ -1,0 +1,388 @@
+"""The agent's I/O thread: the only user of its zmq DEALER, and the loop that serves it.
+
+A ``Link`` runs on the thread its ``Transport`` starts. It connects (with CurveZMQ when a
+server key is set), says hello, sends queued reports once the broker has welcomed it,
+heartbeats, hands eval requests to the transport's eval threads and sends their results
+back. It reads the transport's queues under the transport's lock and is woken by its wake
+pair; request threads never reach it directly. Every agent message is one zmq frame;
+broker messages are read from the last frame, so the broker may prefix an empty delimiter.
+
+When a connection dies without zmq retrying (libzmq gives up after a protocol error), the
+link closes the socket and starts over with a new one.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from debugbroker import protocol
+from debugbroker.agent.evals.evaluate import interrupt
+from debugbroker.agent.options import Options
+from debugbroker.protocol import (
+    Bye,
+    CompleteRequest,
+    EvalRequest,
+    ExpandRequest,
+    Heartbeat,
+    Hello,
+    HelloRequest,
+    InterruptRequest,
+    Message,
+    Ping,
+    ProtocolError,
+    Refused,
+    Release,
+    Released,
+    ReportMessage,
+    Resume,
+    SourceRequest,
+    Welcome,
+    encoder,
+)
+
+if TYPE_CHECKING:
+    from debugbroker.agent.transport.transport import Transport
+
+__all__ = ["Link"]
+
+_POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
+_HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
+_REFUSED_RETRY_SECONDS = 5.0  # refused: keep asking, slowly, in case the secret is fixed
+_SEND_RETRY_SECONDS = 0.05  # connected, but the socket did not take the hello yet
+_CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
+_LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
+_RETRY_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
+_RESOCKET_SECONDS = 5.0  # lost this long with no retry from zmq: make a new socket
+_HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: a wrong server key, or curve on one side only
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+def _log(text: str) -> None:
+    try:
+        print(f"debugbroker: {text}", file=sys.stderr, flush=True)
+    except Exception:  # stderr closed or broken: nothing left to tell
+        pass
+
+
+class Link:
+    """The I/O thread of one ``Transport``: connects, serves the socket, and starts over."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._linger_ms = 0  # how long closing the socket may wait for unsent messages
+
+    def run(self) -> None:
+        """The thread's body: serve sockets until the transport stops or the process exits."""
+        try:
+            while self._serve_one_socket():
+                pass  # the connection died for good: start over with a new socket
+        finally:
+            self._transport._finished.set()
+
+    def _serve_one_socket(self) -> bool:
+        """Connect and serve until stopped; True when a fresh socket should take over."""
+        transport = self._transport
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        monitor: zmq.Socket[bytes] | None = None
+        try:
+            sock.setsockopt(zmq.IDENTITY, transport.agent_id.encode())
+            _configure_curve(sock, transport.options.server_key)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            monitor = sock.get_monitor_socket(
+                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS | _RETRY_EVENTS
+            )
+            sock.connect(transport.options.broker_url)
+            return self._loop(sock, monitor)
+        except Exception as error:  # a bad broker URL, say: the app runs on without us
+            _log(f"the agent stopped: {type(error).__name__}: {error}")
+            return False
+        finally:
+            transport._welcomed.clear()
+            if monitor is not None:
+                try:
+                    sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+                monitor.close(linger=0)
+            sock.close(linger=self._linger_ms)
+            context.term()
+
+    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> bool:
+        transport = self._transport
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(transport._wake_reader, zmq.POLLIN)
+        # pyzmq answers a plain socket by its file descriptor, not by the object registered:
+        # missing it would leave the wake byte unread and spin this loop (and hog the GIL).
+        wake_fd = transport._wake_reader.fileno()
+        state = _LoopState()
+        while not transport._stopping:
+            try:
+                events = dict(poller.poll(_POLL_MS))
+                if wake_fd in events or transport._wake_reader in events:
+                    transport._drain_wake()
+                if monitor in events:
+                    self._read_monitor(monitor, state)
+                if sock in events:
+                    self._read_broker(sock, state)
+                self._tick(sock, state)
+                if transport._bye_requested:
+                    self._send_bye(sock)
+                    return False
+                if state.lost_at and time.monotonic() - state.lost_at > _RESOCKET_SECONDS:
+                    # Lost without zmq retrying: libzmq does not reconnect after a protocol
+                    # error (an oversized message, say). A new socket does.
+                    _log("the connection to the broker broke; connecting again")
+                    return True
+            except Exception as error:  # never let one bad moment end the agent
+                if transport._stopping:
+                    return False
+                _log(f"agent I/O error (continuing): {type(error).__name__}: {error}")
+                time.sleep(_POLL_MS / 1000)
+        return False
+
+    def _read_monitor(self, monitor: zmq.Socket[bytes], state: _LoopState) -> None:
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            if event & _HANDSHAKE_FAILED_EVENTS:
+                if not state.logged_handshake:
+                    state.logged_handshake = True
+                    _log(_handshake_failure(self._transport.options))
+            elif event & _RETRY_EVENTS:
+                state.lost_at = time.monotonic()  # zmq is still trying: no new socket yet
+            elif event & _CONNECT_EVENTS:
+                state.logged_handshake = False
+                state.lost_at = 0.0
+                state.link_up = True
+                state.hello_due = 0.0  # say hello as soon as the pipe takes it
+            elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
+                state.lost_at = time.monotonic()
+                state.link_up = False
+                self._transport._welcomed.clear()
+
+    def _read_broker(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
+        for _ in range(100):  # bounded, so heartbeats still go out under a flood
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = protocol.decode(frames[-1])
+            except (ProtocolError, IndexError):
+                self._transport.malformed_messages += 1
+                continue
+            self._handle(message, state)
+
+    def _handle(self, message: Message, state: _LoopState) -> None:
+        transport = self._transport
+        if isinstance(message, Welcome):
+            url = message.dashboard_url
+            transport._welcome_url = url if url.startswith(("http://", "https://")) else None
+            transport.refused_reason = None
+            state.logged_refusal = False
+            transport._welcomed.set()
+            state.heartbeat_due = 0.0
+        elif isinstance(message, Refused):
+            transport._welcomed.clear()
+            transport.refused_reason = message.reason
+            state.hello_due = time.monotonic() + _REFUSED_RETRY_SECONDS
+            if not state.logged_refusal:
+                state.logged_refusal = True
+                _log(
+                    f"broker refused this agent: {_printable(message.reason)} "
+                    f"(broker {transport.options.broker_url}). Errors are not sent to the "
+                    "dashboard; check DEBUGBROKER_SECRET matches the broker's secret."
+                )
+        elif isinstance(message, HelloRequest):
+            transport._welcomed.clear()  # queue reports until the broker welcomes us again
+            state.hello_due = 0.0
+        elif isinstance(message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest)):
+            transport._start_eval(message)
+        elif isinstance(message, InterruptRequest):  # quick: it only flags the eval threads
+            transport._queue_result(interrupt(message))
+        elif isinstance(message, Resume):
+            with transport._lock:
+                pause = transport._pauses.get(message.report_id)
+            if pause is not None:
+                pause.set()
+        elif isinstance(message, Release):  # the dashboard's "Release frames"
+            transport.registry.release_report(message.report_id)
+        elif isinstance(message, Ping):
+            state.heartbeat_due = 0.0
+        else:  # an agent-to-broker message sent our way
+            transport.malformed_messages += 1
+
+    def _tick(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
+        transport = self._transport
+        now = time.monotonic()
+        if not transport._welcomed.is_set() and now >= state.hello_due:
+            if self._send(sock, self._hello()):
+                retry = _REFUSED_RETRY_SECONDS if transport.refused_reason else _HELLO_RETRY_SECONDS
+                state.hello_due = now + retry
+            else:  # not connected: the handshake event will call for the hello
+                state.hello_due = now + (
+                    _SEND_RETRY_SECONDS if state.link_up else _HELLO_RETRY_SECONDS
+                )
+        while transport._results:
+            with transport._lock:
+                result = transport._results.popleft()
+            self._send(sock, result)  # not sent: the broker times the eval out
+        if not transport._welcomed.is_set():
+            return
+        self._flush_reports(sock)
+        while transport._resumed and not transport._reports:  # after the paused report itself
+            with transport._lock:
+                resumed = transport._resumed.popleft()
+            self._send(sock, resumed)
+        registry = transport.registry
+        if registry.has_released and not transport._reports:  # after the reports they name
+            released = registry.take_released()
+            for start in range(0, len(released), protocol.MAX_HELD_IDS):
+                chunk = released[start : start + protocol.MAX_HELD_IDS]
+                self._send(sock, Released(report_ids=chunk))  # lost: the next hello corrects
+        if now >= state.heartbeat_due:
+            beat = Heartbeat(
+                held_frames=len(registry),
+                dropped_reports=transport.dropped_reports,
+                held_reports=registry.report_count,
+                held_bytes=registry.held_bytes,
+            )
+            self._send(sock, beat)
+            state.heartbeat_due = now + max(transport.options.heartbeat_seconds, 0.01)
+
+    def _flush_reports(self, sock: zmq.Socket[bytes]) -> None:
+        transport = self._transport
+        while transport._reports:
+            with transport._lock:
+                report = transport._reports[0]
+            try:
+                payload = encoder.encode(ReportMessage(report=report))  # compiled: fast
+            except Exception as error:
+                payload = b""
+                _log(f"could not encode report {report.id}: {type(error).__name__}: {error}")
+            if len(payload) > protocol.MAX_MESSAGE_BYTES:
+                _log(f"report {report.id} is too big to send ({len(payload)} bytes)")
+                payload = b""
+            if payload and not self._send_bytes(sock, payload):
+                return  # the socket is not ready: the report waits for the next tick
+            with transport._lock:
+                if transport._reports and transport._reports[0] is report:
+                    transport._reports.popleft()
+                if not payload:
+                    transport.dropped_reports += 1
+                if len(transport._reports) <= max(transport.options.queue_size, 1) // 4:
+                    transport._room.set()
+
+    def _send_bye(self, sock: zmq.Socket[bytes]) -> None:
+        """Last words: queued reports, then a bye; closing waits a moment for them to go."""
+        transport = self._transport
+        if transport._welcomed.is_set():
+            self._flush_reports(sock)
+            self._send(sock, Bye(reason="the process exited"))
+            self._linger_ms = 1000
+        transport._stopping = True
+
+    def _hello(self) -> Hello:
+        transport = self._transport
+        options = transport.options
+        return Hello(
+            agent_id=transport.agent_id,
+            secret=options.secret,
+            pid=transport.pid,
+            host=transport.host,
+            app=options.app_name,
+            python=platform.python_version(),
+            started=transport.started,
+            evalex=options.evalex,
+            console=options.console and options.evalex,
+            eval_timeout=options.eval_timeout_seconds,
+            paused=self._paused_reports(),
+            held=transport.registry.held_reports()[-protocol.MAX_HELD_IDS :],
+        )
+
+    def _paused_reports(self) -> tuple[str, ...]:
+        """The pauses a restarted broker must learn again, so Continue works on them."""
+        with self._transport._lock:
+            return tuple(self._transport._pauses)[:64]
+
+    def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
+        return self._send_bytes(sock, encoder.encode(message))
+
+    def _send_bytes(self, sock: zmq.Socket[bytes], payload: bytes) -> bool:
+        try:
+            sock.send(payload, zmq.NOBLOCK)
+        except zmq.Again:  # no connection yet (IMMEDIATE) or the pipe is full
+            return False
+        return True
+
+
+class _LoopState:
+    """The I/O thread's timers and flags (touched by that thread only)."""
+
+    __slots__ = (
+        "hello_due",
+        "heartbeat_due",
+        "logged_refusal",
+        "link_up",
+        "logged_handshake",
+        "lost_at",
+    )
+
+    def __init__(self) -> None:
+        self.link_up = False
+        self.lost_at = 0.0  # when the link went down and zmq last tried again (0: up or new)
+        self.hello_due = 0.0
+        self.heartbeat_due = 0.0
+        self.logged_refusal = False
+        self.logged_handshake = False
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Text from the broker, fit for a log line: bounded, without control characters."""
+    kept = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return kept + ("..." if len(text) > limit else "")
+
+
+def _configure_curve(sock: zmq.Socket[bytes], server_key: str) -> None:
+    """Encrypt the link with CurveZMQ and authenticate the broker by its public key."""
+    if not server_key:
+        return
+    if len(server_key) != 40:
+        raise ValueError(
+            "DEBUGBROKER_SERVER_KEY must be the broker's 40-character public key "
+            "(printed by `debugbroker serve --curve`)"
+        )
+    public, secret = zmq.curve_keypair()  # this process's own, new each start
+    sock.curve_serverkey = server_key.encode("ascii")
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
+
+
+def _handshake_failure(options: Options) -> str:
+    """Why a connection that reached the broker failed its handshake, in words."""
+    if options.server_key:
+        hint = (
+            "check that DEBUGBROKER_SERVER_KEY is the key the broker printed "
+            "and that the broker runs with --curve"
+        )
+    else:
+        hint = "the broker uses CurveZMQ (--curve): set DEBUGBROKER_SERVER_KEY to its public key"
+    return (
+        f"cannot connect to the broker at {options.broker_url}: the handshake failed; "
+        f"{hint}. Errors are not sent to the dashboard until this is fixed."
+    )

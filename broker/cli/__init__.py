@@ -1,0 +1,1 @@
+"""The ``debugbroker`` command: ``serve``, ``demo`` and ``run``."""

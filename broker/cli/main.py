@@ -1,0 +1,293 @@
+"""The ``debugbroker`` command: ``serve`` runs a broker, ``demo`` a broker with an example app.
+
+The token (dashboard) and the secret (agents) come from the command line, else the
+environment (``DEBUGBROKER_TOKEN``, ``DEBUGBROKER_SECRET``), else files in the data dir,
+where a new random value is written on first start (mode 0600). Agents on the same machine
+and user read that secret file themselves, so a local set-up needs no configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import zmq
+from aiohttp import web
+
+from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
+from debugbroker.broker.app import BrokerConfig, build_app
+from debugbroker.broker.http.auth import load_or_create_curve_keys
+from debugbroker.broker.http.editor import parse_editor, parse_path_map
+
+__all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
+
+log = logging.getLogger("debugbroker")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_http(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host defaults to 127.0.0.1)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = "", value
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range")
+    return host, port
+
+
+def load_or_create(path: Path, given: str | None) -> tuple[str, bool]:
+    """A credential: ``given`` if set, else the file's, else a new one saved there.
+
+    Returns the value and whether it came from the file or was made (not given by the user).
+    """
+    if given:
+        return given, False
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value, True
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # reports and credentials
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(value + "\n")
+    return value, True
+
+
+def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) -> None:
+    parser.add_argument(
+        "--http", default=http_default, metavar="HOST:PORT", help="dashboard address"
+    )
+    parser.add_argument(
+        "--zmq",
+        default=os.environ.get("DEBUGBROKER_ZMQ") or DEFAULT_BROKER_URL,
+        metavar="ENDPOINT",
+        help="where agents connect (zmq endpoint, default %(default)s)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where reports, the token and the secret are kept (default ~/.debugbroker)",
+    )
+    parser.add_argument("--token", default=None, help="dashboard token (DEBUGBROKER_TOKEN)")
+    parser.add_argument(
+        "--view-token",
+        default=None,
+        help="a read-only dashboard token (DEBUGBROKER_VIEW_TOKEN): reports, no code",
+    )
+    parser.add_argument("--secret", default=None, help="agent secret (DEBUGBROKER_SECRET)")
+    parser.add_argument(
+        "--public-url",
+        default=os.environ.get("DEBUGBROKER_PUBLIC_URL", ""),
+        help="the dashboard URL users open (shown in 500 pages); default from --http",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host name the dashboard answers to (repeatable; '*' for any)",
+    )
+    parser.add_argument(
+        "--agent-timeout",
+        type=float,
+        default=10.0,
+        help="seconds without a heartbeat before an agent counts as gone",
+    )
+    parser.add_argument("--eval-timeout", type=float, default=30.0, help="seconds an eval may take")
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        default=bool(os.environ.get("DEBUGBROKER_CURVE")),
+        help="encrypt the agent link with CurveZMQ (key pair kept in the data dir); agents "
+        "then need DEBUGBROKER_SERVER_KEY, which is printed at start",
+    )
+    parser.add_argument(
+        "--editor",
+        type=parse_editor,
+        default=os.environ.get("DEBUGBROKER_EDITOR", "none"),
+        help="default editor of 'Open in editor' links: none, vscode or pycharm "
+        "(DEBUGBROKER_EDITOR; each user can change it in the dashboard)",
+    )
+    parser.add_argument(
+        "--path-map",
+        type=parse_path_map,
+        default=os.environ.get("DEBUGBROKER_PATH_MAP", ""),
+        metavar="CONTAINER=HOST[,...]",
+        help="map app paths to the editor's machine, e.g. /srv=/home/me/shop "
+        "(DEBUGBROKER_PATH_MAP)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log more")
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
+    """The broker configuration, and whether the token is ours to print (not user-given)."""
+    data_dir = (args.data or default_data_dir()).expanduser()
+    host, port = args.http
+    token, show_token = load_or_create(
+        data_dir / "token", args.token or os.environ.get("DEBUGBROKER_TOKEN")
+    )
+    secret, _ = load_or_create(
+        data_dir / "secret", args.secret or os.environ.get("DEBUGBROKER_SECRET")
+    )
+    view_token = args.view_token or os.environ.get("DEBUGBROKER_VIEW_TOKEN") or ""
+    curve_public, curve_secret = "", ""
+    if args.curve:
+        try:
+            curve_public, curve_secret = load_or_create_curve_keys(data_dir)
+        except ValueError as error:
+            raise SystemExit(f"debugbroker: {error}") from None
+    config = BrokerConfig(
+        http_host=host,
+        http_port=port,
+        zmq_endpoint=args.zmq,
+        data_dir=data_dir,
+        token=token,
+        view_token=view_token,
+        secret=secret,
+        public_url=args.public_url,
+        allowed_hosts=frozenset(h.lower() for h in args.allow_host),
+        agent_timeout=args.agent_timeout,
+        eval_timeout=args.eval_timeout,
+        editor=args.editor,
+        path_map=args.path_map,
+        curve_secret_key=curve_secret,
+        curve_public_key=curve_public,
+    )
+    return config, show_token
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the dashboard on this machine (127.0.0.0/8, ::1)."""
+    if host.lower() in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
+
+
+def _banner(config: BrokerConfig, show_token: bool) -> str:
+    lines = [f"debugbroker broker: dashboard on {config.dashboard_url}/"]
+    if show_token:
+        lines.append(f"  log in:  {config.dashboard_url}/login?token={config.token}")
+    else:
+        lines.append(f"  log in:  {config.dashboard_url}/login with your token")
+    lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
+    if config.curve_public_key:
+        lines.append(f"           DEBUGBROKER_SERVER_KEY={config.curve_public_key} (CurveZMQ)")
+    lines.append(f"  data:    {config.data_dir}")
+    if not _is_loopback(config.http_host):
+        lines.append(
+            f"  WARNING: the dashboard listens on {config.http_host}, not only this machine; "
+            "anyone who has the token can run code in your app."
+        )
+    if "*" in config.allowed_hosts:
+        lines.append(
+            "  WARNING: --allow-host '*' answers any Host name: the DNS-rebinding defence "
+            "is off; list the names you use instead."
+        )
+    return "\n".join(lines)
+
+
+async def serve(config: BrokerConfig, show_token: bool, ready: asyncio.Event | None = None) -> None:
+    """Run a broker until cancelled or signalled."""
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.http_host, config.http_port)
+        await site.start()
+        print(_banner(config, show_token), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="debugbroker",
+        description="Interactive tracebacks for multi-process and containerised Python web apps.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = commands.add_parser("serve", help="run the broker and its dashboard")
+    _add_broker_arguments(serve_parser, "127.0.0.1:8780")
+    demo_parser = commands.add_parser(
+        "demo", help="run a broker, an example app and raise a first error"
+    )
+    _add_broker_arguments(demo_parser, "127.0.0.1:8780")
+    demo_parser.add_argument(
+        "--app", default="127.0.0.1:8000", metavar="HOST:PORT", help="example app address"
+    )
+    from debugbroker.broker.cli.run import add_run_arguments
+
+    run_parser = commands.add_parser(
+        "run", help="serve a WSGI app (MODULE:APP) with the agent attached, for development"
+    )
+    add_run_arguments(run_parser)
+    _add_broker_arguments(run_parser, "127.0.0.1:8780")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``debugbroker`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        args.http = parse_http(args.http)
+        if args.command == "demo":
+            args.app = parse_http(args.app)
+    except argparse.ArgumentTypeError as error:
+        print(f"debugbroker: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    if args.command == "run":  # no broker credentials unless it runs one (--with-broker)
+        from debugbroker.broker.cli.run import run_command
+
+        try:
+            return run_command(args)
+        except (OSError, zmq.ZMQError) as error:
+            print(f"debugbroker: cannot start: {error}", file=sys.stderr)
+            return 1
+    config, show_token = config_from_args(args)
+    try:
+        if args.command == "demo":
+            from debugbroker.broker.cli.demo import run_demo
+
+            run_demo(config, show_token, args.app)
+        else:
+            asyncio.run(serve(config, show_token))
+    except (OSError, zmq.ZMQError) as error:
+        print(f"debugbroker: cannot start: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

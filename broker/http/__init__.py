@@ -1,0 +1,1 @@
+"""The broker's HTTP side: the JSON API, auth, the WebSocket, OpenAPI and the dashboard files."""

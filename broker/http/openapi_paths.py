@@ -1,0 +1,227 @@
+"""The OpenAPI description's route table: every route described in detail.
+
+Routes missing here are still listed in the description, from the live router (see
+``openapi``); the ones here carry their parameters, bodies and every answer they may give.
+"""
+
+from __future__ import annotations
+
+from debugbroker.broker.http.openapi_schemas import (
+    ID,
+    INTEGER,
+    JSON,
+    NUMBER,
+    STRING,
+    Schema,
+    error,
+    json_response,
+    list_of,
+    operation,
+    path_parameter,
+    query,
+    ref,
+)
+
+__all__ = ["OPENAPI_PATH", "PATHS"]
+
+OPENAPI_PATH = "/api/openapi.json"
+_REPORT_ID = path_parameter("report_id", ID)
+_OK = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
+_ENTRY_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
+
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/api/reports": {
+        "get": operation(
+            "Report summaries, newest first",
+            {
+                "200": json_response(list_of("reports", "ReportSummary"), "the reports"),
+                "400": error("limit or before is not a number in range"),
+            },
+            parameters=[
+                _LIMIT,
+                query("before", NUMBER, "only reports created before this", empty=True),
+            ],
+        )
+    },
+    "/api/reports/{report_id}": {
+        "get": operation(
+            "One report, highlighted, with agent_alive",
+            {"200": json_response(ref("Report"), "the report"), "404": error("no such report")},
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/text": {
+        "get": operation(
+            "The plain-text traceback as the app's Python printed it",
+            {
+                "200": {
+                    "description": "the traceback",
+                    "content": {"text/plain": {"schema": STRING}},
+                },
+                "404": error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/frames/{index}/eval": {
+        "post": operation(
+            "Run code in a frame held by the agent that raised (full token only; audited)",
+            {
+                "200": json_response(ref("EvalAnswer"), "what the code printed and returned"),
+                "400": error("the body is not JSON with a string code, or a bad index"),
+                "404": error("no such report or frame"),
+                "409": error("the agent no longer holds this frame"),
+                "410": error("the process that raised is gone"),
+                "413": error("code over 100000 characters, or a body over 1 MiB"),
+                "503": error("too many evals running, or the broker is stopping"),
+                "504": error("the agent did not answer in time"),
+            },
+            parameters=[_REPORT_ID, path_parameter("index", INTEGER)],
+            requestBody={"required": True, "content": {JSON: {"schema": ref("EvalInput")}}},
+        )
+    },
+    "/api/agents/{agent_id}/eval": {
+        "post": operation(
+            "Run code in a live process's console (full token only; audited)",
+            {
+                "200": json_response(ref("EvalAnswer"), "what the code printed and returned"),
+                "400": error("the body is not JSON with a string code"),
+                "404": error("no such agent"),
+                "409": error("the agent offers no console"),
+                "410": error("the process is gone"),
+                "413": error("code over 100000 characters, or a body over 1 MiB"),
+                "503": error("too many evals running, or the broker is stopping"),
+                "504": error("the agent did not answer in time"),
+            },
+            parameters=[path_parameter("agent_id", ID)],
+            requestBody={"required": True, "content": {JSON: {"schema": ref("EvalInput")}}},
+        )
+    },
+    "/api/reports/{report_id}/share": {
+        "post": operation(
+            "Make a read-only share link (full token only)",
+            {
+                "201": json_response(
+                    {
+                        "type": "object",
+                        "required": ["share_id", "path", "url"],
+                        "properties": {"share_id": STRING, "path": STRING, "url": STRING},
+                    },
+                    "the new link",
+                ),
+                "404": error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/shares": {
+        "get": operation(
+            "The report's live share links",
+            {
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["shares"],
+                        "properties": {"shares": {"type": "array", "items": {"type": "object"}}},
+                    },
+                    "the links",
+                ),
+                "404": error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/shares/{share_id}": {
+        "delete": operation(
+            "Revoke a share link at once (full token only)",
+            {"200": json_response(_OK, "revoked"), "404": error("no such share link")},
+            parameters=[path_parameter("share_id", ID)],
+        )
+    },
+    "/api/reports/{report_id}/continue": {
+        "post": operation(
+            "Let the thread paused at breakpoint() go on (full token only)",
+            {
+                "200": json_response(_OK, "it goes on"),
+                "404": error("no such report"),
+                "409": error("the report is not paused"),
+                "410": error("the process is gone"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/reports/{report_id}/release": {
+        "post": operation(
+            "Drop the report's live frames in its agent (full token only; audited)",
+            {
+                "200": json_response(_OK, "released; evals on its frames now answer 409"),
+                "403": error("a view-only token"),
+                "404": error("no such report"),
+                "409": error("the frames are already released"),
+                "410": error("the process is gone"),
+            },
+            parameters=[_REPORT_ID],
+        )
+    },
+    "/api/agents": {
+        "get": operation(
+            "Agent processes, live ones first",
+            {"200": json_response(list_of("agents", "Agent"), "the agents")},
+        )
+    },
+    "/api/status": {
+        "get": operation(
+            "Counters of what the broker refused or dropped",
+            {"200": json_response(ref("Status"), "the counters")},
+        )
+    },
+    "/api/audit": {
+        "get": operation(
+            "The audit log: evals and agent admissions, newest first (full token only)",
+            {
+                "200": json_response(list_of("entries", "AuditEntry"), "the entries"),
+                "400": error("limit or before is not an integer in range"),
+            },
+            parameters=[
+                _LIMIT,
+                query("before", _ENTRY_ID, "only entries with a smaller id", empty=True),
+            ],
+        )
+    },
+    "/session": {
+        "get": operation(
+            "The role of the presented credential",
+            {
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["role"],
+                        "properties": {"role": {"type": "string", "enum": ["full", "view"]}},
+                    },
+                    "the role",
+                )
+            },
+        )
+    },
+    "/login": {
+        "get": {
+            "summary": "Log in with ?token=: sets the session cookie and redirects to /",
+            "security": [],
+            "parameters": [query("token", STRING, "the dashboard token")],
+            "responses": {
+                "302": {"description": "logged in; the cookie is set"},
+                "401": {"description": "no or wrong token", "content": {"text/html": {}}},
+                "429": {"description": "too many failed logins", "content": {"text/html": {}}},
+            },
+        }
+    },
+    OPENAPI_PATH: {
+        "get": {
+            "summary": "This description",
+            "security": [],
+            "responses": {"200": json_response({"type": "object"}, "the OpenAPI description")},
+        }
+    },
+}

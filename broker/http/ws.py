@@ -1,0 +1,285 @@
+"""The live event stream: one WebSocket per dashboard tab, every event fanned out to all.
+
+A slow tab must not hold up the others or grow the broker's memory: each client has a
+bounded queue drained by its own task, and a client whose queue is full is disconnected
+(the dashboard reconnects and refetches what it missed).
+
+Presence: a tab may tell where it is (``{"type": "presence", "name", "report", "frame"}``);
+the broker names each tab with an id it chooses (sent to that tab alone as ``welcome``, in
+answer to its first presence message) and sends everyone the list of viewers whenever it
+changes. A client that never sends presence never hears a welcome.
+
+Typing: a tab that has said where it is may say it is typing in a console
+(``{"type": "typing", "console": "reports/{id}/frames/{n}" | "agents/{id}", "active": bool}``);
+the broker relays it to the other tabs with the name and id it knows for that tab (never a name
+the typing message carries), at most one notice per tab every ``TYPING_INTERVAL`` seconds
+(an ``active: false`` always passes). The dashboard forgets a notice after a few seconds.
+
+Nothing a tab sends is trusted:
+messages are small, typed and validated field by field, rate-limited, and a tab that keeps
+sending garbage is disconnected. Invalid messages are dropped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from debugbroker.broker.wire import wire_json
+
+__all__ = [
+    "EventHub",
+    "Viewer",
+    "parse_presence",
+    "parse_typing",
+    "MAX_NAME_CHARS",
+    "TYPING_INTERVAL",
+]
+
+log = logging.getLogger("debugbroker.ws")
+_QUEUE_SIZE = 1_000
+_MAX_INCOMING = 2 * 1024  # a presence message is tiny; anything larger closes the socket
+MAX_NAME_CHARS = 40
+_MAX_VIEWERS = 200  # listed in presence events; more tabs still connect, unlisted
+_MAX_FRAME_INDEX = 1_000_000
+_REPORT_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_CONSOLE = re.compile(
+    r"reports/[A-Za-z0-9_.-]{1,128}/frames/[0-9]{1,7}|agents/[A-Za-z0-9_.-]{1,128}"
+)
+# Typing notices of one tab closer together than this are not relayed (the tab sends fewer).
+TYPING_INTERVAL = 0.5
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+# Per tab: a burst of 20 messages, then 5 per second; past 100 rejected ones it is closed.
+_RATE_BURST = 20.0
+_RATE_PER_SECOND = 5.0
+_MAX_REJECTED = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Where one dashboard tab is: its broker-given id, the name it gave, report and frame."""
+
+    id: str
+    name: str
+    report: str | None
+    frame: int | None
+    since: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The viewer as the presence event lists it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "report": self.report,
+            "frame": self.frame,
+            "since": self.since,
+        }
+
+
+def parse_presence(text: str) -> tuple[str, str | None, int | None] | None:
+    """``(name, report, frame)`` from a tab's presence message, or None when it is invalid."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "presence":
+        return None
+    name, report, frame = data.get("name", ""), data.get("report"), data.get("frame")
+    if not isinstance(name, str) or len(name) > 1_000:
+        return None
+    name = _CONTROL.sub("", name).strip()[:MAX_NAME_CHARS] or "anonymous"
+    if report is not None and (not isinstance(report, str) or not _REPORT_ID.fullmatch(report)):
+        return None
+    if frame is not None:
+        if isinstance(frame, bool) or not isinstance(frame, int) or report is None:
+            return None
+        if not 0 <= frame <= _MAX_FRAME_INDEX:
+            return None
+    return name, report, frame
+
+
+def parse_typing(text: str) -> tuple[str, bool] | None:
+    """``(console, active)`` from a tab's typing message, or None when it is not one or invalid."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "typing" or len(data) > 3:
+        return None
+    console, active = data.get("console"), data.get("active", True)
+    if not isinstance(console, str) or not _CONSOLE.fullmatch(console):
+        return None
+    if not isinstance(active, bool):
+        return None
+    return console, active
+
+
+class _Client:
+    __slots__ = (
+        "socket",
+        "queue",
+        "task",
+        "viewer",
+        "allowance",
+        "checked",
+        "rejected",
+        "typed",
+    )
+
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self.socket = socket
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
+        self.task: asyncio.Task[None] | None = None
+        self.viewer: Viewer | None = None
+        self.allowance = _RATE_BURST
+        self.checked = time.monotonic()
+        self.rejected = 0
+        self.typed = 0.0  # when this tab's last typing notice was relayed (monotonic)
+
+    def within_rate(self) -> bool:
+        """Token bucket: whether this message may be handled."""
+        now = time.monotonic()
+        self.allowance = min(_RATE_BURST, self.allowance + (now - self.checked) * _RATE_PER_SECOND)
+        self.checked = now
+        if self.allowance < 1.0:
+            return False
+        self.allowance -= 1.0
+        return True
+
+
+class EventHub:
+    """The connected dashboards and the fan-out of events to them."""
+
+    def __init__(self) -> None:
+        self._clients: set[_Client] = set()
+        self.rejected_messages = 0
+
+    @property
+    def viewers(self) -> list[Viewer]:
+        """The tabs that told where they are, longest-present first."""
+        found = [client.viewer for client in self._clients if client.viewer is not None]
+        return sorted(found, key=lambda viewer: (viewer.since, viewer.id))[:_MAX_VIEWERS]
+
+    @property
+    def client_count(self) -> int:
+        """How many dashboards are connected."""
+        return len(self._clients)
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Queue ``event`` for every connected dashboard; never waits on a client."""
+        if not self._clients:
+            return
+        text = wire_json(event)
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                log.warning("a dashboard fell behind; disconnecting it so it resyncs")
+                self._clients.discard(client)
+                with contextlib.suppress(asyncio.QueueFull):
+                    client.queue.put_nowait(None)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """``GET /api/ws``: the event stream (authenticated by the security middleware)."""
+        socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MAX_INCOMING)
+        await socket.prepare(request)
+        client = _Client(socket)
+        client.task = asyncio.create_task(self._send_loop(client))
+        self._clients.add(client)
+        viewer_id = secrets.token_hex(6)
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.ERROR:
+                    break
+                text = message.data if message.type == WSMsgType.TEXT else None
+                if text is not None and await self._receive(client, viewer_id, text):
+                    continue
+                self.rejected_messages += 1
+                client.rejected += 1
+                if client.rejected > _MAX_REJECTED:
+                    await socket.close(code=1008, message=b"too many invalid messages")
+                    break
+        finally:
+            self._clients.discard(client)
+            client.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await client.task
+            if client.viewer is not None:
+                await self.publish(self._presence_event())
+        return socket
+
+    async def _receive(self, client: _Client, viewer_id: str, text: str) -> bool:
+        """Handle one message from a tab; False when it was dropped (invalid or too fast)."""
+        if not client.within_rate():
+            return False
+        parsed = parse_presence(text)
+        if parsed is None:
+            typing = parse_typing(text)
+            return typing is not None and await self._typing(client, *typing)
+        name, report, frame = parsed
+        previous = client.viewer
+        if previous is not None and (previous.name, previous.report, previous.frame) == parsed:
+            return True
+        if previous is None:  # a tab's first presence: tell it its id (before the list)
+            self._send_one(client, {"type": "welcome", "viewer": viewer_id})
+        since = previous.since if previous is not None else time.time()
+        client.viewer = Viewer(viewer_id, name, report, frame, since)
+        await self.publish(self._presence_event())
+        return True
+
+    async def _typing(self, client: _Client, console: str, active: bool) -> bool:
+        """Relay a typing notice to the other tabs; False when the tab never said who it is."""
+        viewer = client.viewer
+        if viewer is None:
+            return False
+        now = time.monotonic()
+        if active and now - client.typed < TYPING_INTERVAL:
+            return True  # valid, just too soon to relay again
+        client.typed = now if active else 0.0
+        event = {
+            "type": "typing",
+            "viewer": viewer.id,
+            "name": viewer.name,
+            "console": console,
+            "active": active,
+        }
+        text = wire_json(event)
+        for other in list(self._clients):
+            if other is not client:
+                with contextlib.suppress(asyncio.QueueFull):
+                    other.queue.put_nowait(text)
+        return True
+
+    def _presence_event(self) -> dict[str, Any]:
+        return {"type": "presence", "viewers": [viewer.to_json() for viewer in self.viewers]}
+
+    def _send_one(self, client: _Client, event: dict[str, Any]) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(wire_json(event))
+
+    async def _send_loop(self, client: _Client) -> None:
+        while True:
+            text = await client.queue.get()
+            if text is None:
+                await client.socket.close(message=b"too slow; reconnect")
+                return
+            try:
+                await client.socket.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def close(self) -> None:
+        """Close every dashboard connection (broker shutdown)."""
+        for client in list(self._clients):
+            with contextlib.suppress(Exception):
+                await client.socket.close(message=b"broker shutting down")
+        self._clients.clear()

@@ -1,0 +1,1 @@
+"""The broker's zmq side: admitting agents, taking their reports, routing requests to them."""

@@ -1,0 +1,283 @@
+"""The agents the relay knows: admission, liveness, and what each one holds.
+
+An agent proves the shared secret in its hello before anything else it sends is accepted;
+the hello also says which reports' frames it still holds and which of its threads are
+paused, so a broker that restarted learns both again. An agent is marked gone when it says
+bye, when its heartbeats stop, or when its connection closes (the relay probes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from debugbroker import protocol
+from debugbroker.broker.relay.stats import RelayStats, worth_logging
+from debugbroker.broker.store.store import Store
+from debugbroker.protocol import Heartbeat, Hello, Message, Refused, Welcome
+
+__all__ = ["AgentRegistry", "AgentState", "Publish", "Send", "gone_message"]
+
+log = logging.getLogger("debugbroker.relay")
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[bytes, Message], Awaitable[bool]]  # False: the connection is gone
+_MAX_RELEASED = 10_000  # release times remembered for the report JSON (oldest forgotten)
+
+
+@dataclass(slots=True)
+class AgentState:
+    """An agent process as the broker knows it."""
+
+    agent_id: str
+    pid: int
+    host: str
+    app: str
+    python: str
+    started: float
+    evalex: bool
+    last_seen: float
+    alive: bool = False
+    held_frames: int = 0
+    dropped_reports: int = 0
+    held_reports: int = 0  # reports whose frames it holds (heartbeat)
+    held_bytes: int = 0  # its memory estimate of them (heartbeat)
+    console: bool = False  # offers a console on the live process
+    eval_timeout: float = 0.0  # the agent's own time limit per eval
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Agent`` object of the HTTP API."""
+        return {
+            "agent_id": self.agent_id,
+            "pid": self.pid,
+            "host": self.host,
+            "app": self.app,
+            "python": self.python,
+            "started": self.started,
+            "evalex": self.evalex,
+            "alive": self.alive,
+            "last_seen": self.last_seen,
+            "held_frames": self.held_frames,
+            "console": self.console and self.evalex,
+            "dropped_reports": self.dropped_reports,
+            "held_reports": self.held_reports,
+            "held_bytes": self.held_bytes,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The columns the store keeps."""
+        return {
+            name: getattr(self, name)
+            for name in ("agent_id", "pid", "host", "app", "python", "started", "evalex")
+        } | {"last_seen": self.last_seen}
+
+
+class AgentRegistry:
+    """Admits agents (hello: ``Welcome`` or ``Refused``), follows their heartbeats, marks
+    them gone, and notes whose frames are held and which threads are paused.
+
+    ``on_gone`` is called when an agent is marked gone, before anything is awaited: the
+    requests waiting on it fail at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str,
+        dashboard_url: str,
+        store: Store,
+        publish: Publish,
+        send: Send,
+        stats: RelayStats,
+        agent_timeout: float,
+        on_gone: Callable[[AgentState], None],
+    ) -> None:
+        self.secret = secret
+        self.dashboard_url = dashboard_url
+        self.store = store
+        self.publish = publish
+        self.stats = stats
+        self.agent_timeout = agent_timeout
+        self._send = send
+        self._on_gone = on_gone
+        self.agents: dict[str, AgentState] = {}
+        self.paused: dict[str, str] = {}  # report id -> agent id, threads held at breakpoint()
+        # Whose frames are held: report id -> agent id (its reports, hello and releases);
+        # and when the broker learnt that a report's frames were released.
+        self.held: dict[str, str] = {}
+        self.released_at: OrderedDict[str, float] = OrderedDict()
+
+    async def load(self) -> None:
+        """Load the agents the store knows: all gone until they say hello."""
+        for record in await self.store.list_agents():
+            state = AgentState(**record)
+            self.agents[state.agent_id] = state
+
+    async def hello(self, identity: bytes, agent_id: str, hello: Hello) -> None:
+        """Admit the agent (``Welcome``) or refuse it (``Refused``, logged, counted, audited)."""
+        if hello.agent_id != agent_id:
+            reason = "the hello's agent id does not match the connection's identity"
+        elif not hmac.compare_digest(hello.secret.encode(), self.secret.encode()):
+            reason = "wrong secret (set DEBUGBROKER_SECRET to the broker's secret)"
+        elif hello.protocol != protocol.PROTOCOL_VERSION:
+            reason = (
+                f"protocol version {hello.protocol} is not supported "
+                f"(this broker speaks {protocol.PROTOCOL_VERSION}); upgrade debugbroker"
+            )
+        else:
+            reason = ""
+        if reason:
+            self.stats.refused += 1
+            if worth_logging(self.stats.refused):  # never the secret; names quoted (%r)
+                log.warning(
+                    "refused agent %.200r (pid %s on %.100r): %s (%d refused so far)",
+                    agent_id,
+                    hello.pid,
+                    hello.host,
+                    reason,
+                    self.stats.refused,
+                )
+                await self.store.add_audit(
+                    {
+                        "at": time.time(),
+                        "action": "agent_refused",
+                        "agent_id": agent_id[:200],
+                        "outcome": "refused",
+                        "detail": f"{reason}; pid {hello.pid} on {hello.host[:100]!r}; "
+                        f"{self.stats.refused} refused so far",
+                    }
+                )
+            await self._send(identity, Refused(reason=reason))
+            return
+        known = self.agents.get(agent_id)
+        agent = AgentState(
+            agent_id=agent_id,
+            pid=hello.pid,
+            host=hello.host,
+            app=hello.app,
+            python=hello.python,
+            started=hello.started,
+            evalex=hello.evalex,
+            console=hello.console,
+            eval_timeout=hello.eval_timeout,
+            last_seen=time.time(),
+            alive=True,
+            held_frames=known.held_frames if known else 0,
+        )
+        self.agents[agent_id] = agent
+        # Threads still paused at breakpoint() (this broker may have restarted meanwhile);
+        # only the agent's own paused reports count.
+        for report_id in [r for r, owner in self.paused.items() if owner == agent_id]:
+            del self.paused[report_id]
+        # The frames it still holds (only its own reports count: see ``frames_held``).
+        still_held = set(hello.held[: protocol.MAX_HELD_IDS])
+        gone = [r for r, owner in self.held.items() if owner == agent_id and r not in still_held]
+        for report_id in still_held:
+            self.held[report_id] = agent_id
+        await self.frames_released(agent_id, gone)
+        for report_id in hello.paused[:64]:
+            found = await self.store.get_report(report_id)
+            if found and found.get("agent_id") == agent_id and found.get("paused"):
+                self.paused[report_id] = agent_id
+        await self.store.save_agent(agent.record())
+        await self._send(identity, Welcome(dashboard_url=self.dashboard_url))
+        if known is None or not known.alive:
+            log.info("agent %s connected (pid %d on %s)", agent_id, hello.pid, hello.host)
+            await self.store.add_audit(
+                {
+                    "at": agent.last_seen,
+                    "action": "agent_admitted",
+                    "agent_id": agent_id,
+                    "outcome": "ok",
+                    "detail": f"pid {hello.pid} on {hello.host!r}, app {hello.app!r}, "
+                    f"evalex={hello.evalex}",
+                }
+            )
+        await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    async def heartbeat(self, agent: AgentState, message: Heartbeat) -> None:
+        """Take the agent's counts; the dashboards hear of them only when they change."""
+        before = (agent.held_frames, agent.dropped_reports, agent.held_reports)
+        changed = before != (
+            message.held_frames,
+            message.dropped_reports,
+            message.held_reports,
+        )
+        agent.held_frames = message.held_frames
+        agent.dropped_reports = message.dropped_reports
+        agent.held_reports = message.held_reports
+        agent.held_bytes = message.held_bytes
+        if changed:
+            await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    async def liveness_loop(self) -> None:
+        """Mark agents gone whose last message is older than the agent timeout."""
+        while True:
+            await asyncio.sleep(min(1.0, self.agent_timeout / 4))
+            now = time.time()
+            for agent in list(self.agents.values()):
+                if agent.alive and now - agent.last_seen > self.agent_timeout:
+                    await self.mark_gone(agent, "no heartbeat")
+
+    async def mark_gone(self, agent: AgentState, why: str) -> None:
+        """The agent's process is gone: its notes go with it, its requests fail (410)."""
+        if not agent.alive:
+            return
+        agent.alive = False
+        for report_id in [r for r, owner in self.paused.items() if owner == agent.agent_id]:
+            del self.paused[report_id]
+        for report_id in [r for r, owner in self.held.items() if owner == agent.agent_id]:
+            del self.held[report_id]  # gone with the process (the agent event says so)
+        self._on_gone(agent)
+        log.info("agent %s (pid %d on %s) is gone: %s", agent.agent_id, agent.pid, agent.host, why)
+        await self.store.save_agent(agent.record())
+        await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    def note_report(self, report_id: str, agent_id: str, *, paused: bool, holds: bool) -> None:
+        """Note that ``agent_id``'s report has a paused thread and/or holds frames."""
+        if paused:
+            self.paused[report_id] = agent_id
+        if holds:
+            self.held[report_id] = agent_id
+
+    def forget_report(self, report_id: str, agent_id: str) -> None:
+        """Drop the notes of ``agent_id``'s report (it could not be stored)."""
+        for notes in (self.held, self.paused):
+            if notes.get(report_id) == agent_id:
+                del notes[report_id]
+
+    async def resumed(self, agent: AgentState, message: protocol.Resumed) -> None:
+        """A paused thread of ``agent`` went on: forget the note, tell the dashboards."""
+        if self.paused.get(message.report_id) == agent.agent_id:
+            del self.paused[message.report_id]
+        event = {"type": "resumed", "report_id": message.report_id, "reason": message.reason}
+        await self.publish(event)
+
+    def frames_held(self, report_id: str, agent_id: str) -> bool:
+        """Whether the live agent ``agent_id`` (the report's own) still holds its frames."""
+        agent = self.agents.get(agent_id)
+        return bool(agent and agent.alive and self.held.get(report_id) == agent_id)
+
+    async def frames_released(self, agent_id: str, report_ids: Sequence[str]) -> None:
+        """Forget that ``agent_id`` holds these reports' frames and tell the dashboards."""
+        now = time.time()
+        released = [r for r in report_ids if self.held.get(r) == agent_id]
+        for report_id in released:
+            del self.held[report_id]
+            self.released_at[report_id] = now
+            self.released_at.move_to_end(report_id)
+        while len(self.released_at) > _MAX_RELEASED:
+            self.released_at.popitem(last=False)
+        if released:
+            await self.publish({"type": "frames", "report_ids": released, "held": False, "at": now})
+
+
+def gone_message(agent: AgentState | None) -> str:
+    """Why a request to ``agent`` (or to an agent not known at all) cannot be answered."""
+    where = f" (pid {agent.pid} on {agent.host})" if agent else ""
+    return f"process gone: the worker process that raised this error{where} has exited"

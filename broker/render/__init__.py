@@ -1,0 +1,1 @@
+"""Reports rendered for people: highlighted source, Markdown, the read-only share page."""

@@ -1,0 +1,1 @@
+"""The broker's SQLite store, reached only through ``Store``, off the event loop."""

@@ -1,0 +1,276 @@
+"""The broker's SQLite file: reports and agents, written by one worker thread.
+
+``Store`` is the one door to the file: every SQL statement runs on the store's thread
+(``store_thread``), never on the event loop, but for the commit ``flush`` makes there when
+that thread is idle. The tables' statements live in one module each (``store_reports``,
+``store_agents``, ``store_shares``, ``store_audit``, ``store_console``), the schema and what
+opening the file repairs in ``store_schema``; this module ties them to the thread and adds
+the batching of reports.
+
+Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
+at once, and the store's thread inserts every report queued meanwhile in one transaction
+(at most ``_REPORT_BATCH``); a batch is handed over as soon as the thread has no report
+batch in hand, so a lone report is written at once and a storm in few commits. In a storm
+the next batch also gathers for up to ``_GATHER_SECONDS`` after the last commit (unless
+``_GATHER_ENOUGH`` reports are queued): commits of two reports each cost the broker more
+CPU than the reports themselves (the hand-over to the thread and back, and the pages each
+commit writes). The future
+resolves after the commit: a report counts as stored (and the dashboards hear of it) only
+once it is durable. A broker killed before that commit loses the reports of that batch and
+of the queue behind it, exactly like the ones still in its zmq buffers; agents are never
+told that a report was stored (the protocol has no report acknowledgement), so nothing an
+agent was told about is lost. ``add_report`` is ``queue_report`` awaited. Reads see a
+report once it is committed (when its future resolves and the dashboards hear of it), not
+before: a read during a storm waits for at most the batch in hand, not for the whole queue.
+
+The console's hot path does not wait for its writes: ``start_console_entry``,
+``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once (see
+``store_thread`` for when they are committed and why a later read always sees them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from debugbroker.broker.store import agents as store_agents
+from debugbroker.broker.store import audit as store_audit
+from debugbroker.broker.store import console as store_console
+from debugbroker.broker.store import reports as store_reports
+from debugbroker.broker.store import shares as store_shares
+from debugbroker.broker.store.agents import AgentRecord
+from debugbroker.broker.store.frame_targets import FrameCache, FrameTargets
+from debugbroker.broker.store.reports import ReportFilter, report_summary
+from debugbroker.broker.store.thread import StoreThread
+from debugbroker.broker.wire import wire_json
+
+__all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
+
+log = logging.getLogger("debugbroker")
+_REPORT_BATCH = 200  # reports inserted in one transaction at most
+_GATHER_SECONDS = 0.005  # how long after a commit the next batch may gather reports
+_GATHER_ENOUGH = 50  # reports that make a batch worth its commit without gathering
+_Queued = tuple[dict[str, Any], asyncio.Future[bool]]  # a report and whoever waits for it
+
+
+class Store(StoreThread):
+    """Reports and agents in one SQLite file (WAL), every call off the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._frames = FrameCache()
+        self._console_numbers = store_console.EntryNumbers()
+        # Reports not yet handed to the store's thread, and how many are in its hands.
+        self._reports: list[_Queued] = []
+        self._report_batches = 0
+        self._reports_in_hand = 0
+        self._last_commit = 0.0  # time.monotonic() of the last report batch's commit
+        self._gathering: asyncio.TimerHandle | None = None
+        self.gather_seconds = _GATHER_SECONDS
+        self.report_commits = 0  # transactions that wrote reports (a storm's batching)
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database file."""
+        await super().open()
+        # The store is the only writer: it numbers transcript entries itself.
+        self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
+
+    async def close(self) -> None:
+        """Close the file and stop the worker thread."""
+        if self._connection is not None:
+            self._hand_over_reports(at_once=True)  # queued reports are written first
+        await super().close()
+
+    # --- reports ------------------------------------------------------------------------
+
+    async def add_report(self, report: dict[str, Any]) -> bool:
+        """Store a report (its wire dict); False when one with this id is already stored."""
+        return await self.queue_report(report)
+
+    def queue_report(self, report: dict[str, Any]) -> asyncio.Future[bool]:
+        """Store a report (its wire dict) in the next batch, without waiting (see the module's
+        docstring). The future resolves once it is committed: False when one with this id
+        was already stored; it fails with the error when the report could not be written."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._connection is None:
+            future.set_exception(RuntimeError("the store is closed"))
+            return future
+        self._reports.append((report, future))
+        self._hand_over_reports(at_once=False)
+        return future
+
+    @property
+    def report_backlog(self) -> int:
+        """Reports queued or being written, not yet committed."""
+        return len(self._reports) + self._reports_in_hand
+
+    def _hand_over_reports(self, *, at_once: bool) -> None:
+        """Give queued reports to the store's thread: when it has none in hand, or now."""
+        while self._reports and self._connection is not None:
+            if self._report_batches and not at_once:
+                return  # the batch in hand hands over the next one when it is committed
+            if not at_once and len(self._reports) < _GATHER_ENOUGH:
+                wait = self._last_commit + self.gather_seconds - time.monotonic()
+                if wait > 0:  # a storm: let the batch gather (a lone report goes at once)
+                    if self._gathering is None:
+                        loop = asyncio.get_running_loop()
+                        self._gathering = loop.call_later(wait, self._gathered)
+                    return
+            if self._gathering is not None:
+                self._gathering.cancel()
+                self._gathering = None
+            batch = self._reports[:_REPORT_BATCH]
+            del self._reports[:_REPORT_BATCH]
+            self._report_batches += 1
+            self._reports_in_hand += len(batch)
+            insert = partial(store_reports.insert_reports, reports=[report for report, _ in batch])
+            done = asyncio.wrap_future(self._submit(insert))
+            done.add_done_callback(partial(self._reports_written, batch))
+
+    def _gathered(self) -> None:
+        self._gathering = None
+        self._hand_over_reports(at_once=False)
+
+    def _reports_written(
+        self, batch: list[_Queued], written: asyncio.Future[list[bool | Exception]]
+    ) -> None:
+        """A batch is committed (or failed): resolve its futures, hand over the next one."""
+        self._report_batches -= 1
+        self._reports_in_hand -= len(batch)
+        self.report_commits += 1
+        self._last_commit = time.monotonic()
+        if written.cancelled():
+            outcomes: list[bool | Exception] = [RuntimeError("the store is closed")] * len(batch)
+        elif written.exception() is not None:
+            error = written.exception()
+            log.error("storing %d reports failed: %s", len(batch), error)
+            outcomes = [RuntimeError(f"storing the report failed: {error}")] * len(batch)
+        else:
+            outcomes = written.result()
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        self._hand_over_reports(at_once=False)
+
+    async def list_reports(
+        self, limit: int, before: float | None = None, filters: ReportFilter | None = None
+    ) -> list[dict[str, Any]]:
+        """Report summaries, newest first, optionally only those created before ``before``."""
+        return await self._call(
+            partial(store_reports.select_reports, limit=limit, before=before, filters=filters)
+        )
+
+    async def get_report(self, report_id: str) -> dict[str, Any] | None:
+        """The full report (wire dict), or None when unknown."""
+        return await self._call(partial(store_reports.select_report, report_id=report_id))
+
+    async def get_frame_targets(self, report_id: str) -> FrameTargets | None:
+        """Which agent holds a report's frames and their ids (cached), or None when unknown."""
+        cached = self._frames.get(report_id)
+        if cached is not None:
+            return cached
+        targets = await self._call(partial(store_reports.select_frame_targets, report_id=report_id))
+        if targets is not None:
+            self._frames.put(report_id, targets)
+        return targets
+
+    async def list_groups(self, limit: int) -> list[dict[str, Any]]:
+        """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
+        return await self._call(partial(store_reports.select_groups, limit=limit))
+
+    async def count_reports(self) -> int:
+        """How many reports are stored."""
+        return await self._call(store_reports.count_reports)
+
+    # --- share links ----------------------------------------------------------------------
+
+    async def create_share(self, share_id: str, report_id: str, created: float) -> None:
+        """Record a read-only share link of a report."""
+        await self._call(
+            partial(
+                store_shares.insert_share, share_id=share_id, report_id=report_id, created=created
+            )
+        )
+
+    async def shared_report_id(self, share_id: str) -> str | None:
+        """The report a share link shows, or None when the link is unknown or revoked."""
+        return await self._call(partial(store_shares.select_share, share_id=share_id))
+
+    async def list_shares(self, report_id: str) -> list[dict[str, Any]]:
+        """The share links of a report, newest first."""
+        return await self._call(partial(store_shares.select_shares, report_id=report_id))
+
+    async def delete_share(self, share_id: str) -> bool:
+        """Revoke a share link; False when it did not exist."""
+        return await self._call(partial(store_shares.delete_share, share_id=share_id))
+
+    # --- agents -------------------------------------------------------------------------
+
+    async def save_agent(self, agent: AgentRecord) -> None:
+        """Insert or update an agent (see ``store_agents``)."""
+        await self._call(partial(store_agents.save_agent, agent=agent))
+
+    async def list_agents(self, limit: int = 1000) -> list[AgentRecord]:
+        """Agents the broker has ever seen, most recently seen first."""
+        return await self._call(partial(store_agents.select_agents, limit=limit))
+
+    # --- audit log ----------------------------------------------------------------------
+
+    async def add_audit(self, entry: dict[str, Any]) -> None:
+        """Append an audit entry (the columns of the audit table but ``id``)."""
+        insert = store_audit.audit_insert(entry)
+
+        def insert_and_commit(connection: sqlite3.Connection) -> None:
+            insert(connection)
+            connection.commit()
+
+        await self._call(insert_and_commit)
+
+    def queue_audit(self, entry: dict[str, Any]) -> None:
+        """Like ``add_audit`` without waiting: stored before any later call runs."""
+        self._queue(store_audit.audit_insert(entry))
+
+    async def list_audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Audit entries, newest first, optionally only those with ``id < before``."""
+        return await self._call(partial(store_audit.select_audit, limit=limit, before=before))
+
+    # --- console transcripts ------------------------------------------------------------
+
+    def start_console_entry(self, target: str, author: str, code: str, created: float) -> int:
+        """Start a transcript entry (state ``running``) and return its id, without waiting:
+        it is stored before any later call runs (see ``store_thread``).
+
+        A transcript keeps its last ``_CONSOLE_KEEP`` (500) entries, approximately: it is
+        trimmed to 500 once every ``_CONSOLE_TRIM_EVERY`` (50) of its entries, not on each
+        (a DELETE per eval was about 5% of the broker's CPU per eval), so between two trims
+        it holds up to 549 (and a few more after a broker restart, which starts the count
+        again). ``GET .../transcript`` lists at most 500 either way.
+        """
+        entry_id, trim = self._console_numbers.take(target)
+        self._queue(store_console.ConsoleInsert(entry_id, target, created, author, code, trim))
+        return entry_id
+
+    def queue_finish_console_entry(
+        self, entry_id: int, state: str, body: dict[str, Any] | str
+    ) -> None:
+        """Record how an entry ended: ``state`` and its ``result``/``failure`` as ``body``
+        (or ``body`` already as JSON text), without waiting (stored before any later call
+        runs). While the entry's insert still waits in the queue (an eval's answer comes
+        before its writes are committed), the insert takes the end and no UPDATE runs."""
+        text = body if isinstance(body, str) else wire_json(body)
+        if not store_console.finish_queued(self._queued, entry_id, state, text):
+            self._queue(store_console.console_update(entry_id, state, text))
+
+    async def list_console_entries(self, target: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` entries of a transcript, oldest first, body fields merged in."""
+        select = partial(store_console.select_console_entries, target=target, limit=limit)
+        return await self._call(select)

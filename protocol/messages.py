@@ -1,0 +1,357 @@
+"""The messages agents and the broker exchange, each a frozen dataclass tagged with a ``kind``.
+
+``Message`` is their union. A report's contents are the model in ``report``; the msgpack
+codec is in ``codec``; the package ``debugbroker.protocol`` exports all of them.
+
+This module imports no zmq, asyncio or sqlite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+from debugbroker.protocol.report import Report, ReprNode
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_HELD_IDS",
+    "CONSOLE_FRAME_ID",
+    "Hello",
+    "Welcome",
+    "Refused",
+    "HelloRequest",
+    "Ping",
+    "Heartbeat",
+    "ReportMessage",
+    "EvalRequest",
+    "EvalResult",
+    "OutputChunk",
+    "CompleteRequest",
+    "CompleteResult",
+    "InterruptRequest",
+    "InterruptResult",
+    "Bye",
+    "Resume",
+    "Resumed",
+    "Release",
+    "Released",
+    "ExpandRequest",
+    "ExpandResult",
+    "SourceRequest",
+    "SourceResult",
+    "Message",
+    "MESSAGE_TYPES",
+]
+
+PROTOCOL_VERSION = 1
+# Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
+MAX_HELD_IDS = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Agent → broker, first message on (re)connect: who this process is, and the secret."""
+
+    kind: ClassVar[str] = "hello"
+    agent_id: str
+    secret: str
+    pid: int
+    host: str
+    app: str
+    python: str
+    started: float
+    evalex: bool
+    protocol: int = PROTOCOL_VERSION
+    console: bool = False  # offers a console on the live process (CONSOLE_FRAME_ID)
+    eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
+    paused: tuple[str, ...] = ()  # reports whose thread waits at breakpoint() for Continue
+    held: tuple[str, ...] = ()  # reports whose frames it still holds (at most MAX_HELD_IDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome:
+    """Broker → agent: hello accepted; the dashboard URL for links in 500 pages."""
+
+    kind: ClassVar[str] = "welcome"
+    dashboard_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """Broker → agent: hello refused (wrong secret, protocol mismatch)."""
+
+    kind: ClassVar[str] = "refused"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HelloRequest:
+    """Broker → agent: the broker does not know this agent (it restarted); say hello again."""
+
+    kind: ClassVar[str] = "hello_request"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    """Broker → agent: are you there? The agent answers with a heartbeat at once.
+
+    The broker pings an agent while it waits for its eval: a send to a process whose
+    connection is gone fails at once, so an eval never waits on a dead worker.
+    """
+
+    kind: ClassVar[str] = "ping"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """Agent → broker, every few seconds: still alive, and how many frames it holds."""
+
+    kind: ClassVar[str] = "heartbeat"
+    held_frames: int
+    dropped_reports: int = 0
+    held_reports: int = 0  # reports whose frames are held
+    held_bytes: int = 0  # the registry's memory estimate of the held frames
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportMessage:
+    """Agent → broker: a captured error."""
+
+    kind: ClassVar[str] = "report"
+    report: Report
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalRequest:
+    """Broker → agent: run ``code`` in the held frame ``frame_id``."""
+
+    kind: ClassVar[str] = "eval"
+    request_id: str
+    frame_id: str
+    code: str
+    # The dashboard's REPL mode: a compound statement (for, def, with…) ends with an empty
+    # line, so the answer is ``incomplete`` until then.
+    interactive: bool = False
+
+
+# ``frame_id`` of the process console (``DebuggedApplication(app, console=True)``): evals,
+# completions and interrupts addressed to it run in a namespace of the live process.
+CONSOLE_FRAME_ID = "console"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputChunk:
+    """One piece of an eval's output, in the order it happened.
+
+    ``stream`` is ``stdout``, ``stderr`` (``text`` holds what was written) or ``result``
+    (``value`` holds an echoed expression's value, as the interpreter would print it).
+    """
+
+    stream: str
+    text: str = ""
+    value: ReprNode | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalResult:
+    """Agent → broker: what an eval printed and returned, or why it failed.
+
+    ``ok`` is False when the code raised (``error`` holds the formatted traceback) or
+    could not run at all (``error`` says why: frame released, evalex disabled…).
+    ``incomplete`` means the input needs more lines and nothing ran. ``output`` is all
+    stdout and stderr text, ``result`` the last echoed value, ``chunks`` both in order.
+    """
+
+    kind: ClassVar[str] = "eval_result"
+    request_id: str
+    ok: bool
+    output: str = ""
+    result: ReprNode | None = None
+    error: str | None = None
+    incomplete: bool = False
+    chunks: tuple[OutputChunk, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteRequest:
+    """Broker → agent: completions for the name ending ``text`` in frame ``frame_id``."""
+
+    kind: ClassVar[str] = "complete"
+    request_id: str
+    frame_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteResult:
+    """Agent → broker: each match replaces the last ``replace`` characters of the text."""
+
+    kind: ClassVar[str] = "complete_result"
+    request_id: str
+    ok: bool
+    matches: tuple[str, ...] = ()
+    replace: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptRequest:
+    """Broker → agent: raise KeyboardInterrupt in every eval running in ``frame_id``."""
+
+    kind: ClassVar[str] = "interrupt"
+    request_id: str
+    frame_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptResult:
+    """Agent → broker: how many running evals were interrupted."""
+
+    kind: ClassVar[str] = "interrupt_result"
+    request_id: str
+    interrupted: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bye:
+    """Agent → broker, as its process exits: mark it gone now, not after the heartbeat timeout."""
+
+    kind: ClassVar[str] = "bye"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume:
+    """Broker → agent: let the thread paused at ``breakpoint()`` in ``report_id`` go on."""
+
+    kind: ClassVar[str] = "resume"
+    report_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resumed:
+    """Agent → broker: the thread paused in ``report_id`` goes on (``continue`` or ``timeout``)."""
+
+    kind: ClassVar[str] = "resumed"
+    report_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """Broker → agent: drop the frames held for ``report_id`` (the dashboard's Release)."""
+
+    kind: ClassVar[str] = "release"
+    report_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Released:
+    """Agent → broker: these reports' frames are no longer held (LRU, caps or Release)."""
+
+    kind: ClassVar[str] = "released"
+    report_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandRequest:
+    """Broker → agent: the next slice of a truncated value of a held frame (the "+").
+
+    ``handle`` is a ``ReprNode.more`` the agent gave out; ``offset`` is how many children
+    (or characters, for a string) the dashboard already shows.
+    """
+
+    kind: ClassVar[str] = "expand"
+    request_id: str
+    frame_id: str
+    handle: str
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandResult:
+    """Agent → broker: the value from ``offset`` on, or why it cannot be shown."""
+
+    kind: ClassVar[str] = "expand_result"
+    request_id: str
+    ok: bool
+    node: ReprNode | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRequest:
+    """Broker → agent: the whole source file of a held frame (never a path from outside)."""
+
+    kind: ClassVar[str] = "source"
+    request_id: str
+    frame_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceResult:
+    """Agent → broker: the lines of the frame's file as the process loaded them."""
+
+    kind: ClassVar[str] = "source_result"
+    request_id: str
+    ok: bool
+    filename: str = ""
+    lines: tuple[str, ...] = ()
+    truncated: bool = False
+    error: str | None = None
+
+
+Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
+    Bye,
+    Resume,
+    Resumed,
+    Release,
+    Released,
+    Hello,
+    Welcome,
+    Refused,
+    HelloRequest,
+    Ping,
+    Heartbeat,
+    ReportMessage,
+    EvalRequest,
+    EvalResult,
+    CompleteRequest,
+    CompleteResult,
+    InterruptRequest,
+    InterruptResult,
+    ExpandRequest,
+    ExpandResult,
+    SourceRequest,
+    SourceResult,
+]
+# The decoder finds a message's class by its kind here (``codec.unpack_message``): a new
+# message joins both the union above and this table.
+MESSAGE_TYPES: dict[str, type[Any]] = {
+    cls.kind: cls
+    for cls in (
+        Bye,
+        Resume,
+        Resumed,
+        Release,
+        Released,
+        Hello,
+        Welcome,
+        Refused,
+        HelloRequest,
+        Ping,
+        Heartbeat,
+        ReportMessage,
+        EvalRequest,
+        EvalResult,
+        CompleteRequest,
+        CompleteResult,
+        InterruptRequest,
+        InterruptResult,
+        ExpandRequest,
+        ExpandResult,
+        SourceRequest,
+        SourceResult,
+    )
+}

@@ -1,0 +1,131 @@
+"""A captured error as data: the report model the agent builds and the broker stores.
+
+These frozen, slotted dataclasses are what ``capture`` and ``reprs`` produce, what a
+``ReportMessage`` carries and what the dashboard renders (its TypeScript types mirror them:
+``tests/agent/test_protocol.py``). Import them from ``debugbroker.protocol``.
+
+This module imports no zmq, asyncio or sqlite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ReprNode", "Variable", "FrameInfo", "ExceptionInfo", "RequestInfo", "Report"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReprNode:
+    """A value rendered safely as a tree: never HTML, always bounded.
+
+    ``kind`` says how to colour and expand it: ``str``, ``bytes``, ``number``, ``bool``,
+    ``none``, ``list``, ``tuple``, ``set``, ``frozenset``, ``dict``, ``pair`` (a dict
+    item: children are key and value), ``object``, ``recursion``, ``broken``.
+    ``text`` is the node's own text (a scalar's repr, or an object's repr); containers
+    show their ``children``. ``omitted`` counts the children (or characters, for
+    strings) left out; ``more`` is a handle the dashboard passes back to expand it.
+    """
+
+    kind: str
+    type_name: str
+    text: str = ""
+    children: tuple[ReprNode, ...] = ()
+    omitted: int = 0
+    more: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variable:
+    """A named value: a local variable or an attribute."""
+
+    name: str
+    value: ReprNode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameInfo:
+    """One traceback frame as captured, with its source context and locals.
+
+    ``index`` is unique within a report; ``frame_id`` is the agent's handle on the live
+    frame (None when the agent does not hold it). ``context_start`` is the line number of
+    ``context[0]``. Columns are 0-based offsets into the failing line (3.11+), or None.
+    """
+
+    index: int
+    frame_id: str | None
+    filename: str
+    lineno: int
+    function: str
+    module: str
+    context_start: int
+    context: tuple[str, ...]
+    locals: tuple[Variable, ...]
+    end_lineno: int | None = None
+    colno: int | None = None
+    end_colno: int | None = None
+    is_library: bool = False
+    hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExceptionInfo:
+    """One exception of a chain or group, with its own frames.
+
+    ``chain`` says how this exception is linked to the one printed before it in
+    ``Report.exceptions``: ``"cause"`` ("The above exception was the direct cause…"),
+    ``"context"`` ("During handling of the above exception…") or None for the first.
+    ``exceptions`` holds the sub-exceptions of an exception group; ``omitted`` counts the
+    sub-exceptions left out (CPython shows 15 per group and elides groups nested deeper than
+    10 levels: such a group has no frames and no ``exceptions``).
+    """
+
+    type_name: str
+    module: str
+    message: str
+    frames: tuple[FrameInfo, ...]
+    notes: tuple[str, ...] = ()
+    chain: str | None = None
+    exceptions: tuple[ExceptionInfo, ...] = ()
+    omitted: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestInfo:
+    """The request that failed, as the app saw it (secrets masked).
+
+    ``query``, ``form``, ``cookies`` and ``environ`` are name/value pairs as text. ``form``
+    holds only what the app itself parsed (the body is never read); ``form_note`` says why
+    a form-encoded request shows none.
+    """
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    form: tuple[tuple[str, str], ...] = ()
+    cookies: tuple[tuple[str, str], ...] = ()
+    environ: tuple[tuple[str, str], ...] = ()
+    form_note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """A captured error: the chain in CPython's print order and the plain-text traceback.
+
+    ``text`` is exactly ``"".join(traceback.format_exception(exc))`` in the app process.
+    ``exceptions`` lists the chain root-cause first, as CPython prints it; the last entry
+    is the exception that was raised.
+    """
+
+    id: str
+    agent_id: str
+    created: float
+    type_name: str
+    message: str
+    text: str
+    exceptions: tuple[ExceptionInfo, ...]
+    request: RequestInfo | None = None
+    pid: int = 0
+    host: str = ""
+    app: str = ""
+    paused: bool = False  # a breakpoint() pause (debugbroker.set_trace), not an error
