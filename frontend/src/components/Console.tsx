@@ -19,7 +19,6 @@ import {
   transcriptErrorFor,
   transcriptFor,
 } from "../state/consoles";
-import "../state/entryLink";
 import { noteTyping, stopTyping, typistsIn } from "../state/presence";
 import { reportHref, route, targetEntry } from "../state/route";
 import { ExpandProvider } from "./Expandable";

@@ -2,7 +2,9 @@
 // opens, kept live by the WebSocket's "console" events (everyone watching sees every entry,
 // tagged with its author), reloaded after a reconnect. The input history (↑/↓) is this
 // browser's, per console, in localStorage; so is the display name sent with each eval.
-import { signal, type Signal } from "@preact/signals";
+// Which frame consoles are open is state too: the console toggle, the "c" shortcut and an
+// entry's permalink (#/reports/{id}/frames/{index}/console/{entry}) all open one by setting it.
+import { effect, signal, type Signal } from "@preact/signals";
 import {
   completeInConsole,
   evaluateInConsole,
@@ -11,6 +13,7 @@ import {
   type ConsolePath,
 } from "../api/client";
 import type { CompleteResult, ConsoleEntry, ConsoleEvent, EvalResult } from "../api/types";
+import { route } from "./route";
 
 const MAX_HISTORY = 200;
 const NAME_KEY = "debugbroker:name";
@@ -123,6 +126,43 @@ function remember(console: ConsolePath, code: string): void {
   }
 }
 
+/** The frame consoles open on the report page, as "{report id}/{frame index}". */
+const openFrameConsoles = signal<ReadonlySet<string>>(new Set());
+
+function frameKey(reportId: string, frameIndex: number): string {
+  return `${reportId}/${frameIndex}`;
+}
+
+/** Whether the console of frame `frameIndex` of report `reportId` is open (read in render: it subscribes). */
+function isConsoleOpen(reportId: string, frameIndex: number): boolean {
+  return openFrameConsoles.value.has(frameKey(reportId, frameIndex));
+}
+
+/** Open or close the console of a frame. */
+function setConsoleOpen(reportId: string, frameIndex: number, open: boolean): void {
+  const key = frameKey(reportId, frameIndex);
+  if (openFrameConsoles.peek().has(key) === open) return;
+  const next = new Set(openFrameConsoles.peek());
+  if (open) next.add(key);
+  else next.delete(key);
+  openFrameConsoles.value = next;
+}
+
+// Leaving a report closes its consoles (as unmounting its frames always did); an address that
+// points at a console entry opens that frame's console.
+effect(() => {
+  const current = route.value;
+  const open = openFrameConsoles.peek();
+  if (current.name !== "report") {
+    if (open.size > 0) openFrameConsoles.value = new Set();
+    return;
+  }
+  const prefix = `${current.id}/`;
+  const kept = new Set([...open].filter((key) => key.startsWith(prefix)));
+  if (current.frame !== null && current.entry != null) kept.add(frameKey(current.id, current.frame));
+  if (kept.size !== open.size || [...kept].some((key) => !open.has(key))) openFrameConsoles.value = kept;
+});
+
 /** The outcome of submitting input: more lines needed, or it ran (see the transcript). */
 type Submitted = { incomplete: true } | { incomplete: false; result: EvalResult };
 
@@ -154,8 +194,10 @@ export {
   displayName,
   historyFor,
   interruptRunning,
+  isConsoleOpen,
   loadTranscript,
   reloadTranscripts,
+  setConsoleOpen,
   setDisplayName,
   submitInput,
   transcriptErrorFor,
