@@ -1,8 +1,7 @@
 // One traceback frame: where it is, its source and locals, and a console that runs code in it.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
-import { isConsoleOpen, setConsoleOpen } from "../state/consoles";
+import { frameConsolePath, isConsoleOpen, setConsoleOpen } from "../state/consoles";
 import { reportHref } from "../state/route";
 import { Console } from "./Console";
 import { EditorLink } from "./EditorLink";

@@ -45,6 +45,16 @@ function setDisplayName(name: string): void {
   }
 }
 
+/** The API path of a frame's console. */
+function frameConsolePath(reportId: string, frameIndex: number): ConsolePath {
+  return `reports/${encodeURIComponent(reportId)}/frames/${frameIndex}`;
+}
+
+/** The API path of an agent's process console. */
+function agentConsolePath(agentId: string): ConsolePath {
+  return `agents/${encodeURIComponent(agentId)}`;
+}
+
 /** The transcript of a console ("reports/{id}/frames/{index}" or "agents/{id}"). */
 function transcriptFor(console: ConsolePath): Signal<ConsoleEntry[]> {
   let transcript = transcripts.get(console);
@@ -189,9 +199,11 @@ async function interruptRunning(console: ConsolePath): Promise<number> {
 }
 
 export {
+  agentConsolePath,
   applyConsoleEvent,
   completeInput,
   displayName,
+  frameConsolePath,
   historyFor,
   interruptRunning,
   isConsoleOpen,
