@@ -22,6 +22,8 @@ const transcripts = new Map<string, Signal<ConsoleEntry[]>>();
 const loaded = new Set<ConsolePath>();
 /** Why the transcript of a console could not be loaded, by console. */
 const transcriptErrors = new Map<ConsolePath, Signal<string | null>>();
+/** Whether a console's transcript load has answered (with entries or an error), by console. */
+const transcriptsAnswered = new Map<ConsolePath, Signal<boolean>>();
 
 function readName(): string {
   try {
@@ -75,6 +77,16 @@ function transcriptErrorFor(console: ConsolePath): Signal<string | null> {
   return error;
 }
 
+/** Whether the transcript's first load has answered (an entry not in it is then really missing). */
+function transcriptLoadedFor(console: ConsolePath): Signal<boolean> {
+  let answered = transcriptsAnswered.get(console);
+  if (answered === undefined) {
+    answered = signal(false);
+    transcriptsAnswered.set(console, answered);
+  }
+  return answered;
+}
+
 /** Insert or replace entries by id, keeping the transcript ordered by id. */
 function merge(console: ConsolePath, entries: ConsoleEntry[]): void {
   const transcript = transcriptFor(console);
@@ -98,6 +110,7 @@ async function loadTranscript(console: ConsolePath): Promise<void> {
   } catch (error) {
     transcriptErrorFor(console).value = error instanceof Error ? error.message : String(error);
   }
+  transcriptLoadedFor(console).value = true;
 }
 
 /** Refetch every transcript seen so far (the WebSocket reconnected: events may be lost). */
@@ -214,5 +227,6 @@ export {
   submitInput,
   transcriptErrorFor,
   transcriptFor,
+  transcriptLoadedFor,
   type Submitted,
 };
