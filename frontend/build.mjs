@@ -27,7 +27,7 @@ await build({
   define: { "process.env.NODE_ENV": '"production"' },
 });
 await build({
-  entryPoints: { app: join(here, "src", "app.css") },
+  entryPoints: { app: join(here, "src", "styles", "app.css") },
   outdir: out,
   bundle: true,
   minify: true,

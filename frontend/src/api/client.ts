@@ -75,6 +75,15 @@ async function getJson<T>(path: string): Promise<T> {
   return (await response.json()) as T;
 }
 
+/** POST a JSON body (as `author`, when given) and read the JSON answer. */
+async function postJson<T>(path: string, body: unknown, author = ""): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", "Content-Type": "application/json" };
+  // The display name travels percent-encoded: headers are Latin-1 only.
+  if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
+  const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
+  return (await response.json()) as T;
+}
+
 /** GET /api/reports: newest first, optionally only those created before `before`. */
 function fetchReports(limit = 100, before?: number): Promise<ReportList> {
   const query = new URLSearchParams({ limit: String(limit) });
@@ -100,32 +109,14 @@ function fetchAgents(): Promise<AgentList> {
   return getJson<AgentList>("/api/agents");
 }
 
-/** POST /api/reports/{id}/frames/{index}/eval: run `code` in that frame of the app process. */
-async function evaluateInFrame(id: string, index: number, code: string): Promise<EvalResult> {
-  const response = await send(`/api/reports/${encodeURIComponent(id)}/frames/${index}/eval`, {
-    method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
-    body: JSON.stringify({ code }),
-  });
-  return (await response.json()) as EvalResult;
-}
-
 /** POST /api/reports/{id}/continue: the thread paused at breakpoint() goes on. */
 async function resumeReport(id: string): Promise<void> {
-  await send(`/api/reports/${encodeURIComponent(id)}/continue`, {
-    method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
-    body: "{}",
-  });
+  await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/continue`, {});
 }
 
 /** POST /api/reports/{id}/release: the agent drops the report's live frames. */
 async function releaseFrames(id: string): Promise<void> {
-  await send(`/api/reports/${encodeURIComponent(id)}/release`, {
-    method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
-    body: "{}",
-  });
+  await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/release`, {});
 }
 
 /** The filters of GET /api/reports (docs/api.md); empty ones do not filter. */
@@ -153,12 +144,8 @@ function fetchGroups(limit = 200): Promise<GroupList> {
 
 /** POST /api/reports/{id}/frames/{index}/expand: more of a truncated value (the "+"). */
 async function expandValue(id: string, index: number, handle: string, offset: number): Promise<ReprNode> {
-  const response = await send(`/api/reports/${encodeURIComponent(id)}/frames/${index}/expand`, {
-    method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
-    body: JSON.stringify({ handle, offset }),
-  });
-  return ((await response.json()) as { node: ReprNode }).node;
+  const path = `/api/reports/${encodeURIComponent(id)}/frames/${index}/expand`;
+  return (await postJson<{ node: ReprNode }>(path, { handle, offset })).node;
 }
 
 /** GET /api/reports/{id}/frames/{index}/source: the frame's whole file, or the captured lines. */
@@ -175,13 +162,8 @@ async function fetchReportMarkdown(id: string): Promise<string> {
 }
 
 /** POST /api/reports/{id}/share: a new read-only link that needs no login. */
-async function createShareLink(id: string): Promise<ShareLink> {
-  const response = await send(`/api/reports/${encodeURIComponent(id)}/share`, {
-    method: "POST",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
-    body: "{}",
-  });
-  return (await response.json()) as ShareLink;
+function createShareLink(id: string): Promise<ShareLink> {
+  return postJson<ShareLink>(`/api/reports/${encodeURIComponent(id)}/share`, {});
 }
 
 /** POST /login with the token: null once the session cookie is set, else why it failed. */
@@ -205,24 +187,6 @@ async function logIn(token: string): Promise<string | null> {
 /** Where a console runs: "reports/{id}/frames/{index}" or "agents/{agent_id}" (API paths). */
 type ConsolePath = string;
 
-/** The API path of a frame's console. */
-function frameConsolePath(id: string, index: number): ConsolePath {
-  return `reports/${encodeURIComponent(id)}/frames/${index}`;
-}
-
-/** The API path of an agent's process console. */
-function agentConsolePath(agentId: string): ConsolePath {
-  return `agents/${encodeURIComponent(agentId)}`;
-}
-
-async function postJson<T>(path: string, body: unknown, author = ""): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json", "Content-Type": "application/json" };
-  // The display name travels percent-encoded: headers are Latin-1 only.
-  if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
-  const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
-  return (await response.json()) as T;
-}
-
 /** POST /api/{console}/eval: run `code` as `author`; `interactive` asks the REPL's "is it complete?". */
 function evaluateInConsole(console: ConsolePath, code: string, interactive: boolean, author: string): Promise<EvalResult> {
   return postJson<EvalResult>(`/api/${console}/eval`, { code, interactive }, author);
@@ -244,28 +208,25 @@ function fetchTranscript(console: ConsolePath): Promise<Transcript> {
 }
 
 export {
-  fetchGroups,
-  type ReportSearch,
-  searchReports,
-  createShareLink,
-  expandValue,
-  fetchFrameSource,
-  fetchReportMarkdown,
-  agentConsolePath,
   ApiError,
   completeInConsole,
   type ConsolePath,
+  createShareLink,
   evaluateInConsole,
+  expandValue,
+  fetchAgents,
+  fetchFrameSource,
+  fetchGroups,
+  fetchReport,
+  fetchReportMarkdown,
+  fetchReports,
+  fetchReportText,
   fetchTranscript,
-  frameConsolePath,
   interruptConsole,
   logIn,
-  evaluateInFrame,
-  fetchAgents,
-  fetchReport,
-  fetchReportText,
-  fetchReports,
   releaseFrames,
+  type ReportSearch,
   resumeReport,
+  searchReports,
   setUnauthorizedHandler,
 };

@@ -1,7 +1,7 @@
 // The console on an agent's live process (DebuggedApplication(app, console=True)): like the
 // classic /console, but shared, and reachable from the agent list without any error.
-import { agentConsolePath } from "../api/client";
 import type { Agent } from "../api/types";
+import { agentConsolePath } from "../state/consoles";
 import { Console } from "./Console";
 
 /** A process console under the agent list; `onClose` hides it. */

@@ -4,8 +4,8 @@
 import { createContext } from "preact";
 import type { ComponentChildren } from "preact";
 import { useContext, useEffect, useState } from "preact/hooks";
-import { expandValue } from "../api/client";
 import type { ReprNode } from "../api/types";
+import { loadMoreOfValue } from "../state/frames";
 
 type Expander = (handle: string, offset: number) => Promise<ReprNode>;
 
@@ -13,7 +13,7 @@ const ExpandContext = createContext<Expander | null>(null);
 
 /** Lets the values below expand through this frame's agent. */
 function ExpandProvider({ reportId, frameIndex, children }: { reportId: string; frameIndex: number; children: ComponentChildren }) {
-  const expander: Expander = (handle, offset) => expandValue(reportId, frameIndex, handle, offset);
+  const expander: Expander = (handle, offset) => loadMoreOfValue(reportId, frameIndex, handle, offset);
   return <ExpandContext.Provider value={expander}>{children}</ExpandContext.Provider>;
 }
 
@@ -75,4 +75,4 @@ function useExpansion(node: ReprNode): [ReprNode, ComponentChildren] {
   return [current, button];
 }
 
-export { ExpandContext, ExpandProvider, useExpansion };
+export { ExpandProvider, useExpansion };

@@ -1,7 +1,7 @@
 // One traceback frame: where it is, its source and locals, and a console that runs code in it.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { frameConsolePath } from "../api/client";
 import type { FrameInfo } from "../api/types";
+import { frameConsolePath, isConsoleOpen, setConsoleOpen } from "../state/consoles";
 import { reportHref } from "../state/route";
 import { Console } from "./Console";
 import { EditorLink } from "./EditorLink";
@@ -34,7 +34,7 @@ function estimatedHeight(frame: FrameInfo): string {
 function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps) {
   const [expanded, setExpanded] = useState(!frame.is_library || targeted);
   const [rendered, setRendered] = useState(eager || targeted);
-  const [consoleOpen, setConsoleOpen] = useState(false);
+  const consoleOpen = isConsoleOpen(reportId, frame.index);
   const pending = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (targeted) setExpanded(true);
@@ -90,7 +90,7 @@ function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps
           class="button small console-toggle"
           data-testid="console-toggle"
           aria-expanded={consoleOpen}
-          onClick={() => setConsoleOpen(!consoleOpen)}
+          onClick={() => setConsoleOpen(reportId, frame.index, !consoleOpen)}
         >
           {consoleOpen ? "Close console" : "Console"}
         </button>

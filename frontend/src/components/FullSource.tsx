@@ -2,8 +2,8 @@
 // the process loaded it), else the lines the report captured. Highlighted tokens as classed
 // text spans, never HTML; opened scrolled to the failing line.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { fetchFrameSource } from "../api/client";
 import type { FrameInfo, FrameSource } from "../api/types";
+import { loadFrameSource } from "../state/frames";
 
 const SHORT_CLASS = /^[a-z][a-z0-9]{0,5}$/i;
 
@@ -51,7 +51,7 @@ function FullSource({ reportId, frame }: { reportId: string; frame: FrameInfo })
     if (load.state === "done") return;
     setLoad({ state: "loading" });
     try {
-      setLoad({ state: "done", source: await fetchFrameSource(reportId, frame.index) });
+      setLoad({ state: "done", source: await loadFrameSource(reportId, frame.index) });
     } catch (failure) {
       setLoad({ state: "failed", error: failure instanceof Error ? failure.message : String(failure) });
     }

@@ -1,6 +1,6 @@
 // The plain-text traceback, exactly as the app printed it, with a Copy button.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { fetchReportText } from "../api/client";
+import { loadReportText } from "../state/sharing";
 
 type Load = { state: "loading" } | { state: "done"; text: string } | { state: "failed"; error: string };
 
@@ -29,7 +29,7 @@ function PlainText({ reportId }: { reportId: string }) {
   useEffect(() => {
     let current = true;
     setLoad({ state: "loading" });
-    fetchReportText(reportId).then(
+    loadReportText(reportId).then(
       (text) => current && setLoad({ state: "done", text }),
       (error: unknown) => current && setLoad({ state: "failed", error: error instanceof Error ? error.message : String(error) }),
     );

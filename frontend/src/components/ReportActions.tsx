@@ -1,7 +1,7 @@
 // Report actions for sharing outside the dashboard: a Markdown export for issue trackers and a
 // read-only share link served by the broker itself (nothing leaves the machine).
 import { useState } from "preact/hooks";
-import { createShareLink, fetchReportMarkdown } from "../api/client";
+import { createReadOnlyLink, loadReportMarkdown } from "../state/sharing";
 
 async function copy(text: string): Promise<boolean> {
   try {
@@ -20,7 +20,7 @@ function ReportActions({ reportId }: { reportId: string }) {
 
   const exportMarkdown = async () => {
     try {
-      const text = await fetchReportMarkdown(reportId);
+      const text = await loadReportMarkdown(reportId);
       setMarkdown(text);
       setStatus((await copy(text)) ? "Markdown copied to the clipboard." : "Markdown below: select it and copy.");
     } catch (failure) {
@@ -29,8 +29,7 @@ function ReportActions({ reportId }: { reportId: string }) {
   };
   const share = async () => {
     try {
-      const link = await createShareLink(reportId);
-      const url = new URL(link.path, window.location.origin).toString();
+      const url = await createReadOnlyLink(reportId);
       setShareUrl(url);
       setStatus((await copy(url)) ? "Read-only link copied to the clipboard." : "Read-only link below.");
     } catch (failure) {

@@ -2,6 +2,7 @@
 // Keys typed into a field (search, console, login) are the field's, never shortcuts.
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
+import { setConsoleOpen } from "../state/consoles";
 import { helpOpen, moveSelection, openAdjacentReport, selectedId } from "../state/navigation";
 import { parseRoute, reportHref, route } from "../state/route";
 
@@ -57,16 +58,17 @@ function moveFrame(step: number): boolean {
 
 /** Open the current frame's console, or move the cursor into it. */
 function focusConsole(): boolean {
+  const current = parseRoute(location.hash);
   const frame = currentFrame();
-  if (frame === null) return false;
+  const index = frame?.dataset.index;
+  if (current.name !== "report" || frame == null || index === undefined) return false;
   const input = frame.querySelector<HTMLTextAreaElement>("[data-testid=console-input]");
   if (input !== null) {
     input.focus();
     return true;
   }
-  const toggle = frame.querySelector<HTMLButtonElement>("[data-testid=console-toggle]");
-  toggle?.click(); // the console focuses its input when it opens
-  return toggle !== null;
+  setConsoleOpen(current.id, Number(index), true); // the console focuses its input when it opens
+  return true;
 }
 
 function onKeyDown(event: KeyboardEvent): void {

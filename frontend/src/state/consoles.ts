@@ -2,7 +2,9 @@
 // opens, kept live by the WebSocket's "console" events (everyone watching sees every entry,
 // tagged with its author), reloaded after a reconnect. The input history (↑/↓) is this
 // browser's, per console, in localStorage; so is the display name sent with each eval.
-import { signal, type Signal } from "@preact/signals";
+// Which frame consoles are open is state too: the console toggle, the "c" shortcut and an
+// entry's permalink (#/reports/{id}/frames/{index}/console/{entry}) all open one by setting it.
+import { effect, signal, type Signal } from "@preact/signals";
 import {
   completeInConsole,
   evaluateInConsole,
@@ -11,6 +13,7 @@ import {
   type ConsolePath,
 } from "../api/client";
 import type { CompleteResult, ConsoleEntry, ConsoleEvent, EvalResult } from "../api/types";
+import { route } from "./route";
 
 const MAX_HISTORY = 200;
 const NAME_KEY = "debugbroker:name";
@@ -19,6 +22,8 @@ const transcripts = new Map<string, Signal<ConsoleEntry[]>>();
 const loaded = new Set<ConsolePath>();
 /** Why the transcript of a console could not be loaded, by console. */
 const transcriptErrors = new Map<ConsolePath, Signal<string | null>>();
+/** Whether a console's transcript load has answered (with entries or an error), by console. */
+const transcriptsAnswered = new Map<ConsolePath, Signal<boolean>>();
 
 function readName(): string {
   try {
@@ -42,6 +47,16 @@ function setDisplayName(name: string): void {
   }
 }
 
+/** The API path of a frame's console. */
+function frameConsolePath(reportId: string, frameIndex: number): ConsolePath {
+  return `reports/${encodeURIComponent(reportId)}/frames/${frameIndex}`;
+}
+
+/** The API path of an agent's process console. */
+function agentConsolePath(agentId: string): ConsolePath {
+  return `agents/${encodeURIComponent(agentId)}`;
+}
+
 /** The transcript of a console ("reports/{id}/frames/{index}" or "agents/{id}"). */
 function transcriptFor(console: ConsolePath): Signal<ConsoleEntry[]> {
   let transcript = transcripts.get(console);
@@ -60,6 +75,16 @@ function transcriptErrorFor(console: ConsolePath): Signal<string | null> {
     transcriptErrors.set(console, error);
   }
   return error;
+}
+
+/** Whether the transcript's first load has answered (an entry not in it is then really missing). */
+function transcriptLoadedFor(console: ConsolePath): Signal<boolean> {
+  let answered = transcriptsAnswered.get(console);
+  if (answered === undefined) {
+    answered = signal(false);
+    transcriptsAnswered.set(console, answered);
+  }
+  return answered;
 }
 
 /** Insert or replace entries by id, keeping the transcript ordered by id. */
@@ -85,6 +110,7 @@ async function loadTranscript(console: ConsolePath): Promise<void> {
   } catch (error) {
     transcriptErrorFor(console).value = error instanceof Error ? error.message : String(error);
   }
+  transcriptLoadedFor(console).value = true;
 }
 
 /** Refetch every transcript seen so far (the WebSocket reconnected: events may be lost). */
@@ -123,6 +149,43 @@ function remember(console: ConsolePath, code: string): void {
   }
 }
 
+/** The frame consoles open on the report page, as "{report id}/{frame index}". */
+const openFrameConsoles = signal<ReadonlySet<string>>(new Set());
+
+function frameKey(reportId: string, frameIndex: number): string {
+  return `${reportId}/${frameIndex}`;
+}
+
+/** Whether the console of frame `frameIndex` of report `reportId` is open (read in render: it subscribes). */
+function isConsoleOpen(reportId: string, frameIndex: number): boolean {
+  return openFrameConsoles.value.has(frameKey(reportId, frameIndex));
+}
+
+/** Open or close the console of a frame. */
+function setConsoleOpen(reportId: string, frameIndex: number, open: boolean): void {
+  const key = frameKey(reportId, frameIndex);
+  if (openFrameConsoles.peek().has(key) === open) return;
+  const next = new Set(openFrameConsoles.peek());
+  if (open) next.add(key);
+  else next.delete(key);
+  openFrameConsoles.value = next;
+}
+
+// Leaving a report closes its consoles (as unmounting its frames always did); an address that
+// points at a console entry opens that frame's console.
+effect(() => {
+  const current = route.value;
+  const open = openFrameConsoles.peek();
+  if (current.name !== "report") {
+    if (open.size > 0) openFrameConsoles.value = new Set();
+    return;
+  }
+  const prefix = `${current.id}/`;
+  const kept = new Set([...open].filter((key) => key.startsWith(prefix)));
+  if (current.frame !== null && current.entry != null) kept.add(frameKey(current.id, current.frame));
+  if (kept.size !== open.size || [...kept].some((key) => !open.has(key))) openFrameConsoles.value = kept;
+});
+
 /** The outcome of submitting input: more lines needed, or it ran (see the transcript). */
 type Submitted = { incomplete: true } | { incomplete: false; result: EvalResult };
 
@@ -149,16 +212,21 @@ async function interruptRunning(console: ConsolePath): Promise<number> {
 }
 
 export {
+  agentConsolePath,
   applyConsoleEvent,
   completeInput,
   displayName,
+  frameConsolePath,
   historyFor,
   interruptRunning,
+  isConsoleOpen,
   loadTranscript,
   reloadTranscripts,
+  setConsoleOpen,
   setDisplayName,
   submitInput,
   transcriptErrorFor,
   transcriptFor,
+  transcriptLoadedFor,
   type Submitted,
 };

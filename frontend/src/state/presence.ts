@@ -192,7 +192,6 @@ export {
   presenceOpened,
   following,
   hashOf,
-  myViewerId,
   noteTyping,
   otherViewers,
   stopTyping,

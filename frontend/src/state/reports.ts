@@ -1,7 +1,7 @@
 // Shared data: the report list, the agents, and the report being viewed. HTTP loads fill
 // them; WebSocket events keep them live.
 import { batch, computed, signal } from "@preact/signals";
-import { ApiError, fetchAgents, fetchReport, fetchReports } from "../api/client";
+import { ApiError, fetchAgents, fetchReport, fetchReports, resumeReport } from "../api/client";
 import type { Agent, Report, ReportSummary, ServerEvent } from "../api/types";
 import { notifyArrived } from "./notify";
 import { route } from "./route";
@@ -239,6 +239,11 @@ function applyEvent(event: ServerEvent): void {
   else onAgent(event.agent);
 }
 
+/** The thread paused at breakpoint() in this report goes on (the "resumed" event follows). */
+function resumeThread(reportId: string): Promise<void> {
+  return resumeReport(reportId);
+}
+
 export {
   agents,
   agentsError,
@@ -255,6 +260,7 @@ export {
   reports,
   reportsError,
   reportsLoaded,
+  resumeThread,
   searchMatches,
   selectReport,
   selected,

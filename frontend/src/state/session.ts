@@ -1,6 +1,6 @@
 // The session with the broker: whether we must log in, and the live event stream's state.
 import { signal } from "@preact/signals";
-import { setUnauthorizedHandler } from "../api/client";
+import { logIn, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
@@ -62,9 +62,14 @@ function startSession(): void {
   void loadReports().then(openEvents);
 }
 
+/** Send the token to POST /login: null once the session cookie is set, else why it failed. */
+function signIn(token: string): Promise<string | null> {
+  return logIn(token);
+}
+
 /** Reconnect now instead of waiting for the backoff timer. */
 function retryConnection(): void {
   events?.retryNow();
 }
 
-export { connection, loginRequired, retryConnection, startSession, type ConnectionState };
+export { connection, loginRequired, retryConnection, signIn, startSession, type ConnectionState };

@@ -2,10 +2,11 @@
 // (text, exception type, URL path, agent), both answered by the broker, not the loaded list.
 // Reports arriving over the WebSocket update the groups in place (count, last seen, workers).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { fetchGroups, searchReports, type ReportSearch } from "../api/client";
+import type { ReportSearch } from "../api/client";
 import type { ReportGroup, ReportSummary } from "../api/types";
 import { RelativeTime } from "../components/RelativeTime";
 import { liveArrivals } from "../state/reports";
+import { loadGroups, searchStoredReports } from "../state/search";
 import { connection } from "../state/session";
 import { reportHref } from "../state/route";
 
@@ -47,7 +48,7 @@ function Search({ initial }: { initial: ReportSearch }) {
   const run = async (query: ReportSearch) => {
     setResults({ state: "loading" });
     try {
-      setResults({ state: "done", value: (await searchReports(query)).reports });
+      setResults({ state: "done", value: await searchStoredReports(query) });
     } catch (error) {
       setResults(failure(error));
     }
@@ -187,11 +188,11 @@ function GroupsView() {
     const reconnected = open && !wasOpen.current;
     wasOpen.current = open;
     if (!reconnected && groups.state !== "loading") return;
-    fetchGroups().then(
-      (list) => {
-        counted.current = new Set(list.groups.map((group) => group.latest.id));
+    loadGroups().then(
+      (groups) => {
+        counted.current = new Set(groups.map((group) => group.latest.id));
         seenArrivals.current = liveArrivals.value;
-        setGroups({ state: "done", value: list.groups });
+        setGroups({ state: "done", value: groups });
       },
       (error: unknown) => setGroups(failure(error)),
     );

@@ -2,7 +2,7 @@
 // request carries the Origin the broker checks), which sets the session cookie; then the
 // page reloads into the dashboard. A wrong token is reported in the form itself.
 import { useState } from "preact/hooks";
-import { logIn } from "../api/client";
+import { signIn } from "../state/session";
 
 type Attempt = { state: "idle" } | { state: "sending" } | { state: "failed"; message: string };
 
@@ -15,7 +15,7 @@ function LoginForm() {
     event.preventDefault();
     if (!token.trim() || attempt.state === "sending") return;
     setAttempt({ state: "sending" });
-    const failure = await logIn(token.trim());
+    const failure = await signIn(token.trim());
     if (failure === null) location.reload();
     else setAttempt({ state: "failed", message: failure });
   }

@@ -3,14 +3,14 @@
 import { Component } from "preact";
 import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import type { ExceptionInfo, Report } from "../api/types";
-import { releaseFrames, resumeReport } from "../api/client";
 import { EditorSettingsPanel } from "../components/EditorSettings";
 import { ExceptionChain, type ChainContext } from "../components/ExceptionChain";
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
 import { ReportActions } from "../components/ReportActions";
 import { RequestPanel } from "../components/RequestPanel";
-import { agents, refreshSelected, selectReport, selected } from "../state/reports";
+import { releaseHeldFrames } from "../state/frames";
+import { agents, resumeThread, selectReport, selected } from "../state/reports";
 import { route } from "../state/route";
 
 const TITLE_LIMIT = 300;
@@ -107,7 +107,7 @@ function PauseBar({ report }: { report: Report }) {
     setBusy(true);
     setError(null);
     try {
-      await resumeReport(report.id);
+      await resumeThread(report.id);
       setSent(true);
     } catch (failure) {
       setError(failure instanceof Error ? failure.message : String(failure));
@@ -137,8 +137,7 @@ function FramesBar({ report }: { report: Report }) {
     setBusy(true);
     setError(null);
     try {
-      await releaseFrames(report.id);
-      await refreshSelected();
+      await releaseHeldFrames(report.id);
     } catch (failure) {
       setError(failure instanceof Error ? failure.message : String(failure));
     } finally {
