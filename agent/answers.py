@@ -16,7 +16,7 @@ from typing import Any
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import describe_error
+from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.agent.transport.transport import Transport, get_transport
 from debugbroker.protocol import Report, RequestInfo
 

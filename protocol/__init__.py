@@ -57,12 +57,14 @@ from debugbroker.protocol.messages import (
     Welcome,
 )
 from debugbroker.protocol.report import (
+    BRACKETS,
     ExceptionInfo,
     FrameInfo,
     Report,
     ReprNode,
     RequestInfo,
     Variable,
+    format_node,
 )
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "ExceptionInfo",
     "RequestInfo",
     "Report",
+    "BRACKETS",
+    "format_node",
     "PROTOCOL_VERSION",
     "MAX_HELD_IDS",
     "CONSOLE_FRAME_ID",

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ReprNode", "Variable", "FrameInfo", "ExceptionInfo", "RequestInfo", "Report"]
+__all__ = [
+    "ReprNode",
+    "Variable",
+    "FrameInfo",
+    "ExceptionInfo",
+    "RequestInfo",
+    "Report",
+    "BRACKETS",
+    "format_node",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,3 +138,32 @@ class Report:
     host: str = ""
     app: str = ""
     paused: bool = False  # a breakpoint() pause (debugbroker.set_trace), not an error
+
+
+# The brackets of each container kind, as ``repr`` writes them.
+BRACKETS = {
+    "list": ("[", "]"),
+    "tuple": ("(", ")"),
+    "set": ("{", "}"),
+    "frozenset": ("frozenset({", "})"),
+    "dict": ("{", "}"),
+}
+
+
+def format_node(node: ReprNode) -> str:
+    """A ``ReprNode`` as one line of plain text (for ``dump()`` and logs)."""
+    if node.kind == "pair" and len(node.children) == 2:
+        return f"{format_node(node.children[0])}: {format_node(node.children[1])}"
+    if node.kind in BRACKETS and (node.children or not node.text):
+        opening, closing = BRACKETS[node.kind]
+        parts = [format_node(child) for child in node.children]
+        if node.omitted:
+            parts.append(f"...{node.omitted} more")
+        trailing = "," if node.kind == "tuple" and len(parts) == 1 else ""
+        body = opening + ", ".join(parts) + trailing + closing
+        if node.type_name not in (node.kind, "dict", "list", "tuple", "set", "frozenset"):
+            return f"{node.type_name}({body})"
+        return body
+    if node.omitted and node.kind in ("str", "bytes"):
+        return f"{node.text}...({node.omitted} more)"
+    return node.text

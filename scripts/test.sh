@@ -1,46 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a fresh machine, then runs all checks and tests.
-# Used by the README and by .ci/run. Extra arguments go to pytest.
+# Installs everything the test suite needs on a fresh machine, then runs all checks and tests:
+# install.sh, lint.sh, test-fast.sh, test-e2e.sh, then the agent's and the broker's tests under
+# the other supported Pythons. Used by the README and by .ci/run. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-if ! command -v chromium >/dev/null 2>&1; then
-    step "installing Debian's chromium for the browser tests"
-    if [ "$(id -u)" = 0 ]; then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-    else
-        sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
-    fi
-fi
-
-step "installing the package with its test extras"
-python -m pip install -q --disable-pip-version-check -e '.[test]'
-
-step "building the dashboard bundle (npm ci, tsc, esbuild)"
-(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && npm run --silent build)
-if [ -d .git ] && ! git diff --quiet -- broker/static; then
-    echo "broker/static/ differs from the committed bundle: run 'npm run build' in frontend/ and commit." >&2
-    git --no-pager diff --stat -- broker/static >&2
-    exit 1
-fi
+bash scripts/install.sh
 
 step "lint and types"
-python -m ruff check debugbroker agent broker protocol tests benchmarks
-python -m ruff format --check debugbroker agent broker protocol tests benchmarks
-python -m mypy
+bash scripts/lint.sh
 
-step "tests"
-set +e
-python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" = 5 ]; then
-    echo "pytest collected no tests: that is a failure here." >&2
-    status=1
-fi
+status=0
+step "agent and broker tests"
+bash scripts/test-fast.sh "$@" || status=1
+step "end-to-end tests"
+bash scripts/test-e2e.sh "$@" || status=1
 
 # The other supported Pythons (pyproject: requires-python >= 3.10): the agent's and the
 # broker's tests, each in a fresh venv. A Python that is not installed is skipped with a note.
@@ -73,7 +49,7 @@ for version in ${DEBUGBROKER_EXTRA_PYTHONS-3.10 3.12 3.13}; do
     fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
     set +e
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/agent tests/broker
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not e2e" -n 2 tests/agent tests/broker
     extra=$?
     set -e
     echo "Python $version ($interpreter): pytest exit status $extra, $((SECONDS - started)) s with its venv"

@@ -23,12 +23,22 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.reprs.tree import format_node
-from debugbroker.protocol import ReprNode, from_wire
+from debugbroker.protocol import ReprNode, format_node, from_wire
 
 # The browser fixtures are a plugin (pytest_plugins = ["tests.e2e.browser"]) that test modules
 # also import from: register it before any import so its asserts are rewritten too.
 pytest.register_assert_rewrite("tests.e2e.browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by folder: ``-m "not e2e"`` runs the agent's and the broker's tests alone."""
+    for item in items:
+        path = Path(str(item.path))
+        if "e2e" in path.parts:
+            item.add_marker(pytest.mark.e2e)
+        elif path.name == "test_benchmarks_quick.py":
+            item.add_marker(pytest.mark.bench)
+
 
 DEADLINE = 20.0
 ROOT = Path(__file__).resolve().parent.parent

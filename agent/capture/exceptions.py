@@ -45,7 +45,7 @@ from debugbroker.agent.capture.hiding import (
     is_agent_frame,
     is_library_file,
 )
-from debugbroker.agent.capture.plain_text import MAX_TEXT, format_text
+from debugbroker.agent.capture.plain_text import format_text
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.evals.lookup import fill_handles
 from debugbroker.agent.options import Options
@@ -59,15 +59,7 @@ from debugbroker.agent.reprs.safe_text import (
 from debugbroker.agent.reprs.tree import Budget, variables_of
 from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
 
-__all__ = [
-    "MAX_EXCEPTIONS",
-    "MAX_FRAME_LOCALS_BYTES",
-    "MAX_STRUCTURE_BYTES",
-    "MAX_TEXT",
-    "capture_exception",
-    "hidden_flags",
-    "is_library_file",
-]
+__all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "capture_exception"]
 
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_MESSAGE = 8_192  # characters of an exception message or note

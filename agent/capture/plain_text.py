@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
 
-from debugbroker.agent.reprs.tree import USER_CODE_ERRORS, describe_error, type_name_of
+from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, type_name_of
 
 __all__ = ["MAX_TEXT", "format_text"]
 

@@ -17,17 +17,10 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus
 
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import (
-    USER_CODE_ERRORS,
-    Budget,
-    SecretNames,
-    format_node,
-    plain_repr,
-    represent,
-    safe_text,
-    secret_pattern,
-)
-from debugbroker.protocol import RequestInfo
+from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, plain_repr, safe_text
+from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
+from debugbroker.agent.reprs.tree import Budget, represent
+from debugbroker.protocol import RequestInfo, format_node
 
 __all__ = ["MASK", "build_request_info", "request_url"]
 

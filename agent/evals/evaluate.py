@@ -39,7 +39,8 @@ from debugbroker.agent.evals.language import (
 from debugbroker.agent.evals.lookup import fill_handles
 from debugbroker.agent.evals.output import ChunkBuffer, captured_output, routed_to
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import Budget, describe_error, represent
+from debugbroker.agent.reprs.safe_text import describe_error
+from debugbroker.agent.reprs.tree import Budget, represent
 from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
     CompleteRequest,

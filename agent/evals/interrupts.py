@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from debugbroker.agent.evals.workers import WorkerPool
-from debugbroker.agent.reprs.tree import describe_error
+from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.protocol import EvalResult
 
 __all__ = ["EvalRun", "supervise", "interrupt_runs", "stuck_evals", "running_evals", "MAX_STUCK"]

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from types import CodeType
 
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import Budget, format_node, represent, variables_of
+from debugbroker.agent.reprs.tree import Budget, represent, variables_of
+from debugbroker.protocol import format_node
 
 __all__ = [
     "CompiledInput",

@@ -22,15 +22,9 @@ from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import (
-    USER_CODE_ERRORS,
-    Budget,
-    container_shape,
-    describe_error,
-    represent_more,
-    safe_text,
-    secret_pattern,
-)
+from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, safe_text
+from debugbroker.agent.reprs.secret_names import secret_pattern
+from debugbroker.agent.reprs.tree import Budget, container_shape, represent_more
 from debugbroker.protocol import ExpandRequest, ExpandResult, ReprNode, SourceRequest, SourceResult
 
 __all__ = ["answer_expand", "answer_source", "fill_handles", "MAX_SOURCE_LINES"]

@@ -29,31 +29,20 @@ from debugbroker.agent.reprs.safe_text import (
     USER_CODE_ERRORS,
     describe_error,
     own_repr,
-    plain_repr,
     safe_text,
     text_cost,
     type_name_of,
 )
-from debugbroker.agent.reprs.secret_names import SecretNames, looks_secret, secret_pattern
-from debugbroker.protocol import ReprNode, Variable
+from debugbroker.agent.reprs.secret_names import secret_pattern
+from debugbroker.protocol import BRACKETS, ReprNode, Variable
 
 __all__ = [
     "Budget",
-    "USER_CODE_ERRORS",
     "SECRET_MASK",
     "collapsed",
     "container_shape",
-    "describe_error",
-    "format_node",
-    "looks_secret",
-    "plain_repr",
     "represent",
     "represent_more",
-    "safe_text",
-    "secret_pattern",
-    "SecretNames",
-    "text_cost",
-    "type_name_of",
     "variables_of",
 ]
 
@@ -116,13 +105,6 @@ _PLAIN_SCALARS: dict[type[Any], str] = {
     type(None): "none",
 }
 _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
-_BRACKETS = {
-    "list": ("[", "]"),
-    "tuple": ("(", ")"),
-    "set": ("{", "}"),
-    "frozenset": ("frozenset({", "})"),
-    "dict": ("{", "}"),
-}
 
 
 class Budget:
@@ -244,7 +226,7 @@ class _Renderer:
         depth: int,
         offset: int,
     ) -> ReprNode:
-        opening, closing = _BRACKETS.get(kind, ("[", "]"))
+        opening, closing = BRACKETS.get(kind, ("[", "]"))
         if id(value) in self.active:
             return self.leaf("recursion", type_name, f"{opening}...{closing}")
         total = self.length(value, base)
@@ -377,22 +359,3 @@ def variables_of(
             node = represent(value, options, budget=budget)
         out.append(Variable(name=name, value=node))
     return tuple(out)
-
-
-def format_node(node: ReprNode) -> str:
-    """A ``ReprNode`` as one line of plain text (for ``dump()`` and logs)."""
-    if node.kind == "pair" and len(node.children) == 2:
-        return f"{format_node(node.children[0])}: {format_node(node.children[1])}"
-    if node.kind in _BRACKETS and (node.children or not node.text):
-        opening, closing = _BRACKETS[node.kind]
-        parts = [format_node(child) for child in node.children]
-        if node.omitted:
-            parts.append(f"...{node.omitted} more")
-        trailing = "," if node.kind == "tuple" and len(parts) == 1 else ""
-        body = opening + ", ".join(parts) + trailing + closing
-        if node.type_name not in (node.kind, "dict", "list", "tuple", "set", "frozenset"):
-            return f"{node.type_name}({body})"
-        return body
-    if node.omitted and node.kind in ("str", "bytes"):
-        return f"{node.text}...({node.omitted} more)"
-    return node.text

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from debugbroker.broker.http.audit import display_name
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
-from debugbroker.broker.relay.router import EvalFailure, Relay
+from debugbroker.broker.relay.requests import EvalFailure
+from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.render.highlight import highlight_report
 from debugbroker.broker.store.store import ReportFilter, Store
 

@@ -22,7 +22,7 @@ from debugbroker.agent.evals.language import needs_more_lines
 from debugbroker.broker.http.api import MAX_CODE_CHARS, RELAY, STORE
 from debugbroker.broker.http.audit import EVAL_AGENT_KEY, display_name, note_answer, note_eval
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
-from debugbroker.broker.relay.router import EvalFailure
+from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.wire import WireResult, wire_json
 from debugbroker.protocol import CONSOLE_FRAME_ID
 

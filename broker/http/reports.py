@@ -24,7 +24,7 @@ from aiohttp import web
 from debugbroker.broker.http.api import RELAY, STORE
 from debugbroker.broker.http.audit import display_name
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
-from debugbroker.broker.relay.router import EvalFailure
+from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.render.highlight import highlight_lines
 from debugbroker.broker.render.markdown import report_markdown
 from debugbroker.broker.render.share_page import share_page

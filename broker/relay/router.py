@@ -46,7 +46,7 @@ from debugbroker.protocol import (
     encoder,
 )
 
-__all__ = ["Relay", "AgentState", "EvalFailure", "RelayStats"]
+__all__ = ["Relay"]
 
 log = logging.getLogger("debugbroker.relay")
 Received = Message | WireReport | WireResult  # what ``wire.decode_message`` gives

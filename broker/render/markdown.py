@@ -13,9 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from debugbroker.agent.reprs.tree import format_node
 from debugbroker.broker.store.frame_targets import report_frames
-from debugbroker.protocol import ProtocolError, ReprNode, from_wire
+from debugbroker.protocol import ProtocolError, ReprNode, format_node, from_wire
 
 __all__ = ["report_markdown"]
 

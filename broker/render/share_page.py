@@ -11,8 +11,7 @@ import html
 import time
 from typing import Any
 
-from debugbroker.agent.reprs.tree import format_node
-from debugbroker.protocol import ProtocolError, ReprNode, from_wire
+from debugbroker.protocol import ProtocolError, ReprNode, format_node, from_wire
 
 __all__ = ["share_page"]
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from debugbroker import protocol
-from debugbroker.agent.capture.exceptions import capture_exception, is_library_file
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.hiding import is_library_file
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, ReportMessage
@@ -62,14 +63,14 @@ def view_with_cause() -> None:
 
 def view_with_context() -> None:
     try:
-        {}["missing"]
+        dict[str, int]()["missing"]
     except KeyError:
         raise TypeError("while handling")  # noqa: B904 - the implicit context is the point
 
 
 def view_suppressed() -> None:
     try:
-        {}["missing"]
+        dict[str, int]()["missing"]
     except KeyError:
         raise TypeError("clean") from None
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception, hidden_flags
+from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.hiding import hidden_flags
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
 from debugbroker.protocol import FrameInfo

@@ -20,9 +20,9 @@ from debugbroker import protocol
 from debugbroker.agent.capture.exceptions import (
     MAX_FRAME_LOCALS_BYTES,
     MAX_STRUCTURE_BYTES,
-    MAX_TEXT,
     capture_exception,
 )
+from debugbroker.agent.capture.plain_text import MAX_TEXT
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.protocol import ReportMessage, ReprNode, Variable, to_wire
@@ -311,7 +311,7 @@ def raised(exc: BaseException) -> BaseException:
 
 def test_huge_message_and_notes_stay_within_limits() -> None:
     error = raised(HugeMessageError())
-    error.__notes__ = ["n" * 65_536] * 200
+    error.__notes__ = ["n" * 65_536] * 200  # type: ignore[attr-defined]
     report = capture(error)
     assert len(report.exceptions[-1].message) <= 8_192
     assert len(report.exceptions[-1].notes) <= 32

@@ -25,7 +25,6 @@ from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.evals.interrupts import MAX_STUCK, running_evals, stuck_evals
 from debugbroker.agent.evals.lookup import answer_expand
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.tree import format_node
 from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
     CompleteRequest,
@@ -35,6 +34,7 @@ from debugbroker.protocol import (
     ExpandRequest,
     InterruptRequest,
     InterruptResult,
+    format_node,
 )
 from tests.conftest import DEADLINE, wait_for
 

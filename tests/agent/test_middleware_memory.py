@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -68,9 +68,14 @@ def test_wsgi_locals_are_freed_without_the_cyclic_collector(
     for _ in range(3):  # held_reports=1: each new report releases the one before
         environ: dict[str, Any] = {}
         setup_testing_defaults(environ)
-        body = b"".join(wrapped(environ, lambda status, headers, exc_info=None: None))
+        body = b"".join(wrapped(environ, ignore_start))
         assert b"ValueError" in body
     assert [ref() is None for ref in refs] == [True, True, False]
+
+
+def ignore_start(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], object]:
+    """A WSGI ``start_response`` that keeps nothing."""
+    return lambda data: None
 
 
 def test_asgi_locals_are_freed_without_the_cyclic_collector(
@@ -79,16 +84,16 @@ def test_asgi_locals_are_freed_without_the_cyclic_collector(
     refs: list[weakref.ref[Payload]] = []
     handler = failing_handler(refs)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         handler()
 
     wrapped = DebuggedASGIApplication(app, options=options)
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     async def one_request() -> None:

@@ -10,17 +10,15 @@ from debugbroker import protocol
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs import safe_text
 from debugbroker.agent.reprs import tree as reprs
+from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
 from debugbroker.agent.reprs.tree import (
     SECRET_MASK,
     Budget,
-    SecretNames,
-    format_node,
     represent,
     represent_more,
-    secret_pattern,
     variables_of,
 )
-from debugbroker.protocol import EvalResult, ReprNode
+from debugbroker.protocol import EvalResult, ReprNode, format_node
 
 OPTIONS = Options()
 
@@ -305,10 +303,3 @@ def test_exact_type_names_are_the_exact_shapes_types() -> None:
     """``type_name_of`` and the renderer's scalar fast path name the types shown by shape."""
     assert set(safe_text.EXACT_NAMES) == set(reprs._EXACT_SHAPES)
     assert all(name == tp.__name__ for tp, name in safe_text.EXACT_NAMES.items())
-
-
-def test_every_name_reprs_exports_is_importable_from_it() -> None:
-    """The text and secret-name helpers moved out but still import from ``reprs``."""
-    for name in reprs.__all__:
-        assert hasattr(reprs, name), name
-    assert reprs.looks_secret("api_token") and not reprs.looks_secret("count")

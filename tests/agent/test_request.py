@@ -13,7 +13,9 @@ from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.capture.request import MASK, build_request_info
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import DEFAULT_SECRET_NAMES, Options
-from debugbroker.agent.reprs.tree import format_node, looks_secret, represent, variables_of
+from debugbroker.agent.reprs.secret_names import looks_secret
+from debugbroker.agent.reprs.tree import represent, variables_of
+from debugbroker.protocol import format_node
 from tests.conftest import Broker, wait_for
 
 

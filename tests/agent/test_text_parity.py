@@ -91,8 +91,8 @@ def te_shape(te: traceback.TracebackException, depth: int = 0) -> list[dict[str,
         shape: dict[str, Any] = {
             "type": exc_type.__qualname__,
             "module": exc_type.__module__,
-            "message": escaped(entry._str),
-            "notes": [escaped(note) for note in cpython_notes(entry.__notes__)],
+            "message": escaped(entry._str),  # type: ignore[attr-defined]
+            "notes": [escaped(note) for note in cpython_notes(entry.__notes__)],  # type: ignore[attr-defined]
             "link": None if position == 0 else link,
             "frames": [(f.filename, f.lineno, f.name) for f in entry.stack],
             "members": [],
@@ -180,7 +180,7 @@ def chained_cause() -> BaseException:
 def implicit_context() -> BaseException:
     try:
         try:
-            {}["missing"]
+            dict[str, int]()["missing"]
         except KeyError:
             raise TypeError("while handling")  # noqa: B904 - the implicit context is the point
     except TypeError as error:
@@ -191,7 +191,7 @@ def implicit_context() -> BaseException:
 def suppressed_context() -> BaseException:
     try:
         try:
-            {}["missing"]
+            dict[str, int]()["missing"]
         except KeyError:
             raise TypeError("clean") from None
     except TypeError as error:
@@ -201,7 +201,7 @@ def suppressed_context() -> BaseException:
 
 def with_notes() -> BaseException:
     error = ValueError("noted")
-    error.__notes__ = ["first note", "two\nlines", "ünïcødé ✓"]
+    error.__notes__ = ["first note", "two\nlines", "ünïcødé ✓"]  # type: ignore[attr-defined]
     return raised(error)
 
 
@@ -217,7 +217,7 @@ def wide_group() -> BaseException:
 
 
 def deep_groups() -> BaseException:
-    exc: Exception = raised(ValueError("bottom"))
+    exc: BaseException = raised(ValueError("bottom"))
     for level in range(13):
         exc = raised(ExceptionGroup(f"level {level}", [exc, raised(KeyError(level))]))
     return exc
@@ -335,7 +335,7 @@ def structures(draw: st.DrawFn) -> list[Spec]:
     specs = []
     for index in range(count):
         later = list(range(index + 1, count))
-        is_group = later and draw(st.booleans())
+        is_group = bool(later) and draw(st.booleans())
         members = draw(st.lists(st.sampled_from(later), min_size=1, max_size=4)) if is_group else []
         link = st.one_of(st.none(), st.integers(0, count - 1))
         specs.append(

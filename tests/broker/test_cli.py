@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import HttpAnswer, Process, base_env, free_port, http, wait_for
 
@@ -46,9 +47,12 @@ def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
         # The app itself works, and its bad page raises a fresh error.
         assert http("GET", f"http://127.0.0.1:{app_port}/").status == 200
         assert http("GET", f"http://127.0.0.1:{app_port}/checkout?coupon=X").status == 500
-        listed = lambda: http(  # noqa: E731
-            "GET", f"http://127.0.0.1:{http_port}/api/reports", headers=headers
-        ).json()["reports"]
+
+        def listed() -> list[dict[str, Any]]:
+            answer = http("GET", f"http://127.0.0.1:{http_port}/api/reports", headers=headers)
+            reports: list[dict[str, Any]] = answer.json()["reports"]
+            return reports
+
         wait_for(lambda: len(listed()) == 2, what="the second report")
         # Logging in with the printed URL sets the session cookie and drops the token.
         answer = http("GET", login.group(1))

@@ -192,6 +192,7 @@ def test_a_killed_worker_is_gone_at_once_not_after_the_heartbeat_timeout(
             timeout=30,
             what="the killed worker's agent marked gone",
         )
+        assert broker.process is not None
         assert "its connection closed" in broker.process.output()
         (other,) = pids - {victim}  # the other worker is untouched
         assert other in {a["pid"] for a in broker.live_agents()}

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import AppServer, Broker, http, wait_for
-from tests.e2e.test_gunicorn import frame_index
+from tests.conftest import AppServer, Broker, frame_index, http, wait_for
 
 
 def raise_errors(server: AppServer, broker: Broker, count: int) -> list[dict[str, Any]]:

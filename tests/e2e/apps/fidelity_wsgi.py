@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from debugbroker import DebuggedApplication
@@ -18,7 +18,7 @@ def load_orders(rows: list[int]) -> None:
 
 def charge_card(amount: int) -> None:
     try:
-        {}["card"]
+        dict[str, int]()["card"]
     except KeyError as error:
         raise RuntimeError(f"charging {amount} failed") from error
 
@@ -30,22 +30,23 @@ def notify(users: list[str]) -> None:
             raise ConnectionError(f"mail to {user} bounced")
         except ConnectionError as error:
             errors.append(error)
-    raise ExceptionGroup("notifications failed", errors)  # noqa: F821
+    raise ExceptionGroup("notifications failed", errors)  # type: ignore[name-defined]  # noqa: F821
 
 
 def run_batch() -> None:
     rows = list(range(50))
     errors: list[Exception] = []
-    for step in (
+    steps: tuple[Callable[[], object], ...] = (
         lambda: load_orders(rows),
         lambda: charge_card(12),
         lambda: notify(["ada", "bob"]),
-    ):
+    )
+    for step in steps:
         try:
             step()
         except Exception as error:
             errors.append(error)
-    raise ExceptionGroup("batch failed", errors)  # noqa: F821
+    raise ExceptionGroup("batch failed", errors)  # type: ignore[name-defined]  # noqa: F821
 
 
 def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
