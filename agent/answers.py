@@ -3,6 +3,11 @@
 Shared by the WSGI middleware (``middleware.py``) and the ASGI one (``asgi.py``): both hand
 over a WSGI-style ``environ`` (the ASGI middleware builds a small one from its scope), so
 content negotiation, the report link and the fallback page are written once.
+
+What a 500 answer shows of the error is masked like the report (``secret_values``): with a
+report, its masked message and text; without one (the answer goes out before the capture,
+or the agent failed), the error's message and the fallback traceback's exception lines are
+masked by content here (its source lines are shown as they are, as in a report's text).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import describe_error
+from debugbroker.agent.reprs.secret_names import SecretNames
+from debugbroker.agent.reprs.secret_values import mask_text, mask_traceback
 from debugbroker.agent.transport.transport import Transport, get_transport
 from debugbroker.protocol import Report, RequestInfo
 
@@ -65,12 +72,14 @@ def submit_error(
         return None, None
 
 
-def traceback_text(error: BaseException, report: Report | None) -> str:
-    """The plain traceback, as the app's Python prints it; never raises."""
+def traceback_text(error: BaseException, report: Report | None, secret: SecretNames) -> str:
+    """The plain traceback, as the app's Python prints it, masked; never raises."""
     try:
-        return report.text if report else "".join(traceback.format_exception(error))
+        if report:
+            return report.text
+        return mask_traceback(traceback.format_exception(error), secret)
     except Exception:
-        return describe_error(error)
+        return mask_text(describe_error(error), secret)
 
 
 def preferred_format(environ: Mapping[str, Any]) -> str:
@@ -102,6 +111,7 @@ def error_answer(
     transport: Transport | None,
     text: str,
     broker_url: str,
+    secret: SecretNames,
     report_id: str | None = None,
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     """The 500 answer for this client: status, headers and body.
@@ -111,7 +121,7 @@ def error_answer(
     if report is not None:
         title = f"{report.type_name}: {report.message}" if report.message else report.type_name
     else:
-        title = describe_error(error, 8_192)
+        title = mask_text(describe_error(error, 8_192), secret)
     linked = report.id if report is not None else report_id
     url = report_url(transport, linked) if linked and transport else None
     connected = transport is not None and transport.connected

@@ -19,6 +19,7 @@ from typing import Any
 from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
 from debugbroker.agent.middleware import request_info
 from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.transport.transport import Transport, get_transport
 
 __all__ = ["DebuggedASGIApplication", "environ_from_scope"]
@@ -119,9 +120,10 @@ class DebuggedASGIApplication:
             if report is not None and transport is not None:
                 _log(f"debugbroker: report {report_url(transport, report.id)}")
             if kind == "http" and not started:
-                text = traceback_text(error, report)
+                secret = secret_pattern(self.options)
+                text = traceback_text(error, report, secret)
                 status, headers, body = error_answer(
-                    error, environ, report, transport, text, self.options.broker_url
+                    error, environ, report, transport, text, self.options.broker_url, secret
                 )
                 try:
                     await send(

@@ -21,6 +21,7 @@ from debugbroker.agent.answers import error_answer, report_url, submit_error, tr
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.evals.evaluate import register_context_source
 from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.transport.transport import Transport, get_transport
 from debugbroker.protocol import Report, RequestInfo
 
@@ -176,9 +177,18 @@ class DebuggedApplication:
             transport = None
         try:
             connected = transport is not None and transport.connected
-            text = "" if connected else traceback_text(error, None)  # the page shows it
+            text = (
+                "" if connected else traceback_text(error, None, secret_pattern(self.options))
+            )  # the page shows it
             status, headers, body = error_answer(
-                error, environ, None, transport, text, self.options.broker_url, report_id
+                error,
+                environ,
+                None,
+                transport,
+                text,
+                self.options.broker_url,
+                secret_pattern(self.options),
+                report_id,
             )
             _start_error_response(start_response, status, headers, error)
         except Exception:  # the server says the headers went out after all
@@ -188,7 +198,13 @@ class DebuggedApplication:
                 yield body
         finally:
             report, transport = self._report(error, environ, report_id)
-            self._log_error(traceback_text(error, report), environ, report, transport, False)
+            self._log_error(
+                traceback_text(error, report, secret_pattern(self.options)),
+                environ,
+                report,
+                transport,
+                False,
+            )
 
     def _start_agent(self) -> None:
         """Start this process's agent with its first request, so the dashboard lists it."""
@@ -252,7 +268,7 @@ class DebuggedApplication:
         short. Never raises.
         """
         report, transport = self._report(error, environ)
-        text = traceback_text(error, report)
+        text = traceback_text(error, report, secret_pattern(self.options))
         body: bytes | None = None
         cut_short = False
         try:
@@ -323,7 +339,15 @@ class DebuggedApplication:
         text: str,
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """The 500 answer for this client: status, headers and body."""
-        return error_answer(error, environ, report, transport, text, self.options.broker_url)
+        return error_answer(
+            error,
+            environ,
+            report,
+            transport,
+            text,
+            self.options.broker_url,
+            secret_pattern(self.options),
+        )
 
 
 def _start_error_response(

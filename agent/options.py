@@ -20,18 +20,21 @@ DEFAULT_BROKER_URL = "tcp://127.0.0.1:8781"
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8780"
 
 
-# Like Django's SafeExceptionReporterFilter: names that look like credentials.
+# Like Django's SafeExceptionReporterFilter: names that look like credentials. Searched
+# case-insensitively in the name with its camelCase humps split by "_" (``apiKey`` is
+# searched as ``api_Key``). Short words that are often part of innocent names are matched
+# as whole word parts only (``(?<![a-z0-9])pin(?![a-z0-9])``: ``pin``, ``user_pin``, ``PIN``
+# but not ``spinner``), and ``key`` only as the whole name (``cache_key``, ``sort_key`` and
+# ``key_func`` are no credentials; ``api_key``, ``access-key``, ``private_key`` are).
 DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "passw",
-    "passwd",
     "passphrase",
     "pwd",
     "secret",
     "token",
-    "api_?key",
-    "apikey",
-    "access_?key",
-    "private_?key",
+    "api[_-]?key",
+    "access[_-]?key",
+    "private[_-]?key",
     "signature",
     "authoriz",
     "(?:^|[_.-])o?auth(?:$|[_.-])",
@@ -39,6 +42,10 @@ DEFAULT_SECRET_NAMES: tuple[str, ...] = (
     "session",
     "csrf",
     "credential",
+    "^key$",
+    "(?<![a-z0-9])pass(?![a-z0-9])",
+    "(?<![a-z0-9])pin(?![a-z0-9])",
+    "(?<![a-z0-9])card(?![a-z0-9])",
 )
 
 
@@ -93,7 +100,8 @@ class Options:
     # set, the link to the broker is encrypted and the broker authenticated.
     server_key: str = ""
     # Values whose names match one of these patterns (regular expressions, searched case-
-    # insensitively) are masked in locals, dict keys, headers, cookies, query, form and environ.
+    # insensitively) are masked in locals, dict keys, pairs, fields, headers, cookies, query,
+    # form and environ, and as ``name=value`` parameters inside any text (docs/limits.md).
     secret_names: tuple[str, ...] = DEFAULT_SECRET_NAMES
     # Capture caps: the request thread's cost and the report's size stay bounded.
     max_frames: int = 100  # frames per exception (the innermost are kept)

@@ -19,6 +19,11 @@ hides by default. If the innermost frame would be hidden, nothing is (as Paste d
 agent's own frames (the middleware that caught the error) are always hidden. Those rules
 live in ``hiding``; each frame's source context and columns come from ``failing_line``.
 
+Exception messages and notes are masked by content (``secret_values.mask_text``: URL
+passwords, secret-named ``name=value`` parameters), and so are the same lines in the plain
+text (``Report.text``): the exception's own lines, never the source lines of its stack, which
+show the file as it is (the frames' source context shows them unmasked too).
+
 Capture never raises and is bounded: frames per exception, exceptions per report, locals
 per frame, the repr time budget and the approximate encoded size are all capped.
 """
@@ -56,6 +61,8 @@ from debugbroker.agent.reprs.safe_text import (
     text_cost,
     type_name_of,
 )
+from debugbroker.agent.reprs.secret_names import secret_pattern
+from debugbroker.agent.reprs.secret_values import mask_text
 from debugbroker.agent.reprs.tree import Budget, variables_of
 from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
 
@@ -164,6 +171,10 @@ class _Capture:
         self.size_left = MAX_STRUCTURE_BYTES
         self.exceptions_left = MAX_EXCEPTIONS
         self.held: dict[int, str | None] = {}
+        self.secret = secret_pattern(options)
+        # Lines of messages and notes as printed, and as masked: ``masked_text`` applies them
+        # to the plain text.
+        self.masked_lines: dict[str, str] = {}
         self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
 
     def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
@@ -181,8 +192,8 @@ class _Capture:
     def exception(self, entry: PrintedException, link: str | None) -> _Draft:
         exc = entry.exc
         type_name, module = _type_parts(exc)
-        message = _cpython_str(exc, "exception", _MAX_MESSAGE)
-        notes = _notes(exc)
+        message = self.masked(_cpython_str(exc, "exception", _MAX_MESSAGE))
+        notes = tuple(self.masked(note) for note in _notes(exc))
         self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
         built: list[dict[str, Any]] = []
         if not entry.elided:
@@ -207,6 +218,21 @@ class _Capture:
             members.extend(self.chain(member))
         fields = {"type_name": type_name, "module": module, "message": message, "notes": notes}
         return _Draft(fields | {"chain": link, "omitted": omitted}, built, members)
+
+    def masked(self, text: str) -> str:
+        """``text`` masked by content; its changed lines are remembered for the plain text."""
+        masked = mask_text(text, self.secret)
+        if masked is not text:
+            for line, masked_line in zip(text.splitlines(), masked.splitlines(), strict=False):
+                if line != masked_line and len(self.masked_lines) < _MAX_NOTES * 4:
+                    self.masked_lines[line] = masked_line
+        return masked
+
+    def masked_text(self, text: str) -> str:
+        """The plain traceback with the masked message and note lines replaced."""
+        for line, masked_line in self.masked_lines.items():
+            text = text.replace(line, masked_line)
+        return text
 
     def frame(self, tb: TracebackType, hidden: bool, own: bool = False) -> dict[str, Any]:
         """One frame's fields but its index; ``own`` (a frame of this package, catching the
@@ -342,7 +368,8 @@ def capture_exception(
         links = link_tree(exc)
         alone = links.cause is None and links.context is None and links.members is None
         printed = printed_chain(links)
-        drafts = _Capture(options, registry, report_id, environ).chain(printed)
+        capture = _Capture(options, registry, report_id, environ)
+        drafts = capture.chain(printed)
         exceptions = _built(drafts, itertools.count())
         message = exceptions[-1].message
         return Report(
@@ -351,7 +378,7 @@ def capture_exception(
             created=created,
             type_name=exceptions[-1].type_name,
             message=message,
-            text=format_text(exc, alone=alone),
+            text=capture.masked_text(format_text(exc, alone=alone)),
             exceptions=exceptions,
             request=request,
             pid=pid,
@@ -361,7 +388,7 @@ def capture_exception(
     except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
         note = f"<debugbroker could not capture this error: {describe_error(error)}>"
         try:
-            text = format_text(exc)
+            text = mask_text(format_text(exc), secret_pattern(options))
         except USER_CODE_ERRORS:
             text = note
         return Report(

@@ -7,6 +7,9 @@ and Flask keep the parsed form on the request object they store in the environ).
 
 Values whose names match ``Options.secret_names`` are masked everywhere they appear:
 headers, cookies, query parameters (also inside the URL), form fields and environ keys.
+Every value is also masked by content (``secret_values.mask_text``): URL passwords and
+secret-named ``name=value`` parameters inside a ``Referer``, an environ value such as
+``DATABASE_URL=postgres://user:password@host`` (wsgiref copies ``os.environ``) or a form field.
 Everything is capped: pairs per table, characters per value and per request.
 """
 
@@ -19,12 +22,13 @@ from urllib.parse import parse_qsl, quote, unquote_plus
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, plain_repr, safe_text
 from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
+from debugbroker.agent.reprs.secret_values import VALUE_MASK, mask_text
 from debugbroker.agent.reprs.tree import Budget, represent
 from debugbroker.protocol import RequestInfo, format_node
 
 __all__ = ["MASK", "build_request_info", "request_url"]
 
-MASK = "<masked>"
+MASK = VALUE_MASK
 _MAX_PAIRS = 100  # per table (headers, query, form, cookies)
 _MAX_ENVIRON = 200
 _MAX_NAME = 200
@@ -37,8 +41,9 @@ Pairs = tuple[tuple[str, str], ...]
 class _Table:
     """Pairs added under the shared character allowance of one request."""
 
-    def __init__(self, allowance: list[int], limit: int = _MAX_PAIRS) -> None:
+    def __init__(self, allowance: list[int], secret: SecretNames, limit: int = _MAX_PAIRS) -> None:
         self.allowance = allowance
+        self.secret = secret
         self.limit = limit
         self.pairs: list[tuple[str, str]] = []
 
@@ -47,7 +52,7 @@ class _Table:
         if len(self.pairs) >= self.limit or self.allowance[0] <= 0:
             return False
         name = safe_text(name, _MAX_NAME)[0]
-        text, omitted = safe_text(value, _MAX_VALUE)
+        text, omitted = safe_text(mask_text(str.__str__(value), self.secret), _MAX_VALUE)
         if omitted:
             text += f"… ({omitted} more characters)"
         self.allowance[0] -= len(name) + len(text)
@@ -99,7 +104,8 @@ def request_url(environ: Mapping[str, Any], secret: SecretNames | None = None) -
     query = _text(environ.get("QUERY_STRING", ""))
     if query and secret is not None:
         query = _mask_query(query, secret)
-    return f"{url}?{query}" if query else url
+    url = f"{url}?{query}" if query else url
+    return mask_text(url, secret) if secret is not None else url
 
 
 def _headers(environ: Mapping[str, Any], table: _Table, secret: SecretNames) -> None:
@@ -197,8 +203,9 @@ def build_request_info(
     try:
         secret = secret_pattern(options)
         allowance = [_MAX_TOTAL]
-        headers, query, form = _Table(allowance), _Table(allowance), _Table(allowance)
-        cookies, environ_table = _Table(allowance), _Table(allowance, _MAX_ENVIRON)
+        headers, query = _Table(allowance, secret), _Table(allowance, secret)
+        form, cookies = _Table(allowance, secret), _Table(allowance, secret)
+        environ_table = _Table(allowance, secret, _MAX_ENVIRON)
         _headers(environ, headers, secret)
         query_string = _text(environ.get("QUERY_STRING", ""))
         _masked_pairs(parse_qsl(query_string, keep_blank_values=True), query, secret)

@@ -40,6 +40,8 @@ from debugbroker.agent.evals.lookup import fill_handles
 from debugbroker.agent.evals.output import ChunkBuffer, captured_output, routed_to
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import describe_error
+from debugbroker.agent.reprs.secret_names import secret_pattern
+from debugbroker.agent.reprs.secret_values import mask_traceback
 from debugbroker.agent.reprs.tree import Budget, represent
 from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
@@ -264,7 +266,7 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
     if compiled is None:
         return EvalResult(request_id="", ok=True, incomplete=True)
     namespace = target.get_namespace()
-    buffer = ChunkBuffer()
+    buffer = ChunkBuffer(secret_pattern(options))
 
     def echo(value: object) -> None:
         if value is None:
@@ -313,7 +315,7 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
         )
         if isinstance(error, KeyboardInterrupt) and run.reason:
             lines.append(f"(the eval was {run.reason})\n")
-        return buffer.result(ok=False, error="".join(lines))
+        return buffer.result(ok=False, error=mask_traceback(lines, secret_pattern(options)))
     finally:
         namespace.pop(echo_name, None)
         linecache.cache.pop(filename, None)

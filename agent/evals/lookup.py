@@ -23,8 +23,8 @@ from typing import Any
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, safe_text
-from debugbroker.agent.reprs.secret_names import secret_pattern
-from debugbroker.agent.reprs.tree import Budget, container_shape, represent_more
+from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
+from debugbroker.agent.reprs.tree import Budget, container_shape, mapping_items, represent_more
 from debugbroker.protocol import ExpandRequest, ExpandResult, ReprNode, SourceRequest, SourceResult
 
 __all__ = ["answer_expand", "answer_source", "fill_handles", "MAX_SOURCE_LINES"]
@@ -85,7 +85,7 @@ def _child(value: object, position: int) -> object:
         raise LookupError("this value has no children any more")
     kind, base = shape
     if kind == "dict":
-        items: Any = base.items(value) if base is not None else value.items()  # type: ignore[attr-defined]
+        items: Any = base.items(value) if base is not None else mapping_items(value)
         found = list(islice(iter(items), position, position + 1))
     else:
         assert base is not None
@@ -114,18 +114,26 @@ def _resolve(namespace: dict[str, object], handle: str, options: Options) -> obj
         if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise LookupError("malformed handle")
         shape = container_shape(value)
+        if step == 1 and type(value) is tuple and len(value) == 2 and _is_secret(value[0], secret):
+            raise LookupError("this value is masked")  # a (name, value) pair, shown masked
         value = _child(value, step)
         if shape is not None and shape[0] == "dict":  # a pair: the next step picks key/value
             position += 1
             pick = steps[position] if position < len(steps) else None
             if pick not in (0, 1) or not isinstance(value, tuple) or len(value) != 2:
                 raise LookupError("malformed handle")
-            key = value[0]
-            if pick == 1 and type(key) is str and secret.search(key):
+            if pick == 1 and _is_secret(value[0], secret):
                 raise LookupError("this value is masked")
             value = value[pick]
         position += 1
     return value
+
+
+def _is_secret(key: object, secret: SecretNames) -> bool:
+    """Whether the renderer masks the value under ``key`` (a str or bytes name)."""
+    if type(key) is bytes:
+        key = key.decode("latin-1")
+    return type(key) is str and secret.search(key) is not None
 
 
 def answer_expand(

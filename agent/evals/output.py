@@ -4,6 +4,13 @@
 while any eval runs they are wrapped in a router that sends the evaluating thread's writes
 (or an asyncio task's, for code awaited on the app's loop) to that eval's buffer and
 everyone else's to the real stream; the last eval out restores the streams.
+
+The text an eval printed is masked by content (``secret_values.mask_text``: URL passwords,
+secret-named ``name=value`` parameters) when the answer is built, after consecutive writes
+are joined, so a secret printed in pieces is masked too; echoed values are masked by the
+renderer like every repr, and an eval's traceback by ``evaluate`` (its exception lines).
+The broker stores and shows the masked answer, so transcripts and view-only readers never
+see more.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from debugbroker.agent.reprs.secret_names import SecretNames
+from debugbroker.agent.reprs.secret_values import mask_text
 from debugbroker.protocol import EvalResult, OutputChunk
 
 __all__ = ["ChunkBuffer", "captured_output", "routed_to", "MAX_OUTPUT"]
@@ -26,7 +35,8 @@ MAX_CHUNKS = 1_000  # echoed values and stream switches per eval
 class ChunkBuffer:
     """An eval's output: stdout/stderr text and echoed values in order, bounded."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: SecretNames | None = None) -> None:
+        self.secret = secret  # set: printed text is masked by content
         self._lock = threading.Lock()
         self._chunks: list[OutputChunk] = []
         self._size = 0
@@ -67,6 +77,12 @@ class ChunkBuffer:
         if self.dropped:
             note = f"\n[{self.dropped} more characters of output cut]\n"
             chunks.append(OutputChunk(stream="stderr", text=note))
+        if self.secret is not None:
+            secret = self.secret
+            chunks = [
+                chunk if chunk.stream == "result" else _masked_chunk(chunk, secret)
+                for chunk in chunks
+            ]
         output = "".join(chunk.text for chunk in chunks if chunk.stream != "result")
         echoed = [chunk.value for chunk in chunks if chunk.stream == "result"]
         return EvalResult(
@@ -77,6 +93,11 @@ class ChunkBuffer:
             error=error,
             chunks=tuple(chunks),
         )
+
+
+def _masked_chunk(chunk: OutputChunk, secret: SecretNames) -> OutputChunk:
+    text = mask_text(chunk.text, secret)
+    return chunk if text is chunk.text else OutputChunk(stream=chunk.stream, text=text)
 
 
 class _Router:

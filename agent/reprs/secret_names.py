@@ -1,7 +1,9 @@
 """Which names look like credentials: ``Options.secret_names`` compiled once, answers remembered.
 
 A variable, dict key, header or environ key whose name matches has its value masked
-(as Django does), in the locals, the Request panel and the "+" expansions alike.
+(as Django does), in the locals, the Request panel and the "+" expansions alike. A name is
+searched with its camelCase humps split by ``_`` (``apiKey`` as ``api_Key``), so the word-part
+patterns of ``DEFAULT_SECRET_NAMES`` see ``cardNumber`` as ``card`` + ``Number``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from functools import lru_cache
 from debugbroker.agent.options import DEFAULT_SECRET_NAMES, Options
 
 __all__ = ["SecretNames", "looks_secret", "secret_pattern"]
+
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 class SecretNames:
@@ -34,7 +38,7 @@ class SecretNames:
         """True when ``name`` looks like a credential, else None."""
         found = self._seen.get(name)
         if found is None:
-            found = self.pattern.search(name) is not None
+            found = self.pattern.search(_HUMP.sub("_", name)) is not None
             if len(self._seen) < self._REMEMBERED and type(name) is str:
                 self._seen[name] = found
         return True if found else None

@@ -11,15 +11,27 @@ its own repr instead. ``ReprNode.more`` is left None here: only the caller knows
 held frame and variable a node came from, so it owns the "+" handle; ``represent_more``
 renders the next slice once that handle is resolved back to the value.
 
+Secrets are masked by name and by value. A pair whose key looks secret (``secret_names``:
+a dict's str or bytes key, a ``(name, value)`` tuple such as a header pair) shows
+``SECRET_MASK`` for its value; so does a dataclass or attrs field with such a name. Framework
+multi-dicts and header objects (Werkzeug ``MultiDict``/``Headers``, Django ``MultiValueDict``
+and so ``QueryDict``, Starlette ``ImmutableMultiDict``/``Headers``, ``http.cookies`` cookies)
+are recognised by module and class name along their MRO, never imported, and shown as
+mappings of every item, so the name rules apply to each. Every string, bytes and repr text
+goes through ``secret_values.mask_text`` (URL passwords, ``name=value`` parameters). A secret
+inside an opaque object's own ``__repr__`` that none of these patterns finds is shown.
+
 Guarded text (``safe_text``, ``type_name_of``, ``describe_error``, ``plain_repr``) lives in
-``safe_text`` and the secret-name matching in ``secret_names``; both are re-exported here.
+``safe_text``, the secret-name matching in ``secret_names`` and the value rules in
+``secret_values``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
@@ -34,13 +46,15 @@ from debugbroker.agent.reprs.safe_text import (
     type_name_of,
 )
 from debugbroker.agent.reprs.secret_names import secret_pattern
-from debugbroker.protocol import BRACKETS, ReprNode, Variable
+from debugbroker.agent.reprs.secret_values import MASK_MARGIN, mask_bytes, mask_text
+from debugbroker.protocol import BRACKETS, ReprNode, Variable, format_node
 
 __all__ = [
     "Budget",
     "SECRET_MASK",
     "collapsed",
     "container_shape",
+    "mapping_items",
     "represent",
     "represent_more",
     "variables_of",
@@ -104,6 +118,28 @@ _PLAIN_SCALARS: dict[type[Any], str] = {
     bool: "bool",
     type(None): "none",
 }
+# Framework types shown as mappings of all their items, found by (top package, class name)
+# along the MRO (the agent imports no framework), with how their items are read: "multi" =
+# ``items(multi=True)``, "items" = ``items()`` (every header, repeated ones too), "multi_items"
+# = ``multi_items()``, "dict" = ``dict.items`` (the builtin's own, no user code runs).
+_FRAMEWORK_MAPPINGS: dict[tuple[str, str], str] = {
+    ("werkzeug", "MultiDict"): "multi",
+    ("werkzeug", "Headers"): "items",
+    ("django", "MultiValueDict"): "dict",
+    ("starlette", "ImmutableMultiDict"): "multi_items",
+    ("starlette", "Headers"): "items",
+    ("http", "BaseCookie"): "dict",
+}
+_MASK_WHOLE = 64 * 1024  # strings up to this long are masked whole (see ``masked_slice``)
+_MAX_FRAMEWORK_ITEMS = 10_000  # items read from one framework mapping, to count them
+_MAX_KNOWN_TYPES = 4096  # types whose special handling is remembered
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_DICT = type.__dict__["__dict__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+_TYPE_NAME = type.__dict__["__name__"]
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+# type -> None (nothing special), ("mapping", how) or ("fields", names of the shown fields)
+_known_types: dict[type[Any], tuple[str, Any] | None] = {}
 _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
 
 
@@ -145,6 +181,70 @@ def _masked() -> ReprNode:
     return ReprNode(kind="str", type_name="str", text=SECRET_MASK)
 
 
+def _field_names(tp: type[Any]) -> tuple[str, ...] | None:
+    """The fields a dataclass or attrs class shows in its repr, or None for other types."""
+    for klass in _TYPE_MRO.__get__(tp):
+        namespace = _TYPE_DICT.__get__(klass)
+        if "__dataclass_fields__" in namespace:
+            return tuple(f.name for f in dataclasses.fields(tp) if f.repr)
+        if "__attrs_attrs__" in namespace:
+            return tuple(
+                attribute.name
+                for attribute in namespace["__attrs_attrs__"]
+                if type(attribute.name) is str and attribute.repr is not False
+            )
+    return None
+
+
+def _framework_items(value: Any, how: str) -> Any:
+    if how == "multi":
+        return value.items(multi=True)
+    if how == "multi_items":
+        return value.multi_items()
+    if how == "dict":
+        return dict.items(value)
+    return value.items()
+
+
+def _is_framework_mapping(tp: type[Any]) -> bool:
+    special = _special_handling(tp)
+    return special is not None and special[0] == "mapping"
+
+
+def mapping_items(value: Any) -> Any:
+    """The items of a foreign or framework mapping as the renderer lists them (every item of
+    a multi-dict); user code runs, so callers guard it."""
+    special = _special_handling(type(value))
+    if special is not None and special[0] == "mapping":
+        return _framework_items(value, special[1])
+    return value.items()
+
+
+def _special_handling(tp: type[Any]) -> tuple[str, Any] | None:
+    """How the renderer shows instances of ``tp`` other than by their repr, if it does:
+    a framework mapping (how its items are read) or a dataclass/attrs class (its fields)."""
+    try:
+        return _known_types[tp]
+    except KeyError:
+        pass
+    found: tuple[str, Any] | None = None
+    for klass in _TYPE_MRO.__get__(tp):
+        module = _TYPE_MODULE.__get__(klass)
+        if type(module) is not str:
+            continue
+        how = _FRAMEWORK_MAPPINGS.get((module.partition(".")[0], _TYPE_NAME.__get__(klass)))
+        if how is not None:
+            found = ("mapping", how)
+            break
+    if found is None:
+        names = _field_names(tp)
+        if names:
+            found = ("fields", names)
+    if len(_known_types) < _MAX_KNOWN_TYPES:
+        _known_types[tp] = found
+    return found
+
+
 class _Renderer:
     """One walk over a value: caps from the options, a shared budget, a recursion guard."""
 
@@ -183,18 +283,93 @@ class _Renderer:
                 shape = _SHAPES.get(own_repr(tp))
             if shape is not None:
                 return self.builtin(value, shape[0], shape[1], type_name, depth, 0)
+            special = _special_handling(tp)
+            if special is not None:
+                if special[0] == "mapping":
+                    return self.framework_mapping(value, special[1], type_name, depth)
+                if any(self.secret.search(name) for name in special[1]):
+                    return self.fields(value, special[1], type_name, depth)
             if _is_mapping(tp):
                 return self.container(value, "dict", None, type_name, depth, 0)
             return self.object(value, type_name)
         except USER_CODE_ERRORS as error:
             return self.broken(type_name, error)
 
+    def masked_slice(
+        self, length: int, read: Callable[[int, int], Any], offset: int, limit: int, mask: Any
+    ) -> tuple[Any, int]:
+        """``value[offset:offset + limit]`` masked by value (``read(start, end)`` gives a
+        slice of the value, ``length`` is its length), and the length offsets count in.
+
+        Text up to ``_MASK_WHOLE`` long is masked whole, so the "+" slices (from ``offset`` of
+        the same masked text) never show the rest of a secret an earlier slice cut; longer
+        text is masked only around the slice (``MASK_MARGIN`` each side), which keeps a
+        megabyte string as cheap as before."""
+        if length <= _MASK_WHOLE:
+            masked = mask(read(0, length), self.secret)
+            return masked[offset : offset + limit], len(masked)
+        start = max(0, offset - MASK_MARGIN)
+        window = mask(read(start, offset + limit + MASK_MARGIN), self.secret)
+        return window[offset - start : offset - start + limit], length
+
     def object(self, value: object, type_name: str) -> ReprNode:
         text = repr(value)
         if not isinstance(text, str):  # pragma: no cover - repr() enforces str
             raise TypeError("__repr__ returned non-string")
-        cut, omitted = safe_text(text, self.options.repr_text)
+        limit = self.options.repr_text
+        text = mask_text(str.__str__(text)[: limit + MASK_MARGIN], self.secret)
+        cut, omitted = safe_text(text, limit)
         return self.leaf("object", type_name, cut + ("..." if omitted else ""), 0)
+
+    def framework_mapping(
+        self, value: Any, how: str, type_name: str, depth: int, offset: int = 0
+    ) -> ReprNode:
+        """A framework multi-dict or header object as a mapping of every item it holds."""
+        if id(value) in self.active:
+            return self.leaf("recursion", type_name, "{...}")
+        pairs = list(islice(iter(_framework_items(value, how)), _MAX_FRAMEWORK_ITEMS))
+        if depth >= self.depth_cap:
+            return self.leaf("dict", type_name, "{...}", len(pairs))
+        children: list[ReprNode] = []
+        self.active.add(id(value))
+        try:
+            for pair in pairs[offset : offset + max(0, self.options.repr_pairs)]:
+                if self.budget.exhausted() is not None:
+                    break
+                if type(pair) is not tuple or len(pair) != 2:
+                    children.append(self.node(pair, depth + 1))
+                else:
+                    children.append(self.pair(pair, depth + 1))
+        finally:
+            self.active.discard(id(value))
+        self.budget.spend("")
+        omitted = max(0, len(pairs) - offset - len(children))
+        return ReprNode(kind="dict", type_name=type_name, children=tuple(children), omitted=omitted)
+
+    def fields(self, value: Any, names: tuple[str, ...], type_name: str, depth: int) -> ReprNode:
+        """A dataclass or attrs instance as its generated repr would show it, with the values
+        of secret-named fields masked and the others rendered by the safe path."""
+        if id(value) in self.active:
+            return self.leaf("recursion", type_name, f"{type_name}(...)")
+        parts: list[str] = []
+        self.active.add(id(value))
+        try:
+            for name in names:
+                if self.secret.search(name):
+                    parts.append(f"{name}={SECRET_MASK}")
+                    continue
+                try:
+                    field = getattr(value, name)
+                except USER_CODE_ERRORS as error:
+                    parts.append(f"{name}=<broken ({describe_error(error, 200)})>")
+                    continue
+                parts.append(f"{name}={format_node(self.node(field, depth + 1))}")
+        finally:
+            self.active.discard(id(value))
+        qualname = _TYPE_QUALNAME.__get__(type(value))
+        qualname = qualname if type(qualname) is str else type_name
+        text, omitted = safe_text(f"{qualname}({', '.join(parts)})", self.options.repr_text)
+        return self.leaf("object", type_name, text + ("..." if omitted else ""), 0)
 
     def builtin(
         self, value: Any, kind: str, base: type[Any], type_name: str, depth: int, offset: int
@@ -202,12 +377,31 @@ class _Renderer:
         if kind == "str":
             limit = max(0, self.options.repr_string)
             total = str.__len__(value)
-            text, _ = safe_text(str.__getitem__(value, slice(offset, offset + limit)), limit)
+            if total <= _MASK_WHOLE:  # the common case, inline: short text, no marker
+                whole = str.__str__(value)
+                if "=" in whole or ":" in whole:
+                    whole = mask_text(whole, self.secret)
+                    total = str.__len__(whole)
+                text, _ = safe_text(whole[offset : offset + limit], limit)
+                return self.leaf(kind, type_name, repr(text), max(0, total - offset - limit))
+            piece, total = self.masked_slice(
+                str.__len__(value),
+                lambda start, end: str.__getitem__(value, slice(start, end)),
+                offset,
+                limit,
+                mask_text,
+            )
+            text, _ = safe_text(piece, limit)
             return self.leaf(kind, type_name, repr(text), max(0, total - offset - limit))
         if kind == "bytes":
-            limit = self.options.repr_string
-            total = base.__len__(value)
-            data = bytes(base.__getitem__(value, slice(offset, offset + max(0, limit))))
+            limit = max(0, self.options.repr_string)
+            data, total = self.masked_slice(
+                base.__len__(value),
+                lambda start, end: bytes(base.__getitem__(value, slice(start, end))),
+                offset,
+                limit,
+                mask_bytes,
+            )
             text = repr(data) if base is bytes else f"bytearray({data!r})"
             return self.leaf(kind, type_name, text, max(0, total - offset - limit))
         if kind == "number" and base is int and int.bit_length(value) > _HUGE_INT_BITS:
@@ -215,6 +409,12 @@ class _Renderer:
         if kind in ("number", "bool", "none"):
             text, _ = safe_text(repr(value), self.options.repr_text)
             return self.leaf(kind, type_name, text)
+        if kind == "tuple" and offset == 0 and tuple.__len__(value) == 2:
+            name = self.secret_key(tuple.__getitem__(value, 0))
+            if name is not None:  # a (name, value) pair, a header's say: masked by its name
+                self.budget.spend("")
+                children = (self.node(tuple.__getitem__(value, 0), depth + 1), _masked())
+                return ReprNode(kind=kind, type_name=type_name, children=children)
         return self.container(value, kind, base, type_name, depth, offset)
 
     def container(
@@ -263,12 +463,24 @@ class _Renderer:
     def pairs(self, value: Any, base: type[Any] | None) -> Iterator[Any]:
         if base is not None:
             return iter(base.items(value))
-        return iter(value.items())  # a foreign Mapping: user code, guarded by the caller
+        return iter(mapping_items(value))  # a foreign Mapping: user code, guarded by the caller
+
+    def secret_key(self, key: Any) -> str | None:
+        """``key`` as text if it is a str or bytes name that looks secret, else None."""
+        if type(key) is str:
+            name = key
+        elif type(key) is bytes:
+            name = key.decode("latin-1")
+        else:
+            return None
+        return name if self.secret.search(name) is not None else None
 
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
         key_node = self.node(key, depth)
-        if type(key) is str and self.secret.search(key) is not None:
+        if (type(key) is str and self.secret.search(key) is not None) or (
+            type(key) is bytes and self.secret_key(key) is not None
+        ):
             value_node = _masked()
         else:
             value_node = self.node(value, depth)
@@ -300,7 +512,7 @@ def container_shape(value: object) -> tuple[str, type[Any] | None] | None:
         shape = _SHAPES.get(own_repr(tp))
         if shape is not None and shape[0] not in ("number", "bool", "none"):
             return shape
-        if shape is None and _is_mapping(tp):
+        if shape is None and (_is_mapping(tp) or _is_framework_mapping(tp)):
             return "dict", None
     except USER_CODE_ERRORS:
         return None
@@ -320,6 +532,9 @@ def represent_more(
             return renderer.builtin(value, shape[0], shape[1], type_name, 0, offset)
         if shape is not None and shape[0] == "dict":
             return renderer.container(value, "dict", shape[1], type_name, 0, offset)
+        special = _special_handling(type(value)) if shape is None else None
+        if special is not None and special[0] == "mapping":
+            return renderer.framework_mapping(value, special[1], type_name, 0, offset)
         if shape is None and _is_mapping(type(value)):
             return renderer.container(value, "dict", None, type_name, 0, offset)
         return renderer.node(value, 0)

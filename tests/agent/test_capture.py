@@ -368,3 +368,39 @@ def test_source_context_follows_the_file_when_linecache_reads_it_again(tmp_path:
     os.utime(path, (2_000_000, 2_000_000))
     linecache.checkcache(str(path))  # what a traceback print does: the new lines are read
     assert any("# new line" in line for line in context())
+
+
+def connect_with_token(secrets: dict[str, str]) -> None:
+    dsn = f"postgres://app:{secrets['db']}@db/app"  # a local the report masks by value
+    try:
+        raise KeyError(f"first api_key={secrets['key']}")
+    except KeyError as error:
+        refused = ConnectionError(f"refused token={secrets['token']} for {dsn}")
+        add_note(refused, f"retry with password={secrets['password']}")
+        raise refused from error
+
+
+def test_messages_notes_and_their_lines_in_the_text_are_masked_by_value() -> None:
+    # Made at run time: the source lines in the text hold only the expressions.
+    secrets = {
+        "db": "PASS" + "WORD",
+        "key": "K3" + "Y",
+        "token": "T0" + "K",
+        "password": "hun" + "ter2",
+    }
+    report = capture(caught(lambda: connect_with_token(secrets)))
+    for secret in secrets.values():
+        assert secret not in report.text, secret
+        assert secret not in repr(report), secret  # every field of the report
+    assert report.message == "refused token=<masked> for postgres://app:<masked>@db/app"
+    first, raised = report.exceptions
+    assert first.message == "'first api_key=<masked>'"
+    if raised.notes:  # notes print from 3.11 (or with the backport)
+        assert raised.notes == ("retry with password=<masked>",)
+        assert "retry with password=<masked>\n" in report.text
+    assert f"ConnectionError: {report.message}\n" in report.text
+    assert "KeyError: 'first api_key=<masked>'\n" in report.text
+    # The stack's source lines are the file as it is.
+    assert "raise KeyError(f\"first api_key={secrets['key']}\")" in report.text
+    dsn = next(v for f in raised.frames for v in f.locals if v.name == "dsn")
+    assert dsn.value.text == "'postgres://app:<masked>@db/app'"

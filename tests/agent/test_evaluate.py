@@ -513,3 +513,31 @@ def test_a_cut_result_can_be_expanded_while_the_frame_is_held(
         run(frame, "list(range(30))")
     gone = answer_expand(registry, request, OPTIONS)
     assert not gone.ok and gone.error is not None
+
+
+def test_printed_output_results_and_errors_are_masked_by_value(
+    frame: tuple[FrameRegistry, str],
+) -> None:
+    code = (
+        "import sys\n"
+        "dsn = 'postgres://u:' + 'DB' + 'PASS@h/db'\n"
+        "print(dsn)\n"
+        "print('token=' + 'T0', end='')\n"
+        "print('K and more')\n"  # a secret written in two pieces
+        "print('api_key=' + 'ERR', file=sys.stderr)\n"
+        "{'password': 'hun' + 'ter2', b'pin': 1234}\n"
+    )
+    result = run(frame, code)
+    assert result.ok, result.error
+    assert (
+        result.output == "postgres://u:<masked>@h/db\ntoken=<masked> and more\napi_key=<masked>\n"
+    )
+    assert result.result is not None
+    assert format_node(result.result) == (
+        "{'password': '********************', b'pin': '********************'}"
+    )
+    failed = run(frame, "raise ValueError('bad token=' + 'T0K')")
+    assert not failed.ok and failed.error is not None
+    # The exception's line is masked; the console input's source line is shown as typed.
+    assert "ValueError: bad token=<masked>\n" in failed.error
+    assert "raise ValueError('bad token=' + 'T0K')" in failed.error

@@ -83,6 +83,32 @@ def test_handles_refuse_masked_values_and_changed_ones() -> None:
     assert not expand(registry, frame, json.dumps(["kwargs", True]), 0).ok
 
 
+def test_handles_refuse_values_masked_under_bytes_keys_and_in_header_pairs() -> None:
+    values = {"raw": {b"password": "P" * 100}, "pairs": [("X-Api-Key", "K" * 100)]}
+    registry, frame = held_report(**values)
+    # ["kwargs", 0, 1] is the value of kwargs' first pair ("raw"); then its first pair's value.
+    for handle in (["kwargs", 0, 1, 0, 1], ["kwargs", 1, 1, 0, 1]):
+        answer = expand(registry, frame, json.dumps(handle), 0)
+        assert not answer.ok and "masked" in answer.error, handle
+    name = expand(registry, frame, json.dumps(["kwargs", 1, 1, 0, 0]), 0)
+    assert name.ok and name.node.text == "'X-Api-Key'"
+
+
+def test_framework_mappings_expand_every_item_with_secrets_masked() -> None:
+    from werkzeug.datastructures import MultiDict
+
+    items = [("tag", str(n)) for n in range(6)] + [("password", "P" * 10)]
+    registry, frame = held_report(form=MultiDict(items))
+    form = pair_value(kwargs_node(frame), "form")
+    assert form.kind == "dict" and form.omitted == 3 and form.more is not None
+    page = expand(registry, frame, form.more, len(form.children)).node
+    shown = [(pair.children[0].text, pair.children[1].text) for pair in page.children]
+    assert shown == [("'tag'", "'4'"), ("'tag'", "'5'"), ("'password'", "'********************'")]
+    # Its items are reached by the same positions the renderer lists them at.
+    secret = expand(registry, frame, json.dumps(["kwargs", 0, 1, 6, 1]), 0)
+    assert not secret.ok and "masked" in secret.error
+
+
 def test_source_of_a_held_frame_and_a_released_one() -> None:
     registry, frame = held_report(x=1)
     assert frame.frame_id is not None

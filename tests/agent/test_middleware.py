@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import io
 import json
@@ -453,3 +454,14 @@ def test_a_working_app_is_untouched(make_options: Callable[..., Options]) -> Non
     response, log = call(DebuggedApplication(app, options=make_options()))
     assert (response.status_code, response.get_data(), log) == (201, b"ab", "")
     assert response.headers["X-Mine"] == "yes"
+
+
+def test_the_500_answers_mask_the_message_and_the_fallback_traceback(
+    make_options: Callable[..., Options],
+) -> None:
+    app = DebuggedApplication(raising_app("bad token=" + "T0K"), options=make_options())
+    for accept in ("text/html", "text/plain", "application/json"):
+        response, _ = call(app, {"Accept": accept})
+        body = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 500
+        assert "bad token=<masked>" in body and "T0K" not in body, accept

@@ -303,3 +303,140 @@ def test_exact_type_names_are_the_exact_shapes_types() -> None:
     """``type_name_of`` and the renderer's scalar fast path name the types shown by shape."""
     assert set(safe_text.EXACT_NAMES) == set(reprs._EXACT_SHAPES)
     assert all(name == tp.__name__ for tp, name in safe_text.EXACT_NAMES.items())
+
+
+def test_framework_multi_dicts_and_headers_are_mappings_masked_by_item_name() -> None:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure()
+    from django.http import QueryDict
+    from django.utils.datastructures import MultiValueDict
+    from starlette.datastructures import FormData, QueryParams
+    from starlette.datastructures import Headers as StarletteHeaders
+    from werkzeug.datastructures import EnvironHeaders, Headers, ImmutableMultiDict, MultiDict
+
+    cases: list[tuple[object, str]] = [
+        (
+            ImmutableMultiDict([("password", "hunter2"), ("tag", "a"), ("tag", "b")]),
+            f"ImmutableMultiDict({{'password': {SECRET_MASK}, 'tag': 'a', 'tag': 'b'}})",
+        ),
+        (MultiDict({"api-key": "K"}), f"MultiDict({{'api-key': {SECRET_MASK}}})"),
+        (
+            EnvironHeaders({"HTTP_AUTHORIZATION": "Bearer T", "HTTP_COOKIE": "s=1", "HTTP_X": "1"}),
+            f"EnvironHeaders({{'Authorization': {SECRET_MASK}, 'Cookie': {SECRET_MASK}, "
+            "'X': '1'})",
+        ),
+        (
+            Headers([("Set-Cookie", "s=1"), ("Vary", "x")]),
+            f"Headers({{'Set-Cookie': {SECRET_MASK}, 'Vary': 'x'}})",
+        ),
+        (
+            QueryDict("pin=1234&page=2&page=3"),
+            f"QueryDict({{'pin': {SECRET_MASK}, 'page': ['2', '3']}})",
+        ),
+        (MultiValueDict({"card": ["4111"]}), f"MultiValueDict({{'card': {SECRET_MASK}}})"),
+        (
+            StarletteHeaders(raw=[(b"authorization", b"Bearer T"), (b"x-a", b"1")]),
+            f"Headers({{'authorization': {SECRET_MASK}, 'x-a': '1'}})",
+        ),
+        (
+            FormData([("password", "hunter2"), ("tag", "a"), ("tag", "b")]),
+            f"FormData({{'password': {SECRET_MASK}, 'tag': 'a', 'tag': 'b'}})",
+        ),
+        (QueryParams("key=K&q=x"), f"QueryParams({{'key': {SECRET_MASK}, 'q': 'x'}})"),
+    ]
+    for value, shown in cases:
+        node = represent(value, OPTIONS)
+        assert node.kind == "dict", value
+        assert format_node(node) == shown
+
+
+def test_cookie_jars_and_header_pair_lists_are_masked_by_name() -> None:
+    from http.cookies import SimpleCookie
+
+    cookies: SimpleCookie = SimpleCookie("sessionid=S3SS; theme=dark")
+    shown = format_node(represent(cookies, OPTIONS))
+    assert "S3SS" not in shown and "dark" in shown
+    asgi = [(b"authorization", b"Bearer T"), (b"host", b"h"), ("X-Api-Key", "K")]
+    assert format_node(represent(asgi, OPTIONS)) == (
+        f"[(b'authorization', {SECRET_MASK}), (b'host', b'h'), ('X-Api-Key', {SECRET_MASK})]"
+    )
+    assert format_node(represent(("a", "b"), OPTIONS)) == "('a', 'b')"
+
+
+def test_bytes_keys_are_masked_like_str_keys() -> None:
+    node = represent({b"password": b"hunter2", b"user": b"bob"}, OPTIONS)
+    assert format_node(node) == f"{{b'password': {SECRET_MASK}, b'user': b'bob'}}"
+
+
+def test_dataclass_and_attrs_fields_are_masked_by_name() -> None:
+    import dataclasses
+
+    import attrs
+
+    @dataclasses.dataclass
+    class Login:
+        user: str
+        password: str
+        tries: list[int] = dataclasses.field(default_factory=lambda: [1])
+        hidden: str = dataclasses.field(default="h", repr=False)
+
+    @attrs.define
+    class Card:
+        holder: str
+        number: str
+        pin: int
+
+    @dataclasses.dataclass
+    class Plain:
+        user: str
+
+    assert represent(Login("bob", "hunter2"), OPTIONS).text == (
+        f"{Login.__qualname__}(user='bob', password={SECRET_MASK}, tries=[1])"
+    )
+    assert represent(Card("bob", "4111", 1234), OPTIONS).text == (
+        f"{Card.__qualname__}(holder='bob', number='4111', pin={SECRET_MASK})"
+    )
+    # Nothing secret by name: the class's own repr, masked by value.
+    assert represent(Plain("bob"), OPTIONS).text == repr(Plain("bob"))
+    assert represent(Plain("x token=T"), OPTIONS).text.endswith("user='x token=<masked>')")
+
+    @dataclasses.dataclass
+    class Loop:
+        secret: str
+        me: object = None
+
+    loop = Loop("s")
+    loop.me = loop
+    assert "Loop(...)" in represent(loop, OPTIONS).text
+
+
+def test_strings_and_object_reprs_are_masked_by_value_and_slices_stay_masked() -> None:
+    url = "postgres://app:PASSWORD@db/app"
+    assert represent(url, OPTIONS).text == "'postgres://app:<masked>@db/app'"
+
+    class Request:
+        def __repr__(self) -> str:
+            return "<Request 'http://h/?api_token=T0K' [GET]>"
+
+    assert represent(Request(), OPTIONS).text == "<Request 'http://h/?api_token=<masked>' [GET]>"
+    # A secret cut by the first slice does not show in the "+" slice either.
+    long = "x" * 70 + "token=" + "S" * 100
+    first = represent(long, OPTIONS)
+    assert "S" not in first.text
+    more = represent_more(long, OPTIONS, 70)
+    assert "S" not in more.text and more.text == "'token=<masked>'"
+    assert represent(b"a=1&password=p", OPTIONS).text == "b'a=1&password=<masked>'"
+
+
+def test_long_strings_are_masked_around_the_part_shown() -> None:
+    # Over 64 KiB only the shown slice and a margin around it are scanned: still masked at
+    # the start, in a "+" slice, and across the cut; the length stays the original's.
+    long = "token=" + "S" * 90 + "&" + "x" * 70_000 + " api_key=" + "K" * 200
+    first = represent(long, OPTIONS)
+    assert first.text == repr("token=<masked>&" + "x" * 55) and first.omitted == len(long) - 70
+    tail = represent_more(long, OPTIONS, len(long) - 210)
+    assert "K" not in tail.text and "api_key=<masked>" in tail.text
+    data = b"password=" + b"P" * 100 + b"&" + b"y" * 70_000
+    assert represent(data, OPTIONS).text.startswith("b'password=<masked>&yyy")

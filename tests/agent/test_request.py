@@ -92,7 +92,7 @@ def test_patterns_are_configurable() -> None:
     ]
     assert looks_secret("db_password") and looks_secret("Authorization")
     assert looks_secret("oauth_state") and not looks_secret("author")
-    assert not looks_secret("key") and not looks_secret("passenger_count")
+    assert looks_secret("key") and not looks_secret("passenger_count")
     # A broken pattern falls back to the defaults: masking is never switched off by mistake.
     assert looks_secret("password", Options(secret_names=("(unclosed",)))
 
@@ -209,3 +209,35 @@ def test_capture_accepts_the_request() -> None:
         ValueError("x"), report_id="r", agent_id="a", options=Options(), registry=None, request=info
     )
     assert report.request is not None and report.request.url == "http://localhost/x"
+
+
+def test_values_are_masked_by_content_in_every_table() -> None:
+    env = environ(
+        path="/pay",
+        query_string="pin=1234&api-key=K&key=K2&pass=P&page=2",
+        headers={"Referer": "https://u:REFPASS@shop.example/cart?session=S3&x=1"},
+        data={"note": "call me token=T0K"},
+        method="POST",
+    )
+    env["DATABASE_URL"] = "postgres://user:DBPASS@db:5432/app"  # wsgiref copies os.environ
+    from werkzeug.wrappers import Request
+
+    Request(env).form  # noqa: B018 - the app parsed its form
+    info = build_request_info(env, Options())
+    assert info is not None
+    everything = repr(info)
+    for secret in ("1234", "'K'", "K2", "'P'", "REFPASS", "S3", "T0K", "DBPASS"):
+        assert secret not in everything, secret
+    assert dict(info.query) == {
+        "pin": MASK,
+        "api-key": MASK,
+        "key": MASK,
+        "pass": MASK,
+        "page": "2",
+    }
+    assert info.url.endswith(f"/pay?pin={MASK}&api-key={MASK}&key={MASK}&pass={MASK}&page=2")
+    assert dict(info.headers)["Referer"] == (
+        f"https://u:{MASK}@shop.example/cart?session={MASK}&x=1"
+    )
+    assert dict(info.environ)["DATABASE_URL"] == f"postgres://user:{MASK}@db:5432/app"
+    assert dict(info.form)["note"] == f"call me token={MASK}"

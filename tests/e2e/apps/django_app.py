@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from debugbroker import DebuggedApplication  # noqa: E402
+from tests.e2e.apps.leaky import Login  # noqa: E402
 
 ORDERS = {1: [3, 4, 5], 2: []}
 
@@ -43,6 +44,19 @@ def order(request: HttpRequest, order_id: int) -> HttpResponse:
     return HttpResponse(f"{customer}: {average(items)}", content_type="text/plain")
 
 
-urlpatterns = [path("", index), path("orders/<int:order_id>", order)]
+def leak(request: HttpRequest) -> HttpResponse:
+    """Holds the request's secrets the ways an app does, then fails with one in its message."""
+    form = request.POST
+    query = request.GET
+    headers = request.headers
+    cookies = request.COOKIES  # noqa: F841
+    login = Login(user="ada", password=form["password"])  # noqa: F841
+    raw = {b"password": form["password"].encode(), b"user": b"ada"}  # noqa: F841
+    pairs = [("X-Api-Key", headers["X-Api-Key"]), ("Accept", "text/plain")]  # noqa: F841
+    dsn = os.environ.get("DATABASE_URL", "")  # noqa: F841
+    raise PermissionError(f"refused token={query['api_token']}")
+
+
+urlpatterns = [path("", index), path("orders/<int:order_id>", order), path("leak", leak)]
 
 application = DebuggedApplication(get_wsgi_application(), app_name="django-test")

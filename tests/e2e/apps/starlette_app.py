@@ -10,13 +10,16 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from debugbroker import DebuggedASGIApplication
+from tests.e2e.apps.leaky import Login
 
 
 async def fetch_total(items: list[int]) -> float:
@@ -48,6 +51,24 @@ async def ready(request: Request) -> Response:
     return PlainTextResponse(str(request.app.state.ready))
 
 
+async def leak(request: Request) -> Response:
+    """Holds the request's secrets the ways an app does, then fails with one in its message.
+
+    The form is parsed by hand into Starlette's ``FormData`` (``request.form()`` needs
+    python-multipart, which these tests do not install)."""
+    fields: list[tuple[str, str | UploadFile]] = list(parse_qsl((await request.body()).decode()))
+    form = FormData(fields)
+    query = request.query_params
+    headers = request.headers  # noqa: F841
+    cookies = request.cookies  # noqa: F841
+    url = request.url  # noqa: F841
+    login = Login(user="ada", password=str(form["password"]))  # noqa: F841
+    raw = {b"password": str(form["password"]).encode(), b"user": b"ada"}  # noqa: F841
+    pairs = list(request.headers.raw)  # noqa: F841 - the ASGI scope's (name, value) byte pairs
+    dsn = os.environ.get("DATABASE_URL", "")  # noqa: F841
+    raise PermissionError(f"refused token={query['api_token']}")
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.ready = "lifespan ran"
@@ -59,6 +80,7 @@ routes = [
     Route("/boom", boom),
     Route("/stream", stream),
     Route("/ready", ready),
+    Route("/leak", leak, methods=["POST"]),
 ]
 app = Starlette(routes=routes, lifespan=lifespan)
 app.add_middleware(DebuggedASGIApplication, app_name="starlette-test")
