@@ -222,27 +222,37 @@ def mapping_items(value: Any) -> Any:
 
 def _special_handling(tp: type[Any]) -> tuple[str, Any] | None:
     """How the renderer shows instances of ``tp`` other than by their repr, if it does:
-    a framework mapping (how its items are read) or a dataclass/attrs class (its fields)."""
+    a framework mapping (how its items are read) or a dataclass/attrs class (its fields).
+    Never raises: a type that cannot be inspected (a metaclass whose hash raises, a bogus
+    ``__dataclass_fields__``) is shown by its repr like any other."""
     try:
         return _known_types[tp]
     except KeyError:
         pass
-    found: tuple[str, Any] | None = None
+    except USER_CODE_ERRORS:
+        return None
+    try:
+        found = _find_special_handling(tp)
+    except USER_CODE_ERRORS:
+        found = None
+    if len(_known_types) < _MAX_KNOWN_TYPES:
+        try:
+            _known_types[tp] = found
+        except USER_CODE_ERRORS:
+            pass
+    return found
+
+
+def _find_special_handling(tp: type[Any]) -> tuple[str, Any] | None:
     for klass in _TYPE_MRO.__get__(tp):
         module = _TYPE_MODULE.__get__(klass)
         if type(module) is not str:
             continue
         how = _FRAMEWORK_MAPPINGS.get((module.partition(".")[0], _TYPE_NAME.__get__(klass)))
         if how is not None:
-            found = ("mapping", how)
-            break
-    if found is None:
-        names = _field_names(tp)
-        if names:
-            found = ("fields", names)
-    if len(_known_types) < _MAX_KNOWN_TYPES:
-        _known_types[tp] = found
-    return found
+            return ("mapping", how)
+    names = _field_names(tp)
+    return ("fields", names) if names else None
 
 
 class _Renderer:

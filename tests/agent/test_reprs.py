@@ -440,3 +440,22 @@ def test_long_strings_are_masked_around_the_part_shown() -> None:
     assert "K" not in tail.text and "api_key=<masked>" in tail.text
     data = b"password=" + b"P" * 100 + b"&" + b"y" * 70_000
     assert represent(data, OPTIONS).text.startswith("b'password=<masked>&yyy")
+
+
+def test_types_that_cannot_be_inspected_are_shown_by_their_repr() -> None:
+    class Bogus:
+        __dataclass_fields__ = "not a dict"
+
+        def __repr__(self) -> str:
+            return "<Bogus password=P>"
+
+    class HashlessMeta(type):
+        def __hash__(cls) -> int:
+            raise RuntimeError("no hash")
+
+    class Hashless(metaclass=HashlessMeta):
+        def __repr__(self) -> str:
+            return "<Hashless token=T>"
+
+    assert represent(Bogus(), OPTIONS).text == "<Bogus password=<masked>>"
+    assert represent(Hashless(), OPTIONS).text == "<Hashless token=<masked>>"
