@@ -21,10 +21,11 @@ from typing import Any
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.agent.reprs.secret_names import SecretNames
 from debugbroker.agent.reprs.secret_values import mask_text, mask_traceback
-from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report, RequestInfo
 
 __all__ = [

@@ -19,8 +19,9 @@ from typing import Any
 from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
 from debugbroker.agent.middleware import request_info
 from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.secret_names import secret_pattern
-from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.agent.transport.transport import Transport
 
 __all__ = ["DebuggedASGIApplication", "environ_from_scope"]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from debugbroker.agent.answers import report_url, submit_error
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import Transport, current_transport, get_transport
+from debugbroker.agent.process import current_transport, get_transport
+from debugbroker.agent.transport.transport import Transport
 
 __all__ = ["install_excepthook", "uninstall_excepthook"]
 

@@ -21,8 +21,9 @@ from debugbroker.agent.answers import error_answer, report_url, submit_error, tr
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.evals.evaluate import register_context_source
 from debugbroker.agent.options import Options, middleware_options
+from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.secret_names import secret_pattern
-from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report, RequestInfo
 
 __all__ = ["DebuggedApplication", "request_info"]

@@ -19,7 +19,8 @@ from types import FrameType, TracebackType
 from debugbroker.agent.answers import report_url
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import Transport, current_transport, get_transport
+from debugbroker.agent.process import current_transport, get_transport
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report
 
 __all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]

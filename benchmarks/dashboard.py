@@ -35,7 +35,7 @@ import werkzeug.debug
 
 from debugbroker import DebuggedApplication
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 
 from .common import (
     BENCH_APPS,

@@ -19,7 +19,7 @@ from werkzeug.debug import DebuggedApplication as WerkzeugDebugger
 
 from debugbroker import DebuggedApplication
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 
 from .common import Row, Settings, gc_paused, median, start_broker, wait_for
 

@@ -2,9 +2,10 @@
 
 A ``Link`` runs on the thread its ``Transport`` starts. It connects (with CurveZMQ when a
 server key is set), says hello, sends queued reports once the broker has welcomed it,
-heartbeats, hands eval requests to the transport's eval threads and sends their results
-back. It reads the transport's queues under the transport's lock and is woken by its wake
-pair; request threads never reach it directly. Every agent message is one zmq frame;
+heartbeats, hands requests that run app code to the ``dispatch`` it was given and sends the
+answers back. The app's threads reach it only through its ``Mailbox`` (mailbox.py), whose
+wake pair it polls beside the socket; what it learns (welcome, refusal) it publishes as its
+own public attributes. Every agent message is one zmq frame;
 broker messages are read from the last frame, so the broker may prefix an empty delimiter.
 
 When a connection dies without zmq retrying (libzmq gives up after a protocol error), the
@@ -15,15 +16,18 @@ from __future__ import annotations
 
 import platform
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from debugbroker import protocol
-from debugbroker.agent.evals.evaluate import interrupt
+from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
+from debugbroker.agent.transport.mailbox import Mailbox
 from debugbroker.protocol import (
     Bye,
     CompleteRequest,
@@ -46,10 +50,23 @@ from debugbroker.protocol import (
     encoder,
 )
 
-if TYPE_CHECKING:
-    from debugbroker.agent.transport.transport import Transport
+__all__ = ["Link", "AgentIdentity", "AppRequest", "Dispatch"]
 
-__all__ = ["Link"]
+# What the I/O thread hands to ``dispatch``: each may run app code (reprs, evals) or reach the
+# eval threads, so none runs on the I/O thread.
+AppRequest = EvalRequest | CompleteRequest | ExpandRequest | SourceRequest | InterruptRequest
+Dispatch = Callable[[AppRequest], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """Who this agent is, as its hello tells the broker."""
+
+    agent_id: str
+    pid: int
+    host: str
+    started: float
+
 
 _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
@@ -74,29 +91,49 @@ def _log(text: str) -> None:
 
 
 class Link:
-    """The I/O thread of one ``Transport``: connects, serves the socket, and starts over."""
+    """The I/O thread of one agent: connects, serves the socket, and starts over.
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    What the app's threads read: ``welcomed`` (set while the broker has welcomed this
+    agent), ``welcome_url``, ``refused_reason``, ``malformed_messages`` and ``finished``
+    (set once the thread closed its socket). Only this thread writes them.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        identity: AgentIdentity,
+        mailbox: Mailbox,
+        registry: FrameRegistry,
+        dispatch: Dispatch,
+    ) -> None:
+        self.options = options
+        self.identity = identity
+        self.mailbox = mailbox
+        self.registry = registry
+        self.dispatch = dispatch
+        self.welcomed = threading.Event()
+        self.welcome_url: str | None = None
+        self.refused_reason: str | None = None
+        self.malformed_messages = 0
+        self.finished = threading.Event()
         self._linger_ms = 0  # how long closing the socket may wait for unsent messages
 
     def run(self) -> None:
-        """The thread's body: serve sockets until the transport stops or the process exits."""
+        """The thread's body: serve sockets until the mailbox stops or the process exits."""
         try:
             while self._serve_one_socket():
                 pass  # the connection died for good: start over with a new socket
         finally:
-            self._transport._finished.set()
+            self.finished.set()
 
     def _serve_one_socket(self) -> bool:
         """Connect and serve until stopped; True when a fresh socket should take over."""
-        transport = self._transport
         context = zmq.Context()
         sock = context.socket(zmq.DEALER)
         monitor: zmq.Socket[bytes] | None = None
         try:
-            sock.setsockopt(zmq.IDENTITY, transport.agent_id.encode())
-            _configure_curve(sock, transport.options.server_key)
+            sock.setsockopt(zmq.IDENTITY, self.identity.agent_id.encode())
+            _configure_curve(sock, self.options.server_key)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
@@ -105,13 +142,13 @@ class Link:
             monitor = sock.get_monitor_socket(
                 _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS | _RETRY_EVENTS
             )
-            sock.connect(transport.options.broker_url)
+            sock.connect(self.options.broker_url)
             return self._loop(sock, monitor)
         except Exception as error:  # a bad broker URL, say: the app runs on without us
             _log(f"the agent stopped: {type(error).__name__}: {error}")
             return False
         finally:
-            transport._welcomed.clear()
+            self.welcomed.clear()
             if monitor is not None:
                 try:
                     sock.disable_monitor()
@@ -122,26 +159,26 @@ class Link:
             context.term()
 
     def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> bool:
-        transport = self._transport
+        mailbox = self.mailbox
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
-        poller.register(transport._wake_reader, zmq.POLLIN)
-        # pyzmq answers a plain socket by its file descriptor, not by the object registered:
-        # missing it would leave the wake byte unread and spin this loop (and hog the GIL).
-        wake_fd = transport._wake_reader.fileno()
+        # pyzmq answers a plain descriptor by itself: register and look up the same int, or
+        # the wake byte stays unread and this loop spins (and hogs the GIL).
+        wake_fd = mailbox.fileno()
+        poller.register(wake_fd, zmq.POLLIN)
         state = _LoopState()
-        while not transport._stopping:
+        while not mailbox.stopping:
             try:
                 events = dict(poller.poll(_POLL_MS))
-                if wake_fd in events or transport._wake_reader in events:
-                    transport._drain_wake()
+                if wake_fd in events:
+                    mailbox.drain_wake()  # every queue is looked at below, after this
                 if monitor in events:
                     self._read_monitor(monitor, state)
                 if sock in events:
                     self._read_broker(sock, state)
                 self._tick(sock, state)
-                if transport._bye_requested:
+                if mailbox.bye_requested:
                     self._send_bye(sock)
                     return False
                 if state.lost_at and time.monotonic() - state.lost_at > _RESOCKET_SECONDS:
@@ -150,7 +187,7 @@ class Link:
                     _log("the connection to the broker broke; connecting again")
                     return True
             except Exception as error:  # never let one bad moment end the agent
-                if transport._stopping:
+                if mailbox.stopping:
                     return False
                 _log(f"agent I/O error (continuing): {type(error).__name__}: {error}")
                 time.sleep(_POLL_MS / 1000)
@@ -162,7 +199,7 @@ class Link:
             if event & _HANDSHAKE_FAILED_EVENTS:
                 if not state.logged_handshake:
                     state.logged_handshake = True
-                    _log(_handshake_failure(self._transport.options))
+                    _log(_handshake_failure(self.options))
             elif event & _RETRY_EVENTS:
                 state.lost_at = time.monotonic()  # zmq is still trying: no new socket yet
             elif event & _CONNECT_EVENTS:
@@ -173,7 +210,7 @@ class Link:
             elif event & _LOST_EVENTS:  # also every failed reconnect while the broker is down
                 state.lost_at = time.monotonic()
                 state.link_up = False
-                self._transport._welcomed.clear()
+                self.welcomed.clear()
 
     def _read_broker(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
         for _ in range(100):  # bounded, so heartbeats still go out under a flood
@@ -184,73 +221,65 @@ class Link:
             try:
                 message = protocol.decode(frames[-1])
             except (ProtocolError, IndexError):
-                self._transport.malformed_messages += 1
+                self.malformed_messages += 1
                 continue
             self._handle(message, state)
 
     def _handle(self, message: Message, state: _LoopState) -> None:
-        transport = self._transport
         if isinstance(message, Welcome):
             url = message.dashboard_url
-            transport._welcome_url = url if url.startswith(("http://", "https://")) else None
-            transport.refused_reason = None
+            self.welcome_url = url if url.startswith(("http://", "https://")) else None
+            self.refused_reason = None
             state.logged_refusal = False
-            transport._welcomed.set()
+            self.welcomed.set()
             state.heartbeat_due = 0.0
         elif isinstance(message, Refused):
-            transport._welcomed.clear()
-            transport.refused_reason = message.reason
+            self.welcomed.clear()
+            self.refused_reason = message.reason
             state.hello_due = time.monotonic() + _REFUSED_RETRY_SECONDS
             if not state.logged_refusal:
                 state.logged_refusal = True
                 _log(
                     f"broker refused this agent: {_printable(message.reason)} "
-                    f"(broker {transport.options.broker_url}). Errors are not sent to the "
+                    f"(broker {self.options.broker_url}). Errors are not sent to the "
                     "dashboard; check DEBUGBROKER_SECRET matches the broker's secret."
                 )
         elif isinstance(message, HelloRequest):
-            transport._welcomed.clear()  # queue reports until the broker welcomes us again
+            self.welcomed.clear()  # queue reports until the broker welcomes us again
             state.hello_due = 0.0
-        elif isinstance(message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest)):
-            transport._start_eval(message)
-        elif isinstance(message, InterruptRequest):  # quick: it only flags the eval threads
-            transport._queue_result(interrupt(message))
+        elif isinstance(
+            message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest, InterruptRequest)
+        ):
+            self.dispatch(message)
         elif isinstance(message, Resume):
-            with transport._lock:
-                pause = transport._pauses.get(message.report_id)
-            if pause is not None:
-                pause.set()
+            self.mailbox.resume(message.report_id)
         elif isinstance(message, Release):  # the dashboard's "Release frames"
-            transport.registry.release_report(message.report_id)
+            self.registry.release_report(message.report_id)
         elif isinstance(message, Ping):
             state.heartbeat_due = 0.0
         else:  # an agent-to-broker message sent our way
-            transport.malformed_messages += 1
+            self.malformed_messages += 1
 
     def _tick(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
-        transport = self._transport
+        mailbox = self.mailbox
         now = time.monotonic()
-        if not transport._welcomed.is_set() and now >= state.hello_due:
+        if not self.welcomed.is_set() and now >= state.hello_due:
             if self._send(sock, self._hello()):
-                retry = _REFUSED_RETRY_SECONDS if transport.refused_reason else _HELLO_RETRY_SECONDS
+                retry = _REFUSED_RETRY_SECONDS if self.refused_reason else _HELLO_RETRY_SECONDS
                 state.hello_due = now + retry
             else:  # not connected: the handshake event will call for the hello
                 state.hello_due = now + (
                     _SEND_RETRY_SECONDS if state.link_up else _HELLO_RETRY_SECONDS
                 )
-        while transport._results:
-            with transport._lock:
-                result = transport._results.popleft()
+        for result in mailbox.take_results():
             self._send(sock, result)  # not sent: the broker times the eval out
-        if not transport._welcomed.is_set():
+        if not self.welcomed.is_set():
             return
         self._flush_reports(sock)
-        while transport._resumed and not transport._reports:  # after the paused report itself
-            with transport._lock:
-                resumed = transport._resumed.popleft()
+        for resumed in mailbox.take_resumed():  # after the paused report itself
             self._send(sock, resumed)
-        registry = transport.registry
-        if registry.has_released and not transport._reports:  # after the reports they name
+        registry = self.registry
+        if registry.has_released and not mailbox.queued_reports:  # after the reports they name
             released = registry.take_released()
             for start in range(0, len(released), protocol.MAX_HELD_IDS):
                 chunk = released[start : start + protocol.MAX_HELD_IDS]
@@ -258,18 +287,16 @@ class Link:
         if now >= state.heartbeat_due:
             beat = Heartbeat(
                 held_frames=len(registry),
-                dropped_reports=transport.dropped_reports,
+                dropped_reports=mailbox.dropped_reports,
                 held_reports=registry.report_count,
                 held_bytes=registry.held_bytes,
             )
             self._send(sock, beat)
-            state.heartbeat_due = now + max(transport.options.heartbeat_seconds, 0.01)
+            state.heartbeat_due = now + max(self.options.heartbeat_seconds, 0.01)
 
     def _flush_reports(self, sock: zmq.Socket[bytes]) -> None:
-        transport = self._transport
-        while transport._reports:
-            with transport._lock:
-                report = transport._reports[0]
+        mailbox = self.mailbox
+        while (report := mailbox.next_report()) is not None:
             try:
                 payload = encoder.encode(ReportMessage(report=report))  # compiled: fast
             except Exception as error:
@@ -280,45 +307,33 @@ class Link:
                 payload = b""
             if payload and not self._send_bytes(sock, payload):
                 return  # the socket is not ready: the report waits for the next tick
-            with transport._lock:
-                if transport._reports and transport._reports[0] is report:
-                    transport._reports.popleft()
-                if not payload:
-                    transport.dropped_reports += 1
-                if len(transport._reports) <= max(transport.options.queue_size, 1) // 4:
-                    transport._room.set()
+            mailbox.report_done(report, sent=bool(payload))
 
     def _send_bye(self, sock: zmq.Socket[bytes]) -> None:
         """Last words: queued reports, then a bye; closing waits a moment for them to go."""
-        transport = self._transport
-        if transport._welcomed.is_set():
+        if self.welcomed.is_set():
             self._flush_reports(sock)
             self._send(sock, Bye(reason="the process exited"))
             self._linger_ms = 1000
-        transport._stopping = True
+        self.mailbox.stop()
 
     def _hello(self) -> Hello:
-        transport = self._transport
-        options = transport.options
+        options = self.options
+        identity = self.identity
         return Hello(
-            agent_id=transport.agent_id,
+            agent_id=identity.agent_id,
             secret=options.secret,
-            pid=transport.pid,
-            host=transport.host,
+            pid=identity.pid,
+            host=identity.host,
             app=options.app_name,
             python=platform.python_version(),
-            started=transport.started,
+            started=identity.started,
             evalex=options.evalex,
             console=options.console and options.evalex,
             eval_timeout=options.eval_timeout_seconds,
-            paused=self._paused_reports(),
-            held=transport.registry.held_reports()[-protocol.MAX_HELD_IDS :],
+            paused=self.mailbox.paused_reports(),
+            held=self.registry.held_reports()[-protocol.MAX_HELD_IDS :],
         )
-
-    def _paused_reports(self) -> tuple[str, ...]:
-        """The pauses a restarted broker must learn again, so Continue works on them."""
-        with self._transport._lock:
-            return tuple(self._transport._pauses)[:64]
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:
         return self._send_bytes(sock, encoder.encode(message))

@@ -39,7 +39,7 @@ def main() -> None:
     which, count = sys.argv[1], int(sys.argv[2])
     if which == "ours":
         from debugbroker import DebuggedApplication
-        from debugbroker.agent.transport.transport import get_transport
+        from debugbroker.agent.process import get_transport
 
         app: Any = DebuggedApplication(failing_app)
         if not get_transport(app.options).wait_connected(20):

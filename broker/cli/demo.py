@@ -108,7 +108,7 @@ def run_demo(config: BrokerConfig, show_token: bool, app_address: tuple[str, int
         await ready.wait()
         server, options = _start_app(config, app_address)
         app_url = f"http://{app_address[0]}:{server.server_port}"
-        from debugbroker.agent.transport.transport import get_transport
+        from debugbroker.agent.process import get_transport
 
         connected = await asyncio.to_thread(get_transport(options).wait_connected, 10.0)
         report_url = await asyncio.to_thread(_first_error, app_url)

@@ -22,7 +22,7 @@ from werkzeug.test import Client, TestResponse
 
 from debugbroker import DebuggedApplication, protocol
 from debugbroker.agent import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 from debugbroker.protocol import Hello, Report, ReportMessage, Welcome
 
 DEADLINE = 10.0

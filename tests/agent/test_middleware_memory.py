@@ -20,7 +20,7 @@ import pytest
 from debugbroker.agent import DebuggedApplication
 from debugbroker.agent.asgi import DebuggedASGIApplication
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 from tests.conftest import free_port
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from debugbroker.agent.capture import chain
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import ExceptionInfo, Report
 from tests.agent.compat import ExceptionGroup, add_note
@@ -385,7 +386,8 @@ def test_random_structures_match_traceback_exception(specs: list[Spec]) -> None:
 @pytest.fixture
 def agent(broker: Broker) -> Iterator[Transport]:
     transport = Transport(
-        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2)
+        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2),
+        eval_dispatcher,
     )
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport

@@ -16,7 +16,8 @@ import zmq
 from debugbroker import protocol
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.agent.process import eval_dispatcher, get_transport
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import (
     EvalRequest,
     EvalResult,
@@ -138,7 +139,8 @@ def make_transport() -> Iterator[Callable[..., Transport]]:
 
     def make(broker_url: str, **options: object) -> Transport:
         settings = {"secret": "s3cret", "heartbeat_seconds": 0.2, **options}
-        transport = Transport(Options(broker_url=broker_url, **settings))  # type: ignore[arg-type]
+        options_ = Options(broker_url=broker_url, **settings)  # type: ignore[arg-type]
+        transport = Transport(options_, eval_dispatcher)
         made.append(transport)
         return transport
 
@@ -454,7 +456,7 @@ def test_the_io_thread_reads_its_wake_byte_so_it_does_not_spin(
     broker.expect(ReportMessage)
 
     def drained() -> bool:
-        readable, _, _ = select.select([transport._wake_reader], [], [], 0)
+        readable, _, _ = select.select([transport.mailbox.fileno()], [], [], 0)
         return not readable
 
     assert wait_for(drained), "the wake byte was never read: the I/O loop spins"

@@ -12,6 +12,7 @@ import pytest
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report
 from tests.conftest import Broker, http, node_text, wait_for
@@ -25,7 +26,8 @@ def agent(broker: Broker) -> Iterator[Transport]:
             secret=broker.secret,
             app_name="api-tests",
             heartbeat_seconds=0.2,
-        )
+        ),
+        eval_dispatcher,
     )
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport

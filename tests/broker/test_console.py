@@ -20,6 +20,7 @@ import pytest
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report
 from tests.conftest import DEADLINE, Broker, HttpAnswer, node_text, wait_for
@@ -28,7 +29,8 @@ from tests.conftest import DEADLINE, Broker, HttpAnswer, node_text, wait_for
 def make_agent(broker: Broker, **options: Any) -> Transport:
     settings: dict[str, Any] = {"heartbeat_seconds": 0.2, "app_name": "console-tests"}
     transport = Transport(
-        Options(broker_url=broker.zmq_url, secret=broker.secret, **(settings | options))
+        Options(broker_url=broker.zmq_url, secret=broker.secret, **(settings | options)),
+        eval_dispatcher,
     )
     assert transport.wait_connected(DEADLINE), "the agent was not welcomed"
     return transport

@@ -14,6 +14,7 @@ import pytest
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from tests.conftest import Broker, wait_for
 
@@ -23,7 +24,8 @@ DEPTH = 30
 @pytest.fixture
 def agent(broker: Broker) -> Iterator[Transport]:
     transport = Transport(
-        Options(broker_url=broker.zmq_url, secret=broker.secret, app_name="compression-tests")
+        Options(broker_url=broker.zmq_url, secret=broker.secret, app_name="compression-tests"),
+        eval_dispatcher,
     )
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport

@@ -13,6 +13,7 @@ from werkzeug.test import EnvironBuilder
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.broker.store.grouping import fingerprint, fingerprint_parts
 from debugbroker.protocol import Report, to_wire
@@ -23,7 +24,8 @@ def make_agent(broker: Broker, name: str) -> Transport:
     transport = Transport(
         Options(
             broker_url=broker.zmq_url, secret=broker.secret, app_name=name, heartbeat_seconds=0.2
-        )
+        ),
+        eval_dispatcher,
     )
     assert transport.wait_connected(20), "the agent was not welcomed"
     return transport

@@ -41,7 +41,7 @@ AGENT_SCRIPT = """
 import os, sys, threading, uuid
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 
 options = Options.from_environment(
     app_name="security-test",

@@ -35,6 +35,7 @@ from playwright.sync_api import (
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report
 from tests.conftest import Broker, wait_for
@@ -222,7 +223,7 @@ def agent(broker: Broker) -> Iterator[Transport]:
     options = Options(
         broker_url=broker.zmq_url, secret=broker.secret, app_name="seeded", queue_size=20_000
     )
-    transport = Transport(options)
+    transport = Transport(options, eval_dispatcher)
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport
     transport.close()
