@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "happy_path": happy_path.run,
     "error_path": error_path.run,
     "console": console.run,
+    "console_burst": console.run_after_burst,
     "storm": storm.run,
     "memory": memory.run,
     "dashboard": dashboard.run,

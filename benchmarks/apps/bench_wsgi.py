@@ -53,6 +53,8 @@ def _stats() -> dict[str, Any]:
         "dropped_reports": transport.dropped_reports,
         "queued_reports": transport.queued_reports,
         "held_frames": len(transport.registry),
+        "held_reports": transport.registry.report_count,
+        "held_bytes": transport.registry.held_bytes,
         "connected": transport.connected,
     }
 
