@@ -27,7 +27,7 @@ from types import TracebackType
 
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, type_name_of
 
-__all__ = ["MAX_TEXT", "format_text"]
+__all__ = ["MAX_TEXT", "format_text", "cache_caret_anchors", "is_stack_cached"]
 
 MAX_TEXT = 1024 * 1024  # characters of the plain-text traceback
 _CARET_ANCHORS = "_extract_caret_anchors_from_line_segment"
@@ -35,7 +35,7 @@ _MAX_STACKS = 256  # stacks remembered per process
 _MAX_STACK_FRAMES = 200  # deeper stacks are formatted every time
 
 
-def _cache_caret_anchors() -> None:
+def cache_caret_anchors() -> None:
     """Let CPython's traceback formatting remember where its ``~~~^^^`` markers go.
 
     For every frame of every traceback it formats, CPython 3.11+ parses the failing line's
@@ -49,7 +49,7 @@ def _cache_caret_anchors() -> None:
         setattr(traceback, _CARET_ANCHORS, lru_cache(maxsize=512)(original))
 
 
-_cache_caret_anchors()
+cache_caret_anchors()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,12 @@ class _Stack:
 
 _stacks: dict[Hashable, _Stack] = {}
 _stacks_lock = threading.Lock()
+
+
+def is_stack_cached(tb: TracebackType | None) -> bool:
+    """Whether the text of ``tb``'s stack (all but the exception's own lines) is remembered."""
+    key = _stack_key(tb)
+    return key is not None and key in _stacks
 
 
 def _stack_key(tb: TracebackType | None) -> tuple[Hashable, ...] | None:

@@ -1,9 +1,11 @@
-"""Run console input in a held frame (or the process console), on its own thread.
+"""Run console input in a held frame (or the process console), on an eval thread.
 
 The namespace of a frame is a copy of its globals updated with its locals, made on the
 first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
-``_`` (the last echoed value). Each eval runs on a thread of its own under ``interrupts``
-(time limit, interrupt button). Code that awaits at the top level runs on the app's running
+``_`` (the last echoed value). Each eval runs on a thread of the eval pool under the timers
+of ``interrupts`` (time limit, interrupt button); ``start_eval`` and ``start_complete`` run on
+the caller's (an eval) thread and answer through a callback, ``run_eval`` and ``run_complete``
+hand them to the pool and wait. Code that awaits at the top level runs on the app's running
 event loop when there is one (see ``_running_loop``), else on a fresh loop. Contexts the app
 preserved for the report (Flask's app and request context, via ``register_context_source``)
 are entered around it. Cut results keep their value for "+" (``lookup.answer_expand``).
@@ -28,7 +30,14 @@ from types import TracebackType
 from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry, HeldFrame
-from debugbroker.agent.evals.interrupts import EvalRun, interrupt_runs, supervise
+from debugbroker.agent.evals.interrupts import (
+    TIMERS,
+    EvalRun,
+    Once,
+    interrupt_runs,
+    supervise,
+    wait_for_answer,
+)
 from debugbroker.agent.evals.language import (
     HIDDEN_PREFIX,
     compile_input,
@@ -57,6 +66,9 @@ from debugbroker.protocol import (
 __all__ = [
     "run_eval",
     "run_complete",
+    "start_eval",
+    "start_complete",
+    "KEPT_RESULTS",
     "interrupt",
     "register_context_source",
     "EVALEX_DISABLED",
@@ -69,7 +81,7 @@ _REPR_SECONDS = 0.5
 _COMPLETE_TIMEOUT = 2.0
 _eval_numbers = itertools.count(1)
 _result_numbers = itertools.count(1)
-_KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
+KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
 _KEPT_KEY = f"{HIDDEN_PREFIX}results"
 
 
@@ -98,7 +110,7 @@ def _keep_result(namespace: dict[str, object], name: str, value: object) -> None
     assert isinstance(kept, list)
     namespace[name] = value
     kept.append(name)
-    while len(kept) > _KEPT_RESULTS:
+    while len(kept) > KEPT_RESULTS:
         namespace.pop(kept.pop(0), None)
 
 
@@ -321,34 +333,50 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
         linecache.cache.pop(filename, None)
 
 
-def run_eval(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
-    """Run ``request.code`` in the frame it names and report the outcome; never raises."""
+def start_eval(
+    registry: FrameRegistry,
+    request: EvalRequest,
+    options: Options,
+    answer: Callable[[EvalResult], object],
+) -> None:
+    """Run ``request.code`` on this (an eval) thread in the frame it names, and ``answer``
+    once with the outcome, maybe from a timer while this thread is still stuck; never raises."""
+
+    def answer_with_id(result: EvalResult) -> None:
+        answer(dataclasses.replace(result, request_id=request.request_id))
+
     if not options.evalex:
-        return EvalResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
+        answer_with_id(EvalResult(request_id="", ok=False, error=EVALEX_DISABLED))
+        return
+    once = Once(answer_with_id)
     try:
-        outcome = _supervise(registry, request, options)
-    except BaseException as error:  # a bug here must not kill the caller's thread
-        outcome = EvalResult(
-            request_id="",
-            ok=False,
-            error=f"debugbroker could not run this code: {describe_error(error)}",
+        target = _target(registry, request.frame_id, options)
+        if isinstance(target, str):
+            once(EvalResult(request_id="", ok=False, error=target))
+            return
+        supervise(
+            target.key,
+            lambda run: _execute(run, target, request, options),
+            options.eval_timeout_seconds,
+            once,
         )
-    return _with_id(outcome, request.request_id)
+    except BaseException as error:  # a bug here must not kill the eval thread
+        once(
+            EvalResult(
+                request_id="",
+                ok=False,
+                error=f"debugbroker could not run this code: {describe_error(error)}",
+            )
+        )
 
 
-def _with_id(result: EvalResult, request_id: str) -> EvalResult:
-    return dataclasses.replace(result, request_id=request_id)
+def run_eval(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
+    """``start_eval`` on an eval thread, waiting for its answer; never raises."""
 
+    def start(answer: Callable[[EvalResult], object]) -> None:
+        start_eval(registry, request, options, answer)
 
-def _supervise(registry: FrameRegistry, request: EvalRequest, options: Options) -> EvalResult:
-    target = _target(registry, request.frame_id, options)
-    if isinstance(target, str):
-        return EvalResult(request_id="", ok=False, error=target)
-    return supervise(
-        target.key,
-        lambda run: _execute(run, target, request, options),
-        options.eval_timeout_seconds,
-    )
+    return wait_for_answer(start)
 
 
 def interrupt(request: InterruptRequest) -> InterruptResult:
@@ -357,31 +385,42 @@ def interrupt(request: InterruptRequest) -> InterruptResult:
     return InterruptResult(request_id=request.request_id, interrupted=count)
 
 
+def start_complete(
+    registry: FrameRegistry,
+    request: CompleteRequest,
+    options: Options,
+    answer: Callable[[CompleteResult], object],
+) -> None:
+    """Completions for the text in the frame's namespace, found on this (an eval) thread and
+    answered once; past ``_COMPLETE_TIMEOUT`` a timer answers instead; never raises."""
+    once = Once(answer)
+    if not options.evalex:
+        once(CompleteResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED))
+        return
+    target = _target(registry, request.frame_id, options)
+    if isinstance(target, str):
+        once(CompleteResult(request_id=request.request_id, ok=False, error=target))
+        return
+    too_long = CompleteResult(
+        request_id=request.request_id, ok=False, error="completion took too long"
+    )
+    TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
+    try:
+        matches = complete(target.get_namespace(), request.text)
+    except BaseException:
+        matches = ()
+    token = completion_token(request.text)
+    once(
+        CompleteResult(request_id=request.request_id, ok=True, matches=matches, replace=len(token))
+    )
+
+
 def run_complete(
     registry: FrameRegistry, request: CompleteRequest, options: Options
 ) -> CompleteResult:
-    """Completions for the text in the frame's namespace; never raises, bounded in time."""
-    if not options.evalex:
-        return CompleteResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED)
-    target = _target(registry, request.frame_id, options)
-    if isinstance(target, str):
-        return CompleteResult(request_id=request.request_id, ok=False, error=target)
-    found: list[tuple[str, ...]] = []
+    """``start_complete`` on an eval thread, waiting for its answer; never raises."""
 
-    def body() -> None:
-        try:
-            found.append(complete(target.get_namespace(), request.text))
-        except BaseException:
-            found.append(())
+    def start(answer: Callable[[CompleteResult], object]) -> None:
+        start_complete(registry, request, options, answer)
 
-    thread = threading.Thread(target=body, name="debugbroker-complete", daemon=True)
-    thread.start()
-    thread.join(_COMPLETE_TIMEOUT)
-    if not found:
-        return CompleteResult(
-            request_id=request.request_id, ok=False, error="completion took too long"
-        )
-    token = completion_token(request.text)
-    return CompleteResult(
-        request_id=request.request_id, ok=True, matches=found[0], replace=len(token)
-    )
+    return wait_for_answer(start)

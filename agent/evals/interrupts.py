@@ -1,13 +1,16 @@
-"""Eval threads and their interrupts: the time limit, the interrupt button, stuck threads.
+"""Eval threads and their supervision: the time limit, the interrupt button, stuck threads.
 
-Each eval runs on its own thread; ``supervise`` waits for it up to the time limit. An
-interrupt (from the dashboard, or the time limit) raises ``KeyboardInterrupt`` in that thread
-with ``PyThreadState_SetAsyncExc``. CPython delivers such an exception only when the thread
-runs Python bytecode, so a pure-Python loop stops at once, but a thread blocked in a C call
-(``time.sleep``, a socket read, a lock wait) stops only when the call returns: the interrupt
-is then repeated every ``REPEAT_SECONDS`` until it lands, and after ``GRACE_SECONDS`` the
-caller answers without waiting ("still blocked"). Such threads are counted; while
-``MAX_STUCK`` are stuck, new evals are refused instead of piling up.
+Every request that runs app code runs on a thread of one pool, ``EVAL_THREADS``; nothing
+waits beside it. Its supervision is a timer (one timer thread for the whole process, see
+``Timers``): at the time limit it interrupts the eval. An interrupt (from the dashboard, or
+the time limit) raises ``KeyboardInterrupt`` in that thread with ``PyThreadState_SetAsyncExc``.
+CPython delivers such an exception only when the thread runs Python bytecode, so a
+pure-Python loop stops at once, but a thread blocked in a C call (``time.sleep``, a socket
+read, a lock wait) stops only when the call returns: a timer then repeats the interrupt every
+``REPEAT_SECONDS`` until it lands, and after ``GRACE_SECONDS`` answers for the eval without it
+("still blocked"). Such threads are counted; while ``MAX_STUCK`` are stuck, new evals are
+refused instead of piling up. Every eval is answered exactly once, by its thread or by the
+timer, whichever comes first.
 
 An eval thread marks where interrupts may land with ``EvalRun.arm``/``disarm``: only in the
 user's code, never while the console's own bookkeeping runs.
@@ -16,19 +19,118 @@ user's code, never while the console's own bookkeeping runs.
 from __future__ import annotations
 
 import ctypes
+import heapq
+import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from debugbroker.agent.evals.workers import WorkerPool
 from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.protocol import EvalResult
 
-__all__ = ["EvalRun", "supervise", "interrupt_runs", "stuck_evals", "running_evals", "MAX_STUCK"]
+__all__ = [
+    "EvalRun",
+    "Timers",
+    "Once",
+    "EVAL_THREADS",
+    "TIMERS",
+    "supervise",
+    "wait_for_answer",
+    "interrupt_runs",
+    "stuck_evals",
+    "running_evals",
+    "MAX_STUCK",
+]
 
 GRACE_SECONDS = 1.0  # after an interrupt, how long to wait for the code to stop
 REPEAT_SECONDS = 0.25  # how often an interrupt that has not landed is repeated
 MAX_STUCK = 4
+
+T = TypeVar("T")
+
+# The one pool every request that runs app code runs on (the dispatcher's and run_eval's).
+EVAL_THREADS = WorkerPool("debugbroker-eval")
+
+
+class Timers:
+    """Callbacks run at a time, on one daemon thread started on first use (and again in a
+    forked child). A callback must be quick and must not raise."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._condition = threading.Condition(threading.Lock())
+        self._due: list[tuple[float, int, Callable[[], object]]] = []
+        self._numbers = itertools.count()
+        self._thread_pid = 0  # the process whose thread serves the heap (0: none yet)
+
+    def after(self, seconds: float, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the timer thread ``seconds`` from now."""
+        with self._condition:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._numbers), callback))
+            if self._thread_pid != os.getpid():
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._run, name=self.name, daemon=True).start()
+            # The thread looks at the heap's head under this lock before it waits: a new
+            # earlier deadline either is seen there or wakes the wait.
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while True:
+                    now = time.monotonic()
+                    if self._due and self._due[0][0] <= now:
+                        _, _, callback = heapq.heappop(self._due)
+                        break
+                    self._condition.wait(self._due[0][0] - now if self._due else None)
+            try:
+                callback()
+            except BaseException:  # a timer must never end the thread that serves them all
+                pass
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's timer thread is gone, and maybe its lock holder."""
+        self._condition = threading.Condition(threading.Lock())
+        self._due = []
+        self._thread_pid = 0
+
+
+TIMERS = Timers("debugbroker-eval-timers")
+
+
+class Once(Generic[T]):
+    """An answer that is given at most once, from whichever thread comes first."""
+
+    def __init__(self, answer: Callable[[T], object]) -> None:
+        self._answer = answer
+        self._lock = threading.Lock()
+        self._given = False
+
+    def __call__(self, value: T) -> bool:
+        """Give ``value`` unless an answer was given already; whether it was given."""
+        with self._lock:
+            if self._given:
+                return False
+            self._given = True
+        self._answer(value)
+        return True
+
+
+def wait_for_answer(start: Callable[[Callable[[T], object]], None]) -> T:
+    """Run ``start(answer)`` on an eval thread and wait for its answer (synchronous callers)."""
+    answered = threading.Event()
+    answers: list[T] = []
+
+    def answer(value: T) -> None:
+        answers.append(value)
+        answered.set()
+
+    EVAL_THREADS.submit(lambda: start(answer))
+    answered.wait()
+    return answers[0]
 
 
 def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
@@ -39,18 +141,19 @@ def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
 
 
 class EvalRun:
-    """One running eval thread and the interrupts aimed at it."""
+    """One running eval and the interrupts aimed at its thread."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, answer: Callable[[EvalResult], object]) -> None:
         self.key = key
+        self.answer = answer
         self.ident = 0
         self.lock = threading.Lock()
         self.in_user_code = False
         self.reason: str | None = None  # why it was interrupted, once it was
+        self.interrupted_at = 0.0
         self.finished = threading.Event()  # the thread is done with the user's code
-        self.abandoned = False  # the caller answered without it (it was stuck)
+        self.abandoned = False  # answered without it (it was stuck)
         self.scheduled = False  # a top-level-await coroutine was handed to a loop
-        self.result: EvalResult | None = None
 
     def arm(self) -> None:
         """Enter user code: interrupts land from now on (one already asked for, at once)."""
@@ -72,16 +175,51 @@ class EvalRun:
                 continue  # it landed on the way out: try again
 
     def interrupt(self, reason: str) -> bool:
-        """Raise KeyboardInterrupt in the thread now if it runs user code, else when it does."""
+        """Raise KeyboardInterrupt in the thread now if it runs user code, else when it does;
+        the first one starts the timer that repeats it and, past the grace, answers."""
         with self.lock:
-            if self.reason is None:
+            first = self.reason is None
+            if first:
                 self.reason = reason
+                self.interrupted_at = time.monotonic()
             if not self.in_user_code:
-                return not self.finished.is_set()  # arm() raises it
-            return bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
+                landed = not self.finished.is_set()  # arm() raises it
+            else:
+                landed = bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
+        if first:
+            TIMERS.after(REPEAT_SECONDS, self._follow_up)
+        return landed
+
+    def time_up(self, limit: float) -> None:
+        """The time limit passed (a timer): interrupt, unless it ended or was interrupted."""
+        if not self.finished.is_set() and self.reason is None:
+            self.interrupt(f"stopped after the time limit of {limit:g} seconds")
+
+    def _follow_up(self) -> None:
+        """A timer after an interrupt: repeat it, answer without the thread past the grace,
+        and go on until the thread ends (it may never: then forever, every REPEAT_SECONDS)."""
+        global _stuck
+        if self.finished.is_set():
+            return
+        if time.monotonic() - self.interrupted_at >= GRACE_SECONDS and not self.abandoned:
+            with _running_lock:
+                if self.finished.is_set():
+                    return
+                self.abandoned = True
+                _stuck += 1
+            self.answer(
+                EvalResult(
+                    request_id="",
+                    ok=False,
+                    error=f"KeyboardInterrupt: the eval was {self.reason}, but it is blocked in "
+                    "a call that cannot be interrupted (time.sleep, a socket read, a lock…); "
+                    "it stops when that call returns",
+                )
+            )
+        self.interrupt(self.reason or "interrupted")  # again: a blocked C call swallowed it
+        TIMERS.after(REPEAT_SECONDS, self._follow_up)
 
 
-_threads = WorkerPool("debugbroker-eval")  # reused between evals; a stuck one is not
 _running_lock = threading.Lock()
 _running: dict[str, set[EvalRun]] = {}
 _stuck = 0
@@ -105,63 +243,56 @@ def interrupt_runs(key: str, reason: str) -> int:
     return sum(1 for run in runs if run.interrupt(reason))
 
 
-def supervise(key: str, work: Callable[[EvalRun], EvalResult], limit: float) -> EvalResult:
-    """Run ``work`` on its own thread, interrupt it past ``limit`` seconds (0: never), and
-    answer even if it stays stuck."""
+def supervise(
+    key: str,
+    work: Callable[[EvalRun], EvalResult],
+    limit: float,
+    answer: Callable[[EvalResult], object],
+) -> None:
+    """Run ``work`` on this (an eval) thread, interrupt it past ``limit`` seconds (0: never),
+    and ``answer`` once: with its result, or, when it stays stuck, from a timer meanwhile."""
     global _stuck
     if _stuck >= MAX_STUCK:
-        return EvalResult(
-            request_id="",
-            ok=False,
-            error=f"{_stuck} evals are still blocked in calls that cannot be interrupted; "
-            "no new eval starts until one of them returns",
+        answer(
+            EvalResult(
+                request_id="",
+                ok=False,
+                error=f"{_stuck} evals are still blocked in calls that cannot be interrupted; "
+                "no new eval starts until one of them returns",
+            )
         )
-    run = EvalRun(key)
-
-    def body() -> None:
-        global _stuck
-        try:
-            run.result = work(run)
-        except BaseException as error:
-            run.result = EvalResult(request_id="", ok=False, error=describe_error(error))
-        finally:
-            with _running_lock:
-                _running.get(run.key, set()).discard(run)
-                if run.abandoned:
-                    _stuck -= 1
-                run.finished.set()
-
+        return
+    run = EvalRun(key, Once(answer))
     with _running_lock:
-        _running.setdefault(run.key, set()).add(run)
-    _threads.submit(body)
-    deadline = time.monotonic() + limit if limit > 0 else None
-    interrupted_at: float | None = None
-    while not run.finished.wait(REPEAT_SECONDS):
-        now = time.monotonic()
-        if deadline is not None and now >= deadline and run.reason is None:
-            run.interrupt(f"stopped after the time limit of {limit:g} seconds")
-        if run.reason is not None:
-            interrupted_at = interrupted_at or now
-            if now - interrupted_at >= GRACE_SECONDS:
-                break
-            run.interrupt(run.reason)  # again: a blocked C call swallowed nothing yet
-    with _running_lock:
-        if run.finished.is_set():
-            assert run.result is not None
-            return run.result
-        _stuck += 1
-        run.abandoned = True
-    threading.Thread(target=_keep_interrupting, args=(run,), daemon=True).start()
-    return EvalResult(
-        request_id="",
-        ok=False,
-        error=f"KeyboardInterrupt: the eval was {run.reason}, but it is blocked in a call "
-        "that cannot be interrupted (time.sleep, a socket read, a lock…); it stops when "
-        "that call returns",
-    )
+        _running.setdefault(key, set()).add(run)
+    if limit > 0:
+        TIMERS.after(limit, lambda: run.time_up(limit))
+    result: EvalResult | None = None
+    try:
+        result = work(run)
+    except BaseException as error:
+        result = EvalResult(request_id="", ok=False, error=describe_error(error))
+    finally:
+        with _running_lock:
+            _running.get(key, set()).discard(run)
+            if not _running.get(key, True):
+                _running.pop(key, None)
+            if run.abandoned:
+                _stuck -= 1
+            run.finished.set()
+        run.answer(
+            result or EvalResult(request_id="", ok=False, error="the eval ended without an answer")
+        )
 
 
-def _keep_interrupting(run: EvalRun) -> None:
-    """Repeat the interrupt for a stuck eval until it stops (it may never: then forever)."""
-    while not run.finished.wait(REPEAT_SECONDS):
-        run.interrupt(run.reason or "interrupted")
+def _after_fork_in_child() -> None:
+    global _running_lock, _stuck
+    _running_lock = threading.Lock()  # a parent thread may have held it at fork time
+    _running.clear()  # the parent's eval threads are not in the child
+    _stuck = 0
+    TIMERS.forget_after_fork()
+
+
+_register_at_fork: Callable[..., None] | None = getattr(os, "register_at_fork", None)
+if _register_at_fork is not None:  # not on Windows, which has no fork
+    _register_at_fork(after_in_child=_after_fork_in_child)

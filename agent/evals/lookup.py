@@ -27,7 +27,7 @@ from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
 from debugbroker.agent.reprs.tree import Budget, container_shape, mapping_items, represent_more
 from debugbroker.protocol import ExpandRequest, ExpandResult, ReprNode, SourceRequest, SourceResult
 
-__all__ = ["answer_expand", "answer_source", "fill_handles", "MAX_SOURCE_LINES"]
+__all__ = ["answer_expand", "answer_source", "fill_handles", "make_handle", "MAX_SOURCE_LINES"]
 
 MAX_SOURCE_LINES = 20_000
 _MAX_SOURCE_CHARS = 2 * 1024 * 1024
@@ -63,7 +63,7 @@ def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
             children = tuple(filled)
     more = node.more
     if wanted:
-        more = _handle(path)
+        more = make_handle(path)
         if len(more) > _MAX_HANDLE:
             more = None
     if children is node.children and more == node.more:
@@ -71,7 +71,7 @@ def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
     return replace(node, children=children, more=more)
 
 
-def _handle(path: list[Any]) -> str:
+def make_handle(path: list[Any]) -> str:
     """``json.dumps(path)``, compact and ASCII, for a path of one name and positions: four
     times faster than ``json.dumps`` with options, which builds an encoder per call (a
     report of a storm's error has several truncated values, each with a handle)."""

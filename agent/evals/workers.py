@@ -83,7 +83,8 @@ class WorkerPool:
                 worker.ready.acquire()  # picked just as it timed out: the task is coming
             task, worker.task = worker.task, None
 
-    def _forget_after_fork(self) -> None:
+    def forget_after_fork(self) -> None:
+        """In a forked child: none of the parent's threads exist there."""
         self._lock = threading.Lock()
         self._idle = []
 
@@ -93,7 +94,7 @@ _pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for pool in list(_pools):
-        pool._forget_after_fork()
+        pool.forget_after_fork()
 
 
 _register_at_fork: Callable[..., None] | None = getattr(os, "register_at_fork", None)

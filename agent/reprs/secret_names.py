@@ -28,7 +28,7 @@ class SecretNames:
 
     __slots__ = ("pattern", "_seen")
 
-    _REMEMBERED = 4096  # names remembered per pattern; past that, searched every time
+    REMEMBERED = 4096  # names remembered per pattern; past that, searched every time
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
         self.pattern = pattern
@@ -39,7 +39,7 @@ class SecretNames:
         found = self._seen.get(name)
         if found is None:
             found = self.pattern.search(_HUMP.sub("_", name)) is not None
-            if len(self._seen) < self._REMEMBERED and type(name) is str:
+            if len(self._seen) < self.REMEMBERED and type(name) is str:
                 self._seen[name] = found
         return True if found else None
 

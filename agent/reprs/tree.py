@@ -50,6 +50,7 @@ from debugbroker.agent.reprs.secret_values import MASK_MARGIN, mask_bytes, mask_
 from debugbroker.protocol import BRACKETS, ReprNode, Variable, format_node
 
 __all__ = [
+    "EXACT_SHAPES",
     "Budget",
     "SECRET_MASK",
     "collapsed",
@@ -90,7 +91,7 @@ _SHAPES: dict[Any, tuple[str, type[Any]]] = {
 # types): C types cannot be changed, so this skips the MRO walk of ``own_repr`` for the values
 # nearly every frame holds (the capture's hot path). Looked up only when
 # ``type(type(value)) is type``, so no metaclass hash runs.
-_EXACT_SHAPES: dict[type[Any], tuple[str, type[Any]]] = {
+EXACT_SHAPES: dict[type[Any], tuple[str, type[Any]]] = {
     tp: shape
     for tp, shape in (
         (str, ("str", str)),
@@ -288,7 +289,7 @@ class _Renderer:
         if reason is not None:
             return ReprNode(kind="object", type_name=type_name, text=f"<skipped: {reason}>")
         try:
-            shape = _EXACT_SHAPES.get(tp) if type(tp) is type else None
+            shape = EXACT_SHAPES.get(tp) if type(tp) is type else None
             if shape is None:
                 shape = _SHAPES.get(own_repr(tp))
             if shape is not None:

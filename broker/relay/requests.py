@@ -222,6 +222,11 @@ class Requests:
                 timer[0].cancel()
             self._pending.pop(request_id, None)
 
+    def probe(self, agent: AgentState, identity: bytes) -> None:
+        """Ping ``agent``'s connection from a callback; when it is closed, mark it gone."""
+        if not self._send_now(identity, Ping()):
+            self._in_background(self._registry.mark_gone(agent, "its connection closed"))
+
 
 @dataclass(frozen=True, slots=True)
 class _Probe:
@@ -251,11 +256,7 @@ class _Probe:
         # A request sent just as the process died is lost with its connection; a probe to
         # a gone connection fails at once (ROUTER_MANDATORY), and marking the agent gone
         # fails this future with a 410 (before its first await).
-        requests = self.requests
-        if not requests._send_now(self.identity, Ping()):
-            requests._in_background(
-                requests._registry.mark_gone(self.agent, "its connection closed")
-            )
+        self.requests.probe(self.agent, self.identity)
         self.arm(asyncio.get_running_loop())
 
 

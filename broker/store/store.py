@@ -105,6 +105,11 @@ class Store(StoreThread):
         return future
 
     @property
+    def reports_gathering(self) -> int:
+        """Reports queued and not yet handed to the store's thread (a batch gathering)."""
+        return len(self._reports)
+
+    @property
     def report_backlog(self) -> int:
         """Reports queued or being written, not yet committed."""
         return len(self._reports) + self._reports_in_hand

@@ -1,4 +1,4 @@
-"""The cache around CPython's caret placement (``plain_text._cache_caret_anchors``).
+"""The cache around CPython's caret placement (``plain_text.cache_caret_anchors``).
 
 The agent wraps ``traceback._extract_caret_anchors_from_line_segment`` in a bounded cache
 (each traceback frame's failing line is otherwise parsed with ``ast`` every time). The
@@ -39,7 +39,7 @@ def _fail(kind: str) -> BaseException:
 def test_the_cache_is_installed_once_and_gives_the_original_answers() -> None:
     cached = getattr(traceback, NAME)
     assert hasattr(cached, "cache_info")
-    plain_text._cache_caret_anchors()  # a second call does not wrap it again
+    plain_text.cache_caret_anchors()  # a second call does not wrap it again
     assert getattr(traceback, NAME) is cached
     original = cached.__wrapped__
     for segment in ("a + b / c", "x[1]['b']", "f(x)(y)", "not python (", "a.b + c[d]", ""):

@@ -509,7 +509,7 @@ def test_a_cut_result_can_be_expanded_while_the_frame_is_held(
     run(frame, "numbers.clear()")  # the handle names the object shown: changed, it shows so
     kept = answer_expand(registry, request, OPTIONS)
     assert kept.node is not None and kept.node.children == ()
-    for _ in range(evaluate._KEPT_RESULTS):  # only the last results stay alive
+    for _ in range(evaluate.KEPT_RESULTS):  # only the last results stay alive
         run(frame, "list(range(30))")
     gone = answer_expand(registry, request, OPTIONS)
     assert not gone.ok and gone.error is not None

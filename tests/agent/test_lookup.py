@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from debugbroker.agent.capture.exceptions import capture_exception
-from debugbroker.agent.evals import lookup
 from debugbroker.agent.evals.held_frames import FrameRegistry
-from debugbroker.agent.evals.lookup import answer_expand, answer_source
+from debugbroker.agent.evals.lookup import answer_expand, answer_source, make_handle
 from debugbroker.agent.options import Options
 from debugbroker.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
 
@@ -129,5 +128,5 @@ def test_source_of_a_held_frame_and_a_released_one() -> None:
 def test_handles_are_exactly_compact_ascii_json(name: str, positions: list[int]) -> None:
     path: list[Any] = [name, *positions]
     expected = json.dumps(path, ensure_ascii=True, separators=(",", ":"))
-    assert lookup._handle(path) == expected
-    assert json.loads(lookup._handle(path)) == path
+    assert make_handle(path) == expected
+    assert json.loads(make_handle(path)) == path

@@ -59,8 +59,7 @@ def test_repeats_come_from_the_cache_and_read_the_same() -> None:
     for _ in range(3):  # the same stack again: only the exception's own lines are formatted
         again = caught(divide, 2, 0)
         assert format_text(again, alone=True) == reference(again)
-    key = plain_text._stack_key(again.__traceback__)
-    assert key in plain_text._stacks
+    assert plain_text.is_stack_cached(again.__traceback__)
 
 
 def test_the_message_is_formatted_every_time() -> None:
@@ -69,7 +68,7 @@ def test_the_message_is_formatted_every_time() -> None:
         error = caught(raise_worded)
         text = format_text(error, alone=True)
         assert text == reference(error) and text.endswith(f"Worded: {word}\n")
-    assert plain_text._stack_key(error.__traceback__) in plain_text._stacks
+    assert plain_text.is_stack_cached(error.__traceback__)
 
 
 def test_an_edited_source_file_shows_its_new_lines_as_cpython_does(tmp_path: Path) -> None:

@@ -294,14 +294,14 @@ def test_secret_names_remember_their_answers_and_stay_right() -> None:
         assert secret.search("api_TOKEN") is True and secret.search("PASSWORD") is True
         assert secret.search("order_id") is None and secret.search("") is None
     # Past the remembered names it keeps answering by searching.
-    for n in range(SecretNames._REMEMBERED + 10):
+    for n in range(SecretNames.REMEMBERED + 10):
         assert secret.search(f"name{n}") is None
     assert secret.search("my_tok_here") is True
 
 
 def test_exact_type_names_are_the_exact_shapes_types() -> None:
     """``type_name_of`` and the renderer's scalar fast path name the types shown by shape."""
-    assert set(safe_text.EXACT_NAMES) == set(reprs._EXACT_SHAPES)
+    assert set(safe_text.EXACT_NAMES) == set(reprs.EXACT_SHAPES)
     assert all(name == tp.__name__ for tp, name in safe_text.EXACT_NAMES.items())
 
 

@@ -92,7 +92,8 @@ def te_shape(te: traceback.TracebackException, depth: int = 0) -> list[dict[str,
         shape: dict[str, Any] = {
             "type": exc_type.__qualname__,
             "module": exc_type.__module__,
-            "message": escaped(entry._str),  # type: ignore[attr-defined]
+            # The message as CPython formats it: TracebackException has no public name for it.
+            "message": escaped(entry._str),  # type: ignore[attr-defined]  # noqa: SLF001
             "notes": [escaped(note) for note in cpython_notes(entry.__notes__)],  # type: ignore[attr-defined]
             "link": None if position == 0 else link,
             "frames": [(f.filename, f.lineno, f.name) for f in entry.stack],

@@ -138,16 +138,16 @@ def test_a_lone_report_goes_at_once_and_a_storm_gathers_its_batches(tmp_path: Pa
         await store.open()
         store.gather_seconds = 3_600.0  # every report after a commit gathers (no timing here)
         first = store.queue_report(_report("lone"))
-        assert store.report_backlog == 1 and not store._reports  # handed over at once
+        assert store.report_backlog == 1 and not store.reports_gathering  # handed over at once
         assert await first and store.report_commits == 1
         # Right after a commit: the next reports gather until a batch is worth a commit.
         gathered = [store.queue_report(_report(f"g{i}")) for i in range(49)]
-        assert len(store._reports) == 49 and store.report_commits == 1
+        assert store.reports_gathering == 49 and store.report_commits == 1
         gathered.append(store.queue_report(_report("g49")))  # the 50th: handed over now
-        assert not store._reports
+        assert not store.reports_gathering
         assert all(await asyncio.gather(*gathered)) and store.report_commits == 2
         late = [store.queue_report(_report(f"late{i}")) for i in range(3)]
-        assert len(store._reports) == 3  # gathering: closing the store writes them
+        assert store.reports_gathering == 3  # gathering: closing the store writes them
         await store.close()
         assert all(future.done() and future.result() for future in late)
 
@@ -162,7 +162,7 @@ def test_a_gathering_batch_is_written_when_its_time_is_up(tmp_path: Path) -> Non
         store.gather_seconds = 0.05
         await store.add_report(_report("first"))
         waiting = store.queue_report(_report("second"))
-        assert store._reports  # gathering, not yet in the thread's hands
+        assert store.reports_gathering  # gathering, not yet in the thread's hands
         assert await asyncio.wait_for(waiting, 30)  # the timer hands it over
         assert store.report_commits == 2
         await store.close()
