@@ -145,6 +145,14 @@ class _Client:
         self.rejected = 0
         self.typed = 0.0  # when this tab's last typing notice was relayed (monotonic)
 
+    def fall_behind(self) -> None:
+        """Drop what waits for this tab and queue the close: the tab refetches what it
+        missed. The queue is emptied first, so the close always gets in (queued into a
+        full queue it was lost, and the tab stayed connected without events)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
     def within_rate(self) -> bool:
         """Token bucket: whether this message may be handled."""
         now = time.monotonic()
@@ -185,8 +193,7 @@ class EventHub:
             except asyncio.QueueFull:
                 log.warning("a dashboard fell behind; disconnecting it so it resyncs")
                 self._clients.discard(client)
-                with contextlib.suppress(asyncio.QueueFull):
-                    client.queue.put_nowait(None)
+                client.fall_behind()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /api/ws``: the event stream (authenticated by the security middleware)."""
