@@ -404,11 +404,12 @@ def start_complete(
     too_long = CompleteResult(
         request_id=request.request_id, ok=False, error="completion took too long"
     )
-    TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
+    timer = TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
     try:
         matches = complete(target.get_namespace(), request.text)
     except BaseException:
         matches = ()
+    timer.cancel()
     token = completion_token(request.text)
     once(
         CompleteResult(request_id=request.request_id, ok=True, matches=matches, replace=len(token))

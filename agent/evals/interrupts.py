@@ -34,6 +34,7 @@ from debugbroker.protocol import EvalResult
 __all__ = [
     "EvalRun",
     "Timers",
+    "Timer",
     "Once",
     "EVAL_THREADS",
     "TIMERS",
@@ -55,6 +56,21 @@ T = TypeVar("T")
 EVAL_THREADS = WorkerPool("debugbroker-eval")
 
 
+class Timer:
+    """One callback waiting in ``Timers``; ``cancel`` keeps it from running."""
+
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run it (it leaves the heap when the timer thread next looks). A hint, set
+        without the lock: a callback that races it runs, so each checks its own state."""
+        self.cancelled = True
+
+
 class Timers:
     """Callbacks run at a time, on one daemon thread started on first use (and again in a
     forked child). A callback must be quick and must not raise."""
@@ -62,32 +78,39 @@ class Timers:
     def __init__(self, name: str) -> None:
         self.name = name
         self._condition = threading.Condition(threading.Lock())
-        self._due: list[tuple[float, int, Callable[[], object]]] = []
+        self._due: list[tuple[float, int, Timer]] = []
         self._numbers = itertools.count()
         self._thread_pid = 0  # the process whose thread serves the heap (0: none yet)
 
-    def after(self, seconds: float, callback: Callable[[], object]) -> None:
+    def after(self, seconds: float, callback: Callable[[], object]) -> Timer:
         """Run ``callback`` on the timer thread ``seconds`` from now."""
+        timer = Timer(callback)
         with self._condition:
-            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._numbers), callback))
+            entry = (time.monotonic() + seconds, next(self._numbers), timer)
+            heapq.heappush(self._due, entry)
             if self._thread_pid != os.getpid():
                 self._thread_pid = os.getpid()
                 threading.Thread(target=self._run, name=self.name, daemon=True).start()
-            # The thread looks at the heap's head under this lock before it waits: a new
-            # earlier deadline either is seen there or wakes the wait.
-            self._condition.notify()
+            # The thread waits, under this lock, until the head's time at the latest: only a
+            # new head needs to wake it (then it is woken, never missed), and evals under
+            # one time limit add their deadlines in order, so most puts wake nobody.
+            if self._due[0] is entry:
+                self._condition.notify()
+        return timer
 
     def _run(self) -> None:
         while True:
             with self._condition:
                 while True:
+                    while self._due and self._due[0][2].cancelled:  # finished evals' limits
+                        heapq.heappop(self._due)
                     now = time.monotonic()
                     if self._due and self._due[0][0] <= now:
-                        _, _, callback = heapq.heappop(self._due)
+                        timer = heapq.heappop(self._due)[2]
                         break
                     self._condition.wait(self._due[0][0] - now if self._due else None)
             try:
-                callback()
+                timer.callback()
             except BaseException:  # a timer must never end the thread that serves them all
                 pass
 
@@ -265,8 +288,7 @@ def supervise(
     run = EvalRun(key, Once(answer))
     with _running_lock:
         _running.setdefault(key, set()).add(run)
-    if limit > 0:
-        TIMERS.after(limit, lambda: run.time_up(limit))
+    limit_timer = TIMERS.after(limit, lambda: run.time_up(limit)) if limit > 0 else None
     result: EvalResult | None = None
     try:
         result = work(run)
@@ -280,6 +302,8 @@ def supervise(
             if run.abandoned:
                 _stuck -= 1
             run.finished.set()
+        if limit_timer is not None:
+            limit_timer.cancel()
         run.answer(
             result or EvalResult(request_id="", ok=False, error="the eval ended without an answer")
         )
