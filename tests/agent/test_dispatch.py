@@ -19,6 +19,12 @@ from debugbroker.protocol import (
 from tests.conftest import DEADLINE, wait_for
 
 
+def eval_answer(answers: queue.Queue[Message]) -> EvalResult:
+    answer = answers.get(timeout=DEADLINE)
+    assert isinstance(answer, EvalResult)
+    return answer
+
+
 def held_gate(registry: FrameRegistry, gate: threading.Event) -> str:
     """Hold a real frame whose locals have ``gate``; its frame id."""
     try:
@@ -49,7 +55,7 @@ def test_evals_past_the_limit_are_refused_at_once_and_each_is_answered_once() ->
         assert answers.get(timeout=DEADLINE) == InterruptResult(request_id="i", interrupted=0)
     finally:
         gate.set()
-    done = sorted(answers.get(timeout=DEADLINE).request_id for _ in range(MAX_EVALS))
+    done = sorted(eval_answer(answers).request_id for _ in range(MAX_EVALS))
     assert done == sorted(f"e{number}" for number in range(MAX_EVALS))
     ask("after", "2")  # every slot is free again
     after = answers.get(timeout=DEADLINE)

@@ -70,8 +70,10 @@ def test_a_put_that_lands_inside_the_drain_still_wakes_the_io_thread() -> None:
     after_drain: list[Callable[[], None]] = []
     mailbox: Mailbox
 
+    def put() -> None:
+        mailbox.put_result(EvalResult(request_id="r2", ok=True))
+
     def put_now() -> None:
-        put = lambda: mailbox.put_result(EvalResult(request_id="r2", ok=True))  # noqa: E731
         if lock.held_here():
             after_drain.append(put)  # another thread would wait for the lock
         else:
@@ -82,18 +84,25 @@ def test_a_put_that_lands_inside_the_drain_still_wakes_the_io_thread() -> None:
         return InterleavingReader(reader, put_now), writer  # type: ignore[return-value]
 
     mailbox = Mailbox(10, socketpair=pair, lock=lock)
-    mailbox.put_result(EvalResult(request_id="r1", ok=True))
-    assert readable(mailbox)
-    mailbox.drain_wake()
-    for put in after_drain:
-        put()
-    # The I/O thread looks at its queues after every drain, then polls again.
-    assert [result.request_id for result in mailbox.take_results()] == ["r1", "r2"]
-    if readable(mailbox):  # r2's own byte, when it was put after the drain
+    try:
+        mailbox.put_result(EvalResult(request_id="r1", ok=True))
+        assert readable(mailbox)
         mailbox.drain_wake()
-    mailbox.put_result(EvalResult(request_id="r3", ok=True))
-    assert readable(mailbox), "after a put raced the drain, puts no longer wake the I/O thread"
-    mailbox.close()
+        for put in after_drain:
+            put()
+        # The I/O thread looks at its queues after every drain, then polls again.
+        taken = mailbox.take_results()
+        assert all(isinstance(result, EvalResult) for result in taken)
+        assert [result.request_id for result in taken if isinstance(result, EvalResult)] == [
+            "r1",
+            "r2",
+        ]
+        if readable(mailbox):  # r2's own byte, when it was put after the drain
+            mailbox.drain_wake()
+        mailbox.put_result(EvalResult(request_id="r3", ok=True))
+        assert readable(mailbox), "after a put raced the drain, puts no longer wake the I/O thread"
+    finally:
+        mailbox.close()
 
 
 def test_every_put_kind_wakes_until_drained() -> None:

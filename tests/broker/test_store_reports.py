@@ -138,13 +138,13 @@ def test_a_lone_report_goes_at_once_and_a_storm_gathers_its_batches(tmp_path: Pa
         await store.open()
         store.gather_seconds = 3_600.0  # every report after a commit gathers (no timing here)
         first = store.queue_report(_report("lone"))
-        assert store.report_backlog == 1 and not store.reports_gathering  # handed over at once
+        assert store.report_backlog == 1 and store.reports_gathering == 0  # handed over at once
         assert await first and store.report_commits == 1
         # Right after a commit: the next reports gather until a batch is worth a commit.
         gathered = [store.queue_report(_report(f"g{i}")) for i in range(49)]
         assert store.reports_gathering == 49 and store.report_commits == 1
         gathered.append(store.queue_report(_report("g49")))  # the 50th: handed over now
-        assert not store.reports_gathering
+        assert store.reports_gathering == 0
         assert all(await asyncio.gather(*gathered)) and store.report_commits == 2
         late = [store.queue_report(_report(f"late{i}")) for i in range(3)]
         assert store.reports_gathering == 3  # gathering: closing the store writes them
