@@ -18,6 +18,7 @@ from debugbroker.broker.http.audit import audit_middleware, security_routes
 from debugbroker.broker.http.auth import (
     LOOPBACK_HOSTS,
     AccessPolicy,
+    cookie_name_for,
     host_name,
     login_routes,
     origin_of,
@@ -59,6 +60,7 @@ class BrokerConfig:
     editor: str = "none"  # the default for "Open in editor" links (vscode, pycharm)
     path_map: tuple[tuple[str, str], ...] = ()  # container path prefix -> host path prefix
     secure_cookie: bool = False
+    login_code_seconds: float = 300.0  # how long a printed one-time login code stays valid
     curve_secret_key: str = ""  # set: agents must use CurveZMQ with the matching public key
     curve_public_key: str = ""
 
@@ -89,6 +91,9 @@ def build_app(config: BrokerConfig) -> web.Application:
         # Behind a TLS-terminating proxy the broker sees http, but the browser is on https.
         secure_cookie=config.secure_cookie or config.public_url.startswith("https://"),
         public_origin=origin_of(config.public_url),
+        cookie_name=cookie_name_for(f"{config.dashboard_url} {config.data_dir.resolve()}"),
+        dashboard_url=config.dashboard_url,
+        login_code_seconds=config.login_code_seconds,
     )
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES

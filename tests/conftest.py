@@ -305,6 +305,41 @@ class Broker:
     def evaluate(self, report_id: str, index: int, code: str) -> HttpAnswer:
         return self.post(f"/api/reports/{report_id}/frames/{index}/eval", {"code": code})
 
+    def login_url(self) -> str:
+        """A fresh one-time login URL (``POST /api/login-codes``), as the banner prints."""
+        answer = self.post("/api/login-codes", {})
+        assert answer.status == 200, answer.text
+        url: str = answer.json()["url"]
+        return url
+
+    def log_in(self, token: str | None = None) -> LoggedIn:
+        """A dashboard session opened with ``token`` (default: the broker's own)."""
+        answer = http(
+            "POST",
+            self.url + "/login",
+            json_body={"token": token or self.token},
+            headers={"Origin": self.url},
+        )
+        assert answer.status == 200, answer.text
+        cookie = answer.headers["set-cookie"].split(";", 1)[0]
+        return LoggedIn(cookie=cookie, key=answer.json()["key"], origin=self.url)
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """A dashboard session: its cookie (``name=value``) and key, as a browser tab holds them."""
+
+    cookie: str
+    key: str
+    origin: str
+
+    def headers(self, *, key: bool = True) -> dict[str, str]:
+        """What the dashboard sends: the cookie, its Origin and (unless not) the key."""
+        found = {"Cookie": self.cookie, "Origin": self.origin}
+        if key:
+            found["X-Debugbroker-Key"] = self.key
+        return found
+
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:

@@ -22,7 +22,7 @@ import zmq
 from aiohttp import web
 
 from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
-from debugbroker.broker.app import BrokerConfig, build_app
+from debugbroker.broker.app import POLICY, BrokerConfig, build_app
 from debugbroker.broker.http.auth import load_or_create_curve_keys
 from debugbroker.broker.http.editor import parse_editor, parse_path_map
 
@@ -112,6 +112,13 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
     )
     parser.add_argument("--eval-timeout", type=float, default=30.0, help="seconds an eval may take")
     parser.add_argument(
+        "--login-code-ttl",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long the printed one-time login URL stays valid (default %(default)s)",
+    )
+    parser.add_argument(
         "--curve",
         action="store_true",
         default=bool(os.environ.get("DEBUGBROKER_CURVE")),
@@ -139,6 +146,9 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
 def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
     """The broker configuration, and whether the token is ours to print (not user-given)."""
     data_dir = (args.data or default_data_dir()).expanduser()
+    # Reports and credentials: private to this user, also when the directory already existed.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     host, port = args.http
     token, show_token = load_or_create(
         data_dir / "token", args.token or os.environ.get("DEBUGBROKER_TOKEN")
@@ -165,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         allowed_hosts=frozenset(h.lower() for h in args.allow_host),
         agent_timeout=args.agent_timeout,
         eval_timeout=args.eval_timeout,
+        login_code_seconds=args.login_code_ttl,
         editor=args.editor,
         path_map=args.path_map,
         curve_secret_key=curve_secret,
@@ -183,12 +194,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _banner(config: BrokerConfig, show_token: bool) -> str:
-    lines = [f"debugbroker broker: dashboard on {config.dashboard_url}/"]
+def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
+    seconds = config.login_code_seconds
+    lasts = f"{round(seconds / 60)} min" if seconds >= 120 else f"{seconds:g} s"
+    lines = [
+        f"debugbroker broker: dashboard on {config.dashboard_url}/",
+        f"  log in:  {login_url}",
+        f"           (works once, for {lasts}; later, paste the token in the login form)",
+    ]
     if show_token:
-        lines.append(f"  log in:  {config.dashboard_url}/login?token={config.token}")
-    else:
-        lines.append(f"  log in:  {config.dashboard_url}/login with your token")
+        lines.append(f"  token:   in {config.data_dir / 'token'}")
     lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
     if config.curve_public_key:
         lines.append(f"           DEBUGBROKER_SERVER_KEY={config.curve_public_key} (CurveZMQ)")
@@ -214,7 +229,9 @@ async def serve(config: BrokerConfig, show_token: bool, ready: asyncio.Event | N
     try:
         site = web.TCPSite(runner, config.http_host, config.http_port)
         await site.start()
-        print(_banner(config, show_token), flush=True)
+        policy = app[POLICY]
+        login_url = policy.login_url(policy.issue_login_code("full"))
+        print(_banner(config, show_token, login_url), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

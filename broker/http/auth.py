@@ -1,35 +1,47 @@
-"""Who may use the dashboard: tokens, the login cookie, Host and Origin checks, headers.
+"""Who may use the dashboard: tokens, sessions, one-time login codes, Host and Origin checks.
 
 This broker runs code in other processes on request, so every rule here is deliberate:
 
-- A token is always required. The session cookie holds an HMAC of the token (never the
-  token itself), is HttpOnly and SameSite=Strict, and stays valid across broker restarts.
+- A token is always required. A login (with the token, or with a one-time code from the
+  printed login URL) opens a random session kept in the broker's memory, with an idle and an
+  absolute expiry; logout ends it, and so does a broker restart (new token or not). The
+  session cookie holds only the session's random id; it is HttpOnly and SameSite=Strict, and
+  its name carries the broker's instance so two brokers on one host keep their own.
+- A cookie alone never changes state: a state-changing request authenticated by the cookie
+  must also send the session's key (``X-Debugbroker-Key``), which the login answered to the
+  dashboard and which it keeps in the tab's memory and sessionStorage. Browsers send cookies
+  to every port of a host; the key they never send anywhere by themselves.
 - Two roles: the full token may run code; the view token may only read.
 - The Host header must be on the allowlist (loopback names by default): a DNS-rebinding page
   reaches the broker under its own host name and is refused.
 - Requests that change state, and the WebSocket, must come from the dashboard's own origin
   when they carry an Origin; cookie-authenticated ones must carry it.
-- Failed logins are rate-limited per client address; tokens are compared in constant time
-  and never logged. Failures that a browser marks as cross-site (``Sec-Fetch-Site``) are
-  counted apart, so a hostile page that fires wrong logins at the loopback address cannot
-  lock out the user's own logins from the terminal or the dashboard.
+- Failed credential attempts (a wrong token or code at login, a wrong Bearer token) are
+  counted per client, all loopback addresses being one client and no client-set header
+  choosing the bucket. A client past the limit gets its wrong attempts answered slowly and
+  with 429 and Retry-After; the right credential is always let in at once, so nobody can
+  lock the user out. Requests with a session are never counted, nor are stale cookies.
+- Tokens are compared in constant time and never logged.
 - Every answer, errors included, carries the security headers; errors under ``/api/`` are
   JSON like every other API answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import html
+import ipaddress
 import logging
+import math
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import zmq
@@ -40,9 +52,13 @@ from aiohttp.typedefs import Middleware
 __all__ = [
     "json_error",
     "AccessPolicy",
+    "Session",
     "Role",
     "LOOPBACK_HOSTS",
     "ROLE_KEY",
+    "KEY_HEADER",
+    "cookie_name_for",
+    "client_bucket",
     "security_middleware",
     "login_routes",
     "host_name",
@@ -52,11 +68,16 @@ __all__ = [
 
 Role = Literal["full", "view"]
 ROLE_KEY = "debugbroker_role"
-COOKIE_NAME = "debugbroker_session"
+KEY_HEADER = "X-Debugbroker-Key"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FAILURE_WINDOW_SECONDS = 60.0
-_MAX_FAILURES = 10  # per client address and window
+_MAX_FAILURES = 10  # per client and window; past it, wrong attempts are answered 429, slowly
+_MAX_FAILURE_DELAY = 4.0  # seconds the answer to a wrong attempt waits, at most
+_SESSION_IDLE_SECONDS = 12 * 3600.0
+_SESSION_MAX_SECONDS = 7 * 24 * 3600.0
+_MAX_SESSIONS = 1000  # past it, the least recently used session ends
+_MAX_LOGIN_CODES = 100  # outstanding one-time codes; past it, the oldest is dropped
 _LOUD_BAD_REQUESTS = 20  # unparseable requests logged one by one; then every 100th
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -77,9 +98,50 @@ def host_name(host_header: str) -> str:
     return host
 
 
+def cookie_name_for(instance: str) -> str:
+    """The session cookie's name for a broker instance (its address and data dir, say).
+
+    Browsers keep cookies per host, not per port: two brokers on one host must not
+    overwrite each other's session.
+    """
+    digest = hashlib.sha256(instance.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"debugbroker_session_{digest}"
+
+
+def client_bucket(address: str | None) -> str:
+    """The rate-limit bucket of a client address: loopback is one client, IPv6 by /64.
+
+    Only the connection's address counts: headers a client sets (``X-Forwarded-For``,
+    ``Sec-Fetch-Site``) would let it pick a fresh bucket per request.
+    """
+    text = (address or "").split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text or "?"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+@dataclass(slots=True)
+class Session:
+    """One login: its random id (the cookie) and key (the header), role and times."""
+
+    id: str
+    key: str
+    role: Role
+    created: float
+    last_used: float
+
+
 @dataclass(slots=True)
 class AccessPolicy:
-    """The broker's access rules; one instance per app."""
+    """The broker's access rules, sessions and login codes; one instance per app."""
 
     token: str
     view_token: str = ""
@@ -87,14 +149,14 @@ class AccessPolicy:
     secure_cookie: bool = False
     # The dashboard's public origin (``--public-url``): a proxy may rewrite the Host header.
     public_origin: str = ""
+    cookie_name: str = "debugbroker_session"
+    dashboard_url: str = ""
+    login_code_seconds: float = 300.0
+    sessions: dict[str, Session] = field(default_factory=dict)
+    login_codes: dict[str, tuple[Role, float]] = field(default_factory=dict)  # code -> expiry
     failures: dict[str, deque[float]] = field(default_factory=dict)
     failed_total: int = 0
     bad_requests: int = 0  # HTTP requests aiohttp could not even parse
-
-    def session_value(self, role: Role) -> str:
-        """The cookie value of a role: an HMAC of its token, so the token is never stored."""
-        token = self.token if role == "full" else self.view_token
-        return hmac.new(token.encode(), b"debugbroker-session-v1", hashlib.sha256).hexdigest()
 
     def role_of_token(self, given: str) -> Role | None:
         """The role a presented token grants, compared in constant time, or None."""
@@ -104,15 +166,62 @@ class AccessPolicy:
         )
         return "full" if full else "view" if view else None
 
-    def role_of_cookie(self, value: str) -> Role | None:
-        """The role a session cookie grants, or None."""
-        if hmac.compare_digest(value.encode(), self.session_value("full").encode()):
-            return "full"
-        if self.view_token and hmac.compare_digest(
-            value.encode(), self.session_value("view").encode()
-        ):
-            return "view"
-        return None
+    def open_session(self, role: Role) -> Session:
+        """A new session of ``role``, with a fresh random id and key."""
+        now = time.monotonic()
+        if len(self.sessions) >= _MAX_SESSIONS:
+            oldest = min(self.sessions.values(), key=lambda session: session.last_used)
+            del self.sessions[oldest.id]
+        session = Session(
+            id=secrets.token_urlsafe(32),
+            key=secrets.token_urlsafe(32),
+            role=role,
+            created=now,
+            last_used=now,
+        )
+        self.sessions[session.id] = session
+        return session
+
+    def session_of(self, cookie: str) -> Session | None:
+        """The live session a cookie names (its idle time restarts), or None."""
+        session = self.sessions.get(cookie)
+        if session is None:
+            return None
+        now = time.monotonic()
+        idle = now - session.last_used > _SESSION_IDLE_SECONDS
+        if idle or now - session.created > _SESSION_MAX_SECONDS:
+            del self.sessions[session.id]
+            return None
+        session.last_used = now
+        return session
+
+    def close_session(self, cookie: str) -> None:
+        """End a session (logout); an unknown id is no error."""
+        self.sessions.pop(cookie, None)
+
+    def issue_login_code(self, role: Role = "full") -> str:
+        """A one-time login code for ``role``, valid for ``login_code_seconds``."""
+        now = time.monotonic()
+        for code, (_, expiry) in list(self.login_codes.items()):
+            if expiry <= now:
+                del self.login_codes[code]
+        while len(self.login_codes) >= _MAX_LOGIN_CODES:
+            del self.login_codes[next(iter(self.login_codes))]
+        code = secrets.token_urlsafe(16)
+        self.login_codes[code] = (role, now + self.login_code_seconds)
+        return code
+
+    def login_url(self, code: str) -> str:
+        """The dashboard URL that logs a browser in with ``code`` (once)."""
+        return f"{self.dashboard_url}/?code={code}"
+
+    def redeem_login_code(self, given: str) -> Role | None:
+        """The role of a one-time code, which is used up; None if unknown or expired."""
+        found = self.login_codes.pop(given, None)
+        if found is None:
+            return None
+        role, expiry = found
+        return role if time.monotonic() < expiry else None
 
     def host_allowed(self, host_header: str | None) -> bool:
         """Whether the Host header names this broker (DNS-rebinding defence)."""
@@ -120,22 +229,33 @@ class AccessPolicy:
             return True
         return bool(host_header) and host_name(host_header or "") in self.allowed_hosts
 
-    def throttled(self, client: str) -> bool:
-        """Whether this client failed to log in too often lately."""
-        recent = self.failures.get(client)
+    def recent_failures(self, bucket: str) -> int:
+        """How many credential attempts of this client failed in the last window."""
+        recent = self.failures.get(bucket)
         if not recent:
-            return False
+            return 0
         cutoff = time.monotonic() - _FAILURE_WINDOW_SECONDS
         while recent and recent[0] < cutoff:
             recent.popleft()
-        return len(recent) >= _MAX_FAILURES
+        return len(recent)
 
-    def record_failure(self, client: str) -> None:
-        """Count a failed login or a wrong token from this client."""
+    def retry_after(self, bucket: str) -> int:
+        """Seconds until this client is under the limit again (0: it is)."""
+        recent = self.failures.get(bucket)
+        if self.recent_failures(bucket) <= _MAX_FAILURES or not recent:
+            return 0
+        oldest = recent[-_MAX_FAILURES]
+        return max(1, math.ceil(oldest + _FAILURE_WINDOW_SECONDS - time.monotonic()))
+
+    def record_failure(self, bucket: str) -> float:
+        """Count a failed credential attempt; the seconds its answer should wait."""
         self.failed_total += 1
-        if len(self.failures) > 10_000:  # bounded: forget the quietest clients
-            self.failures.clear()
-        self.failures.setdefault(client, deque(maxlen=_MAX_FAILURES * 2)).append(time.monotonic())
+        if len(self.failures) > 10_000 and bucket not in self.failures:
+            self.failures.clear()  # bounded: forget the quietest clients
+        recent = self.failures.setdefault(bucket, deque(maxlen=_MAX_FAILURES * 2))
+        recent.append(time.monotonic())
+        excess = self.recent_failures(bucket) - _MAX_FAILURES
+        return 0.0 if excess <= 0 else min(0.25 * 2.0 ** (excess - 1), _MAX_FAILURE_DELAY)
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -160,30 +280,45 @@ def _origin_matches(policy: AccessPolicy, request: web.Request, origin: str) -> 
     return bool(policy.public_origin) and origin.lower() == policy.public_origin
 
 
-def _client(request: web.Request) -> str:
-    """The rate-limit key: the client address, and whether a browser said "cross-site".
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """What a request presented: the role it grants (None: nothing valid), the session when
+    it came by cookie, and whether it was a credential attempt (a Bearer token)."""
 
-    Only two buckets per address, so a client choosing its own ``Sec-Fetch-Site`` gains
-    at most twice the attempts, while a web page (whose requests browsers always mark
-    cross-site) can only use up its own bucket, never the user's.
-    """
-    site = request.headers.get("Sec-Fetch-Site", "").lower()
-    bucket = "cross" if site in ("cross-site", "same-site") else "direct"
-    return f"{request.remote or '?'} {bucket}"
+    role: Role | None
+    session: Session | None = None
+    attempted: bool = False
 
 
-def _authenticate(policy: AccessPolicy, request: web.Request) -> tuple[Role | None, bool]:
-    """The request's role and whether it came by cookie (None when it has no valid one)."""
+def _authenticate(policy: AccessPolicy, request: web.Request) -> _Credential:
+    """Who the request is. A Bearer token wins; other ``Authorization`` schemes (a proxy's
+    Basic auth) are not ours and are ignored; else the session cookie."""
     header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer" and credentials:
-            return policy.role_of_token(credentials.strip()), False
-        return None, False
-    cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
-        return policy.role_of_cookie(cookie), True
-    return None, False
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return _Credential(policy.role_of_token(credentials.strip()), attempted=True)
+    cookie = request.cookies.get(policy.cookie_name)
+    session = policy.session_of(cookie) if cookie else None
+    if session is None:
+        return _Credential(None)  # no cookie, or a stale one: not counted as a failure
+    return _Credential(session.role, session)
+
+
+async def _refuse_credential(
+    policy: AccessPolicy, request: web.Request, answer: Callable[[int, str], web.Response]
+) -> web.Response:
+    """The answer to a wrong credential: counted for the client, and past the limit
+    delayed and 429 with Retry-After (the right credential is never held back)."""
+    bucket = client_bucket(request.remote)
+    delay = policy.record_failure(bucket)
+    if delay:
+        await asyncio.sleep(delay)
+    retry = policy.retry_after(bucket)
+    if not retry:
+        return answer(401, "that token or code is not valid for this broker")
+    response = answer(429, f"too many failed attempts; try again in {retry} seconds")
+    response.headers["Retry-After"] = str(retry)
+    return response
 
 
 def _secure_headers(response: web.StreamResponse) -> None:
@@ -275,58 +410,62 @@ async def _guarded_api(
     changes_state: bool,
     origin: str | None,
 ) -> web.StreamResponse:
-    client = _client(request)
-    if policy.throttled(client):
-        return json_error(429, "too many failed attempts; wait a minute and try again")
-    role, by_cookie = _authenticate(policy, request)
-    if role is None:
-        if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
-            policy.record_failure(client)
+    credential = _authenticate(policy, request)
+    if credential.role is None:
+        if credential.attempted:
+            return await _refuse_credential(policy, request, json_error)
         return json_error(401, "log in first: open the login URL the broker printed")
-    if changes_state and by_cookie and origin is None:
-        return json_error(403, "a request with the session cookie must carry an Origin header")
-    request[ROLE_KEY] = role
+    session = credential.session
+    if changes_state and session is not None:
+        if origin is None:
+            return json_error(403, "a request with the session cookie must carry an Origin header")
+        given = request.headers.get(KEY_HEADER, "")
+        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        # The WebSocket only reads events and relays presence; browsers cannot add headers
+        # to its handshake. Everything that changes state is an HTTP request.
+        if not is_websocket and not hmac.compare_digest(given.encode(), session.key.encode()):
+            return json_error(
+                403,
+                f"a request with the session cookie must carry the session's {KEY_HEADER} "
+                "header (the cookie alone runs nothing); log in again in this tab",
+            )
+    request[ROLE_KEY] = credential.role
     return await handler(request)
 
 
-_LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>debugbroker: log in</title>
-<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/static/app.css"></head>
-<body class="login-page"><main class="login"><h1>debugbroker</h1><p>{message}</p>
-<form method="post" action="/login"><label>Token <input name="token" type="password"
-autocomplete="current-password" required></label> <button type="submit">Log in</button></form>
-</main></body></html>
-"""
-
-
-def _login_page(status: int, message: str) -> web.Response:
-    body = _LOGIN_PAGE.format(message=html.escape(message))
-    return web.Response(status=status, text=body, content_type="text/html")
+async def _login_body(request: web.Request) -> dict[str, Any] | None:
+    """The JSON object of a login request, or None when it is not one."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
-    """``/login`` (GET with ``?token=``, or POST from the form) and ``POST /logout``."""
+    """``POST /login``, ``POST /logout``, ``GET /session``, ``POST /api/login-codes`` and
+    ``GET /login`` (which only sends browsers to the dashboard's login form)."""
+
+    async def login_page(request: web.Request) -> web.StreamResponse:
+        # Never reads a token from the URL: a URL lands in history and logs.
+        raise web.HTTPSeeOther("/")
 
     async def login(request: web.Request) -> web.StreamResponse:
-        client = _client(request)
-        if policy.throttled(client):
-            return _login_page(429, "Too many failed attempts. Wait a minute and try again.")
-        if request.method == "POST":
-            form = await request.post()
-            given = form.get("token")
+        body = await _login_body(request)
+        token, code = (body or {}).get("token"), (body or {}).get("code")
+        if not (isinstance(token, str) and token) and not (isinstance(code, str) and code):
+            return json_error(400, 'send JSON {"token": "..."} or {"code": "..."}')
+        if isinstance(token, str) and token:
+            role = policy.role_of_token(token.strip())
         else:
-            given = request.query.get("token")
-        if not isinstance(given, str) or not given:
-            return _login_page(401, "Paste the token the broker printed when it started.")
-        role = policy.role_of_token(given.strip())
+            role = policy.redeem_login_code(str(code).strip())
         if role is None:
-            policy.record_failure(client)
-            return _login_page(401, "That token is not valid for this broker.")
-        response = web.Response(status=302, headers={"Location": "/"})
+            return await _refuse_credential(policy, request, json_error)
+        session = policy.open_session(role)
+        response = web.json_response({"role": role, "key": session.key})
         response.set_cookie(
-            COOKIE_NAME,
-            policy.session_value(role),
+            policy.cookie_name,
+            session.id,
             httponly=True,
             samesite="Strict",
             secure=policy.secure_cookie or request.secure,
@@ -335,26 +474,39 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
         return response
 
     async def logout(request: web.Request) -> web.StreamResponse:
+        cookie = request.cookies.get(policy.cookie_name)
+        if cookie:
+            policy.close_session(cookie)
         response = web.json_response({"ok": True})
-        response.del_cookie(COOKIE_NAME, path="/")
+        response.del_cookie(policy.cookie_name, path="/")
         return response
 
     async def session(request: web.Request) -> web.StreamResponse:
-        client = _client(request)
-        if policy.throttled(client):  # else this would be an unlimited token oracle
-            return json_error(429, "too many failed attempts; wait a minute and try again")
-        role, _ = _authenticate(policy, request)
-        if role is None:
-            if request.headers.get("Authorization") or request.cookies.get(COOKIE_NAME):
-                policy.record_failure(client)
+        credential = _authenticate(policy, request)
+        if credential.role is None:
+            if credential.attempted:
+                return await _refuse_credential(policy, request, json_error)
             return json_error(401, "not logged in")
-        return web.json_response({"role": role})
+        return web.json_response({"role": credential.role})
+
+    async def login_code(request: web.Request) -> web.StreamResponse:
+        role: Role = request[ROLE_KEY]
+        code = policy.issue_login_code(role)
+        return web.json_response(
+            {
+                "code": code,
+                "url": policy.login_url(code),
+                "role": role,
+                "expires_in": policy.login_code_seconds,
+            }
+        )
 
     return [
-        web.get("/login", login),
+        web.get("/login", login_page),
         web.post("/login", login),
         web.post("/logout", logout),
         web.get("/session", session),
+        web.post("/api/login-codes", login_code),
     ]
 
 

@@ -9,5 +9,5 @@ const root = document.getElementById("app");
 if (root !== null) {
   prefetchRoutedReport();
   render(<App />, root);
-  startSession();
+  void startSession();
 }

@@ -165,10 +165,10 @@ def open_page(chromium: Browser) -> Iterator[OpenPage]:
 
 
 def log_in(page: Page, broker: Broker) -> Page:
-    """Log ``page`` in through ``/login?token=`` and wait for the live event stream."""
-    response = page.goto(f"{broker.url}/login?token={broker.token}")
+    """Log ``page`` in through a one-time login URL and wait for the live event stream."""
+    response = page.goto(broker.login_url())
     assert response is not None and response.ok, response and response.status
-    assert page.url == f"{broker.url}/", page.url  # the token is not left in the address bar
+    page.wait_for_url(f"{broker.url}/")  # the code is not left in the address bar
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
     return page
 

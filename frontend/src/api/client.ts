@@ -1,5 +1,7 @@
-// HTTP calls to the broker's JSON API (docs/api.md). Same-origin cookies carry the session;
-// a 401 asks the app to show the login form; every failure becomes an ApiError whose
+// HTTP calls to the broker's JSON API (docs/api.md). Same-origin cookies carry the session,
+// and every POST also carries the session's key (X-Debugbroker-Key), which the login answered
+// and which this tab keeps in memory and sessionStorage: the broker runs nothing for a cookie
+// alone. A 401 asks the app to show the login form; every failure becomes an ApiError whose
 // message is the broker's {"error"} text, ready to show to the user.
 import type {
   AgentList,
@@ -27,6 +29,32 @@ class ApiError extends Error {
 }
 
 let onUnauthorized: () => void = () => {};
+
+const KEY_STORAGE = "debugbroker:session-key";
+let sessionKey: string | null = readStoredKey();
+
+function readStoredKey(): string | null {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE);
+  } catch {
+    return null; // storage disabled: the key lives in memory only
+  }
+}
+
+/** Keep the session's key for this tab (memory and sessionStorage, never a cookie). */
+function setSessionKey(key: string): void {
+  sessionKey = key;
+  try {
+    sessionStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    // memory only
+  }
+}
+
+/** The session key this tab holds, if any. */
+function currentSessionKey(): string | null {
+  return sessionKey;
+}
 
 /** Register what happens when the broker answers 401 (the app shows its login form). */
 function setUnauthorizedHandler(handler: () => void): void {
@@ -80,6 +108,7 @@ async function postJson<T>(path: string, body: unknown, author = ""): Promise<T>
   const headers: Record<string, string> = { Accept: "application/json", "Content-Type": "application/json" };
   // The display name travels percent-encoded: headers are Latin-1 only.
   if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
+  if (sessionKey !== null) headers["X-Debugbroker-Key"] = sessionKey;
   const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
   return (await response.json()) as T;
 }
@@ -166,21 +195,33 @@ function createShareLink(id: string): Promise<ShareLink> {
   return postJson<ShareLink>(`/api/reports/${encodeURIComponent(id)}/share`, {});
 }
 
-/** POST /login with the token: null once the session cookie is set, else why it failed. */
-async function logIn(token: string): Promise<string | null> {
+/** What a login presents: the broker's token, or a one-time code from a login URL. */
+type Credential = { token: string } | { code: string };
+
+/** POST /login: null once the session is open (cookie set, key kept), else why it failed. */
+async function logIn(credential: Credential): Promise<string | null> {
   let response: Response;
   try {
     response = await fetch("/login", {
       method: "POST",
       credentials: "same-origin",
-      body: new URLSearchParams({ token }),
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(credential),
     });
   } catch (error) {
     return `Cannot reach the broker (${error instanceof Error ? error.message : String(error)})`;
   }
-  if (response.ok) return null; // the 302 to / was followed: the cookie is set
-  if (response.status === 401) return "That token is not valid for this broker.";
-  if (response.status === 429) return "Too many failed attempts. Wait a minute and try again.";
+  if (response.ok) {
+    const answer = (await response.json()) as { key?: unknown };
+    if (typeof answer.key !== "string") return "The broker's login answer has no session key.";
+    setSessionKey(answer.key);
+    return null;
+  }
+  if (response.status === 401) {
+    return "token" in credential
+      ? "That token is not valid for this broker."
+      : "This login link was used already or has expired. Paste the token instead.";
+  }
   return await errorMessage(response);
 }
 
@@ -212,6 +253,8 @@ export {
   completeInConsole,
   type ConsolePath,
   createShareLink,
+  type Credential,
+  currentSessionKey,
   evaluateInConsole,
   expandValue,
   fetchAgents,
@@ -228,5 +271,6 @@ export {
   type ReportSearch,
   resumeReport,
   searchReports,
+  setSessionKey,
   setUnauthorizedHandler,
 };

@@ -1,6 +1,9 @@
-// The session with the broker: whether we must log in, and the live event stream's state.
+// The session with the broker: whether we must log in, the session key this tab holds, and
+// the live event stream's state. A login URL's one-time code ("/?code=...") is exchanged for a session at startup and removed from the address bar. Tabs of this
+// dashboard (same origin only) hand each other the session key over a BroadcastChannel, so a
+// new tab needs no new login and a new login reaches every open tab.
 import { signal } from "@preact/signals";
-import { logIn, setUnauthorizedHandler } from "../api/client";
+import { currentSessionKey, logIn, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
@@ -13,18 +16,65 @@ type ConnectionState = SocketStatus | { state: "signed-out" };
 /** True once the broker answered 401: the app shows the login form instead of data. */
 const loginRequired = signal(false);
 
+/** Why the login form is shown, when it is not simply the first visit. */
+const loginNotice = signal("");
+
 /** What the connection indicator shows. */
 const connection = signal<ConnectionState>({ state: "connecting" });
 
 let events: EventSocket | null = null;
 
-setUnauthorizedHandler(() => {
+type TabMessage = { type: "ask" } | { type: "key"; key: string };
+const tabs = typeof BroadcastChannel === "function" ? new BroadcastChannel("debugbroker:session") : null;
+const ASK_TABS_MS = 300;
+
+tabs?.addEventListener("message", (event: MessageEvent<TabMessage>) => {
+  const message = event.data;
+  const key = currentSessionKey();
+  if (message.type === "ask" && key !== null) tabs.postMessage({ type: "key", key } satisfies TabMessage);
+  else if (message.type === "key" && typeof message.key === "string") setSessionKey(message.key);
+});
+
+/** Ask the other open tabs for the session key (null when none answers soon). */
+function keyFromOtherTabs(): Promise<string | null> {
+  if (tabs === null) return Promise.resolve(null);
+  const channel: BroadcastChannel = tabs;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      channel.removeEventListener("message", listen);
+      resolve(null);
+    }, ASK_TABS_MS);
+    function listen(event: MessageEvent<TabMessage>): void {
+      if (event.data.type !== "key") return;
+      clearTimeout(timer);
+      channel.removeEventListener("message", listen);
+      resolve(event.data.key);
+    }
+    channel.addEventListener("message", listen);
+    channel.postMessage({ type: "ask" } satisfies TabMessage);
+  });
+}
+
+/** The one-time code of a login URL ("/?code=..."), removed from the address bar. */
+function takeLoginCode(): string | null {
+  const query = new URLSearchParams(location.search);
+  const code = query.get("code");
+  if (code === null) return null;
+  query.delete("code");
+  const rest = query.toString();
+  history.replaceState(history.state, "", `${location.pathname}${rest ? `?${rest}` : ""}${location.hash}`);
+  return code;
+}
+
+function signOut(): void {
   loginRequired.value = true;
   // The stream would only be refused too; the login form's POST reloads the page anyway.
   events?.close();
   events = null;
   connection.value = { state: "signed-out" };
-});
+}
+
+setUnauthorizedHandler(signOut);
 
 function openEvents(): void {
   if (events !== null || loginRequired.value) return;
@@ -56,15 +106,39 @@ function openEvents(): void {
   connectPresence((message) => socket.send(message));
 }
 
-/** Load the first data, then open the live event stream (called once at startup). */
-function startSession(): void {
+/** Open the session (a login code, or the key this or another tab holds), load the first
+ * data, then open the live event stream (called once at startup). */
+async function startSession(): Promise<void> {
+  const code = takeLoginCode();
+  if (code !== null) {
+    const failure = await logIn({ code });
+    if (failure !== null) {
+      loginNotice.value = failure;
+      signOut();
+      return;
+    }
+    tabs?.postMessage({ type: "key", key: currentSessionKey() ?? "" } satisfies TabMessage);
+  }
+  if (currentSessionKey() === null) {
+    const key = await keyFromOtherTabs();
+    if (key === null) {
+      // A cookie may still be valid, but without its key this tab could run nothing.
+      signOut();
+      return;
+    }
+    setSessionKey(key);
+  }
   void loadAgents();
   void loadReports().then(openEvents);
 }
 
-/** Send the token to POST /login: null once the session cookie is set, else why it failed. */
-function signIn(token: string): Promise<string | null> {
-  return logIn(token);
+/** Send the token to POST /login: null once the session is open (and handed to the other
+ * tabs), else why it failed. */
+async function signIn(token: string): Promise<string | null> {
+  const failure = await logIn({ token });
+  const key = currentSessionKey();
+  if (failure === null && key !== null) tabs?.postMessage({ type: "key", key } satisfies TabMessage);
+  return failure;
 }
 
 /** Reconnect now instead of waiting for the backoff timer. */
@@ -72,4 +146,4 @@ function retryConnection(): void {
   events?.retryNow();
 }
 
-export { connection, loginRequired, retryConnection, signIn, startSession, type ConnectionState };
+export { connection, loginNotice, loginRequired, retryConnection, signIn, startSession, type ConnectionState };

@@ -1,15 +1,18 @@
-// Shown when the broker answers 401: the token goes to POST /login (same origin, so the
-// request carries the Origin the broker checks), which sets the session cookie; then the
-// page reloads into the dashboard. A wrong token is reported in the form itself.
+// Shown when the broker answers 401 (or this tab holds no session key): the token goes to
+// POST /login (same origin, so the request carries the Origin the broker checks), which sets
+// the session cookie and answers the session key; then the page reloads into the dashboard.
+// A wrong token is reported in the form itself; so is a used or expired login link.
 import { useState } from "preact/hooks";
-import { signIn } from "../state/session";
+import { loginNotice, signIn } from "../state/session";
 
 type Attempt = { state: "idle" } | { state: "sending" } | { state: "failed"; message: string };
 
 /** The token login form. */
 function LoginForm() {
   const [token, setToken] = useState("");
-  const [attempt, setAttempt] = useState<Attempt>({ state: "idle" });
+  const [attempt, setAttempt] = useState<Attempt>(
+    loginNotice.value ? { state: "failed", message: loginNotice.value } : { state: "idle" },
+  );
 
   async function submit(event: Event): Promise<void> {
     event.preventDefault();
