@@ -25,11 +25,10 @@ def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
         output = demo.wait_until(
             lambda: "first error:" in demo.output() and demo.output(), "the demo's first error"
         )
-        login = re.search(r"log in:\s+(http://\S+/login\?token=(\S+))", output)
+        login = re.search(r"log in:\s+(http://\S+/)\?code=(\S+)", output)
         assert login, output
-        token = login.group(2)
-        assert token == (tmp_path / "data" / "token").read_text().strip()
-        assert len(token) >= 43  # 32 random bytes, urlsafe base64
+        token = (tmp_path / "data" / "token").read_text().strip()
+        assert len(token) >= 43 and token not in output  # 32 random bytes, never printed
         report_url = re.search(r"first error: (\S+)", output)
         assert report_url and report_url.group(1).startswith(f"http://127.0.0.1:{http_port}/#/")
         report_id = report_url.group(1).rsplit("/", 1)[1]
@@ -54,12 +53,13 @@ def test_demo_starts_a_broker_an_app_and_a_first_error(tmp_path: Path) -> None:
             return reports
 
         wait_for(lambda: len(listed()) == 2, what="the second report")
-        # Logging in with the printed URL sets the session cookie and drops the token.
-        answer = http("GET", login.group(1))
-        assert answer.status == 302 and answer.headers["location"] == "/"
-        assert (
-            "HttpOnly" in answer.headers["set-cookie"] and token not in answer.headers["set-cookie"]
-        )
+        # The printed URL's code opens a session (the dashboard posts it), once.
+        assert login.group(1) == f"http://127.0.0.1:{http_port}/"
+        code = {"code": login.group(2)}
+        answer = http("POST", f"{login.group(1)}login", json_body=code)
+        assert answer.status == 200 and answer.json()["key"]
+        assert "HttpOnly" in answer.headers["set-cookie"]
+        assert http("POST", f"{login.group(1)}login", json_body=code).status == 401
     finally:
         demo.stop()
     assert demo.popen is not None and demo.popen.returncode == 0, demo.output()

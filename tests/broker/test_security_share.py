@@ -80,13 +80,20 @@ def test_a_share_link_never_reaches_the_api_or_eval(
     summary, share_id = shared
     eval_path = f"/api/reports/{summary['id']}/frames/0/eval"
     as_token = {"Authorization": f"Bearer {share_id}"}
-    as_cookie = {"Cookie": f"debugbroker_session={share_id}", "Origin": broker.url}
+    cookie_name = broker.log_in().cookie.split("=", 1)[0]
+    as_cookie = {
+        "Cookie": f"{cookie_name}={share_id}",
+        "Origin": broker.url,
+        "X-Debugbroker-Key": share_id,
+    }
     for headers in ({}, as_token, as_cookie, {"Referer": f"{broker.url}/share/{share_id}"}):
         answer = http("POST", broker.url + eval_path, headers=headers, json_body={"code": "1"})
         assert answer.status in (401, 429), (headers, answer.status)
         answer = http("GET", f"{broker.url}/api/reports/{summary['id']}", headers=headers)
         assert answer.status in (401, 429)
-    assert http("GET", f"{broker.url}/login?token={share_id}").status in (401, 429)
+    for credential in ({"token": share_id}, {"code": share_id}):
+        answer = http("POST", f"{broker.url}/login", json_body=credential)
+        assert answer.status in (401, 429)
     # Nothing under /share/ takes a POST, so there is no way to send code there.
     for path in (f"/share/{share_id}", f"/share/{share_id}/eval", f"/share/{share_id}/text"):
         answer = http("POST", broker.url + path, json_body={"code": "1"})

@@ -124,9 +124,11 @@ def test_unknown_static_files_are_404_with_the_security_headers(broker: Broker, 
     assert_secure(answer, path)
 
 
-def test_the_login_and_share_pages_still_get_their_stylesheet(broker: Broker) -> None:
+def test_login_sends_browsers_to_the_dashboard_and_the_stylesheet_is_served(
+    broker: Broker,
+) -> None:
     login = get(broker, "/login")
-    assert login.status == 401 and 'href="/static/app.css"' in login.text
+    assert login.status == 303 and login.headers["location"] == "/"
     css = get(broker, "/static/app.css")
     assert css.status == 200 and css.body == (STATIC_DIR / "app.css").read_bytes()
     assert css.headers["cache-control"] == REVALIDATE
