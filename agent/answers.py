@@ -13,6 +13,7 @@ masked by content here (its source lines are shown as they are, as in a report's
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import traceback
 import uuid
@@ -35,6 +36,7 @@ __all__ = [
     "error_answer",
     "html_page",
     "report_url",
+    "is_local_client",
     "ERROR_STATUS",
 ]
 
@@ -81,6 +83,17 @@ def traceback_text(error: BaseException, report: Report | None, secret: SecretNa
         return mask_traceback(traceback.format_exception(error), secret)
     except Exception:
         return mask_text(describe_error(error), secret)
+
+
+def is_local_client(environ: Mapping[str, Any]) -> bool:
+    """Whether the request came from this machine (``REMOTE_ADDR`` is loopback)."""
+    try:
+        address = ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")).split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def preferred_format(environ: Mapping[str, Any]) -> str:
@@ -130,6 +143,9 @@ def error_answer(
         f"the debugbroker broker is not reachable at {broker_url}; "
         "the traceback was printed to the server log"
     )
+    if not is_local_client(environ):  # a traceback is for the developer at this machine
+        down += " and is shown here only to clients on the app's own machine"
+        text = ""
     headers = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
     if url:
         headers.append(("X-Debugbroker-Report", url))
@@ -147,7 +163,7 @@ def error_answer(
         if url:
             lines.append(f"Open this error in the debugbroker dashboard: {url}")
         if not connected:
-            lines += [f"Note: {down}.", "", text]
+            lines += [f"Note: {down}.", "", text] if text else [f"Note: {down}."]
         body = "\n".join(lines).encode("utf-8", "replace") + b"\n"
     headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
     return ERROR_STATUS, headers, body
@@ -171,7 +187,8 @@ def html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> 
     if fallback is not None:
         note, text = fallback
         parts.append(f'<p class="note">Note: {escape(note)}.</p>')
-        parts.append(f"<pre>{escape(text)}</pre>")
+        if text:
+            parts.append(f"<pre>{escape(text)}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -46,6 +46,9 @@ def environ_from_scope(scope: Scope) -> dict[str, Any]:
     server = scope.get("server")
     if server and len(server) == 2 and server[1] is not None:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = str(server[0]), str(server[1])
+    client = scope.get("client")
+    if client and len(client) == 2:
+        environ["REMOTE_ADDR"] = str(client[0])
     for count, (raw_name, raw_value) in enumerate(scope.get("headers", ())):
         if count >= _MAX_HEADERS:
             break

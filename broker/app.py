@@ -6,6 +6,7 @@ the WebSocket fan-out. SQLite work happens on the store's own thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         cookie_name=cookie_name_for(f"{config.dashboard_url} {config.data_dir.resolve()}"),
         dashboard_url=config.dashboard_url,
         login_code_seconds=config.login_code_seconds,
+        sessions_path=config.data_dir / "sessions",
     )
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
@@ -118,6 +120,7 @@ def build_app(config: BrokerConfig) -> web.Application:
 
     async def lifecycle(app: web.Application) -> object:
         await static.load()
+        await asyncio.to_thread(policy.load_sessions)
         await store.open()
         await relay.start()
         log.info("agents connect to %s", relay.bound_endpoint)
@@ -125,12 +128,13 @@ def build_app(config: BrokerConfig) -> web.Application:
         await hub.close()
         await relay.stop()
         await store.close()
+        await policy.save_sessions()  # with the sessions' last use
 
     app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
     app.middlewares.append(audit_middleware(store))  # inside the security middleware
     app.add_routes(login_routes(policy))
     app.add_routes(security_routes(store, relay, policy, hub))
-    app.add_routes(openapi_routes())
+    app.add_routes(openapi_routes(policy.cookie_name))
     app.add_routes(api_routes())
     app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())

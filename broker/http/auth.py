@@ -3,8 +3,9 @@
 This broker runs code in other processes on request, so every rule here is deliberate:
 
 - A token is always required. A login (with the token, or with a one-time code from the
-  printed login URL) opens a random session kept in the broker's memory, with an idle and an
-  absolute expiry; logout ends it, and so does a broker restart (new token or not). The
+  printed login URL) opens a random session, with an idle and an absolute expiry; logout
+  ends it. Sessions are kept (as digests only) in the data dir's ``sessions`` file, bound to
+  the tokens: a restart with the same tokens keeps them, a new token ends them all. The
   session cookie holds only the session's random id; it is HttpOnly and SameSite=Strict, and
   its name carries the broker's instance so two brokers on one host keep their own.
 - A cookie alone never changes state: a state-changing request authenticated by the cookie
@@ -32,10 +33,12 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import os
 import secrets
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -128,15 +131,27 @@ def client_bucket(address: str | None) -> str:
     return str(ip)
 
 
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(slots=True)
 class Session:
-    """One login: its random id (the cookie) and key (the header), role and times."""
+    """One login: the SHA-256 of its id (the cookie) and key (the header), role and times.
 
-    id: str
-    key: str
+    Only digests are kept, in memory and in the sessions file: neither gives a usable
+    credential to whoever reads them.
+    """
+
+    id_digest: str
+    key_digest: str
     role: Role
-    created: float
+    created: float  # wall-clock seconds: sessions outlive a restart with the same tokens
     last_used: float
+
+    def key_matches(self, given: str) -> bool:
+        """Whether ``given`` is this session's key (constant time)."""
+        return hmac.compare_digest(_digest(given), self.key_digest)
 
 
 @dataclass(slots=True)
@@ -152,7 +167,8 @@ class AccessPolicy:
     cookie_name: str = "debugbroker_session"
     dashboard_url: str = ""
     login_code_seconds: float = 300.0
-    sessions: dict[str, Session] = field(default_factory=dict)
+    sessions_path: Path | None = None  # where sessions outlive a restart (None: memory only)
+    sessions: dict[str, Session] = field(default_factory=dict)  # by id digest
     login_codes: dict[str, tuple[Role, float]] = field(default_factory=dict)  # code -> expiry
     failures: dict[str, deque[float]] = field(default_factory=dict)
     failed_total: int = 0
@@ -166,38 +182,87 @@ class AccessPolicy:
         )
         return "full" if full else "view" if view else None
 
-    def open_session(self, role: Role) -> Session:
-        """A new session of ``role``, with a fresh random id and key."""
-        now = time.monotonic()
+    def open_session(self, role: Role) -> tuple[str, str]:
+        """A new session of ``role``: its random id (for the cookie) and key (for the header)."""
+        now = time.time()
         if len(self.sessions) >= _MAX_SESSIONS:
             oldest = min(self.sessions.values(), key=lambda session: session.last_used)
-            del self.sessions[oldest.id]
-        session = Session(
-            id=secrets.token_urlsafe(32),
-            key=secrets.token_urlsafe(32),
-            role=role,
-            created=now,
-            last_used=now,
-        )
-        self.sessions[session.id] = session
-        return session
+            del self.sessions[oldest.id_digest]
+        session_id, key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        session = Session(_digest(session_id), _digest(key), role, now, now)
+        self.sessions[session.id_digest] = session
+        return session_id, key
 
     def session_of(self, cookie: str) -> Session | None:
         """The live session a cookie names (its idle time restarts), or None."""
-        session = self.sessions.get(cookie)
+        session = self.sessions.get(_digest(cookie))
         if session is None:
             return None
-        now = time.monotonic()
+        now = time.time()
         idle = now - session.last_used > _SESSION_IDLE_SECONDS
-        if idle or now - session.created > _SESSION_MAX_SECONDS:
-            del self.sessions[session.id]
+        if idle or not 0 <= now - session.created <= _SESSION_MAX_SECONDS:
+            del self.sessions[session.id_digest]
             return None
         session.last_used = now
         return session
 
     def close_session(self, cookie: str) -> None:
         """End a session (logout); an unknown id is no error."""
-        self.sessions.pop(cookie, None)
+        self.sessions.pop(_digest(cookie), None)
+
+    def _tokens_digest(self) -> str:
+        """What the sessions file is bound to: a new token (either) ends every session."""
+        material = f"{self.token}\0{self.view_token}".encode()
+        return hmac.new(material, b"debugbroker-sessions-v1", hashlib.sha256).hexdigest()
+
+    def sessions_snapshot(self) -> bytes:
+        """The sessions file's content now (taken on the loop, written off it)."""
+        rows = [
+            [s.id_digest, s.key_digest, s.role, s.created, s.last_used]
+            for s in self.sessions.values()
+        ]
+        return json.dumps({"tokens": self._tokens_digest(), "sessions": rows}).encode()
+
+    def load_sessions(self) -> None:
+        """Take back the sessions of the last run if its tokens were the same (blocking I/O)."""
+        if self.sessions_path is None:
+            return
+        try:
+            saved = json.loads(self.sessions_path.read_bytes())
+            if saved.get("tokens") != self._tokens_digest():
+                log.info("the dashboard token changed: every earlier session has ended")
+                return
+            for id_digest, key_digest, role, created, last_used in saved["sessions"]:
+                if role in ("full", "view"):
+                    session = Session(id_digest, key_digest, role, created, last_used)
+                    self.sessions[id_digest] = session
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            log.warning("ignoring the unreadable sessions file %s: %s", self.sessions_path, error)
+
+    def write_sessions(self, content: bytes) -> None:
+        """Write a snapshot to the sessions file, mode 0600, atomically (blocking I/O)."""
+        if self.sessions_path is None:
+            return
+        directory = self.sessions_path.parent
+        descriptor, temporary = tempfile.mkstemp(prefix=".sessions-", dir=directory)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(content)
+            os.replace(temporary, self.sessions_path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def save_sessions(self) -> None:
+        """Write the sessions file off the loop; a failure is logged, never raised."""
+        if self.sessions_path is None:
+            return
+        try:
+            await asyncio.to_thread(self.write_sessions, self.sessions_snapshot())
+        except OSError as error:
+            log.warning("cannot write the sessions file %s: %s", self.sessions_path, error)
 
     def issue_login_code(self, role: Role = "full") -> str:
         """A one-time login code for ``role``, valid for ``login_code_seconds``."""
@@ -423,7 +488,7 @@ async def _guarded_api(
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         # The WebSocket only reads events and relays presence; browsers cannot add headers
         # to its handshake. Everything that changes state is an HTTP request.
-        if not is_websocket and not hmac.compare_digest(given.encode(), session.key.encode()):
+        if not is_websocket and not session.key_matches(given):
             return json_error(
                 403,
                 f"a request with the session cookie must carry the session's {KEY_HEADER} "
@@ -461,11 +526,12 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
             role = policy.redeem_login_code(str(code).strip())
         if role is None:
             return await _refuse_credential(policy, request, json_error)
-        session = policy.open_session(role)
-        response = web.json_response({"role": role, "key": session.key})
+        session_id, key = policy.open_session(role)
+        await policy.save_sessions()
+        response = web.json_response({"role": role, "key": key})
         response.set_cookie(
             policy.cookie_name,
-            session.id,
+            session_id,
             httponly=True,
             samesite="Strict",
             secure=policy.secure_cookie or request.secure,
@@ -477,6 +543,7 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
         cookie = request.cookies.get(policy.cookie_name)
         if cookie:
             policy.close_session(cookie)
+            await policy.save_sessions()
         response = web.json_response({"ok": True})
         response.del_cookie(policy.cookie_name, path="/")
         return response

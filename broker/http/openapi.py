@@ -39,7 +39,9 @@ _UNDESCRIBED = {
 _SKIPPED = {"/api/ws", "/logout", "/"}  # a WebSocket, a form action, the dashboard page
 
 
-def build_description(router: web.UrlDispatcher) -> dict[str, Any]:
+def build_description(
+    router: web.UrlDispatcher, cookie_name: str = "debugbroker_session_<instance>"
+) -> dict[str, Any]:
     """The OpenAPI document: the detailed paths (``openapi_paths``) and every other route."""
     paths: dict[str, dict[str, Schema]] = {path: dict(ops) for path, ops in PATHS.items()}
     for route in router.routes():
@@ -63,25 +65,33 @@ def build_description(router: web.UrlDispatcher) -> dict[str, Any]:
         "info": {
             "title": "debugbroker",
             "version": "1",
-            "description": "The broker's HTTP API (docs/api.md). Every route but /login and "
-            "this description needs the dashboard token (Bearer) or the session cookie.",
+            "description": "The broker's HTTP API (docs/api.md). Every route but /login, "
+            "/logout and this description needs the dashboard token (Bearer) or the session "
+            "cookie; with the cookie, every POST also needs the session's key in the "
+            "X-Debugbroker-Key header (the answer of POST /login).",
         },
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "debugbroker_session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": cookie_name,
+                    "description": "set by POST /login; POSTs also need sessionKey",
+                },
+                "sessionKey": {"type": "apiKey", "in": "header", "name": "X-Debugbroker-Key"},
             },
         },
         "security": [{"token": []}, {"session": []}],
     }
 
 
-def openapi_routes() -> list[web.RouteDef]:
+def openapi_routes(cookie_name: str) -> list[web.RouteDef]:
     """``GET /api/openapi.json`` (no token needed: the description holds no data)."""
 
     async def serve(request: web.Request) -> web.Response:
-        return web.json_response(build_description(request.app.router))
+        return web.json_response(build_description(request.app.router, cookie_name))
 
     return [web.get(OPENAPI_PATH, serve)]

@@ -207,15 +207,76 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/login": {
         "get": {
-            "summary": "Log in with ?token=: sets the session cookie and redirects to /",
+            "summary": "Sends browsers to the dashboard's login form (a token in the URL is "
+            "never read)",
             "security": [],
-            "parameters": [query("token", STRING, "the dashboard token")],
+            "responses": {"303": {"description": "to /"}},
+        },
+        "post": {
+            "summary": "Log in with the token or a one-time code: opens a session (sets the "
+            "session cookie) and answers its key, for the X-Debugbroker-Key header",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"token": STRING, "code": STRING},
+                        }
+                    }
+                },
+            },
             "responses": {
-                "302": {"description": "logged in; the cookie is set"},
-                "401": {"description": "no or wrong token", "content": {"text/html": {}}},
-                "429": {"description": "too many failed logins", "content": {"text/html": {}}},
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["role", "key"],
+                        "properties": {
+                            "role": {"type": "string", "enum": ["full", "view"]},
+                            "key": STRING,
+                        },
+                    },
+                    "logged in: the cookie is set; send the key with every state change",
+                ),
+                "400": error("the body is not JSON with a token or a code"),
+                "401": error("wrong token, or a used or expired code"),
+                "403": error("a cross-origin request"),
+                "429": error("too many failed attempts from this client; see Retry-After"),
+            },
+        },
+    },
+    "/logout": {
+        "post": {
+            "summary": "End the session of the cookie sent (it no longer works anywhere)",
+            "security": [],
+            "responses": {
+                "200": json_response(
+                    {"type": "object", "properties": {"ok": {"type": "boolean"}}}, "logged out"
+                ),
+                "403": error("a cross-origin request"),
             },
         }
+    },
+    "/api/login-codes": {
+        "post": operation(
+            "A one-time login URL for a browser (the caller's role; works once, for minutes)",
+            {
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["code", "url", "role", "expires_in"],
+                        "properties": {
+                            "code": STRING,
+                            "url": STRING,
+                            "role": {"type": "string", "enum": ["full", "view"]},
+                            "expires_in": NUMBER,
+                        },
+                    },
+                    "the code and the URL that uses it",
+                )
+            },
+        )
     },
     OPENAPI_PATH: {
         "get": {

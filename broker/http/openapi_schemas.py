@@ -80,8 +80,11 @@ def operation(summary: str, responses: dict[str, Schema], **extra: Any) -> Schem
 
 COMMON_ERRORS: dict[str, Schema] = {
     "401": error("no valid token or session cookie"),
-    "403": error("cross-origin request, or a cookie request without Origin"),
-    "429": error("too many failed logins from this client; wait a minute"),
+    "403": error(
+        "a cross-origin request, a cookie request without Origin or without the session's "
+        "X-Debugbroker-Key, or a role that may not do this"
+    ),
+    "429": error("too many failed credential attempts from this client; see Retry-After"),
 }
 STRING = {"type": "string"}
 NUMBER = {"type": "number"}

@@ -128,10 +128,15 @@ def raising_app(message: str = "boom") -> Callable[[Environ, StartResponse], Ite
 def call(
     app: DebuggedApplication, headers: dict[str, str] | None = None
 ) -> tuple[TestResponse, str]:
-    """GET / through Werkzeug's test client; returns the response and what went to wsgi.errors."""
+    """GET / through Werkzeug's test client, from this machine (REMOTE_ADDR 127.0.0.1);
+    returns the response and what went to wsgi.errors."""
     errors = io.StringIO()
     response = Client(app, use_cookies=False).get(
-        "/shop?page=2", headers=headers or {}, errors_stream=errors, buffered=True
+        "/shop?page=2",
+        headers=headers or {},
+        errors_stream=errors,
+        buffered=True,
+        environ_overrides={"REMOTE_ADDR": "127.0.0.1"},
     )
     return response, errors.getvalue()
 
@@ -465,3 +470,29 @@ def test_the_500_answers_mask_the_message_and_the_fallback_traceback(
         body = html.unescape(response.get_data(as_text=True))
         assert response.status_code == 500
         assert "bad token=<masked>" in body and "T0K" not in body, accept
+
+
+def test_broker_down_the_traceback_is_shown_only_to_local_clients(
+    make_options: Callable[..., Options],
+) -> None:
+    app = DebuggedApplication(raising_app("<i>down</i>"), options=make_options())
+    for remote, local in (
+        ("127.0.0.1", True),
+        ("127.0.0.9", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("192.0.2.7", False),
+        ("2001:db8::7", False),
+        ("", False),
+    ):
+        for accept in ("text/html", "text/plain"):
+            response = Client(app, use_cookies=False).get(
+                "/", headers={"Accept": accept}, environ_overrides={"REMOTE_ADDR": remote}
+            )
+            page = response.get_data(as_text=True)
+            assert response.status_code == 500
+            assert "not reachable at" in page  # the note is there either way
+            assert ("Traceback (most recent call last)" in page) is local, (remote, accept)
+            assert ("order_total" in page) is False  # locals never, only the traceback
+            said = "shown here only to clients on the app" in page
+            assert said is not local, (remote, accept)

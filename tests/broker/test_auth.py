@@ -226,22 +226,30 @@ def test_logout_revokes_the_session(broker: Broker) -> None:
     assert raw(broker, "GET", "/session", headers=other.headers()).json() == {"role": "full"}
 
 
-def test_a_restart_with_a_new_token_revokes_every_session(tmp_path: Path) -> None:
+def test_a_restart_keeps_sessions_and_a_new_token_revokes_every_session(tmp_path: Path) -> None:
     broker = Broker(tmp_path, token="first-token-abcdef").start()
     try:
         session = broker.log_in()
-        assert raw(broker, "GET", "/session", headers=session.headers()).status == 200
+        broker.stop()
+        broker.start()  # same port, data dir and token: the dashboard just reconnects
+        body = {"code": "1"}
+        answer = raw(broker, "POST", EVAL_PATH, headers=session.headers(), json_body=body)
+        assert answer.status == 404, answer.text  # past authentication
+        sessions_file = broker.data_dir / "sessions"
+        assert stat.S_IMODE(os.stat(sessions_file).st_mode) == 0o600
+        stored = sessions_file.read_text()
+        for secret in (session.cookie.split("=", 1)[1], session.key, broker.token):
+            assert secret not in stored  # digests only
         broker.stop()
         broker.token = "second-token-abcdef"
-        broker.start()  # same port, same data dir: the same cookie name
+        broker.start()
         assert raw(broker, "GET", "/session", headers=session.headers()).status == 401
         answer = raw(broker, "POST", EVAL_PATH, headers=session.headers(), json_body={})
         assert answer.status == 401
         again = broker.log_in()
-        assert again.cookie.split("=")[0] == session.cookie.split("=")[0]
-        assert (
-            raw(broker, "POST", "/login", json_body={"token": "first-token-abcdef"}).status == 401
-        )
+        assert again.cookie.split("=")[0] == session.cookie.split("=")[0]  # same instance
+        old = raw(broker, "POST", "/login", json_body={"token": "first-token-abcdef"})
+        assert old.status == 401
     finally:
         broker.stop()
 

@@ -63,8 +63,16 @@ def test_every_described_route_refuses_requests_without_a_token(broker: Broker) 
     for method, path, body in guarded:
         answer = http(method, broker.url + path, json_body=body)
         assert answer.status == 401, (method, path, answer.status)
-    wrong = {"Authorization": "Bearer wrong"}  # counted: the throttle may answer first
+    # A stale session cookie is refused everywhere (and not counted: no back-off delays) ...
+    name = spec["components"]["securitySchemes"]["session"]["name"]
+    assert name == broker.log_in().cookie.split("=", 1)[0]
+    stale = {"Cookie": f"{name}=stale", "Origin": broker.url, "X-Debugbroker-Key": "stale"}
     for method, path, body in guarded:
+        answer = http(method, broker.url + path, headers=stale, json_body=body)
+        assert answer.status == 401, (method, path, answer.status)
+    # ... and a wrong token too (counted: past the limit the answer is 429, and slower).
+    wrong = {"Authorization": "Bearer wrong"}
+    for method, path, body in guarded[:8]:
         answer = http(method, broker.url + path, headers=wrong, json_body=body)
         assert answer.status in (401, 429), (method, path, answer.status)
 
