@@ -23,6 +23,7 @@ from debugbroker.broker.http.api import MAX_CODE_CHARS, RELAY, STORE
 from debugbroker.broker.http.audit import EVAL_AGENT_KEY, display_name, note_answer, note_eval
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
+from debugbroker.broker.render.masking import mask_for_viewer
 from debugbroker.broker.wire import WireResult, wire_json
 from debugbroker.protocol import CONSOLE_FRAME_ID
 
@@ -233,6 +234,8 @@ async def _transcript(request: web.Request, resolve: Resolve) -> web.Response:
     if isinstance(target, web.Response):
         return target
     entries = await request.app[STORE].list_console_entries(target.key, limit)
+    if request[ROLE_KEY] != "full":  # readers who may not run code get secrets masked
+        entries = mask_for_viewer(entries)
     return web.json_response({"entries": entries})
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from debugbroker.broker.http.auth import ROLE_KEY
+from debugbroker.broker.render.masking import mask_for_viewer
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
@@ -133,10 +135,12 @@ class _Client:
         "checked",
         "rejected",
         "typed",
+        "role",
     )
 
-    def __init__(self, socket: web.WebSocketResponse) -> None:
+    def __init__(self, socket: web.WebSocketResponse, role: str = "full") -> None:
         self.socket = socket
+        self.role = role  # "view": console entries reach it with secrets masked
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
         self.task: asyncio.Task[None] | None = None
         self.viewer: Viewer | None = None
@@ -187,9 +191,15 @@ class EventHub:
         if not self._clients:
             return
         text = wire_json(event)
+        masked: str | None = None
         for client in list(self._clients):
+            payload = text
+            if client.role != "full" and event.get("type") == "console":
+                if masked is None:  # from the JSON: entries hold tuples and structs too
+                    masked = wire_json(mask_for_viewer(json.loads(text)))
+                payload = masked
             try:
-                client.queue.put_nowait(text)
+                client.queue.put_nowait(payload)
             except asyncio.QueueFull:
                 log.warning("a dashboard fell behind; disconnecting it so it resyncs")
                 self._clients.discard(client)
@@ -199,7 +209,7 @@ class EventHub:
         """``GET /api/ws``: the event stream (authenticated by the security middleware)."""
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MAX_INCOMING)
         await socket.prepare(request)
-        client = _Client(socket)
+        client = _Client(socket, request.get(ROLE_KEY, "view"))
         client.task = asyncio.create_task(self._send_loop(client))
         self._clients.add(client)
         viewer_id = secrets.token_hex(6)

@@ -275,3 +275,49 @@ def test_bad_console_requests_get_clear_errors(broker: Broker, report: Report) -
     assert broker.get("/api/reports/nope/frames/0/transcript").status == 404
     assert broker.post("/api/reports/nope/frames/0/interrupt", {}).status == 404
     assert transcript(broker, path) == []
+
+
+def test_readers_with_the_view_token_get_console_output_with_secrets_masked(
+    tmp_path: Any,
+) -> None:
+    broker = Broker(tmp_path, "--view-token", "view-token-123456").start()
+    agent = make_agent(broker, eval_timeout_seconds=60.0)
+    reader = Broker(tmp_path, token="view-token-123456")  # the same broker, as a reader
+    reader.http_port = broker.http_port
+    listener = EventListener(reader)
+    try:
+        try:
+            checkout([1, 2, 3])
+        except ValueError as error:
+            sent = capture_exception(
+                error,
+                report_id=uuid.uuid4().hex,
+                agent_id=agent.agent_id,
+                options=agent.options,
+                registry=agent.registry,
+            )
+        agent.submit_report(sent)
+        wait_for(lambda: broker.get(f"/api/reports/{sent.id}").status == 200, what="the report")
+        path = frame_path(sent)
+        code = (
+            "print('password=hunter2 user=bob')\n"
+            "print('postgres://app:s3cr3tpw@db/shop')\n"
+            "{'api_key': 'k3yk3y', 'total': total}"
+        )
+        answer = broker.post(f"{path}/eval", {"code": code})
+        assert answer.status == 200, answer.text
+        # The full token (who ran it) sees it as it was.
+        full = json.dumps(transcript(broker, path))
+        assert "hunter2" in full and "s3cr3tpw" in full and "k3yk3y" in full
+        # A reader gets the same entries with the secrets masked, by GET and live.
+        entries = transcript(reader, path)
+        wait_for(lambda: len(listener.events) == 2, what="the reader's console events")
+        for seen in (json.dumps(entries), json.dumps(listener.events)):
+            for secret in ("hunter2", "s3cr3tpw", "k3yk3y"):
+                assert secret not in seen, seen
+            assert "user=bob" in seen and "********************" in seen
+        assert node_text(entries[0]["result"]["result"]).count("6") == 1  # the rest is kept
+    finally:
+        listener.close()
+        agent.close()
+        broker.stop()
