@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import shutil
 import statistics
 import sys
@@ -228,10 +229,15 @@ def _first_visit(browser: Any, broker: Broker, report_id: str, shown: int) -> fl
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
         context.add_init_script(_RENDER_WATCH.replace("SHOWN", str(shown)))
-        # Log in without loading the dashboard (the context's requests share its cookies).
-        login = context.request.get(f"{broker.url}/login?token={broker.token}", max_redirects=0)
-        if login.status != 302:
-            raise RuntimeError(f"the login answered {login.status}, not 302")
+        # Log in without loading the dashboard (the context's requests share its cookies);
+        # the tab gets the session key as the dashboard keeps it, in sessionStorage.
+        login = context.request.post(
+            f"{broker.url}/login", data={"token": broker.token}, headers={"Origin": broker.url}
+        )
+        if login.status != 200:
+            raise RuntimeError(f"the login answered {login.status}, not 200")
+        key = json.dumps(login.json()["key"])
+        context.add_init_script(f"sessionStorage.setItem('debugbroker:session-key', {key})")
         page = context.new_page()
         page.goto(f"{broker.url}/#/reports/{report_id}")
         return float(page.evaluate(_RENDERED)["shown"])
@@ -265,7 +271,8 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 context.add_init_script(_RENDER_WATCH.replace("SHOWN", str(shown)))
                 page = context.new_page()
-                page.goto(f"{broker.url}/login?token={broker.token}")
+                page.goto(broker.login_url())
+                page.wait_for_url(f"{broker.url}/")
                 ours: list[float] = []
                 fetched: list[float] = []
                 complete: list[float] = []
