@@ -1,4 +1,4 @@
-"""The in-app side of debugbroker: the middlewares and hooks that report errors to the broker.
+"""The in-app side of debugbroker: the middlewares, hooks and integrations that report errors.
 
 Its names load on first use, so that importing one of its modules (the broker reads the
 console's language rules, say) does not load the middlewares and the transport.
@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from debugbroker.agent.asgi import DebuggedASGIApplication
     from debugbroker.agent.hooks import install_excepthook
+    from debugbroker.agent.integrations.capture import capture_exception
+    from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
     from debugbroker.agent.middleware import DebuggedApplication
     from debugbroker.agent.options import Options
     from debugbroker.agent.trace import set_trace
@@ -19,8 +21,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DebuggedApplication",
     "DebuggedASGIApplication",
+    "LoggingHandler",
     "Options",
+    "capture_exception",
     "install_excepthook",
+    "install_logging",
     "set_trace",
 ]
 
@@ -28,8 +33,11 @@ __all__ = [
 _HOMES = {
     "DebuggedApplication": "debugbroker.agent.middleware",
     "DebuggedASGIApplication": "debugbroker.agent.asgi",
+    "LoggingHandler": "debugbroker.agent.integrations.log_handler",
     "Options": "debugbroker.agent.options",
+    "capture_exception": "debugbroker.agent.integrations.capture",
     "install_excepthook": "debugbroker.agent.hooks",
+    "install_logging": "debugbroker.agent.integrations.log_handler",
     "set_trace": "debugbroker.agent.trace",
 }
 

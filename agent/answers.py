@@ -17,20 +17,22 @@ import ipaddress
 import json
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.agent.reprs.secret_names import SecretNames
 from debugbroker.agent.reprs.secret_values import mask_text, mask_traceback
 from debugbroker.agent.transport.transport import Transport
-from debugbroker.protocol import Report, RequestInfo
+from debugbroker.protocol import Panel, Report, RequestInfo
 
 __all__ = [
     "submit_error",
+    "reported_earlier",
     "traceback_text",
     "preferred_format",
     "error_answer",
@@ -49,18 +51,54 @@ _PAGE_STYLE = (
 )
 
 
+_REPORTED = "__debugbroker_report__"  # on a reported exception: (agent id, report id)
+_RECENT_REPORTS = 64  # reports remembered for an error that is caught again (logged, then 500)
+_recent: OrderedDict[str, Report] = OrderedDict()
+
+
+def reported_earlier(error: BaseException, transport: Transport) -> Report | None:
+    """The report this process already made of ``error`` (a logged error that propagates on
+    to the middleware, say), if it is still remembered; never raises."""
+    try:
+        marker = error.__dict__.get(_REPORTED)
+        if isinstance(marker, tuple) and len(marker) == 2 and marker[0] == transport.agent_id:
+            return _recent.get(marker[1])
+    except Exception:
+        pass
+    return None
+
+
+def _remember(error: BaseException, transport: Transport, report: Report) -> None:
+    """Mark ``error`` as reported by this agent (the mark is the agent's id, so an error
+    unpickled in another process, as Celery's results are, is reported there again)."""
+    try:
+        error.__dict__[_REPORTED] = (transport.agent_id, report.id)
+        _recent[report.id] = report
+        while len(_recent) > _RECENT_REPORTS:
+            _recent.popitem(last=False)
+    except Exception:  # an exception type without a usable __dict__: it may be reported twice
+        pass
+
+
 def submit_error(
     error: BaseException,
     options: Options,
     request: RequestInfo | None,
     report_id: str | None = None,
     environ: object | None = None,
+    panels: tuple[Panel, ...] = (),
+    snapshot: bool = False,
 ) -> tuple[Report | None, Transport | None]:
     """Capture ``error`` (holding its frames) and queue it; (None, None) if the agent fails.
-    ``environ``: what ``request`` was built from (see ``capture_exception``)."""
+    An error this process already reported is not reported again: its report comes back.
+    ``environ``: what ``request`` was built from (see ``build_report``); ``panels``: where
+    the error came from; ``snapshot``: keep the held frames' locals as they are now."""
     try:
         transport = get_transport(options)
-        report = capture_exception(
+        earlier = reported_earlier(error, transport)
+        if earlier is not None:
+            return earlier, transport
+        report = build_report(
             error,
             report_id=report_id or uuid.uuid4().hex,
             agent_id=transport.agent_id,
@@ -68,8 +106,11 @@ def submit_error(
             registry=transport.registry,
             request=request,
             environ=environ,
+            panels=panels,
+            snapshot=snapshot,
         )
         transport.submit_report(report)
+        _remember(error, transport, report)
         return report, transport
     except Exception:  # the agent itself failed: the app's error still gets its answer
         return None, None

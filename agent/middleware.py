@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from types import FrameType, GeneratorType, TracebackType
 from typing import Any, TextIO
 
-from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.answers import (
+    error_answer,
+    report_url,
+    reported_earlier,
+    submit_error,
+    traceback_text,
+)
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.evals.evaluate import register_context_source
 from debugbroker.agent.options import Options, middleware_options
@@ -176,6 +182,9 @@ class DebuggedApplication:
             transport: Transport | None = get_transport(self.options)
         except Exception:
             transport = None
+        earlier = reported_earlier(error, transport) if transport is not None else None
+        if earlier is not None:  # logged (or captured) on its way here: link that report
+            report_id = earlier.id
         try:
             connected = transport is not None and transport.connected
             text = (

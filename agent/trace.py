@@ -17,7 +17,7 @@ from dataclasses import replace
 from types import FrameType, TracebackType
 
 from debugbroker.agent.answers import report_url
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.transport.transport import Transport
@@ -50,7 +50,7 @@ def capture_pause(frame: FrameType, transport: Transport, options: Options) -> R
     pause = Paused(f"breakpoint() in {where}")
     pause.__traceback__ = _stack_traceback(frame)
     try:
-        report = capture_exception(
+        report = build_report(
             pause,
             report_id=uuid.uuid4().hex,
             agent_id=transport.agent_id,

@@ -8,16 +8,22 @@ if TYPE_CHECKING:
     from debugbroker.agent import (
         DebuggedApplication,
         DebuggedASGIApplication,
+        LoggingHandler,
         Options,
+        capture_exception,
         install_excepthook,
+        install_logging,
         set_trace,
     )
 
 __all__ = [
     "DebuggedApplication",
     "DebuggedASGIApplication",
+    "LoggingHandler",
     "Options",
+    "capture_exception",
     "install_excepthook",
+    "install_logging",
     "set_trace",
     "__version__",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "FrameInfo",
     "ExceptionInfo",
     "RequestInfo",
+    "Panel",
     "Report",
     "BRACKETS",
     "format_node",
@@ -118,6 +119,18 @@ class RequestInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Panel:
+    """Where a report came from, beside the traceback: a titled table of name/text pairs.
+
+    ``title`` names the source (``"Context"`` for ``capture_exception``'s keywords, ``"Log
+    record"``, ``"Task"``, ``"Job"``, ``"Test"``); the texts are safe reprs, secrets masked.
+    """
+
+    title: str
+    items: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """A captured error: the chain in CPython's print order and the plain-text traceback.
 
@@ -138,6 +151,7 @@ class Report:
     host: str = ""
     app: str = ""
     paused: bool = False  # a breakpoint() pause (debugbroker.set_trace), not an error
+    panels: tuple[Panel, ...] = ()  # the task, log record or caller's context it came from
 
 
 # The brackets of each container kind, as ``repr`` writes them.

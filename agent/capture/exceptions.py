@@ -64,9 +64,9 @@ from debugbroker.agent.reprs.safe_text import (
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.reprs.secret_values import mask_text
 from debugbroker.agent.reprs.tree import Budget, variables_of
-from debugbroker.protocol import ExceptionInfo, FrameInfo, Report, RequestInfo, Variable
+from debugbroker.protocol import ExceptionInfo, FrameInfo, Panel, Report, RequestInfo, Variable
 
-__all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "capture_exception"]
+__all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "build_report"]
 
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
@@ -163,8 +163,10 @@ class _Capture:
         registry: FrameRegistry | None,
         report_id: str,
         environ: object | None = None,
+        snapshot: bool = False,
     ) -> None:
         self.options = options
+        self.snapshot = snapshot  # copy each held frame's locals now (HeldFrame.snapshot)
         self.environ = environ  # the request's (the Request panel lists it)
         self.registry = registry
         self.report_id = report_id
@@ -282,7 +284,7 @@ class _Capture:
         key = id(frame)  # frames are alive during capture, so id() is unique here
         if key not in self.held:
             try:
-                frame_id = self.registry.hold(self.report_id, frame)
+                frame_id = self.registry.hold(self.report_id, frame, self.snapshot)
                 self.held[key] = frame_id if frame_id in self.registry else None
             except USER_CODE_ERRORS:
                 self.held[key] = None
@@ -339,7 +341,7 @@ def _hostname() -> str:
         return ""
 
 
-def capture_exception(
+def build_report(
     exc: BaseException,
     *,
     report_id: str,
@@ -351,6 +353,8 @@ def capture_exception(
     pid: int | None = None,
     host: str | None = None,
     app: str | None = None,
+    panels: tuple[Panel, ...] = (),
+    snapshot: bool = False,
 ) -> Report:
     """Build the ``Report`` of ``exc`` (holding its frames in ``registry``); never raises.
 
@@ -358,6 +362,9 @@ def capture_exception(
     so a local holding it shows as ``{...}`` (``reprs.collapsed``) instead of again in every
     frame of the server and the framework. (An ASGI scope is not passed: the panel shows
     only part of it.)
+
+    ``panels`` say where the error came from (``capture.panels``). ``snapshot`` keeps a copy
+    of each held frame's locals as they are now, for frames their host clears or runs on.
     """
     created = time.time()
     pid = os.getpid() if pid is None else pid
@@ -368,7 +375,7 @@ def capture_exception(
         links = link_tree(exc)
         alone = links.cause is None and links.context is None and links.members is None
         printed = printed_chain(links)
-        capture = _Capture(options, registry, report_id, environ)
+        capture = _Capture(options, registry, report_id, environ, snapshot)
         drafts = capture.chain(printed)
         exceptions = _built(drafts, itertools.count())
         message = exceptions[-1].message
@@ -384,6 +391,7 @@ def capture_exception(
             pid=pid,
             host=host,
             app=app,
+            panels=panels,
         )
     except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
         note = f"<debugbroker could not capture this error: {describe_error(error)}>"
@@ -403,6 +411,7 @@ def capture_exception(
             pid=pid,
             host=host,
             app=app,
+            panels=panels,
         )
 
 

@@ -145,9 +145,7 @@ def _preserved_contexts(report_id: str) -> list[AbstractContextManager[object]]:
 def _frame_target(held: HeldFrame, options: Options) -> _Target:
     def setup(namespace: dict[str, object]) -> None:
         namespace.update(
-            make_helpers(
-                lambda: held.namespace, lambda: list(held.frame.f_locals), options, "frame"
-            )
+            make_helpers(lambda: held.namespace, lambda: list(held.frame_locals), options, "frame")
         )
 
     return _Target(

@@ -41,18 +41,49 @@ def estimate_frame_size(frame: FrameType) -> int:
     return size
 
 
+def _locals_copy(frame: FrameType) -> dict[str, object] | None:
+    """A shallow copy of the frame's locals (None for a module frame: its globals live on)."""
+    try:
+        if frame.f_locals is frame.f_globals:
+            return None
+        return dict(frame.f_locals)
+    except Exception:
+        return None
+
+
 class HeldFrame:
-    """A live frame held for evals, with the namespace its evals share (made on first use)."""
+    """A live frame held for evals, with the namespace its evals share (made on first use).
 
-    __slots__ = ("frame_id", "report_id", "frame", "size", "_namespace", "_lock")
+    ``snapshot`` is a copy of the frame's locals taken at capture, for hosts that clear a
+    failed frame once they have handled it (Celery's ``traceback_clear``) or frames that run
+    on after a handled error was reported: evals then see the locals as they were.
+    """
 
-    def __init__(self, frame_id: str, report_id: str, frame: FrameType, size: int) -> None:
+    __slots__ = ("frame_id", "report_id", "frame", "size", "snapshot", "_namespace", "_lock")
+
+    def __init__(
+        self,
+        frame_id: str,
+        report_id: str,
+        frame: FrameType,
+        size: int,
+        snapshot: dict[str, object] | None = None,
+    ) -> None:
         self.frame_id = frame_id
         self.report_id = report_id
         self.frame = frame
         self.size = size
+        self.snapshot = snapshot
         self._namespace: dict[str, object] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def frame_locals(self) -> dict[str, object]:
+        """The locals evals see: the snapshot taken at capture, else the frame's own now."""
+        if self.snapshot is not None:
+            return self.snapshot
+        frame_locals = self.frame.f_locals
+        return frame_locals if isinstance(frame_locals, dict) else dict(frame_locals)
 
     def get_namespace(
         self, setup: Callable[[dict[str, object]], None] | None = None
@@ -64,7 +95,7 @@ class HeldFrame:
         with self._lock:
             if self._namespace is None:
                 namespace: dict[str, object] = dict(self.frame.f_globals)
-                namespace.update(self.frame.f_locals)
+                namespace.update(self.frame_locals)
                 if setup is not None:
                     setup(namespace)
                 self._namespace = namespace
@@ -102,13 +133,15 @@ class FrameRegistry:
         self._random_used = 0
         self._random_pid = 0
 
-    def hold(self, report_id: str, frame: FrameType) -> str:
+    def hold(self, report_id: str, frame: FrameType, snapshot: bool = False) -> str:
         """Hold ``frame`` for ``report_id`` and return its new random frame id.
 
+        ``snapshot``: keep a copy of its locals as they are now (``HeldFrame.snapshot``).
         Older reports are released to make room; a frame that would take its report over
         ``max_bytes`` on its own is not held (``frame_id in registry`` tells).
         """
         size = estimate_frame_size(frame)
+        copy = _locals_copy(frame) if snapshot else None
         with self._lock:
             frame_id = self._new_id()
             report = self._reports.get(report_id)
@@ -117,7 +150,7 @@ class FrameRegistry:
             if report is None:
                 report = self._reports[report_id] = _HeldReport()
             self._reports.move_to_end(report_id)
-            self._frames[frame_id] = HeldFrame(frame_id, report_id, frame, size)
+            self._frames[frame_id] = HeldFrame(frame_id, report_id, frame, size, copy)
             report.frame_ids.append(frame_id)
             report.size += size
             self._bytes += size

@@ -144,8 +144,7 @@ def answer_expand(
     if held is None:
         return ExpandResult(request_id=request.request_id, ok=False, error=_RELEASED)
     try:
-        frame_locals = held.frame.f_locals
-        namespace = dict(frame_locals) if not isinstance(frame_locals, dict) else frame_locals
+        namespace = held.frame_locals
         if request.handle.startswith('["__debugbroker_'):  # a console result (evaluate.py)
             namespace = held.namespace
         value = _resolve(namespace, request.handle, options)

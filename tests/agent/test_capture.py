@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from debugbroker import protocol
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.capture.hiding import is_library_file
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
@@ -32,7 +32,7 @@ def caught(function: Callable[[], object]) -> BaseException:
 
 def capture(exc: BaseException, registry: FrameRegistry | None = None, **kw: Any) -> Report:
     options = kw.pop("options", OPTIONS)
-    return capture_exception(
+    return build_report(
         exc, report_id="rep", agent_id="agent", options=options, registry=registry, **kw
     )
 

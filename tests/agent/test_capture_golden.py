@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.protocol import to_wire
@@ -73,7 +73,7 @@ def normalise(value: Any, key: str = "") -> Any:
 
 
 def report_of(name: str) -> dict[str, Any]:
-    report = capture_exception(
+    report = build_report(
         failure_of(name),
         report_id="golden",
         agent_id="agent",

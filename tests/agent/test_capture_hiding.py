@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.capture.hiding import hidden_flags
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
@@ -72,9 +72,7 @@ def run(function: Callable[[], None]) -> list[tuple[str, bool]]:
     try:
         function()
     except ValueError as error:
-        report = capture_exception(
-            error, report_id="r", agent_id="a", options=Options(), registry=None
-        )
+        report = build_report(error, report_id="r", agent_id="a", options=Options(), registry=None)
         return outer_frames(report.exceptions[-1].frames)[1:]  # without run() itself
     raise AssertionError("did not raise")
 
@@ -116,9 +114,7 @@ def test_rules_apply_per_exception() -> None:
     try:
         handler()
     except KeyError as error:
-        report = capture_exception(
-            error, report_id="r", agent_id="a", options=Options(), registry=None
-        )
+        report = build_report(error, report_id="r", agent_id="a", options=Options(), registry=None)
     cause, raised = report.exceptions
     assert outer_frames(cause.frames) == [
         ("handler", False),

@@ -20,7 +20,7 @@ from debugbroker import protocol
 from debugbroker.agent.capture.exceptions import (
     MAX_FRAME_LOCALS_BYTES,
     MAX_STRUCTURE_BYTES,
-    capture_exception,
+    build_report,
 )
 from debugbroker.agent.capture.plain_text import MAX_TEXT
 from debugbroker.agent.evals.held_frames import FrameRegistry
@@ -46,7 +46,7 @@ def fail_with_local(value: object) -> BaseException:
 
 
 def capture(exc: BaseException) -> protocol.Report:
-    return capture_exception(
+    return build_report(
         exc, report_id="r", agent_id="a", options=OPTIONS, registry=FrameRegistry(4, 10**8)
     )
 

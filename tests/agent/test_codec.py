@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from debugbroker import protocol
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.protocol import encoder
 
@@ -42,9 +42,7 @@ def captured_report() -> protocol.Report:
     try:
         fail([1, 2, 3], {"a": 1.5})
     except KeyError as error:
-        return capture_exception(
-            error, report_id="r1", agent_id="a1", options=Options(), registry=None
-        )
+        return build_report(error, report_id="r1", agent_id="a1", options=Options(), registry=None)
     raise AssertionError("did not raise")
 
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.evals.lookup import answer_expand, answer_source, make_handle
 from debugbroker.agent.options import Options
@@ -27,7 +27,7 @@ def held_report(**values: Any) -> tuple[FrameRegistry, FrameInfo]:
     try:
         frame_with(**values)
     except ValueError as error:
-        report = capture_exception(
+        report = build_report(
             error, report_id="r", agent_id="a", options=OPTIONS, registry=registry
         )
     return registry, report.exceptions[-1].frames[-1]

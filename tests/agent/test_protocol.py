@@ -21,6 +21,7 @@ from debugbroker.protocol import (
     Heartbeat,
     Hello,
     HelloRequest,
+    Panel,
     Ping,
     ProtocolError,
     Refused,
@@ -77,6 +78,7 @@ def sample_report() -> Report:
         pid=7,
         host="h",
         app="app",
+        panels=(Panel(title="Task", items=(("name", "tasks.add"), ("retries", "0"))),),
     )
 
 
@@ -207,6 +209,7 @@ MIRRORED = [
     FrameInfo,
     ExceptionInfo,
     RequestInfo,
+    Panel,
     Report,
     EvalResult,
 ]

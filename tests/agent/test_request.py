@@ -9,7 +9,7 @@ from flask import Flask
 from flask import request as flask_request
 from werkzeug.test import EnvironBuilder
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.capture.request import MASK, build_request_info
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import DEFAULT_SECRET_NAMES, Options
@@ -205,7 +205,7 @@ def test_flask_form_reaches_the_broker_masked(broker: Broker) -> None:
 
 def test_capture_accepts_the_request() -> None:
     info = build_request_info(environ(path="/x"), Options())
-    report = capture_exception(
+    report = build_report(
         ValueError("x"), report_id="r", agent_id="a", options=Options(), registry=None, request=info
     )
     assert report.request is not None and report.request.url == "http://localhost/x"

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from debugbroker.agent.capture import chain
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -35,7 +35,7 @@ OPTIONS = Options()
 
 
 def capture(exc: BaseException) -> Report:
-    return capture_exception(exc, report_id="r", agent_id="a", options=OPTIONS, registry=None)
+    return build_report(exc, report_id="r", agent_id="a", options=OPTIONS, registry=None)
 
 
 def expected_text(exc: BaseException) -> str:
@@ -400,7 +400,7 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
     cases["odd_unicode"] = lambda: raised(OddError("tab\t nul\x00 cr\r emoji 😀 rtl \u202e"))
     for name, make in cases.items():
         exc = make()
-        report = capture_exception(
+        report = build_report(
             exc,
             report_id=uuid.uuid4().hex,
             agent_id=agent.agent_id,
@@ -420,7 +420,7 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
 _UNPATCHED = """
 import traceback
 from exceptiongroup import ExceptionGroup
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 
 try:
@@ -428,7 +428,7 @@ try:
     error.__notes__ = ["a note"]
     raise ExceptionGroup("many", [error, ValueError("v")])
 except ExceptionGroup as group:
-    report = capture_exception(
+    report = build_report(
         group, report_id="r", agent_id="a", options=Options(), registry=None
     )
     text = "".join(traceback.format_exception(type(group), group, group.__traceback__))

@@ -14,7 +14,7 @@ import pytest
 import zmq
 
 from debugbroker import protocol
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher, get_transport
 from debugbroker.agent.transport.transport import Transport
@@ -246,7 +246,7 @@ def test_eval_request_gets_an_eval_result(
     try:
         fail_with_locals()
     except ValueError as error:
-        report = capture_exception(
+        report = build_report(
             error,
             report_id="r1",
             agent_id=transport.agent_id,
@@ -277,7 +277,7 @@ def test_a_slow_eval_does_not_stop_heartbeats(
     try:
         fail_with_locals()
     except ValueError as error:
-        report = capture_exception(
+        report = build_report(
             error,
             report_id="r",
             agent_id="a",

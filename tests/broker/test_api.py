@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -49,7 +49,7 @@ def fail_with(message: str, **values: Any) -> BaseException:
 @pytest.fixture
 def submit(broker: Broker, agent: Transport) -> Callable[..., Report]:
     def send(message: str = "missing", **values: Any) -> Report:
-        report = capture_exception(
+        report = build_report(
             fail_with(message, **values),
             report_id=uuid.uuid4().hex,
             agent_id=agent.agent_id,

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -53,7 +53,7 @@ def report(broker: Broker, agent: Transport) -> Report:
     try:
         checkout([1, 2, 3])
     except ValueError as error:
-        sent = capture_exception(
+        sent = build_report(
             error,
             report_id=uuid.uuid4().hex,
             agent_id=agent.agent_id,

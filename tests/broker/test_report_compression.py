@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -44,7 +44,7 @@ def _submit(broker: Broker, agent: Transport, depth: int) -> str:
     try:
         _recurse(depth)
     except ValueError as error:
-        report = capture_exception(
+        report = build_report(
             error,
             report_id=uuid.uuid4().hex,
             agent_id=agent.agent_id,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
@@ -60,7 +60,7 @@ def fail(function: Callable[..., None], *args: Any) -> BaseException:
 
 def submit(broker: Broker, agent: Transport, error: BaseException, path: str = "/cart") -> Report:
     request = build_request_info(EnvironBuilder(path=path).get_environ(), agent.options)
-    report = capture_exception(
+    report = build_report(
         error,
         report_id=uuid.uuid4().hex,
         agent_id=agent.agent_id,
@@ -297,7 +297,7 @@ def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:
     import sqlite3
 
     error = fail(lookup_user, "old")
-    report = capture_exception(
+    report = build_report(
         error, report_id="old-report", agent_id="gone", options=Options(), registry=None
     )
     body = json.dumps(to_wire(report))

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.broker.render.markdown import report_markdown
 from debugbroker.broker.render.share_page import share_page
@@ -69,7 +69,7 @@ def hostile_report(message: str, note: str, name: str, value: str, where: str) -
         raise ValueError(message)
     except ValueError as error:
         add_note(error, note)
-        report = capture_exception(
+        report = build_report(
             error,
             report_id="r",
             agent_id="a",

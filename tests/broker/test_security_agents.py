@@ -39,7 +39,7 @@ from tests.conftest import Broker, Process, base_env, wait_for
 
 AGENT_SCRIPT = """
 import os, sys, threading, uuid
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import get_transport
 
@@ -57,7 +57,7 @@ def failing(marker):
 try:
     failing(os.environ["MARKER"])
 except RuntimeError as error:
-    report = capture_exception(
+    report = build_report(
         error, report_id=uuid.uuid4().hex, agent_id=transport.agent_id,
         options=options, registry=transport.registry,
     )

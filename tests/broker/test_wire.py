@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from debugbroker import protocol
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.broker import wire
 from debugbroker.broker.store.frame_targets import report_frames
@@ -222,9 +222,7 @@ def test_the_deepest_value_an_agent_writes_is_accepted() -> None:
     try:
         fail(deep)
     except ValueError as error:
-        report = capture_exception(
-            error, report_id="d", agent_id="a", options=options, registry=None
-        )
+        report = build_report(error, report_id="d", agent_id="a", options=options, registry=None)
     payload = encoder.encode(protocol.ReportMessage(report=report))
     assert isinstance(wire.decode_message(payload), wire.WireReport)
     assert protocol.decode(payload) == protocol.ReportMessage(report=report)

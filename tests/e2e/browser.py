@@ -33,7 +33,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -246,7 +246,7 @@ def seed(broker: Broker, agent: Transport) -> Seed:
     """``seed(count, message)`` sends ``count`` reports as an agent would; oldest first."""
 
     def send(count: int = 1, message: str = "missing") -> list[Report]:
-        template = capture_exception(
+        template = build_report(
             _captured(message),
             report_id=uuid.uuid4().hex,
             agent_id=agent.agent_id,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from playwright.sync_api import Locator, Page, Route, expect
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from tests.conftest import Broker, wait_for
 from tests.e2e.browser import person
 
@@ -155,7 +155,7 @@ def test_the_search_box_finds_stored_reports_that_are_not_loaded(
 ) -> None:
     from tests.e2e.browser import _captured, log_in
 
-    needle = capture_exception(
+    needle = build_report(
         _captured("needle in the haystack"),
         report_id=uuid.uuid4().hex,
         agent_id=agent.agent_id,
@@ -250,7 +250,7 @@ def test_groups_count_repeats_live_without_a_reload(
     expect(group).to_contain_text("(3)")  # the worker's count
 
     # A new kind of error: a new group on top.
-    report = capture_exception(
+    report = build_report(
         _value_error(),
         report_id=uuid.uuid4().hex,
         agent_id=agent.agent_id,

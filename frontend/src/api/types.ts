@@ -70,6 +70,13 @@ export interface RequestInfo {
   form_note: string;
 }
 
+/** Where a report came from, beside the traceback (a task, a log record, the caller's context). */
+export interface Panel {
+  title: string;
+  /** Name and safe repr text, secrets masked by the agent. */
+  items: [string, string][];
+}
+
 /** A captured error; `agent_alive` is added by the broker. */
 export interface Report {
   id: string;
@@ -84,6 +91,8 @@ export interface Report {
   host: string;
   app: string;
   paused?: boolean;
+  /** Absent in reports stored before panels existed. */
+  panels?: Panel[];
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;

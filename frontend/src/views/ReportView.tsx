@@ -8,6 +8,7 @@ import { ExceptionChain, type ChainContext } from "../components/ExceptionChain"
 import { PlainText } from "../components/PlainText";
 import { RelativeTime } from "../components/RelativeTime";
 import { ReportActions } from "../components/ReportActions";
+import { ReportPanels } from "../components/ReportPanels";
 import { RequestPanel } from "../components/RequestPanel";
 import { releaseHeldFrames } from "../state/frames";
 import { agents, resumeThread, selectReport, selected } from "../state/reports";
@@ -91,6 +92,7 @@ function ReportHeader({ report }: { report: Report }) {
         <span class="dot" aria-hidden="true" />
         {report.agent_alive ? "Agent alive: consoles available" : PROCESS_GONE}
       </p>
+      <ReportPanels panels={report.panels ?? []} />
       {report.request && <RequestPanel request={report.request} />}
     </header>
   );

@@ -1,0 +1,1 @@
+"""Reports from where no middleware sees the error: the capture API, logging, task queues, tests."""

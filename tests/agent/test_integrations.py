@@ -1,0 +1,132 @@
+"""The capture API and the logging handler without a broker: bad input, panels, one report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import debugbroker
+from debugbroker.agent.capture.panels import MAX_PANEL_TEXT, make_panel
+from debugbroker.agent.integrations.capture import agent_transport
+from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
+from debugbroker.agent.middleware import DebuggedApplication
+from debugbroker.agent.options import Options
+from debugbroker.agent.process import current_transport, get_transport
+from debugbroker.agent.transport.transport import Transport
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def transport(monkeypatch: pytest.MonkeyPatch) -> Iterator[Transport]:
+    """This process's agent, pointed at a port where no broker answers; closed after."""
+    while (leftover := current_transport()) is not None:  # another test's agent
+        leftover.close()
+    monkeypatch.setenv("DEBUGBROKER_URL", f"tcp://127.0.0.1:{free_port()}")
+    made = agent_transport()
+    yield made
+    made.close()
+
+
+class Hostile:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_nothing_to_report_is_said_on_stderr_and_returns_none(
+    transport: Transport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert debugbroker.capture_exception() is None
+    assert "no exception being handled" in capsys.readouterr().err
+    assert debugbroker.capture_exception("boom") is None  # type: ignore[arg-type]
+    assert "expects an exception, got str" in capsys.readouterr().err
+    assert transport.queued_reports == 0
+
+
+def test_a_capture_without_a_broker_is_queued_and_returns_none(transport: Transport) -> None:
+    try:
+        {}["missing"]
+    except KeyError:
+        assert debugbroker.capture_exception(huge="x" * 100_000, odd=Hostile()) is None
+    assert transport.queued_reports == 1
+    report = transport.mailbox.next_report()  # what the broker would get
+    assert report is not None
+    assert report.type_name == "KeyError"
+    (panel,) = report.panels
+    items = dict(panel.items)
+    assert panel.title == "Context"
+    assert len(items["huge"]) < MAX_PANEL_TEXT + 30 and items["huge"].endswith("more)")
+    assert items["odd"].startswith("<broken repr")
+    # The frames are held, so a console can open on them once the broker is there.
+    assert any(frame.frame_id in transport.registry for frame in report.exceptions[0].frames)
+
+
+def test_an_exception_given_outside_its_except_block_is_reported(transport: Transport) -> None:
+    try:
+        raise ValueError("kept for later")
+    except ValueError as error:
+        kept = error
+    debugbroker.capture_exception(kept)
+    assert transport.queued_reports == 1
+
+
+def test_panels_never_fail_on_a_broken_iterable() -> None:
+    def rows() -> Iterator[tuple[str, object]]:
+        yield "first", 1
+        raise OSError("gone")
+
+    panel = make_panel("Task", rows(), Options())
+    assert panel.items[0] == ("first", "1")
+    assert panel.items[1][1].startswith("<could not read the values: OSError")
+
+
+def test_records_without_an_exception_or_under_the_level_are_not_reported(
+    transport: Transport,
+) -> None:
+    logger = logging.getLogger("tests.integrations.quiet")
+    handler = install_logging(logger=logger)
+    try:
+        assert install_logging(logger="tests.integrations.quiet") is handler  # idempotent
+        logger.error("no exception here")
+        logger.error("asked for one, none active", exc_info=True)
+        try:
+            int("x")
+        except ValueError:
+            logger.warning("only a warning", exc_info=True)
+        assert transport.queued_reports == 0
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_logged_error_that_reaches_the_middleware_is_one_report(transport: Transport) -> None:
+    logger = logging.getLogger("tests.integrations.view")
+    handler = LoggingHandler()
+    logger.addHandler(handler)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            return [b"%d" % (1 / 0)]
+        except ZeroDivisionError:
+            logger.exception("dividing failed")
+            raise
+
+    wrapped = DebuggedApplication(app, options=transport.options)
+    headers: dict[str, str] = {}
+
+    def start_response(status: str, pairs: list[tuple[str, str]], exc_info: Any = None) -> None:
+        headers.update(pairs)
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "x", "SERVER_PORT": "80"}
+    try:
+        body = b"".join(wrapped(environ, start_response))
+    finally:
+        logger.removeHandler(handler)
+    assert b"ZeroDivisionError" in body
+    assert transport.queued_reports == 1
+    report = transport.mailbox.next_report()
+    assert report is not None
+    assert report.panels[0].title == "Log record"
+    assert headers["X-Debugbroker-Report"].endswith(f"/#/reports/{report.id}")
+    assert get_transport(transport.options) is transport

@@ -1,0 +1,79 @@
+"""A plain program (no middleware) that handles errors and reports them, then stays alive.
+
+``capture``: ``capture_exception`` from a background thread with context keywords, the
+failing frame's local changed after the capture; then a forked child captures its own.
+``logging``: ``install_logging()``, then ``logger.exception`` and a record whose args break
+``%`` formatting. Each prints a ``done`` line; the test stops the program.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+import debugbroker
+
+
+def charge(order_id: int) -> str | None:
+    amount = 42
+    try:
+        amount / (order_id - order_id)
+    except ZeroDivisionError:
+        url = debugbroker.capture_exception(order=order_id, api_key="sk-live-123")
+        amount = -1  # after the capture: the console shows 42, the value at capture
+        return url
+    return None
+
+
+def in_child() -> None:
+    basket = ["child-item"]
+    try:
+        basket.index("missing")
+    except ValueError:
+        debugbroker.capture_exception(where="child")
+
+
+def log_failure(logger: logging.Logger) -> None:
+    invoice = {"number": 7}
+    try:
+        invoice["total"]
+    except KeyError:
+        logger.exception("invoice %s has no total", invoice["number"])
+
+
+def log_badly_formatted(logger: logging.Logger) -> None:
+    count = "many"
+    try:
+        int(count)
+    except ValueError:
+        logger.error("%d items failed", count, exc_info=True)
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "capture":
+        results: list[str | None] = []
+        worker = threading.Thread(target=lambda: results.append(charge(5)), name="charger")
+        worker.start()
+        worker.join()
+        print("parent url", results, flush=True)
+        child = os.fork()
+        if child == 0:
+            in_child()
+            print("child done", os.getpid(), flush=True)
+            threading.Event().wait()  # held frames live while the test evaluates
+        print("parent done", os.getpid(), flush=True)
+    elif mode == "logging":
+        logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+        debugbroker.install_logging()
+        logger = logging.getLogger("shop.billing")
+        log_failure(logger)
+        log_badly_formatted(logger)
+        print("logging done", os.getpid(), flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
