@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from debugbroker.agent.asgi import DebuggedASGIApplication
     from debugbroker.agent.hooks import install_excepthook
     from debugbroker.agent.integrations.capture import capture_exception
+    from debugbroker.agent.integrations.celery_tasks import install_celery
     from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
     from debugbroker.agent.middleware import DebuggedApplication
     from debugbroker.agent.options import Options
@@ -24,6 +25,7 @@ __all__ = [
     "LoggingHandler",
     "Options",
     "capture_exception",
+    "install_celery",
     "install_excepthook",
     "install_logging",
     "set_trace",
@@ -36,6 +38,7 @@ _HOMES = {
     "LoggingHandler": "debugbroker.agent.integrations.log_handler",
     "Options": "debugbroker.agent.options",
     "capture_exception": "debugbroker.agent.integrations.capture",
+    "install_celery": "debugbroker.agent.integrations.celery_tasks",
     "install_excepthook": "debugbroker.agent.hooks",
     "install_logging": "debugbroker.agent.integrations.log_handler",
     "set_trace": "debugbroker.agent.trace",

@@ -393,3 +393,53 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
     yield start
     for server in started:
         server.process.stop()
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free port, persistence off (Celery's and RQ's broker)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.process = Process(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            workdir / "redis.log",
+            base_env(),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> RedisServer:
+        self.process.start()
+        self.process.wait_until(self.answers, "redis-server to answer PING")
+        return self
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A started ``redis-server``, stopped after the test."""
+    started = RedisServer(tmp_path).start()
+    yield started
+    started.process.stop()

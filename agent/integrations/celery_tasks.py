@@ -1,0 +1,86 @@
+"""``install_celery``: failed Celery tasks are reported from the worker process that ran them.
+
+Celery sends ``task_failure`` in the process that ran the task (a prefork pool's child, the
+worker itself for the ``solo`` pool, one of its threads for ``threads``), while the task's
+frames are still there, so that process's agent holds them and its consoles run there. Celery
+then clears those frames (``traceback_clear``): the agent keeps each frame's locals as they were
+at the capture, so consoles still see them. A Task panel shows the task's name, id, args,
+kwargs, retries, queue and worker, through the safe-repr path with secrets masked.
+
+Celery is imported only when ``install_celery`` is called: the agent does not depend on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from debugbroker.agent.capture.panels import make_panel
+from debugbroker.agent.integrations.capture import agent_transport, report_error
+
+__all__ = ["install_celery"]
+
+_lock = threading.Lock()
+_apps: list[Any] = []  # the apps whose tasks are reported; empty and _every: all of them
+_every = False
+_connected = False
+
+
+def install_celery(app: Any = None) -> None:
+    """Report the failed tasks of ``app`` (a ``celery.Celery``), or of every app when None.
+
+    Call it in the module that creates the app, so that worker processes run it; idempotent.
+    """
+    global _every, _connected
+    from celery import signals  # noqa: PLC0415 - the agent does not depend on Celery
+
+    with _lock:
+        if app is None:
+            _every = True
+        elif all(known is not app for known in _apps):
+            _apps.append(app)
+        if not _connected:
+            signals.task_failure.connect(_on_task_failure, weak=False, dispatch_uid=__name__)
+            _connected = True
+
+
+def _wanted(task: Any) -> bool:
+    if _every:
+        return True
+    app = getattr(task, "app", None)
+    return any(known is app for known in _apps)
+
+
+def _task_panel(task: Any, task_id: object, args: object, kwargs: object) -> Any:
+    request = getattr(task, "request", None)
+    delivery = getattr(request, "delivery_info", None) or {}
+    queue = (
+        delivery.get("routing_key") or delivery.get("queue") if isinstance(delivery, dict) else None
+    )
+    items: list[tuple[str, object]] = [
+        ("name", str(getattr(task, "name", "?"))),
+        ("id", str(task_id)),
+        ("args", args),
+        ("kwargs", kwargs),
+        ("retries", getattr(request, "retries", 0)),
+        ("queue", str(queue) if queue else "?"),
+        ("worker", str(getattr(request, "hostname", None) or "?")),
+    ]
+    return make_panel("Task", items, agent_transport().options)
+
+
+def _on_task_failure(
+    sender: Any = None,
+    task_id: object = None,
+    exception: object = None,
+    args: object = None,
+    kwargs: object = None,
+    **_: object,
+) -> None:
+    """``task_failure``: report the task's exception with its Task panel; never raises."""
+    try:
+        if not isinstance(exception, BaseException) or not _wanted(sender):
+            return
+        report_error(exception, (_task_panel(sender, task_id, args, kwargs),))
+    except Exception:  # the worker must go on as without us
+        pass
