@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from debugbroker.agent.integrations.capture import capture_exception
     from debugbroker.agent.integrations.celery_tasks import install_celery
     from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
+    from debugbroker.agent.integrations.rq_jobs import rq_exception_handler
     from debugbroker.agent.middleware import DebuggedApplication
     from debugbroker.agent.options import Options
     from debugbroker.agent.trace import set_trace
@@ -28,6 +29,7 @@ __all__ = [
     "install_celery",
     "install_excepthook",
     "install_logging",
+    "rq_exception_handler",
     "set_trace",
 ]
 
@@ -41,6 +43,7 @@ _HOMES = {
     "install_celery": "debugbroker.agent.integrations.celery_tasks",
     "install_excepthook": "debugbroker.agent.hooks",
     "install_logging": "debugbroker.agent.integrations.log_handler",
+    "rq_exception_handler": "debugbroker.agent.integrations.rq_jobs",
     "set_trace": "debugbroker.agent.trace",
 }
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         install_celery,
         install_excepthook,
         install_logging,
+        rq_exception_handler,
         set_trace,
     )
 
@@ -26,6 +27,7 @@ __all__ = [
     "install_celery",
     "install_excepthook",
     "install_logging",
+    "rq_exception_handler",
     "set_trace",
     "__version__",
 ]
