@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from debugbroker.agent.asgi import DebuggedASGIApplication
     from debugbroker.agent.hooks import install_excepthook
+    from debugbroker.agent.integrations.asyncio_tasks import install_asyncio
     from debugbroker.agent.integrations.capture import capture_exception
     from debugbroker.agent.integrations.celery_tasks import install_celery
     from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
@@ -26,6 +27,7 @@ __all__ = [
     "LoggingHandler",
     "Options",
     "capture_exception",
+    "install_asyncio",
     "install_celery",
     "install_excepthook",
     "install_logging",
@@ -40,6 +42,7 @@ _HOMES = {
     "LoggingHandler": "debugbroker.agent.integrations.log_handler",
     "Options": "debugbroker.agent.options",
     "capture_exception": "debugbroker.agent.integrations.capture",
+    "install_asyncio": "debugbroker.agent.integrations.asyncio_tasks",
     "install_celery": "debugbroker.agent.integrations.celery_tasks",
     "install_excepthook": "debugbroker.agent.hooks",
     "install_logging": "debugbroker.agent.integrations.log_handler",

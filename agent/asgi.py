@@ -7,16 +7,21 @@ WebSocket is reported and re-raised (there is no page to answer with).
 
 With Starlette or FastAPI, add it as a middleware (``app.add_middleware(DebuggedASGIApplication)``)
 so it sits inside Starlette's own error middleware, which otherwise answers first.
+
+With its first request it also reports the server loop's unretrieved task errors
+(``install_asyncio``; ``asyncio_errors=False`` leaves the loop's handler alone).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
 from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.integrations.asyncio_tasks import install_asyncio
 from debugbroker.agent.middleware import request_info
 from debugbroker.agent.options import Options, middleware_options
 from debugbroker.agent.process import get_transport
@@ -72,6 +77,7 @@ class DebuggedASGIApplication:
         app_name: str | None = None,
         options: Options | None = None,
         console: bool = False,
+        asyncio_errors: bool = True,
     ) -> None:
         base = options if options is not None else Options.from_environment()
         self.app = app
@@ -84,6 +90,8 @@ class DebuggedASGIApplication:
             app_name=app_name,
         )
         self.evalex = self.options.evalex
+        self.asyncio_errors = asyncio_errors
+        self._loop: object = None  # the loop whose exception handler is ours
         if self.options.console and self.evalex:  # the console is there before any request
             self._start_agent()
 
@@ -99,6 +107,16 @@ class DebuggedASGIApplication:
         except Exception:
             pass  # the next request tries again; the app runs either way
 
+    def _watch_loop(self) -> None:
+        """Report the running loop's unretrieved task errors (``install_asyncio``), once."""
+        try:
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:
+                self._loop = loop
+                install_asyncio(loop)
+        except Exception:
+            pass
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app; on an error, report it, answer a 500 if nothing was sent, re-raise."""
         kind = scope.get("type")
@@ -106,6 +124,8 @@ class DebuggedASGIApplication:
             await self.app(scope, receive, send)
             return
         self._start_agent()  # with the first request, so the dashboard lists this process
+        if self.asyncio_errors:
+            self._watch_loop()
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -130,3 +131,28 @@ def test_a_logged_error_that_reaches_the_middleware_is_one_report(transport: Tra
     assert report.panels[0].title == "Log record"
     assert headers["X-Debugbroker-Report"].endswith(f"/#/reports/{report.id}")
     assert get_transport(transport.options) is transport
+
+
+def test_install_asyncio_needs_a_loop_chains_the_previous_handler_once(
+    transport: Transport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    debugbroker.install_asyncio()
+    assert "needs a running loop" in capsys.readouterr().err
+    heard: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(lambda _, context: heard.append(context["message"]))
+        debugbroker.install_asyncio(loop)
+        installed = loop.get_exception_handler()
+        debugbroker.install_asyncio(loop)  # idempotent
+        assert loop.get_exception_handler() is installed
+        loop.call_exception_handler({"message": "no exception here"})
+        assert transport.queued_reports == 0
+        try:
+            raise OSError("lost")
+        except OSError as error:
+            loop.call_exception_handler({"message": "Task exception", "exception": error})
+        assert heard == ["no exception here", "Task exception"]
+        assert transport.queued_reports == 1
+    finally:
+        loop.close()

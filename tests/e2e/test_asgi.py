@@ -135,3 +135,21 @@ def test_console_true_offers_the_process_console_before_any_request(
     assert result["ok"], result["error"]
     # uvicorn's loop runs on the main thread: the await ran on the app's own loop.
     assert node_text(result["result"]) == f"({server.get('/').text}, True)"
+
+
+def test_an_unretrieved_background_task_error_is_reported_by_default(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    server = uvicorn(start_server, broker, "app")
+    wait_for(lambda: broker.live_agents(), what="the server's agent")
+    assert server.get("/forget?sku=C-3").status == 200
+    summary = wait_for(
+        lambda: next((r for r in broker.reports() if r["type_name"] == "LookupError"), None),
+        what="the background task's report",
+    )
+    report = broker.report(summary["id"])
+    (panel,) = report["panels"]
+    assert dict(panel["items"])["message"] == "Task exception was never retrieved"
+    answer = broker.evaluate(report["id"], frame_index(report, "restock"), "os.getpid(), shelf")
+    assert answer.status == 200, answer.text
+    assert node_text(answer.json()["result"]) == f"({server.get('/').text}, {{'sku': 'C-3'}})"

@@ -88,3 +88,26 @@ def test_logged_exceptions_become_reports_with_the_record(broker: Broker, tmp_pa
         assert "shop.billing ERROR invoice 7 has no total" in program.output()
     finally:
         program.stop()
+
+
+def test_an_unretrieved_task_error_is_reported_with_the_task_frames(
+    broker: Broker, tmp_path: Path
+) -> None:
+    command = [sys.executable, "tests/e2e/apps/handled_errors.py", "asyncio"]
+    program = Process("asyncio", command, tmp_path / "asyncio.log", broker.agent_env())
+    program.start()
+    try:
+        program.wait_until(lambda: "asyncio done" in program.output(), "the forgotten task")
+        pid = int(re.findall(r"asyncio done (\d+)", program.output())[0])
+        (report,) = reports_of(broker, 1)
+        assert report["type_name"] == "LookupError"
+        details = panel(report, "asyncio")
+        assert details["message"] == "Task exception was never retrieved"
+        assert "sync_stock" in details["future"]
+        assert evaluate(broker, report, "sync_stock", "os.getpid(), shelf") == (
+            f"({pid}, {{'sku': 'A-1', 'count': 0}})"
+        )
+        # The previous handler (asyncio's default) still logged it.
+        assert "Task exception was never retrieved" in program.output()
+    finally:
+        program.stop()

@@ -3,11 +3,13 @@
 ``capture``: ``capture_exception`` from a background thread with context keywords, the
 failing frame's local changed after the capture; then a forked child captures its own.
 ``logging``: ``install_logging()``, then ``logger.exception`` and a record whose args break
-``%`` formatting. Each prints a ``done`` line; the test stops the program.
+``%`` formatting. ``asyncio``: a task whose exception nobody retrieves. Each prints a
+``done`` line; the test stops the program.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -51,6 +53,21 @@ def log_badly_formatted(logger: logging.Logger) -> None:
         logger.error("%d items failed", count, exc_info=True)
 
 
+async def sync_stock(sku: str) -> None:
+    shelf = {"sku": sku, "count": 0}
+    await asyncio.sleep(0)
+    raise LookupError(f"no stock for {shelf['sku']}")
+
+
+async def forget_a_task() -> None:
+    debugbroker.install_asyncio()
+    task = asyncio.get_running_loop().create_task(sync_stock("A-1"))
+    await asyncio.wait([task])  # done, its exception never retrieved
+    del task  # collected now: the loop's handler hears of it
+    print("asyncio done", os.getpid(), flush=True)
+    await asyncio.Event().wait()
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "capture":
@@ -72,6 +89,8 @@ def main() -> None:
         log_failure(logger)
         log_badly_formatted(logger)
         print("logging done", os.getpid(), flush=True)
+    elif mode == "asyncio":
+        asyncio.run(forget_a_task())
     threading.Event().wait()
 
 

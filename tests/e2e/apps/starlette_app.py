@@ -43,6 +43,18 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
+async def restock(sku: str) -> None:
+    """A background task that fails; nobody awaits it."""
+    await asyncio.sleep(0)
+    shelf = {"sku": sku}
+    raise LookupError(f"no shelf for {shelf['sku']}")
+
+
+async def forget(request: Request) -> Response:
+    asyncio.get_running_loop().create_task(restock(request.query_params.get("sku", "B-2")))
+    return PlainTextResponse("queued")
+
+
 async def pid(request: Request) -> Response:
     return PlainTextResponse(str(os.getpid()))
 
@@ -81,6 +93,7 @@ routes = [
     Route("/stream", stream),
     Route("/ready", ready),
     Route("/leak", leak, methods=["POST"]),
+    Route("/forget", forget),
 ]
 app = Starlette(routes=routes, lifespan=lifespan)
 app.add_middleware(DebuggedASGIApplication, app_name="starlette-test")
