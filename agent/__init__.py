@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from debugbroker.agent.integrations.asyncio_tasks import install_asyncio
     from debugbroker.agent.integrations.capture import capture_exception
     from debugbroker.agent.integrations.celery_tasks import install_celery
+    from debugbroker.agent.integrations.frameworks import install_django, install_flask
     from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
     from debugbroker.agent.integrations.rq_jobs import rq_exception_handler
     from debugbroker.agent.middleware import DebuggedApplication
@@ -29,7 +30,9 @@ __all__ = [
     "capture_exception",
     "install_asyncio",
     "install_celery",
+    "install_django",
     "install_excepthook",
+    "install_flask",
     "install_logging",
     "rq_exception_handler",
     "set_trace",
@@ -44,7 +47,9 @@ _HOMES = {
     "capture_exception": "debugbroker.agent.integrations.capture",
     "install_asyncio": "debugbroker.agent.integrations.asyncio_tasks",
     "install_celery": "debugbroker.agent.integrations.celery_tasks",
+    "install_django": "debugbroker.agent.integrations.frameworks",
     "install_excepthook": "debugbroker.agent.hooks",
+    "install_flask": "debugbroker.agent.integrations.frameworks",
     "install_logging": "debugbroker.agent.integrations.log_handler",
     "rq_exception_handler": "debugbroker.agent.integrations.rq_jobs",
     "set_trace": "debugbroker.agent.trace",

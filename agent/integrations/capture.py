@@ -17,7 +17,7 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import type_name_of
 from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.transport.transport import Transport
-from debugbroker.protocol import Panel
+from debugbroker.protocol import Panel, RequestInfo
 
 __all__ = ["capture_exception", "report_error", "agent_transport"]
 
@@ -35,16 +35,27 @@ def _say(text: str) -> None:
 
 
 def report_error(
-    error: BaseException, panels: Iterable[Panel] = (), *, snapshot: bool = True
+    error: BaseException,
+    panels: Iterable[Panel] = (),
+    *,
+    snapshot: bool = True,
+    request: RequestInfo | None = None,
+    environ: object | None = None,
 ) -> str | None:
     """Report ``error`` with ``panels`` through this process's agent: the report's dashboard
     URL while the agent is connected to a broker, else None (the report is queued and sent
     if the broker turns up); never raises. ``snapshot``: evals see the held frames' locals as
-    they are now, even if the frames run on or their host clears them."""
+    they are now, even if the frames run on or their host clears them. ``request`` and the
+    ``environ`` it was built from fill the Request panel."""
     try:
         transport = agent_transport()
         report, _ = submit_error(
-            error, transport.options, None, panels=tuple(panels), snapshot=snapshot
+            error,
+            transport.options,
+            request,
+            environ=environ,
+            panels=tuple(panels),
+            snapshot=snapshot,
         )
         if report is None or not transport.connected:
             return None

@@ -50,3 +50,29 @@ def test_a_view_error_reports_and_evals_run_in_the_view_frame(
     assert node_text(seen["result"]) == "'grace'", seen
     pid = broker.evaluate(report_id, index, "import os\nos.getpid()").json()
     assert node_text(pid["result"]) == str(report["pid"])
+
+
+SIGNAL_APPS = {"flask": "flask_signals_app:app", "django": "django_signals_app:application"}
+
+
+@pytest.mark.parametrize("framework", sorted(SIGNAL_APPS))
+def test_an_app_answering_its_own_500_still_reports_through_the_signal(
+    broker: Broker, start_server: Callable[..., AppServer], framework: str
+) -> None:
+    command = ["gunicorn", "-w", "2", "{bind}", SIGNAL_APPS[framework]]
+    server = start_server(command, broker.agent_env(), name=f"{framework}-signals")
+    answer = server.get("/orders/2?customer=grace")
+    assert answer.status == 500  # the framework's own page: the app keeps its handling
+    assert "x-debugbroker-report" not in answer.headers
+    summary = wait_for(
+        lambda: next((r for r in broker.reports() if r["type_name"] == "ZeroDivisionError"), None),
+        what="the signal's report",
+    )
+    report = broker.report(summary["id"])
+    assert report["request"]["url"].endswith("/orders/2?customer=grace")
+    index = frame_index(report, "order")
+    result = broker.evaluate(report["id"], index, "import os\nos.getpid(), customer, items")
+    assert result.status == 200, result.text
+    assert node_text(result.json()["result"]) == f"({report['pid']}, 'grace', [])"
+    assert report["pid"] != server.process.pid  # a gunicorn worker, not the arbiter
+    assert len([r for r in broker.reports() if r["type_name"] == "ZeroDivisionError"]) == 1

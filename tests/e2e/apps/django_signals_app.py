@@ -1,0 +1,45 @@
+"""A Django project answering its own 500s (no propagation, no middleware): install_django."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False,
+    DEBUG_PROPAGATE_EXCEPTIONS=False,
+    ROOT_URLCONF=__name__,
+    ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+    SECRET_KEY="only-for-the-tests",
+    INSTALLED_APPS=[],
+    MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
+)
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402 - after settings.configure
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+from django.urls import path  # noqa: E402
+
+import debugbroker  # noqa: E402
+
+ORDERS = {1: [3, 4, 5], 2: []}
+
+
+def average(items: list[int]) -> float:
+    return sum(items) / len(items)
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(os.getpid()), content_type="text/plain")
+
+
+def order(request: HttpRequest, order_id: int) -> HttpResponse:
+    customer = request.GET.get("customer", "ada")
+    items = ORDERS[order_id]
+    return HttpResponse(f"{customer}: {average(items)}", content_type="text/plain")
+
+
+urlpatterns = [path("", index), path("orders/<int:order_id>", order)]
+
+debugbroker.install_django()
+application = get_wsgi_application()
