@@ -1,7 +1,8 @@
 """The example app of ``docker-compose.yml``: a tiny WSGI shop with a bug, agent attached.
 
 Run it like any WSGI app (``gunicorn --chdir examples app:app``); it reports to the broker
-at ``DEBUGBROKER_URL`` with ``DEBUGBROKER_SECRET``. ``/checkout?coupon=BOGUS`` fails.
+at ``DEBUGBROKER_URL`` with ``DEBUGBROKER_SECRET``. ``/checkout?coupon=BOGUS`` fails;
+``/ship?warehouse=east`` queues a Celery task (``tasks.py``) that fails in the worker.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def shop(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         coupon = parse_qs(environ.get("QUERY_STRING", "")).get("coupon", ["NONE"])[0]
         total = order_total({"apple": 3, "pear": 2, "fig": 1}, coupon)
         body = f"<p>Total with {html.escape(coupon)}: {total}</p>"
+    elif path == "/ship":
+        from tasks import ship_order  # only this page needs Celery and Redis
+
+        warehouse = parse_qs(environ.get("QUERY_STRING", "")).get("warehouse", ["north"])[0]
+        task = ship_order.delay(7, warehouse)
+        body = f"<p>Queued task {html.escape(str(task.id))} for {html.escape(warehouse)}</p>"
     elif path == "/health":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [f"ok {os.getpid()}".encode()]
@@ -40,6 +47,8 @@ def shop(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             "<h1>Example shop</h1><ul>"
             '<li><a href="/checkout?coupon=HALF">checkout with a good coupon</a></li>'
             '<li><a href="/checkout?coupon=BOGUS">checkout with a bad coupon (an error)</a></li>'
+            '<li><a href="/ship?warehouse=east">ship from a missing warehouse (a task error in '
+            "the Celery worker)</a></li>"
             "</ul>"
         )
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])

@@ -45,8 +45,11 @@ def interpolate(text: str, variables: dict[str, str]) -> str:
 
 def test_the_services_ports_environment_and_health_are_as_documented() -> None:
     services = compose()["services"]
-    assert set(services) == {"broker", "app"}
+    assert set(services) == {"broker", "app", "redis", "worker"}
     for name, service in services.items():
+        if name == "redis":
+            assert service["image"].startswith("redis:") and "ports" not in service
+            continue
         assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
@@ -68,6 +71,13 @@ def test_the_services_ports_environment_and_health_are_as_documented() -> None:
     assert app["depends_on"]["broker"]["condition"] == "service_healthy"
     assert broker["healthcheck"]["test"][0] == "CMD"
     assert "/data" in command and "broker-data:/data" in broker["volumes"]
+    # The Celery worker reports to the same broker, through the same Redis as the app.
+    worker = services["worker"]
+    assert worker["command"][0] == "celery" and "worker" in worker["command"]
+    assert worker["environment"]["DEBUGBROKER_URL"] == "tcp://broker:8781"
+    assert worker["environment"]["DEBUGBROKER_SECRET"].startswith("${DEBUGBROKER_SECRET:?")
+    assert worker["environment"]["CELERY_BROKER_URL"] == app["environment"]["CELERY_BROKER_URL"]
+    assert services["redis"]["command"][:5] == ["redis-server", "--save", "", "--appendonly", "no"]
 
 
 def test_the_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
@@ -105,6 +115,7 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
 ) -> None:
     services = compose()["services"]
     http_port, zmq_port, app_port = free_port(), free_port(), free_port()
+    redis_port = free_port()
     dashboard = f"http://127.0.0.1:{http_port}"
     variables = {
         "DEBUGBROKER_TOKEN": "compose-token",
@@ -119,11 +130,12 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
         "tcp://0.0.0.0:8781": f"tcp://127.0.0.1:{zmq_port}",
         "tcp://broker:8781": f"tcp://127.0.0.1:{zmq_port}",
         "0.0.0.0:8000": f"127.0.0.1:{app_port}",
+        "redis://redis:6379": f"redis://127.0.0.1:{redis_port}",
         "/srv": str(ROOT),
     }
     processes: list[Process] = []
     try:
-        for name in ("broker", "app"):
+        for name in ("redis", "broker", "app", "worker"):
             service = services[name]
             command = [interpolate(str(part), variables) for part in service["command"]]
             command = localize(command, mapping)
@@ -131,9 +143,12 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
                 command[command.index("/data")] = str(tmp_path / "data")
             environment = {
                 key: localize([interpolate(str(value), variables)], mapping)[0]
-                for key, value in service["environment"].items()
+                for key, value in service.get("environment", {}).items()
             }
-            command = [sys.executable, "-m", *command]  # debugbroker / gunicorn
+            if name == "redis":  # the image's port, mapped to a free one here
+                command += ["--port", str(redis_port), "--bind", "127.0.0.1"]
+            else:
+                command = [sys.executable, "-m", *command]  # debugbroker / gunicorn / celery
             process = Process(name, command, tmp_path / f"{name}.log", base_env(**environment))
             process.start()
             processes.append(process)
@@ -144,7 +159,7 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
                     passes(check, base_env(**environment)), "the broker's healthcheck to pass"
                 )
         app_url = f"http://127.0.0.1:{app_port}"
-        processes[1].wait_until(lambda: http("GET", app_url + "/health").status == 200, "the app")
+        processes[2].wait_until(lambda: http("GET", app_url + "/health").status == 200, "the app")
 
         def linked() -> Any:
             answer = http("GET", app_url + "/checkout?coupon=BOGUS", headers={"Accept": "*/*"})
@@ -179,6 +194,40 @@ def test_the_compose_commands_run_as_processes_and_an_error_reaches_the_dashboar
             json_body={"code": "coupon, divisor"},
         )
         assert node_text(answer.json()["result"]) == "('BOGUS', 0)"
+
+        # The page that queues a failing task: reported by the worker child that ran it.
+        worker = processes[3]
+        worker.wait_until(lambda: " ready." in worker.output(), "the celery worker")
+        queued = http("GET", app_url + "/ship?warehouse=east")
+        assert queued.status == 200 and "Queued task" in queued.text, queued.text
+        task_report = wait_for(
+            lambda: next(
+                (
+                    http("GET", f"{dashboard}/api/reports/{r['id']}", headers=auth).json()
+                    for r in http("GET", f"{dashboard}/api/reports", headers=auth).json()["reports"]
+                    if r["type_name"] == "KeyError"
+                ),
+                None,
+            ),
+            what="the task's report",
+        )
+        (task_panel,) = task_report["panels"]
+        assert dict(task_panel["items"])["name"] == "tasks.ship_order"
+        index = next(
+            f["index"]
+            for info in task_report["exceptions"]
+            for f in info["frames"]
+            if f["function"] == "ship_order"
+        )
+        answer = http(
+            "POST",
+            f"{dashboard}/api/reports/{task_report['id']}/frames/{index}/eval",
+            headers=auth,
+            json_body={"code": "import os\nos.getpid(), os.getppid(), order_id, warehouse"},
+        )
+        assert node_text(answer.json()["result"]) == (
+            f"({task_report['pid']}, {worker.pid}, 7, 'east')"
+        )
     finally:
         for process in reversed(processes):
             process.stop()
