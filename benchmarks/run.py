@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import console, dashboard, error_path, happy_path, memory, storm
+from . import console, dashboard, error_path, handled_errors, happy_path, memory, storm
 from .common import Row, Settings
 
 __all__ = ["BENCHMARKS", "main", "machine", "format_table"]
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "storm": storm.run,
     "memory": memory.run,
     "dashboard": dashboard.run,
+    "handled_errors": handled_errors.run,
 }
 
 
