@@ -20,7 +20,8 @@ from typing import Any
 
 from debugbroker import DebuggedApplication, LoggingHandler
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import Transport, get_transport
+from debugbroker.agent.process import get_transport
+from debugbroker.agent.transport.transport import Transport
 
 from .common import Row, Settings, gc_paused, median, percentile, start_broker, stored_reports
 from .common import wait_for as wait_until

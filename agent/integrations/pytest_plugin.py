@@ -55,7 +55,7 @@ class _Reporter:
 
     def __init__(self, hold: float) -> None:
         from debugbroker.agent.options import Options  # noqa: PLC0415 - only when active
-        from debugbroker.agent.transport.transport import get_transport  # noqa: PLC0415
+        from debugbroker.agent.process import get_transport  # noqa: PLC0415
 
         self.hold = hold
         self.session = uuid.uuid4().hex[:12]

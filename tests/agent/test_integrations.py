@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -47,8 +47,9 @@ def test_nothing_to_report_is_said_on_stderr_and_returns_none(
 
 
 def test_a_capture_without_a_broker_is_queued_and_returns_none(transport: Transport) -> None:
+    empty: dict[str, int] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError:
         assert debugbroker.capture_exception(huge="x" * 100_000, odd=Hostile()) is None
     assert transport.queued_reports == 1
@@ -116,8 +117,11 @@ def test_a_logged_error_that_reaches_the_middleware_is_one_report(transport: Tra
     wrapped = DebuggedApplication(app, options=transport.options)
     headers: dict[str, str] = {}
 
-    def start_response(status: str, pairs: list[tuple[str, str]], exc_info: Any = None) -> None:
+    def start_response(
+        status: str, pairs: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
         headers.update(pairs)
+        return lambda chunk: None
 
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "x", "SERVER_PORT": "80"}
     try:

@@ -73,7 +73,7 @@ def test_a_failed_task_has_a_console_in_the_process_that_ran_it(
         for order_id in (1, 2, 3):
             charge(client, order_id, api_token="tok-secret", note="x" * 50_000)
         reports = task_reports(broker, 3)
-        seen_orders = set()
+        seen_orders: set[int] = set()
         for report in reports:
             task = task_panel(report)
             assert task["name"] == "celery_app.charge"
@@ -84,17 +84,18 @@ def test_a_failed_task_has_a_console_in_the_process_that_ran_it(
             # The console runs in the process that ran the task, on the task's locals as they
             # were before Celery cleared the frame.
             pid, parent, order_id, amount = (
-                console(broker, report, "os.getpid(), os.getppid(), order_id, amount")
+                int(part)
+                for part in console(broker, report, "os.getpid(), os.getppid(), order_id, amount")
                 .strip("()")
                 .split(", ")
             )
-            assert int(pid) == report["pid"]
-            assert int(amount) == int(order_id) * 10
-            seen_orders.add(int(order_id))
+            assert pid == report["pid"]
+            assert amount == order_id * 10
+            seen_orders.add(order_id)
             if pool == "prefork":
-                assert int(parent) == worker.pid  # a pool child of the worker
+                assert parent == worker.pid  # a pool child of the worker
             else:
-                assert int(pid) == worker.pid
+                assert pid == worker.pid
         assert seen_orders == {1, 2, 3}
     finally:
         worker.stop()

@@ -18,7 +18,7 @@ class Unprintable:
         raise RuntimeError("no repr")
 
 
-@app.task(bind=True)
+@app.task(bind=True)  # type: ignore[untyped-decorator]
 def charge(self: object, order_id: int, api_token: str = "", note: str = "") -> None:
     amount = order_id * 10
     cart = {"order": order_id, "pid": os.getpid()}
