@@ -81,6 +81,10 @@ def test_failing_tests_are_reported_with_node_ids_and_held_for_consoles(
         session = test_panel(assertion)["run"]
         assert test_panel(fixture)["run"] == session
         assert assertion["app"] == fixture["app"] == f"pytest {session}"
+        # One run is one agent: the dashboard's agent filter shows its failures together.
+        assert assertion["agent_id"] == fixture["agent_id"]
+        together = broker.get(f"/api/reports?agent={assertion['agent_id']}").json()["reports"]
+        assert {r["id"] for r in together} == {assertion["id"], fixture["id"]}
 
         answer = broker.evaluate(
             assertion["id"],
