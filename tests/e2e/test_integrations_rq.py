@@ -87,3 +87,37 @@ def test_a_forked_work_horse_delivers_its_report_before_it_exits(
         assert answer.status == 410
     finally:
         worker.stop()
+
+
+WORKER_API = """
+import sys
+from redis import Redis
+from rq import Queue, SimpleWorker
+import debugbroker
+
+connection = Redis.from_url(sys.argv[1])
+worker = SimpleWorker(
+    [Queue(connection=connection)],
+    connection=connection,
+    exception_handlers=[debugbroker.rq_exception_handler],
+)
+print("Listening on default", flush=True)
+worker.work()
+"""
+
+
+def test_the_handler_given_to_worker_in_code(
+    broker: Broker, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-c", WORKER_API, redis_server.url]
+    worker = Process("rq-api", command, tmp_path / "rq-api.log", broker.agent_env())
+    worker.start()
+    try:
+        worker.wait_until(lambda: "Listening on" in worker.output(), "the worker")
+        enqueue(redis_server)
+        report = job_report(broker)
+        answer = broker.evaluate(report["id"], frame_index(report, "charge"), "worker_pid")
+        assert answer.status == 200, answer.text
+        assert node_text(answer.json()["result"]) == str(worker.pid)
+    finally:
+        worker.stop()
