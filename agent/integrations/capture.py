@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from debugbroker.agent.answers import report_url, submit_error
 from debugbroker.agent.capture.panels import make_panel
 from debugbroker.agent.options import Options
-from debugbroker.agent.reprs.safe_text import type_name_of
 from debugbroker.agent.process import current_transport, get_transport
+from debugbroker.agent.reprs.safe_text import type_name_of
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Panel, RequestInfo
 
