@@ -289,7 +289,7 @@ def test_readers_with_the_view_token_get_console_output_with_secrets_masked(
         try:
             checkout([1, 2, 3])
         except ValueError as error:
-            sent = capture_exception(
+            sent = build_report(
                 error,
                 report_id=uuid.uuid4().hex,
                 agent_id=agent.agent_id,
