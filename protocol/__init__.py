@@ -54,6 +54,7 @@ from debugbroker.protocol.messages import (
     Resumed,
     SourceRequest,
     SourceResult,
+    Stored,
     Welcome,
 )
 from debugbroker.protocol.report import (
@@ -88,6 +89,7 @@ __all__ = [
     "Ping",
     "Heartbeat",
     "ReportMessage",
+    "Stored",
     "EvalRequest",
     "EvalResult",
     "OutputChunk",

@@ -24,6 +24,7 @@ __all__ = [
     "Ping",
     "Heartbeat",
     "ReportMessage",
+    "Stored",
     "EvalRequest",
     "EvalResult",
     "OutputChunk",
@@ -120,6 +121,18 @@ class ReportMessage:
 
     kind: ClassVar[str] = "report"
     report: Report
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stored:
+    """Broker → agent: these reports are committed to the broker's store (the report
+    acknowledgement). Sent only after the commit, so a report named here survives the
+    broker being killed; a report never named here may have been lost with it. At most
+    ``MAX_HELD_IDS`` ids per message.
+    """
+
+    kind: ClassVar[str] = "stored"
+    report_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,6 +328,7 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Ping,
     Heartbeat,
     ReportMessage,
+    Stored,
     EvalRequest,
     EvalResult,
     CompleteRequest,
@@ -343,6 +357,7 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
         Ping,
         Heartbeat,
         ReportMessage,
+        Stored,
         EvalRequest,
         EvalResult,
         CompleteRequest,

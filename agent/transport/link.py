@@ -18,6 +18,7 @@ import platform
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ from debugbroker.protocol import (
     ReportMessage,
     Resume,
     SourceRequest,
+    Stored,
     Welcome,
     encoder,
 )
@@ -68,6 +70,7 @@ class AgentIdentity:
     started: float
 
 
+_LAST_STORED = 10_000  # acknowledged report ids remembered (``last_stored``)
 _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
 _REFUSED_RETRY_SECONDS = 5.0  # refused: keep asking, slowly, in case the secret is fixed
@@ -94,7 +97,8 @@ class Link:
     """The I/O thread of one agent: connects, serves the socket, and starts over.
 
     What the app's threads read: ``welcomed`` (set while the broker has welcomed this
-    agent), ``welcome_url``, ``refused_reason``, ``malformed_messages`` and ``finished``
+    agent), ``welcome_url``, ``refused_reason``, ``malformed_messages``, ``stored_reports``
+    and ``last_stored`` (the broker's acknowledgements, ``protocol.Stored``) and ``finished``
     (set once the thread closed its socket). Only this thread writes them.
     """
 
@@ -115,6 +119,8 @@ class Link:
         self.welcome_url: str | None = None
         self.refused_reason: str | None = None
         self.malformed_messages = 0
+        self.stored_reports = 0  # reports the broker acknowledged (committed to its store)
+        self.last_stored: deque[str] = deque(maxlen=_LAST_STORED)  # their latest ids
         self.finished = threading.Event()
         self._linger_ms = 0  # how long closing the socket may wait for unsent messages
 
@@ -257,6 +263,9 @@ class Link:
             self.registry.release_report(message.report_id)
         elif isinstance(message, Ping):
             state.heartbeat_due = 0.0
+        elif isinstance(message, Stored):  # the broker committed these reports
+            self.stored_reports += len(message.report_ids)
+            self.last_stored.extend(message.report_ids)
         else:  # an agent-to-broker message sent our way
             self.malformed_messages += 1
 

@@ -86,6 +86,16 @@ class Transport:
         return self._link.malformed_messages
 
     @property
+    def stored_reports(self) -> int:
+        """Reports the broker acknowledged: committed to its store (``protocol.Stored``)."""
+        return self._link.stored_reports
+
+    @property
+    def last_stored(self) -> tuple[str, ...]:
+        """The ids of the latest acknowledged reports (at most 10,000), oldest first."""
+        return tuple(self._link.last_stored)
+
+    @property
     def dropped_reports(self) -> int:
         """Reports shed from a full queue or too big to send."""
         return self.mailbox.dropped_reports

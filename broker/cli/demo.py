@@ -105,7 +105,12 @@ def run_demo(config: BrokerConfig, show_token: bool, app_address: tuple[str, int
     async def main() -> None:
         ready = asyncio.Event()
         broker = asyncio.create_task(serve(config, show_token, ready))
-        await ready.wait()
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({broker, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if broker.done():  # it could not start: its error is the answer
+            waiting.cancel()
+            await broker
+            return
         server, options = _start_app(config, app_address)
         app_url = f"http://{app_address[0]}:{server.server_port}"
         from debugbroker.agent.process import get_transport

@@ -25,6 +25,8 @@ from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
 from debugbroker.broker.app import POLICY, BrokerConfig, build_app
 from debugbroker.broker.http.auth import load_or_create_curve_keys
 from debugbroker.broker.http.editor import parse_editor, parse_path_map
+from debugbroker.broker.store.lock import DataDirLock
+from debugbroker.broker.store.schema import StoreError, unwritable_message
 
 __all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
@@ -150,12 +152,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     host, port = args.http
-    token, show_token = load_or_create(
-        data_dir / "token", args.token or os.environ.get("DEBUGBROKER_TOKEN")
-    )
-    secret, _ = load_or_create(
-        data_dir / "secret", args.secret or os.environ.get("DEBUGBROKER_SECRET")
-    )
+    try:
+        token, show_token = load_or_create(
+            data_dir / "token", args.token or os.environ.get("DEBUGBROKER_TOKEN")
+        )
+        secret, _ = load_or_create(
+            data_dir / "secret", args.secret or os.environ.get("DEBUGBROKER_SECRET")
+        )
+    except OSError as error:
+        raise StoreError(unwritable_message(data_dir, error)) from None
     view_token = args.view_token or os.environ.get("DEBUGBROKER_VIEW_TOKEN") or ""
     curve_public, curve_secret = "", ""
     if args.curve:
@@ -222,7 +227,19 @@ def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
 
 
 async def serve(config: BrokerConfig, show_token: bool, ready: asyncio.Event | None = None) -> None:
-    """Run a broker until cancelled or signalled."""
+    """Run a broker until cancelled or signalled (``StoreError`` when its data dir is in
+    use by another broker, cannot be written or holds a file it cannot open)."""
+    lock = DataDirLock(config.data_dir)
+    lock.acquire(f"dashboard {config.dashboard_url}/, agents {config.zmq_endpoint}")
+    try:
+        await _serve_locked(config, show_token, ready)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(
+    config: BrokerConfig, show_token: bool, ready: asyncio.Event | None
+) -> None:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -291,17 +308,23 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return run_command(args)
+        except StoreError as error:
+            print(f"debugbroker: cannot start: {error}", file=sys.stderr)
+            return 1
         except (OSError, zmq.ZMQError) as error:
             print(f"debugbroker: cannot start: {error}", file=sys.stderr)
             return 1
-    config, show_token = config_from_args(args)
     try:
+        config, show_token = config_from_args(args)
         if args.command == "demo":
             from debugbroker.broker.cli.demo import run_demo
 
             run_demo(config, show_token, args.app)
         else:
             asyncio.run(serve(config, show_token))
+    except StoreError as error:
+        print(f"debugbroker: cannot start: {error}", file=sys.stderr)
+        return 1
     except (OSError, zmq.ZMQError) as error:
         print(f"debugbroker: cannot start: {error}", file=sys.stderr)
         return 1

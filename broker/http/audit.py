@@ -6,7 +6,9 @@ console or a process console) is recorded, whatever its outcome: who
 in ``X-Debugbroker-Name``), what code, on which report, frame and agent, when, and how it
 ended. Agent admissions and refusals are recorded by the relay. ``GET /api/audit`` (full
 token only) lists the entries; ``GET /api/status`` shows the counters of what the broker
-refused or dropped, so an operator can see an attack or a misconfigured agent.
+refused or dropped, so an operator can see an attack or a misconfigured agent, and what the
+store could not write (a full disk). While the store cannot write, evals are refused (507)
+before they run: their audit rows could not be written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, Handler
+from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, Handler, json_error
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.store.store import Store
@@ -116,7 +118,7 @@ def _outcome(request: web.Request, response: web.StreamResponse) -> tuple[str, s
     detail = str(error)[:2000] if error else ""
     if response.status == 200:
         return ("ok" if isinstance(body, dict) and body.get("ok") else "raised"), detail
-    kind = "refused" if response.status in (400, 401, 403, 413) else "failed"
+    kind = "refused" if response.status in (400, 401, 403, 413, 507) else "failed"
     return kind, f"HTTP {response.status}: {detail}"
 
 
@@ -128,7 +130,15 @@ def audit_middleware(store: Store) -> Middleware:
         if ROLE_KEY not in request or not _is_eval(request):
             return await handler(request)
         started = time.time()
-        response = await handler(request)
+        if store.fault is not None:
+            # Code runs only once its audit row can be written: not while the store cannot.
+            response: web.StreamResponse = json_error(
+                507,
+                f"the eval was not run: its audit row cannot be written ({store.fault}). "
+                "Free space for the broker's data dir; evals run again once the store writes.",
+            )
+        else:
+            response = await handler(request)
         outcome, detail = _outcome(request, response)
         index_text = request.match_info.get("index", "")
         store.queue_audit(
@@ -191,6 +201,16 @@ def security_routes(
                     "unexpected": stats.unexpected,
                     "refused": stats.refused,
                     "reports": stats.reports,
+                },
+                "store": {
+                    "stored": stats.reports,
+                    "waiting": store.reports_waiting,
+                    "shed": store.reports_shed,
+                    "not_stored": stats.not_stored,
+                    "writes_waiting": store.writes_waiting,
+                    "writes_shed": store.writes_shed,
+                    "fault": store.fault,
+                    "shed_reason": store.shed_reason,
                 },
                 "dashboard": {
                     "failed_logins": policy.failed_total,

@@ -1,18 +1,28 @@
 """Reports from admitted agents into the store: queued for its batches, with backpressure,
-and counted and announced to the dashboards only once committed."""
+and counted, acknowledged to their agents (``protocol.Stored``) and announced to the
+dashboards only once committed.
+
+Acknowledged means committed: the store's commit returned (WAL, see ``store_schema``), so
+the report survives the broker being killed. The acknowledgements of one commit go out
+together, one ``Stored`` per agent. Reports that wait through a storage fault (a full disk)
+are acknowledged when they are finally stored; a shed one never is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from debugbroker import protocol
 from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish
 from debugbroker.broker.relay.stats import RelayStats
 from debugbroker.broker.store.frame_targets import report_frames
-from debugbroker.broker.store.store import Store, report_summary
+from debugbroker.broker.store.store import ReportShed, Store, report_summary
 from debugbroker.broker.wire import WireReport
+from debugbroker.protocol import Message, Stored
 
 __all__ = ["ReportIntake"]
 
@@ -28,12 +38,20 @@ class ReportIntake:
     """Takes the relay's reports to the store and announces the committed ones in order."""
 
     def __init__(
-        self, *, store: Store, publish: Publish, stats: RelayStats, registry: AgentRegistry
+        self,
+        *,
+        store: Store,
+        publish: Publish,
+        stats: RelayStats,
+        registry: AgentRegistry,
+        send_now: Callable[[bytes, Message], bool],
     ) -> None:
         self.store = store
         self.publish = publish
         self.stats = stats
         self._registry = registry
+        self._send_now = send_now
+        self._acks: dict[bytes, list[str]] = {}  # report ids committed, by agent identity
         self._report_bytes = 0  # sizes of the reports received and not yet committed
         self._events: list[dict[str, Any]] = []  # report events waiting for the publisher
         self._publisher: asyncio.Task[None] | None = None
@@ -44,7 +62,7 @@ class ReportIntake:
         self._stopped = True
         return self._publisher
 
-    async def receive(self, agent: AgentState, message: WireReport) -> None:
+    async def receive(self, identity: bytes, agent: AgentState, message: WireReport) -> None:
         """Queue a report for the store's next batch without waiting for it (unless the
         backlog is full); it is counted and announced once committed (``_stored``).
 
@@ -60,30 +78,55 @@ class ReportIntake:
             paused=bool(report.get("paused")),
             holds=_holds_frames(report),
         )
-        stored = self.store.queue_report(report)
+        stored = self.store.queue_report(report, message.size)
         self._report_bytes += message.size
-        stored.add_done_callback(functools.partial(self._stored, report, message.size))
+        stored.add_done_callback(functools.partial(self._stored, identity, report, message.size))
         backlog = self.store.report_backlog
-        if backlog >= _MAX_REPORT_BACKLOG or self._report_bytes >= _MAX_REPORT_BACKLOG_BYTES:
+        # Reports waiting through a storage fault are bounded by the store, not here: the
+        # relay reads on, so that past that bound they are shed and counted by the broker.
+        writing = self._report_bytes - self.store.waiting_bytes
+        if backlog >= _MAX_REPORT_BACKLOG or writing >= _MAX_REPORT_BACKLOG_BYTES:
             await asyncio.wait({stored})  # the store is behind: stop reading until it catches up
         else:  # let the rest of the loop run (HTTP, committed batches): a storm never ends
             await asyncio.sleep(0)
 
-    def _stored(self, report: dict[str, Any], size: int, stored: asyncio.Future[bool]) -> None:
-        """A report's batch is committed (or failed): count it and tell the dashboards."""
+    def _stored(
+        self, identity: bytes, report: dict[str, Any], size: int, stored: asyncio.Future[bool]
+    ) -> None:
+        """A report's batch is committed (or failed): count it, acknowledge it to its agent
+        and tell the dashboards."""
         self._report_bytes -= size
         error = None if stored.cancelled() else stored.exception()
         if stored.cancelled() or error is not None:
-            self.stats.not_stored += 1
-            log.error("report %.100s could not be stored: %s", report["id"], error or "cancelled")
+            if not isinstance(error, ReportShed):  # the store counts and logs those
+                self.stats.not_stored += 1
+                log.error(
+                    "report %.100s could not be stored: %s", report["id"], error or "cancelled"
+                )
             self._registry.forget_report(report["id"], report["agent_id"])
             return
+        self._acknowledge(identity, report["id"])
         if not stored.result():
             return  # already stored (sent again after a reconnect)
         self.stats.reports += 1
         self._events.append({"type": "report", "report": report_summary(report)})
         if not self._stopped and (self._publisher is None or self._publisher.done()):
             self._publisher = asyncio.get_running_loop().create_task(self._publish_reports())
+
+    def _acknowledge(self, identity: bytes, report_id: str) -> None:
+        """Tell the agent its report is stored: with the others of this commit, soon."""
+        if not self._acks:
+            asyncio.get_running_loop().call_soon(self._send_acks)
+        self._acks.setdefault(identity, []).append(report_id)
+
+    def _send_acks(self) -> None:
+        acks, self._acks = self._acks, {}
+        if self._stopped:
+            return
+        for identity, ids in acks.items():
+            for start in range(0, len(ids), protocol.MAX_HELD_IDS):
+                chunk = tuple(ids[start : start + protocol.MAX_HELD_IDS])
+                self._send_now(identity, Stored(report_ids=chunk))  # gone: never acknowledged
 
     async def _publish_reports(self) -> None:
         """Announce stored reports in order: one task for all those committed meanwhile."""

@@ -88,7 +88,11 @@ class Relay:
             on_gone=self._agent_gone,
         )
         self._reports = ReportIntake(
-            store=store, publish=publish, stats=self.stats, registry=self._registry
+            store=store,
+            publish=publish,
+            stats=self.stats,
+            registry=self._registry,
+            send_now=self._send_now,
         )
         self._requests = Requests(
             registry=self._registry,
@@ -305,7 +309,7 @@ class Relay:
         if isinstance(message, Heartbeat):
             await self._registry.heartbeat(agent, message)
         elif isinstance(message, WireReport):
-            await self._reports.receive(agent, message)
+            await self._reports.receive(identity, agent, message)
         elif isinstance(message, protocol.Resumed):
             await self._registry.resumed(agent, message)
         elif isinstance(message, protocol.Released):

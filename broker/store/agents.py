@@ -12,14 +12,14 @@ _AGENT_COLUMNS = "agent_id, pid, host, app, python, started, evalex, last_seen"
 
 
 def save_agent(connection: sqlite3.Connection, agent: AgentRecord) -> None:
-    """Insert or update an agent (the fields of ``_AGENT_COLUMNS``)."""
+    """Insert or update an agent (the fields of ``_AGENT_COLUMNS``); not committed (the
+    store queues it with its other writes)."""
     names = _AGENT_COLUMNS.split(", ")
     values = tuple(int(agent[n]) if n == "evalex" else agent[n] for n in names)
     connection.execute(
         f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         values,
     )
-    connection.commit()
 
 
 def select_agents(connection: sqlite3.Connection, limit: int) -> list[AgentRecord]:

@@ -1,10 +1,17 @@
 """The store's file: its tables, the pragmas it is opened with, and what opening repairs.
 
 WAL mode keeps readers and the writer apart and makes a report durable once its commit
-returns, so a broker that is killed and restarted loses nothing it had acknowledged.
-SQLite's automatic checkpoint is off: the store's thread checkpoints instead (see
-``store_thread``). Opening the file also migrates what older brokers stored (fingerprints)
-and fails the evals a broker stop cut short.
+returns (``synchronous=NORMAL``: a killed broker loses no commit; a power cut may lose the
+last ones), so a broker that is killed and restarted loses nothing it had acknowledged
+(``protocol.Stored``). SQLite's automatic checkpoint is off: the store's thread checkpoints
+instead (see ``store_thread``). Opening the file also migrates what older brokers stored
+(fingerprints) and fails the evals a broker stop cut short.
+
+The file's schema version is ``PRAGMA user_version``: ``SCHEMA_VERSION`` is the one this
+broker writes, and ``_MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1`` (a new
+table or column is a new migration and ``SCHEMA_VERSION`` one higher). A file of a newer
+version, or one that is not a SQLite database, is refused with a ``StoreError`` that says
+what to do, never opened half-way.
 """
 
 from __future__ import annotations
@@ -12,12 +19,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from debugbroker.broker.store.grouping import fingerprint
 
-__all__ = ["connect"]
+__all__ = ["SCHEMA_VERSION", "StoreError", "connect", "schema_version"]
+
+
+class StoreError(Exception):
+    """The store cannot be opened; the message says why and what to do (no traceback)."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -76,24 +89,86 @@ CREATE TABLE IF NOT EXISTS shares (
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database file; blocking, so only on the store's thread."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Reports hold the app's locals: only this user may read them (SQLite gives
-    # its -wal and -shm files the mode of the database file).
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    """Open (creating if needed) the database file; blocking, so only on the store's thread.
+
+    ``StoreError`` when the data dir cannot be written, the file is not a SQLite database,
+    or its schema is newer than this broker knows.
+    """
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Reports hold the app's locals: only this user may read them (SQLite gives
+        # its -wal and -shm files the mode of the database file).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as error:
+        raise StoreError(unwritable_message(path.parent, error)) from None
     connection = sqlite3.connect(path, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA wal_autocheckpoint=0")  # see StoreThread._checkpoint_if_grown
-    connection.executescript(_SCHEMA)
-    connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
-    _add_fingerprints(connection)
-    connection.execute(  # evals cut short by a broker stop never get their answer
-        "UPDATE console_entries SET state = 'failed', body = ? WHERE state = 'running'",
-        (json.dumps({"failure": "the broker stopped while this ran"}),),
-    )
-    connection.commit()
+    try:
+        _open(connection, path)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def unwritable_message(data_dir: Path, error: OSError) -> str:
+    """What to say when the data dir cannot be written."""
+    reason = error.strerror or str(error)
+    return (
+        f"the data dir {data_dir} cannot be written ({reason}). Give this user write access "
+        "to it, or pick another data dir with --data DIR."
+    )
+
+
+def _open(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        version = schema_version(connection)
+        connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"{path} is not a debugbroker database ({error}). Move it aside "
+            f"(mv {path} {path}.broken) and start again for a new, empty store, "
+            "or pick another data dir with --data DIR."
+        ) from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer debugbroker (schema version {version}; this "
+            f"broker knows versions up to {SCHEMA_VERSION}). Upgrade debugbroker, or move "
+            f"the file aside (mv {path} {path}.newer) or pick another data dir with --data DIR."
+        )
+    try:
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA wal_autocheckpoint=0")  # see StoreThread._checkpoint_if_grown
+        connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
+        for migrate in _MIGRATIONS[version:]:
+            migrate(connection)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute(  # evals cut short by a broker stop never get their answer
+            "UPDATE console_entries SET state = 'failed', body = ? WHERE state = 'running'",
+            (json.dumps({"failure": "the broker stopped while this ran"}),),
+        )
+        connection.commit()
+    except sqlite3.OperationalError as error:  # a full disk, a read-only file
+        raise StoreError(
+            f"{path} cannot be opened for writing ({error}). Free space on its disk or give "
+            "this user write access, or pick another data dir with --data DIR."
+        ) from None
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The file's ``PRAGMA user_version`` (0: new, or written before versions existed)."""
+    return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _version_1(connection: sqlite3.Connection) -> None:
+    """The tables, and fingerprints for reports stored before they existed."""
+    connection.executescript(_SCHEMA)
+    _add_fingerprints(connection)
+
+
+# _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
+# file that already has what it adds (version 0 covers files written before versions).
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1]
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _url_path(url: object) -> str:

@@ -16,12 +16,19 @@ the next batch also gathers for up to ``_GATHER_SECONDS`` after the last commit 
 CPU than the reports themselves (the hand-over to the thread and back, and the pages each
 commit writes). The future
 resolves after the commit: a report counts as stored (and the dashboards hear of it) only
-once it is durable. A broker killed before that commit loses the reports of that batch and
-of the queue behind it, exactly like the ones still in its zmq buffers; agents are never
-told that a report was stored (the protocol has no report acknowledgement), so nothing an
-agent was told about is lost. ``add_report`` is ``queue_report`` awaited. Reads see a
+once it is durable, and only then is its agent told so (``protocol.Stored``, sent by the
+relay). A broker killed before that commit loses the reports of that batch and of the
+queue behind it, exactly like the ones still in its zmq buffers, but none that an agent
+was told was stored. ``add_report`` is ``queue_report`` awaited. Reads see a
 report once it is committed (when its future resolves and the dashboards hear of it), not
 before: a read during a storm waits for at most the batch in hand, not for the whole queue.
+
+When a batch meets a storage fault (a full disk: ``store_thread.storage_fault``) it is rolled
+back and its reports wait in memory, in order, with every report queued after them, and are
+tried again every ``retry_seconds`` until space returns (their futures stay pending). At
+most ``max_waiting_reports`` (and ``max_waiting_bytes`` of their messages) wait: past that,
+a new report is shed, counted in ``reports_shed`` with the reason, and its future fails with
+``ReportShed``.
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
 ``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once (see
@@ -32,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from functools import partial
 from pathlib import Path
@@ -46,16 +52,23 @@ from debugbroker.broker.store import shares as store_shares
 from debugbroker.broker.store.agents import AgentRecord
 from debugbroker.broker.store.frame_targets import FrameCache, FrameTargets
 from debugbroker.broker.store.reports import ReportFilter, report_summary
-from debugbroker.broker.store.thread import StoreThread
+from debugbroker.broker.store.thread import DISK_FULL, StoreThread, storage_fault
 from debugbroker.broker.wire import wire_json
 
-__all__ = ["Store", "AgentRecord", "ReportFilter", "report_summary"]
+__all__ = ["Store", "AgentRecord", "ReportFilter", "ReportShed", "report_summary"]
 
 log = logging.getLogger("debugbroker")
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
 _GATHER_SECONDS = 0.005  # how long after a commit the next batch may gather reports
 _GATHER_ENOUGH = 50  # reports that make a batch worth its commit without gathering
-_Queued = tuple[dict[str, Any], asyncio.Future[bool]]  # a report and whoever waits for it
+_MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
+_MAX_WAITING_BYTES = 32 * 1024 * 1024  # ...and their messages' bytes; more are shed
+# A report, whoever waits for it, and the size of its message.
+_Queued = tuple[dict[str, Any], asyncio.Future[bool], int]
+
+
+class ReportShed(Exception):
+    """A report was not stored and will not be: too many wait through a storage fault."""
 
 
 class Store(StoreThread):
@@ -73,6 +86,13 @@ class Store(StoreThread):
         self._gathering: asyncio.TimerHandle | None = None
         self.gather_seconds = _GATHER_SECONDS
         self.report_commits = 0  # transactions that wrote reports (a storm's batching)
+        # Reports that met a storage fault, oldest first, retried by ``_retry_reports``.
+        self._waiting: list[_Queued] = []
+        self.waiting_bytes = 0
+        self.reports_shed = 0
+        self.max_waiting_reports = _MAX_WAITING_REPORTS
+        self.max_waiting_bytes = _MAX_WAITING_BYTES
+        self._report_retry: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
@@ -81,9 +101,19 @@ class Store(StoreThread):
         self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
 
     async def close(self) -> None:
-        """Close the file and stop the worker thread."""
+        """Close the file and stop the worker thread (reports still waiting through a
+        storage fault fail; they were never acknowledged)."""
+        if self._report_retry is not None:
+            self._report_retry.cancel()
+            self._report_retry = None
         if self._connection is not None:
             self._hand_over_reports(at_once=True)  # queued reports are written first
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            log.error("%d reports waiting for the store to write were not stored", len(waiting))
+        for _, future, _ in waiting:
+            if not future.done():
+                future.set_exception(RuntimeError("the store is closed"))
         await super().close()
 
     # --- reports ------------------------------------------------------------------------
@@ -92,15 +122,26 @@ class Store(StoreThread):
         """Store a report (its wire dict); False when one with this id is already stored."""
         return await self.queue_report(report)
 
-    def queue_report(self, report: dict[str, Any]) -> asyncio.Future[bool]:
-        """Store a report (its wire dict) in the next batch, without waiting (see the module's
-        docstring). The future resolves once it is committed: False when one with this id
-        was already stored; it fails with the error when the report could not be written."""
+    def queue_report(self, report: dict[str, Any], size: int = 0) -> asyncio.Future[bool]:
+        """Store a report (its wire dict, from a message of ``size`` bytes) in the next
+        batch, without waiting (see the module's docstring). The future resolves once it is
+        committed: False when one with this id was already stored; it fails with the error
+        when the report could not be written, or with ``ReportShed``."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._connection is None:
             future.set_exception(RuntimeError("the store is closed"))
             return future
-        self._reports.append((report, future))
+        if self._waiting:  # a storage fault: behind the others, in memory (bounded)
+            if (
+                len(self._waiting) >= self.max_waiting_reports
+                or self.waiting_bytes + size > self.max_waiting_bytes
+            ):
+                self._shed_report(future, self.fault or DISK_FULL)
+            else:
+                self._waiting.append((report, future, size))
+                self.waiting_bytes += size
+            return future
+        self._reports.append((report, future, size))
         self._hand_over_reports(at_once=False)
         return future
 
@@ -111,8 +152,66 @@ class Store(StoreThread):
 
     @property
     def report_backlog(self) -> int:
-        """Reports queued or being written, not yet committed."""
+        """Reports queued or being written, not yet committed (not those waiting)."""
         return len(self._reports) + self._reports_in_hand
+
+    @property
+    def reports_waiting(self) -> int:
+        """Reports kept in memory because a storage fault stopped their batch."""
+        return len(self._waiting)
+
+    def _faulty_reports(self) -> bool:
+        return bool(self._waiting)
+
+    def _shed_report(self, future: asyncio.Future[bool], reason: str) -> None:
+        self.reports_shed += 1
+        self.shed_reason = reason
+        if self.reports_shed <= 20 or self.reports_shed % 100 == 0:
+            log.error("shed a report (%s): %d so far", reason, self.reports_shed)
+        if not future.done():
+            future.set_exception(ReportShed(f"not stored: {reason}"))
+
+    def _keep_reports(self, batch: list[_Queued], reason: str) -> None:
+        """A fault stopped ``batch``: it waits, oldest first, with those queued behind it
+        (bounded: the newest past the bound are shed), and is tried again later."""
+        if not self._waiting:
+            log.error(
+                "the store cannot write reports (%s): they wait in memory (at most %d) and "
+                "are tried again every %gs",
+                reason,
+                self.max_waiting_reports,
+                self.retry_seconds,
+            )
+        self.note_fault(reason)
+        kept = batch + self._reports + self._waiting
+        self._reports = []
+        self._waiting, self.waiting_bytes = [], 0
+        for queued in kept:
+            size = queued[2]
+            if (
+                len(self._waiting) >= self.max_waiting_reports
+                or self.waiting_bytes + size > self.max_waiting_bytes
+            ):
+                self._shed_report(queued[1], reason)
+            else:
+                self._waiting.append(queued)
+                self.waiting_bytes += size
+        if self._report_retry is None and self._connection is not None:
+            loop = asyncio.get_running_loop()
+            self._report_retry = loop.call_later(self.retry_seconds, self._retry_reports)
+
+    def _retry_reports(self) -> None:
+        """Try the oldest waiting reports again (one batch; the rest follow once it is in)."""
+        if self._report_retry is not None:
+            self._report_retry.cancel()
+            self._report_retry = None
+        if not self._waiting or self._connection is None:
+            return
+        batch = self._waiting[:_REPORT_BATCH]
+        del self._waiting[:_REPORT_BATCH]
+        self.waiting_bytes -= sum(size for _, _, size in batch)
+        self._reports[:0] = batch
+        self._hand_over_reports(at_once=True)
 
     def _hand_over_reports(self, *, at_once: bool) -> None:
         """Give queued reports to the store's thread: when it has none in hand, or now."""
@@ -133,7 +232,8 @@ class Store(StoreThread):
             del self._reports[:_REPORT_BATCH]
             self._report_batches += 1
             self._reports_in_hand += len(batch)
-            insert = partial(store_reports.insert_reports, reports=[report for report, _ in batch])
+            reports = [report for report, _, _ in batch]
+            insert = partial(store_reports.insert_reports, reports=reports)
             done = asyncio.wrap_future(self._submit(insert))
             done.add_done_callback(partial(self._reports_written, batch))
 
@@ -149,15 +249,23 @@ class Store(StoreThread):
         self._reports_in_hand -= len(batch)
         self.report_commits += 1
         self._last_commit = time.monotonic()
+        error = None if written.cancelled() else written.exception()
+        fault = None if error is None else storage_fault(error)
+        if fault is not None and self._connection is not None:
+            self._keep_reports(batch, fault)
+            return
         if written.cancelled():
             outcomes: list[bool | Exception] = [RuntimeError("the store is closed")] * len(batch)
-        elif written.exception() is not None:
-            error = written.exception()
+        elif error is not None:
             log.error("storing %d reports failed: %s", len(batch), error)
             outcomes = [RuntimeError(f"storing the report failed: {error}")] * len(batch)
         else:
             outcomes = written.result()
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if self._waiting:  # space is back: the next waiting batch goes now
+                log.info("the store writes reports again: %d still wait", len(self._waiting))
+                self._retry_reports()
+            self.note_written()
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if isinstance(outcome, Exception):
@@ -221,8 +329,10 @@ class Store(StoreThread):
     # --- agents -------------------------------------------------------------------------
 
     async def save_agent(self, agent: AgentRecord) -> None:
-        """Insert or update an agent (see ``store_agents``)."""
-        await self._call(partial(store_agents.save_agent, agent=agent))
+        """Insert or update an agent (see ``store_agents``), a queued write that this waits
+        for (through a storage fault it waits in memory with the others)."""
+        self._queue(partial(store_agents.save_agent, agent=agent))
+        await self.flush()
 
     async def list_agents(self, limit: int = 1000) -> list[AgentRecord]:
         """Agents the broker has ever seen, most recently seen first."""
@@ -231,14 +341,10 @@ class Store(StoreThread):
     # --- audit log ----------------------------------------------------------------------
 
     async def add_audit(self, entry: dict[str, Any]) -> None:
-        """Append an audit entry (the columns of the audit table but ``id``)."""
-        insert = store_audit.audit_insert(entry)
-
-        def insert_and_commit(connection: sqlite3.Connection) -> None:
-            insert(connection)
-            connection.commit()
-
-        await self._call(insert_and_commit)
+        """Append an audit entry (the columns of the audit table but ``id``) and wait for
+        its commit (through a storage fault it waits in memory with the queued writes)."""
+        self.queue_audit(entry)
+        await self.flush()
 
     def queue_audit(self, entry: dict[str, Any]) -> None:
         """Like ``add_audit`` without waiting: stored before any later call runs."""

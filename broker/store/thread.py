@@ -16,6 +16,13 @@ most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by 
 the eval's audit middleware flushes before the answer leaves, so an eval's writes are durable
 in one commit, made on the loop itself when the store's thread is idle (no thread hand-off in
 an eval's round trip).
+
+A storage fault (a full disk, a data file that cannot be written: ``storage_fault``) rolls
+the failing batch back and keeps its writes at the head of the queue, in order, in memory;
+they are tried again every ``retry_seconds`` until space returns, and ``fault`` names the
+reason meanwhile. At most ``max_waiting_writes`` wait: past that, new writes are shed and
+counted (``writes_shed``), never dropped without a trace. Reports wait the same way (see
+``store``).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import TypeVar
 
 from debugbroker.broker.store.schema import connect
 
-__all__ = ["StoreThread", "Write", "run_batch"]
+__all__ = ["StorageFault", "StoreThread", "Write", "run_batch", "storage_fault"]
 
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], object]
@@ -44,6 +51,37 @@ _QUEUE_SECONDS = 0.05
 # Rows written between two checkpoints of the WAL (a report is a row of about 5 KB).
 _CHECKPOINT_CHANGES = 1000
 _BUSY_TIMEOUT_MS = 5_000  # sqlite3.connect's default timeout: the store's thread waits this long
+_RETRY_SECONDS = 1.0  # how often writes that met a storage fault are tried again
+_MAX_WAITING_WRITES = 10_000  # queued writes kept in memory through a fault; more are shed
+# SQLite's primary result codes of a file that cannot be written (sqlite3.h).
+_SQLITE_FULL, _SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_CANTOPEN = 13, 10, 8, 14
+DISK_FULL = "the disk is full"
+
+
+class StorageFault(Exception):
+    """A write was rolled back because the file cannot take it now (``reason``); it is
+    kept to be tried again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def storage_fault(error: BaseException) -> str | None:
+    """Why ``error`` means the store cannot write now (a full disk, a read-only or broken
+    file), in words for the dashboard; None for any other error."""
+    if not isinstance(error, sqlite3.DatabaseError):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(error)
+    if primary == _SQLITE_FULL or "disk is full" in text:
+        return DISK_FULL
+    if primary in (_SQLITE_IOERR, _SQLITE_READONLY, _SQLITE_CANTOPEN) or any(
+        words in text for words in ("disk I/O error", "readonly database", "unable to open")
+    ):
+        return f"the data file cannot be written ({text})"
+    return None
 
 
 class StoreThread:
@@ -61,6 +99,14 @@ class StoreThread:
         self._changes_at_checkpoint = 0
         self._queued: list[Write] = []  # writes nobody waits for, not yet handed over
         self._queue_timer: asyncio.TimerHandle | None = None
+        # Storage faults: the reason while writes wait for space, and what was shed.
+        self.fault: str | None = None
+        self.retry_seconds = _RETRY_SECONDS
+        self.max_waiting_writes = _MAX_WAITING_WRITES
+        self.writes_shed = 0
+        self.shed_reason: str | None = None  # why the last writes or reports were shed
+        self._writes_failed = False  # the queued writes include some that met a fault
+        self._write_batches = 0  # batches of queued writes handed over, not yet back
 
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
@@ -116,11 +162,21 @@ class StoreThread:
         except sqlite3.Error:
             log.exception("checkpointing the store's write-ahead log failed")
 
+    @property
+    def writes_waiting(self) -> int:
+        """Queued writes kept in memory because a storage fault stopped them."""
+        return len(self._queued) if self._writes_failed else 0
+
     def _queue(self, write: Write) -> None:
-        """Run ``write`` on the store's thread soon, in order, without waiting for it."""
-        if not self._queued:
+        """Run ``write`` on the store's thread soon, in order, without waiting for it (shed
+        and counted when a storage fault already keeps ``max_waiting_writes`` waiting)."""
+        if self._writes_failed and len(self._queued) >= self.max_waiting_writes:
+            self._shed_writes(1, self.fault or DISK_FULL)
+            return
+        if self._queue_timer is None:
+            delay = self.retry_seconds if self._writes_failed else _QUEUE_SECONDS
             loop = asyncio.get_running_loop()
-            self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
+            self._queue_timer = loop.call_later(delay, self._hand_over_queued)
         self._queued.append(write)
 
     def _hand_over_queued(self) -> None:
@@ -128,9 +184,76 @@ class StoreThread:
         if self._queue_timer is not None:
             self._queue_timer.cancel()
             self._queue_timer = None
+        if self._writes_failed and self._write_batches:
+            return  # a fault: the batch out comes back first, so the order is kept
         if self._queued and self._connection is not None:
             batch, self._queued = self._queued, []
-            self._submit(lambda connection: run_batch(connection, batch))
+            self._write_batches += 1
+            done = asyncio.wrap_future(
+                self._submit(lambda connection: run_batch(connection, batch))
+            )
+            done.add_done_callback(functools.partial(self._writes_done, batch))
+
+    def _writes_done(self, batch: list[Write], done: asyncio.Future[bool]) -> None:
+        """A batch of queued writes came back: committed, or kept for a retry."""
+        self._write_batches -= 1
+        error = None if done.cancelled() else done.exception()
+        if isinstance(error, StorageFault):
+            self._keep_writes(batch, error.reason)
+            return
+        if not done.cancelled():
+            self._writes_committed()
+        if self._queued and self._queue_timer is None and self._connection is not None:
+            loop = asyncio.get_running_loop()  # held back while this batch was out
+            self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
+
+    def _keep_writes(self, batch: list[Write], reason: str) -> None:
+        """A fault stopped ``batch``: back at the head of the queue (bounded), retried."""
+        self._queued[:0] = batch
+        excess = len(self._queued) - self.max_waiting_writes
+        if excess > 0:
+            del self._queued[-excess:]  # the newest go: the oldest keep their order
+            self._shed_writes(excess, reason)
+        if not self._writes_failed:
+            log.error(
+                "the store cannot write (%s): console and audit writes wait in memory "
+                "(at most %d) and are tried again every %gs",
+                reason,
+                self.max_waiting_writes,
+                self.retry_seconds,
+            )
+        self._writes_failed = True
+        self.note_fault(reason)
+        if self._queue_timer is None and self._connection is not None:
+            loop = asyncio.get_running_loop()
+            self._queue_timer = loop.call_later(self.retry_seconds, self._hand_over_queued)
+
+    def _writes_committed(self) -> None:
+        if self._writes_failed:
+            log.warning(
+                "the store writes again: the console and audit writes that waited are stored"
+            )
+            self._writes_failed = False
+        self.note_written()
+
+    def _shed_writes(self, count: int, reason: str) -> None:
+        self.writes_shed += count
+        self.shed_reason = reason
+        if count and (self.writes_shed <= 20 or self.writes_shed % 100 < count):
+            log.error("shed %d store writes (%s); %d so far", count, reason, self.writes_shed)
+
+    def note_fault(self, reason: str) -> None:
+        """A write met a storage fault: the store is failing for ``reason``."""
+        self.fault = reason
+
+    def note_written(self) -> None:
+        """A commit succeeded: the store writes, unless something still waits to."""
+        if not self._writes_failed and not self._faulty_reports():
+            self.fault = None
+
+    def _faulty_reports(self) -> bool:
+        """Whether reports still wait for a fault to pass (the ``Store`` says)."""
+        return False
 
     async def flush(self) -> None:
         """Wait until every write queued so far is committed.
@@ -159,10 +282,18 @@ class StoreThread:
             if self._queue_timer is not None:
                 self._queue_timer.cancel()
                 self._queue_timer = None
+            if self._writes_failed:
+                return False  # a fault: the retry writes them, in order, on the thread
             batch, self._queued = self._queued, []
-            if batch and not run_batch(connection, batch, wait=False):
-                self._queued[:0] = batch  # the store's thread waits for the lock instead
-                return False
+            try:
+                if batch and not run_batch(connection, batch, wait=False):
+                    self._queued[:0] = batch  # the store's thread waits for the lock instead
+                    return False
+            except StorageFault as fault:
+                self._keep_writes(batch, fault.reason)
+                return True  # they wait in memory: nothing more to wait for now
+            if batch:
+                self._writes_committed()
             grown = connection.total_changes - self._changes_at_checkpoint
         finally:
             self._connection_lock.release()
@@ -172,7 +303,9 @@ class StoreThread:
 
 
 def run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool = True) -> bool:
-    """Queued writes in order, then one commit; one failing write does not stop the rest.
+    """Queued writes in order, then one commit; one failing write does not stop the rest,
+    but a storage fault (``storage_fault``) rolls the whole batch back and raises
+    ``StorageFault``, for the batch to be tried again.
 
     ``wait=False`` is for the event loop, which must never wait for the file's lock (held a
     moment by another program reading or writing the file: the sqlite3 shell, a backup):
@@ -189,6 +322,7 @@ def run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool 
                 if not wait and _busy(error):
                     connection.rollback()
                     return False
+                _raise_fault(connection, error)
                 log.exception("a queued write to the store failed")
         try:
             connection.commit()
@@ -196,11 +330,23 @@ def run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool 
             if not wait and _busy(error):
                 connection.rollback()
                 return False
+            _raise_fault(connection, error)
             log.exception("committing queued writes to the store failed")
         return True
     finally:
         if not wait:
             connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+def _raise_fault(connection: sqlite3.Connection, error: sqlite3.Error) -> None:
+    """Roll back and raise ``StorageFault`` when ``error`` is one (else return)."""
+    reason = storage_fault(error)
+    if reason is not None:
+        try:
+            connection.rollback()
+        except sqlite3.Error:
+            pass
+        raise StorageFault(reason) from error
 
 
 def _busy(error: sqlite3.Error) -> bool:
