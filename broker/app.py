@@ -64,6 +64,7 @@ class BrokerConfig:
     login_code_seconds: float = 300.0  # how long a printed one-time login code stays valid
     curve_secret_key: str = ""  # set: agents must use CurveZMQ with the matching public key
     curve_public_key: str = ""
+    max_waiting_reports: int = 1_000  # reports kept in memory through a full disk
 
     @property
     def dashboard_url(self) -> str:
@@ -101,6 +102,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
     )
     store = Store(config.data_dir / "debugbroker.sqlite3")
+    store.max_waiting_reports = config.max_waiting_reports
     hub = EventHub()
     relay = Relay(
         endpoint=config.zmq_endpoint,

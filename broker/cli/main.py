@@ -142,6 +142,12 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         help="map app paths to the editor's machine, e.g. /srv=/home/me/shop "
         "(DEBUGBROKER_PATH_MAP)",
     )
+    parser.add_argument(
+        "--max-waiting-reports",
+        type=int,
+        default=1_000,
+        help=argparse.SUPPRESS,  # reports kept in memory through a full disk (for tests)
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
 
 
@@ -185,6 +191,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         path_map=args.path_map,
         curve_secret_key=curve_secret,
         curve_public_key=curve_public,
+        max_waiting_reports=max(args.max_waiting_reports, 0),
     )
     return config, show_token
 
