@@ -15,7 +15,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from debugbroker.broker.http.api import RELAY, STORE, api_routes
-from debugbroker.broker.http.audit import audit_middleware, security_routes
+from debugbroker.broker.http.audit import (
+    announce_store_faults,
+    audit_middleware,
+    security_routes,
+)
 from debugbroker.broker.http.auth import (
     LOOPBACK_HOSTS,
     AccessPolicy,
@@ -126,7 +130,9 @@ def build_app(config: BrokerConfig) -> web.Application:
         await store.open()
         await relay.start()
         log.info("agents connect to %s", relay.bound_endpoint)
+        faults = asyncio.create_task(announce_store_faults(store, relay, hub))
         yield
+        faults.cancel()
         await hub.close()
         await relay.stop()
         await store.close()

@@ -6,6 +6,7 @@ the test's temporary directory (shown when it fails to start), and is stopped by
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -443,3 +444,33 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     started = RedisServer(tmp_path).start()
     yield started
     started.process.stop()
+
+
+@pytest.fixture
+def mount_tmpfs() -> Iterator[Callable[..., Path]]:
+    """Mount a small tmpfs on a directory (``mount_tmpfs(path, "3m")``), unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str, *options: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        command = ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options])]
+        done = subprocess.run([*command, "tmpfs", str(path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_file_system(path: Path) -> None:
+    """Write ``path`` until its file system is full."""
+    with path.open("wb", buffering=0) as file:
+        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0" * 512):
+            try:
+                while True:
+                    file.write(chunk)
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error

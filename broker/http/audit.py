@@ -13,6 +13,7 @@ before they run: their audit rows could not be written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import unicodedata
@@ -36,6 +37,8 @@ __all__ = [
     "audit_middleware",
     "display_name",
     "security_routes",
+    "store_status",
+    "announce_store_faults",
 ]
 
 EVAL_AGENT_KEY = "debugbroker_eval_agent"  # the eval handler notes the target agent here
@@ -49,6 +52,7 @@ _EVAL_SUFFIX = "/eval"
 _MAX_LIMIT = 1_000
 _MAX_AUDITED_CODE = 100_000  # the API refuses longer code; this bounds refused attempts too
 _SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
+_STORE_EVENT_SECONDS = 1.0  # how often the dashboards hear of a store that cannot write
 
 
 def display_name(request: web.Request) -> str:
@@ -165,6 +169,35 @@ def audit_middleware(store: Store) -> Middleware:
     return middleware
 
 
+def store_status(store: Store, relay: Relay) -> dict[str, Any]:
+    """``GET /api/status``'s ``store``: reports stored by this broker, waiting through a
+    storage fault and shed, the queued writes likewise, and the fault, if any."""
+    return {
+        "stored": relay.stats.reports,
+        "waiting": store.reports_waiting,
+        "shed": store.reports_shed,
+        "not_stored": relay.stats.not_stored,
+        "writes_waiting": store.writes_waiting,
+        "writes_shed": store.writes_shed,
+        "fault": store.fault,
+        "shed_reason": store.shed_reason,
+    }
+
+
+async def announce_store_faults(store: Store, relay: Relay, hub: EventHub) -> None:
+    """Publish ``{"type": "store", "store": ...}`` every second while the store cannot
+    write (when it changed), and once when it can again: the dashboard's banner."""
+    last: dict[str, Any] | None = None
+    while True:
+        await asyncio.sleep(_STORE_EVENT_SECONDS)
+        status = store_status(store, relay)
+        faulty = status["fault"] is not None
+        was_faulty = last is not None and last["fault"] is not None
+        if (faulty and status != last) or (was_faulty and not faulty):
+            await hub.publish({"type": "store", "store": status})
+        last = status
+
+
 def security_routes(
     store: Store, relay: Relay, policy: AccessPolicy, hub: EventHub
 ) -> list[web.RouteDef]:
@@ -202,16 +235,7 @@ def security_routes(
                     "refused": stats.refused,
                     "reports": stats.reports,
                 },
-                "store": {
-                    "stored": stats.reports,
-                    "waiting": store.reports_waiting,
-                    "shed": store.reports_shed,
-                    "not_stored": stats.not_stored,
-                    "writes_waiting": store.writes_waiting,
-                    "writes_shed": store.writes_shed,
-                    "fault": store.fault,
-                    "shed_reason": store.shed_reason,
-                },
+                "store": store_status(store, relay),
                 "dashboard": {
                     "failed_logins": policy.failed_total,
                     "bad_requests": policy.bad_requests,

@@ -7,7 +7,6 @@ test with a file and emptied again (mounting needs root, as in CI).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sqlite3
@@ -18,40 +17,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.conftest import APPS, Broker, base_env, wait_for
+from tests.conftest import APPS, Broker, base_env, fill_file_system, wait_for
+from tests.e2e.browser import OpenPage, log_in
+
+pytest_plugins = ["tests.e2e.browser"]
+BANNER_TIMEOUT_MS = 20_000  # the broker announces the store every second
 
 STORM_DEADLINE = 90.0
-
-
-@pytest.fixture
-def mount_tmpfs() -> Iterator[Callable[..., Path]]:
-    """Mount a small tmpfs on a directory (``mount_tmpfs(path, "3m")``), unmounted after."""
-    mounted: list[Path] = []
-
-    def mount(path: Path, size: str, *options: str) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        command = ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options])]
-        done = subprocess.run([*command, "tmpfs", str(path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _fill(path: Path) -> None:
-    """Write ``path`` until its file system is full."""
-    with path.open("wb", buffering=0) as file:
-        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0" * 512):
-            try:
-                while True:
-                    file.write(chunk)
-            except OSError as error:
-                assert error.errno == errno.ENOSPC, error
 
 
 class Sender:
@@ -141,12 +115,18 @@ def _serve_fails(data_dir: Path, *extra: str) -> str:
 
 
 def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_later(
-    tmp_path: Path, mount_tmpfs: Callable[..., Path], senders: Callable[[Broker], Sender]
+    tmp_path: Path,
+    mount_tmpfs: Callable[..., Path],
+    senders: Callable[[Broker], Sender],
+    open_page: OpenPage,
 ) -> None:
     broker = Broker(tmp_path, "--max-waiting-reports", "300")
     mount_tmpfs(broker.data_dir, "3m")
     broker.start()
     try:
+        page, _ = open_page()
+        log_in(page, broker)
+        banner = page.get_by_test_id("store-banner")
         sender = senders(broker)
         sender.ask("storm 20")
         wait_for(lambda: sender.ask("state")["stored_reports"] == 20, what="20 acknowledged")
@@ -163,7 +143,7 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
         }
 
         filler = broker.data_dir / "filler"
-        _fill(filler)
+        fill_file_system(filler)
         sender.ask("storm 100")
         wait_for(
             lambda: _store_status(broker)["waiting"] == 100,
@@ -174,6 +154,9 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
         assert status["fault"] == "the disk is full"
         assert status["stored"] == 20 and status["shed"] == 0
         assert sender.ask("state")["stored_reports"] == 20  # none of them acknowledged
+        expect(banner).to_contain_text(
+            "100 reports could not be stored: the disk is full.", timeout=BANNER_TIMEOUT_MS
+        )
 
         # No code runs while its audit row cannot be written; the refusal is kept for the log.
         refused = broker.evaluate(first, 0, "1 + 1")
@@ -189,6 +172,10 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
         )
         status = _store_status(broker)
         assert (status["waiting"], status["shed_reason"]) == (300, "the disk is full")
+        expect(banner).to_contain_text(
+            "500 reports could not be stored: the disk is full. 300 wait", timeout=BANNER_TIMEOUT_MS
+        )
+        expect(banner).to_contain_text("200 were shed")
 
         filler.unlink()  # space is back: everything waiting is stored, in order
         wait_for(
@@ -196,6 +183,7 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
             STORM_DEADLINE,
             "the store to write again",
         )
+        expect(banner).to_have_count(0, timeout=BANNER_TIMEOUT_MS)  # until it clears
         status = _store_status(broker)
         assert status | {"shed_reason": None} == {
             "stored": 320,

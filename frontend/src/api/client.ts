@@ -5,6 +5,7 @@
 // message is the broker's {"error"} text, ready to show to the user.
 import type {
   AgentList,
+  BrokerStatus,
   CompleteResult,
   EvalResult,
   InterruptResult,
@@ -243,6 +244,11 @@ function interruptConsole(console: ConsolePath): Promise<InterruptResult> {
   return postJson<InterruptResult>(`/api/${console}/interrupt`, {});
 }
 
+/** GET /api/status: the broker's counters (the dashboard reads the store's). */
+function fetchStatus(): Promise<BrokerStatus> {
+  return getJson<BrokerStatus>("/api/status");
+}
+
 /** GET /api/{console}/transcript: the shared transcript, oldest first. */
 function fetchTranscript(console: ConsolePath): Promise<Transcript> {
   return getJson<Transcript>(`/api/${console}/transcript`);
@@ -264,6 +270,7 @@ export {
   fetchReportMarkdown,
   fetchReports,
   fetchReportText,
+  fetchStatus,
   fetchTranscript,
   interruptConsole,
   logIn,

@@ -1,6 +1,14 @@
 // The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
 // It only parses and forwards events; what they mean for the app's state lives in state/.
-import type { ConsoleEvent, FramesEvent, PresenceEvent, ServerEvent, TypingEvent, WelcomeEvent } from "./types";
+import type {
+  ConsoleEvent,
+  FramesEvent,
+  PresenceEvent,
+  ServerEvent,
+  StoreEvent,
+  TypingEvent,
+  WelcomeEvent,
+} from "./types";
 
 /** Presence events, handled apart from the data events. */
 type PresenceMessage = WelcomeEvent | PresenceEvent | TypingEvent;
@@ -12,7 +20,7 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent): void;
+  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent): void;
   onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
@@ -30,7 +38,7 @@ interface EventSocket {
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 20_000;
 
-function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent {
+function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
@@ -38,6 +46,7 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | Fr
   if (record.type === "resumed") return typeof record.report_id === "string";
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
   if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
+  if (record.type === "store") return typeof record.store === "object" && record.store !== null;
   return false;
 }
 

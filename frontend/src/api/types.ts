@@ -311,3 +311,26 @@ export interface AgentList {
 export interface ErrorBody {
   error: string;
 }
+
+/** What the store could not write (`GET /api/status` → `store`): counts since the broker started. */
+export interface StoreStatus {
+  stored: number;
+  waiting: number;
+  shed: number;
+  not_stored: number;
+  writes_waiting: number;
+  writes_shed: number;
+  fault: string | null;
+  shed_reason: string | null;
+}
+
+/** The part of `GET /api/status` the dashboard reads. */
+export interface BrokerStatus {
+  store: StoreStatus;
+}
+
+/** `{"type": "store"}` on the WebSocket: the store's counters, while it cannot write and once it can again. */
+export interface StoreEvent {
+  type: "store";
+  store: StoreStatus;
+}

@@ -9,6 +9,7 @@ import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
 import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
+import { applyStoreEvent, readStatus } from "./storeHealth";
 
 /** The event stream's state, or "signed-out" while the broker wants a login. */
 type ConnectionState = SocketStatus | { state: "signed-out" };
@@ -83,6 +84,7 @@ function openEvents(): void {
     onEvent: (event) => {
       if (event.type === "console") applyConsoleEvent(event);
       else if (event.type === "frames") applyFramesEvent(event);
+      else if (event.type === "store") applyStoreEvent(event);
       else applyEvent(event);
     },
     onPresence: applyPresence,
@@ -99,6 +101,7 @@ function openEvents(): void {
       void loadReports();
       void loadAgents();
       void refreshSelected();
+      void readStatus();
       reloadTranscripts();
     },
   });
@@ -130,6 +133,7 @@ async function startSession(): Promise<void> {
   }
   void loadAgents();
   void loadReports().then(openEvents);
+  void readStatus(); // then the "store" events keep it current
 }
 
 /** Send the token to POST /login: null once the session is open (and handed to the other

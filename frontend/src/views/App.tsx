@@ -5,6 +5,7 @@ import { ConnectionStatus } from "../components/ConnectionStatus";
 import { NotifySwitch } from "../components/NotifySwitch";
 import { PresenceBar, PresenceMenu } from "../components/Presence";
 import { HelpButton, Shortcuts } from "../components/Shortcuts";
+import { StoreBanner } from "../components/StoreBanner";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
@@ -82,6 +83,7 @@ function App() {
           <HelpButton />
         </div>
       </header>
+      {!loginRequired.value && <StoreBanner />}
       {!loginRequired.value && <PresenceBar />}
       <main>{page}</main>
       <Shortcuts />
