@@ -77,6 +77,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "413": error("code over 100000 characters, or a body over 1 MiB"),
                 "503": error("too many evals running, or the broker is stopping"),
                 "504": error("the agent did not answer in time"),
+                "507": error("refused: the store cannot write its audit row (a full disk)"),
             },
             parameters=[_REPORT_ID, path_parameter("index", INTEGER)],
             requestBody={"required": True, "content": {JSON: {"schema": ref("EvalInput")}}},
@@ -94,6 +95,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "413": error("code over 100000 characters, or a body over 1 MiB"),
                 "503": error("too many evals running, or the broker is stopping"),
                 "504": error("the agent did not answer in time"),
+                "507": error("refused: the store cannot write its audit row (a full disk)"),
             },
             parameters=[path_parameter("agent_id", ID)],
             requestBody={"required": True, "content": {JSON: {"schema": ref("EvalInput")}}},
@@ -173,7 +175,7 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/api/status": {
         "get": operation(
-            "Counters of what the broker refused or dropped",
+            "Counters of what the broker refused or dropped, and what its store could not write",
             {"200": json_response(ref("Status"), "the counters")},
         )
     },

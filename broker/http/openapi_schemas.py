@@ -190,12 +190,41 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Status": {
         "type": "object",
-        "required": ["role", "agents_alive", "relay", "dashboard"],
+        "required": ["role", "agents_alive", "relay", "dashboard", "store"],
         "properties": {
             "role": {"type": "string", "enum": ["full", "view"]},
             "agents_alive": INTEGER,
             "relay": {"type": "object", "additionalProperties": INTEGER},
             "dashboard": {"type": "object", "additionalProperties": INTEGER},
+            "store": ref("StoreStatus"),
         },
+    },
+    "StoreStatus": {
+        "type": "object",
+        "description": "Reports stored since the broker started, those waiting in its memory "
+        "through a storage fault (a full disk) and those shed past the bound; the console "
+        "and audit writes likewise; the fault while the store cannot write (else null) and "
+        "why the last were shed.",
+        "required": [
+            "stored",
+            "waiting",
+            "shed",
+            "not_stored",
+            "writes_waiting",
+            "writes_shed",
+            "fault",
+            "shed_reason",
+        ],
+        "properties": {
+            "stored": INTEGER,
+            "waiting": INTEGER,
+            "shed": INTEGER,
+            "not_stored": INTEGER,
+            "writes_waiting": INTEGER,
+            "writes_shed": INTEGER,
+            "fault": {"type": "string", "nullable": True},
+            "shed_reason": {"type": "string", "nullable": True},
+        },
+        "additionalProperties": False,
     },
 }
