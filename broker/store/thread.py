@@ -116,10 +116,16 @@ class StoreThread:
         )
 
     async def close(self) -> None:
-        """Close the file and stop the worker thread."""
+        """Close the file and stop the worker thread (writes still kept back by a storage
+        fault are tried once more, then logged as lost)."""
         if self._connection is not None:
             await self._call(lambda connection: connection.close())
             self._connection = None
+        if self._queue_timer is not None:
+            self._queue_timer.cancel()
+            self._queue_timer = None
+        if self._queued:
+            log.error("%d console and audit writes were not stored", len(self._queued))
         self._executor.shutdown(wait=True)
 
     async def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
