@@ -93,6 +93,7 @@ class Store(StoreThread):
         self.max_waiting_reports = _MAX_WAITING_REPORTS
         self.max_waiting_bytes = _MAX_WAITING_BYTES
         self._report_retry: asyncio.TimerHandle | None = None
+        self._retrying = 0  # waiting reports in the batch being tried again
 
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
@@ -131,9 +132,9 @@ class Store(StoreThread):
         if self._connection is None:
             future.set_exception(RuntimeError("the store is closed"))
             return future
-        if self._waiting:  # a storage fault: behind the others, in memory (bounded)
+        if self._waiting or self._retrying:  # a storage fault: behind the others (bounded)
             if (
-                len(self._waiting) >= self.max_waiting_reports
+                self.reports_waiting >= self.max_waiting_reports
                 or self.waiting_bytes + size > self.max_waiting_bytes
             ):
                 self._shed_report(future, self.fault or DISK_FULL)
@@ -157,11 +158,12 @@ class Store(StoreThread):
 
     @property
     def reports_waiting(self) -> int:
-        """Reports kept in memory because a storage fault stopped their batch."""
-        return len(self._waiting)
+        """Reports kept in memory because a storage fault stopped their batch (those being
+        tried again included)."""
+        return len(self._waiting) + self._retrying
 
     def _faulty_reports(self) -> bool:
-        return bool(self._waiting)
+        return bool(self._waiting or self._retrying)
 
     def _shed_report(self, future: asyncio.Future[bool], reason: str) -> None:
         self.reports_shed += 1
@@ -210,6 +212,7 @@ class Store(StoreThread):
         batch = self._waiting[:_REPORT_BATCH]
         del self._waiting[:_REPORT_BATCH]
         self.waiting_bytes -= sum(size for _, _, size in batch)
+        self._retrying = len(batch)
         self._reports[:0] = batch
         self._hand_over_reports(at_once=True)
 
@@ -249,6 +252,7 @@ class Store(StoreThread):
         self._reports_in_hand -= len(batch)
         self.report_commits += 1
         self._last_commit = time.monotonic()
+        self._retrying = 0  # under a fault, the batch in hand is the one tried again
         error = None if written.cancelled() else written.exception()
         fault = None if error is None else storage_fault(error)
         if fault is not None and self._connection is not None:

@@ -106,7 +106,8 @@ class StoreThread:
         self.writes_shed = 0
         self.shed_reason: str | None = None  # why the last writes or reports were shed
         self._writes_failed = False  # the queued writes include some that met a fault
-        self._write_batches = 0  # batches of queued writes handed over, not yet back
+        self._write_batches = 0  # batches of queued writes handed over, not yet back...
+        self._writes_in_hand = 0  # ...and the writes in them
 
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
@@ -170,13 +171,14 @@ class StoreThread:
 
     @property
     def writes_waiting(self) -> int:
-        """Queued writes kept in memory because a storage fault stopped them."""
-        return len(self._queued) if self._writes_failed else 0
+        """Queued writes kept in memory because a storage fault stopped them (those being
+        tried again included)."""
+        return len(self._queued) + self._writes_in_hand if self._writes_failed else 0
 
     def _queue(self, write: Write) -> None:
         """Run ``write`` on the store's thread soon, in order, without waiting for it (shed
         and counted when a storage fault already keeps ``max_waiting_writes`` waiting)."""
-        if self._writes_failed and len(self._queued) >= self.max_waiting_writes:
+        if self._writes_failed and self.writes_waiting >= self.max_waiting_writes:
             self._shed_writes(1, self.fault or DISK_FULL)
             return
         if self._queue_timer is None:
@@ -195,6 +197,7 @@ class StoreThread:
         if self._queued and self._connection is not None:
             batch, self._queued = self._queued, []
             self._write_batches += 1
+            self._writes_in_hand += len(batch)
             done = asyncio.wrap_future(
                 self._submit(lambda connection: run_batch(connection, batch))
             )
@@ -203,6 +206,7 @@ class StoreThread:
     def _writes_done(self, batch: list[Write], done: asyncio.Future[bool]) -> None:
         """A batch of queued writes came back: committed, or kept for a retry."""
         self._write_batches -= 1
+        self._writes_in_hand -= len(batch)
         error = None if done.cancelled() else done.exception()
         if isinstance(error, StorageFault):
             self._keep_writes(batch, error.reason)
