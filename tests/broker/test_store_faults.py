@@ -14,6 +14,11 @@ from debugbroker.broker.store.store import Store
 from tests.conftest import fill_file_system
 
 
+def _fault(store: Store) -> str | None:
+    """The store's fault, read afresh (the asserts before narrowed the attribute)."""
+    return store.fault
+
+
 def test_console_and_audit_writes_wait_through_a_full_disk_and_are_shed_past_the_bound(
     tmp_path: Path, mount_tmpfs: Callable[..., Path]
 ) -> None:
@@ -44,10 +49,10 @@ def test_console_and_audit_writes_wait_through_a_full_disk_and_are_shed_past_the
 
             (disk / "filler").unlink()
             for _ in range(200):
-                if store.fault is None:
+                if _fault(store) is None:
                     break
                 await asyncio.sleep(store.retry_seconds)
-            assert (store.fault, store.writes_waiting, store.writes_shed) == (None, 0, 1)
+            assert (_fault(store), store.writes_waiting, store.writes_shed) == (None, 0, 1)
             entries = await store.list_console_entries("t", 10)
             assert [(e["id"], e["state"]) for e in entries] == [(entry, "done")]
             audit = await store.list_audit(10)

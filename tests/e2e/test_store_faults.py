@@ -63,6 +63,9 @@ class Sender:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(10)
+        for pipe in (self.popen.stdin, self.popen.stdout):
+            if pipe is not None:
+                pipe.close()
         self.log.close()
 
 
