@@ -14,7 +14,7 @@ import threading
 
 from debugbroker.agent.answers import submit_error
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.transport import get_transport
+from debugbroker.agent.process import get_transport
 
 OPTIONS = Options.from_environment(queue_size=100_000)
 sent: list[str] = []
