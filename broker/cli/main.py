@@ -154,11 +154,11 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
 def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
     """The broker configuration, and whether the token is ours to print (not user-given)."""
     data_dir = (args.data or default_data_dir()).expanduser()
-    # Reports and credentials: private to this user, also when the directory already existed.
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
     host, port = args.http
     try:
+        # Reports and credentials: private to this user, also when the directory existed.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
         token, show_token = load_or_create(
             data_dir / "token", args.token or os.environ.get("DEBUGBROKER_TOKEN")
         )
