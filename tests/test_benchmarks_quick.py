@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, base_env
 
 EXPECTED_ROWS = (
@@ -21,6 +23,7 @@ EXPECTED_ROWS = (
 )
 
 
+@pytest.mark.timeout(900)  # every benchmark once, each with its own servers
 def test_quick_mode_runs_every_benchmark() -> None:
     env = base_env()
     env["PYTHONPATH"] = str(ROOT)
@@ -30,7 +33,7 @@ def test_quick_mode_runs_every_benchmark() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=840,
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
     for name in EXPECTED_ROWS:
