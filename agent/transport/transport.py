@@ -86,6 +86,11 @@ class Transport:
         return self._link.malformed_messages
 
     @property
+    def unproven_requests(self) -> int:
+        """Requests from a peer whose welcome proved nothing (dropped and counted)."""
+        return self._link.unproven_requests
+
+    @property
     def dropped_reports(self) -> int:
         """Reports shed from a full queue or too big to send."""
         return self.mailbox.dropped_reports
