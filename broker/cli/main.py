@@ -31,6 +31,7 @@ __all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
 log = logging.getLogger("debugbroker")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_SHORT_SECRET = 16  # characters; shorter agent secrets are warned about
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -200,6 +201,12 @@ def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
     if show_token:
         lines.append(f"  token:   in {config.data_dir / 'token'}")
     lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
+    if len(config.secret) < _SHORT_SECRET:
+        lines.append(
+            f"  WARNING: the agent secret is shorter than {_SHORT_SECRET} characters: the link's "
+            "keys derive from it, so one captured handshake lets it be guessed offline; use a "
+            "long random one (the generated secret has 43 characters)."
+        )
     if config.insecure_plaintext:
         lines.append(
             "  WARNING: --insecure-plaintext: the agent link is not encrypted and agents cannot "

@@ -166,6 +166,7 @@ def test_the_real_broker_gets_everything_encrypted_and_keeps_its_agents_over_a_r
     assert not list(broker.data_dir.glob("*.key"))
     assert broker.process is not None
     assert "SERVER_KEY" not in broker.process.output()
+    assert "WARNING: the agent secret is shorter than 16 characters" in broker.process.output()
     broker.stop()
     broker.start()
     wait_for(lambda: len(broker.live_agents()) == 1, what="the agent to reconnect")
