@@ -138,6 +138,16 @@ function fetchAgents(): Promise<AgentList> {
   return getJson<AgentList>("/api/agents");
 }
 
+/** What the dashboard reads of GET /api/status: whether the agent link is plain text. */
+interface LinkStatus {
+  insecure_plaintext: boolean;
+}
+
+/** GET /api/status (its agent-link part). */
+function fetchLinkStatus(): Promise<LinkStatus> {
+  return getJson<LinkStatus>("/api/status");
+}
+
 /** POST /api/reports/{id}/continue: the thread paused at breakpoint() goes on. */
 async function resumeReport(id: string): Promise<void> {
   await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/continue`, {});
@@ -260,12 +270,14 @@ export {
   fetchAgents,
   fetchFrameSource,
   fetchGroups,
+  fetchLinkStatus,
   fetchReport,
   fetchReportMarkdown,
   fetchReports,
   fetchReportText,
   fetchTranscript,
   interruptConsole,
+  type LinkStatus,
   logIn,
   releaseFrames,
   type ReportSearch,

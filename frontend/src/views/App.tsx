@@ -8,7 +8,7 @@ import { HelpButton, Shortcuts } from "../components/Shortcuts";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
-import { loginRequired } from "../state/session";
+import { insecureLink, loginRequired } from "../state/session";
 import { GroupsView } from "./GroupsView";
 import { LoginForm } from "./LoginForm";
 import { ReportList } from "./ReportList";
@@ -82,6 +82,12 @@ function App() {
           <HelpButton />
         </div>
       </header>
+      {insecureLink.value && !loginRequired.value && (
+        <div class="link-warning" role="alert" data-testid="insecure-link-warning">
+          The agent link is not encrypted (<code>--insecure-plaintext</code>): anyone on the network
+          can read reports and pose as this broker. Use it only on a network you control.
+        </div>
+      )}
       {!loginRequired.value && <PresenceBar />}
       <main>{page}</main>
       <Shortcuts />
