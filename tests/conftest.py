@@ -42,6 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 DEADLINE = 20.0
+TEST_SECRET = "test-secret-of-the-broker-fixture"  # the ``Broker``'s agent secret
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "e2e" / "apps"
 
@@ -259,7 +260,7 @@ class Broker:
         self.http_port = free_port()
         self.zmq_port = free_port()
         self.token = token
-        self.secret = "test-secret"
+        self.secret = TEST_SECRET
         self.extra_args = list(extra_args)
         self.process: Process | None = None
 

@@ -37,6 +37,7 @@ from debugbroker.protocol import (
     Welcome,
 )
 from tests.conftest import (
+    TEST_SECRET,
     Broker,
     Process,
     agent_socket,
@@ -154,9 +155,7 @@ def test_wrong_agent_secret_is_refused_logged_counted_and_explained(
 class RawAgent:
     """A raw zmq DEALER talking to the broker: well-behaved or not, as the test says."""
 
-    def __init__(
-        self, url: str, identity: bytes | None = None, secret: str = "test-secret"
-    ) -> None:
+    def __init__(self, url: str, identity: bytes | None = None, secret: str = TEST_SECRET) -> None:
         self.context = zmq.Context()
         self.identity = identity or f"{uuid.uuid4().hex}-1-raw".encode()
         self.socket = agent_socket(self.context, secret, identity=self.identity)  # the keys
