@@ -143,7 +143,7 @@ def test_a_squatter_on_the_broker_port_gets_no_secret_no_report_and_runs_nothing
         context.term()
 
 
-def test_the_real_broker_gets_everything_encrypted_and_keeps_its_agents_over_a_restart(
+def test_the_real_broker_gets_everything_encrypted_a_squatter_meanwhile_nothing(
     broker: Broker,
     start_agent: Any,  # noqa: F811
     recorders: list[Recorder],
@@ -151,7 +151,7 @@ def test_the_real_broker_gets_everything_encrypted_and_keeps_its_agents_over_a_r
 ) -> None:
     recorder = Recorder(broker.zmq_port)
     recorders.append(recorder)
-    start_agent(recorder.url, SECRET)
+    agent = start_agent(recorder.url, SECRET)
     wait_for(lambda: len(broker.live_agents()) == 1, what="the agent")
     wait_for(lambda: len(broker.reports()) == 1, what="its report")
     report = broker.reports()[0]
@@ -166,7 +166,21 @@ def test_the_real_broker_gets_everything_encrypted_and_keeps_its_agents_over_a_r
     assert not list(broker.data_dir.glob("*.key"))
     assert broker.process is not None
     assert "SERVER_KEY" not in broker.process.output()
+    # While the broker is down, a local user binds its port (the attack this link stops):
+    # the agent, connected a moment ago, sends the squatter nothing and says so.
     broker.stop()
+    context = zmq.Context()
+    squatter = context.socket(zmq.ROUTER)
+    squatter.setsockopt(zmq.LINGER, 0)
+    try:
+        squatter.bind(broker.zmq_url)
+        agent.wait_until(lambda: "cannot connect to the broker" in agent.output(), "why")
+        assert squatter.poll(0) == 0
+    finally:
+        squatter.close(0)
+        context.term()
+    for text in clear_text(tmp_path):
+        assert text not in recorder.from_agent(), text
     broker.start()
     wait_for(lambda: len(broker.live_agents()) == 1, what="the agent to reconnect")
 
