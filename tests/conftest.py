@@ -78,7 +78,7 @@ def free_port() -> int:
 def broker_socket(context: zmq.Context[Any], secret: str, *, curve: bool = True) -> zmq.Socket[Any]:
     """A ROUTER set up as the broker's: a CurveZMQ server with the key derived from ``secret``
     (plain zmq when not ``curve``), for fakes that real agents must trust. Bind it yourself."""
-    sock = context.socket(zmq.ROUTER)
+    sock: zmq.Socket[Any] = context.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     if curve:
         sock.curve_server = True
@@ -91,7 +91,7 @@ def agent_socket(
 ) -> zmq.Socket[Any]:
     """A DEALER set up as an agent's: the CurveZMQ keys derived from ``secret`` (plain zmq
     when not ``curve``), for raw agents the real broker must admit. Connect it yourself."""
-    sock = context.socket(zmq.DEALER)
+    sock: zmq.Socket[Any] = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     if identity:
         sock.setsockopt(zmq.IDENTITY, identity)

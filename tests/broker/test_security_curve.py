@@ -22,6 +22,8 @@ import zmq
 from tests.broker.test_security_agents import start_agent, status  # noqa: F401 - a fixture
 from tests.conftest import TEST_SECRET, Broker, wait_for
 
+pytestmark = pytest.mark.e2e  # real broker and agent processes
+
 SECRET = TEST_SECRET  # the broker fixture's
 REFUSED_BY_KEY = "did not prove it knows DEBUGBROKER_SECRET"
 NOT_ENCRYPTED = "does not speak debugbroker's encrypted link"
