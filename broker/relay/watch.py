@@ -64,9 +64,10 @@ def _handshake_failure(event: int, value: int, insecure_plaintext: bool) -> str:
         )
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return "a CurveZMQ client whose key is not derived from DEBUGBROKER_SECRET"
-    return (
-        "the CurveZMQ handshake failed: an agent with another DEBUGBROKER_SECRET, "
-        "or not a debugbroker agent"
+    return (  # (a plain-zmq peer may close first, with no detail: it is listed too)
+        "the CurveZMQ handshake failed: an agent with another DEBUGBROKER_SECRET, a peer "
+        "without encryption (an agent of protocol 1, which sends DEBUGBROKER_SECRET itself: "
+        "upgrade it; or one with DEBUGBROKER_INSECURE_PLAINTEXT set), or not a debugbroker agent"
     )
 
 
