@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_DASHBOARD_URL",
     "DEFAULT_SECRET_NAMES",
     "default_data_dir",
+    "environment_flag",
 ]
 
 DEFAULT_BROKER_URL = "tcp://127.0.0.1:8781"
@@ -63,6 +64,11 @@ def _read_local_secret() -> str:
         return ""
 
 
+def environment_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _positive_number(name: str, default: float) -> float:
     """A positive number from the environment variable ``name``; bad text warns, keeps default.
 
@@ -92,13 +98,14 @@ class Options:
     """Everything the agent can be told; defaults follow Werkzeug's debugger where it has one."""
 
     broker_url: str = DEFAULT_BROKER_URL
-    secret: str = ""
+    secret: str = field(default="", repr=False)  # never in a repr: locals reach reports
     dashboard_url: str = DEFAULT_DASHBOARD_URL
     app_name: str = ""
     evalex: bool = True
-    # The broker's CurveZMQ public key (40 z85 characters, printed by ``serve --curve``):
-    # set, the link to the broker is encrypted and the broker authenticated.
-    server_key: str = ""
+    # The link to the broker is CurveZMQ with keys derived from ``secret`` (protocol/keys.py).
+    # True (``DEBUGBROKER_INSECURE_PLAINTEXT=1``, for a broker run with --insecure-plaintext):
+    # plain zmq, readable on the network, and the broker is not known before its welcome.
+    insecure_plaintext: bool = False
     # Values whose names match one of these patterns (regular expressions, searched case-
     # insensitively) are masked in locals, dict keys, pairs, fields, headers, cookies, query,
     # form and environ, and as ``name=value`` parameters inside any text (docs/limits.md).
@@ -131,7 +138,7 @@ class Options:
             secret=os.environ.get("DEBUGBROKER_SECRET") or _read_local_secret(),
             dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
             app_name=os.environ.get("DEBUGBROKER_APP", ""),
-            server_key=os.environ.get("DEBUGBROKER_SERVER_KEY", "").strip(),
+            insecure_plaintext=environment_flag("DEBUGBROKER_INSECURE_PLAINTEXT"),
             held_reports=max(1, int(_positive_number("DEBUGBROKER_HELD_REPORTS", 64))),
             held_bytes=int(_positive_number("DEBUGBROKER_HELD_MB", 32) * 1024 * 1024),
         )

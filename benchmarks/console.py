@@ -26,7 +26,7 @@ from typing import Any
 import zmq
 
 from debugbroker import protocol
-from debugbroker.protocol import EvalRequest, EvalResult, Hello, ReportMessage, Welcome
+from debugbroker.protocol import EvalRequest, EvalResult, Hello, ReportMessage, Welcome, keys
 
 from .common import (
     BENCH_APPS,
@@ -184,6 +184,8 @@ def _agent_hop(settings: Settings, count: int) -> list[float]:
     context = zmq.Context()
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
+    router.curve_server = True  # as the real broker's: the agent trusts only its secret's key
+    router.curve_secretkey = keys.server_secret_key("hop").encode()
     zmq_port = router.bind_to_random_port("tcp://127.0.0.1")
     port = free_port()
     env = app_env(DEBUGBROKER_URL=f"tcp://127.0.0.1:{zmq_port}", DEBUGBROKER_SECRET="hop")
@@ -197,7 +199,9 @@ def _agent_hop(settings: Settings, count: int) -> list[float]:
                 identity, payload = router.recv_multipart()
                 message = protocol.decode(payload)
                 if isinstance(message, Hello):
-                    router.send_multipart([identity, protocol.encode(Welcome(dashboard_url=""))])
+                    proof = keys.welcome_proof("hop", message.agent_id, message.nonce, "")
+                    welcome = Welcome(dashboard_url="", proof=proof)
+                    router.send_multipart([identity, protocol.encode(welcome)])
                 if isinstance(message, kind):
                     return identity, message
         raise RuntimeError(f"no {kind.__name__} from the agent")

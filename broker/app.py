@@ -66,8 +66,9 @@ class BrokerConfig:
     path_map: tuple[tuple[str, str], ...] = ()  # container path prefix -> host path prefix
     secure_cookie: bool = False
     login_code_seconds: float = 300.0  # how long a printed one-time login code stays valid
-    curve_secret_key: str = ""  # set: agents must use CurveZMQ with the matching public key
-    curve_public_key: str = ""
+    # Plain zmq to agents instead of CurveZMQ with keys derived from ``secret``: readable on
+    # the network, and agents cannot tell the broker from whatever binds its port. Warned.
+    insecure_plaintext: bool = False
     max_waiting_reports: int = 1_000  # reports kept in memory through a full disk
 
     @property
@@ -116,7 +117,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         publish=hub.publish,
         agent_timeout=config.agent_timeout,
         eval_timeout=config.eval_timeout,
-        curve_secret_key=config.curve_secret_key,
+        insecure_plaintext=config.insecure_plaintext,
     )
     app[STORE] = store
     app[RELAY] = relay
@@ -129,7 +130,14 @@ def build_app(config: BrokerConfig) -> web.Application:
         await asyncio.to_thread(policy.load_sessions)
         await store.open()
         await relay.start()
-        log.info("agents connect to %s", relay.bound_endpoint)
+        if config.insecure_plaintext:
+            log.warning(
+                "agents connect to %s in PLAIN TEXT (--insecure-plaintext): anyone on the "
+                "network reads reports and can pose as this broker",
+                relay.bound_endpoint,
+            )
+        else:
+            log.info("agents connect to %s (encrypted, keys from the secret)", relay.bound_endpoint)
         faults = asyncio.create_task(announce_store_faults(store, relay, hub))
         yield
         faults.cancel()

@@ -2,15 +2,17 @@
 
 ``report`` is the model of a captured error, ``messages`` the frozen, slotted dataclasses
 tagged with a ``kind`` (``Message`` is their union), ``codec`` the reference msgpack codec,
-``encoder`` the agent's generated encoder, and ``limits`` what both sides refuse. The broker
-stores and serves the same wire dicts as JSON, so the dashboard's TypeScript types mirror
-these classes (``tests/agent/test_protocol.py`` checks ``frontend/src/api/types.ts``).
+``encoder`` the agent's generated encoder, ``limits`` what both sides refuse, and ``keys``
+what both sides derive from the shared secret (CurveZMQ keys, hello and welcome proofs).
+The broker stores and serves the same wire dicts as JSON, so the dashboard's TypeScript
+types mirror these classes (``tests/agent/test_protocol.py`` checks ``frontend/src/api/types.ts``).
 
 Importing it loads msgpack and nothing else of debugbroker: no zmq, asyncio or sqlite.
 """
 
 from __future__ import annotations
 
+from debugbroker.protocol import keys
 from debugbroker.protocol.codec import (
     decode,
     encode,
@@ -70,6 +72,7 @@ from debugbroker.protocol.report import (
 )
 
 __all__ = [
+    "keys",
     "ReprNode",
     "Variable",
     "FrameInfo",

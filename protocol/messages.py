@@ -45,18 +45,25 @@ __all__ = [
     "MESSAGE_TYPES",
 ]
 
-PROTOCOL_VERSION = 1
+# 2: the secret no longer crosses the wire (proofs in hello and welcome; ``keys``).
+PROTOCOL_VERSION = 2
 # Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
 MAX_HELD_IDS = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hello:
-    """Agent → broker, first message on (re)connect: who this process is, and the secret."""
+    """Agent → broker, first message on (re)connect: who this process is, and its proof.
+
+    ``proof`` is ``keys.hello_proof`` of the agent id and ``nonce`` (fresh per hello): it shows
+    the agent holds the shared secret without sending it. Both default to empty only so that
+    a hello of protocol 1 (which carried the secret itself) decodes and gets a clear refusal.
+    """
 
     kind: ClassVar[str] = "hello"
     agent_id: str
-    secret: str
+    nonce: str = ""
+    proof: str = ""
     pid: int
     host: str
     app: str
@@ -72,10 +79,15 @@ class Hello:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Welcome:
-    """Broker → agent: hello accepted; the dashboard URL for links in 500 pages."""
+    """Broker → agent: hello accepted; the dashboard URL for links in 500 pages.
+
+    ``proof`` is ``keys.welcome_proof`` of the hello's agent id and nonce and the URL: the
+    agent trusts the broker (sends reports, runs requests) only once it matches.
+    """
 
     kind: ClassVar[str] = "welcome"
     dashboard_url: str
+    proof: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

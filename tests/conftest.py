@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
-from debugbroker.protocol import ReprNode, format_node, from_wire
+from debugbroker.protocol import Hello, ReprNode, Welcome, format_node, from_wire, keys
 
 # The browser fixtures are a plugin (pytest_plugins = ["tests.e2e.browser"]) that test modules
 # also import from: register it before any import so its asserts are rewritten too.
@@ -42,6 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 DEADLINE = 20.0
+TEST_SECRET = "test-secret-of-the-broker-fixture"  # the ``Broker``'s agent secret
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "e2e" / "apps"
 
@@ -72,6 +74,40 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def broker_socket(context: zmq.Context[Any], secret: str, *, curve: bool = True) -> zmq.Socket[Any]:
+    """A ROUTER set up as the broker's: a CurveZMQ server with the key derived from ``secret``
+    (plain zmq when not ``curve``), for fakes that real agents must trust. Bind it yourself."""
+    sock: zmq.Socket[Any] = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve:
+        sock.curve_server = True
+        sock.curve_secretkey = keys.server_secret_key(secret).encode()
+    return sock
+
+
+def agent_socket(
+    context: zmq.Context[Any], secret: str, *, curve: bool = True, identity: bytes = b""
+) -> zmq.Socket[Any]:
+    """A DEALER set up as an agent's: the CurveZMQ keys derived from ``secret`` (plain zmq
+    when not ``curve``), for raw agents the real broker must admit. Connect it yourself."""
+    sock: zmq.Socket[Any] = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if identity:
+        sock.setsockopt(zmq.IDENTITY, identity)
+    if curve:
+        client = keys.client_secret_key(secret).encode()
+        sock.curve_serverkey = zmq.curve_public(keys.server_secret_key(secret).encode())
+        sock.curve_publickey = zmq.curve_public(client)
+        sock.curve_secretkey = client
+    return sock
+
+
+def proven_welcome(secret: str, hello: Hello, dashboard_url: str) -> Welcome:
+    """The welcome a broker holding ``secret`` answers ``hello`` with (its proof matches)."""
+    proof = keys.welcome_proof(secret, hello.agent_id, hello.nonce, dashboard_url)
+    return Welcome(dashboard_url=dashboard_url, proof=proof)
 
 
 @dataclass
@@ -225,7 +261,7 @@ class Broker:
         self.http_port = free_port()
         self.zmq_port = free_port()
         self.token = token
-        self.secret = "test-secret"
+        self.secret = TEST_SECRET
         self.extra_args = list(extra_args)
         self.process: Process | None = None
 

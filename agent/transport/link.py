@@ -1,12 +1,16 @@
 """The agent's I/O thread: the only user of its zmq DEALER, and the loop that serves it.
 
-A ``Link`` runs on the thread its ``Transport`` starts. It connects (with CurveZMQ when a
-server key is set), says hello, sends queued reports once the broker has welcomed it,
-heartbeats, hands requests that run app code to the ``dispatch`` it was given and sends the
-answers back. The app's threads reach it only through its ``Mailbox`` (mailbox.py), whose
-wake pair it polls beside the socket; what it learns (welcome, refusal) it publishes as its
-own public attributes. Every agent message is one zmq frame;
-broker messages are read from the last frame, so the broker may prefix an empty delimiter.
+A ``Link`` runs on the thread its ``Transport`` starts. It connects with CurveZMQ, its keys
+derived from the shared secret (``protocol.keys``), so nothing leaves the process until the
+broker has proven it holds the secret; it says hello (a proof, never the secret), trusts the
+broker once its welcome carries the matching proof, then sends queued reports, heartbeats,
+hands requests that run app code to the ``dispatch`` it was given and sends the answers
+back. Until then no request from the peer runs. With ``insecure_plaintext`` the link is
+plain zmq and only the welcome's proof stands between the peer and the app. The app's
+threads reach it only through its ``Mailbox`` (mailbox.py), whose wake pair it polls beside
+the socket; what it learns (welcome, refusal) it publishes as its own public attributes.
+Every agent message is one zmq frame; broker messages are read from the last frame, so the
+broker may prefix an empty delimiter.
 
 When a connection dies without zmq retrying (libzmq gives up after a protocol error), the
 link closes the socket and starts over with a new one.
@@ -15,6 +19,7 @@ link closes the socket and starts over with a new one.
 from __future__ import annotations
 
 import platform
+import secrets
 import sys
 import threading
 import time
@@ -50,6 +55,7 @@ from debugbroker.protocol import (
     Stored,
     Welcome,
     encoder,
+    keys,
 )
 
 __all__ = ["Link", "AgentIdentity", "AppRequest", "Dispatch"]
@@ -79,7 +85,7 @@ _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait fo
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 _RETRY_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
 _RESOCKET_SECONDS = 5.0  # lost this long with no retry from zmq: make a new socket
-_HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: a wrong server key, or curve on one side only
+_HANDSHAKE_FAILED_EVENTS = (  # CurveZMQ: another secret, not the broker, or plain zmq
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -97,9 +103,11 @@ class Link:
     """The I/O thread of one agent: connects, serves the socket, and starts over.
 
     What the app's threads read: ``welcomed`` (set while the broker has welcomed this
-    agent), ``welcome_url``, ``refused_reason``, ``malformed_messages``, ``stored_reports``
-    and ``last_stored`` (the broker's acknowledgements, ``protocol.Stored``) and ``finished``
-    (set once the thread closed its socket). Only this thread writes them.
+    agent), ``welcome_url``, ``refused_reason``, ``malformed_messages``,
+    ``unproven_requests`` (requests from a peer not proven to be the broker, dropped),
+    ``stored_reports`` and ``last_stored`` (the broker's acknowledgements,
+    ``protocol.Stored``) and ``finished`` (set once the thread closed its socket). Only this
+    thread writes them.
     """
 
     def __init__(
@@ -121,8 +129,12 @@ class Link:
         self.malformed_messages = 0
         self.stored_reports = 0  # reports the broker acknowledged (committed to its store)
         self.last_stored: deque[str] = deque(maxlen=_LAST_STORED)  # their latest ids
+        self.unproven_requests = 0
         self.finished = threading.Event()
         self._linger_ms = 0  # how long closing the socket may wait for unsent messages
+        # Said once in the app's log until the broker is reached again (not once per retry,
+        # nor once per new socket): why the peer is not trusted.
+        self._distrust_logged = False
 
     def run(self) -> None:
         """The thread's body: serve sockets until the mailbox stops or the process exits."""
@@ -139,7 +151,7 @@ class Link:
         monitor: zmq.Socket[bytes] | None = None
         try:
             sock.setsockopt(zmq.IDENTITY, self.identity.agent_id.encode())
-            _configure_curve(sock, self.options.server_key)
+            _configure_curve(sock, self.options)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
@@ -201,15 +213,15 @@ class Link:
 
     def _read_monitor(self, monitor: zmq.Socket[bytes], state: _LoopState) -> None:
         while monitor.poll(0):
-            event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            found = recv_monitor_message(monitor, zmq.NOBLOCK)
+            event = found["event"]
             if event & _HANDSHAKE_FAILED_EVENTS:
-                if not state.logged_handshake:
-                    state.logged_handshake = True
-                    _log(_handshake_failure(self.options))
+                self._distrust(_handshake_failure(self.options, found["value"]))
             elif event & _RETRY_EVENTS:
                 state.lost_at = time.monotonic()  # zmq is still trying: no new socket yet
             elif event & _CONNECT_EVENTS:
-                state.logged_handshake = False
+                if not self.options.insecure_plaintext:
+                    self._distrust_logged = False  # the CurveZMQ handshake proved the broker
                 state.lost_at = 0.0
                 state.link_up = True
                 state.hello_due = 0.0  # say hello as soon as the pipe takes it
@@ -233,6 +245,16 @@ class Link:
 
     def _handle(self, message: Message, state: _LoopState) -> None:
         if isinstance(message, Welcome):
+            if not self._proven(message, state):
+                self._distrust(
+                    f"the process at {self.options.broker_url} answered but did not prove "
+                    "it knows DEBUGBROKER_SECRET (its welcome's proof does not match): either "
+                    "its secret differs from this agent's, or it is not the broker. Nothing "
+                    "more is sent to it and none of its requests run."
+                )
+                return
+            self._distrust_logged = False
+            state.nonces.clear()
             url = message.dashboard_url
             self.welcome_url = url if url.startswith(("http://", "https://")) else None
             self.refused_reason = None
@@ -253,6 +275,10 @@ class Link:
         elif isinstance(message, HelloRequest):
             self.welcomed.clear()  # queue reports until the broker welcomes us again
             state.hello_due = 0.0
+        elif isinstance(message, Ping):
+            state.heartbeat_due = 0.0  # (sent only once welcomed)
+        elif not self.welcomed.is_set():  # a peer not (or no longer) proven: runs nothing
+            self.unproven_requests += 1
         elif isinstance(
             message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest, InterruptRequest)
         ):
@@ -261,8 +287,6 @@ class Link:
             self.mailbox.resume(message.report_id)
         elif isinstance(message, Release):  # the dashboard's "Release frames"
             self.registry.release_report(message.report_id)
-        elif isinstance(message, Ping):
-            state.heartbeat_due = 0.0
         elif isinstance(message, Stored):  # the broker committed these reports
             self.stored_reports += len(message.report_ids)
             self.last_stored.extend(message.report_ids)
@@ -273,7 +297,7 @@ class Link:
         mailbox = self.mailbox
         now = time.monotonic()
         if not self.welcomed.is_set() and now >= state.hello_due:
-            if self._send(sock, self._hello()):
+            if self._send(sock, self._hello(state)):
                 retry = _REFUSED_RETRY_SECONDS if self.refused_reason else _HELLO_RETRY_SECONDS
                 state.hello_due = now + retry
             else:  # not connected: the handshake event will call for the hello
@@ -326,12 +350,31 @@ class Link:
             self._linger_ms = 1000
         self.mailbox.stop()
 
-    def _hello(self) -> Hello:
+    def _proven(self, welcome: Welcome, state: _LoopState) -> bool:
+        """Whether ``welcome`` proves the secret for one of the hellos sent on this socket."""
+        for nonce in state.nonces:
+            expected = keys.welcome_proof(
+                self.options.secret, self.identity.agent_id, nonce, welcome.dashboard_url
+            )
+            if keys.proof_matches(expected, welcome.proof):
+                return True
+        return False
+
+    def _distrust(self, why: str) -> None:
+        """Say once (until the broker is reached again) why the peer is not trusted."""
+        if not self._distrust_logged:
+            self._distrust_logged = True
+            _log(why)
+
+    def _hello(self, state: _LoopState) -> Hello:
         options = self.options
         identity = self.identity
+        nonce = secrets.token_hex(16)  # fresh per hello: a welcome answers one of these
+        state.nonces.append(nonce)
         return Hello(
             agent_id=identity.agent_id,
-            secret=options.secret,
+            nonce=nonce,
+            proof=keys.hello_proof(options.secret, identity.agent_id, nonce),
             pid=identity.pid,
             host=identity.host,
             app=options.app_name,
@@ -363,8 +406,8 @@ class _LoopState:
         "heartbeat_due",
         "logged_refusal",
         "link_up",
-        "logged_handshake",
         "lost_at",
+        "nonces",
     )
 
     def __init__(self) -> None:
@@ -373,7 +416,7 @@ class _LoopState:
         self.hello_due = 0.0
         self.heartbeat_due = 0.0
         self.logged_refusal = False
-        self.logged_handshake = False
+        self.nonces: deque[str] = deque(maxlen=8)  # of the latest hellos sent on this socket
 
 
 def _printable(text: str, limit: int = 300) -> str:
@@ -382,31 +425,37 @@ def _printable(text: str, limit: int = 300) -> str:
     return kept + ("..." if len(text) > limit else "")
 
 
-def _configure_curve(sock: zmq.Socket[bytes], server_key: str) -> None:
-    """Encrypt the link with CurveZMQ and authenticate the broker by its public key."""
-    if not server_key:
+def _configure_curve(sock: zmq.Socket[bytes], options: Options) -> None:
+    """CurveZMQ with the keys derived from the secret: the handshake proves the broker holds
+    the secret before anything is sent, and proves the same of this agent to the broker."""
+    if options.insecure_plaintext:
         return
-    if len(server_key) != 40:
-        raise ValueError(
-            "DEBUGBROKER_SERVER_KEY must be the broker's 40-character public key "
-            "(printed by `debugbroker serve --curve`)"
-        )
-    public, secret = zmq.curve_keypair()  # this process's own, new each start
-    sock.curve_serverkey = server_key.encode("ascii")
-    sock.curve_publickey = public
-    sock.curve_secretkey = secret
+    client_secret = keys.client_secret_key(options.secret).encode("ascii")
+    sock.curve_serverkey = zmq.curve_public(keys.server_secret_key(options.secret).encode())
+    sock.curve_publickey = zmq.curve_public(client_secret)
+    sock.curve_secretkey = client_secret
 
 
-def _handshake_failure(options: Options) -> str:
-    """Why a connection that reached the broker failed its handshake, in words."""
-    if options.server_key:
-        hint = (
-            "check that DEBUGBROKER_SERVER_KEY is the key the broker printed "
-            "and that the broker runs with --curve"
+def _handshake_failure(options: Options, value: int) -> str:
+    """Why a connection that reached the broker's address failed its handshake, in words."""
+    where = f"cannot connect to the broker at {options.broker_url}"
+    unsent = "Nothing was sent to it; errors are not sent to the dashboard until this is fixed."
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and options.insecure_plaintext:
+        return (
+            f"{where}: it encrypts the link (the default) but this agent has "
+            f"DEBUGBROKER_INSECURE_PLAINTEXT set; unset it. {unsent}"
         )
-    else:
-        hint = "the broker uses CurveZMQ (--curve): set DEBUGBROKER_SERVER_KEY to its public key"
-    return (
-        f"cannot connect to the broker at {options.broker_url}: the handshake failed; "
-        f"{hint}. Errors are not sent to the dashboard until this is fixed."
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return (
+            f"{where}: the process there does not speak debugbroker's encrypted link. It is "
+            "either a broker run with --insecure-plaintext (then set "
+            "DEBUGBROKER_INSECURE_PLAINTEXT=1 here too), an older broker, or not the broker. "
+            + unsent
+        )
+    missing = "" if options.secret else " (DEBUGBROKER_SECRET is not set here)"
+    return (  # (a plain-zmq peer may close first, with no detail: it is listed too)
+        f"{where}: the process there did not prove it knows DEBUGBROKER_SECRET (the CurveZMQ "
+        f"handshake failed): either its secret differs from this agent's{missing}, or it is "
+        "a broker run with --insecure-plaintext (then set DEBUGBROKER_INSECURE_PLAINTEXT=1 "
+        f"here too), or it is not the broker. {unsent}"
     )

@@ -96,6 +96,11 @@ class Transport:
         return tuple(self._link.last_stored)
 
     @property
+    def unproven_requests(self) -> int:
+        """Requests from a peer whose welcome proved nothing (dropped and counted)."""
+        return self._link.unproven_requests
+
+    @property
     def dropped_reports(self) -> int:
         """Reports shed from a full queue or too big to send."""
         return self.mailbox.dropped_reports

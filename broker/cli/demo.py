@@ -77,6 +77,7 @@ def _start_app(config: BrokerConfig, address: tuple[str, int]) -> tuple[Any, Opt
         secret=config.secret,
         dashboard_url=config.dashboard_url,
         app_name="demo-shop",
+        insecure_plaintext=config.insecure_plaintext,
     )
     app = DebuggedApplication(demo_app, options=options)
     server = make_server(

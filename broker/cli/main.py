@@ -4,6 +4,8 @@ The token (dashboard) and the secret (agents) come from the command line, else t
 environment (``DEBUGBROKER_TOKEN``, ``DEBUGBROKER_SECRET``), else files in the data dir,
 where a new random value is written on first start (mode 0600). Agents on the same machine
 and user read that secret file themselves, so a local set-up needs no configuration.
+The agent link is encrypted and mutually authenticated with keys derived from that secret
+(``protocol.keys``); ``--insecure-plaintext`` turns that off, loudly.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from pathlib import Path
 import zmq
 from aiohttp import web
 
-from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir
+from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir, environment_flag
 from debugbroker.broker.app import POLICY, BrokerConfig, build_app
-from debugbroker.broker.http.auth import load_or_create_curve_keys
 from debugbroker.broker.http.editor import parse_editor, parse_path_map
 from debugbroker.broker.store.lock import DataDirLock
 from debugbroker.broker.store.schema import StoreError, unwritable_message
@@ -32,6 +33,7 @@ __all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
 log = logging.getLogger("debugbroker")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_SHORT_SECRET = 16  # characters; shorter agent secrets are warned about
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -121,11 +123,12 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         help="how long the printed one-time login URL stays valid (default %(default)s)",
     )
     parser.add_argument(
-        "--curve",
+        "--insecure-plaintext",
         action="store_true",
-        default=bool(os.environ.get("DEBUGBROKER_CURVE")),
-        help="encrypt the agent link with CurveZMQ (key pair kept in the data dir); agents "
-        "then need DEBUGBROKER_SERVER_KEY, which is printed at start",
+        default=environment_flag("DEBUGBROKER_INSECURE_PLAINTEXT"),
+        help="talk to agents in plain zmq, without encryption or proof of the broker "
+        "(DEBUGBROKER_INSECURE_PLAINTEXT=1; agents need the same setting); never on a "
+        "network you do not control",
     )
     parser.add_argument(
         "--editor",
@@ -168,12 +171,6 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
     except OSError as error:
         raise StoreError(unwritable_message(data_dir, error)) from None
     view_token = args.view_token or os.environ.get("DEBUGBROKER_VIEW_TOKEN") or ""
-    curve_public, curve_secret = "", ""
-    if args.curve:
-        try:
-            curve_public, curve_secret = load_or_create_curve_keys(data_dir)
-        except ValueError as error:
-            raise SystemExit(f"debugbroker: {error}") from None
     config = BrokerConfig(
         http_host=host,
         http_port=port,
@@ -189,8 +186,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         login_code_seconds=args.login_code_ttl,
         editor=args.editor,
         path_map=args.path_map,
-        curve_secret_key=curve_secret,
-        curve_public_key=curve_public,
+        insecure_plaintext=args.insecure_plaintext,
         max_waiting_reports=max(args.max_waiting_reports, 0),
     )
     return config, show_token
@@ -217,8 +213,18 @@ def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
     if show_token:
         lines.append(f"  token:   in {config.data_dir / 'token'}")
     lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
-    if config.curve_public_key:
-        lines.append(f"           DEBUGBROKER_SERVER_KEY={config.curve_public_key} (CurveZMQ)")
+    if len(config.secret) < _SHORT_SECRET:
+        lines.append(
+            f"  WARNING: the agent secret is shorter than {_SHORT_SECRET} characters: the link's "
+            "keys derive from it, so one captured handshake lets it be guessed offline; use a "
+            "long random one (the generated secret has 43 characters)."
+        )
+    if config.insecure_plaintext:
+        lines.append(
+            "  WARNING: --insecure-plaintext: the agent link is not encrypted and agents cannot "
+            "tell this broker from any process bound to its port; agents need "
+            "DEBUGBROKER_INSECURE_PLAINTEXT=1."
+        )
     lines.append(f"  data:    {config.data_dir}")
     if not _is_loopback(config.http_host):
         lines.append(

@@ -135,7 +135,7 @@ def _run_with_broker(app: WSGIApp, args: argparse.Namespace, overrides: dict[str
         broker_url=endpoint,
         secret=config.secret,
         dashboard_url=config.dashboard_url,
-        server_key=config.curve_public_key or None,  # with --curve
+        insecure_plaintext=config.insecure_plaintext,
         **overrides,
     )
 

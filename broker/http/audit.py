@@ -225,6 +225,8 @@ def security_routes(
         return web.json_response(
             {
                 "role": request[ROLE_KEY],
+                # Plain zmq to agents (--insecure-plaintext): the dashboard shows a warning.
+                "insecure_plaintext": relay.insecure_plaintext,
                 "agents_alive": sum(1 for agent in relay.agents.values() if agent.alive),
                 "relay": {
                     "handshake_failed": stats.handshake_failed,

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import zmq
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
@@ -65,7 +64,6 @@ __all__ = [
     "security_middleware",
     "login_routes",
     "host_name",
-    "load_or_create_curve_keys",
     "origin_of",
 ]
 
@@ -575,27 +573,3 @@ def login_routes(policy: AccessPolicy) -> list[web.RouteDef]:
         web.get("/session", session),
         web.post("/api/login-codes", login_code),
     ]
-
-
-def load_or_create_curve_keys(directory: Path) -> tuple[str, str]:
-    """The broker's CurveZMQ key pair (public, secret; z85 text), made on first use.
-
-    The secret key stays in ``curve_secret.key`` (mode 0600) in the data dir; the public
-    key is also written to ``curve_public.key`` for agents to be given.
-    """
-    secret_path = directory / "curve_secret.key"
-    public_path = directory / "curve_public.key"
-    try:
-        secret = secret_path.read_text(encoding="ascii").strip()
-        public = zmq.curve_public(secret.encode("ascii")).decode("ascii")
-    except FileNotFoundError:
-        public_bytes, secret_bytes = zmq.curve_keypair()
-        public, secret = public_bytes.decode("ascii"), secret_bytes.decode("ascii")
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(secret + "\n")
-    except (UnicodeError, ValueError, zmq.ZMQError) as error:
-        raise ValueError(f"{secret_path} does not hold a CurveZMQ secret key: {error}") from None
-    public_path.write_text(public + "\n", encoding="ascii")
-    return public, secret

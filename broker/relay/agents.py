@@ -1,6 +1,8 @@
 """The agents the relay knows: admission, liveness, and what each one holds.
 
-An agent proves the shared secret in its hello before anything else it sends is accepted;
+An agent proves the shared secret in its hello (``protocol.keys.hello_proof``: the secret
+itself never crosses the wire) before anything else it sends is accepted, and the welcome
+proves it back;
 the hello also says which reports' frames it still holds and which of its threads are
 paused, so a broker that restarted learns both again. An agent is marked gone when it says
 bye, when its heartbeats stop, or when its connection closes (the relay probes it).
@@ -9,7 +11,6 @@ bye, when its heartbeats stop, or when its connection closes (the relay probes i
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from typing import Any
 from debugbroker import protocol
 from debugbroker.broker.relay.stats import RelayStats, worth_logging
 from debugbroker.broker.store.store import Store
-from debugbroker.protocol import Heartbeat, Hello, Message, Refused, Welcome
+from debugbroker.protocol import Heartbeat, Hello, Message, Refused, Welcome, keys
 
 __all__ = ["AgentRegistry", "AgentState", "Publish", "Send", "gone_message"]
 
@@ -122,36 +123,28 @@ class AgentRegistry:
         """Admit the agent (``Welcome``) or refuse it (``Refused``, logged, counted, audited)."""
         if hello.agent_id != agent_id:
             reason = "the hello's agent id does not match the connection's identity"
-        elif not hmac.compare_digest(hello.secret.encode(), self.secret.encode()):
-            reason = "wrong secret (set DEBUGBROKER_SECRET to the broker's secret)"
+        elif hello.protocol < 2:
+            reason = (
+                f"this agent speaks protocol {hello.protocol}, which sends DEBUGBROKER_SECRET "
+                f"itself; this broker speaks {protocol.PROTOCOL_VERSION}, where the secret "
+                "never crosses the wire: upgrade debugbroker in the app"
+            )
         elif hello.protocol != protocol.PROTOCOL_VERSION:
             reason = (
                 f"protocol version {hello.protocol} is not supported "
                 f"(this broker speaks {protocol.PROTOCOL_VERSION}); upgrade debugbroker"
             )
+        elif not keys.proof_matches(
+            keys.hello_proof(self.secret, agent_id, hello.nonce), hello.proof
+        ):
+            reason = "wrong secret (set DEBUGBROKER_SECRET to the broker's secret)"
         else:
             reason = ""
         if reason:
             self.stats.refused += 1
-            if worth_logging(self.stats.refused):  # never the secret; names quoted (%r)
-                log.warning(
-                    "refused agent %.200r (pid %s on %.100r): %s (%d refused so far)",
-                    agent_id,
-                    hello.pid,
-                    hello.host,
-                    reason,
-                    self.stats.refused,
-                )
-                await self.store.add_audit(
-                    {
-                        "at": time.time(),
-                        "action": "agent_refused",
-                        "agent_id": agent_id[:200],
-                        "outcome": "refused",
-                        "detail": f"{reason}; pid {hello.pid} on {hello.host[:100]!r}; "
-                        f"{self.stats.refused} refused so far",
-                    }
-                )
+            await self.note_refusal(
+                agent_id, f"{reason}; pid {hello.pid} on {hello.host[:100]!r}", self.stats.refused
+            )
             await self._send(identity, Refused(reason=reason))
             return
         known = self.agents.get(agent_id)
@@ -185,7 +178,8 @@ class AgentRegistry:
             if found and found.get("agent_id") == agent_id and found.get("paused"):
                 self.paused[report_id] = agent_id
         await self.store.save_agent(agent.record())
-        await self._send(identity, Welcome(dashboard_url=self.dashboard_url))
+        proof = keys.welcome_proof(self.secret, agent_id, hello.nonce, self.dashboard_url)
+        await self._send(identity, Welcome(dashboard_url=self.dashboard_url, proof=proof))
         if known is None or not known.alive:
             log.info("agent %s connected (pid %d on %s)", agent_id, hello.pid, hello.host)
             await self.store.add_audit(
@@ -199,6 +193,26 @@ class AgentRegistry:
                 }
             )
         await self.publish({"type": "agent", "agent": agent.to_json()})
+
+    async def note_refusal(self, agent_id: str, detail: str, count: int) -> None:
+        """Log and audit the ``count``-th refused agent (the first ones, then every 100th).
+
+        ``agent_id`` is empty for a connection refused in its handshake (no hello read).
+        Never the secret; names quoted (%r).
+        """
+        if not worth_logging(count):
+            return
+        who = f"agent {agent_id[:200]!r}" if agent_id else "a connection"
+        log.warning("refused %s: %s (%d so far)", who, detail, count)
+        await self.store.add_audit(
+            {
+                "at": time.time(),
+                "action": "agent_refused",
+                "agent_id": agent_id[:200],
+                "outcome": "refused",
+                "detail": f"{detail}; {count} refused so far",
+            }
+        )
 
     async def heartbeat(self, agent: AgentState, message: Heartbeat) -> None:
         """Take the agent's counts; the dashboards hear of them only when they change."""

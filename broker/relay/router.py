@@ -1,10 +1,15 @@
 """The broker's zmq side: a ROUTER socket that admits agents, stores reports and routes evals.
 
 Each agent's DEALER identity is its agent id, so routing is report → agent id → identity.
-An agent proves the shared secret in its hello before anything else it sends is accepted;
-a message from an identity that has not said hello (this broker restarted, say) is answered
-with a hello request, and the agent re-registers on its own. ``ROUTER_MANDATORY`` makes a
-send to a process whose connection is gone fail at once, so an eval on it fails fast.
+The socket is a CurveZMQ server whose key pair, like the agents' client key that the ZAP
+handler (``relay_watch.KeyCheck``) admits, is derived from the shared secret
+(``protocol.keys``): only holders of the secret get through the handshake, on either side,
+and the link is encrypted. Plain zmq only when asked (``insecure_plaintext``). An agent then
+proves the secret in its hello (an HMAC, never the secret itself) before anything else it
+sends is accepted; a message from an identity that has not said hello (this broker
+restarted, say) is answered with a hello request, and the agent re-registers on its own.
+``ROUTER_MANDATORY`` makes a send to a process whose connection is gone fail at once, so an
+eval on it fails fast.
 Malformed messages are dropped and counted; nothing an agent sends can stop the loop.
 
 This module owns the socket, reads it and hands each message to its part:
@@ -23,13 +28,14 @@ from collections.abc import Awaitable
 
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
 
 from debugbroker import protocol
 from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish, gone_message
 from debugbroker.broker.relay.reports import ReportIntake
 from debugbroker.broker.relay.requests import ANSWERS, EvalFailure, Requests
 from debugbroker.broker.relay.stats import RelayStats, worth_logging
-from debugbroker.broker.relay.watch import WATCHED_EVENTS, ConnectionWatch
+from debugbroker.broker.relay.watch import WATCHED_EVENTS, ConnectionWatch, KeyCheck
 from debugbroker.broker.store.store import Store
 from debugbroker.broker.wire import WireReport, WireResult, decode_message
 from debugbroker.protocol import (
@@ -44,6 +50,7 @@ from debugbroker.protocol import (
     SourceRequest,
     SourceResult,
     encoder,
+    keys,
 )
 
 __all__ = ["Relay"]
@@ -70,10 +77,12 @@ class Relay:
         publish: Publish,
         agent_timeout: float = 10.0,
         eval_timeout: float = 30.0,
-        curve_secret_key: str = "",
+        insecure_plaintext: bool = False,
     ) -> None:
         self.endpoint = endpoint
-        self.curve_secret_key = curve_secret_key
+        self.insecure_plaintext = insecure_plaintext  # plain zmq: asked for, and warned about
+        self._secret = secret
+        self._authenticator: AsyncioAuthenticator | None = None
         self.store = store
         self.publish = publish
         self.stats = RelayStats()
@@ -111,6 +120,7 @@ class Relay:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # started by timers (probes)
         self._watch = ConnectionWatch(
+            insecure_plaintext=insecure_plaintext,
             registry=self._registry,
             stats=self.stats,
             deliver=self._deliver,
@@ -183,9 +193,16 @@ class Relay:
         # Slightly above the cap, so a message just over it is read, dropped and counted;
         # zmq cuts the connection of anything bigger before buffering it.
         sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + _SIZE_SLACK)
-        if self.curve_secret_key:  # CurveZMQ: encrypted, only agents with our public key
+        if not self.insecure_plaintext:
+            # ZAP: libzmq asks the handler bound on this context about each CurveZMQ client.
+            self._authenticator = AsyncioAuthenticator(
+                self._context, log=logging.getLogger("debugbroker.zap")
+            )
+            self._authenticator.start()
+            check = KeyCheck(self._secret)
+            self._authenticator.configure_curve_callback("*", credentials_provider=check)
             sock.curve_server = True
-            sock.curve_secretkey = self.curve_secret_key.encode("ascii")
+            sock.curve_secretkey = keys.server_secret_key(self._secret).encode("ascii")
         monitor = sock.get_monitor_socket(WATCHED_EVENTS)
         assert isinstance(monitor, zmq.asyncio.Socket)  # made by the asyncio context
         sock.bind(self.endpoint)
@@ -223,6 +240,8 @@ class Relay:
         except zmq.ZMQError:
             pass
         self._socket.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
         self._context.term()
 
     # --- receiving ----------------------------------------------------------------------
@@ -301,7 +320,7 @@ class Relay:
             return
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:
-            # Not admitted (or forgotten by a restart): ask for a hello, which carries the secret.
+            # Not admitted (or forgotten by a restart): ask for a hello, which proves the secret.
             self.stats.unadmitted += 1
             await self._send(identity, HelloRequest())
             return

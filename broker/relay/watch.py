@@ -1,10 +1,12 @@
-"""The ROUTER's connections, watched through its monitor socket: failed handshakes are
-counted, and a closed connection gets the live agents probed, so that a killed worker is
-marked gone at once instead of after the heartbeat timeout."""
+"""The ROUTER's connections: who may connect (``KeyCheck``, the ZAP handler's rule), and
+what its monitor socket says (``ConnectionWatch``): failed handshakes are counted, logged
+and audited with their likely cause, and a closed connection gets the live agents probed,
+so that a killed worker is marked gone at once instead of after the heartbeat timeout."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -13,10 +15,10 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from debugbroker.broker.relay.agents import AgentRegistry
-from debugbroker.broker.relay.stats import RelayStats, worth_logging
-from debugbroker.protocol import Ping, encoder
+from debugbroker.broker.relay.stats import RelayStats
+from debugbroker.protocol import Ping, encoder, keys
 
-__all__ = ["WATCHED_EVENTS", "ConnectionWatch"]
+__all__ = ["WATCHED_EVENTS", "ConnectionWatch", "KeyCheck"]
 
 log = logging.getLogger("debugbroker.relay")
 WATCHED_EVENTS = (
@@ -32,6 +34,43 @@ WATCHED_EVENTS = (
 _DISCONNECT_PROBES = (0.05, 0.5, 2.0)
 
 
+class KeyCheck:
+    """The ZAP rule of the relay's CurveZMQ server: admit the agents' client key only.
+
+    That key is derived from the shared secret (``protocol.keys``) and the handshake proves
+    the client holds its secret half, so a peer without the secret gets no message through.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._allowed = zmq.curve_public(keys.client_secret_key(secret).encode("ascii"))
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """Whether the client with public key ``key`` (Z85) may connect (pyzmq's provider)."""
+        return hmac.compare_digest(key, self._allowed)
+
+
+def _handshake_failure(event: int, value: int, insecure_plaintext: bool) -> str:
+    """The likely cause of a failed handshake, for the log and the audit."""
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and insecure_plaintext:
+        return (
+            "an agent that encrypts its link (the default) reached this broker, which runs "
+            "with --insecure-plaintext"
+        )
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return (
+            "a peer without encryption: an agent of protocol 1 (debugbroker before the "
+            "encrypted link, which sends DEBUGBROKER_SECRET itself: upgrade it), an agent "
+            "with DEBUGBROKER_INSECURE_PLAINTEXT set, or not a debugbroker agent"
+        )
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "a CurveZMQ client whose key is not derived from DEBUGBROKER_SECRET"
+    return (  # (a plain-zmq peer may close first, with no detail: it is listed too)
+        "the CurveZMQ handshake failed: an agent with another DEBUGBROKER_SECRET, a peer "
+        "without encryption (an agent of protocol 1, which sends DEBUGBROKER_SECRET itself: "
+        "upgrade it; or one with DEBUGBROKER_INSECURE_PLAINTEXT set), or not a debugbroker agent"
+    )
+
+
 class ConnectionWatch:
     """Reads the ROUTER's monitor events (``WATCHED_EVENTS``) and probes after closes.
 
@@ -43,6 +82,7 @@ class ConnectionWatch:
     def __init__(
         self,
         *,
+        insecure_plaintext: bool,
         registry: AgentRegistry,
         stats: RelayStats,
         deliver: Callable[[bytes, bytes], int],
@@ -50,6 +90,7 @@ class ConnectionWatch:
         in_background: Callable[[Awaitable[None]], None],
     ) -> None:
         self.stats = stats
+        self._insecure_plaintext = insecure_plaintext
         self._registry = registry
         self._deliver = deliver
         self._after_sends = after_sends
@@ -62,8 +103,8 @@ class ConnectionWatch:
         self._stopped = True
 
     async def run(self, monitor: zmq.asyncio.Socket) -> None:
-        """Count connections that fail the handshake (a wrong CurveZMQ key, say), and probe
-        the agents when a connection closes."""
+        """Count, log and audit connections that fail the handshake (another secret, say),
+        and probe the agents when a connection closes."""
         try:
             while True:
                 event = parse_monitor_message(await monitor.recv_multipart())
@@ -71,13 +112,9 @@ class ConnectionWatch:
                     self._probe_after_disconnect()
                     continue
                 self.stats.handshake_failed += 1
-                if worth_logging(self.stats.handshake_failed):
-                    log.warning(
-                        "a connection failed the zmq handshake (%s; %d so far): an agent "
-                        "without the right DEBUGBROKER_SERVER_KEY, or not a debugbroker agent",
-                        zmq.Event(event["event"]).name,
-                        self.stats.handshake_failed,
-                    )
+                why = _handshake_failure(event["event"], event["value"], self._insecure_plaintext)
+                detail = f"{why} ({zmq.Event(event['event']).name})"
+                await self._registry.note_refusal("", detail, self.stats.handshake_failed)
         finally:
             monitor.close(linger=0)
 

@@ -23,7 +23,8 @@ from werkzeug.test import Client, TestResponse
 from debugbroker import DebuggedApplication, protocol
 from debugbroker.agent import Options
 from debugbroker.agent.process import get_transport
-from debugbroker.protocol import Hello, Report, ReportMessage, Welcome
+from debugbroker.protocol import Hello, Report, ReportMessage
+from tests.conftest import broker_socket, proven_welcome
 
 DEADLINE = 10.0
 DASHBOARD = "http://dash.live:9999"
@@ -45,8 +46,7 @@ class LiveBroker:
 
     def __init__(self) -> None:
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket = broker_socket(self.context, "s3cret")  # as the real broker's
         self.url = f"tcp://127.0.0.1:{self.socket.bind_to_random_port('tcp://127.0.0.1')}"
         self.reports: list[Report] = []
         self.changed = threading.Condition()
@@ -61,7 +61,7 @@ class LiveBroker:
             identity, payload = self.socket.recv_multipart()
             message = protocol.decode(payload)
             if isinstance(message, Hello):
-                reply = protocol.encode(Welcome(dashboard_url=DASHBOARD + "/"))
+                reply = protocol.encode(proven_welcome("s3cret", message, DASHBOARD + "/"))
                 self.socket.send_multipart([identity, reply])
             elif isinstance(message, ReportMessage):
                 with self.changed:

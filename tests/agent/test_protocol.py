@@ -84,9 +84,17 @@ def sample_report() -> Report:
 
 MESSAGES: list[protocol.Message] = [
     Hello(
-        agent_id="a", secret="s", pid=1, host="h", app="x", python="3.11", started=1.0, evalex=True
+        agent_id="a",
+        nonce="n",
+        proof="p",
+        pid=1,
+        host="h",
+        app="x",
+        python="3.11",
+        started=1.0,
+        evalex=True,
     ),
-    Welcome(dashboard_url="http://127.0.0.1:8780"),
+    Welcome(dashboard_url="http://127.0.0.1:8780", proof="p"),
     Refused(reason="wrong secret"),
     HelloRequest(),
     Ping(),

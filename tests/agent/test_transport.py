@@ -1,4 +1,5 @@
-"""The agent's zmq link, against a tiny fake broker: a real ROUTER socket in the test."""
+"""The agent's zmq link, against a tiny fake broker: a real ROUTER socket in the test, set up
+as the broker's (CurveZMQ with the key derived from the secret) and welcoming with proofs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher, get_transport
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import (
+    CONSOLE_FRAME_ID,
     EvalRequest,
     EvalResult,
     Heartbeat,
@@ -29,7 +31,9 @@ from debugbroker.protocol import (
     Report,
     ReportMessage,
     Welcome,
+    keys,
 )
+from tests.conftest import broker_socket, proven_welcome
 
 DEADLINE = 10.0
 
@@ -48,10 +52,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
 class FakeBroker:
     """A zmq ROUTER speaking the protocol, driven step by step by the test."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, secret: str = "s3cret", *, curve: bool = True
+    ) -> None:
+        self.secret = secret
+        self.hellos: dict[bytes, Hello] = {}  # the latest hello of each identity
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket = broker_socket(self.context, secret, curve=curve)
         if port is None:
             port = self.socket.bind_to_random_port("tcp://127.0.0.1")
         else:
@@ -64,7 +71,10 @@ class FakeBroker:
         if not self.socket.poll(int(timeout * 1000)):
             return None
         identity, payload = self.socket.recv_multipart()
-        return identity, protocol.decode(payload)
+        message = protocol.decode(payload)
+        if isinstance(message, Hello):
+            self.hellos[identity] = message
+        return identity, message
 
     def expect(
         self, kind: type[Message], timeout: float = DEADLINE, skip: tuple[type[Message], ...] = ()
@@ -99,8 +109,12 @@ class FakeBroker:
     def welcome(self, dashboard_url: str = "http://dash.example:8780/") -> bytes:
         """Wait for a hello and welcome its sender; returns the agent's identity."""
         identity, _ = self.expect(Hello)
-        self.send(identity, Welcome(dashboard_url=dashboard_url))
+        self.welcome_again(identity, dashboard_url)
         return identity
+
+    def welcome_again(self, identity: bytes, dashboard_url: str) -> None:
+        """Welcome ``identity``'s latest hello, with the proof of this broker's secret."""
+        self.send(identity, proven_welcome(self.secret, self.hellos[identity], dashboard_url))
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -149,14 +163,16 @@ def make_transport() -> Iterator[Callable[..., Transport]]:
         transport.close()
 
 
-def test_hello_carries_the_secret_and_identity(
+def test_hello_proves_the_secret_without_carrying_it(
     broker: FakeBroker, make_transport: Callable[..., Transport]
 ) -> None:
     transport = make_transport(broker.url, app_name="shop", evalex=False)
     identity, hello = broker.expect(Hello)
     assert isinstance(hello, Hello)
     assert identity == transport.agent_id.encode()
-    assert (hello.agent_id, hello.secret, hello.pid) == (transport.agent_id, "s3cret", os.getpid())
+    assert (hello.agent_id, hello.pid) == (transport.agent_id, os.getpid())
+    assert hello.proof == keys.hello_proof("s3cret", hello.agent_id, hello.nonce)
+    assert len(hello.nonce) == 32 and "s3cret" not in repr(hello)
     assert (hello.app, hello.evalex, hello.protocol) == ("shop", False, protocol.PROTOCOL_VERSION)
     assert hello.host == socket.gethostname()[:100]
     assert transport.agent_id.endswith(f"-{os.getpid()}-{hello.host}")
@@ -174,7 +190,7 @@ def test_reports_wait_for_the_welcome_then_flush_in_order(
     broker.nothing_but((Hello,), timeout=0.3)  # no report may go out before the welcome
     assert transport.queued_reports == 3
 
-    broker.send(identity, Welcome(dashboard_url="http://dash.example:8780/"))
+    broker.welcome_again(identity, "http://dash.example:8780/")
     received = [broker.expect(ReportMessage)[1] for _ in range(3)]
     assert [m.report.id for m in received if isinstance(m, ReportMessage)] == [
         "report-0",
@@ -200,10 +216,11 @@ def test_hello_request_makes_the_agent_say_hello_again(
 
     broker.send(identity, HelloRequest())
     again, hello = broker.expect(Hello)
-    assert again == identity and isinstance(hello, Hello) and hello.secret == "s3cret"
+    assert again == identity and isinstance(hello, Hello)
+    assert hello.proof == keys.hello_proof("s3cret", hello.agent_id, hello.nonce)
     assert wait_for(lambda: not transport.connected)
     transport.submit_report(make_report(1))  # waits for the new welcome
-    broker.send(identity, Welcome(dashboard_url="http://elsewhere:1"))
+    broker.welcome_again(identity, "http://elsewhere:1")
     _, message = broker.expect(ReportMessage)
     assert isinstance(message, ReportMessage) and message.report.id == "report-1"
     assert transport.dashboard_url == "http://elsewhere:1"
@@ -218,7 +235,7 @@ def test_overflow_drops_the_oldest_and_is_counted_in_heartbeats(
         transport.submit_report(make_report(number))
     assert transport.dropped_reports == 3 and transport.queued_reports == 2
 
-    broker.send(identity, Welcome(dashboard_url="http://dash"))
+    broker.welcome_again(identity, "http://dash")
     ids: list[str] = []
     beat: Message | None = None
     deadline = time.monotonic() + DEADLINE
@@ -337,6 +354,40 @@ def test_refusal_is_logged_once_and_reports_stay_home(
     assert "wrong secret" not in capsys.readouterr().err  # said once only
 
 
+def test_a_welcome_without_the_proof_is_distrusted_over_plain_zmq(
+    make_transport: Callable[..., Transport], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Plain zmq (asked for): anything on the port reads the hello, but only a welcome that
+    # proves the secret gets reports sent and requests run.
+    squatter = FakeBroker(secret="not-the-secret", curve=False)
+    try:
+        transport = make_transport(squatter.url, insecure_plaintext=True, console=True)
+        transport.submit_report(make_report(1))
+        identity, hello = squatter.expect(Hello)
+        assert isinstance(hello, Hello) and "s3cret" not in repr(hello)
+        squatter.welcome_again(identity, "http://evil.example/")
+        squatter.send(identity, Welcome(dashboard_url="http://evil.example/", proof="0" * 64))
+        code = "open('/nonexistent-should-not-run', 'w')"
+        squatter.send(identity, EvalRequest(request_id="e", frame_id=CONSOLE_FRAME_ID, code=code))
+        assert wait_for(lambda: transport.unproven_requests == 1)
+        squatter.nothing_but((Hello,), timeout=0.3)  # no report, no eval result, no heartbeat
+        assert not transport.connected and transport.dashboard_url != "http://evil.example"
+        err = capsys.readouterr().err
+        assert err.count("did not prove it knows DEBUGBROKER_SECRET") == 1, err
+    finally:
+        squatter.close()
+    # The same, with the right secret: trusted.
+    real = FakeBroker(curve=False)
+    try:
+        transport = make_transport(real.url, insecure_plaintext=True, console=True)
+        transport.submit_report(make_report(2))
+        real.welcome()
+        _, sent = real.expect(ReportMessage)
+        assert isinstance(sent, ReportMessage) and sent.report.id == "report-2"
+    finally:
+        real.close()
+
+
 def test_submit_report_never_blocks_without_a_broker(
     make_transport: Callable[..., Transport],
 ) -> None:
@@ -399,9 +450,9 @@ def test_a_forked_child_gets_its_own_agent(broker: FakeBroker) -> None:
         child_identity, hello = broker.expect(Hello)
         while child_identity == parent_identity:  # a parent hello that crossed its welcome
             child_identity, hello = broker.expect(Hello)
-        assert isinstance(hello, Hello) and hello.pid == pid and hello.secret == "s3cret"
+        assert isinstance(hello, Hello) and hello.pid == pid
         assert child_identity not in (parent_identity, b"")
-        broker.send(child_identity, Welcome(dashboard_url="http://dash"))
+        broker.welcome_again(child_identity, "http://dash")
         sender, message = broker.expect(ReportMessage)
         assert sender == child_identity
         assert isinstance(message, ReportMessage) and message.report.id == "report-7"
@@ -486,7 +537,7 @@ def test_a_connection_cut_for_a_protocol_error_is_made_again(
         assert isinstance(message, (Hello, Heartbeat)), f"unexpected {message!r}"
         if isinstance(message, Hello):
             assert again == identity
-            broker.send(again, Welcome(dashboard_url="http://dash.example:8780/"))
+            broker.welcome_again(again, "http://dash.example:8780/")
     transport.submit_report(make_report(7))
     _, sent = broker.expect(ReportMessage)
     assert isinstance(sent, ReportMessage) and sent.report.id == "report-7"

@@ -588,12 +588,12 @@ def test_binding_beyond_loopback_prints_a_warning(tmp_path: Path, host: str, war
 
 
 def test_reports_and_credentials_are_private_to_the_broker_user(tmp_path: Path) -> None:
-    process, port = _start_raw_broker(tmp_path, "--curve")
+    process, port = _start_raw_broker(tmp_path)
     try:
         data = tmp_path / "data"
         wait_for(lambda: (data / "debugbroker.sqlite3-wal").exists(), what="the database")
         assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
-        for name in ("token", "secret", "curve_secret.key", "debugbroker.sqlite3"):
+        for name in ("token", "secret", "debugbroker.sqlite3"):
             assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600, name
         assert stat.S_IMODE(os.stat(data / "debugbroker.sqlite3-wal").st_mode) == 0o600
     finally:

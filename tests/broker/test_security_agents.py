@@ -1,8 +1,9 @@
 """Agent ↔ broker security with real processes: the secret, evalex=False, hostile messages.
 
-A real broker process is attacked from raw zmq DEALER sockets (what any local user or any
-container on the compose network can open), and a real agent process is attacked by a raw
-ROUTER posing as the broker (what a hijacked broker could send).
+A real broker process is attacked from raw zmq DEALER sockets that hold the secret's keys
+(an agent gone bad: without the keys nothing gets past the handshake, see
+``test_security_curve.py``), and a real agent process is attacked by a raw ROUTER posing as
+the broker with the broker's keys (what a hijacked broker could send).
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from debugbroker.protocol import (
     ReportMessage,
     Welcome,
 )
-from tests.conftest import Broker, Process, base_env, wait_for
+from tests.conftest import (
+    TEST_SECRET,
+    Broker,
+    Process,
+    agent_socket,
+    base_env,
+    broker_socket,
+    proven_welcome,
+    wait_for,
+)
 
 AGENT_SCRIPT = """
 import os, sys, threading, uuid
@@ -111,22 +121,25 @@ def test_wrong_agent_secret_is_refused_logged_counted_and_explained(
     agent = start_agent(broker.zmq_url, wrong)
     assert broker.process is not None
     broker_process = broker.process
+    # The keys derived from another secret fail the CurveZMQ handshake: nothing is read.
     broker_process.wait_until(
-        lambda: "refused agent" in broker_process.output(), "the broker to log the refusal"
+        lambda: "refused a connection" in broker_process.output(), "the broker to log it"
     )
+    assert "another DEBUGBROKER_SECRET" in broker_process.output()
     agent.wait_until(
-        lambda: "broker refused this agent: wrong secret" in agent.output(),
+        lambda: "did not prove it knows DEBUGBROKER_SECRET" in agent.output(),
         "the agent to say why it cannot connect",
     )
-    assert "DEBUGBROKER_SECRET" in agent.output()
-    assert status(broker)["relay"]["refused"] >= 1
+    wait_for(lambda: status(broker)["relay"]["handshake_failed"] >= 3, what="retries")
+    assert agent.output().count("did not prove it knows DEBUGBROKER_SECRET") == 1  # not per retry
+    assert status(broker)["relay"]["refused"] == 0  # no hello ever got through
     assert broker.live_agents() == []
     assert broker.reports() == []  # its queued report never got in
     for secret in (wrong, broker.secret):
         assert secret not in broker_process.output()
     entries = broker.get("/api/audit").json()["entries"]
     refused = [entry for entry in entries if entry["action"] == "agent_refused"]
-    assert refused and "wrong secret" in refused[0]["detail"]
+    assert refused and "another DEBUGBROKER_SECRET" in refused[0]["detail"]
     assert all(wrong not in str(entry) for entry in entries)
     # The right secret is admitted, audited, and its report stored.
     start_agent(broker.zmq_url, broker.secret)
@@ -142,12 +155,10 @@ def test_wrong_agent_secret_is_refused_logged_counted_and_explained(
 class RawAgent:
     """A raw zmq DEALER talking to the broker: well-behaved or not, as the test says."""
 
-    def __init__(self, url: str, identity: bytes | None = None) -> None:
+    def __init__(self, url: str, identity: bytes | None = None, secret: str = TEST_SECRET) -> None:
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
         self.identity = identity or f"{uuid.uuid4().hex}-1-raw".encode()
-        self.socket.setsockopt(zmq.IDENTITY, self.identity)
+        self.socket = agent_socket(self.context, secret, identity=self.identity)  # the keys
         self.socket.connect(url)
 
     def send(self, *frames: bytes) -> None:
@@ -162,10 +173,14 @@ class RawAgent:
         return protocol.decode(self.socket.recv_multipart()[-1])
 
     def hello(self, secret: str, agent_id: str | None = None) -> Message | None:
+        """Say hello with the proof of ``secret``; the broker's answer."""
+        agent_id = agent_id or self.identity.decode()
+        nonce = uuid.uuid4().hex
         self.send_message(
             Hello(
-                agent_id=agent_id or self.identity.decode(),
-                secret=secret,
+                agent_id=agent_id,
+                nonce=nonce,
+                proof=protocol.keys.hello_proof(secret, agent_id, nonce),
                 pid=1,
                 host="raw",
                 app="raw",
@@ -319,12 +334,12 @@ def _with_text(report: Report, text: str) -> Report:
 
 
 class RawBroker:
-    """A raw zmq ROUTER posing as the broker."""
+    """A raw zmq ROUTER posing as the broker, with the keys of ``secret`` (a hijacked broker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str = "raw-broker-secret") -> None:
+        self.secret = secret
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket = broker_socket(self.context, secret)
         port = self.socket.bind_to_random_port("tcp://127.0.0.1")
         self.url = f"tcp://127.0.0.1:{port}"
 
@@ -341,6 +356,10 @@ class RawBroker:
 
     def send(self, identity: bytes, *frames: bytes) -> None:
         self.socket.send_multipart([identity, *frames])
+
+    def welcome(self, identity: bytes, hello: Hello, dashboard_url: str) -> None:
+        """Welcome ``hello`` with the proof of this broker's secret."""
+        self.send(identity, protocol.encode(proven_welcome(self.secret, hello, dashboard_url)))
 
     def close(self) -> None:
         self.socket.close(0)
@@ -362,10 +381,10 @@ def _frame_ids(report: Report) -> list[str]:
 def test_evalex_false_is_enforced_in_the_agent_whatever_the_broker_sends(
     raw_broker: RawBroker, start_agent: Any, tmp_path: Path, evalex: bool
 ) -> None:
-    start_agent(raw_broker.url, "any", evalex=evalex)
+    start_agent(raw_broker.url, raw_broker.secret, evalex=evalex)
     identity, hello = raw_broker.expect(Hello)
     assert hello.evalex is evalex  # the agent tells the broker, which refuses such evals too
-    raw_broker.send(identity, protocol.encode(Welcome(dashboard_url="http://127.0.0.1:1")))
+    raw_broker.welcome(identity, hello, "http://127.0.0.1:1")
     _, message = raw_broker.expect(ReportMessage)
     frame_ids = _frame_ids(message.report)
     assert frame_ids, "the agent holds the frames (so only evalex stands in the way)"
@@ -406,15 +425,19 @@ def test_evalex_false_is_enforced_in_the_agent_whatever_the_broker_sends(
 def test_the_agent_drops_hostile_broker_messages_and_keeps_working(
     raw_broker: RawBroker, start_agent: Any
 ) -> None:
-    agent = start_agent(raw_broker.url, "any")
-    identity, _ = raw_broker.expect(Hello)
-    raw_broker.send(identity, protocol.encode(Welcome(dashboard_url="http://127.0.0.1:1")))
+    agent = start_agent(raw_broker.url, raw_broker.secret)
+    identity, hello = raw_broker.expect(Hello)
+    raw_broker.welcome(identity, hello, "http://127.0.0.1:1")
     raw_broker.expect(ReportMessage)
     for frames in hostile_payloads("x"):
         raw_broker.send(identity, *frames)
     raw_broker.send(identity, protocol.encode(Refused(reason="\x1b[2J" + "x" * 1000)))
     raw_broker.send(identity, protocol.encode(Welcome(dashboard_url="javascript:alert(1)")))
-    # It still answers: a ping brings a heartbeat, an eval a result.
+    # Refused: it stops trusting the broker until a welcome proves the secret again (the
+    # unproven one just sent does not), then it answers: a ping brings a heartbeat, an eval
+    # a result.
+    _, hello = raw_broker.expect(Hello)
+    raw_broker.welcome(identity, hello, "javascript:alert(1)")
     raw_broker.send(identity, protocol.encode(protocol.Ping()))
     raw_broker.expect(Heartbeat)
     raw_broker.send(

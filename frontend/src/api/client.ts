@@ -139,6 +139,16 @@ function fetchAgents(): Promise<AgentList> {
   return getJson<AgentList>("/api/agents");
 }
 
+/** What the dashboard reads of GET /api/status: whether the agent link is plain text. */
+interface LinkStatus {
+  insecure_plaintext: boolean;
+}
+
+/** GET /api/status (its agent-link part). */
+function fetchLinkStatus(): Promise<LinkStatus> {
+  return getJson<LinkStatus>("/api/status");
+}
+
 /** POST /api/reports/{id}/continue: the thread paused at breakpoint() goes on. */
 async function resumeReport(id: string): Promise<void> {
   await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/continue`, {});
@@ -266,6 +276,7 @@ export {
   fetchAgents,
   fetchFrameSource,
   fetchGroups,
+  fetchLinkStatus,
   fetchReport,
   fetchReportMarkdown,
   fetchReports,
@@ -273,6 +284,7 @@ export {
   fetchStatus,
   fetchTranscript,
   interruptConsole,
+  type LinkStatus,
   logIn,
   releaseFrames,
   type ReportSearch,

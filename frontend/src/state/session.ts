@@ -3,7 +3,7 @@
 // dashboard (same origin only) hand each other the session key over a BroadcastChannel, so a
 // new tab needs no new login and a new login reaches every open tab.
 import { signal } from "@preact/signals";
-import { currentSessionKey, logIn, setSessionKey, setUnauthorizedHandler } from "../api/client";
+import { currentSessionKey, fetchLinkStatus, logIn, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
@@ -19,6 +19,8 @@ const loginRequired = signal(false);
 
 /** Why the login form is shown, when it is not simply the first visit. */
 const loginNotice = signal("");
+/** True when the broker talks to agents in plain text (--insecure-plaintext): a warning shows. */
+const insecureLink = signal(false);
 
 /** What the connection indicator shows. */
 const connection = signal<ConnectionState>({ state: "connecting" });
@@ -131,6 +133,12 @@ async function startSession(): Promise<void> {
     }
     setSessionKey(key);
   }
+  fetchLinkStatus().then(
+    (status) => {
+      insecureLink.value = status.insecure_plaintext === true;
+    },
+    () => undefined, // signed out or offline: the other loads say so
+  );
   void loadAgents();
   void loadReports().then(openEvents);
   void readStatus(); // then the "store" events keep it current
@@ -150,4 +158,13 @@ function retryConnection(): void {
   events?.retryNow();
 }
 
-export { connection, loginNotice, loginRequired, retryConnection, signIn, startSession, type ConnectionState };
+export {
+  connection,
+  insecureLink,
+  loginNotice,
+  loginRequired,
+  retryConnection,
+  signIn,
+  startSession,
+  type ConnectionState,
+};

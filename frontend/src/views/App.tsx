@@ -9,7 +9,7 @@ import { StoreBanner } from "../components/StoreBanner";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
-import { loginRequired } from "../state/session";
+import { insecureLink, loginRequired } from "../state/session";
 import { GroupsView } from "./GroupsView";
 import { LoginForm } from "./LoginForm";
 import { ReportList } from "./ReportList";
@@ -84,6 +84,12 @@ function App() {
         </div>
       </header>
       {!loginRequired.value && <StoreBanner />}
+      {insecureLink.value && !loginRequired.value && (
+        <div class="link-warning" role="alert" data-testid="insecure-link-warning">
+          The agent link is not encrypted (<code>--insecure-plaintext</code>): anyone on the network
+          can read reports and pose as this broker. Use it only on a network you control.
+        </div>
+      )}
       {!loginRequired.value && <PresenceBar />}
       <main>{page}</main>
       <Shortcuts />
