@@ -8,6 +8,7 @@ notes, odd unicode) come from hypothesis; the fixed cases also go through a real
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -393,6 +395,51 @@ def agent(broker: Broker) -> Iterator[Transport]:
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport
     transport.close()
+
+
+def text_through_broker(broker: Broker, agent: Transport, exc: BaseException) -> bytes:
+    """``exc`` captured, sent by a real agent, and its ``/text`` as the broker answers it."""
+    report = capture_exception(
+        exc,
+        report_id=uuid.uuid4().hex,
+        agent_id=agent.agent_id,
+        options=agent.options,
+        registry=agent.registry,
+    )
+    agent.submit_report(report)
+    path = f"/api/reports/{report.id}/text"
+    wait_for(lambda: broker.get(path).status == 200, what=f"report {report.id}")
+    answer = broker.get(path)
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    return answer.body
+
+
+def test_identical_functions_in_two_files_through_a_broker(
+    broker: Broker, agent: Transport, tmp_path: Path
+) -> None:
+    """Two plugins scaffolded alike, one call site: each report's text names its own file."""
+    modules = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "plugin.py"
+        path.write_text('def handler():\n    raise ValueError("boom")\n')
+        spec = importlib.util.spec_from_file_location(f"plugin_{folder}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append((module, str(path)))
+
+    def call_site(module: Any) -> None:
+        module.handler()
+
+    for module, path in modules * 2:
+        try:
+            call_site(module)
+        except ValueError as error:
+            exc = error
+        body = text_through_broker(broker, agent, exc)
+        assert body == "".join(traceback.format_exception(exc)).encode("utf-8")
+        assert f'File "{path}"'.encode() in body
 
 
 def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> None:
