@@ -43,7 +43,11 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from debugbroker.agent.capture.chain import PrintedException, link_tree, printed_chain, prints_notes
-from debugbroker.agent.capture.failing_line import failing_columns, source_context
+from debugbroker.agent.capture.failing_line import (
+    failing_columns,
+    failing_lineno,
+    source_context,
+)
 from debugbroker.agent.capture.hiding import (
     hidden_flags,
     hide_marker,
@@ -268,7 +272,7 @@ class _Capture:
         code = frame.f_code
         spent = self.size_left <= 0  # the innermost frame still goes, its names cut short
         filename = _safe_str(code.co_filename, _MIN_MESSAGE if spent else 4096)
-        lineno = tb.tb_lineno if isinstance(tb.tb_lineno, int) else (frame.f_lineno or 0)
+        lineno = failing_lineno(tb)
         function = code.co_name
         if sys.version_info >= (3, 11):
             function = code.co_qualname

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import traceback
+import types
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from debugbroker.agent.capture import chain
-from debugbroker.agent.capture.exceptions import build_report
+from debugbroker.agent.capture.exceptions import MAX_EXCEPTIONS, build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -140,11 +141,21 @@ def info_shape(infos: Sequence[ExceptionInfo]) -> list[dict[str, Any]]:
     ]
 
 
+def within_caps(shape: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A top-level chain as a report keeps it (docs/limits.md): the last ``MAX_EXCEPTIONS``
+    exceptions, the innermost ``max_frames`` frames of each."""
+    kept = [dict(entry) for entry in shape[-MAX_EXCEPTIONS:]]
+    for entry in kept:
+        entry["frames"] = entry["frames"][-OPTIONS.max_frames :]
+    kept[0]["link"] = None
+    return kept
+
+
 def assert_parity(exc: BaseException) -> Report:
     report = capture(exc)
     assert report.text == expected_text(exc)
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
-    assert info_shape(report.exceptions) == te_shape(te)
+    assert info_shape(report.exceptions) == within_caps(te_shape(te))
     return report
 
 
@@ -238,7 +249,241 @@ def shared_and_cyclic() -> BaseException:
     return group
 
 
+# --- cases ported from CPython's Lib/test/test_traceback.py (3.11), and issue 17 -------------
+
+
+def caught(function: Callable[[], object]) -> BaseException:
+    try:
+        function()
+    except BaseException as error:  # noqa: BLE001 - the errors under test
+        return error
+    raise AssertionError("did not fail")
+
+
+def cause_recursive() -> BaseException:
+    """``test_cause_recursive``: a ZeroDivisionError re-raised from the KeyError it caused."""
+
+    def inner_raise() -> None:
+        try:
+            try:
+                1 / 0  # noqa: B018
+            except ZeroDivisionError as e:
+                z = e
+                raise KeyError from e
+        except KeyError as e:
+            raise z from e
+
+    def outer_raise() -> None:
+        inner_raise()  # Marker
+
+    return caught(outer_raise)
+
+
+def cause_and_context() -> BaseException:
+    """``test_cause_and_context``: an explicit cause hides the context."""
+
+    def inner_raise() -> None:
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            raise KeyError from ValueError("cause")
+
+    return caught(inner_raise)
+
+
+def long_context_chain() -> BaseException:
+    """``test_long_context_chain``: a context chain deeper than the recursion limit."""
+
+    def f() -> None:
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            f()
+
+    return caught(f)
+
+
+def unhashable() -> BaseException:
+    """``test_unhashable``: exceptions equal to everything are still told apart by identity."""
+
+    class UnhashableError(Exception):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = None  # type: ignore[assignment]
+
+    ex1, ex2 = UnhashableError("ex1"), UnhashableError("ex2")
+
+    def raise_both() -> None:
+        try:
+            raise ex2 from ex1
+        except UnhashableError:
+            raise ex1  # noqa: B904
+
+    return caught(raise_both)
+
+
+def bad_str() -> BaseException:
+    """``test_exception_bad__str__``."""
+
+    class X(Exception):
+        def __str__(self) -> str:
+            raise ZeroDivisionError
+
+    return raised(X())
+
+
+def invalid_notes() -> BaseException:
+    """``test_exception_with_invalid_notes``: notes that are not strings, or unprintable."""
+
+    class BadThing:
+        def __str__(self) -> str:
+            return "bad str"
+
+        def __repr__(self) -> str:
+            return "bad repr"
+
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise ValueError("bad value")
+
+    error = raised(ValueError(123))
+    error.__notes__ = [BadThing(), Unprintable(), "", "Final Note"]  # type: ignore[attr-defined]
+    return error
+
+
+def qualname_and_module() -> BaseException:
+    """``test_exception_qualname`` / ``test_exception_modulename``."""
+
+    class A:
+        class B:
+            class X(Exception):
+                def __str__(self) -> str:
+                    return "I am X"
+
+    A.B.X.__module__ = "some.module"
+    return raised(A.B.X())
+
+
+def syntax_error_offsets() -> BaseException:
+    """``test_syntax_error_various_offsets``: offsets before, inside and past the line."""
+    members = [
+        SyntaxError("msg", ("file.py", 1, offset + add, " " * add + f"text{offset}"))
+        for offset in (-5, 0, 1, 6, 9)
+        for add in (0, 2)
+    ]
+    return raised(ExceptionGroup("offsets", members))
+
+
+def group_cause() -> BaseException:
+    """``test_exception_group_cause``."""
+
+    def exc() -> None:
+        try:
+            raise ExceptionGroup("eg1", [ValueError(1), TypeError(2)])
+        except Exception as e:
+            raise ExceptionGroup("eg2", [ValueError(3), TypeError(4)]) from e
+
+    return caught(exc)
+
+
+def group_context_with_context() -> BaseException:
+    """``test_exception_group_context_with_context``."""
+
+    def exc() -> None:
+        try:
+            try:
+                raise ExceptionGroup("eg1", [ValueError(1), TypeError(2)])
+            except Exception:
+                raise ExceptionGroup("eg2", [ValueError(3), TypeError(4)])  # noqa: B904
+        except Exception:
+            raise ImportError(5)  # noqa: B904
+
+    return caught(exc)
+
+
+def group_with_multiple_notes() -> BaseException:
+    """``test_exception_group_with_multiple_notes``."""
+    inner = [raised(ValueError(n)) for n in range(3)]
+    for n, error in enumerate(inner):
+        add_note(error, f"the {n} note")
+        add_note(error, "and another")
+    group = raised(ExceptionGroup("eg", inner))
+    add_note(group, "group note 1")
+    add_note(group, "group note 2")
+    return group
+
+
+def caret_unicode() -> BaseException:
+    """``test_caret_for_binary_operators_with_unicode`` and ``..._subscript_unicode``."""
+
+    def f_with_binary_operator() -> float:
+        áóí = 20
+        return 10 + áóí / 0 + 30
+
+    def f_with_subscript() -> object:
+        some_dict: dict[str, Any] = {"ó": {"á": {"í": {"theta": 1}}}}
+        return some_dict["ó"]["á"]["í"]["beta"]
+
+    return raised(
+        ExceptionGroup("carets", [caught(f_with_binary_operator), caught(f_with_subscript)])
+    )
+
+
+class ListGroup(ExceptionGroup):  # type: ignore[misc,type-arg]
+    """A group whose ``exceptions`` property returns a list (CPython iterates it)."""
+
+    @property
+    def exceptions(self) -> list[BaseException]:  # type: ignore[override]
+        return list(super().exceptions)
+
+
+def list_members_group() -> BaseException:
+    return raised(ListGroup("listed", [raised(ValueError(1)), chained_cause()]))
+
+
+def hand_built_traceback() -> BaseException:
+    """A traceback whose ``tb_lineno`` disagrees with its instruction: CPython prints the
+    instruction's line (3.11+)."""
+    error = raised(ValueError("hand built"), 2)
+    tb = error.__traceback__
+    assert tb is not None
+    rebuilt = None
+    items = []
+    while tb is not None:
+        items.append(tb)
+        tb = tb.tb_next
+    for item in reversed(items):
+        rebuilt = types.TracebackType(rebuilt, item.tb_frame, item.tb_lasti, item.tb_lineno + 7)
+    return error.with_traceback(rebuilt)
+
+
+def big_group_with_causes() -> BaseException:
+    """5,000 members, each with a cause: over the link cap, the first members keep theirs."""
+    members = []
+    for n in range(5_000):
+        member = ValueError(n)
+        member.__cause__ = KeyError(n)
+        members.append(member)
+    return raised(ExceptionGroup("big", members))
+
+
 CASES: dict[str, Callable[[], BaseException]] = {
+    "cause_recursive": cause_recursive,
+    "cause_and_context": cause_and_context,
+    "long_context_chain": long_context_chain,
+    "unhashable": unhashable,
+    "bad_str": bad_str,
+    "invalid_notes": invalid_notes,
+    "qualname_and_module": qualname_and_module,
+    "syntax_error_offsets": syntax_error_offsets,
+    "group_cause": group_cause,
+    "group_context_with_context": group_context_with_context,
+    "group_with_multiple_notes": group_with_multiple_notes,
+    "caret_unicode": caret_unicode,
+    "list_members_group": list_members_group,
+    "hand_built_traceback": hand_built_traceback,
+    "big_group_with_causes": big_group_with_causes,
     "plain": plain,
     "cause": chained_cause,
     "context": implicit_context,
@@ -260,6 +505,16 @@ def test_fixed_cases(name: str) -> None:
         assert report.exceptions[-1].omitted == 5 and len(report.exceptions[-1].exceptions) == 15
     if name == "deep_groups":
         assert "max_group_depth is 10" in report.text
+
+
+def test_tracebacklimit_cuts_the_text_but_not_the_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented choice (docs/limits.md): the text is CPython's, the frames all kept."""
+    exc = plain()
+    monkeypatch.setattr(sys, "tracebacklimit", 1, raising=False)
+    report = capture(exc)
+    assert report.text == expected_text(exc)
+    assert report.text.count('  File "') == 1
+    assert len(report.exceptions[-1].frames) == 5  # plain(): raised() -> level x 4
 
 
 def test_falsy_exception_ends_the_chain_like_cpython() -> None:
@@ -399,7 +654,7 @@ def agent(broker: Broker) -> Iterator[Transport]:
 
 def text_through_broker(broker: Broker, agent: Transport, exc: BaseException) -> bytes:
     """``exc`` captured, sent by a real agent, and its ``/text`` as the broker answers it."""
-    report = capture_exception(
+    report = build_report(
         exc,
         report_id=uuid.uuid4().hex,
         agent_id=agent.agent_id,
