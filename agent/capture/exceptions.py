@@ -149,6 +149,13 @@ def _notes(exc: BaseException) -> tuple[str, ...]:
     return (_cpython_str(notes, "__notes__", _MAX_MESSAGE, "repr"),)
 
 
+def _qualifies(qualname: str, name: str) -> bool:
+    """Whether ``qualname`` names the same function as ``name`` (the text prints
+    ``co_name``): not when a tool renamed only ``co_name``, as Jinja2 does for template
+    frames (``block 'content'``, ``top-level template code``)."""
+    return qualname == name or qualname.endswith("." + name)
+
+
 def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
     items: list[TracebackType] = []
     while tb is not None:
@@ -274,7 +281,7 @@ class _Capture:
         filename = _safe_str(code.co_filename, _MIN_MESSAGE if spent else 4096)
         lineno = failing_lineno(tb)
         function = code.co_name
-        if sys.version_info >= (3, 11):
+        if sys.version_info >= (3, 11) and _qualifies(code.co_qualname, function):
             function = code.co_qualname
         module = _safe_str(frame.f_globals.get("__name__", ""), _MIN_MESSAGE if spent else 500)
         self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
