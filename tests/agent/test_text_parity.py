@@ -3,15 +3,20 @@
 The structure is compared with ``traceback.TracebackException`` walked the way ``format``
 prints it: the same exceptions in the same order, with the same types, messages, notes, frame
 lists and links. Random exception structures (chains, cycles, shared exceptions, groups,
-notes, odd unicode) come from hypothesis; the fixed cases also go through a real broker.
+notes, odd unicode) come from hypothesis. The fixed cases (some ported from CPython's
+``Lib/test/test_traceback.py``) also go through a real broker on each capture path: a
+report submitted directly, the WSGI middleware, and a dying thread (``install_excepthook``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
+import threading
 import traceback
 import types
 import uuid
@@ -24,9 +29,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder
 
 from debugbroker.agent.capture import chain
 from debugbroker.agent.capture.exceptions import MAX_EXCEPTIONS, build_report
+from debugbroker.agent.hooks import install_excepthook, uninstall_excepthook
+from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -715,6 +723,65 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
         answer = broker.get(path)
         assert answer.headers["content-type"] == "text/plain; charset=utf-8"
         assert answer.body == "".join(traceback.format_exception(exc)).encode("utf-8"), name
+
+
+def broker_text(broker: Broker, report_id: str, name: str) -> bytes:
+    path = f"/api/reports/{report_id}/text"
+    wait_for(lambda: broker.get(path).status == 200, what=f"the {name} report")
+    return broker.get(path).body
+
+
+def test_every_case_through_the_wsgi_middleware(broker: Broker, agent: Transport) -> None:
+    """Each case raised inside a request: the report's text is ``format_exception``'s."""
+    current: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise current[-1]
+
+    wrapped = DebuggedApplication(app, options=agent.options)
+    for name, make in CASES.items():
+        current.append(make())
+        env = EnvironBuilder(path=f"/{name}", headers={"Accept": "text/plain"}).get_environ()
+        env["wsgi.errors"] = io.StringIO()
+        seen: list[dict[str, str]] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen.append(dict(headers))  # noqa: B023 - read before the next case
+            return lambda data: None
+
+        b"".join(wrapped(env, start_response))
+        report_id = seen[-1]["X-Debugbroker-Report"].rsplit("/", 1)[1]
+        expected = "".join(traceback.format_exception(current[-1])).encode()
+        assert broker_text(broker, report_id, name) == expected, name
+
+
+# The threads die on purpose; the hook before ours (pytest's) would warn about each.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_every_case_through_a_dying_thread(broker: Broker, agent: Transport) -> None:
+    """Each case killing a thread, reported by ``install_excepthook``."""
+    install_excepthook(options=agent.options)
+    try:
+        for name, make in CASES.items():
+            before = {r["id"] for r in broker.reports()}
+            exc = make()
+
+            def die() -> None:
+                raise exc  # noqa: B023 - the thread runs before the next case
+
+            thread = threading.Thread(target=die, name=f"case-{name}")
+            with contextlib.redirect_stderr(io.StringIO()):  # the previous hook prints it
+                thread.start()
+                thread.join()
+
+            def new_report() -> str | None:
+                fresh = [r["id"] for r in broker.reports() if r["id"] not in before]  # noqa: B023
+                return fresh[0] if fresh else None
+
+            report_id = wait_for(new_report, what=f"the {name} thread's report")
+            expected = "".join(traceback.format_exception(exc)).encode()
+            assert broker_text(broker, report_id, name) == expected, name
+    finally:
+        uninstall_excepthook()
 
 
 # --- Python 3.10 without the backport's patch -------------------------------------------------
