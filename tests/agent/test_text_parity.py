@@ -5,7 +5,8 @@ prints it: the same exceptions in the same order, with the same types, messages,
 lists and links. Random exception structures (chains, cycles, shared exceptions, groups,
 notes, odd unicode) come from hypothesis. The fixed cases (some ported from CPython's
 ``Lib/test/test_traceback.py``) also go through a real broker on each capture path: a
-report submitted directly, the WSGI middleware, and a dying thread (``install_excepthook``).
+report submitted directly, the WSGI middleware, a dying thread and a dying main program
+(``install_excepthook``, in a child process).
 """
 
 from __future__ import annotations
@@ -782,6 +783,46 @@ def test_every_case_through_a_dying_thread(broker: Broker, agent: Transport) -> 
             assert broker_text(broker, report_id, name) == expected, name
     finally:
         uninstall_excepthook()
+
+
+_DYING_MAIN = """
+import sys, traceback
+from debugbroker.agent.hooks import install_excepthook
+from tests.agent.test_text_parity import CASES
+
+def printed(kind, error, tb):  # the hook before ours: what the terminal would show
+    sys.stdout.write("".join(traceback.format_exception(error)))
+    sys.stdout.flush()
+
+sys.excepthook = printed
+install_excepthook()
+raise CASES[sys.argv[1]]()
+"""
+
+
+def test_every_case_through_a_dying_main_program(broker: Broker, tmp_path: Path) -> None:
+    """Each case ending a child's main program: its report's text is what it printed."""
+    env = broker.agent_env()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), env["PYTHONPATH"]]
+    )
+    for name in CASES:
+        before = {r["id"] for r in broker.reports()}
+        done = subprocess.run(
+            [sys.executable, "-c", _DYING_MAIN, name],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr.decode()
+
+        def new_report() -> str | None:
+            fresh = [r["id"] for r in broker.reports() if r["id"] not in before]  # noqa: B023
+            return fresh[0] if fresh else None
+
+        report_id = wait_for(new_report, what=f"the {name} program's report")
+        assert broker_text(broker, report_id, name) == done.stdout, name
 
 
 # --- Python 3.10 without the backport's patch -------------------------------------------------
