@@ -337,7 +337,7 @@ def worst_chain(length: int, notes: int, chars: str = WORST) -> BaseException:
     error: BaseException | None = None
     for n in range(length):
         outer = raised(ValueError(f"{n} " + worst_text(9_000, chars)))
-        outer.__notes__ = [worst_text(8_192, chars)] * notes
+        outer.__notes__ = [worst_text(8_192, chars)] * notes  # type: ignore[attr-defined]
         outer.__cause__ = error
         error = outer
     assert error is not None

@@ -439,11 +439,11 @@ def caret_unicode() -> BaseException:
     )
 
 
-class ListGroup(ExceptionGroup):  # type: ignore[misc,type-arg]
+class ListGroup(ExceptionGroup):  # type: ignore[misc]
     """A group whose ``exceptions`` property returns a list (CPython iterates it)."""
 
     @property
-    def exceptions(self) -> list[BaseException]:  # type: ignore[override]
+    def exceptions(self) -> list[BaseException]:
         return list(super().exceptions)
 
 
@@ -696,14 +696,14 @@ def test_identical_functions_in_two_files_through_a_broker(
     def call_site(module: Any) -> None:
         module.handler()
 
-    for module, path in modules * 2:
+    for module, filename in modules * 2:
         try:
             call_site(module)
         except ValueError as error:
             exc = error
         body = text_through_broker(broker, agent, exc)
         assert body == "".join(traceback.format_exception(exc)).encode("utf-8")
-        assert f'File "{path}"'.encode() in body
+        assert f'File "{filename}"'.encode() in body
 
 
 def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> None:
@@ -742,7 +742,7 @@ def test_every_case_through_the_wsgi_middleware(broker: Broker, agent: Transport
     wrapped = DebuggedApplication(app, options=agent.options)
     for name, make in CASES.items():
         current.append(make())
-        env = EnvironBuilder(path=f"/{name}", headers={"Accept": "text/plain"}).get_environ()
+        env = EnvironBuilder(path=f"/{name}", headers=[("Accept", "text/plain")]).get_environ()
         env["wsgi.errors"] = io.StringIO()
         seen: list[dict[str, str]] = []
 
@@ -800,6 +800,7 @@ raise CASES[sys.argv[1]]()
 """
 
 
+@pytest.mark.e2e  # a child process per case
 def test_every_case_through_a_dying_main_program(broker: Broker, tmp_path: Path) -> None:
     """Each case ending a child's main program: its report's text is what it printed."""
     env = broker.agent_env()
