@@ -26,6 +26,7 @@ from debugbroker.agent.capture.exceptions import (
 from debugbroker.agent.capture.plain_text import MAX_TEXT
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import ReportMessage, ReprNode, Variable, to_wire
 from tests.agent.compat import ExceptionGroup
@@ -366,7 +367,8 @@ def test_worst_case_messages_and_notes_fit_the_wire(length: int, notes: int, cha
 def test_worst_case_reports_arrive_at_a_real_broker(broker: Broker) -> None:
     """The report URL the agent prints must answer: no report is dropped for its size."""
     transport = Transport(
-        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2)
+        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2),
+        eval_dispatcher,
     )
     try:
         assert transport.wait_connected(20), "the agent was not welcomed"

@@ -13,6 +13,7 @@ import pytest
 
 from debugbroker.agent.capture.exceptions import capture_exception
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.broker.render.highlight import highlight_lines, is_template
 from tests.conftest import Broker, wait_for
@@ -33,7 +34,8 @@ PAGE = """{% extends "base.html" %}
 @pytest.fixture
 def agent(broker: Broker) -> Iterator[Transport]:
     transport = Transport(
-        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2)
+        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2),
+        eval_dispatcher,
     )
     assert transport.wait_connected(20), "the agent was not welcomed"
     yield transport
