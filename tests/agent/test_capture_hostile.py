@@ -374,7 +374,7 @@ def test_worst_case_reports_arrive_at_a_real_broker(broker: Broker) -> None:
         assert transport.wait_connected(20), "the agent was not welcomed"
         ids = []
         for chars in (WORST, "\U0001f600"):
-            report = capture_exception(
+            report = build_report(
                 worst_chain(250, 32, chars),
                 report_id=uuid.uuid4().hex,
                 agent_id=transport.agent_id,

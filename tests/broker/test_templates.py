@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -57,7 +57,7 @@ def test_jinja_frames_are_named_and_highlighted_as_templates(
     broker: Broker, agent: Transport, tmp_path: Path
 ) -> None:
     error = template_error(tmp_path)
-    report = capture_exception(
+    report = build_report(
         error,
         report_id=uuid.uuid4().hex,
         agent_id=agent.agent_id,
