@@ -54,14 +54,18 @@ _WERKZEUG_ARGUMENTS = frozenset(
 
 
 def request_info(
-    environ: Environ, options: Options | None = None, contexts: Iterable[object] = ()
+    environ: Environ,
+    options: Options | None = None,
+    contexts: Iterable[object] = (),
+    error: BaseException | None = None,
 ) -> RequestInfo | None:
     """The request as the report shows it (``agent/request.py``), secrets masked.
 
     ``contexts`` are the ones the app preserved (Flask's), whose request may hold a form the
-    app parsed after the environ stopped pointing at it.
+    app parsed after the environ stopped pointing at it; ``error``'s frames hold Django's.
     """
-    return build_request_info(environ, options if options is not None else Options(), contexts)
+    chosen = options if options is not None else Options()
+    return build_request_info(environ, chosen, contexts, error)
 
 
 # Bumped in a forked child, so the first request there starts that process's own agent.
@@ -325,7 +329,7 @@ class DebuggedApplication:
     ) -> tuple[Report | None, Transport | None]:
         """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
         contexts = _taken_contexts(error)
-        request = request_info(environ, self.options, contexts)
+        request = request_info(environ, self.options, contexts, error)
         report, transport = submit_error(error, self.options, request, report_id, environ)
         if report is not None and transport is not None and contexts:
             self._keep_contexts(report.id, contexts, transport)

@@ -136,7 +136,7 @@ class Options:
         options = cls(
             broker_url=os.environ.get("DEBUGBROKER_URL") or DEFAULT_BROKER_URL,
             secret=os.environ.get("DEBUGBROKER_SECRET") or _read_local_secret(),
-            dashboard_url=os.environ.get("DEBUGBROKER_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL,
+            dashboard_url=os.environ.get("DEBUGBROKER_PUBLIC_URL") or DEFAULT_DASHBOARD_URL,
             app_name=os.environ.get("DEBUGBROKER_APP", ""),
             insecure_plaintext=environment_flag("DEBUGBROKER_INSECURE_PLAINTEXT"),
             held_reports=max(1, int(_positive_number("DEBUGBROKER_HELD_REPORTS", 64))),

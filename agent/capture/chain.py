@@ -126,24 +126,47 @@ def is_group(exc: BaseException, group: type[BaseException] | None = None) -> bo
 
 
 def _group_members(exc: BaseException) -> list[BaseException]:
+    """``exc.exceptions`` as ``TracebackException`` iterates it: any iterable (a subclass's
+    property may return a list), its exceptions kept; nothing if reading it fails."""
     members = _attr(exc, "exceptions")
-    if not isinstance(members, tuple):
+    if members is None or isinstance(members, (str, bytes)):
         return []
-    return [member for member in members if isinstance(member, BaseException)]
+    try:
+        return [member for member in members if isinstance(member, BaseException)]  # type: ignore[attr-defined]
+    except _ABSORBED:
+        return []
 
 
 def link_tree(exc: BaseException) -> ExceptionLinks:
-    """Link ``exc`` and everything it leads to exactly as ``TracebackException`` does."""
+    """Link ``exc`` and everything it leads to exactly as ``TracebackException`` does.
+
+    CPython walks without a limit; this walk stops expanding at ``_MAX_NODES`` exceptions.
+    CPython's LIFO queue reaches a group's last member first, so a capped walk in its order
+    would lose the first members' causes, the ones the text prints. When the cap is hit,
+    the tree is linked again in print order (an exception's cause and context, then its
+    members first to last): what is left out is then the end, as the text cuts a group at
+    its end (``MAX_GROUP_WIDTH``).
+    """
+    root, complete = _linked(exc, printed_first=False)
+    if complete:
+        return root
+    return _linked(exc, printed_first=True)[0]
+
+
+def _linked(exc: BaseException, *, printed_first: bool) -> tuple[ExceptionLinks, bool]:
+    """The linked tree and whether it is complete (the node cap was not hit)."""
     group = group_type()
     seen = {id(exc)}
     root = ExceptionLinks(exc)
     queue = [root]
     made = 1
+    complete = True
     while queue:
         node = queue.pop()
         current = node.exc
         truthy = _truthy(current)
         if made >= _MAX_NODES:
+            complete = False
             continue
         cause = _attr(current, "__cause__")
         if truthy and isinstance(cause, BaseException) and id(cause) not in seen:
@@ -164,13 +187,15 @@ def link_tree(exc: BaseException) -> ExceptionLinks:
                 seen.add(id(member))
                 node.members.append(ExceptionLinks(member))
             made += len(node.members)
+        if printed_first and node.members:  # popped last: the chain is printed first
+            queue.extend(reversed(node.members))
         if node.cause is not None:
             queue.append(node.cause)
         if node.context is not None:
             queue.append(node.context)
-        if node.members:
+        if node.members and not printed_first:
             queue.extend(node.members)
-    return root
+    return root, complete
 
 
 def printed_chain(node: ExceptionLinks, depth: int = 0) -> tuple[PrintedException, ...]:

@@ -43,7 +43,11 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from debugbroker.agent.capture.chain import PrintedException, link_tree, printed_chain, prints_notes
-from debugbroker.agent.capture.failing_line import failing_columns, source_context
+from debugbroker.agent.capture.failing_line import (
+    failing_columns,
+    failing_lineno,
+    source_context,
+)
 from debugbroker.agent.capture.hiding import (
     hidden_flags,
     hide_marker,
@@ -71,6 +75,7 @@ __all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "b
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
 _MAX_NOTES = 32
+_MIN_MESSAGE = 100  # characters of a message (or name) kept once the size budget is spent
 # The documented size limits (docs/limits.md). The plain text (<= 4 MiB as UTF-8) plus the
 # structure and the request stay well under the protocol's 8 MiB message cap.
 MAX_STRUCTURE_BYTES = 3 * 1024 * 1024  # approximate encoded bytes of everything but the text
@@ -144,6 +149,13 @@ def _notes(exc: BaseException) -> tuple[str, ...]:
     return (_cpython_str(notes, "__notes__", _MAX_MESSAGE, "repr"),)
 
 
+def _qualifies(qualname: str, name: str) -> bool:
+    """Whether ``qualname`` names the same function as ``name`` (the text prints
+    ``co_name``): not when a tool renamed only ``co_name``, as Jinja2 does for template
+    frames (``block 'content'``, ``top-level template code``)."""
+    return qualname == name or qualname.endswith("." + name)
+
+
 def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
     items: list[TracebackType] = []
     while tb is not None:
@@ -191,12 +203,36 @@ class _Capture:
         out.reverse()
         return out
 
+    def fitted(self, text: str) -> str:
+        """``text`` cut to what the size budget has left (at least ``_MIN_MESSAGE``
+        characters), the cut said at its end; the cost taken from the budget."""
+        cost = text_cost(text)
+        if cost > self.size_left and len(text) > _MIN_MESSAGE:
+            per_char = max(1, cost // max(1, len(text)))
+            keep = max(_MIN_MESSAGE, self.size_left // per_char)
+            if keep < len(text):
+                text = text[:keep] + f"… [{len(text) - keep} more characters cut: report size]"
+                cost = text_cost(text)
+        self.size_left -= cost
+        return text
+
+    def fitted_notes(self, notes: tuple[str, ...]) -> tuple[str, ...]:
+        """The notes that fit the size budget; the rest become one note saying so."""
+        kept: list[str] = []
+        for position, note in enumerate(notes):
+            if kept and self.size_left <= 0:
+                left = len(notes) - position
+                kept.append(f"[{left} more note{'s' if left > 1 else ''} cut: report size]")
+                break
+            kept.append(self.fitted(note))
+        return tuple(kept)
+
     def exception(self, entry: PrintedException, link: str | None) -> _Draft:
         exc = entry.exc
         type_name, module = _type_parts(exc)
-        message = self.masked(_cpython_str(exc, "exception", _MAX_MESSAGE))
-        notes = tuple(self.masked(note) for note in _notes(exc))
-        self.size_left -= text_cost(message) + sum(text_cost(n) for n in notes) + 200
+        message = self.fitted(self.masked(_cpython_str(exc, "exception", _MAX_MESSAGE)))
+        notes = self.fitted_notes(tuple(self.masked(note) for note in _notes(exc)))
+        self.size_left -= 200
         built: list[dict[str, Any]] = []
         if not entry.elided:
             tb = _safe_attr(exc, "__traceback__")
@@ -241,12 +277,13 @@ class _Capture:
         error) is hidden and shows no locals and is not held: they are the agent's."""
         frame = tb.tb_frame
         code = frame.f_code
-        filename = _safe_str(code.co_filename, 4096)
-        lineno = tb.tb_lineno if isinstance(tb.tb_lineno, int) else (frame.f_lineno or 0)
+        spent = self.size_left <= 0  # the innermost frame still goes, its names cut short
+        filename = _safe_str(code.co_filename, _MIN_MESSAGE if spent else 4096)
+        lineno = failing_lineno(tb)
         function = code.co_name
-        if sys.version_info >= (3, 11):
+        if sys.version_info >= (3, 11) and _qualifies(code.co_qualname, function):
             function = code.co_qualname
-        module = _safe_str(frame.f_globals.get("__name__", ""), 500)
+        module = _safe_str(frame.f_globals.get("__name__", ""), _MIN_MESSAGE if spent else 500)
         self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
         found = (
             source_context(code.co_filename, lineno, frame, self.options.context_lines)
@@ -266,7 +303,7 @@ class _Capture:
             "frame_id": frame_id,
             "filename": filename,
             "lineno": lineno,
-            "function": _safe_str(function, 500),
+            "function": _safe_str(function, _MIN_MESSAGE if spent else 500),
             "module": module,
             "context_start": context_start,
             "context": context,
@@ -341,6 +378,15 @@ def _hostname() -> str:
         return ""
 
 
+def _request_cost(request: RequestInfo | None) -> int:
+    """An upper bound of the request panel's encoded size (it shares the size budget)."""
+    if request is None:
+        return 0
+    tables = (request.headers, request.query, request.form, request.cookies, request.environ)
+    pairs = sum(text_cost(name) + text_cost(value) + 4 for table in tables for name, value in table)
+    return pairs + text_cost(request.method) + text_cost(request.url) + text_cost(request.form_note)
+
+
 def build_report(
     exc: BaseException,
     *,
@@ -376,6 +422,7 @@ def build_report(
         alone = links.cause is None and links.context is None and links.members is None
         printed = printed_chain(links)
         capture = _Capture(options, registry, report_id, environ, snapshot)
+        capture.size_left -= _request_cost(request)
         drafts = capture.chain(printed)
         exceptions = _built(drafts, itertools.count())
         message = exceptions[-1].message

@@ -18,7 +18,7 @@ from types import CodeType, FrameType, TracebackType
 
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, safe_text, text_cost
 
-__all__ = ["SourceContext", "failing_columns", "source_context"]
+__all__ = ["SourceContext", "failing_columns", "failing_lineno", "source_context"]
 
 _MAX_LINE = 1_000  # characters of one source line
 _MAX_CONTEXTS = 1024
@@ -62,6 +62,21 @@ def source_context(
             _contexts.clear()  # atomic, unlike evicting one entry while threads read
         _contexts[key] = found
     return found
+
+
+def failing_lineno(tb: TracebackType) -> int:
+    """The line ``traceback`` prints for ``tb``: its instruction's line (3.11+), else (no
+    line for it, or 3.10) ``tb_lineno``; they differ only in a traceback built by hand."""
+    lineno = tb.tb_lineno if isinstance(tb.tb_lineno, int) else (tb.tb_frame.f_lineno or 0)
+    if sys.version_info < (3, 11):
+        return lineno
+    try:
+        if tb.tb_lasti < 0:
+            return lineno
+        line = _position(tb.tb_frame.f_code, tb.tb_lasti)[0]
+    except USER_CODE_ERRORS:
+        return lineno
+    return lineno if line is None else line
 
 
 def failing_columns(tb: TracebackType, lineno: int) -> tuple[int | None, int | None, int | None]:

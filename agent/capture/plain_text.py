@@ -7,7 +7,9 @@ repeat cheap:
 - ``traceback``'s caret placement (``~~~^^^``) parses the failing line with ``ast`` for every
   frame; that pure function is wrapped in a bounded cache once per process.
 - The stack part of the text (``Traceback (most recent call last):`` and the frames) is
-  remembered per failing stack: the code objects and instruction offsets of every frame.
+  remembered per failing stack: the code objects (by identity: two code objects compare
+  equal whatever their ``co_filename``, so two identical functions in different files
+  would share an entry) and instruction offsets of every frame.
   A repeat formats only the exception's own lines (``format_exception_only``). The
   stack is reused only while every file's lines in ``linecache`` are the very list they
   were (``linecache.checkcache`` first, as ``format_exception`` does), and only for an
@@ -23,7 +25,7 @@ import traceback
 from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
-from types import TracebackType
+from types import CodeType, TracebackType
 
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, type_name_of
 
@@ -54,10 +56,12 @@ cache_caret_anchors()
 
 @dataclass(frozen=True, slots=True)
 class _Stack:
-    """The text before the exception's own lines, and each file's lines it was read from."""
+    """The text before the exception's own lines, each file's lines it was read from, and
+    the code objects its key names by ``id`` (held, so no other code object takes an id)."""
 
     text: str
     sources: tuple[tuple[str, list[str]], ...]
+    codes: tuple[CodeType, ...]
 
 
 _stacks: dict[Hashable, _Stack] = {}
@@ -71,21 +75,33 @@ def is_stack_cached(tb: TracebackType | None) -> bool:
 
 
 def _stack_key(tb: TracebackType | None) -> tuple[Hashable, ...] | None:
-    """What the stack part of the text depends on, or None when it is not worth keeping."""
+    """What the stack part of the text depends on, or None when it is not worth keeping.
+
+    Code objects go in by ``id``: ``==`` on code ignores ``co_filename`` (and
+    ``co_qualname``), so equal functions in two files would otherwise share one text.
+    """
     entries: list[Hashable] = [getattr(sys, "tracebacklimit", None)]
     while tb is not None:
         if len(entries) > _MAX_STACK_FRAMES:
             return None
-        entries.append((tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno))
+        entries.append((id(tb.tb_frame.f_code), tb.tb_lasti, tb.tb_lineno))
         tb = tb.tb_next
     return tuple(entries)
 
 
-def _sources(key: tuple[Hashable, ...]) -> tuple[tuple[str, list[str]], ...] | None:
+def _codes(tb: TracebackType | None) -> tuple[CodeType, ...]:
+    codes: list[CodeType] = []
+    while tb is not None:
+        codes.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    return tuple(codes)
+
+
+def _sources(codes: tuple[CodeType, ...]) -> tuple[tuple[str, list[str]], ...] | None:
     """Each file's lines as ``linecache`` holds them now; None if one is not loaded."""
     found: dict[str, list[str]] = {}
-    for entry in key[1:]:
-        filename = entry[0].co_filename  # type: ignore[index]
+    for code in codes:
+        filename = code.co_filename
         if filename not in found:
             cached = linecache.cache.get(filename)
             if cached is None or len(cached) != 4:
@@ -117,12 +133,13 @@ def _formatted(exc: BaseException, alone: bool) -> str:
     if key is None:
         return text
     own = "".join(traceback.format_exception_only(type(exc), exc))
-    sources = _sources(key)
+    codes = _codes(tb)
+    sources = _sources(codes)
     if sources is not None and text.endswith(own):  # str(exc) may change between calls
         with _stacks_lock:
             if len(_stacks) >= _MAX_STACKS:
                 del _stacks[next(iter(_stacks))]  # the oldest
-            _stacks[key] = _Stack(text[: len(text) - len(own)], sources)
+            _stacks[key] = _Stack(text[: len(text) - len(own)], sources, codes)
     return text
 
 

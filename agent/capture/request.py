@@ -3,7 +3,8 @@
 Built from the WSGI environ (the ASGI middleware passes a WSGI-style view of its scope).
 The body is never read: ``wsgi.input`` belongs to the app, and reading what it did not read
 would change what it sees. The form is shown only when the app already parsed it (Werkzeug
-and Flask keep the parsed form on the request object they store in the environ).
+and Flask keep the parsed form on the request object they store in the environ; Django's
+request is a local of the frames the error went through).
 
 Values whose names match ``Options.secret_names`` are masked everywhere they appear:
 headers, cookies, query parameters (also inside the URL), form fields and environ keys.
@@ -15,6 +16,7 @@ Everything is capped: pairs per table, characters per value and per request.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus
@@ -30,6 +32,7 @@ __all__ = ["MASK", "build_request_info", "request_url"]
 
 MASK = VALUE_MASK
 _MAX_PAIRS = 100  # per table (headers, query, form, cookies)
+_MAX_REQUEST_FRAMES = 200  # frames searched for Django's request
 _MAX_ENVIRON = 200
 _MAX_NAME = 200
 _MAX_VALUE = 1_000
@@ -146,29 +149,64 @@ def _masked_pairs(
             return
 
 
+def _multi_pairs(mapping: object) -> Iterator[tuple[object, object]] | None:
+    """Every (name, value) of a multi-value mapping: Werkzeug's ``MultiDict``
+    (``items(multi=True)``), Django's ``QueryDict``/``MultiValueDict`` (``lists()``)."""
+    lists = getattr(mapping, "lists", None)
+    if callable(lists):
+        return ((name, value) for name, values in lists() for value in values)
+    items = getattr(mapping, "items", None)
+    if items is None:
+        return None
+    try:
+        pairs: Iterator[tuple[object, object]] = iter(items(multi=True))
+    except TypeError:
+        pairs = iter(items())
+    return pairs
+
+
+def _django_requests(error: BaseException | None, environ: Mapping[str, Any]) -> list[object]:
+    """Django's request for this environ, found as the ``request`` local of a frame the
+    error went through (Django keeps no pointer to it in the environ)."""
+    tb = getattr(error, "__traceback__", None)
+    found: list[object] = []
+    for _ in range(_MAX_REQUEST_FRAMES):
+        if tb is None:
+            break
+        candidate = tb.tb_frame.f_locals.get("request")
+        if candidate is not None and getattr(candidate, "environ", None) is environ:
+            found.append(candidate)
+            break
+        tb = tb.tb_next
+    return found
+
+
 def _parsed_form(
-    environ: Mapping[str, Any], contexts: Iterable[object]
+    environ: Mapping[str, Any], contexts: Iterable[object], error: BaseException | None = None
 ) -> Iterator[tuple[object, object]] | None:
-    """The form the app already parsed (Werkzeug/Flask), or None: the body is never read.
+    """The form (and uploaded files) the app already parsed, or None: the body is never read.
 
     Werkzeug's request object sits in the environ while the request runs; Flask clears that
     when its context ends, but hands the context to the middleware (``preserve_context``).
+    Django's request is the ``request`` local of its handler's frames; it keeps the parsed
+    form in ``_post`` and ``_files`` once the app read ``request.POST`` or ``FILES``.
     """
     requests = [environ.get("werkzeug.request")]
     requests += [getattr(context, "request", None) for context in contexts]
     for request in requests:
-        if request is None:
-            continue
         state = getattr(request, "__dict__", None)
-        form = state.get("form") if isinstance(state, dict) else None
-        items = getattr(form, "items", None)
-        if items is None:
+        if request is None or not isinstance(state, dict):
             continue
-        try:
-            pairs: Iterator[tuple[object, object]] = iter(items(multi=True))
-        except TypeError:
-            pairs = iter(items())
-        return pairs
+        form, files = _multi_pairs(state.get("form")), _multi_pairs(state.get("files"))
+        if form is not None:
+            return itertools.chain(form, files or ())
+    for request in _django_requests(error, environ):
+        state = getattr(request, "__dict__", None)
+        if not isinstance(state, dict):
+            continue
+        form, files = _multi_pairs(state.get("_post")), _multi_pairs(state.get("_files"))
+        if form is not None:
+            return itertools.chain(form, files or ())
     return None
 
 
@@ -193,12 +231,15 @@ def _environ(
 
 
 def build_request_info(
-    environ: Mapping[str, Any], options: Options, contexts: Iterable[object] = ()
+    environ: Mapping[str, Any],
+    options: Options,
+    contexts: Iterable[object] = (),
+    error: BaseException | None = None,
 ) -> RequestInfo | None:
     """The request as the report shows it, secrets masked; None if the environ is unusable.
 
-    ``contexts`` are framework contexts the app preserved (Flask's), searched for a form the
-    app already parsed.
+    ``contexts`` are framework contexts the app preserved (Flask's), and ``error``'s frames
+    hold Django's request: both are searched for a form the app already parsed.
     """
     try:
         secret = secret_pattern(options)
@@ -212,7 +253,7 @@ def build_request_info(
         _cookies(_text(environ.get("HTTP_COOKIE", "")), cookies, secret)
         form_note = ""
         try:
-            parsed = _parsed_form(environ, contexts)
+            parsed = _parsed_form(environ, contexts, error)
             if parsed is not None:
                 _masked_pairs(parsed, form, secret)
         except USER_CODE_ERRORS:

@@ -8,7 +8,8 @@ the caller's (an eval) thread and answer through a callback, ``run_eval`` and ``
 hand them to the pool and wait. Code that awaits at the top level runs on the app's running
 event loop when there is one (see ``_running_loop``), else on a fresh loop. Contexts the app
 preserved for the report (Flask's app and request context, via ``register_context_source``)
-are entered around it. Cut results keep their value for "+" (``lookup.answer_expand``).
+are entered around it. Echoed results get far larger limits than locals
+(``result_options``); cut ones keep their value for "+" (``lookup.answer_expand``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ from debugbroker.protocol import (
 )
 
 __all__ = [
+    "RESULT_CHARACTERS",
+    "RESULT_ITEMS",
+    "result_options",
     "run_eval",
     "run_complete",
     "start_eval",
@@ -78,6 +82,10 @@ __all__ = [
 EVALEX_DISABLED = "code execution is disabled in this agent (evalex=False)"
 CONSOLE_DISABLED = "this agent offers no console (DebuggedApplication(app, console=True))"
 _REPR_SECONDS = 0.5
+# A value typed at the console is shown nearly whole, as Werkzeug's console prints it, but
+# still bounded (the rest behind "+"): far larger limits than a frame's locals get.
+RESULT_ITEMS = 100  # items of a list, tuple or set; pairs of a dict
+RESULT_CHARACTERS = 10_000  # characters of a string, or of an object's own repr
 _COMPLETE_TIMEOUT = 2.0
 _eval_numbers = itertools.count(1)
 _result_numbers = itertools.count(1)
@@ -264,6 +272,17 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: Eva
         raise
 
 
+def result_options(options: Options) -> Options:
+    """``options`` with the console's limits for echoed results (never lower than a local's)."""
+    return dataclasses.replace(
+        options,
+        repr_items=max(options.repr_items, RESULT_ITEMS),
+        repr_pairs=max(options.repr_pairs, RESULT_ITEMS),
+        repr_string=max(options.repr_string, RESULT_CHARACTERS),
+        repr_text=max(options.repr_text, RESULT_CHARACTERS),
+    )
+
+
 def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Options) -> EvalResult:
     """Compile and run the input on this (the eval's own) thread."""
     filename = f"<console-{next(_eval_numbers)}>"
@@ -277,12 +296,13 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
         return EvalResult(request_id="", ok=True, incomplete=True)
     namespace = target.get_namespace()
     buffer = ChunkBuffer(secret_pattern(options))
+    shown = result_options(options)
 
     def echo(value: object) -> None:
         if value is None:
             return
         namespace["_"] = value
-        node = represent(value, options, budget=Budget(_REPR_SECONDS))
+        node = represent(value, shown, budget=Budget(_REPR_SECONDS))
         if target.expandable:  # kept only if something was cut, for its "+"
             name = f"{HIDDEN_PREFIX}result_{next(_result_numbers)}"
             handled = fill_handles(node, [name])

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -23,17 +24,23 @@ from pathlib import Path
 import zmq
 from aiohttp import web
 
-from debugbroker.agent.options import DEFAULT_BROKER_URL, default_data_dir, environment_flag
+from debugbroker.agent.options import (
+    DEFAULT_BROKER_URL,
+    DEFAULT_DASHBOARD_URL,
+    default_data_dir,
+    environment_flag,
+)
 from debugbroker.broker.app import POLICY, BrokerConfig, build_app
 from debugbroker.broker.http.editor import parse_editor, parse_path_map
 from debugbroker.broker.store.lock import DataDirLock
 from debugbroker.broker.store.schema import StoreError, unwritable_message
 
-__all__ = ["main", "parse_http", "load_or_create", "serve", "config_from_args"]
+__all__ = ["agent_exports", "main", "parse_http", "load_or_create", "serve", "config_from_args"]
 
 log = logging.getLogger("debugbroker")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SHORT_SECRET = 16  # characters; shorter agent secrets are warned about
+_AGENTS_DATA_DIR = Path.home() / ".debugbroker"  # where an agent without DEBUGBROKER_DATA looks
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -202,6 +209,33 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def agent_exports(config: BrokerConfig) -> list[str]:
+    """The ``export`` lines an agent on this machine needs to report to this broker.
+
+    The endpoint as agents connect to it (a wildcard bind becomes 127.0.0.1); the data
+    directory when it is not the one agents look in by default (they read the secret file
+    there), or a reminder when the secret was given and is in no file; the dashboard URL
+    their 500 pages link to when it is not the default.
+    """
+    endpoint = config.zmq_endpoint.replace("0.0.0.0", "127.0.0.1").replace("*", "127.0.0.1")
+    lines = [f"export DEBUGBROKER_URL={shlex.quote(endpoint)}"]
+    try:
+        in_file = (config.data_dir / "secret").read_text(encoding="utf-8").strip()
+    except OSError:
+        in_file = ""
+    if in_file != config.secret:
+        lines.append("export DEBUGBROKER_SECRET=...  # the secret you gave this broker")
+    elif config.data_dir.expanduser().resolve() != _AGENTS_DATA_DIR.resolve():
+        lines.append(f"export DEBUGBROKER_DATA={shlex.quote(str(config.data_dir))}")
+    if config.dashboard_url != DEFAULT_DASHBOARD_URL:
+        lines.append(f"export DEBUGBROKER_PUBLIC_URL={shlex.quote(config.dashboard_url)}")
+    if config.insecure_plaintext:
+        lines.append(
+            "export DEBUGBROKER_INSECURE_PLAINTEXT=1  # as the broker's --insecure-plaintext"
+        )
+    return lines
+
+
 def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
     seconds = config.login_code_seconds
     lasts = f"{round(seconds / 60)} min" if seconds >= 120 else f"{seconds:g} s"
@@ -212,7 +246,8 @@ def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
     ]
     if show_token:
         lines.append(f"  token:   in {config.data_dir / 'token'}")
-    lines.append(f"  agents:  DEBUGBROKER_URL={config.zmq_endpoint}")
+    lines.append("  agents:  on this machine, the app needs:")
+    lines.extend(f"           {line}" for line in agent_exports(config))
     if len(config.secret) < _SHORT_SECRET:
         lines.append(
             f"  WARNING: the agent secret is shorter than {_SHORT_SECRET} characters: the link's "

@@ -1,15 +1,18 @@
 """``debugbroker run MODULE:APP``: serve a WSGI app for local development, agent attached.
 
-The counterpart of Werkzeug's ``run_simple(use_debugger=True)``: the app is imported (the
-current directory first on ``sys.path``), wrapped in ``DebuggedApplication`` unless it
-already is, and served by the standard library's threaded WSGI server. Errors go to the
-broker at ``DEBUGBROKER_URL``; ``--with-broker`` runs a broker in this same process, so one
-command gives an app and its dashboard.
+The counterpart of Werkzeug's ``run_simple(use_debugger=True)``: the app is found as
+``flask --app`` finds it (``MODULE:NAME``, ``MODULE:FACTORY(ARGS)``, or ``MODULE``; the
+current directory first on ``sys.path``), a Flask app is made to propagate its errors as
+Flask's debug mode does, the app is wrapped in ``DebuggedApplication`` unless it already
+is, and served by the standard library's threaded WSGI server. Errors go to the broker at
+``DEBUGBROKER_URL``; ``--with-broker`` runs a broker in this same process, so one command
+gives an app and its dashboard.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import importlib
 import os
@@ -24,7 +27,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from debugbroker.agent import DebuggedApplication, Options
 
-__all__ = ["RunError", "load_app", "attach_agent", "add_run_arguments", "run_command"]
+__all__ = [
+    "RunError",
+    "add_run_arguments",
+    "attach_agent",
+    "load_app",
+    "prepare_flask",
+    "run_command",
+]
 
 WSGIApp = Callable[..., Any]
 
@@ -43,10 +53,46 @@ class _Handler(WSGIRequestHandler):
         sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
 
+_DEFAULT_NAMES = ("app", "application")  # tried in order when MODULE has no :NAME, as flask
+_DEFAULT_FACTORIES = ("create_app", "make_app")
+
+
+def _factory_call(attribute: str, target: str) -> tuple[str, tuple[object, ...], dict[str, Any]]:
+    """``NAME(args)`` split as ``flask --app`` does: the name, and literal arguments only."""
+    try:
+        call = ast.parse(attribute.strip(), mode="eval").body
+    except SyntaxError:
+        raise RunError(f"cannot parse {attribute!r} in {target!r} as a call") from None
+    if not isinstance(call, ast.Call):
+        raise RunError(f"cannot parse {attribute!r} in {target!r} as a call")
+    name = ast.unparse(call.func)
+    try:
+        args = tuple(ast.literal_eval(arg) for arg in call.args)
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+    except ValueError:
+        raise RunError(f"the arguments of {attribute!r} must be literals (like 'dev')") from None
+    if len(kwargs) != len(call.keywords):
+        raise RunError(f"the arguments of {attribute!r} must be literals (like 'dev')")
+    return name, args, kwargs
+
+
+def _attribute(module: object, module_name: str, dotted: str) -> object:
+    found = module
+    for part in dotted.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise RunError(f"module {module_name!r} has no attribute {dotted!r}") from None
+    return found
+
+
 def load_app(target: str) -> WSGIApp:
-    """Import ``MODULE:NAME`` (``NAME`` defaults to ``app``; dotted names are followed)."""
+    """Import ``MODULE:NAME`` or call ``MODULE:FACTORY(ARGS)``, as ``flask --app`` does.
+
+    Dotted names are followed; factory arguments must be literals. Without ``:NAME``,
+    ``app``, then ``application``, then a ``create_app()`` or ``make_app()`` factory.
+    """
     module_name, _, attribute = target.partition(":")
-    attribute = attribute or "app"
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
         raise RunError(f"expected MODULE:APP (like 'myproject.wsgi:app'), got {target!r}")
     if os.getcwd() not in sys.path:
@@ -57,15 +103,37 @@ def load_app(target: str) -> WSGIApp:
         if error.name and module_name.startswith(error.name):
             raise RunError(f"no module named {module_name!r} (from {os.getcwd()})") from None
         raise
-    found: object = module
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise RunError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not attribute:
+        names = [n for n in _DEFAULT_NAMES if hasattr(module, n)]
+        factories = [f"{n}()" for n in _DEFAULT_FACTORIES if callable(getattr(module, n, None))]
+        attribute = (names + factories + ["app"])[0]
+    if "(" in attribute:
+        name, args, kwargs = _factory_call(attribute, target)
+        factory = _attribute(module, module_name, name)
+        if not callable(factory):
+            raise RunError(f"{module_name}:{name} is a {type(factory).__name__}, not a factory")
+        found: object = factory(*args, **kwargs)
+    else:
+        found = _attribute(module, module_name, attribute)
     if not callable(found):
         raise RunError(f"{target} is a {type(found).__name__}, not a WSGI application")
     return found
+
+
+def prepare_flask(app: WSGIApp) -> None:
+    """Make a Flask app let its errors reach the agent, as Flask's debug mode does.
+
+    Flask answers a view's error with its own 500 page unless ``PROPAGATE_EXCEPTIONS`` is
+    on, and turns a missing form or query key into a bare 400 unless
+    ``TRAP_BAD_REQUEST_ERRORS`` is on; ``flask run --debug`` switches both on. Values the
+    app set itself are kept. Recognised by its config (no Flask import).
+    """
+    config = getattr(app, "config", None)
+    if not isinstance(config, dict) or "PROPAGATE_EXCEPTIONS" not in config:
+        return
+    for key in ("PROPAGATE_EXCEPTIONS", "TRAP_BAD_REQUEST_ERRORS"):
+        if config.get(key) is None:
+            config[key] = True
 
 
 def attach_agent(app: WSGIApp, options: Options) -> DebuggedApplication:
@@ -73,6 +141,31 @@ def attach_agent(app: WSGIApp, options: Options) -> DebuggedApplication:
     if isinstance(app, DebuggedApplication):
         return app
     return DebuggedApplication(app, options=options)
+
+
+def app_name_of(app: WSGIApp, target: str) -> str:
+    """The name reports carry: ``DEBUGBROKER_APP``, else the app's own (Flask's
+    ``app.name``), else the module of ``MODULE:APP``."""
+    name = getattr(app, "name", None)
+    return os.environ.get("DEBUGBROKER_APP") or (
+        name if isinstance(name, str) and name else target.partition(":")[0]
+    )
+
+
+_WELCOME_WAIT_SECONDS = 3.0
+
+
+def _connect_agent(served: DebuggedApplication) -> None:
+    """Start the agent now and wait briefly for the broker's welcome, so that the first
+    error's 500 page and log line already link to the broker's own dashboard URL."""
+    transport = served.transport
+    if transport.wait_connected(_WELCOME_WAIT_SECONDS):
+        print(f"  dashboard: {transport.dashboard_url}/", flush=True)
+    else:
+        print(
+            f"  no broker answered at {served.options.broker_url} yet; reports wait for it",
+            flush=True,
+        )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,11 +203,16 @@ def run_command(args: argparse.Namespace) -> int:
     except RunError as error:
         print(f"debugbroker: {error}", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {"evalex": False} if args.no_evalex else {}
+    prepare_flask(app)
+    overrides: dict[str, Any] = {"app_name": app_name_of(app, args.target)}
+    if args.no_evalex:
+        overrides["evalex"] = False
     if not args.with_broker:
         options = Options.from_environment(**overrides)
-        server = _serve_app(attach_agent(app, options), args.host, args.port)
+        served = attach_agent(app, options)
+        server = _serve_app(served, args.host, args.port)
         print(f"  errors go to the broker at {options.broker_url}", flush=True)
+        _connect_agent(served)
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             server.serve_forever()

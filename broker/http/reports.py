@@ -214,7 +214,10 @@ async def _source_response(
     truncated: bool,
     note: str = "",
 ) -> web.Response:
-    highlight = await asyncio.get_running_loop().run_in_executor(None, highlight_lines, lines)
+    filename, function = str(frame.get("filename") or ""), str(frame.get("function") or "")
+    highlight = await asyncio.get_running_loop().run_in_executor(
+        None, highlight_lines, lines, filename, function
+    )
     body = {
         "filename": frame.get("filename", ""),
         "lineno": frame.get("lineno"),

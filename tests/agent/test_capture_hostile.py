@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -25,8 +26,11 @@ from debugbroker.agent.capture.exceptions import (
 from debugbroker.agent.capture.plain_text import MAX_TEXT
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import ReportMessage, ReprNode, Variable, to_wire
 from tests.agent.compat import ExceptionGroup
+from tests.conftest import Broker, wait_for
 
 OPTIONS = Options()
 MIB = 1024 * 1024
@@ -317,6 +321,74 @@ def test_huge_message_and_notes_stay_within_limits() -> None:
     assert len(report.exceptions[-1].notes) <= 32
     assert report.text.endswith("more characters cut]\n")
     assert_within_limits(report)
+
+
+# The most bytes per character a report can carry: an emoji is 4 bytes of UTF-8 (and counts
+# as one character of the text's cap); a lone surrogate is escaped to 6 ASCII characters.
+WORST = "\U0001f600\ud800"
+
+
+def worst_text(length: int, chars: str = WORST) -> str:
+    return (chars * (length // len(chars) + 1))[:length]
+
+
+def worst_chain(length: int, notes: int, chars: str = WORST) -> BaseException:
+    """``length`` chained errors, each with a 9,000-character message and ``notes`` notes of
+    8,192 characters, all of the worst characters (about 12 MB encoded before the caps)."""
+    error: BaseException | None = None
+    for n in range(length):
+        outer = raised(ValueError(f"{n} " + worst_text(9_000, chars)))
+        outer.__notes__ = [worst_text(8_192, chars)] * notes  # type: ignore[attr-defined]
+        outer.__cause__ = error
+        error = outer
+    assert error is not None
+    return error
+
+
+@pytest.mark.parametrize("chars", [WORST, "\U0001f600"])
+@pytest.mark.parametrize(("length", "notes"), [(250, 0), (40, 32), (250, 32)])
+def test_worst_case_messages_and_notes_fit_the_wire(length: int, notes: int, chars: str) -> None:
+    """Messages and notes are cut by the size budget like frames and locals, so every report
+    fits the protocol's message cap; the raised exception keeps its whole message."""
+    error = worst_chain(length, notes, chars)
+    report = capture(error)
+    assert_within_limits(report)
+    raised_info = report.exceptions[-1]
+    assert raised_info.message.startswith(f"{length - 1} ") and len(raised_info.message) >= 8_192
+    assert "more characters cut: report size]" in report.exceptions[0].message
+    if notes:  # 32 notes of escaped surrogates alone are over the budget: cut too
+        whole = worst_text(8_192, chars).encode("utf-8", "backslashreplace").decode()
+        assert raised_info.notes[0] == whole
+        all_kept = len(raised_info.notes) == notes and raised_info.notes[-1] == whole
+        assert all_kept or raised_info.notes[-1].endswith("cut: report size]")
+        assert report.exceptions[0].notes[-1].endswith("cut: report size]")
+
+
+def test_worst_case_reports_arrive_at_a_real_broker(broker: Broker) -> None:
+    """The report URL the agent prints must answer: no report is dropped for its size."""
+    transport = Transport(
+        Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2),
+        eval_dispatcher,
+    )
+    try:
+        assert transport.wait_connected(20), "the agent was not welcomed"
+        ids = []
+        for chars in (WORST, "\U0001f600"):
+            report = build_report(
+                worst_chain(250, 32, chars),
+                report_id=uuid.uuid4().hex,
+                agent_id=transport.agent_id,
+                options=transport.options,
+                registry=transport.registry,
+            )
+            transport.submit_report(report)
+            ids.append(report.id)
+        for report_id in ids:
+            path = f"/api/reports/{report_id}"
+            wait_for(lambda: broker.get(path).status == 200, 60, what=f"report {report_id}")  # noqa: B023
+        assert transport.dropped_reports == 0
+    finally:
+        transport.close()
 
 
 def test_many_locals_and_huge_names() -> None:

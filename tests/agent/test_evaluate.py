@@ -495,22 +495,23 @@ def test_a_cut_result_can_be_expanded_while_the_frame_is_held(
     frame: tuple[FrameRegistry, str],
 ) -> None:
     registry, frame_id = frame
-    result = run(frame, "numbers = list(range(30))\nnumbers\nitems")
+    result = run(frame, "numbers = list(range(130))\nnumbers\nitems")
     long, short = (chunk.value for chunk in result.chunks)
     assert long is not None and short is not None
-    assert long.omitted == 30 - len(long.children) and long.more is not None
+    assert len(long.children) == evaluate.RESULT_ITEMS  # a result's limit, not a local's
+    assert long.omitted == 130 - len(long.children) and long.more is not None
     assert short.more is None  # nothing cut: nothing kept
     request = ExpandRequest(
         request_id="e", frame_id=frame_id, handle=long.more, offset=len(long.children)
     )
     page = answer_expand(registry, request, OPTIONS)
     assert page.ok and page.node is not None
-    assert [child.text for child in page.node.children][:2] == ["8", "9"]
+    assert [child.text for child in page.node.children][:2] == ["100", "101"]
     run(frame, "numbers.clear()")  # the handle names the object shown: changed, it shows so
     kept = answer_expand(registry, request, OPTIONS)
     assert kept.node is not None and kept.node.children == ()
     for _ in range(evaluate.KEPT_RESULTS):  # only the last results stay alive
-        run(frame, "list(range(30))")
+        run(frame, "list(range(130))")
     gone = answer_expand(registry, request, OPTIONS)
     assert not gone.ok and gone.error is not None
 

@@ -109,3 +109,37 @@ def test_chained_errors_are_formatted_whole() -> None:
         text = format_text(error)
         assert text == reference(error)
         assert "The above exception was the direct cause" in text
+
+
+PLUGIN = 'def handler():\n    raise ValueError("boom")\n'
+
+
+def test_identical_functions_in_two_files_name_their_own_file(tmp_path: Path) -> None:
+    """Code objects compare equal whatever their file: the cache must not mix them up."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = load(tmp_path / "a" / "plugin.py", PLUGIN, 1_000_000)
+    second = load(tmp_path / "b" / "plugin.py", PLUGIN, 1_000_000)
+    assert first.handler.__code__ == second.handler.__code__  # the trap
+
+    def call(module: ModuleType) -> None:  # one call site for both
+        module.handler()
+
+    for module, folder in ((first, "a"), (second, "b"), (first, "a"), (second, "b")):
+        error = caught(call, module)
+        text = format_text(error, alone=True)
+        assert text == reference(error)
+        assert f"{os.sep}{folder}{os.sep}plugin.py" in text
+
+
+def test_a_copy_differing_only_in_a_comment_shows_its_own_lines(tmp_path: Path) -> None:
+    """Same code (a comment is not compiled), two files: each text shows its own comment."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "d").mkdir()
+    one = load(tmp_path / "c" / "plugin.py", PLUGIN.replace("\n", "  # one\n", 2), 1_000_000)
+    two = load(tmp_path / "d" / "plugin.py", PLUGIN.replace("\n", "  # two\n", 2), 1_000_000)
+    assert one.handler.__code__ == two.handler.__code__
+    for module, comment in ((one, "# one"), (two, "# two"), (one, "# one")):
+        error = caught(module.handler)
+        text = format_text(error, alone=True)
+        assert text == reference(error) and comment in text

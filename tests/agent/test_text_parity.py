@@ -3,27 +3,39 @@
 The structure is compared with ``traceback.TracebackException`` walked the way ``format``
 prints it: the same exceptions in the same order, with the same types, messages, notes, frame
 lists and links. Random exception structures (chains, cycles, shared exceptions, groups,
-notes, odd unicode) come from hypothesis; the fixed cases also go through a real broker.
+notes, odd unicode) come from hypothesis. The fixed cases (some ported from CPython's
+``Lib/test/test_traceback.py``) also go through a real broker on each capture path: a
+report submitted directly, the WSGI middleware, a dying thread and a dying main program
+(``install_excepthook``, in a child process).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
+import threading
 import traceback
+import types
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder
 
 from debugbroker.agent.capture import chain
-from debugbroker.agent.capture.exceptions import build_report
+from debugbroker.agent.capture.exceptions import MAX_EXCEPTIONS, build_report
+from debugbroker.agent.hooks import install_excepthook, uninstall_excepthook
+from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
@@ -138,11 +150,21 @@ def info_shape(infos: Sequence[ExceptionInfo]) -> list[dict[str, Any]]:
     ]
 
 
+def within_caps(shape: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A top-level chain as a report keeps it (docs/limits.md): the last ``MAX_EXCEPTIONS``
+    exceptions, the innermost ``max_frames`` frames of each."""
+    kept = [dict(entry) for entry in shape[-MAX_EXCEPTIONS:]]
+    for entry in kept:
+        entry["frames"] = entry["frames"][-OPTIONS.max_frames :]
+    kept[0]["link"] = None
+    return kept
+
+
 def assert_parity(exc: BaseException) -> Report:
     report = capture(exc)
     assert report.text == expected_text(exc)
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
-    assert info_shape(report.exceptions) == te_shape(te)
+    assert info_shape(report.exceptions) == within_caps(te_shape(te))
     return report
 
 
@@ -236,7 +258,241 @@ def shared_and_cyclic() -> BaseException:
     return group
 
 
+# --- cases ported from CPython's Lib/test/test_traceback.py (3.11), and issue 17 -------------
+
+
+def caught(function: Callable[[], object]) -> BaseException:
+    try:
+        function()
+    except BaseException as error:  # noqa: BLE001 - the errors under test
+        return error
+    raise AssertionError("did not fail")
+
+
+def cause_recursive() -> BaseException:
+    """``test_cause_recursive``: a ZeroDivisionError re-raised from the KeyError it caused."""
+
+    def inner_raise() -> None:
+        try:
+            try:
+                1 / 0  # noqa: B018
+            except ZeroDivisionError as e:
+                z = e
+                raise KeyError from e
+        except KeyError as e:
+            raise z from e
+
+    def outer_raise() -> None:
+        inner_raise()  # Marker
+
+    return caught(outer_raise)
+
+
+def cause_and_context() -> BaseException:
+    """``test_cause_and_context``: an explicit cause hides the context."""
+
+    def inner_raise() -> None:
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            raise KeyError from ValueError("cause")
+
+    return caught(inner_raise)
+
+
+def long_context_chain() -> BaseException:
+    """``test_long_context_chain``: a context chain deeper than the recursion limit."""
+
+    def f() -> None:
+        try:
+            1 / 0  # noqa: B018
+        except ZeroDivisionError:
+            f()
+
+    return caught(f)
+
+
+def unhashable() -> BaseException:
+    """``test_unhashable``: exceptions equal to everything are still told apart by identity."""
+
+    class UnhashableError(Exception):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = None  # type: ignore[assignment]
+
+    ex1, ex2 = UnhashableError("ex1"), UnhashableError("ex2")
+
+    def raise_both() -> None:
+        try:
+            raise ex2 from ex1
+        except UnhashableError:
+            raise ex1  # noqa: B904
+
+    return caught(raise_both)
+
+
+def bad_str() -> BaseException:
+    """``test_exception_bad__str__``."""
+
+    class X(Exception):
+        def __str__(self) -> str:
+            raise ZeroDivisionError
+
+    return raised(X())
+
+
+def invalid_notes() -> BaseException:
+    """``test_exception_with_invalid_notes``: notes that are not strings, or unprintable."""
+
+    class BadThing:
+        def __str__(self) -> str:
+            return "bad str"
+
+        def __repr__(self) -> str:
+            return "bad repr"
+
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise ValueError("bad value")
+
+    error = raised(ValueError(123))
+    error.__notes__ = [BadThing(), Unprintable(), "", "Final Note"]  # type: ignore[attr-defined]
+    return error
+
+
+def qualname_and_module() -> BaseException:
+    """``test_exception_qualname`` / ``test_exception_modulename``."""
+
+    class A:
+        class B:
+            class X(Exception):
+                def __str__(self) -> str:
+                    return "I am X"
+
+    A.B.X.__module__ = "some.module"
+    return raised(A.B.X())
+
+
+def syntax_error_offsets() -> BaseException:
+    """``test_syntax_error_various_offsets``: offsets before, inside and past the line."""
+    members = [
+        SyntaxError("msg", ("file.py", 1, offset + add, " " * add + f"text{offset}"))
+        for offset in (-5, 0, 1, 6, 9)
+        for add in (0, 2)
+    ]
+    return raised(ExceptionGroup("offsets", members))
+
+
+def group_cause() -> BaseException:
+    """``test_exception_group_cause``."""
+
+    def exc() -> None:
+        try:
+            raise ExceptionGroup("eg1", [ValueError(1), TypeError(2)])
+        except Exception as e:
+            raise ExceptionGroup("eg2", [ValueError(3), TypeError(4)]) from e
+
+    return caught(exc)
+
+
+def group_context_with_context() -> BaseException:
+    """``test_exception_group_context_with_context``."""
+
+    def exc() -> None:
+        try:
+            try:
+                raise ExceptionGroup("eg1", [ValueError(1), TypeError(2)])
+            except Exception:
+                raise ExceptionGroup("eg2", [ValueError(3), TypeError(4)])  # noqa: B904
+        except Exception:
+            raise ImportError(5)  # noqa: B904
+
+    return caught(exc)
+
+
+def group_with_multiple_notes() -> BaseException:
+    """``test_exception_group_with_multiple_notes``."""
+    inner = [raised(ValueError(n)) for n in range(3)]
+    for n, error in enumerate(inner):
+        add_note(error, f"the {n} note")
+        add_note(error, "and another")
+    group = raised(ExceptionGroup("eg", inner))
+    add_note(group, "group note 1")
+    add_note(group, "group note 2")
+    return group
+
+
+def caret_unicode() -> BaseException:
+    """``test_caret_for_binary_operators_with_unicode`` and ``..._subscript_unicode``."""
+
+    def f_with_binary_operator() -> float:
+        áóí = 20
+        return 10 + áóí / 0 + 30
+
+    def f_with_subscript() -> object:
+        some_dict: dict[str, Any] = {"ó": {"á": {"í": {"theta": 1}}}}
+        return some_dict["ó"]["á"]["í"]["beta"]
+
+    return raised(
+        ExceptionGroup("carets", [caught(f_with_binary_operator), caught(f_with_subscript)])
+    )
+
+
+class ListGroup(ExceptionGroup):  # type: ignore[misc]
+    """A group whose ``exceptions`` property returns a list (CPython iterates it)."""
+
+    @property
+    def exceptions(self) -> list[BaseException]:
+        return list(super().exceptions)
+
+
+def list_members_group() -> BaseException:
+    return raised(ListGroup("listed", [raised(ValueError(1)), chained_cause()]))
+
+
+def hand_built_traceback() -> BaseException:
+    """A traceback whose ``tb_lineno`` disagrees with its instruction: CPython prints the
+    instruction's line (3.11+)."""
+    error = raised(ValueError("hand built"), 2)
+    tb = error.__traceback__
+    assert tb is not None
+    rebuilt = None
+    items = []
+    while tb is not None:
+        items.append(tb)
+        tb = tb.tb_next
+    for item in reversed(items):
+        rebuilt = types.TracebackType(rebuilt, item.tb_frame, item.tb_lasti, item.tb_lineno + 7)
+    return error.with_traceback(rebuilt)
+
+
+def big_group_with_causes() -> BaseException:
+    """5,000 members, each with a cause: over the link cap, the first members keep theirs."""
+    members = []
+    for n in range(5_000):
+        member = ValueError(n)
+        member.__cause__ = KeyError(n)
+        members.append(member)
+    return raised(ExceptionGroup("big", members))
+
+
 CASES: dict[str, Callable[[], BaseException]] = {
+    "cause_recursive": cause_recursive,
+    "cause_and_context": cause_and_context,
+    "long_context_chain": long_context_chain,
+    "unhashable": unhashable,
+    "bad_str": bad_str,
+    "invalid_notes": invalid_notes,
+    "qualname_and_module": qualname_and_module,
+    "syntax_error_offsets": syntax_error_offsets,
+    "group_cause": group_cause,
+    "group_context_with_context": group_context_with_context,
+    "group_with_multiple_notes": group_with_multiple_notes,
+    "caret_unicode": caret_unicode,
+    "list_members_group": list_members_group,
+    "hand_built_traceback": hand_built_traceback,
+    "big_group_with_causes": big_group_with_causes,
     "plain": plain,
     "cause": chained_cause,
     "context": implicit_context,
@@ -258,6 +514,16 @@ def test_fixed_cases(name: str) -> None:
         assert report.exceptions[-1].omitted == 5 and len(report.exceptions[-1].exceptions) == 15
     if name == "deep_groups":
         assert "max_group_depth is 10" in report.text
+
+
+def test_tracebacklimit_cuts_the_text_but_not_the_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented choice (docs/limits.md): the text is CPython's, the frames all kept."""
+    exc = plain()
+    monkeypatch.setattr(sys, "tracebacklimit", 1, raising=False)
+    report = capture(exc)
+    assert report.text == expected_text(exc)
+    assert report.text.count('  File "') == 1
+    assert len(report.exceptions[-1].frames) == 5  # plain(): raised() -> level x 4
 
 
 def test_falsy_exception_ends_the_chain_like_cpython() -> None:
@@ -395,6 +661,51 @@ def agent(broker: Broker) -> Iterator[Transport]:
     transport.close()
 
 
+def text_through_broker(broker: Broker, agent: Transport, exc: BaseException) -> bytes:
+    """``exc`` captured, sent by a real agent, and its ``/text`` as the broker answers it."""
+    report = build_report(
+        exc,
+        report_id=uuid.uuid4().hex,
+        agent_id=agent.agent_id,
+        options=agent.options,
+        registry=agent.registry,
+    )
+    agent.submit_report(report)
+    path = f"/api/reports/{report.id}/text"
+    wait_for(lambda: broker.get(path).status == 200, what=f"report {report.id}")
+    answer = broker.get(path)
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    return answer.body
+
+
+def test_identical_functions_in_two_files_through_a_broker(
+    broker: Broker, agent: Transport, tmp_path: Path
+) -> None:
+    """Two plugins scaffolded alike, one call site: each report's text names its own file."""
+    modules = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "plugin.py"
+        path.write_text('def handler():\n    raise ValueError("boom")\n')
+        spec = importlib.util.spec_from_file_location(f"plugin_{folder}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append((module, str(path)))
+
+    def call_site(module: Any) -> None:
+        module.handler()
+
+    for module, filename in modules * 2:
+        try:
+            call_site(module)
+        except ValueError as error:
+            exc = error
+        body = text_through_broker(broker, agent, exc)
+        assert body == "".join(traceback.format_exception(exc)).encode("utf-8")
+        assert f'File "{filename}"'.encode() in body
+
+
 def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> None:
     cases = dict(CASES)
     cases["odd_unicode"] = lambda: raised(OddError("tab\t nul\x00 cr\r emoji 😀 rtl \u202e"))
@@ -413,6 +724,106 @@ def test_text_endpoint_is_byte_for_byte(broker: Broker, agent: Transport) -> Non
         answer = broker.get(path)
         assert answer.headers["content-type"] == "text/plain; charset=utf-8"
         assert answer.body == "".join(traceback.format_exception(exc)).encode("utf-8"), name
+
+
+def broker_text(broker: Broker, report_id: str, name: str) -> bytes:
+    path = f"/api/reports/{report_id}/text"
+    wait_for(lambda: broker.get(path).status == 200, what=f"the {name} report")
+    return broker.get(path).body
+
+
+def test_every_case_through_the_wsgi_middleware(broker: Broker, agent: Transport) -> None:
+    """Each case raised inside a request: the report's text is ``format_exception``'s."""
+    current: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise current[-1]
+
+    wrapped = DebuggedApplication(app, options=agent.options)
+    for name, make in CASES.items():
+        current.append(make())
+        env = EnvironBuilder(path=f"/{name}", headers=[("Accept", "text/plain")]).get_environ()
+        env["wsgi.errors"] = io.StringIO()
+        seen: list[dict[str, str]] = []
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen.append(dict(headers))  # noqa: B023 - read before the next case
+            return lambda data: None
+
+        b"".join(wrapped(env, start_response))
+        report_id = seen[-1]["X-Debugbroker-Report"].rsplit("/", 1)[1]
+        expected = "".join(traceback.format_exception(current[-1])).encode()
+        assert broker_text(broker, report_id, name) == expected, name
+
+
+# The threads die on purpose; the hook before ours (pytest's) would warn about each.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_every_case_through_a_dying_thread(broker: Broker, agent: Transport) -> None:
+    """Each case killing a thread, reported by ``install_excepthook``."""
+    install_excepthook(options=agent.options)
+    try:
+        for name, make in CASES.items():
+            before = {r["id"] for r in broker.reports()}
+            exc = make()
+
+            def die() -> None:
+                raise exc  # noqa: B023 - the thread runs before the next case
+
+            thread = threading.Thread(target=die, name=f"case-{name}")
+            with contextlib.redirect_stderr(io.StringIO()):  # the previous hook prints it
+                thread.start()
+                thread.join()
+
+            def new_report() -> str | None:
+                fresh = [r["id"] for r in broker.reports() if r["id"] not in before]  # noqa: B023
+                return fresh[0] if fresh else None
+
+            report_id = wait_for(new_report, what=f"the {name} thread's report")
+            expected = "".join(traceback.format_exception(exc)).encode()
+            assert broker_text(broker, report_id, name) == expected, name
+    finally:
+        uninstall_excepthook()
+
+
+_DYING_MAIN = """
+import sys, traceback
+from debugbroker.agent.hooks import install_excepthook
+from tests.agent.test_text_parity import CASES
+
+def printed(kind, error, tb):  # the hook before ours: what the terminal would show
+    sys.stdout.write("".join(traceback.format_exception(error)))
+    sys.stdout.flush()
+
+sys.excepthook = printed
+install_excepthook()
+raise CASES[sys.argv[1]]()
+"""
+
+
+@pytest.mark.e2e  # a child process per case
+def test_every_case_through_a_dying_main_program(broker: Broker, tmp_path: Path) -> None:
+    """Each case ending a child's main program: its report's text is what it printed."""
+    env = broker.agent_env()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), env["PYTHONPATH"]]
+    )
+    for name in CASES:
+        before = {r["id"] for r in broker.reports()}
+        done = subprocess.run(
+            [sys.executable, "-c", _DYING_MAIN, name],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr.decode()
+
+        def new_report() -> str | None:
+            fresh = [r["id"] for r in broker.reports() if r["id"] not in before]  # noqa: B023
+            return fresh[0] if fresh else None
+
+        report_id = wait_for(new_report, what=f"the {name} program's report")
+        assert broker_text(broker, report_id, name) == done.stdout, name
 
 
 # --- Python 3.10 without the backport's patch -------------------------------------------------

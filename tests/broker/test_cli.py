@@ -71,3 +71,29 @@ def test_serve_rejects_a_bad_address_with_a_clear_message(tmp_path: Path) -> Non
     broken.start()
     assert broken.popen is not None and broken.popen.wait(60) == 2
     assert "expected HOST:PORT" in broken.output() and "Traceback" not in broken.output()
+
+
+def test_the_banner_says_what_agents_export_when_the_secret_is_given(tmp_path: Path) -> None:
+    """A given secret is in no file agents could read: the banner asks for it (never prints
+    it); a wildcard bind becomes an address agents can connect to."""
+    http_port, zmq_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "debugbroker", "serve",
+        "--http", f"127.0.0.1:{http_port}",
+        "--zmq", f"tcp://0.0.0.0:{zmq_port}",
+        "--data", str(tmp_path / "data"),
+        "--secret", "given-secret-value",
+    ]  # fmt: skip
+    broker = Process("broker", command, tmp_path / "broker.log", base_env())
+    broker.start()
+    try:
+        output = broker.wait_until(lambda: "data:" in broker.output() and broker.output(), "banner")
+        exports = [line.strip() for line in output.splitlines() if "export " in line]
+        assert exports == [
+            f"export DEBUGBROKER_URL=tcp://127.0.0.1:{zmq_port}",
+            "export DEBUGBROKER_SECRET=...  # the secret you gave this broker",
+            f"export DEBUGBROKER_PUBLIC_URL=http://127.0.0.1:{http_port}",
+        ]
+        assert "given-secret-value" not in output
+    finally:
+        broker.stop()

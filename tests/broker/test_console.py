@@ -170,6 +170,27 @@ def test_an_eval_is_shared_live_and_kept_across_a_broker_restart(
     assert "ZeroDivisionError" in kept[1]["result"]["error"]
 
 
+def test_console_results_get_larger_limits_than_locals(broker: Broker, report: Report) -> None:
+    """A value typed at the console shows about 100 items or 10,000 characters, not the 8
+    items of a local; past that it is still cut, with "+" (an omitted count)."""
+    path = frame_path(report)
+
+    def result(code: str) -> dict[str, Any]:
+        answer = broker.post(f"{path}/eval", {"code": code})
+        assert answer.status == 200 and answer.json()["ok"], answer.text
+        node: dict[str, Any] = answer.json()["result"]
+        return node
+
+    assert node_text(result("list(range(30))")) == repr(list(range(30)))
+    assert node_text(result("{n: n for n in range(60)}")) == repr({n: n for n in range(60)})
+    many = result("list(range(500))")
+    assert len(many["children"]) == 100 and many["omitted"] == 400
+    long_text = result("'ab' * 20_000")
+    assert long_text["omitted"] == 30_000 and len(long_text["text"]) > 10_000
+    # Locals keep their own limits: the frame's cart would show 8 items.
+    assert node_text(result("cart")) == "[1, 2, 3]"
+
+
 def test_interactive_input_waits_for_the_end_of_a_block(broker: Broker, report: Report) -> None:
     path = frame_path(report)
     for code in ("for i in cart:", "for i in cart:\n    i", "x = (1,"):

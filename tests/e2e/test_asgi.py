@@ -65,6 +65,12 @@ def test_async_endpoint_error_reports_async_frames_and_evals_work_in_them(
     )
     awaited = broker.evaluate(report_id, helper, "await asyncio.sleep(0, result=items)").json()
     assert node_text(awaited["result"]) == "[1, 2, 3]", awaited
+    # The documented rule (docs/frameworks.md): only input with a top-level await runs on the
+    # app's loop; other input runs on the console's thread, where no loop is running.
+    off_loop = broker.evaluate(report_id, helper, "asyncio.get_running_loop()").json()
+    assert not off_loop["ok"] and "no running event loop" in off_loop["error"], off_loop
+    on_loop = "await asyncio.sleep(0)\nasyncio.get_running_loop().is_running()"
+    assert node_text(broker.evaluate(report_id, helper, on_loop).json()["result"]) == "True"
 
     api = server.get("/boom", headers={"Accept": "application/json"})
     assert api.status == 500
@@ -78,6 +84,15 @@ def test_async_endpoint_error_reports_async_frames_and_evals_work_in_them(
     log = server.process.output()
     assert "Exception in ASGI application" in log
     assert f"debugbroker: report {broker.url}/#/reports/" in log
+    # /text is the traceback as the middleware caught it (docs/frameworks.md): uvicorn's log
+    # has the same lines below the server's own frames, which the error passed through later.
+    text = broker.get(f"/api/reports/{report_id}/text").body.decode()
+    header = "Traceback (most recent call last):\n"
+    assert text.startswith(header)
+    logged = log[log.index("Exception in ASGI application") :]
+    assert text.removeprefix(header) in logged
+    server_frames = logged[: logged.index(text.removeprefix(header))]
+    assert "uvicorn" in server_frames and "boom" not in server_frames
 
 
 def test_error_after_the_response_started_is_reported_without_a_second_response(

@@ -85,6 +85,8 @@ def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: 
     bob_page, _ = open_page()
     ada = open_console(log_in(ada_page, broker), report, index, "Ada")
     bob = open_console(log_in(bob_page, broker), report, index, "Bob")
+    # The console says where it runs: the function and its file, not a frame number.
+    expect(ada.locator(".console-label")).to_contain_text("Python in order (apps/console_flask.py:")
 
     # Ada runs code; both see the entry, with her name and the Flask request.
     run(
@@ -139,11 +141,12 @@ def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: 
     expect(field).to_have_value(re.compile(r"^for item in basket:\n    item.upper\(\)\n?$"))
 
     # A cut result loads more from the live worker with "+", for everyone.
-    run(ada, "list(range(30))")
+    # A typed value shows 100 items (a local would show 8).
+    run(ada, "list(range(130))")
     cut = bob.get_by_test_id("console-entry").nth(4).locator(".console-result")
-    expect(cut).to_contain_text("22 more")
+    expect(cut).to_contain_text("99, … 30 more")
     cut.get_by_test_id("expand").click()
-    expect(cut).to_contain_text("29")
+    expect(cut).to_contain_text("129")
 
     # The transcript survives a reload, authors included.
     bob_page.reload()

@@ -79,6 +79,15 @@ def test_group_plus_source_request_and_share(
     expect(query).to_contain_text("page")
     expect(query).to_contain_text("<masked>")
     expect(page.get_by_test_id("request-panel")).not_to_contain_text("s3cr3t")
+    # Each table's values start at the same x, whatever the names' lengths.
+    page.get_by_test_id("request-environ").locator("summary").click()
+    starts = set()
+    for table in ("request-query", "request-environ"):
+        cell = page.get_by_test_id(table).locator("td").first
+        box = cell.bounding_box()
+        assert box is not None
+        starts.add(round(box["x"]))
+    assert len(starts) == 1, starts
 
     # The Markdown export, for an issue tracker.
     page.get_by_test_id("export-markdown").click()

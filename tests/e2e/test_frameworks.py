@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, http, node_text, wait_for
 
 APPS = {"flask": ("flask_app:app", "order"), "django": ("django_app:application", "order")}
 # The framework's request, as the view sees it: Flask's context-bound proxy (its preserved
@@ -76,3 +76,42 @@ def test_an_app_answering_its_own_500_still_reports_through_the_signal(
     assert node_text(result.json()["result"]) == f"({report['pid']}, 'grace', [])"
     assert report["pid"] != server.process.pid  # a gunicorn worker, not the arbiter
     assert len([r for r in broker.reports() if r["type_name"] == "ZeroDivisionError"]) == 1
+
+
+def test_django_form_panel_shows_what_the_view_parsed(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    """The view read ``request.POST`` and ``request.FILES``: the panel lists them, masked."""
+    command = ["gunicorn", "-w", "1", "{bind}", APPS["django"][0]]
+    server = start_server(command, broker.agent_env(), name="django-form")
+    boundary = "debugbroker-boundary"
+    parts = [("amount", "0"), ("card_token", "tok_visa")]
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in parts
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="receipt"; filename="r.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\npaid\r\n--{boundary}--\r\n"
+    )
+    answer = http(
+        "POST",
+        server.url + "/checkout",
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Accept": "application/json",
+        },
+        body=body.encode(),
+    )
+    assert answer.status == 500, answer.text
+    link = answer.json()["report"]
+    assert link, answer.text
+    path = f"/api/reports/{link.rsplit('/', 1)[1]}"
+    wait_for(lambda: broker.get(path).status == 200, what="the report")
+    request = broker.get(path).json()["request"]
+    assert request["form_note"] == ""
+    assert [tuple(pair) for pair in request["form"]] == [
+        ("amount", "0"),
+        ("card_token", "<masked>"),
+        ("receipt", "r.txt"),
+    ]

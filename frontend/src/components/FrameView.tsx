@@ -24,6 +24,13 @@ interface FrameProps {
 
 /** A rough height for a body not rendered yet (source and locals side by side), so that the
  * page hardly moves when it is. */
+/** What a frame's console is "in": the function and its file's name, e.g. `checkout (shop/views.py:42)`. */
+function consoleLabel(frame: FrameInfo): string {
+  const parts = frame.filename.split(/[\\/]/);
+  const file = parts.slice(-2).join("/");
+  return `${frame.function} (${file}:${String(frame.lineno)})`;
+}
+
 function estimatedHeight(frame: FrameInfo): string {
   const source = Math.max(frame.context.length, 1) * 1.25 + 4;
   const locals = frame.is_library ? 2 : Math.min(frame.locals.length, 40) * 2.2 + 3;
@@ -119,7 +126,7 @@ function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps
       {consoleOpen && (
         <Console
           path={frameConsolePath(reportId, frame.index)}
-          label={`frame ${frame.index}`}
+          label={consoleLabel(frame)}
           unavailable={why}
           expandIn={{ reportId, frameIndex: frame.index }}
         />

@@ -57,6 +57,17 @@ def leak(request: HttpRequest) -> HttpResponse:
     raise PermissionError(f"refused token={query['api_token']}")
 
 
-urlpatterns = [path("", index), path("orders/<int:order_id>", order), path("leak", leak)]
+def checkout(request: HttpRequest) -> HttpResponse:
+    amount = request.POST.get("amount", "0")
+    receipt = request.FILES.get("receipt")
+    return HttpResponse(f"{receipt}: {1 / int(amount)}", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", index),
+    path("orders/<int:order_id>", order),
+    path("leak", leak),
+    path("checkout", checkout),
+]
 
 application = DebuggedApplication(get_wsgi_application(), app_name="django-test")
