@@ -90,7 +90,7 @@ async def resume_report(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     try:
-        await request.app[RELAY].resume(found["id"])
+        await request.app[RELAY].requests.resume(found["id"])
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
     return web.json_response({"ok": True})
@@ -105,7 +105,7 @@ async def release_frames(request: web.Request) -> web.Response:
     if request[ROLE_KEY] == "full":
         status, message = 200, ""
         try:
-            await request.app[RELAY].release(found["id"], found["agent_id"])
+            await request.app[RELAY].requests.release(found["id"], found["agent_id"])
         except EvalFailure as failure:
             status, message = failure.status, failure.message
     await request.app[STORE].add_audit(  # like evals: who, when, which report, outcome

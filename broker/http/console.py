@@ -148,7 +148,7 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
     await relay.publish({"type": "console", "entry": entry})
     try:
-        result = await relay.evaluate(
+        result = await relay.requests.evaluate(
             target.agent_id, target.frame_id, code, interactive=interactive
         )
     except EvalFailure as failure:
@@ -200,7 +200,7 @@ async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
     if isinstance(target, web.Response):
         return target
     try:
-        result = await request.app[RELAY].complete(target.agent_id, target.frame_id, text)
+        result = await request.app[RELAY].requests.complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
     answer = _answer(result)
@@ -217,7 +217,7 @@ async def _interrupt(request: web.Request, resolve: Resolve) -> web.Response:
     if isinstance(target, web.Response):
         return target
     try:
-        result = await request.app[RELAY].interrupt(target.agent_id, target.frame_id)
+        result = await request.app[RELAY].requests.interrupt(target.agent_id, target.frame_id)
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
     return web.json_response({"interrupted": result.interrupted})

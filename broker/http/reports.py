@@ -189,7 +189,7 @@ async def get_source(request: web.Request) -> web.Response:
     if frame.get("frame_id"):
         message = SourceRequest(request_id=secrets.token_hex(8), frame_id=frame["frame_id"])
         try:
-            answer = await request.app[RELAY].look_up(report["agent_id"], message)
+            answer = await request.app[RELAY].requests.look_up(report["agent_id"], message)
             if isinstance(answer, SourceResult) and answer.ok and answer.lines:
                 return await _source_response(
                     list(answer.lines), 1, frame, "agent", answer.truncated
@@ -250,7 +250,7 @@ async def expand(request: web.Request) -> web.Response:
         request_id=secrets.token_hex(8), frame_id=frame["frame_id"], handle=handle, offset=offset
     )
     try:
-        answer = await request.app[RELAY].look_up(report["agent_id"], message)
+        answer = await request.app[RELAY].requests.look_up(report["agent_id"], message)
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
     if not answer.ok:
