@@ -32,7 +32,16 @@ from debugbroker.broker.relay.stats import RelayStats, worth_logging
 from debugbroker.broker.relay.watch import WATCHED_EVENTS, ConnectionWatch
 from debugbroker.broker.store.store import Store
 from debugbroker.broker.wire import WireReport, WireResult, decode_message
-from debugbroker.protocol import Heartbeat, Hello, HelloRequest, Message, ProtocolError, encoder
+from debugbroker.protocol import (
+    GONE,
+    STOPPING,
+    Heartbeat,
+    Hello,
+    HelloRequest,
+    Message,
+    ProtocolError,
+    encoder,
+)
 
 __all__ = ["Relay"]
 
@@ -179,7 +188,7 @@ class Relay:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self.requests.fail(EvalFailure(503, "the broker is shutting down"))
+        self.requests.fail(EvalFailure(STOPPING, "the broker is shutting down"))
         try:
             self._socket.disable_monitor()
         except zmq.ZMQError:
@@ -314,7 +323,7 @@ class Relay:
 
     def _agent_gone(self, agent: AgentState) -> None:
         """The agent was marked gone: the requests waiting on it fail with a 410."""
-        self.requests.fail(EvalFailure(410, gone_message(agent)), agent.agent_id)
+        self.requests.fail(EvalFailure(GONE, gone_message(agent)), agent.agent_id)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         """Run ``work`` as a task the relay keeps until it ends (errors are logged)."""
