@@ -134,6 +134,9 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
             OutputChunk(stream="result", value=node),
         )
         answer, request = hostile.start_eval("x")
+        # Audited before it runs: the row is committed before the agent got the request.
+        [row] = evals_in_audit(broker)
+        assert (row["code"], row["outcome"], row["detail"]) == ("x", "running", "")
         sent = EvalResult(
             request_id=request.request_id, ok=True, output="out\n", result=node, chunks=chunks
         )

@@ -290,6 +290,8 @@ def test_plus_expands_while_the_frame_is_held(broker: Broker, agents: list[Trans
     agent.registry.release_report(report.id)
     released = broker.post(path, {"handle": inner_list.more, "offset": 8})
     assert released.status == 409 and "released" in released.json()["error"]
+    assert released.json()["reason"] == "released"
+    assert "reason" not in broker.post(string_path, {"handle": "[1]", "offset": 0}).json()
 
 
 def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:
