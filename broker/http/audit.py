@@ -134,16 +134,33 @@ def refusal_outcome(response: web.Response) -> tuple[str, str]:
     return kind, f"HTTP {response.status}: {error}"
 
 
-def store_refusal(store: Store) -> web.Response | None:
+def store_refusal(store: Store, request: web.Request, action: str) -> web.Response | None:
     """The 507 answer refusing a code-running action while the store cannot write (its
-    audit row could not be written), else None; handlers ask before ``audit_action``."""
+    audit row could not be written), else None; handlers ask before ``audit_action``. The
+    refusal's own row (without the code: the body is not read) waits in memory for the disk."""
     if store.fault is None:
         return None
-    return json_error(
-        507,
+    detail = (
         f"the eval was not run: its audit row cannot be written ({store.fault}). "
-        "Free space for the broker's data dir; evals run again once the store writes.",
+        "Free space for the broker's data dir; evals run again once the store writes."
     )
+    match = request.match_info
+    store.queue_audit(
+        {
+            "at": time.time(),
+            "action": action,
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": match.get("agent_id", ""),
+            "report_id": match.get("report_id", ""),
+            "frame_index": _small_int(match.get("index", "")),
+            "code": "",
+            "outcome": "refused",
+            "detail": f"HTTP 507: {detail}"[:_MAX_DETAIL],
+        }
+    )
+    return json_error(507, detail)
 
 
 async def audit_refusal(
