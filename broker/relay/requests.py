@@ -254,10 +254,9 @@ class Requests:
             self._pending.pop(request_id, None)
         # An agent's refusal (any kind of answer: a busy agent answers a lookup with an
         # EvalResult) fails the request with its reason.
-        if isinstance(answer, WireResult):
-            if answer.wire.get("reason") is not None:
-                raise EvalFailure.refused(answer.wire["reason"], answer.wire.get("error"))
-        elif isinstance(answer, (ExpandResult, SourceResult)) and answer.reason is not None:
+        if isinstance(answer, WireResult) and answer.reason is not None:
+            raise EvalFailure.refused(answer.reason, answer.wire.get("error"))
+        if isinstance(answer, (ExpandResult, SourceResult)) and answer.reason is not None:
             raise EvalFailure.refused(answer.reason, answer.error)
         return answer
 

@@ -8,9 +8,10 @@ send to a process whose connection is gone fail at once, so an eval on it fails 
 Malformed messages are dropped and counted; nothing an agent sends can stop the loop.
 
 This module owns the socket, reads it and hands each message to its part:
-``relay_agents`` (admission, liveness, what each agent holds), ``relay_reports`` (reports
-into the store) and ``relay_requests`` (evals and lookups waiting for their answers);
-``relay_watch`` reads the socket's monitor (failed handshakes, closed connections).
+``agents`` (admission, liveness, what each agent holds), ``reports`` (reports into the
+store) and ``requests`` (evals and lookups waiting for their answers: ``Relay.requests``,
+which the HTTP side asks directly); ``watch`` reads the socket's monitor (failed
+handshakes, closed connections).
 """
 
 from __future__ import annotations
