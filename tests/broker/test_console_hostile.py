@@ -172,12 +172,19 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
         hostile.raw.send_message(odd)
         bad = answer.result(DEADLINE)
         assert (bad.status, bad.json()["reason"]) == (502, "bad_answer"), bad.text
+        # The agent's busy refusal (all its eval slots taken): 503 busy.
+        answer, request = hostile.start_eval("w")
+        full = EvalResult(request_id=request.request_id, ok=False, error="4", reason="busy")
+        hostile.raw.send_message(full)
+        busy = answer.result(DEADLINE)
+        assert (busy.status, busy.json()) == (503, {"error": "4", "reason": "busy"})
         entries = transcript(broker, hostile.path)
         assert [(e["code"], e["state"]) for e in entries] == [
             ("x", "done"),
             ("1/0", "done"),
             ("y", "failed"),
             ("z", "failed"),
+            ("w", "failed"),
         ]
         assert entries[0]["result"] == expected and entries[0]["failure"] is None
         assert entries[2]["failure"] == "frame released: gone"
@@ -187,10 +194,11 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
             ("1/0", "raised"),
             ("y", "failed"),
             ("z", "failed"),
+            ("w", "failed"),
         ]
         assert rows[1]["detail"] == "ZeroDivisionError"
         assert rows[2]["detail"] == "HTTP 409: frame released: gone"
-        wait_for(lambda: len(listener.events) == 8, what="the console events")
+        wait_for(lambda: len(listener.events) == 10, what="the console events")
         assert [(e["code"], e["state"]) for e in listener.events[:2]] == [
             ("x", "running"),
             ("x", "done"),
