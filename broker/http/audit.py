@@ -134,7 +134,7 @@ def refusal_outcome(response: web.Response) -> tuple[str, str]:
     return kind, f"HTTP {response.status}: {error}"
 
 
-def store_refusal(store: Store, request: web.Request, action: str) -> web.Response | None:
+async def store_refusal(store: Store, request: web.Request, action: str) -> web.Response | None:
     """The 507 answer refusing a code-running action while the store cannot write (its
     audit row could not be written), else None; handlers ask before ``audit_action``. The
     refusal's own row (without the code: the body is not read) waits in memory for the disk."""
@@ -160,6 +160,7 @@ def store_refusal(store: Store, request: web.Request, action: str) -> web.Respon
             "detail": f"HTTP 507: {detail}"[:_MAX_DETAIL],
         }
     )
+    await store.flush()  # tried now: through the fault it waits in memory with the others
     return json_error(507, detail)
 
 

@@ -142,7 +142,7 @@ async def _read_code(
 
 async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     store, relay = request.app[STORE], request.app[RELAY]
-    unwritable = store_refusal(store, request, "eval")
+    unwritable = await store_refusal(store, request, "eval")
     if unwritable is not None:  # code runs only once its audit row can be written
         return unwritable
     shape = '{"code": "...", "interactive": false}'
@@ -210,7 +210,7 @@ async def _finish(
 
 async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
     store = request.app[STORE]
-    unwritable = store_refusal(store, request, "complete")
+    unwritable = await store_refusal(store, request, "complete")
     if unwritable is not None:
         return unwritable
     text, body = await _read_code(request, MAX_COMPLETION_TEXT, "text", '{"text": "..."}')
