@@ -268,8 +268,9 @@ def run(settings: Settings) -> list[Row]:
             "-",
             None,
             f"p99 {percentile(hop, 0.99) * 1e3:.2f} ms; the rest of the full round trip is "
-            "the broker: HTTP and auth, the relay's asyncio side of the hop, and one SQLite "
-            "commit (the transcript entry and the audit row) before the answer",
+            "the broker: HTTP and auth, the relay's asyncio side of the hop, and two SQLite "
+            "commits (the audit row and the transcript entry before the code is sent, their "
+            "ends before the answer)",
         )
     )
     rows.append(

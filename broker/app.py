@@ -15,11 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from debugbroker.broker.http.api import RELAY, STORE, api_routes
-from debugbroker.broker.http.audit import (
-    announce_store_faults,
-    audit_middleware,
-    security_routes,
-)
+from debugbroker.broker.http.audit import announce_store_faults, security_routes
 from debugbroker.broker.http.auth import (
     LOOPBACK_HOSTS,
     AccessPolicy,
@@ -147,7 +143,6 @@ def build_app(config: BrokerConfig) -> web.Application:
         await policy.save_sessions()  # with the sessions' last use
 
     app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
-    app.middlewares.append(audit_middleware(store))  # inside the security middleware
     app.add_routes(login_routes(policy))
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(openapi_routes(policy.cookie_name))

@@ -53,12 +53,14 @@ class WireReport:
 @dataclasses.dataclass(frozen=True, slots=True)
 class WireResult:
     """An eval's or a completion's answer as the broker takes it: its class (``EvalResult``
-    or ``CompleteResult``), its request id and its checked wire dict, ``kind`` and
-    ``request_id`` included (``protocol.to_wire`` of the message, tuples for lists). The console
-    answers and stores that dict as JSON, so it never needs the dataclass."""
+    or ``CompleteResult``), its request id, its failure reason (``protocol.FAILURE_REASONS``,
+    None when the request was carried out) and its checked wire dict, ``kind``,
+    ``request_id`` and ``reason`` included (``protocol.to_wire`` of the message, tuples for
+    lists). The console answers and stores that dict as JSON, so it never needs the dataclass."""
 
     cls: type[EvalResult] | type[CompleteResult]
     request_id: str
+    reason: str | None
     wire: dict[str, Any]
 
 
@@ -101,7 +103,9 @@ def decode_message(payload: bytes) -> Message | WireReport | WireResult:
         return WireReport(report=msgspec.to_builtins(message.report), size=len(payload))
     if isinstance(message, (EvalResult, CompleteResult)):
         wire: dict[str, Any] = {"kind": message.kind, **msgspec.to_builtins(message)}
-        return WireResult(cls=type(message), request_id=message.request_id, wire=wire)
+        return WireResult(
+            cls=type(message), request_id=message.request_id, reason=message.reason, wire=wire
+        )
     return message
 
 

@@ -17,6 +17,15 @@ __all__ = [
     "PROTOCOL_VERSION",
     "MAX_HELD_IDS",
     "CONSOLE_FRAME_ID",
+    "RELEASED",
+    "BUSY",
+    "DISABLED",
+    "TIMEOUT",
+    "GONE",
+    "STOPPING",
+    "BAD_ANSWER",
+    "NOT_PAUSED",
+    "FAILURE_REASONS",
     "Hello",
     "Welcome",
     "Refused",
@@ -49,6 +58,21 @@ __all__ = [
 PROTOCOL_VERSION = 2
 # Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
 MAX_HELD_IDS = 1024
+
+# Why a request was not carried out: the ``reason`` of the answers that can fail (set by the
+# agent where it refuses) and of the broker's own failures and HTTP error answers
+# (docs/api.md). ``None`` means the request was carried out: an eval whose code raised has
+# ``ok=False`` and no reason. The set is closed; the broker answers any other string an agent
+# sends as ``BAD_ANSWER``.
+RELEASED = "released"  # the agent no longer holds the frame (or never kept it): 409
+BUSY = "busy"  # too many evals are running or stuck; try again when one ends: 503
+DISABLED = "disabled"  # code execution is off (evalex=False), or no process console: 403
+TIMEOUT = "timeout"  # no answer within the time limit (broker's wait, agent's completion): 504
+GONE = "gone"  # the agent's process exited or its connection closed: 410
+STOPPING = "stopping"  # the broker is shutting down: 503 (broker only)
+BAD_ANSWER = "bad_answer"  # the agent answered with the wrong kind of message: 502 (broker only)
+NOT_PAUSED = "not_paused"  # Continue on a report whose thread already went on: 409 (broker only)
+FAILURE_REASONS = (RELEASED, BUSY, DISABLED, TIMEOUT, GONE, STOPPING, BAD_ANSWER, NOT_PAUSED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,9 +207,10 @@ class EvalResult:
     """Agent → broker: what an eval printed and returned, or why it failed.
 
     ``ok`` is False when the code raised (``error`` holds the formatted traceback) or
-    could not run at all (``error`` says why: frame released, evalex disabled…).
-    ``incomplete`` means the input needs more lines and nothing ran. ``output`` is all
-    stdout and stderr text, ``result`` the last echoed value, ``chunks`` both in order.
+    could not run at all (``reason`` is one of ``FAILURE_REASONS``: ``released``,
+    ``disabled``, ``busy``…, and ``error`` says it for people). ``incomplete`` means the
+    input needs more lines and nothing ran. ``output`` is all stdout and stderr text,
+    ``result`` the last echoed value, ``chunks`` both in order.
     """
 
     kind: ClassVar[str] = "eval_result"
@@ -196,6 +221,7 @@ class EvalResult:
     error: str | None = None
     incomplete: bool = False
     chunks: tuple[OutputChunk, ...] = ()
+    reason: str | None = None  # why nothing ran (FAILURE_REASONS); None when the code ran
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,7 +236,8 @@ class CompleteRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompleteResult:
-    """Agent → broker: each match replaces the last ``replace`` characters of the text."""
+    """Agent → broker: each match replaces the last ``replace`` characters of the text;
+    when ``ok`` is False, ``reason`` (``FAILURE_REASONS``) and ``error`` say why."""
 
     kind: ClassVar[str] = "complete_result"
     request_id: str
@@ -218,6 +245,7 @@ class CompleteResult:
     matches: tuple[str, ...] = ()
     replace: int = 0
     error: str | None = None
+    reason: str | None = None  # FAILURE_REASONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -296,13 +324,16 @@ class ExpandRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExpandResult:
-    """Agent → broker: the value from ``offset`` on, or why it cannot be shown."""
+    """Agent → broker: the value from ``offset`` on, or why it cannot be shown (``reason``
+    when the frame is not there to ask, ``FAILURE_REASONS``; None when the value itself
+    cannot be shown: gone from the frame, masked…)."""
 
     kind: ClassVar[str] = "expand_result"
     request_id: str
     ok: bool
     node: ReprNode | None = None
     error: str | None = None
+    reason: str | None = None  # FAILURE_REASONS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,7 +347,8 @@ class SourceRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SourceResult:
-    """Agent → broker: the lines of the frame's file as the process loaded them."""
+    """Agent → broker: the lines of the frame's file as the process loaded them (or why
+    not: ``reason`` as in ``ExpandResult``)."""
 
     kind: ClassVar[str] = "source_result"
     request_id: str
@@ -325,6 +357,7 @@ class SourceResult:
     lines: tuple[str, ...] = ()
     truncated: bool = False
     error: str | None = None
+    reason: str | None = None  # FAILURE_REASONS
 
 
 Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10

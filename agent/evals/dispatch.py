@@ -20,6 +20,7 @@ from debugbroker.agent.evals.interrupts import EVAL_THREADS, Once
 from debugbroker.agent.evals.lookup import answer_expand, answer_source
 from debugbroker.agent.options import Options
 from debugbroker.protocol import (
+    BUSY,
     CompleteRequest,
     EvalRequest,
     EvalResult,
@@ -58,15 +59,14 @@ class EvalDispatcher:
 
     def _start(self, request: _Work) -> None:
         if not self._slots.acquire(blocking=False):
-            self._refuse(
-                request, f"the agent is already running {MAX_EVALS} evals; try again when one ends"
-            )
+            busy = f"the agent is already running {MAX_EVALS} evals; try again when one ends"
+            self.answer(_failure(request, busy, BUSY))
             return
         answer: Once[Message] = Once(self._answered)
         try:
             EVAL_THREADS.submit(lambda: self._run(request, answer))
         except RuntimeError as failure:  # can't start new thread
-            answer(_failure(request, f"could not start the eval: {failure}"))
+            answer(_failure(request, f"could not start the eval: {failure}", BUSY))
 
     def _answered(self, result: Message) -> None:
         self._slots.release()
@@ -90,5 +90,5 @@ class EvalDispatcher:
         self.answer(_failure(request, error))
 
 
-def _failure(request: _Request, error: str) -> EvalResult:
-    return EvalResult(request_id=request.request_id, ok=False, error=error)
+def _failure(request: _Request, error: str, reason: str | None = None) -> EvalResult:
+    return EvalResult(request_id=request.request_id, ok=False, error=error, reason=reason)

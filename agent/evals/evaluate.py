@@ -55,6 +55,9 @@ from debugbroker.agent.reprs.secret_values import mask_traceback
 from debugbroker.agent.reprs.tree import Budget, represent
 from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
+    DISABLED,
+    RELEASED,
+    TIMEOUT,
     CompleteRequest,
     CompleteResult,
     EvalRequest,
@@ -91,6 +94,7 @@ _eval_numbers = itertools.count(1)
 _result_numbers = itertools.count(1)
 KEPT_RESULTS = 50  # echoed values per namespace kept alive for "+"
 _KEPT_KEY = f"{HIDDEN_PREFIX}results"
+_Refusal = tuple[str, str]  # (reason, message): why an eval or completion cannot run
 
 
 class _Target:
@@ -183,17 +187,18 @@ def _console_target(options: Options) -> _Target:
     return _Target(CONSOLE_FRAME_ID, "", get_namespace)
 
 
-def _target(registry: FrameRegistry, frame_id: str, options: Options) -> _Target | str:
+def _target(registry: FrameRegistry, frame_id: str, options: Options) -> _Target | _Refusal:
     """The eval's target, or why there is none."""
     if frame_id == CONSOLE_FRAME_ID:
-        return _console_target(options) if options.console else CONSOLE_DISABLED
+        return _console_target(options) if options.console else (DISABLED, CONSOLE_DISABLED)
     held = registry.get(frame_id)
     if held is None:
         return (
+            RELEASED,
             "frame released: the agent no longer holds this frame "
             "(released from the dashboard, or it keeps only the "
             f"{registry.max_reports} most recent reports); "
-            "the report stays readable"
+            "the report stays readable",
         )
     return _frame_target(held, options)
 
@@ -364,13 +369,13 @@ def start_eval(
         answer(dataclasses.replace(result, request_id=request.request_id))
 
     if not options.evalex:
-        answer_with_id(EvalResult(request_id="", ok=False, error=EVALEX_DISABLED))
+        answer_with_id(EvalResult(request_id="", ok=False, error=EVALEX_DISABLED, reason=DISABLED))
         return
     once = Once(answer_with_id)
     try:
         target = _target(registry, request.frame_id, options)
-        if isinstance(target, str):
-            once(EvalResult(request_id="", ok=False, error=target))
+        if isinstance(target, tuple):
+            once(EvalResult(request_id="", ok=False, error=target[1], reason=target[0]))
             return
         supervise(
             target.key,
@@ -413,14 +418,25 @@ def start_complete(
     answered once; past ``_COMPLETE_TIMEOUT`` a timer answers instead; never raises."""
     once = Once(answer)
     if not options.evalex:
-        once(CompleteResult(request_id=request.request_id, ok=False, error=EVALEX_DISABLED))
+        once(
+            CompleteResult(
+                request_id=request.request_id, ok=False, error=EVALEX_DISABLED, reason=DISABLED
+            )
+        )
         return
     target = _target(registry, request.frame_id, options)
-    if isinstance(target, str):
-        once(CompleteResult(request_id=request.request_id, ok=False, error=target))
+    if isinstance(target, tuple):
+        once(
+            CompleteResult(
+                request_id=request.request_id, ok=False, error=target[1], reason=target[0]
+            )
+        )
         return
     too_long = CompleteResult(
-        request_id=request.request_id, ok=False, error="completion took too long"
+        request_id=request.request_id,
+        ok=False,
+        error="completion took too long",
+        reason=TIMEOUT,
     )
     timer = TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
     try:

@@ -29,7 +29,7 @@ from typing import Generic, TypeVar
 
 from debugbroker.agent.evals.workers import WorkerPool
 from debugbroker.agent.reprs.safe_text import describe_error
-from debugbroker.protocol import EvalResult
+from debugbroker.protocol import BUSY, EvalResult
 
 __all__ = [
     "EvalRun",
@@ -280,6 +280,7 @@ def supervise(
             EvalResult(
                 request_id="",
                 ok=False,
+                reason=BUSY,
                 error=f"{_stuck} evals are still blocked in calls that cannot be interrupted; "
                 "no new eval starts until one of them returns",
             )

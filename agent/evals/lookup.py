@@ -8,7 +8,8 @@ the builtins' own methods, and renders the next page from ``offset``.
 
 Source: the broker asks for a frame by its id, never by path, and the agent reads the file
 the frame's code came from through ``linecache`` (so zip imports and loaders work), capped.
-Both never raise: every failure becomes an answer with ``ok=False`` and a reason.
+Both never raise: every failure becomes an answer with ``ok=False`` and a message (and the
+``reason`` ``released`` when the frame is no longer held).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, safe_text
 from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
 from debugbroker.agent.reprs.tree import Budget, container_shape, mapping_items, represent_more
-from debugbroker.protocol import ExpandRequest, ExpandResult, ReprNode, SourceRequest, SourceResult
+from debugbroker.protocol import (
+    RELEASED,
+    ExpandRequest,
+    ExpandResult,
+    ReprNode,
+    SourceRequest,
+    SourceResult,
+)
 
 __all__ = ["answer_expand", "answer_source", "fill_handles", "make_handle", "MAX_SOURCE_LINES"]
 
@@ -142,7 +150,9 @@ def answer_expand(
     """The page of the value ``request.handle`` names from ``request.offset``; never raises."""
     held = registry.get(request.frame_id)
     if held is None:
-        return ExpandResult(request_id=request.request_id, ok=False, error=_RELEASED)
+        return ExpandResult(
+            request_id=request.request_id, ok=False, error=_RELEASED, reason=RELEASED
+        )
     try:
         namespace = held.frame_locals
         if request.handle.startswith('["__debugbroker_'):  # a console result (evaluate.py)
@@ -174,7 +184,9 @@ def answer_source(
     """The whole source file of a held frame, as the process loaded it; never raises."""
     held = registry.get(request.frame_id)
     if held is None:
-        return SourceResult(request_id=request.request_id, ok=False, error=_RELEASED)
+        return SourceResult(
+            request_id=request.request_id, ok=False, error=_RELEASED, reason=RELEASED
+        )
     try:
         code = held.frame.f_code
         filename = code.co_filename

@@ -12,20 +12,32 @@ from typing import Any
 
 from aiohttp import web
 
-from debugbroker.broker.http.audit import display_name
+from debugbroker.broker.http.audit import (
+    audit_action,
+    audit_outcome,
+    audit_refusal,
+    display_name,
+)
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.render.highlight import highlight_report
 from debugbroker.broker.store.store import ReportFilter, Store
 
-__all__ = ["STORE", "RELAY", "api_routes", "MAX_CODE_CHARS"]
+__all__ = ["STORE", "RELAY", "api_routes", "failure_error", "MAX_CODE_CHARS"]
 
 STORE = web.AppKey("store", Store)
 RELAY = web.AppKey("relay", Relay)
 MAX_CODE_CHARS = 100_000
 _MAX_LIMIT = 1_000
 _COMPRESS_OVER = 32_768  # bytes of report JSON above which it is sent gzipped (if accepted)
+
+
+def failure_error(failure: EvalFailure) -> web.Response:
+    """The JSON error of a request the relay could not carry out: ``{"error", "reason"}``
+    (``reason`` one of ``protocol.FAILURE_REASONS``, the status chosen by it)."""
+    body = {"error": failure.message, "reason": failure.reason}
+    return web.json_response(body, status=failure.status)
 
 
 async def list_reports(request: web.Request) -> web.Response:
@@ -84,15 +96,22 @@ async def get_report_text(request: web.Request) -> web.Response:
 
 async def resume_report(request: web.Request) -> web.Response:
     """``POST /api/reports/{id}/continue``: the thread paused at ``breakpoint()`` goes on."""
+    store = request.app[STORE]
     if request[ROLE_KEY] != "full":
-        return json_error(403, "this token may read reports but not resume threads")
+        refused = json_error(403, "this token may read reports but not resume threads")
+        return await audit_refusal(store, request, "continue", refused)
     found = await _report_or_404(request)
     if isinstance(found, web.Response):
-        return found
+        return await audit_refusal(store, request, "continue", found)
+    row = await audit_action(store, request, "continue", agent_id=found["agent_id"])
     try:
-        await request.app[RELAY].resume(found["id"])
+        await request.app[RELAY].requests.resume(found["id"])
     except EvalFailure as failure:
-        return json_error(failure.status, failure.message)
+        audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
+        await store.flush()
+        return failure_error(failure)
+    audit_outcome(store, row, "ok")
+    await store.flush()
     return web.json_response({"ok": True})
 
 
@@ -102,12 +121,13 @@ async def release_frames(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     status, message = 403, "this token may read reports but not release frames"
+    reason: str | None = None
     if request[ROLE_KEY] == "full":
         status, message = 200, ""
         try:
-            await request.app[RELAY].release(found["id"], found["agent_id"])
+            await request.app[RELAY].requests.release(found["id"], found["agent_id"])
         except EvalFailure as failure:
-            status, message = failure.status, failure.message
+            status, message, reason = failure.status, failure.message, failure.reason
     await request.app[STORE].add_audit(  # like evals: who, when, which report, outcome
         {
             "at": time.time(),
@@ -121,6 +141,8 @@ async def release_frames(request: web.Request) -> web.Response:
             "detail": f"HTTP {status}: {message}" if message else "",
         }
     )
+    if reason is not None:
+        return web.json_response({"error": message, "reason": reason}, status=status)
     if status != 200:
         return json_error(status, message)
     return web.json_response({"ok": True, "frames_held": False})

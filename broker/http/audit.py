@@ -1,14 +1,22 @@
-"""The broker's security record: an audit log of evals and agent admissions, and counters.
+"""The broker's security record: an audit log of code-running actions and admissions, and counters.
 
-Every eval request that got past authentication (any ``POST /api/.../eval``: a frame's
-console or a process console) is recorded, whatever its outcome: who
-(the role of the credential, the client address and the display name the dashboard sends
-in ``X-Debugbroker-Name``), what code, on which report, frame and agent, when, and how it
-ended. Agent admissions and refusals are recorded by the relay. ``GET /api/audit`` (full
-token only) lists the entries; ``GET /api/status`` shows the counters of what the broker
-refused or dropped, so an operator can see an attack or a misconfigured agent, and what the
-store could not write (a full disk). While the store cannot write, evals are refused (507)
-before they run: their audit rows could not be written.
+Every code-running action that got past authentication is recorded by its handler with one
+call, ``audit_action``, before anything is sent to the agent (DESIGN.md: "every code-running
+action is audited before it runs"): an eval (``POST /api/.../eval``, a frame's console or a
+process console), a completion (``POST /api/.../complete``: it looks up attributes, which may
+run the app's ``__getattr__``) and a Continue (``POST /api/reports/{id}/continue``: the paused
+thread runs on). The row says who (the role of the credential, the client address and the
+display name the dashboard sends in ``X-Debugbroker-Name``), what code, on which report, frame
+and agent, and when; it is committed with outcome ``running`` before the action is dispatched,
+and ``audit_outcome`` updates it once the outcome is known (``ok``, ``raised``, ``failed``).
+A refused attempt (view-only token 403, bad body 400, code too long 413) is one row with
+outcome ``refused`` and a failure before dispatch (no such frame, agent gone) one with
+``failed``; both record the HTTP status in ``detail``. Agent admissions and refusals are
+recorded by the relay. ``GET /api/audit`` (full token only) lists the entries;
+``GET /api/status`` shows the counters of what the broker refused or dropped, so an operator
+can see an attack or a misconfigured agent, and what the store could not write (a full
+disk). While the store cannot write, the handlers refuse code-running actions (507,
+``store_refusal``) before they run: their audit rows could not be written.
 """
 
 from __future__ import annotations
@@ -21,36 +29,34 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
-from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, Handler, json_error
+from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, json_error
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.store.store import Store
 
 __all__ = [
-    "EVAL_AGENT_KEY",
-    "note_eval",
-    "note_answer",
+    "RUNNING",
     "NAME_HEADER",
     "MAX_NAME_CHARS",
-    "audit_middleware",
+    "MAX_AUDITED_CODE",
+    "audit_action",
+    "audit_outcome",
+    "audit_refusal",
+    "store_refusal",
     "display_name",
     "security_routes",
     "store_status",
     "announce_store_faults",
 ]
 
-EVAL_AGENT_KEY = "debugbroker_eval_agent"  # the eval handler notes the target agent here
-_CODE_KEY = "debugbroker_eval_code"  # ... the code it read (``note_eval``)
-_OUTCOME_KEY = "debugbroker_eval_outcome"  # ... and how its 200 answer ended (``note_answer``)
+RUNNING = "running"  # the outcome of an audited action until it is known
 _NAME_KEY = "debugbroker_display_name"  # ``display_name``, once worked out
 NAME_HEADER = "X-Debugbroker-Name"
 MAX_NAME_CHARS = 100
-# Every route that runs code ends so: a frame's console and a process console alike.
-_EVAL_SUFFIX = "/eval"
 _MAX_LIMIT = 1_000
-_MAX_AUDITED_CODE = 100_000  # the API refuses longer code; this bounds refused attempts too
+MAX_AUDITED_CODE = 100_000  # the API refuses longer code; this bounds refused attempts too
+_MAX_DETAIL = 2_000
 _SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
 _STORE_EVENT_SECONDS = 1.0  # how often the dashboards hear of a store that cannot write
 
@@ -66,17 +72,6 @@ def display_name(request: web.Request) -> str:
     return name
 
 
-def note_eval(request: web.Request, code: str) -> None:
-    """The eval handler read ``code`` from the body: the audit row need not parse it again."""
-    request[_CODE_KEY] = code
-
-
-def note_answer(request: web.Request, ok: bool, error: str | None) -> None:
-    """The eval handler answers 200 with the agent's ``ok`` and ``error``: the audit row's
-    outcome, without parsing the answer's body again (other answers are parsed)."""
-    request[_OUTCOME_KEY] = ("ok" if ok else "raised", str(error)[:2000] if error else "")
-
-
 def _small_int(text: str) -> int | None:
     """``text`` as an integer SQLite can store, else None (a hostile index is still logged)."""
     try:
@@ -86,87 +81,96 @@ def _small_int(text: str) -> int | None:
     return value if -_SQLITE_INT <= value < _SQLITE_INT else None
 
 
-def _is_eval(request: web.Request) -> bool:
-    route = request.match_info.route
-    resource = route.resource
-    if request.method != "POST" or resource is None:
-        return False
-    return resource.canonical.startswith("/api/") and resource.canonical.endswith(_EVAL_SUFFIX)
+async def audit_action(
+    store: Store,
+    request: web.Request,
+    action: str,
+    *,
+    code: str = "",
+    agent_id: str = "",
+    outcome: str = RUNNING,
+    detail: str = "",
+) -> int | None:
+    """Record a code-running action before it runs: the one audit call of each action.
+
+    The row (who, what, where: the report, frame and agent come from the route unless
+    ``agent_id`` is given) is committed before this returns; its id is for
+    ``audit_outcome``, None when it could not be written (the store logged why).
+    """
+    match = request.match_info
+    return await store.start_audit(
+        {
+            "at": time.time(),
+            "action": action,
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": agent_id or match.get("agent_id", ""),
+            "report_id": match.get("report_id", ""),
+            "frame_index": _small_int(match.get("index", "")),
+            "code": code[:MAX_AUDITED_CODE],
+            "outcome": outcome,
+            "detail": detail[:_MAX_DETAIL],
+        }
+    )
 
 
-async def _code_of(request: web.Request) -> str:
-    noted = request.get(_CODE_KEY)
-    if isinstance(noted, str):
-        return noted[:_MAX_AUDITED_CODE]
+def audit_outcome(store: Store, row_id: int | None, outcome: str, detail: str = "") -> None:
+    """How an audited action ended (``ok``, ``raised`` or ``failed``), queued; the handler
+    flushes the store before it answers."""
+    if row_id is not None:
+        store.queue_finish_audit(row_id, outcome, detail[:_MAX_DETAIL])
+
+
+def refusal_outcome(response: web.Response) -> tuple[str, str]:
+    """("refused" | "failed", "HTTP status: error") of a JSON error answer."""
+    error = ""
     try:
-        body = await request.json()
-    except Exception:  # unreadable, too big, not JSON: the handler said why
-        return ""
-    code = body.get("code") if isinstance(body, dict) else None
-    return code[:_MAX_AUDITED_CODE] if isinstance(code, str) else ""
+        body = json.loads(bytes(response.body)) if isinstance(response.body, bytes) else None
+        error = str(body.get("error", "")) if isinstance(body, dict) else ""
+    except ValueError:
+        pass
+    kind = "refused" if response.status in (400, 401, 403, 413) else "failed"
+    return kind, f"HTTP {response.status}: {error}"
 
 
-def _outcome(request: web.Request, response: web.StreamResponse) -> tuple[str, str]:
-    """("ok" | "raised" | "refused" | "failed", detail) from the eval handler's answer."""
-    noted = request.get(_OUTCOME_KEY)
-    if noted is not None and response.status == 200:
-        outcome, detail = noted
-        return outcome, detail
-    body: Any = None
-    if isinstance(response, web.Response) and response.body is not None:
-        try:
-            body = json.loads(bytes(response.body))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    detail = str(error)[:2000] if error else ""
-    if response.status == 200:
-        return ("ok" if isinstance(body, dict) and body.get("ok") else "raised"), detail
-    kind = "refused" if response.status in (400, 401, 403, 413, 507) else "failed"
-    return kind, f"HTTP {response.status}: {detail}"
+async def store_refusal(store: Store, request: web.Request, action: str) -> web.Response | None:
+    """The 507 answer refusing a code-running action while the store cannot write (its
+    audit row could not be written), else None; handlers ask before ``audit_action``. The
+    refusal's own row (without the code: the body is not read) waits in memory for the disk."""
+    if store.fault is None:
+        return None
+    detail = (
+        f"the eval was not run: its audit row cannot be written ({store.fault}). "
+        "Free space for the broker's data dir; evals run again once the store writes."
+    )
+    match = request.match_info
+    store.queue_audit(
+        {
+            "at": time.time(),
+            "action": action,
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": match.get("agent_id", ""),
+            "report_id": match.get("report_id", ""),
+            "frame_index": _small_int(match.get("index", "")),
+            "code": "",
+            "outcome": "refused",
+            "detail": f"HTTP 507: {detail}"[:_MAX_DETAIL],
+        }
+    )
+    await store.flush()  # tried now: through the fault it waits in memory with the others
+    return json_error(507, detail)
 
 
-def audit_middleware(store: Store) -> Middleware:
-    """Record every authenticated eval request (runs inside the security middleware)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if ROLE_KEY not in request or not _is_eval(request):
-            return await handler(request)
-        started = time.time()
-        if store.fault is not None:
-            # Code runs only once its audit row can be written: not while the store cannot.
-            response: web.StreamResponse = json_error(
-                507,
-                f"the eval was not run: its audit row cannot be written ({store.fault}). "
-                "Free space for the broker's data dir; evals run again once the store writes.",
-            )
-        else:
-            response = await handler(request)
-        outcome, detail = _outcome(request, response)
-        index_text = request.match_info.get("index", "")
-        store.queue_audit(
-            {
-                "at": started,
-                "action": "eval",
-                "role": request[ROLE_KEY],
-                "name": display_name(request),
-                "client": request.remote or "",
-                "agent_id": request.get(EVAL_AGENT_KEY, request.match_info.get("agent_id", "")),
-                "report_id": request.match_info.get("report_id", ""),
-                "frame_index": _small_int(index_text),
-                "code": await _code_of(request),
-                "outcome": outcome,
-                "detail": detail,
-            }
-        )
-        # One commit before the answer leaves makes this row and the eval's console
-        # transcript entry (queued by the handler) durable together: one trip to the
-        # store's thread per eval instead of one per write.
-        await store.flush()
-        return response
-
-    return middleware
+async def audit_refusal(
+    store: Store, request: web.Request, action: str, response: web.Response, *, code: str = ""
+) -> web.Response:
+    """Record an attempt answered with ``response`` before anything ran; ``response``."""
+    outcome, detail = refusal_outcome(response)
+    await audit_action(store, request, action, code=code, outcome=outcome, detail=detail)
+    return response
 
 
 def store_status(store: Store, relay: Relay) -> dict[str, Any]:

@@ -19,13 +19,19 @@ from typing import Any
 from aiohttp import web
 
 from debugbroker.agent.evals.language import needs_more_lines
-from debugbroker.broker.http.api import MAX_CODE_CHARS, RELAY, STORE
-from debugbroker.broker.http.audit import EVAL_AGENT_KEY, display_name, note_answer, note_eval
+from debugbroker.broker.http.api import MAX_CODE_CHARS, RELAY, STORE, failure_error
+from debugbroker.broker.http.audit import (
+    audit_action,
+    audit_outcome,
+    audit_refusal,
+    display_name,
+    store_refusal,
+)
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.render.masking import mask_for_viewer
 from debugbroker.broker.wire import WireResult, wire_json
-from debugbroker.protocol import CONSOLE_FRAME_ID
+from debugbroker.protocol import CONSOLE_FRAME_ID, DISABLED, RELEASED, EvalResult, to_wire
 
 __all__ = ["console_routes", "Target", "MAX_COMPLETION_TEXT", "ANONYMOUS"]
 
@@ -59,7 +65,8 @@ async def _frame_target(request: web.Request) -> Target | web.Response:
     if frame_id is None:
         return json_error(404, f"report {report_id} has no frame {index}")
     if not frame_id:
-        return json_error(409, "the agent did not keep this frame (its memory cap was reached)")
+        not_kept = "the agent did not keep this frame (its memory cap was reached)"
+        return failure_error(EvalFailure(RELEASED, not_kept))
     key = f"reports/{report_id}/frames/{index}"
     return Target(agent_id=targets.agent_id, frame_id=frame_id, key=key)
 
@@ -71,10 +78,10 @@ async def _agent_target(request: web.Request) -> Target | web.Response:
     if agent is None:
         return json_error(404, f"no agent with id {agent_id!r}")
     if not agent.console and request.method == "POST":
-        return json_error(
-            409,
-            "this agent offers no console: wrap the app in DebuggedApplication(app, console=True)",
+        no_console = (
+            "this agent offers no console: wrap the app in DebuggedApplication(app, console=True)"
         )
+        return failure_error(EvalFailure(DISABLED, no_console))
     return Target(agent_id=agent_id, frame_id=CONSOLE_FRAME_ID, key=f"agents/{agent_id}")
 
 
@@ -98,10 +105,6 @@ def _may_run_code(request: web.Request) -> web.Response | None:
     return None
 
 
-def _released(error: str | None) -> bool:
-    return bool(error) and str(error).startswith("frame released")
-
-
 def _answer(result: WireResult) -> dict[str, Any]:
     """The API's answer: the agent's checked result without ``kind`` and ``request_id``."""
     answer = result.wire.copy()
@@ -109,31 +112,54 @@ def _answer(result: WireResult) -> dict[str, Any]:
     return answer
 
 
-async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
+# Interactive input that needs more lines: nothing ran, no transcript entry (``entry`` null).
+_INCOMPLETE = {
+    key: value
+    for key, value in to_wire(EvalResult(request_id="", ok=True, incomplete=True)).items()
+    if key not in ("kind", "request_id")
+} | {"entry": None}
+
+
+async def _read_code(
+    request: web.Request, limit: int, field: str, shape: str
+) -> tuple[str, dict[str, Any] | web.Response]:
+    """The string ``field`` of the JSON body (for the audit row, "" if none) and the body,
+    or the answer refusing it (role, body, size)."""
+    body = await _json_object(request, limit, shape)
+    code = body.get(field) if isinstance(body, dict) else None
+    text = code if isinstance(code, str) else ""
     refused = _may_run_code(request)
     if refused is not None:
-        return refused
-    shape = '{"code": "...", "interactive": false}'
-    body = await _json_object(request, MAX_CODE_CHARS, shape)
+        return text, refused
     if isinstance(body, web.Response):
-        return body
-    code, interactive = body.get("code"), body.get("interactive", False)
-    if not isinstance(code, str) or not isinstance(interactive, bool):
-        return json_error(400, f'the body must be JSON with a string "code": {shape}')
-    note_eval(request, code)
-    if len(code) > MAX_CODE_CHARS:
-        return json_error(413, f"code is limited to {MAX_CODE_CHARS} characters")
+        return text, body
+    if not isinstance(code, str):
+        return text, json_error(400, f'the body must be JSON with a string "{field}": {shape}')
+    if len(code) > limit:
+        return text, json_error(413, f"{field} is limited to {limit} characters")
+    return text, body
+
+
+async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
+    store, relay = request.app[STORE], request.app[RELAY]
+    unwritable = await store_refusal(store, request, "eval")
+    if unwritable is not None:  # code runs only once its audit row can be written
+        return unwritable
+    shape = '{"code": "...", "interactive": false}'
+    code, body = await _read_code(request, MAX_CODE_CHARS, "code", shape)
+    if isinstance(body, web.Response):
+        return await audit_refusal(store, request, "eval", body, code=code)
+    interactive = body.get("interactive", False)
+    if not isinstance(interactive, bool):
+        refused = json_error(400, f'"interactive" must be true or false: {shape}')
+        return await audit_refusal(store, request, "eval", refused, code=code)
     if interactive and needs_more_lines(code, interactive=True):
-        # Like the interpreter's "...": nothing runs and nothing enters the transcript.
-        return web.json_response(
-            {"ok": True, "output": "", "result": None, "error": None, "incomplete": True}
-            | {"chunks": [], "entry": None}
-        )
+        # Like the interpreter's "...": nothing runs and nothing enters the transcript (the
+        # block is audited when it is complete and runs).
+        return web.json_response(_INCOMPLETE)
     target = await resolve(request)
     if isinstance(target, web.Response):
-        return target
-    request[EVAL_AGENT_KEY] = target.agent_id  # for the audit log
-    store, relay = request.app[STORE], request.app[RELAY]
+        return await audit_refusal(store, request, "eval", target, code=code)
     entry: dict[str, Any] = {
         "target": target.key,
         "author": display_name(request) or ANONYMOUS,
@@ -143,28 +169,24 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         "result": None,
         "failure": None,
     }
-    # Queued, not awaited: the audit middleware's one commit before the answer leaves
-    # stores the entry, its end and the audit row together (and any later read sees them).
+    # Queued: committed with the audit row, before the code is sent to the agent.
     entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
+    row = await audit_action(store, request, "eval", code=code, agent_id=target.agent_id)
     await relay.publish({"type": "console", "entry": entry})
     try:
-        result = await relay.evaluate(
+        result = await relay.requests.evaluate(
             target.agent_id, target.frame_id, code, interactive=interactive
         )
     except EvalFailure as failure:
+        audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
         await _finish(request, entry, "failed", failure=failure.message)
-        return json_error(failure.status, failure.message)
+        return failure_error(failure)
     answer = _answer(result)
-    if not answer["ok"] and _released(answer["error"]):
-        await _finish(request, entry, "failed", failure=answer["error"])
-        return json_error(409, str(answer["error"]))
-    note_answer(request, answer["ok"], answer["error"])
-    # Encoded once: for the transcript's row and, with the entry's id, for the answer.
-    text = wire_json(answer)
-    stored = f'{{"result":{text},"failure":null}}'
+    audit_outcome(store, row, "ok" if answer["ok"] else "raised", str(answer["error"] or ""))
+    stored = wire_json({"result": answer, "failure": None})
     await _finish(request, entry, "done", result=answer, stored=stored)
-    answered = f'{text[:-1]},"entry":{entry["id"]}}}'  # answer is a non-empty object
-    return web.Response(text=answered, content_type="application/json")
+    answer["entry"] = entry["id"]
+    return web.Response(text=wire_json(answer), content_type="application/json")
 
 
 async def _finish(
@@ -176,36 +198,35 @@ async def _finish(
     failure: str | None = None,
     stored: str | None = None,
 ) -> None:
-    """End the entry: stored (``stored``: its body as JSON text, if encoded already) and
-    published."""
+    """End the entry: stored (``stored``: its body as JSON text, if encoded already),
+    committed with the audit row's outcome, and published."""
     entry.update(state=state, result=result, failure=failure)
     body = stored if stored is not None else {"result": result, "failure": failure}
-    request.app[STORE].queue_finish_console_entry(entry["id"], state, body)
+    store = request.app[STORE]
+    store.queue_finish_console_entry(entry["id"], state, body)
+    await store.flush()  # an answered eval survives a broker killed right after
     await request.app[RELAY].publish({"type": "console", "entry": entry})
 
 
 async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
-    refused = _may_run_code(request)
-    if refused is not None:
-        return refused
-    body = await _json_object(request, MAX_COMPLETION_TEXT, '{"text": "..."}')
+    store = request.app[STORE]
+    unwritable = await store_refusal(store, request, "complete")
+    if unwritable is not None:
+        return unwritable
+    text, body = await _read_code(request, MAX_COMPLETION_TEXT, "text", '{"text": "..."}')
     if isinstance(body, web.Response):
-        return body
-    text = body.get("text")
-    if not isinstance(text, str):
-        return json_error(400, 'the body must be JSON with a string "text"')
-    if len(text) > MAX_COMPLETION_TEXT:
-        return json_error(413, f"text is limited to {MAX_COMPLETION_TEXT} characters")
+        return await audit_refusal(store, request, "complete", body, code=text)
     target = await resolve(request)
     if isinstance(target, web.Response):
-        return target
+        return await audit_refusal(store, request, "complete", target, code=text)
+    row = await audit_action(store, request, "complete", code=text, agent_id=target.agent_id)
     try:
-        result = await request.app[RELAY].complete(target.agent_id, target.frame_id, text)
+        result = await request.app[RELAY].requests.complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:
-        return json_error(failure.status, failure.message)
+        audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
+        return failure_error(failure)
     answer = _answer(result)
-    if not answer["ok"] and _released(answer["error"]):
-        return json_error(409, str(answer["error"]))
+    audit_outcome(store, row, "ok" if answer["ok"] else "raised", str(answer["error"] or ""))
     return web.json_response(answer)
 
 
@@ -217,9 +238,9 @@ async def _interrupt(request: web.Request, resolve: Resolve) -> web.Response:
     if isinstance(target, web.Response):
         return target
     try:
-        result = await request.app[RELAY].interrupt(target.agent_id, target.frame_id)
+        result = await request.app[RELAY].requests.interrupt(target.agent_id, target.frame_id)
     except EvalFailure as failure:
-        return json_error(failure.status, failure.message)
+        return failure_error(failure)
     return web.json_response({"interrupted": result.interrupted})
 
 

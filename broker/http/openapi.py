@@ -35,6 +35,10 @@ _UNDESCRIBED = {
     "409": error("conflict"),
     "410": error("the process is gone"),
     "413": error("too large"),
+    "422": error("the value cannot be shown"),
+    "502": error("the agent answered with the wrong kind of message"),
+    "503": error("busy, or the broker is stopping"),
+    "504": error("the agent did not answer in time"),
 }
 _SKIPPED = {"/api/ws", "/logout", "/"}  # a WebSocket, a form action, the dashboard page
 

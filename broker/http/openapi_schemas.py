@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from debugbroker.protocol import FAILURE_REASONS
+
 __all__ = [
     "BOOLEAN",
     "COMMON_ERRORS",
@@ -43,7 +45,8 @@ def json_response(schema: Schema, description: str) -> Schema:
 
 
 def error(description: str) -> Schema:
-    """An error answer (``{"error": ...}``)."""
+    """An error answer (``{"error": ...}``, and ``reason`` for a request the relay could not
+    carry out)."""
     return json_response(ref("Error"), description)
 
 
@@ -97,7 +100,16 @@ SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
         "required": ["error"],
-        "properties": {"error": STRING},
+        "properties": {
+            "error": STRING,
+            "reason": {
+                "type": "string",
+                "enum": list(FAILURE_REASONS),
+                "description": "why a request to an agent was not carried out (docs/api.md): "
+                "released 409, not_paused 409, disabled 403, busy 503, stopping 503, "
+                "timeout 504, gone 410, bad_answer 502",
+            },
+        },
     },
     "ReportSummary": {
         "type": "object",
@@ -162,12 +174,33 @@ SCHEMAS: dict[str, Schema] = {
     },
     "EvalAnswer": {
         "type": "object",
-        "required": ["ok", "output", "result", "error"],
+        "required": [
+            "ok",
+            "output",
+            "result",
+            "error",
+            "incomplete",
+            "chunks",
+            "reason",
+            "entry",
+        ],
         "properties": {
             "ok": BOOLEAN,
             "output": STRING,
             "result": {"type": "object", "nullable": True},
             "error": NULLABLE_STRING,
+            "incomplete": BOOLEAN,
+            "chunks": {"type": "array", "items": {"type": "object"}},
+            "reason": {
+                "type": "string",
+                "nullable": True,
+                "description": "always null in a 200 answer: a refusal is an error answer",
+            },
+            "entry": {
+                "type": "integer",
+                "nullable": True,
+                "description": "the id of the transcript entry (null: incomplete input)",
+            },
         },
     },
     "AuditEntry": {
@@ -176,7 +209,19 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "id": INTEGER,
             "at": NUMBER,
-            "action": {"type": "string", "enum": ["eval", "agent_admitted", "agent_refused"]},
+            "action": {
+                "type": "string",
+                "enum": [
+                    "eval",
+                    "complete",
+                    "continue",
+                    "release_frames",
+                    "share_created",
+                    "share_revoked",
+                    "agent_admitted",
+                    "agent_refused",
+                ],
+            },
             "role": STRING,
             "name": STRING,
             "client": STRING,
@@ -184,7 +229,11 @@ SCHEMAS: dict[str, Schema] = {
             "report_id": STRING,
             "frame_index": {"type": "integer", "nullable": True},
             "code": STRING,
-            "outcome": STRING,
+            "outcome": {
+                "type": "string",
+                "description": "running (recorded before it ran, not ended yet), ok, raised, "
+                "refused or failed",
+            },
             "detail": STRING,
         },
     },

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from debugbroker.broker.http.api import RELAY, STORE
+from debugbroker.broker.http.api import RELAY, STORE, failure_error
 from debugbroker.broker.http.audit import display_name
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
@@ -30,6 +30,7 @@ from debugbroker.broker.render.markdown import report_markdown
 from debugbroker.broker.render.share_page import share_page
 from debugbroker.broker.store.frame_targets import report_frames
 from debugbroker.protocol import (
+    RELEASED,
     ExpandRequest,
     ExpandResult,
     SourceRequest,
@@ -189,7 +190,7 @@ async def get_source(request: web.Request) -> web.Response:
     if frame.get("frame_id"):
         message = SourceRequest(request_id=secrets.token_hex(8), frame_id=frame["frame_id"])
         try:
-            answer = await request.app[RELAY].look_up(report["agent_id"], message)
+            answer = await request.app[RELAY].requests.look_up(report["agent_id"], message)
             if isinstance(answer, SourceResult) and answer.ok and answer.lines:
                 return await _source_response(
                     list(answer.lines), 1, frame, "agent", answer.truncated
@@ -248,17 +249,17 @@ async def expand(request: web.Request) -> web.Response:
         return found
     report, frame = found
     if not frame.get("frame_id"):
-        return json_error(409, "the agent did not keep this frame (its memory cap was reached)")
+        not_kept = "the agent did not keep this frame (its memory cap was reached)"
+        return failure_error(EvalFailure(RELEASED, not_kept))
     message = ExpandRequest(
         request_id=secrets.token_hex(8), frame_id=frame["frame_id"], handle=handle, offset=offset
     )
     try:
-        answer = await request.app[RELAY].look_up(report["agent_id"], message)
-    except EvalFailure as failure:
-        return json_error(failure.status, failure.message)
-    if not answer.ok:
-        error = answer.error or "could not expand"
-        return json_error(409 if error.startswith("frame released") else 422, error)
+        answer = await request.app[RELAY].requests.look_up(report["agent_id"], message)
+    except EvalFailure as failure:  # the agent's refusals too (released: 409)
+        return failure_error(failure)
+    if not answer.ok:  # the value itself cannot be shown (gone, masked...)
+        return json_error(422, answer.error or "could not expand")
     node = answer.node if isinstance(answer, ExpandResult) else None
     return web.json_response({"node": to_wire(node)})
 

@@ -3,7 +3,7 @@ the answer with their request id; releases and resumes are sent and noted.
 
 A request goes to the exact agent holding the frame; only that agent may answer it. While
 it waits, the agent's connection is probed (``ROUTER_MANDATORY`` makes a send to a gone
-connection fail at once), so a request to a dead worker fails fast with a 410 instead of
+connection fail at once), so a request to a dead worker fails fast (``gone``, a 410) instead of
 waiting for its timeout.
 """
 
@@ -21,6 +21,14 @@ from debugbroker import protocol
 from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Send, gone_message
 from debugbroker.broker.wire import WireResult
 from debugbroker.protocol import (
+    BAD_ANSWER,
+    BUSY,
+    DISABLED,
+    GONE,
+    NOT_PAUSED,
+    RELEASED,
+    STOPPING,
+    TIMEOUT,
     CompleteRequest,
     CompleteResult,
     EvalRequest,
@@ -35,7 +43,7 @@ from debugbroker.protocol import (
     SourceResult,
 )
 
-__all__ = ["ANSWERS", "Answer", "EvalFailure", "Requests"]
+__all__ = ["ANSWERS", "Answer", "EvalFailure", "Requests", "STATUS_OF_REASON"]
 
 Answer = WireResult | InterruptResult | ExpandResult | SourceResult
 ANSWERS = (WireResult, InterruptResult, ExpandResult, SourceResult)  # evals, completions: wire
@@ -43,13 +51,38 @@ _MAX_PENDING_EVALS = 256
 _PROBE_SECONDS = 0.25  # while an eval runs, how often its agent's connection is checked
 
 
-class EvalFailure(Exception):
-    """An eval that could not reach its frame; ``status`` is the HTTP status to answer."""
+# The HTTP status of each failure reason (``protocol.FAILURE_REASONS``).
+STATUS_OF_REASON = {
+    RELEASED: 409,
+    NOT_PAUSED: 409,
+    DISABLED: 403,
+    BUSY: 503,
+    STOPPING: 503,
+    TIMEOUT: 504,
+    GONE: 410,
+    BAD_ANSWER: 502,
+}
 
-    def __init__(self, status: int, message: str) -> None:
+
+class EvalFailure(Exception):
+    """A request that could not be carried out: ``reason`` (one of
+    ``protocol.FAILURE_REASONS``) says why, ``message`` says it for people, and ``status``
+    is the HTTP status that answers it (``STATUS_OF_REASON``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.reason = reason
+        self.status = STATUS_OF_REASON[reason]
         self.message = message
+
+    @classmethod
+    def refused(cls, reason: object, error: object) -> EvalFailure:
+        """The agent's refusal (an answer's ``reason`` and ``error``); a reason outside the
+        closed set is the agent's fault, answered as ``bad_answer``."""
+        message = str(error) if error else "the agent refused the request"
+        if not isinstance(reason, str) or reason not in STATUS_OF_REASON:
+            return cls(BAD_ANSWER, f"the agent refused with an unknown reason: {message}")
+        return cls(reason, message)
 
 
 class Requests:
@@ -108,12 +141,12 @@ class Requests:
         registry = self._registry
         agent = registry.agents.get(agent_id)
         if agent is None or not agent.alive:
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         if registry.held.get(report_id) != agent_id:
-            raise EvalFailure(409, "frames already released: the agent no longer holds them")
+            raise EvalFailure(RELEASED, "frames already released: the agent no longer holds them")
         if not await self._send(agent_id.encode(), protocol.Release(report_id=report_id)):
             await registry.mark_gone(agent, "its connection closed")
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         # The agent handles messages in order: any eval sent after this finds no frame.
         await registry.frames_released(agent_id, [report_id])
 
@@ -122,13 +155,13 @@ class Requests:
         registry = self._registry
         agent_id = registry.paused.get(report_id)
         if agent_id is None:
-            raise EvalFailure(409, "this report is not paused: its thread already went on")
+            raise EvalFailure(NOT_PAUSED, "this report is not paused: its thread already went on")
         agent = registry.agents.get(agent_id)
         if agent is None or not agent.alive:
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         if not await self._send(agent_id.encode(), protocol.Resume(report_id=report_id)):
             await registry.mark_gone(agent, "its connection closed")
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         registry.paused.pop(report_id, None)
 
     async def evaluate(
@@ -164,7 +197,7 @@ class Requests:
         request = InterruptRequest(request_id=request_id, frame_id=frame_id)
         result = await self._ask(agent, request_id, request, self.eval_timeout)
         if not isinstance(result, InterruptResult):
-            raise EvalFailure(502, "the agent answered with the wrong kind of message")
+            raise EvalFailure(BAD_ANSWER, "the agent answered with the wrong kind of message")
         return result
 
     async def look_up(
@@ -174,25 +207,23 @@ class Requests:
         nothing runs but the reprs capture already ran); ``EvalFailure`` when it can't."""
         agent = self._registry.agents.get(agent_id)
         if agent is None or not agent.alive:
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         if len(self._pending) >= _MAX_PENDING_EVALS:
-            raise EvalFailure(503, "too many requests are running; try again when one ends")
+            raise EvalFailure(BUSY, "too many requests are running; try again when one ends")
         result = await self._ask(agent, request.request_id, request, self.eval_timeout)
-        if isinstance(result, WireResult) and result.cls is EvalResult:  # all slots busy
-            raise EvalFailure(503, result.wire["error"] or "the agent is busy")
         if not isinstance(result, (ExpandResult, SourceResult)):
-            raise EvalFailure(502, "the agent answered with the wrong kind of message")
+            raise EvalFailure(BAD_ANSWER, "the agent answered with the wrong kind of message")
         return result
 
     def _eval_agent(self, agent_id: str) -> AgentState:
         """The live agent that may run code, or ``EvalFailure``."""
         agent = self._registry.agents.get(agent_id)
         if agent is None or not agent.alive:
-            raise EvalFailure(410, gone_message(agent))
+            raise EvalFailure(GONE, gone_message(agent))
         if not agent.evalex:
-            raise EvalFailure(403, "code execution is disabled in this agent (evalex=False)")
+            raise EvalFailure(DISABLED, "code execution is disabled in this agent (evalex=False)")
         if len(self._pending) >= _MAX_PENDING_EVALS:
-            raise EvalFailure(503, "too many evals are running; try again when one ends")
+            raise EvalFailure(BUSY, "too many evals are running; try again when one ends")
         return agent
 
     def _request_id(self) -> str:
@@ -213,14 +244,21 @@ class Requests:
         try:
             if not await self._send(identity, request):
                 await self._registry.mark_gone(agent, "its connection closed")
-                raise EvalFailure(410, gone_message(agent))
+                raise EvalFailure(GONE, gone_message(agent))
             probe = _Probe(self, agent, identity, future, loop.time() + wait, wait, timer)
             probe.arm(loop)
-            return await future
+            answer = await future
         finally:
             if timer:
                 timer[0].cancel()
             self._pending.pop(request_id, None)
+        # An agent's refusal (any kind of answer: a busy agent answers a lookup with an
+        # EvalResult) fails the request with its reason.
+        if isinstance(answer, WireResult) and answer.reason is not None:
+            raise EvalFailure.refused(answer.reason, answer.wire.get("error"))
+        if isinstance(answer, (ExpandResult, SourceResult)) and answer.reason is not None:
+            raise EvalFailure.refused(answer.reason, answer.error)
+        return answer
 
     def probe(self, agent: AgentState, identity: bytes) -> None:
         """Ping ``agent``'s connection from a callback; when it is closed, mark it gone."""
@@ -231,7 +269,7 @@ class Requests:
 @dataclass(frozen=True, slots=True)
 class _Probe:
     """While a request waits: probe its agent's connection every ``_PROBE_SECONDS``, and
-    fail the answer's future with a 504 at the deadline. ``timer`` holds the next call."""
+    fail the answer's future (``timeout``, a 504) at the deadline. ``timer`` holds the next call."""
 
     requests: Requests
     agent: AgentState
@@ -251,7 +289,7 @@ class _Probe:
             return
         if at_deadline:
             late = f"the agent (pid {self.agent.pid}) did not answer within {self.wait:g} seconds"
-            self.future.set_exception(EvalFailure(504, late))
+            self.future.set_exception(EvalFailure(TIMEOUT, late))
             return
         # A request sent just as the process died is lost with its connection; a probe to
         # a gone connection fails at once (ROUTER_MANDATORY), and marking the agent gone
@@ -264,5 +302,5 @@ def _expect_wire(result: object, cls: type[EvalResult] | type[CompleteResult]) -
     """``result`` if it is an answer of class ``cls``; a 502 ``EvalFailure`` if the agent
     answered with another kind of message under the request's id."""
     if not isinstance(result, WireResult) or result.cls is not cls:
-        raise EvalFailure(502, "the agent answered with the wrong kind of message")
+        raise EvalFailure(BAD_ANSWER, "the agent answered with the wrong kind of message")
     return result

@@ -13,9 +13,10 @@ eval on it fails fast.
 Malformed messages are dropped and counted; nothing an agent sends can stop the loop.
 
 This module owns the socket, reads it and hands each message to its part:
-``relay_agents`` (admission, liveness, what each agent holds), ``relay_reports`` (reports
-into the store) and ``relay_requests`` (evals and lookups waiting for their answers);
-``relay_watch`` reads the socket's monitor (failed handshakes, closed connections).
+``agents`` (admission, liveness, what each agent holds), ``reports`` (reports into the
+store) and ``requests`` (evals and lookups waiting for their answers: ``Relay.requests``,
+which the HTTP side asks directly); ``watch`` reads the socket's monitor (failed
+handshakes, closed connections).
 """
 
 from __future__ import annotations
@@ -39,16 +40,13 @@ from debugbroker.broker.relay.watch import WATCHED_EVENTS, ConnectionWatch, KeyC
 from debugbroker.broker.store.store import Store
 from debugbroker.broker.wire import WireReport, WireResult, decode_message
 from debugbroker.protocol import (
-    ExpandRequest,
-    ExpandResult,
+    GONE,
+    STOPPING,
     Heartbeat,
     Hello,
     HelloRequest,
-    InterruptResult,
     Message,
     ProtocolError,
-    SourceRequest,
-    SourceResult,
     encoder,
     keys,
 )
@@ -103,7 +101,9 @@ class Relay:
             registry=self._registry,
             send_now=self._send_now,
         )
-        self._requests = Requests(
+        # Evals, completions, interrupts, lookups, releases and resumes: the HTTP side asks
+        # this part directly (``relay.requests.evaluate(...)``).
+        self.requests = Requests(
             registry=self._registry,
             send=self._send,
             send_now=self._send_now,
@@ -154,34 +154,6 @@ class Relay:
     def frames_held(self, report_id: str, agent_id: str) -> bool:
         """Whether the live agent ``agent_id`` (the report's own) still holds its frames."""
         return self._registry.frames_held(report_id, agent_id)
-
-    async def release(self, report_id: str, agent_id: str) -> None:
-        """Ask the agent to drop the frames of ``report_id`` now; ``EvalFailure`` if it can't."""
-        await self._requests.release(report_id, agent_id)
-
-    async def resume(self, report_id: str) -> None:
-        """Let the thread paused at ``breakpoint()`` in ``report_id`` go on; ``EvalFailure``."""
-        await self._requests.resume(report_id)
-
-    async def evaluate(
-        self, agent_id: str, frame_id: str, code: str, *, interactive: bool = False
-    ) -> WireResult:
-        """Run ``code`` in a frame held by ``agent_id`` (``Requests.evaluate``)."""
-        return await self._requests.evaluate(agent_id, frame_id, code, interactive=interactive)
-
-    async def complete(self, agent_id: str, frame_id: str, text: str) -> WireResult:
-        """Completions for ``text`` in a frame held by ``agent_id`` (``Requests.complete``)."""
-        return await self._requests.complete(agent_id, frame_id, text)
-
-    async def interrupt(self, agent_id: str, frame_id: str) -> InterruptResult:
-        """Interrupt the evals running in a frame held by ``agent_id``; ``EvalFailure`` if not."""
-        return await self._requests.interrupt(agent_id, frame_id)
-
-    async def look_up(
-        self, agent_id: str, request: ExpandRequest | SourceRequest
-    ) -> ExpandResult | SourceResult:
-        """More of a value, or a frame's source, from its agent (``Requests.look_up``)."""
-        return await self._requests.look_up(agent_id, request)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -234,7 +206,7 @@ class Relay:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._requests.fail(EvalFailure(503, "the broker is shutting down"))
+        self.requests.fail(EvalFailure(STOPPING, "the broker is shutting down"))
         try:
             self._socket.disable_monitor()
         except zmq.ZMQError:
@@ -260,7 +232,7 @@ class Relay:
                 if parsed is None:
                     continue
                 identity, message = parsed
-                if isinstance(message, ANSWERS) and self._requests.answered(identity, message):
+                if isinstance(message, ANSWERS) and self.requests.answered(identity, message):
                     continue
                 self._inbox.append(parsed)
                 self._inbox_ready.set()
@@ -338,7 +310,7 @@ class Relay:
             # the process exits: gone now, not later
             await self._registry.mark_gone(agent, message.reason or "it exited")
         elif isinstance(message, ANSWERS):
-            self._requests.resolve(agent, message)
+            self.requests.resolve(agent, message)
         else:
             self.stats.unexpected += 1
 
@@ -371,7 +343,7 @@ class Relay:
 
     def _agent_gone(self, agent: AgentState) -> None:
         """The agent was marked gone: the requests waiting on it fail with a 410."""
-        self._requests.fail(EvalFailure(410, gone_message(agent)), agent.agent_id)
+        self.requests.fail(EvalFailure(GONE, gone_message(agent)), agent.agent_id)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         """Run ``work`` as a task the relay keeps until it ends (errors are logged)."""

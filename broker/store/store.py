@@ -31,7 +31,7 @@ a new report is shed, counted in ``reports_shed`` with the reason, and its futur
 ``ReportShed``.
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
-``queue_finish_console_entry`` and ``queue_audit`` queue them and return at once (see
+``queue_finish_console_entry`` and ``queue_finish_audit`` queue them and return at once (see
 ``store_thread`` for when they are committed and why a later read always sees them).
 """
 
@@ -351,8 +351,22 @@ class Store(StoreThread):
         await self.flush()
 
     def queue_audit(self, entry: dict[str, Any]) -> None:
-        """Like ``add_audit`` without waiting: stored before any later call runs."""
+        """Append an audit entry without waiting: stored before any later call runs."""
         self._queue(store_audit.audit_insert(entry))
+
+    async def start_audit(self, entry: dict[str, Any]) -> int | None:
+        """Append an audit entry and commit it, with every write queued before it, before
+        returning (an action is audited before it runs); the entry's id for
+        ``queue_finish_audit``, or None when it could not be written (logged)."""
+        insert = store_audit.audit_insert(entry)
+        self._queue(insert)
+        await self.flush()
+        return insert.row_id
+
+    def queue_finish_audit(self, row_id: int, outcome: str, detail: str) -> None:
+        """Record how an audited action ended, without waiting (stored before any later
+        call runs)."""
+        self._queue(store_audit.audit_update(row_id, outcome, detail))
 
     async def list_audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first, optionally only those with ``id < before``."""

@@ -7,15 +7,16 @@ the writer apart (see ``store_schema.connect``). SQLite's automatic checkpoint i
 store's thread copies the WAL into the database file every ``_CHECKPOINT_CHANGES`` rows
 instead, so a commit made on the loop never runs one.
 
-The console's hot path does not wait for its writes: ``_queue`` (behind the store's
-``start_console_entry``, ``queue_finish_console_entry`` and ``queue_audit``) queues them and
-returns at once. Queued writes run in order, in one transaction per batch, and always before
-any call made after them (``_call`` hands them over first), so a read that follows an answer
+The console's hot path does not wait for most of its writes: ``_queue`` (behind the store's
+``start_console_entry``, ``queue_finish_console_entry`` and ``queue_finish_audit``) queues
+them and returns at once. Queued writes run in order, in one transaction per batch, and always
+before any call made after them (``_call`` hands them over first), so a read that follows an answer
 (a reload's transcript, the audit list) sees what the answer promised. They are committed at
 most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by ``flush()``:
-the eval's audit middleware flushes before the answer leaves, so an eval's writes are durable
-in one commit, made on the loop itself when the store's thread is idle (no thread hand-off in
-an eval's round trip).
+an eval commits its audit row (``start_audit``, with the transcript entry queued before it)
+before the code is sent to the agent, and its end before the answer leaves: two commits, each
+made on the loop itself when the store's thread is idle (no thread hand-off in an eval's
+round trip).
 
 A storage fault (a full disk, a data file that cannot be written: ``storage_fault``) rolls
 the failing batch back and keeps its writes at the head of the queue, in order, in memory;

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 import werkzeug.test
 
+from debugbroker import protocol
 from debugbroker.agent.evals import evaluate
 from debugbroker.agent.evals.evaluate import (
     CONSOLE_DISABLED,
@@ -177,14 +178,18 @@ def test_dump_and_help(frame: tuple[FrameRegistry, str]) -> None:
 
 def test_evalex_false_refuses(frame: tuple[FrameRegistry, str]) -> None:
     result = run(frame, "total", Options(evalex=False))
-    assert result == EvalResult(request_id="q1", ok=False, error=EVALEX_DISABLED)
+    assert result == EvalResult(
+        request_id="q1", ok=False, error=EVALEX_DISABLED, reason=protocol.DISABLED
+    )
+    nothing = run(frame, "1 + 1").reason  # code that ran (or raised) has no failure reason
+    assert nothing is None and run(frame, "1/0").reason is None
 
 
 def test_released_frame(frame: tuple[FrameRegistry, str]) -> None:
     registry, _ = frame
     registry.release_report("report")
     result = run(frame, "total")
-    assert not result.ok and result.error is not None
+    assert not result.ok and result.error is not None and result.reason == protocol.RELEASED
     assert result.error.startswith("frame released: the agent no longer holds this frame")
     assert "4 most recent reports" in result.error
     unknown = run_eval(registry, EvalRequest(request_id="q1", frame_id="nope", code="1"), OPTIONS)
@@ -279,6 +284,7 @@ def test_completion_of_names_and_attributes(frame: tuple[FrameRegistry, str]) ->
         registry, CompleteRequest(request_id="c", frame_id="nope", text="a"), OPTIONS
     )
     assert not gone.ok and gone.error is not None and gone.error.startswith("frame released")
+    assert gone.reason == protocol.RELEASED
 
 
 def start_eval(
@@ -447,7 +453,7 @@ def test_process_console(frame: tuple[FrameRegistry, str]) -> None:
     registry, _ = frame
     request = EvalRequest(request_id="q1", frame_id=CONSOLE_FRAME_ID, code="import os\nos.getpid()")
     refused = run_eval(registry, request, OPTIONS)
-    assert refused.error == CONSOLE_DISABLED
+    assert refused.error == CONSOLE_DISABLED and refused.reason == protocol.DISABLED
     console = Options(console=True)
     result = run_eval(registry, request, console)
     assert result.ok and result.result is not None and result.result.text == str(os.getpid())
@@ -464,6 +470,7 @@ def test_stuck_evals_are_capped(frame: tuple[FrameRegistry, str]) -> None:
     refused = run(frame, "1 + 1", limited)
     assert refused.error is not None
     assert refused.error.startswith(f"{MAX_STUCK} evals are still blocked")
+    assert refused.reason == protocol.BUSY and stuck.reason is None  # the stuck one ran
     gate = frame[0].get(frame[1])
     assert gate is not None
     event = gate.namespace["gate"]
@@ -488,7 +495,9 @@ def test_completion_is_bounded_in_time(frame: tuple[FrameRegistry, str]) -> None
     held.namespace["slow"] = SlowAttributes()
     request = CompleteRequest(request_id="c", frame_id=frame_id, text="slow.x")
     answer = run_complete(registry, request, OPTIONS)
-    assert answer == CompleteResult(request_id="c", ok=False, error="completion took too long")
+    assert answer == CompleteResult(
+        request_id="c", ok=False, error="completion took too long", reason=protocol.TIMEOUT
+    )
 
 
 def test_a_cut_result_can_be_expanded_while_the_frame_is_held(

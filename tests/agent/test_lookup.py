@@ -8,6 +8,7 @@ from typing import Any, cast
 from hypothesis import given
 from hypothesis import strategies as st
 
+from debugbroker import protocol
 from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.evals.lookup import answer_expand, answer_source, make_handle
@@ -122,6 +123,9 @@ def test_source_of_a_held_frame_and_a_released_one() -> None:
         registry, SourceRequest(request_id="s", frame_id=frame.frame_id), OPTIONS
     )
     assert not released.ok and "released" in (released.error or "")
+    assert released.reason == protocol.RELEASED
+    expand = ExpandRequest(request_id="e", frame_id=frame.frame_id, handle='["x"]')
+    assert answer_expand(registry, expand, OPTIONS).reason == protocol.RELEASED
 
 
 @given(st.text(), st.lists(st.integers(min_value=0, max_value=10**12), max_size=8))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from debugbroker import protocol
 from debugbroker.protocol import (
+    CompleteResult,
     EvalRequest,
     EvalResult,
     ExceptionInfo,
@@ -220,6 +221,7 @@ MIRRORED = [
     Panel,
     Report,
     EvalResult,
+    CompleteResult,
 ]
 
 
@@ -244,7 +246,7 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     assert cls.__name__ in interfaces, f"types.ts lacks `export interface {cls.__name__}`"
     ts_fields = interfaces[cls.__name__]
     py_fields = {f.name for f in dataclasses.fields(cls)}
-    if cls is EvalResult:  # the HTTP API drops the routing fields
+    if cls in (EvalResult, CompleteResult):  # the HTTP API drops the routing fields
         py_fields -= {"request_id"}
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"

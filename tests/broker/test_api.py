@@ -141,6 +141,7 @@ def test_released_frame_answers_409_and_report_stays_readable(
     index = sent.exceptions[-1].frames[-1].index
     answer = broker.evaluate(sent.id, index, "1")
     assert answer.status == 409 and "frame released" in answer.json()["error"]
+    assert answer.json()["reason"] == "released"  # the agent's reason chose the status
     assert broker.get(f"/api/reports/{sent.id}").status == 200
 
 

@@ -206,7 +206,13 @@ def test_completion(broker: Broker, report: Report) -> None:
     path = frame_path(report)
     answer = broker.post(f"{path}/complete", {"text": "x = car"})
     assert answer.status == 200, answer.text
-    assert answer.json() == {"ok": True, "matches": ["cart"], "replace": 3, "error": None}
+    assert answer.json() == {
+        "ok": True,
+        "matches": ["cart"],
+        "replace": 3,
+        "error": None,
+        "reason": None,
+    }
     methods = broker.post(f"{path}/complete", {"text": "cart.app"}).json()
     assert methods["matches"] == ["cart.append("] and methods["replace"] == len("cart.app")
 
@@ -274,7 +280,8 @@ def test_process_console_of_an_agent(broker: Broker, agent: Transport) -> None:
         assert matches == ["os.getppid()"]
         assert [e["author"] for e in transcript(broker, path)] == ["Bo", "anonymous"]
         refused = broker.post(f"/api/agents/{agent.agent_id}/eval", {"code": "1"})
-        assert refused.status == 409 and "console=True" in refused.json()["error"]
+        assert refused.status == 403 and "console=True" in refused.json()["error"]
+        assert refused.json()["reason"] == "disabled"
         assert broker.post("/api/agents/nope/eval", {"code": "1"}).status == 404
     finally:
         console.close()

@@ -134,6 +134,9 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
             OutputChunk(stream="result", value=node),
         )
         answer, request = hostile.start_eval("x")
+        # Audited before it runs: the row is committed before the agent got the request.
+        [row] = evals_in_audit(broker)
+        assert (row["code"], row["outcome"], row["detail"]) == ("x", "running", "")
         sent = EvalResult(
             request_id=request.request_id, ok=True, output="out\n", result=node, chunks=chunks
         )
@@ -151,16 +154,37 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
         raised = EvalResult(request_id=request.request_id, ok=False, error="ZeroDivisionError")
         hostile.raw.send_message(raised)
         assert answer.result(DEADLINE).json()["error"] == "ZeroDivisionError"
-        # A released frame: 409, the entry failed.
+        # A released frame (the reason field says so, not the prose): 409, the entry failed.
         answer, request = hostile.start_eval("y")
-        gone = EvalResult(request_id=request.request_id, ok=False, error="frame released: gone")
+        gone = EvalResult(
+            request_id=request.request_id,
+            ok=False,
+            error="frame released: gone",
+            reason=protocol.RELEASED,
+        )
         hostile.raw.send_message(gone)
-        assert answer.result(DEADLINE).status == 409
+        refused = answer.result(DEADLINE)
+        assert refused.status == 409
+        assert refused.json() == {"error": "frame released: gone", "reason": "released"}
+        # A reason outside the closed set is the agent's fault: 502 bad_answer.
+        answer, request = hostile.start_eval("z")
+        odd = EvalResult(request_id=request.request_id, ok=False, error="?", reason="tired")
+        hostile.raw.send_message(odd)
+        bad = answer.result(DEADLINE)
+        assert (bad.status, bad.json()["reason"]) == (502, "bad_answer"), bad.text
+        # The agent's busy refusal (all its eval slots taken): 503 busy.
+        answer, request = hostile.start_eval("w")
+        full = EvalResult(request_id=request.request_id, ok=False, error="4", reason="busy")
+        hostile.raw.send_message(full)
+        busy = answer.result(DEADLINE)
+        assert (busy.status, busy.json()) == (503, {"error": "4", "reason": "busy"})
         entries = transcript(broker, hostile.path)
         assert [(e["code"], e["state"]) for e in entries] == [
             ("x", "done"),
             ("1/0", "done"),
             ("y", "failed"),
+            ("z", "failed"),
+            ("w", "failed"),
         ]
         assert entries[0]["result"] == expected and entries[0]["failure"] is None
         assert entries[2]["failure"] == "frame released: gone"
@@ -169,10 +193,12 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
             ("x", "ok"),
             ("1/0", "raised"),
             ("y", "failed"),
+            ("z", "failed"),
+            ("w", "failed"),
         ]
         assert rows[1]["detail"] == "ZeroDivisionError"
         assert rows[2]["detail"] == "HTTP 409: frame released: gone"
-        wait_for(lambda: len(listener.events) == 6, what="the console events")
+        wait_for(lambda: len(listener.events) == 10, what="the console events")
         assert [(e["code"], e["state"]) for e in listener.events[:2]] == [
             ("x", "running"),
             ("x", "done"),
@@ -193,11 +219,13 @@ def test_an_unanswered_eval_times_out_and_a_vanished_agent_fails_it_at_once(
         late = answer.result(DEADLINE)
         assert late.status == 504, late.text
         assert "did not answer within 1 seconds" in late.json()["error"]
+        assert late.json()["reason"] == "timeout"
         answer, _ = hostile.start_eval("the agent vanishes")
         hostile.raw.close()  # its connection closes: the next probe fails
         gone = answer.result(DEADLINE)
         assert gone.status == 410, gone.text
         assert "process gone" in gone.json()["error"]
+        assert gone.json()["reason"] == "gone"
         assert broker.live_agents() == []
         entries = transcript(broker, hostile.path)
         assert [(e["code"], e["state"]) for e in entries] == [

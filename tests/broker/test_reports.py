@@ -283,13 +283,15 @@ def test_plus_expands_while_the_frame_is_held(broker: Broker, agents: list[Trans
     secret_key = broker.post(string_path, {"handle": json.dumps(["config", 1, 1]), "offset": 0})
     assert secret_key.status == 422 and "masked" in secret_key.json()["error"]
     for bad in ({"handle": "not json"}, {"handle": "[1]"}, {"handle": json.dumps(["gone"])}):
-        assert broker.post(string_path, {**bad, "offset": 0}).status == 422
+        unexpandable = broker.post(string_path, {**bad, "offset": 0})
+        assert unexpandable.status == 422 and "reason" not in unexpandable.json()
     assert broker.post(string_path, {"handle": "", "offset": 0}).status == 400
     assert broker.post(string_path, {"handle": "[]", "offset": -1}).status == 400
 
     agent.registry.release_report(report.id)
     released = broker.post(path, {"handle": inner_list.more, "offset": 8})
     assert released.status == 409 and "released" in released.json()["error"]
+    assert released.json()["reason"] == "released"
 
 
 def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:

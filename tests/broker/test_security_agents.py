@@ -402,7 +402,7 @@ def test_evalex_false_is_enforced_in_the_agent_whatever_the_broker_sends(
             assert result.ok, result.error
             break
         assert not result.ok
-        assert result.error == EVALEX_DISABLED
+        assert (result.error, result.reason) == (EVALEX_DISABLED, protocol.DISABLED)
     if not evalex:
         # Nor the process console, nor completion (getattr runs properties: code too).
         raw_broker.send(

@@ -53,8 +53,17 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
         assert view.status == 403
         missing = broker.post(f"/api/reports/{summary['id']}/frames/999/eval", {"code": "2"})
         assert missing.status == 404
+        bad = broker.post(path, {"code": 3})
+        long = broker.post(path, {"code": "x" * 100_001})
+        assert (bad.status, long.status) == (400, 413)
+        refused_rows = [entry for entry in audit(broker) if entry["action"] == "eval"][:2]
+        assert [(e["outcome"], e["detail"][:8]) for e in refused_rows] == [
+            ("refused", "HTTP 413"),
+            ("refused", "HTTP 400"),
+        ]
+        assert len(refused_rows[0]["code"]) == 100_000  # bounded, still recorded
 
-        evals = [entry for entry in audit(broker) if entry["action"] == "eval"]
+        evals = [entry for entry in audit(broker) if entry["action"] == "eval"][2:]
         assert [entry["code"] for entry in evals] == ["2", "import os", "1/0", "secret_local"]
         newest_first = [entry["id"] for entry in evals]
         assert newest_first == sorted(newest_first, reverse=True)
@@ -75,6 +84,15 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
         assert by_code["2"]["outcome"] == "failed" and by_code["2"]["frame_index"] == 999
         admitted = [entry for entry in audit(broker) if entry["action"] == "agent_admitted"]
         assert [entry["agent_id"] for entry in admitted] == [summary["agent_id"]]
+
+        # Completions look attributes up (code may run): audited too.
+        assert broker.post(path.replace("/eval", "/complete"), {"text": "secret_l"}).status == 200
+        newest = audit(broker)[0]
+        assert (newest["action"], newest["code"], newest["outcome"]) == (
+            "complete",
+            "secret_l",
+            "ok",
+        )
 
         # A process console's evals are audited too (no report, no frame).
         process = broker.post(f"/api/agents/{summary['agent_id']}/eval", {"code": "40 + 2"})
@@ -101,5 +119,29 @@ def test_every_eval_is_audited_with_who_what_where_when_and_outcome(
         broker.stop()
         broker.start()
         assert [e["code"] for e in audit(broker) if e["action"] == "eval"][:1] == ["40 + 2"]
+    finally:
+        broker.stop()
+
+
+def test_an_agent_without_evalex_refuses_with_its_reason_and_the_attempt_is_audited(
+    tmp_path: Path,
+    start_agent: Any,  # noqa: F811
+) -> None:
+    broker = Broker(tmp_path).start()
+    try:
+        start_agent(broker.zmq_url, broker.secret, evalex=False)
+        wait_for(lambda: broker.reports(), what="the agent's report")
+        summary = broker.reports()[0]
+        index = frame_of(broker.report(summary["id"]), "failing")
+        path = f"/api/reports/{summary['id']}/frames/{index}"
+        for action in ("eval", "complete"):
+            body = {"code": "1"} if action == "eval" else {"text": "x"}
+            refused = broker.post(f"{path}/{action}", body)
+            assert refused.status == 403, refused.text
+            assert refused.json()["reason"] == "disabled"
+            assert "evalex=False" in refused.json()["error"]
+            newest = audit(broker)[0]
+            assert (newest["action"], newest["outcome"]) == (action, "failed")
+            assert newest["detail"].startswith("HTTP 403: code execution is disabled")
     finally:
         broker.stop()

@@ -41,10 +41,12 @@ def test_queued_writes_are_seen_by_the_next_read_and_survive_a_stop(tmp_path: Pa
     async def first() -> tuple[int, int, list[dict[str, Any]], list[dict[str, Any]]]:
         store = Store(path)
         await store.open()
+        row = await store.start_audit({"at": 10.0, "action": "eval", "code": "1 + 1"})
+        assert row is not None  # committed: the outcome is an update
         one = store.start_console_entry("t", "ann", "1 + 1", 10.0)
         two = store.start_console_entry("t", "bob", "x", 11.0)
         store.queue_finish_console_entry(one, "done", {"result": {"text": "2"}, "failure": None})
-        store.queue_audit({"at": 10.0, "action": "eval", "code": "1 + 1", "outcome": "ok"})
+        store.queue_finish_audit(row, "ok", "")
         # No waiting in between: the reads must still see every queued write.
         entries = await store.list_console_entries("t", 10)
         audit = await store.list_audit(10)

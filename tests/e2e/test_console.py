@@ -9,12 +9,13 @@ process console is reachable from the agent list.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from tests.conftest import AppServer, Broker, node_text, wait_for
 from tests.e2e.browser import OpenPage, log_in
@@ -197,3 +198,53 @@ def test_top_level_await_runs_on_the_apps_own_loop_under_uvicorn(
     result = broker.evaluate(report_id, index, code).json()
     assert result["ok"], result["error"]
     assert result["output"] == "awaited\n" and node_text(result["result"]) == "(True, 6)"
+
+
+def test_the_driver_sees_the_answer_at_once_and_once(
+    broker: Broker, shop: AppServer, open_page: OpenPage
+) -> None:
+    """The eval's HTTP answer shows the result in the driver's console by itself (its
+    WebSocket console events are dropped here); a normal tab gets it from the WebSocket, and
+    the driver, with both the answer and the event, shows it once."""
+    report = raise_order(shop, broker, 7)
+    index = view_frame(report)
+    deaf_page, _ = open_page()
+    dropped: list[str] = []
+
+    def without_console_events(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+
+        def forward(message: str | bytes) -> None:
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            try:
+                kind = json.loads(text).get("type")
+            except (ValueError, AttributeError):
+                kind = None
+            if kind == "console":
+                dropped.append(text)
+            else:
+                route.send(message)
+
+        server.on_message(forward)
+
+    deaf_page.route_web_socket(re.compile(r".*/api/ws$"), without_console_events)
+    deaf = open_console(log_in(deaf_page, broker), report, index, "Ada")
+    other_page, _ = open_page()
+    other = open_console(log_in(other_page, broker), report, index, "Bob")
+
+    run(deaf, "order_id * 3")
+    entry = deaf.get_by_test_id("console-entry")
+    expect(entry).to_have_count(1)
+    expect(entry).to_have_attribute("data-state", "done")
+    expect(entry.get_by_test_id("console-author")).to_have_text("Ada")
+    expect(entry.get_by_test_id("console-output")).to_have_text("21")
+    expect(other.get_by_test_id("console-entry").get_by_test_id("console-output")).to_have_text(
+        "21"
+    )
+    wait_for(lambda: len(dropped) >= 2, what="the dropped running and done events")
+
+    # With the WebSocket too (Bob's tab), the answer and the event are one entry.
+    run(other, "order_id * 4")
+    expect(other.get_by_test_id("console-entry")).to_have_count(2)
+    expect(other.get_by_test_id("console-entry").nth(1)).to_have_attribute("data-state", "done")
+    expect(other.get_by_test_id("console-output")).to_have_text(["21", "28"])

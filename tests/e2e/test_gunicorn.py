@@ -161,6 +161,7 @@ def test_eval_on_a_dead_worker_fails_fast_with_a_clear_error(
     )
     assert time.monotonic() - started < 10
     assert "process gone" in answer.json()["error"]
+    assert answer.json()["reason"] == "gone"  # the killed worker's reason reaches the answer
     assert f"pid {summary['pid']}" in answer.json()["error"]
     # The report stays readable, marked as coming from a gone process.
     wait_for(lambda: broker.report(summary["id"])["agent_alive"] is False, what="agent gone")

@@ -70,7 +70,7 @@ def test_a_recycled_gunicorn_worker_is_gone_at_once_and_its_reports_stay_readabl
     wait_for(lambda: int(server.get("/").text) != pid, what="the worker to be recycled")
     wait_for(lambda: agent_of(broker, pid)["alive"] is False, what="the old agent to be gone")
     answer = broker.evaluate(report["id"], index, "1")
-    assert answer.status == 410
+    assert answer.status == 410 and answer.json()["reason"] == "gone"
     assert "process gone" in answer.json()["error"] and f"pid {pid}" in answer.json()["error"]
     assert broker.report(report["id"])["agent_alive"] is False
     text = broker.get(f"/api/reports/{report['id']}/text").text

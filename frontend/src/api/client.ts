@@ -7,7 +7,8 @@ import type {
   AgentList,
   BrokerStatus,
   CompleteResult,
-  EvalResult,
+  EvalAnswer,
+  FailureReason,
   InterruptResult,
   FrameSource,
   GroupList,
@@ -21,13 +22,27 @@ import type {
 /** A failed API call: the HTTP status (0 when the network failed) and a readable message. */
 class ApiError extends Error {
   readonly status: number;
+  /** Why the broker or the agent did not carry out the request, when it says. */
+  readonly reason: FailureReason | null;
 
-  constructor(status: number, message: string) {
+  constructor(status: number, message: string, reason: FailureReason | null = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.reason = reason;
   }
 }
+
+const FAILURE_REASONS: ReadonlySet<string> = new Set<FailureReason>([
+  "released",
+  "busy",
+  "disabled",
+  "timeout",
+  "gone",
+  "stopping",
+  "bad_answer",
+  "not_paused",
+]);
 
 let onUnauthorized: () => void = () => {};
 
@@ -62,25 +77,27 @@ function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
 }
 
-async function errorMessage(response: Response): Promise<string> {
+/** The broker's message (and reason) of an error answer, or a fallback from its text. */
+async function errorOf(response: Response): Promise<{ message: string; reason: FailureReason | null }> {
   const fallback = `${response.status} ${response.statusText}`.trim();
   let body = "";
   try {
     body = await response.text();
   } catch {
-    return fallback;
+    return { message: fallback, reason: null };
   }
   try {
     const parsed: unknown = JSON.parse(body);
     if (parsed !== null && typeof parsed === "object" && "error" in parsed) {
-      const error = (parsed as { error: unknown }).error;
-      if (typeof error === "string" && error) return error;
+      const { error, reason } = parsed as { error: unknown; reason?: unknown };
+      const known = typeof reason === "string" && FAILURE_REASONS.has(reason) ? (reason as FailureReason) : null;
+      if (typeof error === "string" && error) return { message: error, reason: known };
     }
   } catch {
     // not JSON: a proxy's page or plain text; show the start of it
   }
   const text = body.trim().slice(0, 300);
-  return text ? `${fallback}: ${text}` : fallback;
+  return { message: text ? `${fallback}: ${text}` : fallback, reason: null };
 }
 
 async function send(path: string, init: RequestInit = {}): Promise<Response> {
@@ -92,9 +109,9 @@ async function send(path: string, init: RequestInit = {}): Promise<Response> {
     throw new ApiError(0, `Cannot reach the broker (${reason})`);
   }
   if (!response.ok) {
-    const message = await errorMessage(response);
+    const { message, reason } = await errorOf(response);
     if (response.status === 401) onUnauthorized();
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, reason);
   }
   return response;
 }
@@ -233,15 +250,15 @@ async function logIn(credential: Credential): Promise<string | null> {
       ? "That token is not valid for this broker."
       : "This login link was used already or has expired. Paste the token instead.";
   }
-  return await errorMessage(response);
+  return (await errorOf(response)).message;
 }
 
 /** Where a console runs: "reports/{id}/frames/{index}" or "agents/{agent_id}" (API paths). */
 type ConsolePath = string;
 
 /** POST /api/{console}/eval: run `code` as `author`; `interactive` asks the REPL's "is it complete?". */
-function evaluateInConsole(console: ConsolePath, code: string, interactive: boolean, author: string): Promise<EvalResult> {
-  return postJson<EvalResult>(`/api/${console}/eval`, { code, interactive }, author);
+function evaluateInConsole(console: ConsolePath, code: string, interactive: boolean, author: string): Promise<EvalAnswer> {
+  return postJson<EvalAnswer>(`/api/${console}/eval`, { code, interactive }, author);
 }
 
 /** POST /api/{console}/complete: names and attributes completing the end of `text`. */

@@ -112,7 +112,28 @@ export interface EvalResult {
   incomplete: boolean;
   /** stdout/stderr text and echoed values, in the order they happened. */
   chunks: OutputChunk[];
+  /** Why nothing ran (null: the code ran, even if it raised); see FailureReason. */
+  reason: FailureReason | null;
 }
+
+/** POST .../eval: the agent's result and the id of its transcript entry (null: incomplete input). */
+export interface EvalAnswer extends EvalResult {
+  entry: number | null;
+}
+
+/**
+ * Why a request was not carried out (protocol.FAILURE_REASONS): in an error answer's
+ * `reason`, and in the results of the agent's refusals.
+ */
+export type FailureReason =
+  | "released"
+  | "busy"
+  | "disabled"
+  | "timeout"
+  | "gone"
+  | "stopping"
+  | "bad_answer"
+  | "not_paused";
 
 /** One piece of an eval's output: `stream` is "stdout", "stderr" or "result" (then `value`). */
 export interface OutputChunk {
@@ -127,6 +148,7 @@ export interface CompleteResult {
   matches: string[];
   replace: number;
   error: string | null;
+  reason: FailureReason | null;
 }
 
 /** POST .../interrupt: how many running evals in the frame were interrupted. */
@@ -307,9 +329,10 @@ export interface AgentList {
   agents: Agent[];
 }
 
-/** The body of every error answer. */
+/** The body of every error answer; `reason` when a request to an agent was not carried out. */
 export interface ErrorBody {
   error: string;
+  reason?: FailureReason;
 }
 
 /** What the store could not write (`GET /api/status` → `store`): counts since the broker started. */

@@ -1,6 +1,8 @@
 // Console state. The transcript of each console is the broker's: loaded when the console
 // opens, kept live by the WebSocket's "console" events (everyone watching sees every entry,
-// tagged with its author), reloaded after a reconnect. The input history (↑/↓) is this
+// tagged with its author), reloaded after a reconnect. Whoever ran an eval sees its result
+// from the HTTP answer at once (its `entry` id names the transcript entry); the WebSocket
+// copy of the same entry then replaces it by id, so it is never shown twice. The input history (↑/↓) is this
 // browser's, per console, in localStorage; so is the display name sent with each eval.
 // Which frame consoles are open is state too: the console toggle, the "c" shortcut and an
 // entry's permalink (#/reports/{id}/frames/{index}/console/{entry}) all open one by setting it.
@@ -195,10 +197,31 @@ type Submitted = { incomplete: true } | { incomplete: false; result: EvalResult 
  * Errors of the request itself (process gone…) throw an ApiError with the broker's message.
  */
 async function submitInput(console: ConsolePath, code: string, interactive: boolean): Promise<Submitted> {
-  const result = await evaluateInConsole(console, code, interactive, displayName.value);
-  if (result.incomplete) return { incomplete: true };
+  const answer = await evaluateInConsole(console, code, interactive, displayName.value);
+  if (answer.incomplete) return { incomplete: true };
   remember(console, code);
+  const { entry, ...result } = answer;
+  if (entry !== null) showAnswer(console, entry, code, result);
   return { incomplete: false, result };
+}
+
+/**
+ * Show an eval's answer in its transcript at once, as entry `id` "done" (the WebSocket's
+ * "running" event may not even have come yet; its "done" copy replaces this one by id).
+ */
+function showAnswer(console: ConsolePath, id: number, code: string, result: EvalResult): void {
+  const known = transcriptFor(console).peek().find((entry) => entry.id === id);
+  const started: ConsoleEntry = known ?? {
+    id,
+    target: console,
+    author: displayName.peek().trim() || "anonymous",
+    code,
+    created: Date.now() / 1000,
+    state: "running",
+    result: null,
+    failure: null,
+  };
+  merge(console, [{ ...started, state: "done", result, failure: null }]);
 }
 
 /** Completions for the end of `text` (the text before the cursor). */
