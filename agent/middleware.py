@@ -236,8 +236,8 @@ class DebuggedApplication:
     ) -> Iterator[bytes]:
         """Pass the body through; an error while iterating or closing it is answered too.
 
-        ``yield from`` hands each chunk over without resuming this frame (a ``for`` loop
-        here cost about 0.1 µs more per request), so whether chunks went out before an error
+        ``yield from`` hands each chunk over without resuming this frame (cheaper than a
+        ``for`` loop here), so whether chunks went out before an error
         is not counted: the server says so when the 500 is tried (``_answer_error``).
         Closing: ``yield from`` closes the iterator it runs when the server closes us early,
         which for a generator is ``app_iter`` itself, and an exhausted generator's ``close``
@@ -392,8 +392,8 @@ def _keep_context(context: object) -> None:
     ``finally``, so after an error while the error propagates; evals on that error's
     frames then run inside them (``request``, ``g``, ``session`` work). They matter only
     for an error, so they are kept on the error in flight, which is what the middleware
-    catches next: a request that ends normally keeps nothing (a list and its ``append``
-    made for every request, as Werkzeug does, cost 0.07 µs per request). Contexts handed
+    catches next: a request that ends normally keeps nothing (no list and ``append`` per
+    request, as Werkzeug makes). Contexts handed
     over before a streamed body fails are not kept: no error was in flight yet.
     """
     error = sys.exc_info()[1]

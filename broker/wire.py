@@ -1,9 +1,9 @@
 """Agent messages as the broker reads them: decoded and checked in C by msgspec.
 
 In an error storm every report passes through here. ``protocol.decode`` walks the type
-hints in Python: about 120 µs for a small report, and more to turn it into the JSON the
-store keeps. msgspec checks the same dataclasses in C in about a sixth of that
-(measured in BENCHMARKS.md's storm row), so the broker uses it for every message:
+hints in Python, and more work turns the result into the JSON the store keeps; msgspec
+checks the same dataclasses in C for a fraction of that (BENCHMARKS.md's storm section),
+so the broker uses it for every message:
 
 - msgspec decodes the payload straight into the protocol's dataclasses.
 - Anything msgspec refuses goes to ``protocol.decode``, which accepts it or raises
@@ -15,7 +15,7 @@ store keeps. msgspec checks the same dataclasses in C in about a sixth of that
   ``WireResult``): the store keeps a report as JSON and the console answers as JSON, so
   neither needs the dataclasses. ``wire_json`` writes that JSON. They hold the data of
   ``protocol.to_wire``, but with tuples where it has lists (``msgspec.to_builtins`` keeps
-  tuples, in 21 µs for a storm report; making lists costs 36 µs): both are JSON arrays,
+  tuples, faster than making lists): both are JSON arrays,
   and the broker's walks over a report (``frames.report_frames``, ``grouping``) take both.
 
 The agent never imports this module: it stays on stdlib, pyzmq and msgpack.

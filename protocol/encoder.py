@@ -1,11 +1,11 @@
 """The agent's encoder, generated per message class: the hot path of an error storm.
 
-``protocol.to_wire`` walks type hints for every value it meets, which costs hundreds of
-microseconds per report. This module writes, once per dataclass, the source of a function
+``protocol.to_wire`` walks type hints for every value it meets, which is slow for the
+hot path. This module writes, once per dataclass, the source of a function
 that builds its wire dict in one expression (a dict display of attribute reads, list
-comprehensions for sequences), as ``dataclasses`` itself writes ``__init__``: about half the
-time of a loop over the fields, and a tenth of ``to_wire``. ``encode(message)`` gives the
-same msgpack bytes as ``protocol.encode``. (The broker decodes with msgspec:
+comprehensions for sequences), as ``dataclasses`` itself writes ``__init__``: faster than a
+loop over the fields, and much faster than ``to_wire`` (BENCHMARKS.md).
+``encode(message)`` gives the same msgpack bytes as ``protocol.encode``. (The broker decodes with msgspec:
 ``broker/wire.py``.)
 
 ``tests/agent/test_codec.py`` checks it against the reference functions in ``protocol``.

@@ -464,6 +464,6 @@ def build_report(
 
 def _with_handles(variable: Variable) -> Variable:
     """``variable`` with "+" handles in its value; the same object when it needs none
-    (``dataclasses.replace`` costs about 4 µs, and most values are complete)."""
+    (``dataclasses.replace`` is not free, and most values are complete)."""
     value = fill_handles(variable.value, [variable.name])
     return variable if value is variable.value else replace(variable, value=value)

@@ -1,7 +1,7 @@
 """A report's plain-text traceback: exactly what ``traceback.format_exception`` prints.
 
-Formatting costs about 65 µs for a three-frame error, which matters in an error storm,
-where the same lines fail again and again. Two caches keep the text exact and make a
+Formatting is a large part of a capture's cost in an error storm, where the same lines
+fail again and again (BENCHMARKS.md). Two caches keep the text exact and make a
 repeat cheap:
 
 - ``traceback``'s caret placement (``~~~^^^``) parses the failing line with ``ast`` for every

@@ -80,9 +80,9 @@ def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
 
 
 def make_handle(path: list[Any]) -> str:
-    """``json.dumps(path)``, compact and ASCII, for a path of one name and positions: four
-    times faster than ``json.dumps`` with options, which builds an encoder per call (a
-    report of a storm's error has several truncated values, each with a handle)."""
+    """``json.dumps(path)``, compact and ASCII, for a path of one name and positions, without
+    the encoder ``json.dumps`` builds per call when given options (a report of a storm's
+    error has several truncated values, each with a handle)."""
     return "[" + ",".join([_json_string(p) if type(p) is str else str(int(p)) for p in path]) + "]"
 
 

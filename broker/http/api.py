@@ -80,8 +80,8 @@ async def get_report(request: web.Request) -> web.Response:
     report["frames_released"] = request.app[RELAY].released_at.get(report["id"])
     response = web.json_response(report)
     if (response.content_length or 0) > _COMPRESS_OVER:
-        # A big report's JSON shrinks ~20x (160 KB -> 6 KB for 31 frames with large locals)
-        # for about 0.6 ms of CPU: worth it for a dashboard across a network.
+        # A big report's JSON shrinks many times over for little CPU (BENCHMARKS.md):
+        # worth it for a dashboard across a network.
         response.enable_compression()
     return response
 

@@ -128,7 +128,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Report": {
         "type": "object",
-        "description": "a captured error (agent/protocol.py Report) plus agent_alive",
+        "description": "a captured error (protocol/report.py Report) plus agent_alive",
         "required": ["id", "agent_id", "created", "type_name", "message", "text", "exceptions"],
         "properties": {
             "id": STRING,

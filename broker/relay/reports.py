@@ -2,7 +2,7 @@
 and counted, acknowledged to their agents (``protocol.Stored``) and announced to the
 dashboards only once committed.
 
-Acknowledged means committed: the store's commit returned (WAL, see ``store_schema``), so
+Acknowledged means committed: the store's commit returned (WAL, see ``schema.py``), so
 the report survives the broker being killed. The acknowledgements of one commit go out
 together, one ``Stored`` per agent. Reports that wait through a storage fault (a full disk)
 are acknowledged when they are finally stored; a shed one never is.

@@ -1,7 +1,7 @@
 """The console_entries table: shared console transcripts, their numbering and trimming.
 
 The store is the only writer of the table, so it numbers entries itself (``EntryNumbers``,
-on the event loop) and queues their inserts without waiting for them (see ``store_thread``).
+on the event loop) and queues their inserts without waiting for them (see ``thread.py``).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class ReportFilter:
             if value:
                 conditions.append(f"{column} = ?")
                 parameters.append(value)
-        if self.path:  # debugbroker_url_path: registered by store_schema.connect
+        if self.path:  # debugbroker_url_path: registered by schema.connect
             conditions.append("debugbroker_url_path(url) LIKE ? ESCAPE '\\'")
             parameters.append(f"{_like_escape(self.path)}%")
         return " AND ".join(conditions), parameters

@@ -4,7 +4,7 @@ WAL mode keeps readers and the writer apart and makes a report durable once its 
 returns (``synchronous=NORMAL``: a killed broker loses no commit; a power cut may lose the
 last ones), so a broker that is killed and restarted loses nothing it had acknowledged
 (``protocol.Stored``). SQLite's automatic checkpoint is off: the store's thread checkpoints
-instead (see ``store_thread``). Opening the file also migrates what older brokers stored
+instead (see ``thread.py``). Opening the file also migrates what older brokers stored
 (fingerprints) and fails the evals a broker stop cut short.
 
 The file's schema version is ``PRAGMA user_version``: ``SCHEMA_VERSION`` is the one this

@@ -1,38 +1,22 @@
-"""The broker's SQLite file: reports and agents, written by one worker thread.
+"""The broker's SQLite file, behind one door: ``Store``.
 
-``Store`` is the one door to the file: every SQL statement runs on the store's thread
-(``store_thread``), never on the event loop, but for the commit ``flush`` makes there when
-that thread is idle. The tables' statements live in one module each (``store_reports``,
-``store_agents``, ``store_shares``, ``store_audit``, ``store_console``), the schema and what
-opening the file repairs in ``store_schema``; this module ties them to the thread and adds
-the batching of reports.
+Every statement runs on the store's thread (``thread.py``), never on the event loop; the
+tables' statements live one module per table (``reports``, ``console``, ``agents``,
+``shares``, ``audit``), the schema and what opening the file checks and repairs in
+``schema``. This module ties them to the thread and batches reports.
 
-Reports arrive in storms, so they are written in batches: ``queue_report`` returns a future
-at once, and the store's thread inserts every report queued meanwhile in one transaction
-(at most ``_REPORT_BATCH``); a batch is handed over as soon as the thread has no report
-batch in hand, so a lone report is written at once and a storm in few commits. In a storm
-the next batch also gathers for up to ``_GATHER_SECONDS`` after the last commit (unless
-``_GATHER_ENOUGH`` reports are queued): commits of two reports each cost the broker more
-CPU than the reports themselves (the hand-over to the thread and back, and the pages each
-commit writes). The future
-resolves after the commit: a report counts as stored (and the dashboards hear of it) only
-once it is durable, and only then is its agent told so (``protocol.Stored``, sent by the
-relay). A broker killed before that commit loses the reports of that batch and of the
-queue behind it, exactly like the ones still in its zmq buffers, but none that an agent
-was told was stored. ``add_report`` is ``queue_report`` awaited. Reads see a
-report once it is committed (when its future resolves and the dashboards hear of it), not
-before: a read during a storm waits for at most the batch in hand, not for the whole queue.
-
-When a batch meets a storage fault (a full disk: ``store_thread.storage_fault``) it is rolled
-back and its reports wait in memory, in order, with every report queued after them, and are
-tried again every ``retry_seconds`` until space returns (their futures stay pending). At
-most ``max_waiting_reports`` (and ``max_waiting_bytes`` of their messages) wait: past that,
-a new report is shed, counted in ``reports_shed`` with the reason, and its future fails with
-``ReportShed``.
+Reports arrive in storms, so ``queue_report`` returns a future at once and the thread
+inserts the reports queued meanwhile in one transaction; in a storm the next batch gathers
+for up to ``_GATHER_SECONDS`` (fewer, larger commits). A future resolves after its commit:
+only then does a report count as stored, do the dashboards hear of it, and is its agent
+told (``protocol.Stored``), so a broker killed mid-batch loses no report an agent was told
+was stored. A batch that meets a full disk is rolled back and waits in memory, bounded by
+``max_waiting_reports`` and ``max_waiting_bytes``, retried every ``retry_seconds``; past the
+bound a report is shed and counted with the reason (docs/limits.md).
 
 The console's hot path does not wait for its writes: ``start_console_entry``,
 ``queue_finish_console_entry`` and ``queue_finish_audit`` queue them and return at once (see
-``store_thread`` for when they are committed and why a later read always sees them).
+``thread.py`` for when they are committed and why a later read always sees them).
 """
 
 from __future__ import annotations
@@ -376,11 +360,11 @@ class Store(StoreThread):
 
     def start_console_entry(self, target: str, author: str, code: str, created: float) -> int:
         """Start a transcript entry (state ``running``) and return its id, without waiting:
-        it is stored before any later call runs (see ``store_thread``).
+        it is stored before any later call runs (see ``thread.py``).
 
         A transcript keeps its last ``_CONSOLE_KEEP`` (500) entries, approximately: it is
         trimmed to 500 once every ``_CONSOLE_TRIM_EVERY`` (50) of its entries, not on each
-        (a DELETE per eval was about 5% of the broker's CPU per eval), so between two trims
+        (a DELETE per eval is a noticeable share of an eval's broker CPU), so between two trims
         it holds up to 549 (and a few more after a broker restart, which starts the count
         again). ``GET .../transcript`` lists at most 500 either way.
         """

@@ -3,7 +3,7 @@
 SQLite calls block, so calls run on a single-thread executor (the store's thread): the event
 loop never waits on the disk. The one connection is used by whoever holds its lock: that
 thread, or ``flush`` on the loop when the thread is idle (below). WAL mode keeps readers and
-the writer apart (see ``store_schema.connect``). SQLite's automatic checkpoint is off; the
+the writer apart (see ``schema.connect``). SQLite's automatic checkpoint is off; the
 store's thread copies the WAL into the database file every ``_CHECKPOINT_CHANGES`` rows
 instead, so a commit made on the loop never runs one.
 
