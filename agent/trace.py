@@ -21,7 +21,8 @@ from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.transport.transport import Transport
-from debugbroker.protocol import Report
+from debugbroker.agent.stepping import Stepper
+from debugbroker.protocol import Report, Step, StepAction
 
 __all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]
 
@@ -44,10 +45,19 @@ def _stack_traceback(frame: FrameType) -> TracebackType:
     return tb
 
 
-def capture_pause(frame: FrameType, transport: Transport, options: Options) -> Report:
-    """A "paused" report of the stack ending at ``frame``, its frames held for evals."""
+def capture_pause(
+    frame: FrameType,
+    transport: Transport,
+    options: Options,
+    *,
+    step_of: str = "",
+    step: StepAction | None = None,
+) -> Report:
+    """A "paused" report of the stack ending at ``frame``, its frames held for evals; after
+    a step, ``step_of`` names the report the step was taken from."""
     where = f"{frame.f_code.co_name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
-    pause = Paused(f"breakpoint() in {where}")
+    how = f"step {step}" if step is not None and step_of else "breakpoint()"
+    pause = Paused(f"{how} in {where}")
     pause.__traceback__ = _stack_traceback(frame)
     try:
         report = build_report(
@@ -59,7 +69,7 @@ def capture_pause(frame: FrameType, transport: Transport, options: Options) -> R
         )
     finally:
         pause.__traceback__ = None  # the registry holds the frames it needs
-    return replace(report, paused=True)
+    return replace(report, paused=True, step_of=step_of, step=step or "")
 
 
 def _pause_seconds() -> float:
@@ -76,8 +86,57 @@ def _log(text: str) -> None:
         pass
 
 
+class _Session:
+    """One thread's pauses, from ``breakpoint()`` through its steps to Continue."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.last_report = ""  # the report of the latest pause, which the next step follows
+        self.stepper = Stepper(self.pause_after_step)
+
+    def pause(self, frame: FrameType, step: StepAction | None) -> Step | None:
+        """Send a paused report of ``frame`` and wait: the step to take, or None to go on."""
+        transport = self.transport
+        report = capture_pause(
+            frame, transport, transport.options, step_of=self.last_report, step=step
+        )
+        self.last_report = report.id
+        pause = transport.start_pause(report.id)
+        transport.submit_report(report)
+        timeout = _pause_seconds()
+        if step is None:
+            _log(
+                f"paused: {report.message}; continue in the dashboard, "
+                f"{report_url(transport, report.id)} (resumes by itself after {timeout:g}s)"
+            )
+        resumed = pause.wait(timeout)
+        next_step = pause.step if resumed else None
+        if next_step is not None and not transport.options.evalex:
+            _log("a step was refused (evalex=False): continuing")
+            next_step = None
+        reason = "timeout" if not resumed else "continue" if next_step is None else "step"
+        transport.end_pause(report.id, reason)
+        if not resumed:
+            _log(f"timed out, continuing: {report.message}")
+        elif next_step is None:
+            _log(f"continued: {report.message}")
+        return next_step
+
+    def pause_after_step(self, frame: FrameType, step: StepAction) -> Step | None:
+        """The stepper's stop: pause again, unless no broker can say how to go on."""
+        if not self.transport.connected:
+            _log(f"stepping ended at {frame.f_code.co_filename}:{frame.f_lineno}: no broker")
+            return None
+        try:
+            return self.pause(frame, step)
+        except Exception as error:  # a step must not break the program
+            _log(f"could not pause after a step: {type(error).__name__}: {error}")
+            return None
+
+
 def set_trace(*args: object, **kwargs: object) -> None:
-    """Pause this thread at a breakpoint until Continue in the dashboard (or the timeout).
+    """Pause this thread at a breakpoint until Continue in the dashboard (or the timeout);
+    a step from the dashboard pauses it again at the step's next stop (agent/stepping.py).
 
     The target of ``PYTHONBREAKPOINT=debugbroker.set_trace``; arguments are accepted and
     ignored, as ``breakpoint()`` passes its own through. Never raises into the caller.
@@ -87,24 +146,26 @@ def set_trace(*args: object, **kwargs: object) -> None:
         transport = current_transport() or get_transport(Options.from_environment())
         if threading.current_thread().name.startswith("debugbroker-"):
             return  # the agent's own threads must never stop
+        if isinstance(getattr(sys.gettrace(), "__self__", None), Stepper):
+            return  # this thread is being stepped: the step stops here anyway
         if not transport.wait_connected(_CONNECT_SECONDS):
             _log(
                 f"breakpoint() at {frame.f_code.co_filename}:{frame.f_lineno} ignored: "
                 f"no broker is reachable at {transport.options.broker_url}"
             )
             return
-        report = capture_pause(frame, transport, transport.options)
-        del frame
-        resume = transport.start_pause(report.id)
-        transport.submit_report(report)
-        timeout = _pause_seconds()
-        _log(
-            f"paused: {report.message}; continue in the dashboard, "
-            f"{report_url(transport, report.id)} (resumes by itself after {timeout:g}s)"
-        )
+        session = _Session(transport)
     except Exception as error:  # a breakpoint must not break the program
         _log(f"breakpoint() could not pause: {type(error).__name__}: {error}")
         return
-    resumed = resume.wait(timeout)
-    transport.end_pause(report.id, "continue" if resumed else "timeout")
-    _log(f"{'continued' if resumed else 'timed out, continuing'}: {report.message}")
+    try:
+        step = session.pause(frame, None)
+    except Exception as error:
+        _log(f"breakpoint() could not pause: {type(error).__name__}: {error}")
+        return
+    if step is not None:
+        try:
+            session.stepper.start(frame, step)  # the last thing: the caller runs on traced
+        except Exception as error:
+            session.stepper.stop()
+            _log(f"could not step: {type(error).__name__}: {error}")

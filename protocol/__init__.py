@@ -57,6 +57,9 @@ from debugbroker.protocol.messages import (
     SourceRequest,
     SourceResult,
     Stored,
+    Step,
+    StepAction,
+    STEP_ACTIONS,
     Welcome,
 )
 from debugbroker.protocol.report import (
@@ -103,6 +106,9 @@ __all__ = [
     "Bye",
     "Resume",
     "Resumed",
+    "Step",
+    "StepAction",
+    "STEP_ACTIONS",
     "Release",
     "Released",
     "ExpandRequest",

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from debugbroker import protocol
 from debugbroker.broker.http.audit import display_name
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
@@ -25,6 +26,7 @@ STORE = web.AppKey("store", Store)
 RELAY = web.AppKey("relay", Relay)
 MAX_CODE_CHARS = 100_000
 _MAX_LIMIT = 1_000
+_MAX_LINE = 10_000_000
 _COMPRESS_OVER = 32_768  # bytes of report JSON above which it is sent gzipped (if accepted)
 
 
@@ -64,6 +66,9 @@ async def get_report(request: web.Request) -> web.Response:
     agent = request.app[RELAY].agents.get(report["agent_id"])
     report["agent_alive"] = bool(agent and agent.alive)
     report["resumable"] = report["id"] in request.app[RELAY].paused
+    if report.get("step_of"):
+        report["stepped_by"] = request.app[RELAY].step_driver(report["step_of"])
+    report["next_pause"] = request.app[RELAY].step_next(report["id"])
     report["frames_held"] = request.app[RELAY].frames_held(report["id"], report["agent_id"])
     report["frames_released"] = request.app[RELAY].released_at.get(report["id"])
     response = web.json_response(report)
@@ -93,6 +98,56 @@ async def resume_report(request: web.Request) -> web.Response:
         await request.app[RELAY].resume(found["id"])
     except EvalFailure as failure:
         return json_error(failure.status, failure.message)
+    return web.json_response({"ok": True})
+
+
+async def step_report(request: web.Request) -> web.Response:
+    """``POST /api/reports/{id}/step`` ``{"action": StepAction, "line": int}``: the paused
+    thread takes a step and pauses again, in a new report whose ``step_of`` is this one."""
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return found
+    action, line, status, message = "", 0, 200, ""
+    if request[ROLE_KEY] != "full":
+        status, message = 403, "this token may read reports but not step threads"
+    else:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        shape = f'{{"action": {" | ".join(repr(a) for a in protocol.STEP_ACTIONS)}, "line": int}}'
+        action = body.get("action") if isinstance(body, dict) else None
+        line = body.get("line", 0) if isinstance(body, dict) else 0
+        if action not in protocol.STEP_ACTIONS:
+            status, message = 400, f"the body must be a JSON object: {shape}"
+            action = ""
+        elif type(line) is not int or not 0 <= line <= _MAX_LINE:
+            status, message = 400, f"line must be an integer from 0 to {_MAX_LINE}"
+        elif action == "until" and line < 1:
+            status, message = 400, "until needs the line to run to"
+    if status == 200:
+        step = None if action == "continue" else protocol.Step(
+            report_id=found["id"], action=action, line=line if action == "until" else 0
+        )
+        try:
+            await request.app[RELAY].resume(found["id"], step, driver=display_name(request))
+        except EvalFailure as failure:
+            status, message = failure.status, failure.message
+    await request.app[STORE].add_audit(  # like evals: who, when, which report, outcome
+        {
+            "at": time.time(),
+            "action": f"step_{action}" if action else "step",
+            "role": request[ROLE_KEY],
+            "name": display_name(request),
+            "client": request.remote or "",
+            "agent_id": found["agent_id"],
+            "report_id": found["id"],
+            "outcome": "ok" if status == 200 else "refused" if status == 403 else "failed",
+            "detail": f"HTTP {status}: {message}" if message else "",
+        }
+    )
+    if status != 200:
+        return json_error(status, message)
     return web.json_response({"ok": True})
 
 
@@ -140,5 +195,6 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/reports/{report_id}/text", get_report_text),
         web.get("/api/agents", list_agents),
         web.post("/api/reports/{report_id}/continue", resume_report),
+        web.post("/api/reports/{report_id}/step", step_report),
         web.post("/api/reports/{report_id}/release", release_frames),
     ]

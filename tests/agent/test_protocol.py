@@ -101,6 +101,8 @@ MESSAGES: list[protocol.Message] = [
     Heartbeat(held_frames=3, dropped_reports=1),
     Heartbeat(held_frames=3, held_reports=2, held_bytes=4096),
     protocol.Release(report_id="r1"),
+    protocol.Step(report_id="r1", action="over"),
+    protocol.Step(report_id="r1", action="until", line=12),
     protocol.Released(report_ids=("r1", "r2")),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),

@@ -93,6 +93,10 @@ export interface Report {
   paused?: boolean;
   /** Absent in reports stored before panels existed. */
   panels?: Panel[];
+  /** A pause after a step: the paused report the step was taken from. */
+  step_of?: string;
+  /** That step's action. */
+  step?: StepAction | "";
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;
@@ -249,7 +253,10 @@ export interface AgentEvent {
   agent: Agent;
 }
 
-/** WebSocket: the thread paused at breakpoint() in a report went on (Continue or timeout). */
+/** How a paused thread goes on (protocol/messages.py StepAction; POST .../step). */
+export type StepAction = "over" | "into" | "out" | "until" | "continue";
+
+/** WebSocket: the thread paused at breakpoint() in a report went on (Continue, a step or timeout). */
 export interface ResumedEvent {
   type: "resumed";
   report_id: string;
