@@ -7,7 +7,7 @@ and at the step's next stop the trace function calls ``on_stop`` (which sends a 
 report and blocks until the next step or Continue). Continue, or a pause that times out,
 removes the trace function: the thread runs untraced again.
 
-Where each step stops (pdb's ``next``, ``step``, ``until`` and ``return``, see docs/stepping.md):
+Where each step stops (after pdb; docs/frameworks.md, "Stepping"):
 
 - ``over``: the next line of the paused frame. When that frame returns (or raises out),
   the next line of its caller.

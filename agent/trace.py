@@ -20,8 +20,8 @@ from debugbroker.agent.answers import report_url
 from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
-from debugbroker.agent.transport.transport import Transport
 from debugbroker.agent.stepping import Stepper
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report, Step, StepAction
 
 __all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]

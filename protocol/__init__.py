@@ -33,6 +33,7 @@ from debugbroker.protocol.messages import (
     MAX_HELD_IDS,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
+    STEP_ACTIONS,
     Bye,
     CompleteRequest,
     CompleteResult,
@@ -59,7 +60,6 @@ from debugbroker.protocol.messages import (
     Stored,
     Step,
     StepAction,
-    STEP_ACTIONS,
     Welcome,
 )
 from debugbroker.protocol.report import (

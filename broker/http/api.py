@@ -27,6 +27,7 @@ RELAY = web.AppKey("relay", Relay)
 MAX_CODE_CHARS = 100_000
 _MAX_LIMIT = 1_000
 _MAX_LINE = 10_000_000
+_STEP_ACTIONS: dict[str, protocol.StepAction] = {action: action for action in protocol.STEP_ACTIONS}
 _COMPRESS_OVER = 32_768  # bytes of report JSON above which it is sent gzipped (if accepted)
 
 
@@ -101,13 +102,30 @@ async def resume_report(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def _parse_step(body: object) -> tuple[protocol.StepAction, int] | str:
+    """The action and line of a step request's body, or what is wrong with it."""
+    actions = " | ".join(f'"{action}"' for action in protocol.STEP_ACTIONS)
+    shape = f'{{"action": {actions}, "line": int}}'
+    if not isinstance(body, dict):
+        return f"the body must be a JSON object: {shape}"
+    action = _STEP_ACTIONS.get(body.get("action"))  # type: ignore[arg-type]
+    line = body.get("line", 0)
+    if action is None:
+        return f"action must be one of {actions}: {shape}"
+    if type(line) is not int or not 0 <= line <= _MAX_LINE:
+        return f"line must be an integer from 0 to {_MAX_LINE}"
+    if action == "until" and line < 1:
+        return "until needs the line to run to (line >= 1)"
+    return action, line if action == "until" else 0
+
+
 async def step_report(request: web.Request) -> web.Response:
     """``POST /api/reports/{id}/step`` ``{"action": StepAction, "line": int}``: the paused
     thread takes a step and pauses again, in a new report whose ``step_of`` is this one."""
     found = await _report_or_404(request)
     if isinstance(found, web.Response):
         return found
-    action, line, status, message = "", 0, 200, ""
+    action, status, message = "", 200, ""
     if request[ROLE_KEY] != "full":
         status, message = 403, "this token may read reports but not step threads"
     else:
@@ -115,24 +133,18 @@ async def step_report(request: web.Request) -> web.Response:
             body = await request.json()
         except ValueError:
             body = None
-        shape = f'{{"action": {" | ".join(repr(a) for a in protocol.STEP_ACTIONS)}, "line": int}}'
-        action = body.get("action") if isinstance(body, dict) else None
-        line = body.get("line", 0) if isinstance(body, dict) else 0
-        if action not in protocol.STEP_ACTIONS:
-            status, message = 400, f"the body must be a JSON object: {shape}"
-            action = ""
-        elif type(line) is not int or not 0 <= line <= _MAX_LINE:
-            status, message = 400, f"line must be an integer from 0 to {_MAX_LINE}"
-        elif action == "until" and line < 1:
-            status, message = 400, "until needs the line to run to"
-    if status == 200:
-        step = None if action == "continue" else protocol.Step(
-            report_id=found["id"], action=action, line=line if action == "until" else 0
-        )
-        try:
-            await request.app[RELAY].resume(found["id"], step, driver=display_name(request))
-        except EvalFailure as failure:
-            status, message = failure.status, failure.message
+        parsed = _parse_step(body)
+        if isinstance(parsed, str):
+            status, message = 400, parsed
+        else:
+            action = parsed[0]
+            step = None
+            if parsed[0] != "continue":
+                step = protocol.Step(report_id=found["id"], action=parsed[0], line=parsed[1])
+            try:
+                await request.app[RELAY].resume(found["id"], step, driver=display_name(request))
+            except EvalFailure as failure:
+                status, message = failure.status, failure.message
     await request.app[STORE].add_audit(  # like evals: who, when, which report, outcome
         {
             "at": time.time(),

@@ -251,5 +251,6 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
     added = {"kind", "highlight", "agent_alive", "resumable", "frames_held", "frames_released"}
+    added |= {"stepped_by", "next_pause"}
     unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"

@@ -219,7 +219,7 @@ def test_a_failing_stop_handler_ends_stepping_and_the_code_runs_on() -> None:
 
 EVAL_THEN_TRACE = """
 import sys
-from debugbroker.agent.capture.exceptions import capture_exception
+from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.evals.evaluate import run_eval
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
@@ -233,9 +233,10 @@ registry, options = FrameRegistry(10, 10**8), Options()
 try:
     failing()
 except ValueError as error:
-    report = capture_exception(error, report_id="r", agent_id="a", options=options, registry=registry)
+    report = build_report(error, report_id="r", agent_id="a", options=options, registry=registry)
 frame_id = report.exceptions[-1].frames[-1].frame_id
-result = run_eval(registry, EvalRequest(request_id="q", frame_id=frame_id, code="local + 1"), options)
+request = EvalRequest(request_id="q", frame_id=frame_id, code="local + 1")
+result = run_eval(registry, request, options)
 assert result.ok, result
 
 def traced():
@@ -257,7 +258,7 @@ def test_a_traced_call_after_an_eval_returns() -> None:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, "-c", EVAL_THEN_TRACE], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", EVAL_THEN_TRACE], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     assert "traced call returned" in done.stdout

@@ -100,6 +100,10 @@ export interface Report {
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;
+  /** Who took the step that led to this pause (`step_of`), if the broker knows. */
+  stepped_by?: string | null;
+  /** The pause a step from this report led to, once it arrived. */
+  next_pause?: string | null;
   /** The live agent still holds this report's frames (since `created`): consoles work. */
   frames_held?: boolean;
   /** When the broker learnt the frames were released (epoch seconds), if it knows. */
@@ -261,6 +265,16 @@ export interface ResumedEvent {
   type: "resumed";
   report_id: string;
   reason: string;
+  /** With reason "step": who took the step. */
+  by?: string;
+}
+
+/** WebSocket: a step from report `from` paused again in `report_id` (taken by `by`). */
+export interface SteppedEvent {
+  type: "stepped";
+  from: string;
+  report_id: string;
+  by: string;
 }
 
 /** WebSocket: these reports' frames were released (the agent's caps, or POST .../release). */
