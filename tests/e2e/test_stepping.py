@@ -179,3 +179,20 @@ def test_a_view_only_token_cannot_step_and_is_audited(
         assert answers and answers[0].text == "2 items, total 77"
     finally:
         broker.stop()
+
+
+def test_an_agent_with_evalex_off_refuses_steps_but_continues(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace", STEPPING_EVALEX="0")
+    command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "{bind}"]
+    server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
+    request, answers = checkout_in_background(server)
+    paused = first_pause(broker)
+    path = f"/api/reports/{paused['id']}/step"
+    refused = broker.post(path, {"action": "into"})
+    assert refused.status == 403 and "evalex=False" in refused.json()["error"]
+    assert broker.report(paused["id"])["resumable"] is True
+    assert broker.post(path, {"action": "continue"}).status == 200
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 77"

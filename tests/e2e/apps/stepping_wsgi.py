@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,4 +31,7 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [b"ok"]
 
 
-app = DebuggedApplication(raw_app, app_name="stepping-test")
+# STEPPING_EVALEX=0 starts it with evalex=False: steps are refused, Continue still works.
+app = DebuggedApplication(
+    raw_app, app_name="stepping-test", evalex=os.environ.get("STEPPING_EVALEX", "1") == "1"
+)
