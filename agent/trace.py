@@ -4,7 +4,8 @@ With ``PYTHONBREAKPOINT=debugbroker.set_trace``, ``breakpoint()`` captures the c
 thread's stack as a "paused" report whose frames are live and held, sends it to the broker,
 and blocks that thread (only that one: the server's other threads and workers go on) until
 someone presses Continue in the dashboard, or ``DEBUGBROKER_PAUSE_TIMEOUT`` seconds pass
-(default 300). Without a reachable broker it returns at once: nobody could resume it.
+(default 300), or no broker was connected for ``DEBUGBROKER_PAUSE_NO_BROKER`` seconds in a row
+(default 30). Without a reachable broker it returns at once: nobody could resume it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import uuid
 from dataclasses import replace
 from types import FrameType, TracebackType
@@ -21,12 +23,21 @@ from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.stepping import Stepper
+from debugbroker.agent.transport.mailbox import Pause
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report, Step, StepAction
 
-__all__ = ["set_trace", "Paused", "capture_pause", "DEFAULT_PAUSE_SECONDS"]
+__all__ = [
+    "set_trace",
+    "Paused",
+    "capture_pause",
+    "DEFAULT_PAUSE_SECONDS",
+    "DEFAULT_NO_BROKER_SECONDS",
+]
 
 DEFAULT_PAUSE_SECONDS = 300.0
+DEFAULT_NO_BROKER_SECONDS = 30.0
+_CHECK_BROKER_SECONDS = 0.5  # how often a paused thread looks whether its broker is there
 _CONNECT_SECONDS = 3.0  # a fresh agent's first connection, before giving up on pausing
 
 
@@ -79,6 +90,36 @@ def _pause_seconds() -> float:
         return DEFAULT_PAUSE_SECONDS
 
 
+def _no_broker_seconds() -> float:
+    try:
+        seconds = float(os.environ.get("DEBUGBROKER_PAUSE_NO_BROKER", DEFAULT_NO_BROKER_SECONDS))
+    except ValueError:
+        return DEFAULT_NO_BROKER_SECONDS
+    return max(seconds, 0.0)
+
+
+def _wait(pause: Pause, transport: Transport, timeout: float) -> str:
+    """Wait for someone to say how the pause ends: ``resumed``; ``timeout`` after
+    ``timeout`` seconds; ``broker_gone`` when no broker was connected for
+    ``DEBUGBROKER_PAUSE_NO_BROKER`` seconds in a row (a restarted one names the pause again
+    in its hello, so a quick restart keeps it)."""
+    deadline = time.monotonic() + timeout
+    grace = _no_broker_seconds()
+    gone_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return "timeout"
+        if pause.wait(min(deadline - now, _CHECK_BROKER_SECONDS)):
+            return "resumed"
+        if transport.connected:
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since >= grace:
+            return "broker_gone"
+
+
 def _log(text: str) -> None:
     try:
         print(f"debugbroker: {text}", file=sys.stderr, flush=True)
@@ -109,15 +150,17 @@ class _Session:
                 f"paused: {report.message}; continue in the dashboard, "
                 f"{report_url(transport, report.id)} (resumes by itself after {timeout:g}s)"
             )
-        resumed = pause.wait(timeout)
-        next_step = pause.step if resumed else None
+        ended = _wait(pause, transport, timeout)
+        next_step = pause.step if ended == "resumed" else None
         if next_step is not None and not transport.options.evalex:
             _log("a step was refused (evalex=False): continuing")
             next_step = None
-        reason = "timeout" if not resumed else "continue" if next_step is None else "step"
+        reason = ended if ended != "resumed" else "continue" if next_step is None else "step"
         transport.end_pause(report.id, reason)
-        if not resumed:
+        if ended == "timeout":
             _log(f"timed out, continuing: {report.message}")
+        elif ended == "broker_gone":
+            _log(f"no broker for {_no_broker_seconds():g}s, continuing: {report.message}")
         elif next_step is None:
             _log(f"continued: {report.message}")
         return next_step

@@ -280,7 +280,8 @@ class Step:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resumed:
     """Agent → broker: the thread paused in ``report_id`` goes on (``continue``, ``timeout``,
-    or ``step``: it pauses again at its next stop, a report whose ``step_of`` names this one)."""
+    ``broker_gone``, or ``step``: it pauses again at its next stop, a report whose ``step_of``
+    names this one)."""
 
     kind: ClassVar[str] = "resumed"
     report_id: str

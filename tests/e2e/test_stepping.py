@@ -196,3 +196,20 @@ def test_an_agent_with_evalex_off_refuses_steps_but_continues(
     assert broker.post(path, {"action": "continue"}).status == 200
     request.join(30)
     assert answers and answers[0].text == "2 items, total 77"
+
+
+def test_a_broker_that_disappears_lets_a_stepped_thread_go_on(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    env = broker.agent_env(
+        PYTHONBREAKPOINT="debugbroker.set_trace", DEBUGBROKER_PAUSE_NO_BROKER="1"
+    )
+    command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "{bind}"]
+    server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
+    request, answers = checkout_in_background(server)
+    first = step(broker, first_pause(broker), "over")
+    assert where(first) == ("checkout", line_of("count = len(basket)"))
+    broker.kill()  # gone for good: the paused thread must not wait 300 s for it
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 77"
+    assert "no broker for 1s, continuing" in server.process.output()
