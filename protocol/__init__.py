@@ -57,9 +57,9 @@ from debugbroker.protocol.messages import (
     Resumed,
     SourceRequest,
     SourceResult,
-    Stored,
     Step,
     StepAction,
+    Stored,
     Welcome,
 )
 from debugbroker.protocol.report import (
