@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import msgpack
 
@@ -63,6 +63,11 @@ def _convert(tp: Any, data: Any, where: str) -> Any:
             except ProtocolError as error:
                 errors.append(str(error))
         raise ProtocolError(f"{where}: {'; '.join(errors)}")
+    if origin is Literal:
+        if not any(data == choice and type(data) is type(choice) for choice in typing.get_args(tp)):
+            choices = ", ".join(repr(choice) for choice in typing.get_args(tp))
+            raise ProtocolError(f"{where}: expected one of {choices}, got {data!r:.80}")
+        return data
     if origin is tuple:
         if not isinstance(data, (list, tuple)):
             raise ProtocolError(f"{where}: expected a list, got {type(data).__name__}")

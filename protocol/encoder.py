@@ -5,8 +5,8 @@ hot path. This module writes, once per dataclass, the source of a function
 that builds its wire dict in one expression (a dict display of attribute reads, list
 comprehensions for sequences), as ``dataclasses`` itself writes ``__init__``: faster than a
 loop over the fields, and much faster than ``to_wire`` (BENCHMARKS.md).
-``encode(message)`` gives the same msgpack bytes as ``protocol.encode``. (The broker decodes with msgspec:
-``broker/wire.py``.)
+``encode(message)`` gives the same msgpack bytes as ``protocol.encode``. (The broker
+decodes with msgspec: ``broker/wire.py``.)
 
 ``tests/agent/test_codec.py`` checks it against the reference functions in ``protocol``.
 """

@@ -9,7 +9,7 @@ This module imports no zmq, asyncio or sqlite.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 from debugbroker.protocol.report import Report, ReprNode
 
@@ -44,6 +44,9 @@ __all__ = [
     "Bye",
     "Resume",
     "Resumed",
+    "StepAction",
+    "STEP_ACTIONS",
+    "Step",
     "Release",
     "Released",
     "ExpandRequest",
@@ -282,9 +285,31 @@ class Resume:
     report_id: str
 
 
+# How a paused thread goes on: to the next line of its frame ("over"), into the next call
+# ("into"), to its caller ("out"), to a line of its frame ("until"), or on ("continue").
+StepAction = Literal["over", "into", "out", "until", "continue"]
+STEP_ACTIONS: tuple[StepAction, ...] = ("over", "into", "out", "until", "continue")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """Broker → agent: the thread paused in ``report_id`` takes one step, then pauses again.
+
+    Its next stop is a new paused report whose ``step_of`` is ``report_id``. ``line`` is the
+    target of ``until`` (a line of the paused frame's file), 0 otherwise.
+    """
+
+    kind: ClassVar[str] = "step"
+    report_id: str
+    action: StepAction
+    line: int = 0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resumed:
-    """Agent → broker: the thread paused in ``report_id`` goes on (``continue`` or ``timeout``)."""
+    """Agent → broker: the thread paused in ``report_id`` goes on (``continue``, ``timeout``,
+    ``broker_gone``, or ``step``: it pauses again at its next stop, a report whose ``step_of``
+    names this one)."""
 
     kind: ClassVar[str] = "resumed"
     report_id: str
@@ -363,6 +388,7 @@ class SourceResult:
 Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Bye,
     Resume,
+    Step,
     Resumed,
     Release,
     Released,
@@ -392,6 +418,7 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
     for cls in (
         Bye,
         Resume,
+        Step,
         Resumed,
         Release,
         Released,

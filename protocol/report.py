@@ -152,6 +152,8 @@ class Report:
     app: str = ""
     paused: bool = False  # a breakpoint() pause (debugbroker.set_trace), not an error
     panels: tuple[Panel, ...] = ()  # the task, log record or caller's context it came from
+    step_of: str = ""  # a pause after a step: the paused report the step was taken from
+    step: str = ""  # that step's action (``messages.StepAction``)
 
 
 # The brackets of each container kind, as ``repr`` writes them.

@@ -156,6 +156,17 @@ def wait_for_answer(start: Callable[[Callable[[T], object]], None]) -> T:
     return answers[0]
 
 
+class _Dropped(BaseException):  # noqa: N818 - never seen outside ``EvalRun.disarm``
+    """Replaces a pending interrupt; the eval thread raises and catches it itself."""
+
+
+_DROP_CALLS = 100
+
+
+def _check_breaker() -> None:
+    """A call: where the interpreter raises a pending asynchronous exception."""
+
+
 def _set_async_exc(ident: int, exception: type[BaseException] | None) -> int:
     """Make ``exception`` pending in thread ``ident`` (None clears one); threads affected."""
     # No argtypes on the shared pythonapi function: other libraries call it too.
@@ -187,12 +198,27 @@ class EvalRun:
             self.in_user_code = True
 
     def disarm(self) -> None:
-        """Leave user code: no interrupt can land after this returns."""
+        """Leave user code: no interrupt can land after this returns.
+
+        An interrupt sent but not raised is dropped by replacing it with ``_Dropped``, which
+        this thread raises and catches at once. Clearing it with ``SetAsyncExc(NULL)`` would
+        leave the interpreter's eval breaker set (before 3.12 only a raised asynchronous
+        exception clears it): every thread would then check pending work at each call, and
+        on 3.11 a traced thread (a step, pdb, coverage) loops forever at its next call.
+        """
         while True:
             try:
                 with self.lock:
                     self.in_user_code = False
-                    _set_async_exc(self.ident, None)  # drop one that was sent but not raised
+                    if self.ident != threading.get_ident():  # not on the eval's thread
+                        _set_async_exc(self.ident, None)
+                        return
+                    _set_async_exc(self.ident, _Dropped)
+                for _ in range(_DROP_CALLS):  # the breaker is checked as each call starts
+                    _check_breaker()
+                _set_async_exc(self.ident, None)  # never raised: drop it after all
+                return
+            except _Dropped:
                 return
             except KeyboardInterrupt:
                 continue  # it landed on the way out: try again

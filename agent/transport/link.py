@@ -52,6 +52,7 @@ from debugbroker.protocol import (
     ReportMessage,
     Resume,
     SourceRequest,
+    Step,
     Stored,
     Welcome,
     encoder,
@@ -285,6 +286,8 @@ class Link:
             self.dispatch(message)
         elif isinstance(message, Resume):
             self.mailbox.resume(message.report_id)
+        elif isinstance(message, Step):  # a step from the dashboard: the thread pauses again
+            self.mailbox.resume(message.report_id, message)
         elif isinstance(message, Release):  # the dashboard's "Release frames"
             self.registry.release_report(message.report_id)
         elif isinstance(message, Stored):  # the broker committed these reports

@@ -21,15 +21,35 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from debugbroker.protocol import Message, Report, Resumed
+from debugbroker.protocol import Message, Report, Resumed, Step
 
-__all__ = ["Mailbox", "SocketPair"]
+__all__ = ["Mailbox", "Pause", "SocketPair"]
 
 _MAX_RESULTS = 64  # eval results waiting for the socket; the oldest go first
 _MAX_RESUMED = 64
 _MAX_PAUSES_TOLD = 64  # pauses named in a hello
 
 SocketPair = Callable[[], tuple[socket.socket, socket.socket]]
+
+
+class Pause:
+    """A thread paused at ``breakpoint()`` or after a step, waiting to be told how to go on."""
+
+    __slots__ = ("_event", "step")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.step: Step | None = None  # None: Continue (or the timeout)
+
+    def go_on(self, step: Step | None) -> None:
+        """Let the thread go on: ``step`` says how (None: continue); the first call wins."""
+        if not self._event.is_set():
+            self.step = step
+            self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until someone says how to go on (True), or ``timeout`` seconds (False)."""
+        return self._event.wait(timeout)
 
 
 class Mailbox:
@@ -52,7 +72,7 @@ class Mailbox:
         self._room.set()
         self._results: deque[Message] = deque()  # eval, completion, interrupt results
         self._resumed: deque[Resumed] = deque(maxlen=_MAX_RESUMED)
-        self._pauses: dict[str, threading.Event] = {}  # breakpoint() pauses by report id
+        self._pauses: dict[str, Pause] = {}  # breakpoint() and step pauses by report id
         self._stopping = False
         self._bye_requested = False  # the process exits: flush, say bye, close
         self._wake_pending = False  # a wake byte is unread, or the I/O thread will look
@@ -107,12 +127,12 @@ class Mailbox:
             self._results.append(result)
             self._wake()
 
-    def start_pause(self, report_id: str) -> threading.Event:
-        """Register a ``breakpoint()`` pause; the event is set when someone presses Continue."""
-        event = threading.Event()
+    def start_pause(self, report_id: str) -> Pause:
+        """Register a pause; it ends when someone presses Continue or takes a step."""
+        pause = Pause()
         with self._lock:
-            self._pauses[report_id] = event
-        return event
+            self._pauses[report_id] = pause
+        return pause
 
     def end_pause(self, report_id: str, reason: str) -> None:
         """The paused thread goes on: forget the pause and queue the ``Resumed`` message."""
@@ -213,12 +233,13 @@ class Mailbox:
             self._resumed.clear()
         return taken
 
-    def resume(self, report_id: str) -> None:
-        """Someone pressed Continue: let the paused thread go on (unknown ids are ignored)."""
+    def resume(self, report_id: str, step: Step | None = None) -> None:
+        """Someone pressed Continue (``step`` None) or took a step: let the paused thread go
+        on (unknown ids are ignored)."""
         with self._lock:
             pause = self._pauses.get(report_id)
         if pause is not None:
-            pause.set()
+            pause.go_on(step)
 
     def paused_reports(self) -> tuple[str, ...]:
         """The pauses a restarted broker must learn again, so Continue works on them."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport.link import AgentIdentity, Dispatch, Link
-from debugbroker.agent.transport.mailbox import Mailbox
+from debugbroker.agent.transport.mailbox import Mailbox, Pause
 from debugbroker.protocol import Message, Report
 
 __all__ = ["Transport", "DispatchFactory", "make_agent_id"]
@@ -148,12 +148,12 @@ class Transport:
         self.mailbox.request_bye()
         self._link.finished.wait(timeout)
 
-    def start_pause(self, report_id: str) -> threading.Event:
-        """Register a ``breakpoint()`` pause; the event is set when someone presses Continue."""
+    def start_pause(self, report_id: str) -> Pause:
+        """Register a pause; it ends when someone presses Continue or takes a step."""
         return self.mailbox.start_pause(report_id)
 
     def end_pause(self, report_id: str, reason: str) -> None:
-        """The paused thread goes on (``continue`` or ``timeout``): tell the broker."""
+        """The paused thread goes on (``continue``, ``step`` or ``timeout``): tell the broker."""
         self.mailbox.end_pause(report_id, reason)
 
     def abandon_after_fork(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from debugbroker import protocol
 from debugbroker.broker.http.audit import (
     audit_action,
     audit_outcome,
@@ -30,6 +31,8 @@ STORE = web.AppKey("store", Store)
 RELAY = web.AppKey("relay", Relay)
 MAX_CODE_CHARS = 100_000
 _MAX_LIMIT = 1_000
+_MAX_LINE = 10_000_000
+_STEP_ACTIONS: dict[str, protocol.StepAction] = {action: action for action in protocol.STEP_ACTIONS}
 _COMPRESS_OVER = 32_768  # bytes of report JSON above which it is sent gzipped (if accepted)
 
 
@@ -76,6 +79,9 @@ async def get_report(request: web.Request) -> web.Response:
     agent = request.app[RELAY].agents.get(report["agent_id"])
     report["agent_alive"] = bool(agent and agent.alive)
     report["resumable"] = report["id"] in request.app[RELAY].paused
+    if report.get("step_of"):
+        report["stepped_by"] = request.app[RELAY].step_driver(report["step_of"])
+    report["next_pause"] = request.app[RELAY].step_next(report["id"])
     report["frames_held"] = request.app[RELAY].frames_held(report["id"], report["agent_id"])
     report["frames_released"] = request.app[RELAY].released_at.get(report["id"])
     response = web.json_response(report)
@@ -106,6 +112,56 @@ async def resume_report(request: web.Request) -> web.Response:
     row = await audit_action(store, request, "continue", agent_id=found["agent_id"])
     try:
         await request.app[RELAY].requests.resume(found["id"])
+    except EvalFailure as failure:
+        audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
+        await store.flush()
+        return failure_error(failure)
+    audit_outcome(store, row, "ok")
+    await store.flush()
+    return web.json_response({"ok": True})
+
+
+def _parse_step(body: object) -> tuple[protocol.StepAction, int] | str:
+    """The action and line of a step request's body, or what is wrong with it."""
+    actions = " | ".join(f'"{action}"' for action in protocol.STEP_ACTIONS)
+    shape = f'{{"action": {actions}, "line": int}}'
+    if not isinstance(body, dict):
+        return f"the body must be a JSON object: {shape}"
+    action = _STEP_ACTIONS.get(body.get("action"))  # type: ignore[arg-type]
+    line = body.get("line", 0)
+    if action is None:
+        return f"action must be one of {actions}: {shape}"
+    if type(line) is not int or not 0 <= line <= _MAX_LINE:
+        return f"line must be an integer from 0 to {_MAX_LINE}"
+    if action == "until" and line < 1:
+        return "until needs the line to run to (line >= 1)"
+    return action, line if action == "until" else 0
+
+
+async def step_report(request: web.Request) -> web.Response:
+    """``POST /api/reports/{id}/step`` ``{"action": StepAction, "line": int}``: the paused
+    thread takes a step and pauses again, in a new report whose ``step_of`` is this one."""
+    store = request.app[STORE]
+    if request[ROLE_KEY] != "full":
+        refused = json_error(403, "this token may read reports but not step threads")
+        return await audit_refusal(store, request, "step", refused)
+    found = await _report_or_404(request)
+    if isinstance(found, web.Response):
+        return await audit_refusal(store, request, "step", found)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    parsed = _parse_step(body)
+    if isinstance(parsed, str):
+        return await audit_refusal(store, request, "step", json_error(400, parsed))
+    action, line = parsed
+    step = None
+    if action != "continue":
+        step = protocol.Step(report_id=found["id"], action=action, line=line)
+    row = await audit_action(store, request, f"step_{action}", agent_id=found["agent_id"])
+    try:
+        await request.app[RELAY].resume(found["id"], step, driver=display_name(request))
     except EvalFailure as failure:
         audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
         await store.flush()
@@ -162,5 +218,6 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/reports/{report_id}/text", get_report_text),
         web.get("/api/agents", list_agents),
         web.post("/api/reports/{report_id}/continue", resume_report),
+        web.post("/api/reports/{report_id}/step", step_report),
         web.post("/api/reports/{report_id}/release", release_frames),
     ]

@@ -158,6 +158,38 @@ PATHS: dict[str, dict[str, Schema]] = {
             parameters=[_REPORT_ID],
         )
     },
+    "/api/reports/{report_id}/step": {
+        "post": operation(
+            "The paused thread takes a step and pauses again (full token only; audited)",
+            {
+                "200": json_response(_OK, "sent; the next stop is a report whose step_of is this"),
+                "400": error("the action or line is not valid"),
+                "403": error("a view-only token, or evalex=False in the agent"),
+                "404": error("no such report"),
+                "409": error("the report is not paused"),
+                "410": error("the process is gone"),
+            },
+            parameters=[_REPORT_ID],
+            requestBody={
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["action"],
+                            "properties": {
+                                "action": {
+                                    "type": "string",
+                                    "enum": ["over", "into", "out", "until", "continue"],
+                                },
+                                "line": {**INTEGER, "minimum": 0, "maximum": 10_000_000},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+    },
     "/api/reports/{report_id}/release": {
         "post": operation(
             "Drop the report's live frames in its agent (full token only; audited)",

@@ -112,6 +112,26 @@ class AgentRegistry:
         # and when the broker learnt that a report's frames were released.
         self.held: dict[str, str] = {}
         self.released_at: OrderedDict[str, float] = OrderedDict()
+        # The latest steps: paused report id -> (who took the step, the agent paused in it),
+        # and -> the report of the stop it led to (whose ``step_of`` names it).
+        self.steps: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.step_next: dict[str, str] = {}
+
+    def note_step(self, report_id: str, driver: str, agent_id: str) -> None:
+        """Note that ``driver`` took a step from ``agent_id``'s paused report ``report_id``."""
+        self.steps[report_id] = (driver, agent_id)
+        self.steps.move_to_end(report_id)
+        while len(self.steps) > _MAX_RELEASED:
+            self.step_next.pop(self.steps.popitem(last=False)[0], None)
+
+    def note_stop(self, report_id: str, agent_id: str, step_of: str) -> str | None:
+        """A paused report of ``agent_id`` after a step from ``step_of``: who took that step
+        (None if no step from that agent's ``step_of`` is known)."""
+        known = self.steps.get(step_of)
+        if known is None or known[1] != agent_id:
+            return None
+        self.step_next[step_of] = report_id
+        return known[0]
 
     async def load(self) -> None:
         """Load the agents the store knows: all gone until they say hello."""
@@ -270,6 +290,8 @@ class AgentRegistry:
         if self.paused.get(message.report_id) == agent.agent_id:
             del self.paused[message.report_id]
         event = {"type": "resumed", "report_id": message.report_id, "reason": message.reason}
+        if message.reason == "step":
+            event["by"] = self.steps.get(message.report_id, ("", ""))[0]
         await self.publish(event)
 
     def frames_held(self, report_id: str, agent_id: str) -> bool:

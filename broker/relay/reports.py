@@ -110,6 +110,12 @@ class ReportIntake:
             return  # already stored (sent again after a reconnect)
         self.stats.reports += 1
         self._events.append({"type": "report", "report": report_summary(report)})
+        step_of = report.get("step_of")
+        if step_of and report.get("paused"):  # a step's stop: dashboards on the last one follow
+            driver = self._registry.note_stop(report["id"], report["agent_id"], str(step_of))
+            if driver is not None:
+                event = {"type": "stepped", "from": step_of, "report_id": report["id"]}
+                self._events.append({**event, "by": driver})
         if not self._stopped and (self._publisher is None or self._publisher.done()):
             self._publisher = asyncio.get_running_loop().create_task(self._publish_reports())
 

@@ -150,8 +150,9 @@ class Requests:
         # The agent handles messages in order: any eval sent after this finds no frame.
         await registry.frames_released(agent_id, [report_id])
 
-    async def resume(self, report_id: str) -> None:
-        """Let the thread paused at ``breakpoint()`` in ``report_id`` go on; ``EvalFailure``."""
+    async def resume(self, report_id: str, step: protocol.Step | None = None) -> None:
+        """Let the thread paused in ``report_id`` go on (``step``: take that step, then pause
+        again in a new report); ``EvalFailure`` if it can't."""
         registry = self._registry
         agent_id = registry.paused.get(report_id)
         if agent_id is None:
@@ -159,7 +160,10 @@ class Requests:
         agent = registry.agents.get(agent_id)
         if agent is None or not agent.alive:
             raise EvalFailure(GONE, gone_message(agent))
-        if not await self._send(agent_id.encode(), protocol.Resume(report_id=report_id)):
+        if step is not None and not agent.evalex:
+            raise EvalFailure(DISABLED, "stepping is disabled in this agent (evalex=False)")
+        message: Message = step or protocol.Resume(report_id=report_id)
+        if not await self._send(agent_id.encode(), message):
             await registry.mark_gone(agent, "its connection closed")
             raise EvalFailure(GONE, gone_message(agent))
         registry.paused.pop(report_id, None)

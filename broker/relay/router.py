@@ -155,6 +155,25 @@ class Relay:
         """Whether the live agent ``agent_id`` (the report's own) still holds its frames."""
         return self._registry.frames_held(report_id, agent_id)
 
+    async def resume(
+        self, report_id: str, step: protocol.Step | None = None, *, driver: str = ""
+    ) -> None:
+        """Let the thread paused in ``report_id`` go on, or take ``step`` (by ``driver``, whom
+        ``step_driver`` names then); ``EvalFailure``."""
+        agent_id = self._registry.paused.get(report_id, "")
+        await self.requests.resume(report_id, step)
+        if step is not None:
+            self._registry.note_step(report_id, driver, agent_id)
+
+    def step_driver(self, report_id: str) -> str | None:
+        """Who took the step from paused report ``report_id`` (None: nobody known)."""
+        known = self._registry.steps.get(report_id)
+        return known[0] if known else None
+
+    def step_next(self, report_id: str) -> str | None:
+        """The paused report of the stop a step from ``report_id`` led to (None: not yet)."""
+        return self._registry.step_next.get(report_id)
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:

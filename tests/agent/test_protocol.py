@@ -102,6 +102,8 @@ MESSAGES: list[protocol.Message] = [
     Heartbeat(held_frames=3, dropped_reports=1),
     Heartbeat(held_frames=3, held_reports=2, held_bytes=4096),
     protocol.Release(report_id="r1"),
+    protocol.Step(report_id="r1", action="over"),
+    protocol.Step(report_id="r1", action="until", line=12),
     protocol.Released(report_ids=("r1", "r2")),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),
@@ -251,5 +253,6 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
     added = {"kind", "highlight", "agent_alive", "resumable", "frames_held", "frames_released"}
+    added |= {"stepped_by", "next_pause"}
     unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"

@@ -93,9 +93,17 @@ export interface Report {
   paused?: boolean;
   /** Absent in reports stored before panels existed. */
   panels?: Panel[];
+  /** A pause after a step: the paused report the step was taken from. */
+  step_of?: string;
+  /** That step's action. */
+  step?: StepAction | "";
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;
+  /** Who took the step that led to this pause (`step_of`), if the broker knows. */
+  stepped_by?: string | null;
+  /** The pause a step from this report led to, once it arrived. */
+  next_pause?: string | null;
   /** The live agent still holds this report's frames (since `created`): consoles work. */
   frames_held?: boolean;
   /** When the broker learnt the frames were released (epoch seconds), if it knows. */
@@ -271,11 +279,24 @@ export interface AgentEvent {
   agent: Agent;
 }
 
-/** WebSocket: the thread paused at breakpoint() in a report went on (Continue or timeout). */
+/** How a paused thread goes on (protocol/messages.py StepAction; POST .../step). */
+export type StepAction = "over" | "into" | "out" | "until" | "continue";
+
+/** WebSocket: the thread paused at breakpoint() in a report went on (Continue, a step or timeout). */
 export interface ResumedEvent {
   type: "resumed";
   report_id: string;
   reason: string;
+  /** With reason "step": who took the step. */
+  by?: string;
+}
+
+/** WebSocket: a step from report `from` paused again in `report_id` (taken by `by`). */
+export interface SteppedEvent {
+  type: "stepped";
+  from: string;
+  report_id: string;
+  by: string;
 }
 
 /** WebSocket: these reports' frames were released (the agent's caps, or POST .../release). */
