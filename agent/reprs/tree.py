@@ -7,9 +7,10 @@ iteration of foreign mappings, ``str`` of the error a repr raised) is guarded, a
 ``Budget`` bounds the time and the encoded size of one frame's locals. Builtin subclasses
 are read through the builtin's own slots (``list.__iter__(value)``), so an overridden
 ``__iter__`` or ``__len__`` never runs; a subclass that overrides ``__repr__`` is shown by
-its own repr instead. ``ReprNode.more`` is left None here: only the caller knows which
-held frame and variable a node came from, so it owns the "+" handle; ``represent_more``
-renders the next slice once that handle is resolved back to the value.
+its own repr instead. A caller that holds the values (a held frame's locals, a console
+result) passes the variable's name, and every node cut short gets its "+" handle
+(``ReprNode.more``) as it is made; ``evals.lookup`` resolves a handle back to the value and
+``represent_more`` renders the next slice.
 
 Secrets are masked by name and by value. A pair whose key looks secret (``secret_names``:
 a dict's str or bytes key, a ``(name, value)`` tuple such as a header pair) shows
