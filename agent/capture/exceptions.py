@@ -36,7 +36,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from types import FrameType, TracebackType
@@ -56,7 +56,6 @@ from debugbroker.agent.capture.hiding import (
 )
 from debugbroker.agent.capture.plain_text import format_text
 from debugbroker.agent.evals.held_frames import FrameRegistry
-from debugbroker.agent.evals.lookup import fill_handles
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import (
     USER_CODE_ERRORS,
@@ -67,7 +66,7 @@ from debugbroker.agent.reprs.safe_text import (
 )
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.reprs.secret_values import mask_text
-from debugbroker.agent.reprs.tree import Budget, variables_of
+from debugbroker.agent.reprs.tree import Budget, LeafNodes, variables_of
 from debugbroker.protocol import ExceptionInfo, FrameInfo, Panel, Report, RequestInfo, Variable
 
 __all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "build_report"]
@@ -190,6 +189,7 @@ class _Capture:
         # to the plain text.
         self.masked_lines: dict[str, str] = {}
         self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
+        self.leaves = LeafNodes()  # equal small values in several frames share one node
 
     def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
         """One chain in print order; past the exception cap its oldest causes are left out."""
@@ -296,9 +296,8 @@ class _Capture:
             context_start, context = found.first, found.context
         end_lineno, colno, end_colno = failing_columns(tb, lineno)
         frame_id = None if own else self.hold(frame)
-        variables = () if own else self.locals(frame)
-        if frame_id is not None:  # the frame is held: "+" can fetch more of each value
-            variables = tuple(_with_handles(v) for v in variables)
+        # A held frame's values get "+" handles: the dashboard can fetch more of each.
+        variables = () if own else self.locals(frame, handles=frame_id is not None)
         return {
             "frame_id": frame_id,
             "filename": filename,
@@ -327,7 +326,7 @@ class _Capture:
                 self.held[key] = None
         return self.held[key]
 
-    def locals(self, frame: FrameType) -> tuple[Variable, ...]:
+    def locals(self, frame: FrameType, *, handles: bool) -> tuple[Variable, ...]:
         now = time.monotonic()
         if self.size_left <= 0 or now >= self.deadline:
             return ()
@@ -340,7 +339,9 @@ class _Capture:
         seconds = min(self.options.repr_budget_seconds, self.deadline - now)
         budget = Budget(seconds, min(MAX_FRAME_LOCALS_BYTES, self.size_left))
         start = budget.remaining
-        variables = variables_of(namespace, self.options, budget, self.environ)
+        variables = variables_of(
+            namespace, self.options, budget, self.environ, handles=handles, leaves=self.leaves
+        )
         self.size_left -= start - budget.remaining
         return variables
 
@@ -460,10 +461,3 @@ def build_report(
             app=app,
             panels=panels,
         )
-
-
-def _with_handles(variable: Variable) -> Variable:
-    """``variable`` with "+" handles in its value; the same object when it needs none
-    (``dataclasses.replace`` is not free, and most values are complete)."""
-    value = fill_handles(variable.value, [variable.name])
-    return variable if value is variable.value else replace(variable, value=value)

@@ -46,7 +46,6 @@ from debugbroker.agent.evals.language import (
     completion_token,
     make_helpers,
 )
-from debugbroker.agent.evals.lookup import fill_handles
 from debugbroker.agent.evals.output import ChunkBuffer, captured_output, routed_to
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import describe_error
@@ -65,6 +64,7 @@ from debugbroker.protocol import (
     InterruptRequest,
     InterruptResult,
     OutputChunk,
+    ReprNode,
 )
 
 __all__ = [
@@ -114,6 +114,11 @@ class _Target:
         self.report_id = report_id
         self.get_namespace = get_namespace
         self.expandable = expandable  # "+" handles of results resolve (lookup.py) in frames
+
+
+def _has_handle(node: ReprNode) -> bool:
+    """Whether ``node`` or a node below it was cut short (it has a "+" handle)."""
+    return node.more is not None or any(_has_handle(child) for child in node.children)
 
 
 def _keep_result(namespace: dict[str, object], name: str, value: object) -> None:
@@ -307,13 +312,10 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
         if value is None:
             return
         namespace["_"] = value
-        node = represent(value, shown, budget=Budget(_REPR_SECONDS))
-        if target.expandable:  # kept only if something was cut, for its "+"
-            name = f"{HIDDEN_PREFIX}result_{next(_result_numbers)}"
-            handled = fill_handles(node, [name])
-            if handled is not node:
-                _keep_result(namespace, name, value)
-                node = handled
+        name = f"{HIDDEN_PREFIX}result_{next(_result_numbers)}" if target.expandable else None
+        node = represent(value, shown, budget=Budget(_REPR_SECONDS), name=name)
+        if name is not None and _has_handle(node):  # kept only if something was cut, for "+"
+            _keep_result(namespace, name, value)
         buffer.add(OutputChunk(stream="result", value=node))
 
     namespace[echo_name] = echo

@@ -18,7 +18,6 @@ import json
 import linecache
 from dataclasses import replace
 from itertools import islice
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry
@@ -26,16 +25,9 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import USER_CODE_ERRORS, describe_error, safe_text
 from debugbroker.agent.reprs.secret_names import SecretNames, secret_pattern
 from debugbroker.agent.reprs.tree import Budget, container_shape, mapping_items, represent_more
-from debugbroker.protocol import (
-    RELEASED,
-    ExpandRequest,
-    ExpandResult,
-    ReprNode,
-    SourceRequest,
-    SourceResult,
-)
+from debugbroker.protocol import RELEASED, ExpandRequest, ExpandResult, SourceRequest, SourceResult
 
-__all__ = ["answer_expand", "answer_source", "fill_handles", "make_handle", "MAX_SOURCE_LINES"]
+__all__ = ["answer_expand", "answer_source", "MAX_SOURCE_LINES"]
 
 MAX_SOURCE_LINES = 20_000
 _MAX_SOURCE_CHARS = 2 * 1024 * 1024
@@ -45,45 +37,7 @@ _PAGE_ITEMS = 100
 _PAGE_PAIRS = 50
 _PAGE_CHARS = 100_000
 _EXPAND_SECONDS = 0.5
-_EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
 _RELEASED = "frame released: the agent no longer holds this frame; reload the report"
-
-
-def fill_handles(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
-    """``node`` with ``more`` set on every truncated node below ``path`` (positions from
-    ``base`` for ``node``'s own children). Untouched subtrees are returned as they are."""
-    children = node.children
-    wanted = node.more is None and node.omitted > 0 and node.kind in _EXPANDABLE
-    if not children and not wanted:
-        return node
-    if children:
-        start = 0 if node.kind == "pair" else base
-        filled: list[ReprNode] | None = None
-        for position, child in enumerate(children):
-            if not child.children and not (child.omitted and child.kind in _EXPANDABLE):
-                continue  # a complete leaf: nothing to add
-            new = fill_handles(child, [*path, start + position])
-            if new is not child:
-                if filled is None:
-                    filled = list(children)
-                filled[position] = new
-        if filled is not None:
-            children = tuple(filled)
-    more = node.more
-    if wanted:
-        more = make_handle(path)
-        if len(more) > _MAX_HANDLE:
-            more = None
-    if children is node.children and more == node.more:
-        return node
-    return replace(node, children=children, more=more)
-
-
-def make_handle(path: list[Any]) -> str:
-    """``json.dumps(path)``, compact and ASCII, for a path of one name and positions, without
-    the encoder ``json.dumps`` builds per call when given options (a report of a storm's
-    error has several truncated values, each with a handle)."""
-    return "[" + ",".join([_json_string(p) if type(p) is str else str(int(p)) for p in path]) + "]"
 
 
 def _child(value: object, position: int) -> object:
@@ -165,8 +119,13 @@ def answer_expand(
         offset = (
             max(0, request.offset) if shape is not None and shape[0] not in ("str", "bytes") else 0
         )
-        node = represent_more(value, page, offset, budget=Budget(_EXPAND_SECONDS, 4 * 1024 * 1024))
-        node = fill_handles(node, json.loads(request.handle), base=offset)
+        node = represent_more(
+            value,
+            page,
+            offset,
+            budget=Budget(_EXPAND_SECONDS, 4 * 1024 * 1024),
+            path=json.loads(request.handle),
+        )
         return ExpandResult(request_id=request.request_id, ok=True, node=node)
     except (LookupError, ValueError) as error:
         return ExpandResult(request_id=request.request_id, ok=False, error=str(error))

@@ -7,9 +7,10 @@ iteration of foreign mappings, ``str`` of the error a repr raised) is guarded, a
 ``Budget`` bounds the time and the encoded size of one frame's locals. Builtin subclasses
 are read through the builtin's own slots (``list.__iter__(value)``), so an overridden
 ``__iter__`` or ``__len__`` never runs; a subclass that overrides ``__repr__`` is shown by
-its own repr instead. ``ReprNode.more`` is left None here: only the caller knows which
-held frame and variable a node came from, so it owns the "+" handle; ``represent_more``
-renders the next slice once that handle is resolved back to the value.
+its own repr instead. A caller that holds the values (a held frame's locals, a console
+result) passes the variable's name, and every node cut short gets its "+" handle
+(``ReprNode.more``) as it is made; ``evals.lookup`` resolves a handle back to the value and
+``represent_more`` renders the next slice.
 
 Secrets are masked by name and by value. A pair whose key looks secret (``secret_names``:
 a dict's str or bytes key, a ``(name, value)`` tuple such as a header pair) shows
@@ -33,6 +34,7 @@ import time
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from debugbroker.agent.options import Options
@@ -52,9 +54,11 @@ from debugbroker.protocol import BRACKETS, ReprNode, Variable, format_node
 __all__ = [
     "EXACT_SHAPES",
     "Budget",
+    "LeafNodes",
     "SECRET_MASK",
     "collapsed",
     "container_shape",
+    "make_handle",
     "mapping_items",
     "represent",
     "represent_more",
@@ -142,6 +146,11 @@ _TYPE_QUALNAME = type.__dict__["__qualname__"]
 # type -> None (nothing special), ("mapping", how) or ("fields", names of the shown fields)
 _known_types: dict[type[Any], tuple[str, Any] | None] = {}
 _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
+# Kinds a "+" handle can expand, and the longest handle given.
+_EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
+_MAX_HANDLE = 4_096
+_MAX_LEAF_TEXT = 64  # longest text of a leaf node ``LeafNodes`` shares
+_MAX_LEAVES = 4_096  # leaf nodes ``LeafNodes`` remembers
 
 
 class Budget:
@@ -164,6 +173,23 @@ class Budget:
     def spend(self, text: str) -> None:
         """Account for one node carrying ``text``."""
         self.remaining -= _NODE_COST + text_cost(text)
+
+
+class LeafNodes:
+    """Leaf nodes of exact ints and short strs already rendered in one capture, shared by
+    every later equal value (a node is immutable and carries no handle when complete)."""
+
+    __slots__ = ("ints", "strs")
+
+    def __init__(self) -> None:
+        self.ints: dict[int, tuple[ReprNode, int]] = {}
+        self.strs: dict[str, tuple[ReprNode, int]] = {}
+
+
+def make_handle(path: list[Any]) -> str:
+    """``json.dumps(path)``, compact and ASCII, for a path of one name and positions, without
+    the encoder ``json.dumps`` builds per call when given options."""
+    return "[" + ",".join([_json_string(p) if type(p) is str else str(int(p)) for p in path]) + "]"
 
 
 def _is_mapping(tp: type[Any]) -> bool:
@@ -257,33 +283,70 @@ def _find_special_handling(tp: type[Any]) -> tuple[str, Any] | None:
 
 
 class _Renderer:
-    """One walk over a value: caps from the options, a shared budget, a recursion guard."""
+    """Walks over values: caps from the options, a shared budget, a recursion guard.
 
-    def __init__(self, options: Options, budget: Budget) -> None:
+    With ``path`` (a variable's name, then the positions of a value already inside it),
+    every node cut short gets its "+" handle as it is made: ``path`` is kept as the walk's
+    place in the tree (for a dict, a position picks a pair and the next one 0 for its key or
+    1 for its value), and the handle is the JSON list of it (``evals.lookup`` resolves it).
+    ``leaves`` shares complete leaf nodes between equal values.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        budget: Budget,
+        path: list[Any] | None = None,
+        leaves: LeafNodes | None = None,
+    ) -> None:
         self.options = options
         self.budget = budget
         self.depth_cap = max(0, min(options.repr_depth, _MAX_DEPTH))
         self.active: set[int] = set()
         self.secret = secret_pattern(options)
+        self.handles = path is not None
+        self.path: list[Any] = path if path is not None else []
+        self.leaves = leaves if leaves is not None else LeafNodes()
+        self.short_text = min(_MAX_LEAF_TEXT, options.repr_text, options.repr_string)
+
+    def handle(self) -> str | None:
+        """The "+" handle of the node the walk is at, if this walk gives handles."""
+        if not self.handles:
+            return None
+        more = make_handle(self.path)
+        return more if len(more) <= _MAX_HANDLE else None
 
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:
         self.budget.spend(text)
-        return ReprNode(kind=kind, type_name=type_name, text=text, omitted=omitted)
+        more = self.handle() if omitted > 0 and kind in _EXPANDABLE else None
+        return ReprNode(kind=kind, type_name=type_name, text=text, omitted=omitted, more=more)
 
     def broken(self, type_name: str, error: BaseException) -> ReprNode:
         return self.leaf("broken", type_name, f"<broken repr ({describe_error(error, 200)})>")
 
     def node(self, value: object, depth: int) -> ReprNode:
         tp = type(value)
+        if tp is int or tp is str:  # most leaves: shared with an equal value's node
+            known = (self.leaves.ints if tp is int else self.leaves.strs).get(value)  # type: ignore[call-overload]
+            if known is not None and self.budget.remaining > 0:
+                self.budget.remaining -= known[1]
+                return known[0]  # type: ignore[no-any-return]
         if type(tp) is type and tp in _PLAIN_SCALARS:  # most leaves: the shortest path
             kind = _PLAIN_SCALARS[tp]
-            if self.budget.exhausted() is None and (
+            # Only the size is checked: a scalar costs less than reading the clock, and
+            # every container item and every other value checks the time.
+            if self.budget.remaining > 0 and (
                 tp is not int or int.bit_length(value) <= _HUGE_INT_BITS  # type: ignore[arg-type]
             ):
                 text = repr(value)  # the builtin's own repr: no user code runs
                 if len(text) <= self.options.repr_text:
-                    self.budget.remaining -= _NODE_COST + len(text)  # ASCII: len is the cost
-                    return ReprNode(kind=kind, type_name=EXACT_NAMES[tp], text=text)
+                    cost = _NODE_COST + len(text)  # ASCII: len is the cost
+                    self.budget.remaining -= cost
+                    node = ReprNode(kind=kind, type_name=EXACT_NAMES[tp], text=text)
+                    ints = self.leaves.ints
+                    if tp is int and len(text) <= self.short_text and len(ints) < _MAX_LEAVES:
+                        ints[value] = (node, cost)  # type: ignore[index]
+                    return node
         type_name = type_name_of(value)
         reason = self.budget.exhausted()
         if reason is not None:
@@ -343,19 +406,32 @@ class _Renderer:
             return self.leaf("dict", type_name, "{...}", len(pairs))
         children: list[ReprNode] = []
         self.active.add(id(value))
+        path = self.path
+        mark = len(path)
         try:
-            for pair in pairs[offset : offset + max(0, self.options.repr_pairs)]:
+            for position, pair in enumerate(
+                pairs[offset : offset + max(0, self.options.repr_pairs)], offset
+            ):
                 if self.budget.exhausted() is not None:
                     break
+                path.append(position)
                 if type(pair) is not tuple or len(pair) != 2:
                     children.append(self.node(pair, depth + 1))
                 else:
                     children.append(self.pair(pair, depth + 1))
+                path.pop()
         finally:
             self.active.discard(id(value))
+            del path[mark:]
         self.budget.spend("")
         omitted = max(0, len(pairs) - offset - len(children))
-        return ReprNode(kind="dict", type_name=type_name, children=tuple(children), omitted=omitted)
+        return ReprNode(
+            kind="dict",
+            type_name=type_name,
+            children=tuple(children),
+            omitted=omitted,
+            more=self.handle() if omitted > 0 else None,
+        )
 
     def fields(self, value: Any, names: tuple[str, ...], type_name: str, depth: int) -> ReprNode:
         """A dataclass or attrs instance as its generated repr would show it, with the values
@@ -394,7 +470,18 @@ class _Renderer:
                     whole = mask_text(whole, self.secret)
                     total = str.__len__(whole)
                 text, _ = safe_text(whole[offset : offset + limit], limit)
-                return self.leaf(kind, type_name, repr(text), max(0, total - offset - limit))
+                omitted = max(0, total - offset - limit)
+                before = self.budget.remaining
+                node = self.leaf(kind, type_name, repr(text), omitted)
+                strs = self.leaves.strs
+                if (
+                    type(value) is str
+                    and not offset
+                    and total <= self.short_text
+                    and len(strs) < _MAX_LEAVES
+                ):
+                    strs[value] = (node, before - self.budget.remaining)
+                return node
             piece, total = self.masked_slice(
                 str.__len__(value),
                 lambda start, end: str.__getitem__(value, slice(start, end)),
@@ -424,8 +511,10 @@ class _Renderer:
             name = self.secret_key(tuple.__getitem__(value, 0))
             if name is not None:  # a (name, value) pair, a header's say: masked by its name
                 self.budget.spend("")
-                children = (self.node(tuple.__getitem__(value, 0), depth + 1), _masked())
-                return ReprNode(kind=kind, type_name=type_name, children=children)
+                self.path.append(0)
+                key_node = self.node(tuple.__getitem__(value, 0), depth + 1)
+                self.path.pop()
+                return ReprNode(kind=kind, type_name=type_name, children=(key_node, _masked()))
         return self.container(value, kind, base, type_name, depth, offset)
 
     def container(
@@ -446,22 +535,31 @@ class _Renderer:
         cap = self.options.repr_pairs if kind == "dict" else self.options.repr_items
         children: list[ReprNode] = []
         self.active.add(id(value))
+        path = self.path
+        mark = len(path)
         try:
             iterator: Iterator[Any] = (
                 self.pairs(value, base) if kind == "dict" else base.__iter__(value)  # type: ignore[union-attr]
             )
-            for item in islice(iterator, offset, offset + max(0, cap)):
+            render = self.pair if kind == "dict" else self.node
+            for position, item in enumerate(islice(iterator, offset, offset + max(0, cap)), offset):
                 if self.budget.exhausted() is not None:
                     break
-                if kind == "dict":
-                    children.append(self.pair(item, depth + 1))
-                else:
-                    children.append(self.node(item, depth + 1))
+                path.append(position)
+                children.append(render(item, depth + 1))
+                path.pop()
         finally:
             self.active.discard(id(value))
+            del path[mark:]
         self.budget.spend("")
         omitted = max(0, total - offset - len(children))
-        return ReprNode(kind=kind, type_name=type_name, children=tuple(children), omitted=omitted)
+        return ReprNode(
+            kind=kind,
+            type_name=type_name,
+            children=tuple(children),
+            omitted=omitted,
+            more=self.handle() if omitted > 0 else None,
+        )
 
     def length(self, value: Any, base: type[Any] | None) -> int:
         if base is not None:
@@ -488,13 +586,17 @@ class _Renderer:
 
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
+        path = self.path
+        path.append(0)
         key_node = self.node(key, depth)
         if (type(key) is str and self.secret.search(key) is not None) or (
             type(key) is bytes and self.secret_key(key) is not None
         ):
             value_node = _masked()
         else:
+            path[-1] = 1
             value_node = self.node(value, depth)
+        path.pop()
         self.budget.spend("")
         return ReprNode(kind="pair", type_name="", children=(key_node, value_node))
 
@@ -503,9 +605,13 @@ def _budget_for(options: Options, budget: Budget | None) -> Budget:
     return budget if budget is not None else Budget(options.repr_budget_seconds)
 
 
-def represent(value: object, options: Options, *, budget: Budget | None = None) -> ReprNode:
-    """Render any value as a bounded ``ReprNode``; never raises, whatever the value does."""
-    renderer = _Renderer(options, _budget_for(options, budget))
+def represent(
+    value: object, options: Options, *, budget: Budget | None = None, name: str | None = None
+) -> ReprNode:
+    """Render any value as a bounded ``ReprNode``; never raises, whatever the value does.
+    With ``name`` (where "+" finds the value: a held frame's variable), every node cut short
+    has its handle."""
+    renderer = _Renderer(options, _budget_for(options, budget), None if name is None else [name])
     try:
         return renderer.node(value, 0)
     except USER_CODE_ERRORS as error:  # only a bug in this module gets here
@@ -531,10 +637,16 @@ def container_shape(value: object) -> tuple[str, type[Any] | None] | None:
 
 
 def represent_more(
-    value: object, options: Options, offset: int, *, budget: Budget | None = None
+    value: object,
+    options: Options,
+    offset: int,
+    *,
+    budget: Budget | None = None,
+    path: list[Any] | None = None,
 ) -> ReprNode:
-    """The next slice of a string, bytes or container from ``offset`` (the "+" expansion)."""
-    renderer = _Renderer(options, _budget_for(options, budget))
+    """The next slice of a string, bytes or container from ``offset`` (the "+" expansion);
+    with ``path`` (the handle's), the nodes cut short have their handles."""
+    renderer = _Renderer(options, _budget_for(options, budget), None if path is None else path)
     type_name = type_name_of(value)
     offset = max(0, offset)
     try:
@@ -553,11 +665,14 @@ def represent_more(
         return renderer.broken(type_name, error)
 
 
-def collapsed(value: object) -> ReprNode:
+def collapsed(value: object, handle: str | None = None) -> ReprNode:
     """A mapping shown elsewhere in the report (the request's environ, in the Request
-    panel) as ``{...}`` with its size: "+" lists it while the frame is held."""
+    panel) as ``{...}`` with its size: "+" (``handle``) lists it while the frame is held."""
     size = dict.__len__(value) if isinstance(value, dict) else 0  # no user code runs
-    return ReprNode(kind="dict", type_name=type_name_of(value), text="{...}", omitted=size)
+    more = handle if size > 0 else None
+    return ReprNode(
+        kind="dict", type_name=type_name_of(value), text="{...}", omitted=size, more=more
+    )
 
 
 def variables_of(
@@ -565,23 +680,33 @@ def variables_of(
     options: Options,
     budget: Budget | None = None,
     shown_elsewhere: object | None = None,
+    *,
+    handles: bool = False,
+    leaves: LeafNodes | None = None,
 ) -> tuple[Variable, ...]:
     """The first ``options.max_locals`` names of a namespace, in order, secrets masked;
-    a variable holding ``shown_elsewhere`` (the request's environ) is ``collapsed``."""
-    budget = _budget_for(options, budget)
+    a variable holding ``shown_elsewhere`` (the request's environ) is ``collapsed``.
+    ``handles``: the values are a held frame's, so nodes cut short get their "+" handles;
+    ``leaves`` shares leaf nodes with the other frames of the same capture."""
+    renderer = _Renderer(options, _budget_for(options, budget), [] if handles else None, leaves)
     out: list[Variable] = []
     try:
         items = list(islice(namespace.items(), max(0, options.max_locals)))
     except USER_CODE_ERRORS as error:
         return (Variable(name="?", value=_broken_node("locals", error)),)
-    secret = secret_pattern(options)
+    secret = renderer.secret
+    path = renderer.path
     for key, value in items:
         name = safe_text(key, 200)[0] if isinstance(key, str) else type_name_of(key)
         if secret.search(name) is not None:
             node = _masked()
         elif value is shown_elsewhere and value is not None:
-            node = collapsed(value)
+            node = collapsed(value, make_handle([name]) if handles else None)
         else:
-            node = represent(value, options, budget=budget)
+            path[:] = [name]
+            try:
+                node = renderer.node(value, 0)
+            except USER_CODE_ERRORS as error:  # only a bug in this module gets here
+                node = _broken_node("repr", error)
         out.append(Variable(name=name, value=node))
     return tuple(out)

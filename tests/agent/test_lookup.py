@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, cast
 
 from hypothesis import given
@@ -11,8 +12,15 @@ from hypothesis import strategies as st
 from debugbroker import protocol
 from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.evals.held_frames import FrameRegistry
-from debugbroker.agent.evals.lookup import answer_expand, answer_source, make_handle
+from debugbroker.agent.evals.lookup import answer_expand, answer_source
 from debugbroker.agent.options import Options
+from debugbroker.agent.reprs.tree import (
+    Budget,
+    LeafNodes,
+    make_handle,
+    represent_more,
+    variables_of,
+)
 from debugbroker.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
 
 OPTIONS = Options()
@@ -134,3 +142,64 @@ def test_handles_are_exactly_compact_ascii_json(name: str, positions: list[int])
     expected = json.dumps(path, ensure_ascii=True, separators=(",", ":"))
     assert make_handle(path) == expected
     assert json.loads(make_handle(path)) == path
+
+
+def _filled(node: ReprNode, path: list[Any], base: int = 0) -> ReprNode:
+    """The handles as a second walk over a finished tree gives them (how capture gave them
+    before handles were made during the render): the oracle for the renderer's own."""
+    start = 0 if node.kind == "pair" else base
+    children = tuple(
+        _filled(child, [*path, start + position]) for position, child in enumerate(node.children)
+    )
+    expandable = node.kind in ("str", "bytes", "list", "tuple", "set", "frozenset", "dict")
+    more = node.more
+    if more is None and node.omitted > 0 and expandable:
+        handle = make_handle(path)
+        more = handle if len(handle) <= 4_096 else None
+    return replace(node, children=children, more=more)
+
+
+_LEAVES = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.text(max_size=90),
+    st.binary(max_size=90),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["password=hunter2", "https://u:pw@host/x", "token", "key0"]),
+)
+_NAMES = st.sampled_from(["a", "password", "b", "api_key", "c", "key0"])
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=12),
+        st.lists(inner, max_size=12).map(tuple),
+        st.dictionaries(st.one_of(_NAMES, st.text(max_size=80), st.integers()), inner, max_size=7),
+        st.tuples(_NAMES, inner),
+        st.tuples(_NAMES.map(str.encode), inner),
+    ),
+    max_leaves=40,
+)
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=5))
+def test_handles_made_while_rendering_match_a_walk_over_the_finished_tree(
+    namespace: dict[str, Any],
+) -> None:
+    options = Options(repr_depth=3)
+    leaves = LeafNodes()  # shared, as in one capture's frames
+    with_handles = variables_of(namespace, options, Budget(10.0), handles=True, leaves=leaves)
+    plain = variables_of(namespace, options, Budget(10.0), leaves=leaves)
+    assert [v.name for v in with_handles] == [v.name for v in plain]
+    for ours, bare in zip(with_handles, plain, strict=True):
+        assert ours.value == _filled(bare.value, [bare.name])
+        if bare.value.omitted and bare.value.kind in ("list", "dict", "str"):
+            assert ours.value.more == make_handle([bare.name])
+
+
+@given(st.lists(st.one_of(st.integers(), st.text(max_size=90)), min_size=1, max_size=300))
+def test_expanded_pages_carry_the_handles_of_their_own_positions(items: list[Any]) -> None:
+    offset = len(items) // 2
+    path = ["items", 3, 1]
+    node = represent_more(items, OPTIONS, offset, budget=Budget(10.0), path=list(path))
+    bare = represent_more(items, OPTIONS, offset, budget=Budget(10.0))
+    assert node == _filled(bare, path, base=offset)
