@@ -18,6 +18,7 @@ from debugbroker.broker.http.audit import (
     audit_outcome,
     audit_refusal,
     display_name,
+    unaudited,
 )
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
@@ -110,6 +111,8 @@ async def resume_report(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return await audit_refusal(store, request, "continue", found)
     row = await audit_action(store, request, "continue", agent_id=found["agent_id"])
+    if row is None:  # the disk filled just now: nothing runs without its audit row
+        return json_error(507, unaudited(store))
     try:
         await request.app[RELAY].requests.resume(found["id"])
     except EvalFailure as failure:
@@ -160,6 +163,8 @@ async def step_report(request: web.Request) -> web.Response:
     if action != "continue":
         step = protocol.Step(report_id=found["id"], action=action, line=line)
     row = await audit_action(store, request, f"step_{action}", agent_id=found["agent_id"])
+    if row is None:  # the disk filled just now: nothing runs without its audit row
+        return json_error(507, unaudited(store))
     try:
         await request.app[RELAY].resume(found["id"], step, driver=display_name(request))
     except EvalFailure as failure:

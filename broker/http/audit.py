@@ -42,6 +42,7 @@ __all__ = [
     "MAX_AUDITED_CODE",
     "audit_action",
     "audit_outcome",
+    "unaudited",
     "audit_refusal",
     "store_refusal",
     "display_name",
@@ -112,6 +113,16 @@ async def audit_action(
             "outcome": outcome,
             "detail": detail[:_MAX_DETAIL],
         }
+    )
+
+
+def unaudited(store: Store) -> str:
+    """Why an action whose audit row could not be committed (``audit_action`` gave None)
+    is refused with a 507: nothing runs without its row."""
+    fault = store.fault or "the store could not write"
+    return (
+        f"not run: its audit row cannot be written ({fault}). "
+        "Free space for the broker's data dir; actions run again once the store writes."
     )
 
 

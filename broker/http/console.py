@@ -26,6 +26,7 @@ from debugbroker.broker.http.audit import (
     audit_refusal,
     display_name,
     store_refusal,
+    unaudited,
 )
 from debugbroker.broker.http.auth import ROLE_KEY, json_error
 from debugbroker.broker.relay.requests import EvalFailure
@@ -172,6 +173,10 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     # Queued: committed with the audit row, before the code is sent to the agent.
     entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
     row = await audit_action(store, request, "eval", code=code, agent_id=target.agent_id)
+    if row is None:  # the disk filled just now: nothing runs without its audit row
+        message = unaudited(store)
+        await _finish(request, entry, "failed", failure=message)
+        return json_error(507, message)
     await relay.publish({"type": "console", "entry": entry})
     try:
         result = await relay.requests.evaluate(
@@ -220,6 +225,8 @@ async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
     if isinstance(target, web.Response):
         return await audit_refusal(store, request, "complete", target, code=text)
     row = await audit_action(store, request, "complete", code=text, agent_id=target.agent_id)
+    if row is None:
+        return json_error(507, unaudited(store))
     try:
         result = await request.app[RELAY].requests.complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:

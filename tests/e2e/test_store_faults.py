@@ -215,6 +215,37 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
         broker.stop()
 
 
+def test_an_eval_whose_audit_row_fails_on_a_disk_full_just_now_is_refused(
+    tmp_path: Path,
+    mount_tmpfs: Callable[..., Path],
+    senders: Callable[[Broker], Sender],
+) -> None:
+    """The disk fills between two writes: the eval's own audit row is the first write to
+    fail, so the store knew of no fault when the eval came in; it is refused all the same."""
+    broker = Broker(tmp_path)
+    mount_tmpfs(broker.data_dir, "3m")
+    broker.start()
+    try:
+        sender = senders(broker)
+        sender.ask("storm 1")
+        wait_for(lambda: sender.ask("state")["stored_reports"] == 1, what="1 acknowledged")
+        report = sender.ask("state")["sent"][0]
+        assert _store_status(broker)["fault"] is None
+        fill_file_system(broker.data_dir / "filler")
+        # Rows fit in the WAL's own space for a while (they are stored: no refusal is due);
+        # the first row that needs more is the first write to fail, and its eval is refused.
+        code = f"len({'x' * 90_000!r})"
+        for _ in range(100):
+            refused = broker.evaluate(report, 0, code)
+            if refused.status != 200:
+                break
+        assert refused.status == 507, refused.text
+        assert "audit row cannot be written (the disk is full)" in refused.json()["error"]
+        assert _store_status(broker)["fault"] == "the disk is full"
+    finally:
+        broker.stop()
+
+
 # --- start-up checks -------------------------------------------------------------------
 
 
