@@ -20,7 +20,7 @@ from typing import Any
 
 from debugbroker import DebuggedApplication, LoggingHandler
 from debugbroker.agent.options import Options
-from debugbroker.agent.process import get_transport
+from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.transport.transport import Transport
 
 from .common import Row, Settings, gc_paused, median, percentile, start_broker, stored_reports
@@ -119,6 +119,8 @@ def run(settings: Settings) -> list[Row]:
     try:
         if not transport.wait_connected(20):
             raise RuntimeError("the agent did not connect to the broker")
+        if current_transport() is not transport:  # the handler reports through the first
+            raise RuntimeError("an earlier benchmark left its agent running in this process")
         reporting = _logger("reporting", LoggingHandler())
         bare = _logger("bare", logging.NullHandler())
         middleware = DebuggedApplication(_app, options=options)

@@ -18,6 +18,7 @@ from werkzeug.debug import DebuggedApplication as WerkzeugDebugger
 
 from debugbroker import DebuggedApplication
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import get_transport
 
 from .common import Row, Settings, best_per_call, free_port, gc_paused
 
@@ -87,6 +88,15 @@ def run(settings: Settings) -> list[Row]:
     """Rows: overhead per request over bare, ours and Werkzeug's, for both body kinds."""
     loops, repeats = (2_000, 2) if settings.quick else (100_000, 5)
     options = Options(broker_url=f"tcp://127.0.0.1:{free_port()}", secret="bench")
+    rows = []
+    try:
+        rows = _rows(settings, options, loops, repeats)
+    finally:  # the agent started on the first request: later benchmarks must not report to it
+        get_transport(options).close()
+    return rows
+
+
+def _rows(settings: Settings, options: Options, loops: int, repeats: int) -> list[Row]:
     rows = []
     for kind, app in (("list body", list_app), ("generator body", generator_app)):
         # Interleave the three so that drift on a shared machine hits them alike.
