@@ -32,7 +32,7 @@ from debugbroker.broker.http.reports import report_routes
 from debugbroker.broker.http.static_files import StaticSite
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
-from debugbroker.broker.store.store import Store
+from debugbroker.broker.store.store import Retention, Store
 
 __all__ = ["BrokerConfig", "HUB", "POLICY", "build_app", "STATIC_DIR"]
 
@@ -66,6 +66,7 @@ class BrokerConfig:
     # the network, and agents cannot tell the broker from whatever binds its port. Warned.
     insecure_plaintext: bool = False
     max_waiting_reports: int = 1_000  # reports kept in memory through a full disk
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def dashboard_url(self) -> str:
@@ -102,7 +103,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
     )
-    store = Store(config.data_dir / "debugbroker.sqlite3")
+    store = Store(config.data_dir / "debugbroker.sqlite3", config.retention)
     store.max_waiting_reports = config.max_waiting_reports
     hub = EventHub()
     relay = Relay(

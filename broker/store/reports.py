@@ -8,27 +8,28 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from debugbroker.broker.store.frame_targets import FrameTargets, frame_targets
 from debugbroker.broker.store.grouping import fingerprint
+from debugbroker.broker.store.groups import Retention, record_reports
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
+    "SUMMARY_COLUMNS",
     "ReportFilter",
     "count_reports",
     "insert_reports",
     "report_summary",
     "select_frame_targets",
-    "select_groups",
     "select_report",
     "select_reports",
 ]
 
 _ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
-_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
+SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
 _MESSAGE_SUMMARY = 500  # characters of the message kept in the list
 _MAX_FILTER = 500  # characters of one search filter
 
@@ -101,10 +102,17 @@ def _like_escape(text: str) -> str:
 
 
 def insert_reports(
-    connection: sqlite3.Connection, reports: list[dict[str, Any]]
+    connection: sqlite3.Connection,
+    reports: list[dict[str, Any]],
+    retention: Retention | None = None,
+    held: Collection[str] = (),
+    now: float = 0.0,
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
     written (a report that cannot be encoded fails alone; a failing commit fails them all).
+    The new ones are counted in their groups, which then keep what ``retention`` says
+    (everything when None; ``held``: the reports whose frames agents hold, ``now``: the
+    time a mute ends against; see ``groups``).
 
     One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
     SQLite call lets go of the GIL and must win it back from the busy event loop, which
@@ -140,9 +148,12 @@ def insert_reports(
             chunk_rows = new_rows[start : start + _ROWS_PER_STATEMENT]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
             connection.execute(
-                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) VALUES {values}",
+                f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values}",
                 [value for row in chunk_rows for value in row],
             )
+        record_reports(
+            connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
+        )
         connection.commit()
     except sqlite3.Error:
         connection.rollback()
@@ -160,7 +171,7 @@ def select_reports(
     filters: ReportFilter | None = None,
 ) -> list[dict[str, Any]]:
     """Report summaries, newest first, optionally only those created before ``before``."""
-    query = f"SELECT {_SUMMARY_COLUMNS} FROM reports"
+    query = f"SELECT {SUMMARY_COLUMNS} FROM reports"
     conditions, parameters = (filters or ReportFilter()).where()
     if before is not None:
         conditions = " AND ".join(filter(None, [conditions, "created < ?"]))
@@ -169,7 +180,7 @@ def select_reports(
         query += f" WHERE {conditions}"
     query += " ORDER BY created DESC, id LIMIT ?"
     rows = connection.execute(query, (*parameters, limit)).fetchall()
-    names = _SUMMARY_COLUMNS.split(", ")
+    names = SUMMARY_COLUMNS.split(", ")
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -185,40 +196,6 @@ def select_frame_targets(connection: sqlite3.Connection, report_id: str) -> Fram
     row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
     found = row.fetchone()
     return None if found is None else frame_targets(json.loads(found[0]))
-
-
-def select_groups(connection: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
-    rows = connection.execute(
-        "SELECT fingerprint, COUNT(*), MIN(created), MAX(created) FROM reports "
-        "GROUP BY fingerprint ORDER BY MAX(created) DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    groups = []
-    for key, count, first, last in rows:
-        latest = connection.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM reports WHERE fingerprint = ? "
-            "ORDER BY created DESC, id LIMIT 1",
-            (key,),
-        ).fetchone()
-        workers = connection.execute(
-            "SELECT agent_id, pid, host, COUNT(*) FROM reports WHERE fingerprint = ? "
-            "GROUP BY agent_id ORDER BY MAX(created) DESC LIMIT 50",
-            (key,),
-        ).fetchall()
-        groups.append(
-            {
-                "fingerprint": key,
-                "count": count,
-                "first_seen": first,
-                "last_seen": last,
-                "latest": dict(zip(_SUMMARY_COLUMNS.split(", "), latest, strict=True)),
-                "workers": [
-                    {"agent_id": a, "pid": p, "host": h, "count": n} for a, p, h, n in workers
-                ],
-            }
-        )
-    return groups
 
 
 def count_reports(connection: sqlite3.Connection) -> int:
