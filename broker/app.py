@@ -30,6 +30,7 @@ from debugbroker.broker.http.editor import editor_routes
 from debugbroker.broker.http.openapi import openapi_routes
 from debugbroker.broker.http.reports import report_routes
 from debugbroker.broker.http.static_files import StaticSite
+from debugbroker.broker.http.triage import triage_routes
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.store.store import Retention, Store
@@ -150,6 +151,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(api_routes())
     app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())
+    app.add_routes(triage_routes())
     app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle)])
     app.add_routes(static.routes())

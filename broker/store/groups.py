@@ -23,6 +23,8 @@ from typing import Any
 
 __all__ = [
     "GROUP_STATES",
+    "MAX_MUTE_MINUTES",
+    "MAX_MUTE_OCCURRENCES",
     "Retention",
     "clear_all",
     "create_group_tables",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 GROUP_STATES = ("open", "resolved", "regressed", "ignored", "muted")
+MAX_MUTE_MINUTES = 366 * 24 * 60  # a mute lasts at most a year, or this many more reports
+MAX_MUTE_OCCURRENCES = 1_000_000_000
 _HOUR = 3600.0
 _SPARKLINE_HOURS = 24
 _DELETE_CHUNK = 500  # ids in one DELETE ... IN (...)
