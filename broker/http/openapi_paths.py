@@ -22,6 +22,7 @@ from debugbroker.broker.http.openapi_schemas import (
     ref,
 )
 from debugbroker.broker.http.triage import CLEAR_CONFIRMATION
+from debugbroker.broker.store.groups import GROUP_STATES
 
 __all__ = ["OPENAPI_PATH", "PATHS"]
 
@@ -29,6 +30,7 @@ OPENAPI_PATH = "/api/openapi.json"
 _REPORT_ID = path_parameter("report_id", ID)
 _OK = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
 _ENTRY_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_FILTER = {"type": "string", "maxLength": 500}
 _FINGERPRINT = path_parameter("fingerprint", ID)
 _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
 
@@ -39,11 +41,31 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Report summaries, newest first",
             {
                 "200": json_response(list_of("reports", "ReportSummary"), "the reports"),
-                "400": error("limit or before is not a number in range"),
+                "400": error("limit or before is not a number in range, or a bad filter"),
             },
             parameters=[
                 _LIMIT,
-                query("before", NUMBER, "only reports created before this", empty=True),
+                query("before", NUMBER, "the created of the previous page's last row", empty=True),
+                query(
+                    "before_id",
+                    {"type": "string", "maxLength": 128},
+                    "its id (with before; else ignored): stable pages",
+                    empty=True,
+                ),
+                query("q", _FILTER, "words in the message, traceback, locals or URL", empty=True),
+                query("type", _FILTER, "the exception's type name, exactly", empty=True),
+                query("path", _FILTER, "a prefix of the request URL's path", empty=True),
+                query("agent", _FILTER, "an agent id", empty=True),
+                query("fingerprint", _FILTER, "a group's fingerprint", empty=True),
+                query("app", _FILTER, "an app name", empty=True),
+                query(
+                    "state",
+                    {"type": "string", "enum": ["", *GROUP_STATES]},
+                    "the group's triage state",
+                    empty=True,
+                ),
+                query("since", NUMBER, "created at or after this time", empty=True),
+                query("until", NUMBER, "created before this time", empty=True),
             ],
         )
     },

@@ -7,6 +7,7 @@ Plain functions of a connection (blocking: the store runs them on its thread, se
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from typing import Any
 
 from debugbroker.broker.store.frame_targets import FrameTargets, frame_targets
 from debugbroker.broker.store.grouping import fingerprint
-from debugbroker.broker.store.groups import Retention, record_reports
+from debugbroker.broker.store.groups import GROUP_STATES, Retention, record_reports
+from debugbroker.broker.store.search import index_reports, match_query
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
@@ -55,42 +57,74 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
 class ReportFilter:
     """What ``GET /api/reports`` may filter by; empty fields do not filter."""
 
-    text: str = ""  # anywhere in the report (message, traceback, locals, request)
+    text: str = ""  # words in the message, traceback, locals or URL (``search``)
     type_name: str = ""  # the raised exception's type name, exactly
     path: str = ""  # the request URL's path starts with this
     agent_id: str = ""
     fingerprint: str = ""
+    app: str = ""
+    state: str = ""  # the group's triage state
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
-        """From ``?q=&type=&path=&agent=&fingerprint=``; ValueError for an overlong one."""
+        """From ``?q=&type=&path=&agent=&fingerprint=&app=&state=&since=&until=``;
+        ValueError for an overlong one, an unknown state or a time that is no number."""
         values = {
             "text": query.get("q", ""),
             "type_name": query.get("type", ""),
             "path": query.get("path", ""),
             "agent_id": query.get("agent", ""),
             "fingerprint": query.get("fingerprint", ""),
+            "app": query.get("app", ""),
+            "state": query.get("state", ""),
         }
         for name, value in values.items():
             if len(value) > _MAX_FILTER:
                 raise ValueError(f"the {name} filter is limited to {_MAX_FILTER} characters")
-        return cls(**{name: value.strip() for name, value in values.items()})
+        if values["state"] and values["state"] not in GROUP_STATES:
+            raise ValueError(f"state must be one of {', '.join(GROUP_STATES)}")
+        times: dict[str, float | None] = {}
+        for name in ("since", "until"):
+            text = query.get(name, "")
+            try:
+                times[name] = float(text) if text else None
+            except ValueError:
+                raise ValueError(f"{name} must be a time in seconds (a number)") from None
+            if times[name] is not None and not math.isfinite(times[name] or 0.0):
+                raise ValueError(f"{name} must be a finite number")
+        stripped = {name: value.strip() for name, value in values.items()}
+        return cls(**stripped, since=times["since"], until=times["until"])
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL conditions (joined by AND, maybe empty) and their parameters."""
         conditions: list[str] = []
         parameters: list[Any] = []
-        if self.text:
-            conditions.append("body LIKE ? ESCAPE '\\'")
-            parameters.append(f"%{_like_escape(self.text)}%")
+        match = match_query(self.text) if self.text else ""
+        if self.text and not match:
+            conditions.append("0")  # only separators: nothing can match
+        elif match:
+            conditions.append("rowid IN (SELECT rowid FROM reports_fts WHERE reports_fts MATCH ?)")
+            parameters.append(match)
         for column, value in (
             ("type_name", self.type_name),
             ("agent_id", self.agent_id),
             ("fingerprint", self.fingerprint),
+            ("app", self.app),
         ):
             if value:
                 conditions.append(f"{column} = ?")
                 parameters.append(value)
+        if self.state:
+            conditions.append("fingerprint IN (SELECT fingerprint FROM groups WHERE state = ?)")
+            parameters.append(self.state)
+        if self.since is not None:
+            conditions.append("created >= ?")
+            parameters.append(self.since)
+        if self.until is not None:
+            conditions.append("created < ?")
+            parameters.append(self.until)
         if self.path:  # debugbroker_url_path: registered by schema.connect
             conditions.append("debugbroker_url_path(url) LIKE ? ESCAPE '\\'")
             parameters.append(f"{_like_escape(self.path)}%")
@@ -120,6 +154,7 @@ def insert_reports(
     """
     outcomes: list[bool | Exception] = []
     rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
+    reports_by_id: dict[str, dict[str, Any]] = {}
     positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
     for report in reports:
         try:
@@ -133,6 +168,7 @@ def insert_reports(
             outcomes.append(False)  # the same report twice in one batch: the first counts
             continue
         rows[report_id] = (*summary.values(), body)
+        reports_by_id[report_id] = report
         positions.append((len(outcomes), report_id))
         outcomes.append(True)
     try:
@@ -151,6 +187,7 @@ def insert_reports(
                 f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values}",
                 [value for row in chunk_rows for value in row],
             )
+        index_reports(connection, [reports_by_id[row[0]] for row in new_rows])
         record_reports(
             connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
         )
@@ -169,13 +206,18 @@ def select_reports(
     limit: int,
     before: float | None = None,
     filters: ReportFilter | None = None,
+    before_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Report summaries, newest first, optionally only those created before ``before``."""
+    """Report summaries, newest first (ties by id), optionally only those after the row
+    ``(before, before_id)`` in that order: the last row of the previous page (keyset
+    pagination: stable while reports arrive or go). Without ``before_id``, only those
+    created before ``before``."""
     query = f"SELECT {SUMMARY_COLUMNS} FROM reports"
     conditions, parameters = (filters or ReportFilter()).where()
     if before is not None:
-        conditions = " AND ".join(filter(None, [conditions, "created < ?"]))
-        parameters.append(before)
+        after = "created < ?" if before_id is None else "(created < ? OR (created = ? AND id > ?))"
+        conditions = " AND ".join(filter(None, [conditions, after]))
+        parameters += [before] if before_id is None else [before, before, before_id]
     if conditions:
         query += f" WHERE {conditions}"
     query += " ORDER BY created DESC, id LIMIT ?"

@@ -305,12 +305,22 @@ class Store(StoreThread):
         self._hand_over_reports(at_once=False)
 
     async def list_reports(
-        self, limit: int, before: float | None = None, filters: ReportFilter | None = None
+        self,
+        limit: int,
+        before: float | None = None,
+        filters: ReportFilter | None = None,
+        before_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Report summaries, newest first, optionally only those created before ``before``."""
-        return await self._call(
-            partial(store_reports.select_reports, limit=limit, before=before, filters=filters)
+        """Report summaries, newest first, after the row ``(before, before_id)`` when given
+        (see ``store_reports.select_reports``)."""
+        select = partial(
+            store_reports.select_reports,
+            limit=limit,
+            before=before,
+            filters=filters,
+            before_id=before_id,
         )
+        return await self._call(select)
 
     async def get_report(self, report_id: str) -> dict[str, Any] | None:
         """The full report (wire dict), or None when unknown."""
