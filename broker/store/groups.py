@@ -301,35 +301,55 @@ def select_groups(
     connection: sqlite3.Connection, limit: int, now: float, summary_columns: str
 ) -> list[dict[str, Any]]:
     """Groups, most recently seen first: state, seen (``count``) and kept, the last 24 hours
-    hour by hour, the latest kept report, and the agents and apps of the kept reports."""
+    hour by hour, the latest kept report, and the agents and apps of the kept reports.
+    A handful of statements for the whole page, not a few per group."""
     rows = connection.execute(
         f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY last_seen DESC LIMIT ?", (limit,)
     ).fetchall()
+    if not rows:
+        return []
+    keys = [row[0] for row in rows]
+    marks = ", ".join("?" * len(keys))
     names = summary_columns.split(", ")
     this_hour = int(now // _HOUR)
+    kept: dict[str, int] = dict(
+        connection.execute(
+            f"SELECT fingerprint, COUNT(*) FROM reports WHERE fingerprint IN ({marks}) "
+            "GROUP BY fingerprint",
+            keys,
+        ).fetchall()
+    )
+    prefixed = ", ".join(f"r.{name}" for name in names)
+    latest: dict[str, dict[str, Any]] = {}
+    for found in connection.execute(
+        f"SELECT {prefixed} FROM groups g JOIN reports r ON r.id = ("
+        "SELECT id FROM reports WHERE fingerprint = g.fingerprint "
+        f"ORDER BY created DESC, id LIMIT 1) WHERE g.fingerprint IN ({marks})",
+        keys,
+    ):
+        summary = dict(zip(names, found, strict=True))
+        latest[str(summary["fingerprint"])] = summary
+    workers: dict[str, list[tuple[str, int, str, str, int]]] = {}
+    for key, agent_id, pid, host, app, count in connection.execute(
+        "SELECT fingerprint, agent_id, pid, host, app, COUNT(*) FROM reports "
+        f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint, agent_id "
+        "ORDER BY MAX(created) DESC",
+        keys,
+    ):
+        workers.setdefault(key, []).append((agent_id, pid, host, app, count))
+    hours: dict[str, dict[int, int]] = {}
+    for key, hour, count in connection.execute(
+        f"SELECT fingerprint, hour, count FROM group_hours WHERE fingerprint IN ({marks}) "
+        "AND hour > ?",
+        (*keys, this_hour - _SPARKLINE_HOURS),
+    ):
+        hours.setdefault(key, {})[hour] = count
     groups = []
     for key, state, mute_until, remaining, total, first, last, changed in rows:
         if state == "muted" and mute_until is not None and mute_until <= now:
             state, mute_until = "open", None
-        kept = connection.execute(
-            "SELECT COUNT(*) FROM reports WHERE fingerprint = ?", (key,)
-        ).fetchone()[0]
-        latest = connection.execute(
-            f"SELECT {summary_columns} FROM reports WHERE fingerprint = ? "
-            "ORDER BY created DESC, id LIMIT 1",
-            (key,),
-        ).fetchone()
-        workers = connection.execute(
-            "SELECT agent_id, pid, host, app, COUNT(*) FROM reports WHERE fingerprint = ? "
-            "GROUP BY agent_id ORDER BY MAX(created) DESC LIMIT 50",
-            (key,),
-        ).fetchall()
-        hours = dict(
-            connection.execute(
-                "SELECT hour, count FROM group_hours WHERE fingerprint = ? AND hour > ?",
-                (key, this_hour - _SPARKLINE_HOURS),
-            ).fetchall()
-        )
+        agents = workers.get(key, [])[:50]
+        by_hour = hours.get(key, {})
         groups.append(
             {
                 "fingerprint": key,
@@ -338,17 +358,17 @@ def select_groups(
                 "mute_remaining": remaining,
                 "state_changed": changed,
                 "count": total,
-                "kept": kept,
+                "kept": kept.get(key, 0),
                 "first_seen": first,
                 "last_seen": last,
                 "hourly": [
-                    hours.get(hour, 0)
+                    by_hour.get(hour, 0)
                     for hour in range(this_hour - _SPARKLINE_HOURS + 1, this_hour + 1)
                 ],
-                "latest": None if latest is None else dict(zip(names, latest, strict=True)),
-                "apps": sorted({app for _, _, _, app, _ in workers}),
+                "latest": latest.get(key),
+                "apps": sorted({app for _, _, _, app, _ in agents}),
                 "workers": [
-                    {"agent_id": a, "pid": p, "host": h, "count": n} for a, p, h, _, n in workers
+                    {"agent_id": a, "pid": p, "host": h, "count": n} for a, p, h, _, n in agents
                 ],
             }
         )
