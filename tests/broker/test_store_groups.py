@@ -107,6 +107,17 @@ def test_a_file_written_before_groups_opens_migrated_with_exact_counts(tmp_path:
     assert hours == {first_hour: 2, first_hour + 1: 2, first_hour + 2: 1}
 
 
+def test_a_file_of_schema_version_1_opens_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(_FIXTURE, path)
+    with sqlite3.connect(path) as connection:  # what the version-1 broker left: same tables
+        connection.execute("PRAGMA user_version = 1")
+    groups = _with_store(path, None, lambda store: store.list_groups(10))
+    assert sorted(group["count"] for group in groups) == [1, 3, 5]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
 def test_migration_applies_retention_but_keeps_shared_reports(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     shutil.copy(_FIXTURE, path)
