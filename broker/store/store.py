@@ -96,7 +96,10 @@ class Store(StoreThread):
         await super().open()
         # The store is the only writer: it numbers transcript entries itself.
         self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
-        await self.enforce_retention()
+        try:
+            await self.enforce_retention()
+        except sqlite3.Error:  # a full disk, say: the broker starts; the next sweep tries again
+            log.exception("applying the store's retention at opening failed")
 
     async def enforce_retention(self) -> int:
         """Apply the store-wide retention now; the reports deleted (also run at opening and
