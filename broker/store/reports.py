@@ -180,14 +180,15 @@ def insert_reports(
             found = connection.execute(f"SELECT id FROM reports WHERE id IN ({marks})", chunk)
             existing.update(row[0] for row in found)
         new_rows = [row for report_id, row in rows.items() if report_id not in existing]
-        for start in range(0, len(new_rows), _ROWS_PER_STATEMENT):
-            chunk_rows = new_rows[start : start + _ROWS_PER_STATEMENT]
+        kept_rows = _kept_rows(connection, new_rows, retention, held)
+        for start in range(0, len(kept_rows), _ROWS_PER_STATEMENT):
+            chunk_rows = kept_rows[start : start + _ROWS_PER_STATEMENT]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
             connection.execute(
                 f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values}",
                 [value for row in chunk_rows for value in row],
             )
-        index_reports(connection, [reports_by_id[row[0]] for row in new_rows])
+        index_reports(connection, [reports_by_id[row[0]] for row in kept_rows])
         record_reports(
             connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
         )
@@ -199,6 +200,34 @@ def insert_reports(
         if report_id in existing:
             outcomes[index] = False  # already stored before this batch
     return outcomes
+
+
+def _kept_rows(
+    connection: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    retention: Retention | None,
+    held: Collection[str],
+) -> list[tuple[Any, ...]]:
+    """The new rows worth writing: a group's middle reports (after its first ``keep_first``,
+    before the batch's last ``keep_latest``) would be deleted again in this transaction,
+    so a storm's reports are only counted, never written (unless their frames are held)."""
+    if retention is None:
+        return rows
+    by_group: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_group.setdefault(str(row[9]), []).append(row)
+    skipped: set[str] = set()
+    for key, group_rows in by_group.items():
+        if len(group_rows) <= retention.keep_latest:
+            continue
+        stored = connection.execute(
+            "SELECT COUNT(*) FROM reports WHERE fingerprint = ?", (key,)
+        ).fetchone()[0]
+        ordered = sorted(group_rows, key=lambda row: (row[2], row[0]))
+        for position, row in enumerate(ordered[: len(ordered) - retention.keep_latest]):
+            if stored + position >= retention.keep_first and row[0] not in held:
+                skipped.add(row[0])
+    return [row for row in rows if row[0] not in skipped]
 
 
 def select_reports(
