@@ -19,19 +19,18 @@ import time
 import uuid
 from pathlib import Path
 
-import zmq
-
 from debugbroker.protocol import (
     ExceptionInfo,
     FrameInfo,
     Heartbeat,
-    Hello,
     Report,
     ReportMessage,
     ReprNode,
     Variable,
+    Welcome,
 )
 from debugbroker.protocol.encoder import encode
+from tests.broker.test_security_agents import RawAgent
 
 from .common import Broker, Process, Row, Settings, base_env, percentile, rss_bytes
 
@@ -85,27 +84,12 @@ def _report(agent_id: str, number: int) -> Report:
 
 def _send(broker: Broker, count: int) -> float:
     """Send ``count`` reports as one agent; the seconds until the broker counted them all."""
-    context = zmq.Context()
-    socket = context.socket(zmq.DEALER)
-    identity = f"{uuid.uuid4().hex}-{os.getpid()}-bench"
-    socket.setsockopt(zmq.IDENTITY, identity.encode())
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(broker.zmq_url)
+    agent = RawAgent(broker.zmq_url, secret=broker.secret)  # the agent's socket and keys
     try:
-        hello = Hello(
-            agent_id=identity,
-            secret=broker.secret,
-            pid=os.getpid(),
-            host="bench",
-            app="shop",
-            python="3",
-            started=time.time(),
-            evalex=False,
-        )
-        socket.send(encode(hello))
-        if not socket.poll(30_000):
+        if not isinstance(agent.hello(broker.secret, agent.identity.decode()), Welcome):
             raise RuntimeError("the broker did not welcome the benchmark agent")
-        socket.recv_multipart()
+        identity = agent.identity.decode()
+        socket = agent.socket
         started = time.perf_counter()
         beat = time.monotonic()
         for number in range(count):
@@ -114,17 +98,18 @@ def _send(broker: Broker, count: int) -> float:
                 socket.send(encode(Heartbeat(held_frames=0)))
                 beat = time.monotonic()
                 while socket.poll(0):
-                    socket.recv_multipart()  # anything the broker asks: not answered
+                    socket.recv_multipart()  # acknowledgements and requests: not answered
         deadline = time.monotonic() + max(120.0, count / 200)
         while _seen(broker) < count:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {_seen(broker)} of {count} reports were counted")
             socket.send(encode(Heartbeat(held_frames=0)))
+            while socket.poll(0):
+                socket.recv_multipart()
             time.sleep(0.2)  # polling the broker's count, not a synchronisation
         return time.perf_counter() - started
     finally:
-        socket.close(0)
-        context.term()
+        agent.close()
 
 
 def _seen(broker: Broker) -> int:
