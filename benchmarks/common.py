@@ -155,10 +155,12 @@ def start_broker(settings: Settings, name: str, *extra_args: str) -> Broker:
 
 
 def stored_reports(broker: Broker) -> int:
-    """How many reports the broker stored: counted in its SQLite file (read-only)."""
+    """How many reports the broker stored: its groups' counts, read from its SQLite file
+    (retention keeps fewer full reports than it counts)."""
     path = broker.data_dir / "debugbroker.sqlite3"
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM reports").fetchone()
+        # Every report counted in its group (retention keeps fewer full reports).
+        (count,) = connection.execute("SELECT COALESCE(SUM(total), 0) FROM groups").fetchone()
     return int(count)
 
 

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import console, dashboard, error_path, handled_errors, happy_path, memory, storm
+from . import console, dashboard, error_path, handled_errors, happy_path, memory, retention, storm
 from .common import Row, Settings
 
 __all__ = ["BENCHMARKS", "main", "machine", "format_table"]
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "memory": memory.run,
     "dashboard": dashboard.run,
     "handled_errors": handled_errors.run,
+    "retention": retention.run,
 }
 
 

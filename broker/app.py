@@ -30,9 +30,10 @@ from debugbroker.broker.http.editor import editor_routes
 from debugbroker.broker.http.openapi import openapi_routes
 from debugbroker.broker.http.reports import report_routes
 from debugbroker.broker.http.static_files import StaticSite
+from debugbroker.broker.http.triage import triage_routes
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
-from debugbroker.broker.store.store import Store
+from debugbroker.broker.store.store import Retention, Store
 
 __all__ = ["BrokerConfig", "HUB", "POLICY", "build_app", "STATIC_DIR"]
 
@@ -66,6 +67,7 @@ class BrokerConfig:
     # the network, and agents cannot tell the broker from whatever binds its port. Warned.
     insecure_plaintext: bool = False
     max_waiting_reports: int = 1_000  # reports kept in memory through a full disk
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def dashboard_url(self) -> str:
@@ -102,7 +104,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app = web.Application(
         middlewares=[security_middleware(policy)], client_max_size=_MAX_REQUEST_BYTES
     )
-    store = Store(config.data_dir / "debugbroker.sqlite3")
+    store = Store(config.data_dir / "debugbroker.sqlite3", config.retention)
     store.max_waiting_reports = config.max_waiting_reports
     hub = EventHub()
     relay = Relay(
@@ -149,6 +151,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(api_routes())
     app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())
+    app.add_routes(triage_routes())
     app.add_routes(console_routes())
     app.add_routes([web.get("/api/ws", hub.handle)])
     app.add_routes(static.routes())

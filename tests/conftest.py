@@ -252,6 +252,11 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Broker options that keep every full report (retention off): for tests that count the
+# reports stored in the SQLite file rather than the groups' counts.
+KEEP_EVERY_REPORT = ("--keep-latest", "1000000000", "--max-reports", "0", "--max-db-mb", "0")
+
+
 class Broker:
     """A real ``debugbroker serve`` process on free ports with its own data directory."""
 

@@ -20,6 +20,7 @@ EXPECTED_ROWS = (
     "4 error storm",
     "5 memory",
     "6 dashboard",
+    "8 days of errors",
 )
 
 

@@ -19,6 +19,7 @@ import secrets
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -32,10 +33,19 @@ from debugbroker.agent.options import (
 )
 from debugbroker.broker.app import POLICY, BrokerConfig, build_app
 from debugbroker.broker.http.editor import parse_editor, parse_path_map
+from debugbroker.broker.store.groups import Retention
 from debugbroker.broker.store.lock import DataDirLock
 from debugbroker.broker.store.schema import StoreError, unwritable_message
 
-__all__ = ["agent_exports", "main", "parse_http", "load_or_create", "serve", "config_from_args"]
+__all__ = [
+    "agent_exports",
+    "build_parser",
+    "config_from_args",
+    "load_or_create",
+    "main",
+    "parse_http",
+    "serve",
+]
 
 log = logging.getLogger("debugbroker")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -158,7 +168,62 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         default=1_000,
         help=argparse.SUPPRESS,  # reports kept in memory through a full disk (for tests)
     )
+    defaults = Retention()
+    parser.add_argument(
+        "--retain-days",
+        type=_non_negative(float),
+        default=defaults.retain_days,
+        metavar="DAYS",
+        help="delete reports older than this (0: never; default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-reports",
+        type=_non_negative(int),
+        default=defaults.max_reports,
+        metavar="N",
+        help="keep at most this many full reports, the oldest go first (0: no limit; "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-db-mb",
+        type=_non_negative(float),
+        default=defaults.max_db_mb,
+        metavar="MB",
+        help="delete the oldest reports while the reports file holds more (0: no limit; "
+        "default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-first",
+        type=_non_negative(int),
+        default=defaults.keep_first,
+        metavar="N",
+        help="full reports kept from the start of each group (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-latest",
+        type=_non_negative(int),
+        default=defaults.keep_latest,
+        metavar="N",
+        help="full reports kept from the end of each group; the others are only counted "
+        "(default %(default)s)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
+
+
+def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` that is 0 or more."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its errors
+    return parse
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
@@ -195,6 +260,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         path_map=args.path_map,
         insecure_plaintext=args.insecure_plaintext,
         max_waiting_reports=max(args.max_waiting_reports, 0),
+        retention=Retention(
+            keep_first=args.keep_first,
+            keep_latest=args.keep_latest,
+            retain_days=args.retain_days,
+            max_reports=args.max_reports,
+            max_db_mb=args.max_db_mb,
+        ),
     )
     return config, show_token
 
@@ -311,7 +383,8 @@ async def _serve_locked(
         await runner.cleanup()
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `debugbroker` command line: serve, demo and run."""
     parser = argparse.ArgumentParser(
         prog="debugbroker",
         description="Interactive tracebacks for multi-process and containerised Python web apps.",
@@ -338,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``debugbroker`` command."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.http = parse_http(args.http)
         if args.command == "demo":

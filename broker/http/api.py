@@ -45,20 +45,25 @@ def failure_error(failure: EvalFailure) -> web.Response:
 
 
 async def list_reports(request: web.Request) -> web.Response:
-    """``GET /api/reports?limit=N&before=CREATED&q=&type=&path=&agent=&fingerprint=``."""
+    """``GET /api/reports?limit=N&before=CREATED&before_id=ID&q=&type=&path=&agent=``
+    ``&fingerprint=&app=&state=&since=&until=``: pass the last row's ``created`` and ``id``
+    as ``before`` and ``before_id`` for the next page."""
     try:
         limit = int(request.query.get("limit", "100"))
         before_text = request.query.get("before")
         before = float(before_text) if before_text else None
     except ValueError:
         return json_error(400, "limit must be an integer and before a number")
+    before_id = request.query.get("before_id") or None  # without before: no page to follow
+    if before_id is not None and len(before_id) > 128:
+        return json_error(400, "before_id is at most 128 characters")
     if limit < 1 or limit > _MAX_LIMIT:
         return json_error(400, f"limit must be between 1 and {_MAX_LIMIT}")
     try:
         filters = ReportFilter.from_query(request.query)
     except ValueError as error:
         return json_error(400, str(error))
-    reports = await request.app[STORE].list_reports(limit, before, filters)
+    reports = await request.app[STORE].list_reports(limit, before, filters, before_id)
     return web.json_response({"reports": reports})
 
 

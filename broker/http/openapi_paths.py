@@ -21,6 +21,8 @@ from debugbroker.broker.http.openapi_schemas import (
     query,
     ref,
 )
+from debugbroker.broker.http.triage import CLEAR_CONFIRMATION
+from debugbroker.broker.store.groups import GROUP_STATES
 
 __all__ = ["OPENAPI_PATH", "PATHS"]
 
@@ -28,6 +30,8 @@ OPENAPI_PATH = "/api/openapi.json"
 _REPORT_ID = path_parameter("report_id", ID)
 _OK = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}
 _ENTRY_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_FILTER = {"type": "string", "maxLength": 500}
+_FINGERPRINT = path_parameter("fingerprint", ID)
 _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
 
 
@@ -37,11 +41,31 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Report summaries, newest first",
             {
                 "200": json_response(list_of("reports", "ReportSummary"), "the reports"),
-                "400": error("limit or before is not a number in range"),
+                "400": error("limit or before is not a number in range, or a bad filter"),
             },
             parameters=[
                 _LIMIT,
-                query("before", NUMBER, "only reports created before this", empty=True),
+                query("before", NUMBER, "the created of the previous page's last row", empty=True),
+                query(
+                    "before_id",
+                    {"type": "string", "maxLength": 128},
+                    "its id (with before; else ignored): stable pages",
+                    empty=True,
+                ),
+                query("q", _FILTER, "words in the message, traceback, locals or URL", empty=True),
+                query("type", _FILTER, "the exception's type name, exactly", empty=True),
+                query("path", _FILTER, "a prefix of the request URL's path", empty=True),
+                query("agent", _FILTER, "an agent id", empty=True),
+                query("fingerprint", _FILTER, "a group's fingerprint", empty=True),
+                query("app", _FILTER, "an app name", empty=True),
+                query(
+                    "state",
+                    {"type": "string", "enum": ["", *GROUP_STATES]},
+                    "the group's triage state",
+                    empty=True,
+                ),
+                query("since", NUMBER, "created at or after this time", empty=True),
+                query("until", NUMBER, "created before this time", empty=True),
             ],
         )
     },
@@ -50,7 +74,16 @@ PATHS: dict[str, dict[str, Schema]] = {
             "One report, highlighted, with agent_alive",
             {"200": json_response(ref("Report"), "the report"), "404": error("no such report")},
             parameters=[_REPORT_ID],
-        )
+        ),
+        "delete": operation(
+            "Delete one report; its group still counts it (full token only; audited)",
+            {
+                "200": json_response(ref("Deleted"), "deleted"),
+                "403": error("a view-only token"),
+                "404": error("no such report"),
+            },
+            parameters=[_REPORT_ID],
+        ),
     },
     "/api/reports/{report_id}/text": {
         "get": operation(
@@ -201,6 +234,64 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "410": error("the process is gone (reason gone)"),
             },
             parameters=[_REPORT_ID],
+        )
+    },
+    "/api/groups": {
+        "get": operation(
+            "Groups of repeated errors (fingerprints), most recently seen first",
+            {
+                "200": json_response(list_of("groups", "Group"), "the groups"),
+                "400": error("limit is not a number in range"),
+            },
+            parameters=[_LIMIT],
+        )
+    },
+    "/api/groups/{fingerprint}/state": {
+        "post": operation(
+            "Resolve, reopen, ignore or mute a group (full token only; audited)",
+            {
+                "200": json_response(_OK, "the new state"),
+                "400": error("not a state, or a mute without minutes or occurrences"),
+                "403": error("a view-only token"),
+                "404": error("no such group"),
+            },
+            parameters=[_FINGERPRINT],
+            requestBody={"required": True, "content": {JSON: {"schema": ref("GroupState")}}},
+        )
+    },
+    "/api/groups/{fingerprint}": {
+        "delete": operation(
+            "Delete a group, its counts and its reports (full token only; audited)",
+            {
+                "200": json_response(ref("Deleted"), "how many reports went"),
+                "403": error("a view-only token"),
+                "404": error("no such group"),
+            },
+            parameters=[_FINGERPRINT],
+        )
+    },
+    "/api/clear": {
+        "post": operation(
+            "Delete every report, group and share link (full token only; audited)",
+            {
+                "200": json_response(ref("Deleted"), "how many reports went"),
+                "400": error(f'the body is not {{"confirm": "{CLEAR_CONFIRMATION}"}}'),
+                "403": error("a view-only token"),
+            },
+            requestBody={
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["confirm"],
+                            "properties": {
+                                "confirm": {"type": "string", "enum": [CLEAR_CONFIRMATION]}
+                            },
+                        }
+                    }
+                },
+            },
         )
     },
     "/api/agents": {

@@ -30,6 +30,12 @@ __all__ = [
     "ref",
 ]
 
+from debugbroker.broker.store.groups import (
+    GROUP_STATES,
+    MAX_MUTE_MINUTES,
+    MAX_MUTE_OCCURRENCES,
+)
+
 JSON = "application/json"
 Schema = dict[str, Any]
 
@@ -232,6 +238,10 @@ SCHEMAS: dict[str, Schema] = {
                     "share_revoked",
                     "agent_admitted",
                     "agent_refused",
+                    "group_state",
+                    "group_deleted",
+                    "report_deleted",
+                    "store_cleared",
                 ],
             },
             "role": STRING,
@@ -248,6 +258,77 @@ SCHEMAS: dict[str, Schema] = {
             },
             "detail": STRING,
         },
+    },
+    "Group": {
+        "type": "object",
+        "description": "one fingerprint: its triage state and exact counts (docs/api.md)",
+        "required": ["fingerprint", "state", "count", "kept", "first_seen", "last_seen"],
+        "properties": {
+            "fingerprint": STRING,
+            "state": {"type": "string", "enum": list(GROUP_STATES)},
+            "mute_until": {"type": "number", "nullable": True},
+            "mute_remaining": {"type": "integer", "nullable": True},
+            "state_changed": {"type": "number", "nullable": True},
+            "count": {"type": "integer", "description": "reports seen, exactly"},
+            "kept": {"type": "integer", "description": "full reports still stored"},
+            "first_seen": NUMBER,
+            "last_seen": NUMBER,
+            "hourly": {
+                "type": "array",
+                "items": INTEGER,
+                "description": "reports seen in each of the last 24 hours, oldest first",
+            },
+            "latest": {"allOf": [ref("ReportSummary")], "nullable": True},
+            "apps": {"type": "array", "items": STRING},
+            "workers": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "GroupState": {
+        "description": "a mute needs minutes or occurrences (not both); the others take neither",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["state"],
+                "additionalProperties": False,
+                "properties": {
+                    "state": {"type": "string", "enum": ["resolved", "open", "ignored"]}
+                },
+            },
+            {
+                "type": "object",
+                "required": ["state", "minutes"],
+                "additionalProperties": False,
+                "properties": {
+                    "state": {"type": "string", "enum": ["muted"]},
+                    "minutes": {
+                        "type": "number",
+                        "minimum": 0,
+                        "exclusiveMinimum": True,
+                        "maximum": MAX_MUTE_MINUTES,
+                        "description": "how long",
+                    },
+                },
+            },
+            {
+                "type": "object",
+                "required": ["state", "occurrences"],
+                "additionalProperties": False,
+                "properties": {
+                    "state": {"type": "string", "enum": ["muted"]},
+                    "occurrences": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_MUTE_OCCURRENCES,
+                        "description": "how many more reports",
+                    },
+                },
+            },
+        ],
+    },
+    "Deleted": {
+        "type": "object",
+        "required": ["ok", "deleted"],
+        "properties": {"ok": BOOLEAN, "deleted": INTEGER},
     },
     "Status": {
         "type": "object",

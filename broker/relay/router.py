@@ -94,6 +94,7 @@ class Relay:
             agent_timeout=agent_timeout,
             on_gone=self._agent_gone,
         )
+        store.held_reports = self._registry.held  # retention keeps reports with held frames
         self._reports = ReportIntake(
             store=store,
             publish=publish,

@@ -75,3 +75,11 @@ class FrameCache:
         self._entries.move_to_end(report_id)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
+
+    def forget(self, report_id: str) -> None:
+        """Drop a deleted report's targets."""
+        self._entries.pop(report_id, None)
+
+    def clear(self) -> None:
+        """Drop every cached entry (reports were deleted)."""
+        self._entries.clear()

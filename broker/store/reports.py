@@ -7,28 +7,31 @@ Plain functions of a connection (blocking: the store runs them on its thread, se
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from debugbroker.broker.store.frame_targets import FrameTargets, frame_targets
 from debugbroker.broker.store.grouping import fingerprint
+from debugbroker.broker.store.groups import GROUP_STATES, Retention, record_reports
+from debugbroker.broker.store.search import index_reports, match_query
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
+    "SUMMARY_COLUMNS",
     "ReportFilter",
     "count_reports",
     "insert_reports",
     "report_summary",
     "select_frame_targets",
-    "select_groups",
     "select_report",
     "select_reports",
 ]
 
 _ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
-_SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
+SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
 _MESSAGE_SUMMARY = 500  # characters of the message kept in the list
 _MAX_FILTER = 500  # characters of one search filter
 
@@ -54,42 +57,74 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
 class ReportFilter:
     """What ``GET /api/reports`` may filter by; empty fields do not filter."""
 
-    text: str = ""  # anywhere in the report (message, traceback, locals, request)
+    text: str = ""  # words in the message, traceback, locals or URL (``search``)
     type_name: str = ""  # the raised exception's type name, exactly
     path: str = ""  # the request URL's path starts with this
     agent_id: str = ""
     fingerprint: str = ""
+    app: str = ""
+    state: str = ""  # the group's triage state
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
-        """From ``?q=&type=&path=&agent=&fingerprint=``; ValueError for an overlong one."""
+        """From ``?q=&type=&path=&agent=&fingerprint=&app=&state=&since=&until=``;
+        ValueError for an overlong one, an unknown state or a time that is no number."""
         values = {
             "text": query.get("q", ""),
             "type_name": query.get("type", ""),
             "path": query.get("path", ""),
             "agent_id": query.get("agent", ""),
             "fingerprint": query.get("fingerprint", ""),
+            "app": query.get("app", ""),
+            "state": query.get("state", ""),
         }
         for name, value in values.items():
             if len(value) > _MAX_FILTER:
                 raise ValueError(f"the {name} filter is limited to {_MAX_FILTER} characters")
-        return cls(**{name: value.strip() for name, value in values.items()})
+        if values["state"] and values["state"] not in GROUP_STATES:
+            raise ValueError(f"state must be one of {', '.join(GROUP_STATES)}")
+        times: dict[str, float | None] = {}
+        for name in ("since", "until"):
+            text = query.get(name, "")
+            try:
+                times[name] = float(text) if text else None
+            except ValueError:
+                raise ValueError(f"{name} must be a time in seconds (a number)") from None
+            if times[name] is not None and not math.isfinite(times[name] or 0.0):
+                raise ValueError(f"{name} must be a finite number")
+        stripped = {name: value.strip() for name, value in values.items()}
+        return cls(**stripped, since=times["since"], until=times["until"])
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL conditions (joined by AND, maybe empty) and their parameters."""
         conditions: list[str] = []
         parameters: list[Any] = []
-        if self.text:
-            conditions.append("body LIKE ? ESCAPE '\\'")
-            parameters.append(f"%{_like_escape(self.text)}%")
+        match = match_query(self.text) if self.text else ""
+        if self.text and not match:
+            conditions.append("0")  # only separators: nothing can match
+        elif match:
+            conditions.append("rowid IN (SELECT rowid FROM reports_fts WHERE reports_fts MATCH ?)")
+            parameters.append(match)
         for column, value in (
             ("type_name", self.type_name),
             ("agent_id", self.agent_id),
             ("fingerprint", self.fingerprint),
+            ("app", self.app),
         ):
             if value:
                 conditions.append(f"{column} = ?")
                 parameters.append(value)
+        if self.state:
+            conditions.append("fingerprint IN (SELECT fingerprint FROM groups WHERE state = ?)")
+            parameters.append(self.state)
+        if self.since is not None:
+            conditions.append("created >= ?")
+            parameters.append(self.since)
+        if self.until is not None:
+            conditions.append("created < ?")
+            parameters.append(self.until)
         if self.path:  # debugbroker_url_path: registered by schema.connect
             conditions.append("debugbroker_url_path(url) LIKE ? ESCAPE '\\'")
             parameters.append(f"{_like_escape(self.path)}%")
@@ -101,10 +136,17 @@ def _like_escape(text: str) -> str:
 
 
 def insert_reports(
-    connection: sqlite3.Connection, reports: list[dict[str, Any]]
+    connection: sqlite3.Connection,
+    reports: list[dict[str, Any]],
+    retention: Retention | None = None,
+    held: Collection[str] = (),
+    now: float = 0.0,
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
     written (a report that cannot be encoded fails alone; a failing commit fails them all).
+    The new ones are counted in their groups, which then keep what ``retention`` says
+    (everything when None; ``held``: the reports whose frames agents hold, ``now``: the
+    time a mute ends against; see ``groups``).
 
     One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
     SQLite call lets go of the GIL and must win it back from the busy event loop, which
@@ -112,6 +154,7 @@ def insert_reports(
     """
     outcomes: list[bool | Exception] = []
     rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
+    reports_by_id: dict[str, dict[str, Any]] = {}
     positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
     for report in reports:
         try:
@@ -125,6 +168,7 @@ def insert_reports(
             outcomes.append(False)  # the same report twice in one batch: the first counts
             continue
         rows[report_id] = (*summary.values(), body)
+        reports_by_id[report_id] = report
         positions.append((len(outcomes), report_id))
         outcomes.append(True)
     try:
@@ -136,13 +180,18 @@ def insert_reports(
             found = connection.execute(f"SELECT id FROM reports WHERE id IN ({marks})", chunk)
             existing.update(row[0] for row in found)
         new_rows = [row for report_id, row in rows.items() if report_id not in existing]
-        for start in range(0, len(new_rows), _ROWS_PER_STATEMENT):
-            chunk_rows = new_rows[start : start + _ROWS_PER_STATEMENT]
+        kept_rows = _kept_rows(connection, new_rows, retention, held)
+        for start in range(0, len(kept_rows), _ROWS_PER_STATEMENT):
+            chunk_rows = kept_rows[start : start + _ROWS_PER_STATEMENT]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
             connection.execute(
-                f"INSERT OR IGNORE INTO reports ({_SUMMARY_COLUMNS}, body) VALUES {values}",
+                f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values}",
                 [value for row in chunk_rows for value in row],
             )
+        index_reports(connection, [reports_by_id[row[0]] for row in kept_rows])
+        record_reports(
+            connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
+        )
         connection.commit()
     except sqlite3.Error:
         connection.rollback()
@@ -153,23 +202,56 @@ def insert_reports(
     return outcomes
 
 
+def _kept_rows(
+    connection: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    retention: Retention | None,
+    held: Collection[str],
+) -> list[tuple[Any, ...]]:
+    """The new rows worth writing: a group's middle reports (after its first ``keep_first``,
+    before the batch's last ``keep_latest``) would be deleted again in this transaction,
+    so a storm's reports are only counted, never written (unless their frames are held)."""
+    if retention is None:
+        return rows
+    by_group: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_group.setdefault(str(row[9]), []).append(row)
+    skipped: set[str] = set()
+    for key, group_rows in by_group.items():
+        if len(group_rows) <= retention.keep_latest:
+            continue
+        stored = connection.execute(
+            "SELECT COUNT(*) FROM reports WHERE fingerprint = ?", (key,)
+        ).fetchone()[0]
+        ordered = sorted(group_rows, key=lambda row: (row[2], row[0]))
+        for position, row in enumerate(ordered[: len(ordered) - retention.keep_latest]):
+            if stored + position >= retention.keep_first and row[0] not in held:
+                skipped.add(row[0])
+    return [row for row in rows if row[0] not in skipped]
+
+
 def select_reports(
     connection: sqlite3.Connection,
     limit: int,
     before: float | None = None,
     filters: ReportFilter | None = None,
+    before_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Report summaries, newest first, optionally only those created before ``before``."""
-    query = f"SELECT {_SUMMARY_COLUMNS} FROM reports"
+    """Report summaries, newest first (ties by id), optionally only those after the row
+    ``(before, before_id)`` in that order: the last row of the previous page (keyset
+    pagination: stable while reports arrive or go). Without ``before_id``, only those
+    created before ``before``."""
+    query = f"SELECT {SUMMARY_COLUMNS} FROM reports"
     conditions, parameters = (filters or ReportFilter()).where()
     if before is not None:
-        conditions = " AND ".join(filter(None, [conditions, "created < ?"]))
-        parameters.append(before)
+        after = "created < ?" if before_id is None else "(created < ? OR (created = ? AND id > ?))"
+        conditions = " AND ".join(filter(None, [conditions, after]))
+        parameters += [before] if before_id is None else [before, before, before_id]
     if conditions:
         query += f" WHERE {conditions}"
     query += " ORDER BY created DESC, id LIMIT ?"
     rows = connection.execute(query, (*parameters, limit)).fetchall()
-    names = _SUMMARY_COLUMNS.split(", ")
+    names = SUMMARY_COLUMNS.split(", ")
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -185,40 +267,6 @@ def select_frame_targets(connection: sqlite3.Connection, report_id: str) -> Fram
     row = connection.execute("SELECT body FROM reports WHERE id = ?", (report_id,))
     found = row.fetchone()
     return None if found is None else frame_targets(json.loads(found[0]))
-
-
-def select_groups(connection: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
-    rows = connection.execute(
-        "SELECT fingerprint, COUNT(*), MIN(created), MAX(created) FROM reports "
-        "GROUP BY fingerprint ORDER BY MAX(created) DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    groups = []
-    for key, count, first, last in rows:
-        latest = connection.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM reports WHERE fingerprint = ? "
-            "ORDER BY created DESC, id LIMIT 1",
-            (key,),
-        ).fetchone()
-        workers = connection.execute(
-            "SELECT agent_id, pid, host, COUNT(*) FROM reports WHERE fingerprint = ? "
-            "GROUP BY agent_id ORDER BY MAX(created) DESC LIMIT 50",
-            (key,),
-        ).fetchall()
-        groups.append(
-            {
-                "fingerprint": key,
-                "count": count,
-                "first_seen": first,
-                "last_seen": last,
-                "latest": dict(zip(_SUMMARY_COLUMNS.split(", "), latest, strict=True)),
-                "workers": [
-                    {"agent_id": a, "pid": p, "host": h, "count": n} for a, p, h, n in workers
-                ],
-            }
-        )
-    return groups
 
 
 def count_reports(connection: sqlite3.Connection) -> int:

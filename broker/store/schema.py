@@ -24,6 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from debugbroker.broker.store.grouping import fingerprint
+from debugbroker.broker.store.groups import create_group_tables
+from debugbroker.broker.store.search import create_search_index
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "connect", "schema_version"]
 
@@ -165,9 +167,16 @@ def _version_1(connection: sqlite3.Connection) -> None:
     _add_fingerprints(connection)
 
 
+def _version_2(connection: sqlite3.Connection) -> None:
+    """Groups with their counts and states (see ``groups``), the search index (``search``),
+    and a file that gives freed space back (``auto_vacuum=INCREMENTAL``)."""
+    create_group_tables(connection)
+    create_search_index(connection)  # after create_group_tables' VACUUM: rows by rowid
+
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
 # file that already has what it adds (version 0 covers files written before versions).
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,20 +33,24 @@ from typing import Any
 from debugbroker.broker.store import agents as store_agents
 from debugbroker.broker.store import audit as store_audit
 from debugbroker.broker.store import console as store_console
+from debugbroker.broker.store import groups as store_groups
 from debugbroker.broker.store import reports as store_reports
 from debugbroker.broker.store import shares as store_shares
 from debugbroker.broker.store.agents import AgentRecord
 from debugbroker.broker.store.frame_targets import FrameCache, FrameTargets
+from debugbroker.broker.store.groups import Retention
 from debugbroker.broker.store.reports import ReportFilter, report_summary
 from debugbroker.broker.store.thread import DISK_FULL, StoreThread, storage_fault
 from debugbroker.broker.wire import wire_json
 
-__all__ = ["Store", "AgentRecord", "ReportFilter", "ReportShed", "report_summary"]
+__all__ = ["Store", "AgentRecord", "ReportFilter", "ReportShed", "Retention", "report_summary"]
 
 log = logging.getLogger("debugbroker")
 _REPORT_BATCH = 200  # reports inserted in one transaction at most
 _GATHER_SECONDS = 0.005  # how long after a commit the next batch may gather reports
 _GATHER_ENOUGH = 50  # reports that make a batch worth its commit without gathering
+_SWEEP_REPORTS = 2_000  # store-wide retention runs after this many new reports
+_SWEEP_SECONDS = 300.0  # or this long after the last time, with the next batch
 _MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
 _MAX_WAITING_BYTES = 32 * 1024 * 1024  # ...and their messages' bytes; more are shed
 # A report, whoever waits for it, and the size of its message.
@@ -58,8 +64,14 @@ class ReportShed(Exception):
 class Store(StoreThread):
     """Reports and agents in one SQLite file (WAL), every call off the event loop."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
+        """``retention``: what to keep (see ``store_groups``); None keeps every report."""
         super().__init__(path)
+        self.retention = retention
+        # The reports whose frames agents still hold (retention keeps them): the relay's.
+        self.held_reports: Collection[str] = ()
+        self._reports_since_sweep = 0
+        self._last_sweep = 0.0
         self._frames = FrameCache()
         self._console_numbers = store_console.EntryNumbers()
         # Reports not yet handed to the store's thread, and how many are in its hands.
@@ -84,6 +96,25 @@ class Store(StoreThread):
         await super().open()
         # The store is the only writer: it numbers transcript entries itself.
         self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
+        try:
+            await self.enforce_retention()
+        except sqlite3.Error:  # a full disk, say: the broker starts; the next sweep tries again
+            log.exception("applying the store's retention at opening failed")
+
+    async def enforce_retention(self) -> int:
+        """Apply the store-wide retention now; the reports deleted (also run at opening and
+        every ``_SWEEP_REPORTS`` reports or ``_SWEEP_SECONDS``)."""
+        self._reports_since_sweep = 0
+        self._last_sweep = time.monotonic()
+        if self.retention is None:
+            return 0
+        sweep = partial(
+            store_groups.enforce_retention,
+            retention=self.retention,
+            held=frozenset(self.held_reports),
+            now=time.time(),
+        )
+        return await self._call(sweep)
 
     async def close(self) -> None:
         """Close the file and stop the worker thread (reports still waiting through a
@@ -219,8 +250,22 @@ class Store(StoreThread):
             del self._reports[:_REPORT_BATCH]
             self._report_batches += 1
             self._reports_in_hand += len(batch)
-            reports = [report for report, _, _ in batch]
-            insert = partial(store_reports.insert_reports, reports=reports)
+            self._reports_since_sweep += len(batch)
+            sweep = self.retention is not None and (
+                self._reports_since_sweep >= _SWEEP_REPORTS
+                or time.monotonic() - self._last_sweep >= _SWEEP_SECONDS
+            )
+            insert = partial(
+                _insert_batch,
+                reports=[report for report, _, _ in batch],
+                retention=self.retention,
+                held=frozenset(self.held_reports),
+                now=time.time(),
+                sweep=sweep,
+            )
+            if sweep:
+                self._reports_since_sweep = 0
+                self._last_sweep = time.monotonic()
             done = asyncio.wrap_future(self._submit(insert))
             done.add_done_callback(partial(self._reports_written, batch))
 
@@ -263,12 +308,22 @@ class Store(StoreThread):
         self._hand_over_reports(at_once=False)
 
     async def list_reports(
-        self, limit: int, before: float | None = None, filters: ReportFilter | None = None
+        self,
+        limit: int,
+        before: float | None = None,
+        filters: ReportFilter | None = None,
+        before_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Report summaries, newest first, optionally only those created before ``before``."""
-        return await self._call(
-            partial(store_reports.select_reports, limit=limit, before=before, filters=filters)
+        """Report summaries, newest first, after the row ``(before, before_id)`` when given
+        (see ``store_reports.select_reports``)."""
+        select = partial(
+            store_reports.select_reports,
+            limit=limit,
+            before=before,
+            filters=filters,
+            before_id=before_id,
         )
+        return await self._call(select)
 
     async def get_report(self, report_id: str) -> dict[str, Any] | None:
         """The full report (wire dict), or None when unknown."""
@@ -285,8 +340,47 @@ class Store(StoreThread):
         return targets
 
     async def list_groups(self, limit: int) -> list[dict[str, Any]]:
-        """Reports grouped by fingerprint, most recently seen first (see ``grouping``)."""
-        return await self._call(partial(store_reports.select_groups, limit=limit))
+        """Groups (fingerprints) with state and counts, most recently seen first."""
+        select = partial(
+            store_groups.select_groups,
+            limit=limit,
+            now=time.time(),
+            summary_columns=store_reports.SUMMARY_COLUMNS,
+        )
+        return await self._call(select)
+
+    async def set_group_state(
+        self,
+        fingerprint: str,
+        state: str,
+        mute_until: float | None = None,
+        mute_remaining: int | None = None,
+    ) -> bool:
+        """Resolve, reopen, ignore or mute a group; False when there is no such group."""
+        update = partial(
+            store_groups.set_group_state,
+            key=fingerprint,
+            state=state,
+            now=time.time(),
+            mute_until=mute_until,
+            mute_remaining=mute_remaining,
+        )
+        return await self._call(update)
+
+    async def delete_report(self, report_id: str) -> bool:
+        """Delete one report (its group still counts it); False when unknown."""
+        self._frames.forget(report_id)
+        return await self._call(partial(store_groups.delete_report, report_id=report_id))
+
+    async def delete_group(self, fingerprint: str) -> int | None:
+        """Delete a group and its reports: how many, or None when there is no such group."""
+        self._frames.clear()
+        return await self._call(partial(store_groups.delete_group, key=fingerprint))
+
+    async def clear_all(self) -> int:
+        """Delete every report, group and share link: how many reports."""
+        self._frames.clear()
+        return await self._call(store_groups.clear_all)
 
     async def count_reports(self) -> int:
         """How many reports are stored."""
@@ -387,3 +481,23 @@ class Store(StoreThread):
         """The last ``limit`` entries of a transcript, oldest first, body fields merged in."""
         select = partial(store_console.select_console_entries, target=target, limit=limit)
         return await self._call(select)
+
+
+def _insert_batch(
+    connection: sqlite3.Connection,
+    reports: list[dict[str, Any]],
+    retention: Retention | None,
+    held: Collection[str],
+    now: float,
+    sweep: bool,
+) -> list[bool | Exception]:
+    """On the store's thread: a batch of reports, then the store-wide retention when due
+    (its failure is logged: the reports are committed by then)."""
+    outcomes = store_reports.insert_reports(connection, reports, retention, held, now)
+    if sweep and retention is not None:
+        try:
+            store_groups.enforce_retention(connection, retention, held, now)
+        except sqlite3.Error:
+            connection.rollback()
+            log.exception("applying the store's retention failed")
+    return outcomes

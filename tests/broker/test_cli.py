@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from debugbroker.broker.cli.main import build_parser, config_from_args, parse_http
+from debugbroker.broker.store.groups import Retention
 from tests.conftest import HttpAnswer, Process, base_env, free_port, http, wait_for
 
 
@@ -97,3 +101,27 @@ def test_the_banner_says_what_agents_export_when_the_secret_is_given(tmp_path: P
         assert "given-secret-value" not in output
     finally:
         broker.stop()
+
+
+def test_retention_options_reach_the_config_and_bad_ones_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["serve", "--data", str(tmp_path), "--retain-days", "7", "--max-reports", "500"]
+        + ["--max-db-mb", "0", "--keep-first", "1", "--keep-latest", "2"]
+    )
+    args.http = parse_http(args.http)  # as main() does
+    config, _ = config_from_args(args)
+    assert config.retention == Retention(
+        retain_days=7.0, max_reports=500, max_db_mb=0.0, keep_first=1, keep_latest=2
+    )
+    args = parser.parse_args(["serve", "--data", str(tmp_path)])
+    args.http = parse_http(args.http)
+    defaults, _ = config_from_args(args)
+    assert defaults.retention == Retention()
+    for bad in (["--max-reports", "-1"], ["--retain-days", "nan"], ["--keep-first", "1.5"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["serve", *bad])
+        error = capsys.readouterr().err
+        assert "must be 0 or more" in error or "not a number" in error, error

@@ -271,6 +271,20 @@ def test_groups_count_repeats_live_without_a_reload(
     }
     assert groups == {fingerprint: 3, other: 1}
 
+    # Its state, and the last 24 hours hour by hour (an SVG bar per hour).
+    expect(group.get_by_test_id("group-state")).to_have_text("open")
+    expect(group.get_by_test_id("sparkline").locator("rect")).to_have_count(24)
+    # Resolved, then the error comes back: regressed, live, as the broker says.
+    resolved = broker.post(f"/api/groups/{fingerprint}/state", {"state": "resolved"})
+    assert resolved.status == 200, resolved.text
+    page.reload()
+    expect(group.get_by_test_id("group-state")).to_have_text("resolved")
+    seed(1, "comes back")
+    expect(group.get_by_test_id("group-state")).to_have_text("regressed")
+    expect(group.get_by_test_id("group-count")).to_have_text("4")
+    listed = broker.get("/api/groups").json()["groups"]
+    assert {item["fingerprint"]: item["state"] for item in listed}[fingerprint] == "regressed"
+
 
 def test_a_console_entry_permalink_opens_the_console_at_that_entry(
     broker: Broker, open_page: OpenPage, seed: Seed

@@ -19,7 +19,7 @@ from typing import IO, Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import APPS, Broker, base_env, fill_file_system, wait_for
+from tests.conftest import APPS, KEEP_EVERY_REPORT, Broker, base_env, fill_file_system, wait_for
 from tests.e2e.browser import OpenPage, log_in
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -123,8 +123,8 @@ def test_a_full_disk_keeps_reports_waiting_sheds_past_the_bound_and_stores_them_
     senders: Callable[[Broker], Sender],
     open_page: OpenPage,
 ) -> None:
-    broker = Broker(tmp_path, "--max-waiting-reports", "300")
-    mount_tmpfs(broker.data_dir, "3m")
+    broker = Broker(tmp_path, "--max-waiting-reports", "300", *KEEP_EVERY_REPORT)
+    mount_tmpfs(broker.data_dir, "6m")  # 320 full reports with their search index
     broker.start()
     try:
         page, _ = open_page()
@@ -301,7 +301,7 @@ def test_a_data_dir_in_use_names_the_other_broker_and_a_killed_one_leaves_no_sta
 def test_a_broker_killed_mid_storm_loses_no_report_it_acknowledged(
     tmp_path: Path, senders: Callable[[Broker], Sender]
 ) -> None:
-    broker = Broker(tmp_path).start()
+    broker = Broker(tmp_path, *KEEP_EVERY_REPORT).start()
     try:
         sender = senders(broker)
         wait_for(lambda: broker.live_agents(), what="the sender's agent")

@@ -215,12 +215,25 @@ export interface GroupWorker {
 /** Repeated errors with one fingerprint (GET /api/groups). */
 export interface ReportGroup {
   fingerprint: string;
+  state: GroupState;
+  mute_until: number | null;
+  mute_remaining: number | null;
+  state_changed: number | null;
+  /** Reports seen, exactly; `kept` of them are still stored (retention). */
   count: number;
+  kept: number;
   first_seen: number;
   last_seen: number;
-  latest: ReportSummary;
+  /** Reports seen in each of the last 24 hours, oldest first. */
+  hourly: number[];
+  /** Null once retention or a delete took every report of the group. */
+  latest: ReportSummary | null;
+  apps: string[];
   workers: GroupWorker[];
 }
+
+/** A group's triage state. */
+export type GroupState = "open" | "resolved" | "regressed" | "ignored" | "muted";
 
 /** GET /api/groups. */
 export interface GroupList {

@@ -95,6 +95,21 @@ function Search({ initial }: { initial: ReportSearch }) {
   );
 }
 
+/** The last 24 hours, hour by hour, as bars (SVG elements: no HTML strings). */
+function Sparkline({ hourly }: { hourly: readonly number[] }) {
+  const peak = Math.max(1, ...hourly);
+  const total = hourly.reduce((sum, count) => sum + count, 0);
+  return (
+    <svg class="sparkline" width="72" height="16" viewBox="0 0 72 16" role="img" data-testid="sparkline">
+      <title>{`${String(total)} in the last 24 hours`}</title>
+      {hourly.map((count, hour) => {
+        const height = count === 0 ? 0 : Math.max(1, Math.round((count / peak) * 16));
+        return <rect key={hour} x={hour * 3} y={16 - height} width="2" height={height} />;
+      })}
+    </svg>
+  );
+}
+
 function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (fingerprint: string) => void }) {
   if (groups.length === 0) return <p class="muted">No reports yet.</p>;
   return (
@@ -102,25 +117,38 @@ function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (finger
       <thead>
         <tr>
           <th scope="col">Error</th>
-          <th scope="col">Count</th>
+          <th scope="col">State</th>
+          <th scope="col">Seen / kept</th>
+          <th scope="col">24 h</th>
           <th scope="col">First seen</th>
           <th scope="col">Last seen</th>
-          <th scope="col">Workers</th>
+          <th scope="col">Apps and workers</th>
         </tr>
       </thead>
       <tbody>
         {groups.map((group) => (
           <tr key={group.fingerprint} data-testid="group" data-fingerprint={group.fingerprint}>
             <td>
-              <a href={reportHref(group.latest.id)}>
-                <strong>{group.latest.type_name}</strong>
-                {group.latest.message ? `: ${group.latest.message}` : ""}
-              </a>{" "}
+              {group.latest === null ? (
+                <span class="muted">no report kept</span>
+              ) : (
+                <a href={reportHref(group.latest.id)}>
+                  <strong>{group.latest.type_name}</strong>
+                  {group.latest.message ? `: ${group.latest.message}` : ""}
+                </a>
+              )}{" "}
               <button type="button" class="button small" onClick={() => onPick(group.fingerprint)}>
-                All {String(group.count)}
+                All {String(group.kept)}
               </button>
             </td>
-            <td data-testid="group-count">{String(group.count)}</td>
+            <td data-testid="group-state">{group.state}</td>
+            <td data-testid="group-count" title={`${String(group.count)} seen, ${String(group.kept)} kept`}>
+              {String(group.count)}
+              {group.kept < group.count ? <span class="muted small">{` (${String(group.kept)} kept)`}</span> : null}
+            </td>
+            <td>
+              <Sparkline hourly={group.hourly} />
+            </td>
             <td>
               <RelativeTime at={group.first_seen} />
             </td>
@@ -128,7 +156,9 @@ function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (finger
               <RelativeTime at={group.last_seen} />
             </td>
             <td class="small">
-              {group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")}
+              {[group.apps.join(", "), group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")]
+                .filter(Boolean)
+                .join(" · ")}
             </td>
           </tr>
         ))}
@@ -147,22 +177,34 @@ function countIn(groups: ReportGroup[], arrived: readonly ReportSummary[], count
     if (group === undefined) {
       byPrint.set(report.fingerprint, {
         fingerprint: report.fingerprint,
+        state: "open",
+        mute_until: null,
+        mute_remaining: null,
+        state_changed: null,
         count: 1,
+        kept: 1,
         first_seen: report.created,
         last_seen: report.created,
+        hourly: [...Array<number>(23).fill(0), 1],
         latest: report,
+        apps: [report.app],
         workers: [{ agent_id: report.agent_id, pid: report.pid, host: report.host, count: 1 }],
       });
       continue;
     }
-    if (group.latest.id === report.id) continue; // already in the broker's answer
+    if (group.latest?.id === report.id) continue; // already in the broker's answer
     const known = group.workers.some((worker) => worker.agent_id === report.agent_id);
     byPrint.set(report.fingerprint, {
       ...group,
+      // The broker reopens a resolved group as regressed when its error comes back.
+      state: group.state === "resolved" ? "regressed" : group.state,
       count: group.count + 1,
+      kept: group.kept + 1, // until the next load: retention may have let an older one go
+      hourly: [...group.hourly.slice(0, -1), (group.hourly[group.hourly.length - 1] ?? 0) + 1],
       last_seen: Math.max(group.last_seen, report.created),
       first_seen: Math.min(group.first_seen, report.created),
-      latest: report.created >= group.latest.created ? report : group.latest,
+      latest: group.latest === null || report.created >= group.latest.created ? report : group.latest,
+      apps: group.apps.includes(report.app) ? group.apps : [...group.apps, report.app],
       workers: known
         ? group.workers.map((worker) =>
             worker.agent_id === report.agent_id ? { ...worker, count: worker.count + 1 } : worker,
@@ -190,7 +232,7 @@ function GroupsView() {
     if (!reconnected && groups.state !== "loading") return;
     loadGroups().then(
       (groups) => {
-        counted.current = new Set(groups.map((group) => group.latest.id));
+        counted.current = new Set(groups.flatMap((group) => (group.latest === null ? [] : [group.latest.id])));
         seenArrivals.current = liveArrivals.value;
         setGroups({ state: "done", value: groups });
       },

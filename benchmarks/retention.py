@@ -1,0 +1,263 @@
+"""8. Days of errors: N reports of 1,000 fingerprints into a real broker, then reads.
+
+A real ``debugbroker serve`` with its default retention; a real zmq DEALER says hello and
+sends ``ReportMessage``s encoded by the agent's encoder (the agent protocol), with
+heartbeats, as fast as the broker takes them (zmq's high-water mark paces the sender). Each
+report has a frame with a few locals (about 2 KB of JSON); its function name picks one of
+1,000 fingerprints. Measured: the ingest rate (first send to the last report counted),
+the same ingest into today's broker (``--baseline-path``, default /work/main, for at most
+``_BASELINE_MAX`` reports: it keeps every report), the data dir's size, ``GET /api/reports``,
+``GET /api/groups`` and a search's p50/p95, the broker's RSS, and whether the groups'
+counts add up to N exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from debugbroker.protocol import (
+    ExceptionInfo,
+    FrameInfo,
+    Heartbeat,
+    Report,
+    ReportMessage,
+    ReprNode,
+    Variable,
+    Welcome,
+)
+from debugbroker.protocol.encoder import encode
+from tests.broker.test_security_agents import RawAgent
+
+from .common import Broker, Process, Row, Settings, base_env, percentile, rss_bytes
+
+__all__ = ["run"]
+
+FINGERPRINTS = 1_000
+FULL_N = int(os.environ.get("DEBUGBROKER_BENCH_REPORTS", "1000000"))
+QUICK_N = 3_000
+_BASELINE_MAX = 20_000
+_BASELINE_PATH = os.environ.get("DEBUGBROKER_BENCH_BASELINE", "/work/main")
+_READS = 40
+MB = 1024 * 1024
+
+
+def _report(agent_id: str, number: int) -> Report:
+    kind = number % FINGERPRINTS
+    frame = FrameInfo(
+        index=0,
+        frame_id=None,
+        filename="shop/views.py",
+        lineno=40 + kind % 7,
+        function=f"view_{kind}",
+        module="shop.views",
+        context_start=38,
+        context=("def view(request):", "    cart = load(request)", "    raise ValueError(cart)"),
+        locals=tuple(
+            Variable(
+                name=f"local_{index}",
+                value=ReprNode(kind="str", type_name="str", text=f"'value {index} of {number}'"),
+            )
+            for index in range(12)
+        ),
+    )
+    return Report(
+        id=uuid.uuid4().hex,
+        agent_id=agent_id,
+        created=time.time(),
+        type_name="ValueError",
+        message=f"cart {number} of kind {kind} is invalid",
+        text="Traceback (most recent call last):\n  File shop/views.py\nValueError: cart\n" * 8,
+        exceptions=(
+            ExceptionInfo(
+                type_name="ValueError", module="builtins", message="cart", frames=(frame,)
+            ),
+        ),
+        pid=os.getpid(),
+        host="bench",
+        app="shop",
+    )
+
+
+def _send(broker: Broker, count: int) -> float:
+    """Send ``count`` reports as one agent; the seconds until the broker counted them all."""
+    agent = RawAgent(broker.zmq_url, secret=broker.secret)  # the agent's socket and keys
+    try:
+        if not isinstance(agent.hello(broker.secret, agent.identity.decode()), Welcome):
+            raise RuntimeError("the broker did not welcome the benchmark agent")
+        identity = agent.identity.decode()
+        socket = agent.socket
+        started = time.perf_counter()
+        beat = time.monotonic()
+        for number in range(count):
+            socket.send(encode(ReportMessage(report=_report(identity, number))))
+            if time.monotonic() - beat > 0.5:
+                socket.send(encode(Heartbeat(held_frames=0)))
+                beat = time.monotonic()
+                while socket.poll(0):
+                    socket.recv_multipart()  # acknowledgements and requests: not answered
+        deadline = time.monotonic() + max(120.0, count / 200)
+        while _seen(broker) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {_seen(broker)} of {count} reports were counted")
+            socket.send(encode(Heartbeat(held_frames=0)))
+            while socket.poll(0):
+                socket.recv_multipart()
+            time.sleep(0.2)  # polling the broker's count, not a synchronisation
+        return time.perf_counter() - started
+    finally:
+        agent.close()
+
+
+def _seen(broker: Broker) -> int:
+    """The reports the broker counted: the groups' totals (today's broker: its reports)."""
+    answer = broker.get("/api/groups?limit=1000")
+    if answer.status != 200:
+        return 0
+    return sum(int(group["count"]) for group in answer.json()["groups"])
+
+
+def _timed(broker: Broker, path: str) -> tuple[float, float]:
+    """p50 and p95 in ms of ``_READS`` GETs of ``path``."""
+    samples = []
+    for _ in range(_READS):
+        started = time.perf_counter()
+        answer = broker.get(path)
+        samples.append((time.perf_counter() - started) * 1e3)
+        if answer.status != 200:
+            raise RuntimeError(f"GET {path}: {answer.status} {answer.text[:200]}")
+    return percentile(samples, 0.5), percentile(samples, 0.95)
+
+
+def _data_size(broker: Broker) -> int:
+    return sum(path.stat().st_size for path in broker.data_dir.glob("debugbroker.sqlite3*"))
+
+
+class _BaselineBroker(Broker):
+    """Today's broker: the same command run from another checkout (``_BASELINE_PATH``)."""
+
+    def start(self) -> Broker:
+        command = [
+            sys.executable,
+            "-m",
+            "debugbroker",
+            "serve",
+            "--http",
+            f"127.0.0.1:{self.http_port}",
+            "--zmq",
+            self.zmq_url,
+            "--data",
+            str(self.data_dir),
+            "--token",
+            self.token,
+            "--secret",
+            self.secret,
+            *self.extra_args,
+        ]
+        env = base_env()
+        env["PYTHONPATH"] = _BASELINE_PATH
+        self.process = Process("baseline broker", command, self.workdir / "broker.log", env)
+        self.process.start()
+        self.process.wait_until(lambda: self.get("/api/agents").status == 200, "the broker")
+        return self
+
+
+def run(settings: Settings) -> list[Row]:
+    """Ingest, then read: one row per measure."""
+    count = QUICK_N if settings.quick else FULL_N
+    workdir = settings.workdir / "retention"
+    workdir.mkdir(parents=True, exist_ok=True)
+    broker = Broker(workdir, "--agent-timeout", "30").start()
+    try:
+        seconds = _send(broker, count)
+        groups = broker.get("/api/groups?limit=1000").json()["groups"]
+        exact = len(groups) == min(count, FINGERPRINTS) and _seen(broker) == count
+        kept = sum(int(group["kept"]) for group in groups)
+        list_p50, list_p95 = _timed(broker, "/api/reports?limit=50")
+        groups_p50, groups_p95 = _timed(broker, "/api/groups?limit=50")
+        search_p50, search_p95 = _timed(broker, "/api/reports?limit=50&q=kind+77")
+        rss = rss_bytes(broker.process.pid if broker.process else 0) / MB
+        size = _data_size(broker) / MB
+    finally:
+        broker.stop()
+    rate = count / seconds
+    baseline_rate: float | None = None
+    baseline_note = ""
+    if Path(_BASELINE_PATH, "broker").is_dir() and not settings.quick:
+        base_count = min(count, _BASELINE_MAX)
+        base_dir = settings.workdir / "retention-baseline"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        baseline = _BaselineBroker(base_dir, "--agent-timeout", "30").start()
+        try:
+            baseline_rate = base_count / _send(baseline, base_count)
+        finally:
+            baseline.stop()
+        baseline_note = f"; today's broker ({_BASELINE_PATH}): {base_count:,} reports"
+    judged = None if settings.quick else True
+    return [
+        Row(
+            "8 days of errors",
+            f"ingest, {count:,} reports of {FINGERPRINTS:,} fingerprints",
+            rate,
+            None,
+            "reports/s",
+            "no lower than today's",
+            None if baseline_rate is None or judged is None else rate >= baseline_rate * 0.95,
+            f"today's rate {baseline_rate:,.0f}/s{baseline_note}"
+            if baseline_rate
+            else "no baseline run",
+        ),
+        Row(
+            "8 days of errors",
+            "data dir size",
+            size,
+            None,
+            "MB",
+            "<= 1024 MB",
+            None if judged is None else size <= 1024,
+            f"{kept:,} full reports kept of {count:,}",
+        ),
+        Row(
+            "8 days of errors",
+            "counts exact (groups' totals = sent)",
+            1.0 if exact else 0.0,
+            None,
+            "",
+            "yes",
+            exact,
+        ),
+        Row("8 days of errors", "GET /api/reports p50", list_p50, None, "ms", "", None),
+        Row(
+            "8 days of errors",
+            "GET /api/reports p95",
+            list_p95,
+            None,
+            "ms",
+            "<= 20 ms",
+            None if judged is None else list_p95 <= 20,
+        ),
+        Row("8 days of errors", "GET /api/groups p50", groups_p50, None, "ms", "", None),
+        Row(
+            "8 days of errors",
+            "GET /api/groups p95",
+            groups_p95,
+            None,
+            "ms",
+            "<= 20 ms",
+            None if judged is None else groups_p95 <= 20,
+        ),
+        Row("8 days of errors", "search p50", search_p50, None, "ms", "", None),
+        Row(
+            "8 days of errors",
+            "search p95",
+            search_p95,
+            None,
+            "ms",
+            "<= 50 ms",
+            None if judged is None else search_p95 <= 50,
+        ),
+        Row("8 days of errors", "broker RSS at the end", rss, None, "MB", "", None),
+    ]

@@ -1,0 +1,431 @@
+"""The groups table: one row per fingerprint with its triage state and exact counts, and
+what the store keeps of each group's reports (retention).
+
+A group counts every report it was ever sent (``total``) and an hourly histogram of them
+(``group_hours``), whether or not the report itself is still stored: a storm of one error
+keeps its group's first ``keep_first`` and latest ``keep_latest`` full reports, and only
+counts the rest. Store-wide limits (``Retention``: age, number of reports, file size) then
+delete the oldest reports. A report is never deleted by retention while it is protected:
+its frames are still held by a live agent, it has a console transcript, or a share link.
+
+A group's state is ``open``, ``resolved`` (reopens as ``regressed`` when the error comes
+back), ``regressed``, ``ignored`` (for good) or ``muted`` (until a time, or until N more
+occurrences: then it is ``open`` again). Plain functions of a connection (blocking: the
+store runs them on its thread).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "GROUP_STATES",
+    "MAX_MUTE_MINUTES",
+    "MAX_MUTE_OCCURRENCES",
+    "Retention",
+    "clear_all",
+    "create_group_tables",
+    "delete_group",
+    "delete_report",
+    "enforce_retention",
+    "record_reports",
+    "select_groups",
+    "set_group_state",
+]
+
+GROUP_STATES = ("open", "resolved", "regressed", "ignored", "muted")
+MAX_MUTE_MINUTES = 366 * 24 * 60  # a mute lasts at most a year, or this many more reports
+MAX_MUTE_OCCURRENCES = 1_000_000_000
+_HOUR = 3600.0
+_SPARKLINE_HOURS = 24
+_DELETE_CHUNK = 500  # ids in one DELETE ... IN (...)
+_GROUP_COLUMNS = (
+    "fingerprint, state, mute_until, mute_remaining, total, first_seen, last_seen, state_changed"
+)
+
+_GROUP_TABLES = """
+CREATE TABLE IF NOT EXISTS groups (
+    fingerprint TEXT PRIMARY KEY,
+    state TEXT NOT NULL DEFAULT 'open',
+    mute_until REAL,
+    mute_remaining INTEGER,
+    total INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    state_changed REAL
+);
+CREATE INDEX IF NOT EXISTS groups_last_seen ON groups (last_seen DESC);
+CREATE TABLE IF NOT EXISTS group_hours (
+    fingerprint TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, hour)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reports_fingerprint_created ON reports (fingerprint, created);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    """What the store keeps; 0 turns a store-wide limit off."""
+
+    keep_first: int = 10  # full reports kept from the start of each group
+    keep_latest: int = 10  # and from its end; the others are only counted
+    retain_days: float = 30.0  # reports (and groups not seen since) older than this go
+    max_reports: int = 100_000  # the oldest reports go beyond this many
+    max_db_mb: float = 1024.0  # the oldest reports go while the file's data is larger
+
+
+def create_group_tables(connection: sqlite3.Connection) -> None:
+    """The groups and their histograms, filled from the reports already stored (a migration
+    of a file written before groups existed), and the file set to give space back
+    (``auto_vacuum=INCREMENTAL``, which takes a ``VACUUM`` on a file that has tables)."""
+    connection.executescript(_GROUP_TABLES)
+    connection.execute(
+        f"INSERT OR IGNORE INTO groups ({_GROUP_COLUMNS}) "
+        "SELECT fingerprint, 'open', NULL, NULL, COUNT(*), MIN(created), MAX(created), NULL "
+        "FROM reports GROUP BY fingerprint"
+    )
+    connection.execute(
+        "INSERT OR IGNORE INTO group_hours (fingerprint, hour, count) "
+        "SELECT fingerprint, CAST(created / 3600 AS INTEGER), COUNT(*) FROM reports "
+        "GROUP BY 1, 2"
+    )
+    connection.commit()
+    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        connection.execute("VACUUM")
+
+
+def record_reports(
+    connection: sqlite3.Connection,
+    rows: Iterable[tuple[str, str, float]],
+    retention: Retention | None,
+    held: Collection[str],
+    now: float,
+) -> set[str]:
+    """Count newly stored reports ``(id, fingerprint, created)`` in their groups, move the
+    groups' states (a resolved group regresses, a mute may end), and delete what each
+    group keeps no longer. Returns the fingerprints whose state changed. In the caller's
+    transaction."""
+    batch: dict[str, list[float]] = {}
+    for _, key, created in rows:
+        batch.setdefault(key, []).append(created)
+    changed: set[str] = set()
+    for key, times in batch.items():
+        hours: dict[int, int] = {}
+        for created in times:
+            hours[int(created // _HOUR)] = hours.get(int(created // _HOUR), 0) + 1
+        connection.executemany(
+            "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
+            [(key, hour, count) for hour, count in hours.items()],
+        )
+        found = connection.execute(
+            "SELECT state, mute_until, mute_remaining FROM groups WHERE fingerprint = ?", (key,)
+        ).fetchone()
+        if found is None:
+            connection.execute(
+                f"INSERT INTO groups ({_GROUP_COLUMNS}) VALUES (?, 'open', NULL, NULL, ?, ?, ?, ?)",
+                (key, len(times), min(times), max(times), None),
+            )
+        else:
+            state, remaining = _next_state(found, len(times), now)
+            if state != found[0]:
+                changed.add(key)
+            connection.execute(
+                "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
+                "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
+                "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
+                "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
+                "WHERE fingerprint = ?",
+                (len(times), min(times), max(times), state, remaining, state, state, now, key),
+            )
+        if retention is not None:
+            _trim_group(connection, key, retention, held)
+    return changed
+
+
+def _next_state(
+    found: tuple[str, float | None, int | None], occurrences: int, now: float
+) -> tuple[str, int | None]:
+    """A group's state after ``occurrences`` more reports, and its mute's remaining count."""
+    state, mute_until, remaining = found
+    if state == "resolved":
+        return "regressed", None
+    if state != "muted":
+        return state, None
+    if mute_until is not None and mute_until <= now:
+        return "open", None
+    if remaining is not None:
+        remaining -= occurrences
+        return ("open", None) if remaining <= 0 else ("muted", remaining)
+    return "muted", None
+
+
+def _trim_group(
+    connection: sqlite3.Connection, key: str, retention: Retention, held: Collection[str]
+) -> int:
+    """Delete a group's reports beyond its first and latest ones (but protected ones)."""
+    keep = retention.keep_first + retention.keep_latest
+    ids = [
+        row[0]
+        for row in connection.execute(
+            "SELECT id FROM reports WHERE fingerprint = ? ORDER BY created, id", (key,)
+        )
+    ]
+    if len(ids) <= keep:
+        return 0
+    middle = ids[retention.keep_first : len(ids) - retention.keep_latest]
+    return _delete_unprotected(connection, middle, held)
+
+
+def _protected(connection: sqlite3.Connection, ids: list[str], held: Collection[str]) -> set[str]:
+    """Which of ``ids`` have held frames, a share link or a console transcript."""
+    protected = {report_id for report_id in ids if report_id in held}
+    for start in range(0, len(ids), _DELETE_CHUNK):
+        chunk = ids[start : start + _DELETE_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        protected.update(
+            row[0]
+            for row in connection.execute(
+                f"SELECT report_id FROM shares WHERE report_id IN ({marks})", chunk
+            )
+        )
+    for report_id in ids:  # transcripts are keyed reports/{id}/frames/{index}
+        prefix = f"reports/{report_id}/"
+        found = connection.execute(
+            "SELECT 1 FROM console_entries WHERE target >= ? AND target < ? LIMIT 1",
+            (prefix, prefix[:-1] + "0"),
+        ).fetchone()
+        if found is not None:
+            protected.add(report_id)
+    return protected
+
+
+def _delete_unprotected(
+    connection: sqlite3.Connection, ids: list[str], held: Collection[str]
+) -> int:
+    protected = _protected(connection, ids, held)
+    doomed = [report_id for report_id in ids if report_id not in protected]
+    for start in range(0, len(doomed), _DELETE_CHUNK):
+        chunk = doomed[start : start + _DELETE_CHUNK]
+        connection.execute(
+            f"DELETE FROM reports WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+        )
+    return len(doomed)
+
+
+def enforce_retention(
+    connection: sqlite3.Connection, retention: Retention, held: Collection[str], now: float
+) -> int:
+    """The store-wide limits: age, number of reports, file size, and each group's window;
+    then the freed pages go back to the file system. Returns the reports deleted.
+    Commits."""
+    deleted = 0
+    over = connection.execute(
+        "SELECT fingerprint FROM reports GROUP BY fingerprint HAVING COUNT(*) > ?",
+        (retention.keep_first + retention.keep_latest,),
+    ).fetchall()
+    for (key,) in over:
+        deleted += _trim_group(connection, key, retention, held)
+    if retention.retain_days > 0:
+        cutoff = now - retention.retain_days * 86_400
+        found = connection.execute("SELECT id FROM reports WHERE created < ?", (cutoff,))
+        old = [row[0] for row in found]
+        deleted += _delete_unprotected(connection, old, held)
+        connection.execute("DELETE FROM group_hours WHERE hour < ?", (int(cutoff // _HOUR),))
+        connection.execute(
+            "DELETE FROM groups WHERE last_seen < ? AND NOT EXISTS "
+            "(SELECT 1 FROM reports WHERE reports.fingerprint = groups.fingerprint)",
+            (cutoff,),
+        )
+    if retention.max_reports > 0:
+        excess = _count(connection) - retention.max_reports
+        if excess > 0:
+            deleted += _delete_oldest(connection, excess, held)
+    if retention.max_db_mb > 0:
+        limit = int(retention.max_db_mb * 1024 * 1024)
+        while _used_bytes(connection) > limit:
+            chunk = max(1, _count(connection) // 10)
+            gone = _delete_oldest(connection, chunk, held)
+            deleted += gone
+            if gone == 0:
+                break  # all that is left is protected
+    connection.commit()
+    give_space_back(connection)
+    return deleted
+
+
+def give_space_back(connection: sqlite3.Connection) -> None:
+    """Return the file's free pages to the file system (at the next checkpoint in WAL)."""
+    free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+    if free:  # execute() would step it once: one page; a script runs it to the end
+        connection.executescript("PRAGMA incremental_vacuum;")
+
+
+def _count(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
+
+
+def _used_bytes(connection: sqlite3.Connection) -> int:
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+    size = connection.execute("PRAGMA page_size").fetchone()[0]
+    return int((pages - free) * size)
+
+
+def _delete_oldest(connection: sqlite3.Connection, count: int, held: Collection[str]) -> int:
+    """Delete the ``count`` oldest unprotected reports (fewer when too many are protected)."""
+    deleted, offset = 0, 0
+    while deleted < count:
+        want = count - deleted
+        ids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT id FROM reports ORDER BY created, id LIMIT ? OFFSET ?", (want, offset)
+            )
+        ]
+        if not ids:
+            break
+        gone = _delete_unprotected(connection, ids, held)
+        deleted += gone
+        offset += len(ids) - gone  # the protected ones stay in front
+    return deleted
+
+
+def select_groups(
+    connection: sqlite3.Connection, limit: int, now: float, summary_columns: str
+) -> list[dict[str, Any]]:
+    """Groups, most recently seen first: state, seen (``count``) and kept, the last 24 hours
+    hour by hour, the latest kept report, and the agents and apps of the kept reports.
+    A handful of statements for the whole page, not a few per group."""
+    rows = connection.execute(
+        f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY last_seen DESC LIMIT ?", (limit,)
+    ).fetchall()
+    if not rows:
+        return []
+    keys = [row[0] for row in rows]
+    marks = ", ".join("?" * len(keys))
+    names = summary_columns.split(", ")
+    this_hour = int(now // _HOUR)
+    kept: dict[str, int] = dict(
+        connection.execute(
+            f"SELECT fingerprint, COUNT(*) FROM reports WHERE fingerprint IN ({marks}) "
+            "GROUP BY fingerprint",
+            keys,
+        ).fetchall()
+    )
+    prefixed = ", ".join(f"r.{name}" for name in names)
+    latest: dict[str, dict[str, Any]] = {}
+    for found in connection.execute(
+        f"SELECT {prefixed} FROM groups g JOIN reports r ON r.id = ("
+        "SELECT id FROM reports WHERE fingerprint = g.fingerprint "
+        f"ORDER BY created DESC, id LIMIT 1) WHERE g.fingerprint IN ({marks})",
+        keys,
+    ):
+        summary = dict(zip(names, found, strict=True))
+        latest[str(summary["fingerprint"])] = summary
+    workers: dict[str, list[tuple[str, int, str, str, int]]] = {}
+    for key, agent_id, pid, host, app, count in connection.execute(
+        "SELECT fingerprint, agent_id, pid, host, app, COUNT(*) FROM reports "
+        f"WHERE fingerprint IN ({marks}) GROUP BY fingerprint, agent_id "
+        "ORDER BY MAX(created) DESC",
+        keys,
+    ):
+        workers.setdefault(key, []).append((agent_id, pid, host, app, count))
+    hours: dict[str, dict[int, int]] = {}
+    for key, hour, count in connection.execute(
+        f"SELECT fingerprint, hour, count FROM group_hours WHERE fingerprint IN ({marks}) "
+        "AND hour > ?",
+        (*keys, this_hour - _SPARKLINE_HOURS),
+    ):
+        hours.setdefault(key, {})[hour] = count
+    groups = []
+    for key, state, mute_until, remaining, total, first, last, changed in rows:
+        if state == "muted" and mute_until is not None and mute_until <= now:
+            state, mute_until = "open", None
+        agents = workers.get(key, [])[:50]
+        by_hour = hours.get(key, {})
+        groups.append(
+            {
+                "fingerprint": key,
+                "state": state,
+                "mute_until": mute_until,
+                "mute_remaining": remaining,
+                "state_changed": changed,
+                "count": total,
+                "kept": kept.get(key, 0),
+                "first_seen": first,
+                "last_seen": last,
+                "hourly": [
+                    by_hour.get(hour, 0)
+                    for hour in range(this_hour - _SPARKLINE_HOURS + 1, this_hour + 1)
+                ],
+                "latest": latest.get(key),
+                "apps": sorted({app for _, _, _, app, _ in agents}),
+                "workers": [
+                    {"agent_id": a, "pid": p, "host": h, "count": n} for a, p, h, _, n in agents
+                ],
+            }
+        )
+    return groups
+
+
+def set_group_state(
+    connection: sqlite3.Connection,
+    key: str,
+    state: str,
+    now: float,
+    mute_until: float | None = None,
+    mute_remaining: int | None = None,
+) -> bool:
+    """Resolve, reopen, ignore or mute a group; False when there is no such group."""
+    if state not in GROUP_STATES:
+        raise ValueError(f"unknown state {state!r}")
+    cursor = connection.execute(
+        "UPDATE groups SET state = ?, mute_until = ?, mute_remaining = ?, state_changed = ? "
+        "WHERE fingerprint = ?",
+        (state, mute_until, mute_remaining, now, key),
+    )
+    connection.commit()
+    return cursor.rowcount > 0
+
+
+def delete_report(connection: sqlite3.Connection, report_id: str) -> bool:
+    """Delete one report (its group keeps counting it as seen); False when unknown."""
+    cursor = connection.execute("DELETE FROM reports WHERE id = ?", (report_id,))
+    connection.execute("DELETE FROM shares WHERE report_id = ?", (report_id,))
+    connection.commit()
+    give_space_back(connection)
+    return cursor.rowcount > 0
+
+
+def delete_group(connection: sqlite3.Connection, key: str) -> int | None:
+    """Delete a group, its counts and its reports; the reports deleted, None when unknown."""
+    found = connection.execute("SELECT 1 FROM groups WHERE fingerprint = ?", (key,)).fetchone()
+    if found is None:
+        return None
+    connection.execute(
+        "DELETE FROM shares WHERE report_id IN (SELECT id FROM reports WHERE fingerprint = ?)",
+        (key,),
+    )
+    cursor = connection.execute("DELETE FROM reports WHERE fingerprint = ?", (key,))
+    connection.execute("DELETE FROM group_hours WHERE fingerprint = ?", (key,))
+    connection.execute("DELETE FROM groups WHERE fingerprint = ?", (key,))
+    connection.commit()
+    give_space_back(connection)
+    return cursor.rowcount
+
+
+def clear_all(connection: sqlite3.Connection) -> int:
+    """Delete every report, group and share link; the reports deleted."""
+    cursor = connection.execute("DELETE FROM reports")
+    for table in ("group_hours", "groups", "shares"):
+        connection.execute(f"DELETE FROM {table}")  # noqa: S608 (a fixed name)
+    connection.commit()
+    give_space_back(connection)
+    return cursor.rowcount

@@ -1,0 +1,150 @@
+"""Search and pagination on the real ``Store``: the FTS5 index of message, traceback,
+locals and URL, the filters (state, time, app, agent) and keyset pages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from debugbroker.broker.store.reports import ReportFilter
+from debugbroker.broker.store.search import match_query
+from debugbroker.broker.store.store import Store
+from tests.broker.test_store_groups import _FIXTURE, _report, _with_store
+
+
+def _local(name: str, text: str) -> dict[str, Any]:
+    return {"name": name, "value": {"kind": "str", "type_name": "str", "text": text}}
+
+
+def _rich(report_id: str, **fields: Any) -> dict[str, Any]:
+    frame = {"index": 0, "filename": "shop.py", "function": "view"}
+    frame["locals"] = [_local("cart", "'basket-42'")]
+    return _report(
+        report_id,
+        text="Traceback (most recent call last):\n  File shop.py in checkout_total\nValueError",
+        exceptions=[{"type_name": "ValueError", "module": "builtins", "frames": [frame]}],
+        **fields,
+    )
+
+
+def _ids(reports: list[dict[str, Any]]) -> list[str]:
+    return [report["id"] for report in reports]
+
+
+def test_words_are_found_in_message_traceback_locals_and_url(tmp_path: Path) -> None:
+    async def search(store: Store) -> dict[str, list[str]]:
+        await store.add_report(_rich("a", message="payment declined", created=1.0))
+        await store.add_report(
+            _report(
+                "b",
+                "KeyError",
+                message="no user",
+                created=2.0,
+                request={"url": "http://h/users/grace"},
+            )
+        )
+        found = {}
+        queries = ("declined", "checkout_total", "basket", "grace", "PAYMENT decl", "nothing", "%_")
+        for query in queries:
+            found[query] = _ids(await store.list_reports(10, filters=ReportFilter(text=query)))
+        await store.delete_report("a")
+        gone = await store.list_reports(10, filters=ReportFilter(text="declined"))
+        found["after delete"] = _ids(gone)
+        return found
+
+    assert _with_store(tmp_path / "db.sqlite3", None, search) == {
+        "declined": ["a"],
+        "checkout_total": ["a"],
+        "basket": ["a"],  # a local's value
+        "grace": ["b"],  # the URL
+        "PAYMENT decl": ["a"],  # any case; the last word a prefix too
+        "nothing": [],
+        "%_": [],  # only separators
+        "after delete": [],
+    }
+
+
+def test_fts_operators_in_a_query_are_taken_literally() -> None:
+    assert match_query('a OR b NOT "c" NEAR(d)') == (
+        '"a"* AND "OR"* AND "b"* AND "NOT"* AND "c"* AND "NEAR"* AND "d"*'
+    )
+    assert match_query("  ") == ""
+
+
+def test_filters_by_state_time_app_and_agent(tmp_path: Path) -> None:
+    async def search(store: Store) -> dict[str, list[str]]:
+        await store.add_report(_report("v1", created=10.0, app="shop"))
+        await store.add_report(_report("v2", created=20.0, app="blog", agent_id="agent-2"))
+        await store.add_report(_report("k1", "KeyError", created=30.0, app="shop"))
+        groups = {g["latest"]["type_name"]: g for g in await store.list_groups(10)}
+        await store.set_group_state(groups["KeyError"]["fingerprint"], "resolved")
+        found = {}
+        for name, filters in {
+            "resolved": ReportFilter(state="resolved"),
+            "open": ReportFilter(state="open"),
+            "since 20": ReportFilter(since=20.0),
+            "until 20": ReportFilter(until=20.0),
+            "blog": ReportFilter(app="blog"),
+            "agent-2": ReportFilter(agent_id="agent-2"),
+            "shop, open": ReportFilter(app="shop", state="open"),
+        }.items():
+            found[name] = _ids(await store.list_reports(10, filters=filters))
+        return found
+
+    assert _with_store(tmp_path / "db.sqlite3", None, search) == {
+        "resolved": ["k1"],
+        "open": ["v2", "v1"],
+        "since 20": ["k1", "v2"],
+        "until 20": ["v1"],
+        "blog": ["v2"],
+        "agent-2": ["v2"],
+        "shop, open": ["v1"],
+    }
+
+
+def test_bad_filters_are_refused_clearly() -> None:
+    for query, message in (
+        ({"state": "sleeping"}, "state must be one of"),
+        ({"since": "yesterday"}, "since must be a time"),
+        ({"until": "inf"}, "until must be a finite number"),
+        ({"app": "x" * 501}, "limited to 500"),
+    ):
+        try:
+            ReportFilter.from_query(query)
+        except ValueError as error:
+            assert message in str(error)
+        else:
+            raise AssertionError(f"{query} was taken")
+
+
+def test_keyset_pages_are_stable_across_equal_times_and_new_reports(tmp_path: Path) -> None:
+    async def pages(store: Store) -> list[list[str]]:
+        for i in range(7):  # all at the same time: only the id orders them
+            await store.add_report(_report(f"r{i}", created=5.0))
+        seen = []
+        page = await store.list_reports(3)
+        seen.append(_ids(page))
+        await store.add_report(_report("newer", created=9.0))  # arrives between two pages
+        while page:
+            last = page[-1]
+            page = await store.list_reports(3, before=last["created"], before_id=last["id"])
+            seen.append(_ids(page))
+        return seen
+
+    assert _with_store(tmp_path / "db.sqlite3", None, pages) == [
+        ["r0", "r1", "r2"],
+        ["r3", "r4", "r5"],
+        ["r6"],
+        [],
+    ]
+
+
+def test_reports_of_a_file_written_before_search_existed_are_found(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(_FIXTURE, path)
+
+    async def search(store: Store) -> list[str]:
+        return _ids(await store.list_reports(10, filters=ReportFilter(text="KeyError number")))
+
+    assert sorted(_with_store(path, None, search)) == ["r005", "r006", "r007"]
