@@ -101,16 +101,11 @@ def _first_error(app_url: str) -> str | None:
 
 def run_demo(config: BrokerConfig, show_token: bool, app_address: tuple[str, int]) -> None:
     """Run the broker and the demo app until interrupted."""
-    from debugbroker.broker.cli.main import serve
+    from debugbroker.broker.cli.main import start_serving
 
     async def main() -> None:
-        ready = asyncio.Event()
-        broker = asyncio.create_task(serve(config, show_token, ready))
-        waiting = asyncio.create_task(ready.wait())
-        await asyncio.wait({broker, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if broker.done():  # it could not start: its error is the answer
-            waiting.cancel()
-            await broker
+        broker = await start_serving(config, show_token)
+        if broker is None:
             return
         server, options = _start_app(config, app_address)
         app_url = f"http://{app_address[0]}:{server.server_port}"

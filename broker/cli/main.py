@@ -38,6 +38,7 @@ from debugbroker.broker.store.lock import DataDirLock
 from debugbroker.broker.store.schema import StoreError, unwritable_message
 
 __all__ = [
+    "start_serving",
     "agent_exports",
     "build_parser",
     "config_from_args",
@@ -344,6 +345,20 @@ def _banner(config: BrokerConfig, show_token: bool, login_url: str) -> str:
             "is off; list the names you use instead."
         )
     return "\n".join(lines)
+
+
+async def start_serving(config: BrokerConfig, show_token: bool) -> asyncio.Task[None] | None:
+    """``serve`` as a task, once the broker is ready; None when it could not start (after
+    awaiting it, so its error is raised: that error is the answer)."""
+    ready = asyncio.Event()
+    broker = asyncio.create_task(serve(config, show_token, ready))
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait({broker, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if broker.done():
+        waiting.cancel()
+        await broker
+        return None
+    return broker
 
 
 async def serve(config: BrokerConfig, show_token: bool, ready: asyncio.Event | None = None) -> None:

@@ -225,7 +225,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_with_broker(app: WSGIApp, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    from debugbroker.broker.cli.main import config_from_args, serve
+    from debugbroker.broker.cli.main import config_from_args, start_serving
 
     config, show_token = config_from_args(args)
     endpoint = config.zmq_endpoint.replace("0.0.0.0", "127.0.0.1").replace("*", "127.0.0.1")
@@ -238,13 +238,8 @@ def _run_with_broker(app: WSGIApp, args: argparse.Namespace, overrides: dict[str
     )
 
     async def main() -> None:
-        ready = asyncio.Event()
-        broker = asyncio.create_task(serve(config, show_token, ready))
-        waiting = asyncio.create_task(ready.wait())
-        await asyncio.wait({broker, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if broker.done():  # it could not start: its error is the answer
-            waiting.cancel()
-            await broker
+        broker = await start_serving(config, show_token)
+        if broker is None:
             return
         server = _serve_app(attach_agent(app, options), args.host, args.port)
         threading.Thread(target=server.serve_forever, name="app-server", daemon=True).start()
