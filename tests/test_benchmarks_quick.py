@@ -36,7 +36,10 @@ def test_quick_mode_runs_every_benchmark() -> None:
         text=True,
         timeout=840,
     )
-    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
+    # The failing benchmark's traceback first: CI shows only the start of a long message.
+    start = done.stderr.find("benchmark ")
+    failures = done.stderr[start : start + 6000] if start >= 0 else done.stderr[-6000:]
+    assert done.returncode == 0, f"{failures}\nstdout:\n{done.stdout}"
     for name in EXPECTED_ROWS:
         assert name in done.stdout, f"no row for {name}:\n{done.stdout}"
     accounting = next(
