@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +158,10 @@ def stored_reports(broker: Broker) -> int:
     """How many reports the broker stored: its groups' counts, read from its SQLite file
     (retention keeps fewer full reports than it counts)."""
     path = broker.data_dir / "debugbroker.sqlite3"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
+    with (
+        closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as connection,
+        connection,
+    ):
         # Every report counted in its group (retention keeps fewer full reports).
         (count,) = connection.execute("SELECT COALESCE(SUM(total), 0) FROM groups").fetchone()
     return int(count)

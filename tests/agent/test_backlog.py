@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 from debugbroker import DebuggedApplication
@@ -24,7 +25,10 @@ def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 def stored(broker: Broker) -> int:
     path = broker.data_dir / "debugbroker.sqlite3"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
+    with (
+        closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as connection,
+        connection,
+    ):
         # Every report counted in its group (retention keeps fewer full reports).
         (count,) = connection.execute("SELECT COALESCE(SUM(total), 0) FROM groups").fetchone()
     return int(count)

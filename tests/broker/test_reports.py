@@ -297,6 +297,7 @@ def test_plus_expands_while_the_frame_is_held(broker: Broker, agents: list[Trans
 def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:
     """A database from before this column: the broker adds it and fills it on start."""
     import sqlite3
+    from contextlib import closing
 
     error = fail(lookup_user, "old")
     report = build_report(
@@ -305,7 +306,10 @@ def test_reports_stored_before_fingerprints_get_one(tmp_path: Any) -> None:
     body = json.dumps(to_wire(report))
     started = Broker(tmp_path)
     started.data_dir.mkdir(parents=True)
-    with sqlite3.connect(started.data_dir / "debugbroker.sqlite3") as connection:
+    with (
+        closing(sqlite3.connect(started.data_dir / "debugbroker.sqlite3")) as connection,
+        connection,
+    ):
         connection.execute(
             "CREATE TABLE reports (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, created REAL "
             "NOT NULL, type_name TEXT NOT NULL, message TEXT NOT NULL, pid INTEGER NOT NULL, "

@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,7 +55,7 @@ def _with_store(path: Path, retention: Retention | None, use: Callable[[Store], 
 
 
 def _ids(path: Path) -> list[str]:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         rows = connection.execute("SELECT id FROM reports ORDER BY created, id")
         return [row[0] for row in rows]
 
@@ -66,7 +67,7 @@ def _groups_by_type(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_a_file_written_before_groups_opens_migrated_with_exact_counts(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     shutil.copy(_FIXTURE, path)
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == 0
         assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
 
@@ -94,7 +95,7 @@ def test_a_file_written_before_groups_opens_migrated_with_exact_counts(tmp_path:
     assert value_error["state"] == "open"
     assert value_error["first_seen"] == 1_780_000_000.0
     assert value_error["last_seen"] == 1_780_000_000.0 + 4 * 1800.0 + 4
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
         assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         hours = dict(
@@ -110,11 +111,14 @@ def test_a_file_written_before_groups_opens_migrated_with_exact_counts(tmp_path:
 def test_a_file_of_schema_version_1_opens_migrated(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     shutil.copy(_FIXTURE, path)
-    with sqlite3.connect(path) as connection:  # what the version-1 broker left: same tables
+    with (
+        closing(sqlite3.connect(path)) as connection,
+        connection,
+    ):  # what the version-1 broker left: same tables
         connection.execute("PRAGMA user_version = 1")
     groups = _with_store(path, None, lambda store: store.list_groups(10))
     assert sorted(group["count"] for group in groups) == [1, 3, 5]
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
@@ -150,7 +154,7 @@ def test_a_storm_of_one_error_keeps_its_first_and_latest_and_counts_all(tmp_path
     assert by_type["ValueError"]["latest"]["id"] == "r0999"
     assert by_type["KeyError"]["count"] == 1
     assert _ids(path) == ["other", "r0000", "r0001", "r0997", "r0998", "r0999"]
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         total = connection.execute(
             "SELECT SUM(count) FROM group_hours WHERE fingerprint = ?",
             (by_type["ValueError"]["fingerprint"],),

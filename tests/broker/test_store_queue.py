@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def test_queued_writes_are_seen_by_the_next_read_and_survive_a_stop(tmp_path: Pa
         (two, "failed"),
         (three, "running"),
     ]
-    with sqlite3.connect(path) as connection:  # committed to the file itself
+    with closing(sqlite3.connect(path)) as connection, connection:  # committed to the file itself
         rows = connection.execute("SELECT id, body FROM console_entries ORDER BY id").fetchall()
     assert [row[0] for row in rows] == [one, two, three]
     assert json.loads(rows[1][1])["failure"] == "the broker stopped while this ran"
@@ -92,7 +93,7 @@ def test_entry_ids_continue_after_deleted_entries(tmp_path: Path) -> None:
         await store.open()
         last = store.start_console_entry("t", "a", "x", 1.0)
         await store.close()
-        with sqlite3.connect(path) as connection:
+        with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute("DELETE FROM console_entries")
         store = Store(path)
         await store.open()
@@ -160,7 +161,7 @@ def test_a_transcript_is_trimmed_to_its_last_500_entries_every_50(tmp_path: Path
         return ids, trimmed, more
 
     ids, trimmed, more = asyncio.run(run())
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         counts = dict(
             connection.execute("SELECT target, COUNT(*) FROM console_entries GROUP BY target")
         )
@@ -185,7 +186,7 @@ def test_an_entry_ends_alike_whether_its_insert_was_written_yet_or_not(tmp_path:
         running = await store.list_console_entries("t", 10)  # both inserts are written now
         store.queue_finish_console_entry(written, "failed", {"result": None, "failure": "gone"})
         await store.flush()
-        with sqlite3.connect(tmp_path / "db.sqlite3") as connection:
+        with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as connection, connection:
             rows = connection.execute("SELECT state, body FROM console_entries ORDER BY id")
             stored = [(state, body) for state, body in rows]
         await store.close()

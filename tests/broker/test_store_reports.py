@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def _report(report_id: str) -> dict[str, Any]:
 
 
 def _stored_ids(path: Path) -> list[str]:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         return sorted(row[0] for row in connection.execute("SELECT id FROM reports"))
 
 
