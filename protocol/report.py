@@ -137,6 +137,11 @@ class Report:
     ``text`` is exactly ``"".join(traceback.format_exception(exc))`` in the app process.
     ``exceptions`` lists the chain root-cause first, as CPython prints it; the last entry
     is the exception that was raised.
+
+    ``tracebacklimit`` is ``sys.tracebacklimit`` (never below 0, as CPython applies it) when
+    it left frames out of ``text``: each traceback printed there keeps only its outermost
+    ``tracebacklimit`` frames, while ``exceptions`` keeps the innermost frames whatever the
+    limit. None when the text prints every frame.
     """
 
     id: str
@@ -154,6 +159,7 @@ class Report:
     panels: tuple[Panel, ...] = ()  # the task, log record or caller's context it came from
     step_of: str = ""  # a pause after a step: the paused report the step was taken from
     step: str = ""  # that step's action (``messages.StepAction``)
+    tracebacklimit: int | None = None
 
 
 # The brackets of each container kind, as ``repr`` writes them.

@@ -165,6 +165,27 @@ def _tracebacks(tb: TracebackType | None, limit: int) -> list[TracebackType]:
     return items[-limit:] if limit > 0 else []
 
 
+def _text_limit(printed: tuple[PrintedException, ...]) -> int | None:
+    """``sys.tracebacklimit`` as ``format_exception`` applies it (never below 0) when it left
+    a frame out of the text of ``printed``; None when the text prints every frame."""
+    limit = getattr(sys, "tracebacklimit", None)
+    if not isinstance(limit, int):  # unset; anything else makes the text fail, not cut
+        return None
+    limit = max(0, int(limit))
+    for entry in printed:
+        tb = None if entry.elided else _safe_attr(entry.exc, "__traceback__")
+        length = 0
+        while isinstance(tb, TracebackType) and length <= limit:
+            length += 1
+            tb = tb.tb_next
+        if length > limit:
+            return limit
+        for member in entry.members:
+            if _text_limit(member) is not None:
+                return limit
+    return None
+
+
 class _Capture:
     """State of one capture: caps left, frames already held."""
 
@@ -440,6 +461,7 @@ def build_report(
             host=host,
             app=app,
             panels=panels,
+            tracebacklimit=_text_limit(printed),
         )
     except USER_CODE_ERRORS as error:  # a bug here must not hide the app's own error
         note = f"<debugbroker could not capture this error: {describe_error(error)}>"

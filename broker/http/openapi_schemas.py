@@ -149,6 +149,7 @@ SCHEMAS: dict[str, Schema] = {
             "resumable": BOOLEAN,
             "step_of": STRING,
             "step": STRING,
+            "tracebacklimit": {"type": "integer", "nullable": True},
             "stepped_by": NULLABLE_STRING,
             "next_pause": NULLABLE_STRING,
             "frames_held": BOOLEAN,

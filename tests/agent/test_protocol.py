@@ -80,6 +80,7 @@ def sample_report() -> Report:
         host="h",
         app="app",
         panels=(Panel(title="Task", items=(("name", "tasks.add"), ("retries", "0"))),),
+        tracebacklimit=3,
     )
 
 

@@ -524,6 +524,41 @@ def test_tracebacklimit_cuts_the_text_but_not_the_frames(monkeypatch: pytest.Mon
     assert report.text == expected_text(exc)
     assert report.text.count('  File "') == 1
     assert len(report.exceptions[-1].frames) == 5  # plain(): raised() -> level x 4
+    assert report.tracebacklimit == 1  # the dashboard says the text was limited
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, None), (5, None), (4, 4), (-3, 0)])
+def test_tracebacklimit_is_reported_only_when_it_cut_the_text(
+    monkeypatch: pytest.MonkeyPatch, limit: int | None, expected: int | None
+) -> None:
+    exc = plain()  # 5 frames
+    if limit is None:
+        monkeypatch.delattr(sys, "tracebacklimit", raising=False)
+    else:
+        monkeypatch.setattr(sys, "tracebacklimit", limit, raising=False)
+    report = capture(exc)
+    assert report.text == expected_text(exc)
+    assert report.tracebacklimit == expected
+
+
+def test_tracebacklimit_cut_in_a_cause_or_a_group_member_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the cause is deeper than the limit: the text still left frames out."""
+    try:
+        try:
+            raise plain()
+        except ValueError as inner:
+            raise KeyError("outer") from inner
+    except KeyError as error:
+        outer = error
+    monkeypatch.setattr(sys, "tracebacklimit", 2, raising=False)
+    assert capture(outer).tracebacklimit == 2
+    group = ExceptionGroup("g", [plain()])  # never raised: no frames of its own
+    monkeypatch.setattr(sys, "tracebacklimit", 5, raising=False)
+    assert capture(group).tracebacklimit is None
+    monkeypatch.setattr(sys, "tracebacklimit", 4, raising=False)
+    assert capture(group).tracebacklimit == 4
 
 
 def test_falsy_exception_ends_the_chain_like_cpython() -> None:

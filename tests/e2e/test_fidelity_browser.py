@@ -47,6 +47,7 @@ def test_group_plus_source_request_and_share(
     page = dashboard
     page.goto(f"{broker.url}/#/reports/{group_report['id']}")
     expect(page.get_by_test_id("report-title")).to_contain_text("ExceptionGroup: batch failed")
+    expect(page.get_by_test_id("tracebacklimit-note")).to_have_count(0)  # no limit set
     # Every sub-exception keeps its own frames, nested groups and chains included.
     for function in ("load_orders", "charge_card", "notify", "run_batch"):
         expect(frame(page, function).first).to_be_visible()
@@ -134,3 +135,30 @@ def test_groups_and_server_side_search(
     form.locator("input[name=q]").fill("again")
     form.get_by_role("button", name="Search").click()
     expect(page.get_by_test_id("search-result")).to_have_count(1)
+
+
+def test_tracebacklimit_note(
+    dashboard: Page, broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    """An app that set sys.tracebacklimit: the text is cut as Python cuts it, the frames are
+    not, and the dashboard says so."""
+    server = start_server(
+        ["gunicorn", "-w", "1", "{bind}", "fidelity_wsgi:app"], broker.agent_env()
+    )
+    assert server.get("/limited", headers={"Accept": "text/plain"}).status == 500
+    summary = wait_for(lambda: broker.reports() and broker.reports()[0], what="report")
+    report = broker.report(summary["id"])
+    assert report["tracebacklimit"] == 2
+    text = broker.get(f"/api/reports/{summary['id']}/text").text
+    assert text.count('  File "') == 2 and "LookupError: deep down" in text
+    functions = [frame["function"] for frame in report["exceptions"][-1]["frames"]]
+    assert functions[-5:] == ["application", "descend", "descend", "descend", "descend"]
+
+    page = dashboard
+    page.goto(f"{broker.url}/#/reports/{summary['id']}")
+    note = page.get_by_test_id("tracebacklimit-note")
+    expect(note).to_contain_text("sys.tracebacklimit = 2")
+    expect(note).to_contain_text("the outermost 2 frames")
+    page.get_by_test_id("plaintext-toggle").click()
+    expect(page.get_by_test_id("plaintext")).to_contain_text("LookupError: deep down")
+    expect(note).to_be_visible()  # beside the plain text too

@@ -97,6 +97,9 @@ export interface Report {
   step_of?: string;
   /** That step's action. */
   step?: StepAction | "";
+  /** sys.tracebacklimit when it left frames out of `text` (its outermost frames kept);
+   * the frames here are kept whatever the limit. Null or absent: the text is whole. */
+  tracebacklimit?: number | null;
   agent_alive: boolean;
   /** A breakpoint() pause whose thread still waits for Continue (POST .../continue). */
   resumable?: boolean;

@@ -130,6 +130,19 @@ function PauseBar({ report }: { report: Report }) {
   );
 }
 
+/** The plain text printed fewer frames than the report holds: the app set sys.tracebacklimit. */
+function TracebackLimitNote({ report }: { report: Report }) {
+  const limit = report.tracebacklimit;
+  if (typeof limit !== "number") return null;
+  const kept = limit === 0 ? "no frames" : limit === 1 ? "the outermost frame" : `the outermost ${String(limit)} frames`;
+  return (
+    <p class="agent-state" data-testid="tracebacklimit-note" role="note">
+      The app set <code>sys.tracebacklimit = {String(limit)}</code>: the plain-text traceback, as Python prints it,
+      shows only {kept} of each traceback. The frames below are not limited by it: the failing frame is among them.
+    </p>
+  );
+}
+
 /** Whether the report's live frames are still held (and since when, in which pid): Release. */
 function FramesBar({ report }: { report: Report }) {
   const [busy, setBusy] = useState(false);
@@ -245,6 +258,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
       <ReportHeader report={report} />
       <PauseBar report={report} />
       <FramesBar report={report} />
+      <TracebackLimitNote report={report} />
       {selection?.error && (
         <p class="error" role="alert">
           {selection.error}

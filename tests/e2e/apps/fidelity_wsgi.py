@@ -2,10 +2,13 @@
 
 ``/group`` raises an exception group of three sub-exceptions, each from its own function
 (one a nested group, one chained), with a local list of 50 rows for the "+" expansion.
+``/limited`` sets ``sys.tracebacklimit = 2`` (as an app keeping its logs short does) and
+raises four calls deep.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,9 +52,18 @@ def run_batch() -> None:
     raise ExceptionGroup("batch failed", errors)  # type: ignore[name-defined]  # noqa: F821
 
 
+def descend(depth: int) -> None:
+    if depth == 0:
+        raise LookupError("deep down")
+    descend(depth - 1)
+
+
 def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if environ.get("PATH_INFO") == "/group":
         run_batch()
+    if environ.get("PATH_INFO") == "/limited":
+        sys.tracebacklimit = 2
+        descend(3)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok\n"]
 
