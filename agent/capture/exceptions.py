@@ -69,7 +69,13 @@ from debugbroker.agent.reprs.secret_values import mask_text
 from debugbroker.agent.reprs.tree import Budget, LeafNodes, variables_of
 from debugbroker.protocol import ExceptionInfo, FrameInfo, Panel, Report, RequestInfo, Variable
 
-__all__ = ["MAX_EXCEPTIONS", "MAX_FRAME_LOCALS_BYTES", "MAX_STRUCTURE_BYTES", "build_report"]
+__all__ = [
+    "MAX_EXCEPTIONS",
+    "MAX_FRAME_LOCALS_BYTES",
+    "MAX_STRUCTURE_BYTES",
+    "build_report",
+    "capture_seconds",
+]
 
 MAX_EXCEPTIONS = 200  # exceptions (chain entries and group members) per report
 _MAX_MESSAGE = 8_192  # characters of an exception message or note
@@ -83,6 +89,11 @@ _NO_SOURCE: tuple[str, ...] = ()
 _FRAME_COST = 160  # msgpack keys and numbers of one frame, roughly
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _TYPE_MODULE = type.__dict__["__module__"]
+
+
+def capture_seconds(options: Options) -> float:
+    """The time one capture may take: past it, locals not yet rendered are skipped."""
+    return max(0.25, options.repr_budget_seconds * 20)
 
 
 def _safe_str(value: object, limit: int) -> str:
@@ -209,7 +220,7 @@ class _Capture:
         # Lines of messages and notes as printed, and as masked: ``masked_text`` applies them
         # to the plain text.
         self.masked_lines: dict[str, str] = {}
-        self.deadline = time.monotonic() + max(0.25, options.repr_budget_seconds * 20)
+        self.deadline = time.monotonic() + capture_seconds(options)
         self.leaves = LeafNodes()  # equal small values in several frames share one node
 
     def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:

@@ -2,16 +2,20 @@
 
 Any thread of any process: the first call starts this process's agent (``get_transport``, the
 one the middleware would use; a forked child gets its own), holds the frames, queues the report
-and returns its dashboard URL. It does what the middleware does for an error, no more: it never
-waits on the broker and never raises into the caller.
+and returns its dashboard URL. It never raises into the caller. It waits on the broker only
+while a fresh agent connects, and then no longer than one capture may take
+(``capture_seconds``): so the first call in a process already returns the URL the broker's
+welcome names, or None when no broker answered in that time.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
 
 from debugbroker.agent.answers import report_url, submit_error
+from debugbroker.agent.capture.exceptions import capture_seconds
 from debugbroker.agent.capture.panels import make_panel
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
@@ -41,13 +45,16 @@ def report_error(
     snapshot: bool = True,
     request: RequestInfo | None = None,
     environ: object | None = None,
+    wait_first_welcome: bool = False,
 ) -> str | None:
     """Report ``error`` with ``panels`` through this process's agent: the report's dashboard
     URL while the agent is connected to a broker, else None (the report is queued and sent
     if the broker turns up); never raises. ``snapshot``: evals see the held frames' locals as
     they are now, even if the frames run on or their host clears them. ``request`` and the
-    ``environ`` it was built from fill the Request panel."""
+    ``environ`` it was built from fill the Request panel. ``wait_first_welcome``: while this
+    process's agent is still making its first connection, wait for it (``_first_welcome``)."""
     try:
+        started = time.monotonic()
         transport = agent_transport()
         report, _ = submit_error(
             error,
@@ -57,11 +64,25 @@ def report_error(
             panels=tuple(panels),
             snapshot=snapshot,
         )
-        if report is None or not transport.connected:
+        if report is None:
+            return None
+        if not transport.connected and wait_first_welcome:
+            _first_welcome(transport, started)
+        if not transport.connected:
             return None
         return report_url(transport, report.id)
     except Exception:  # the agent failing must never reach the caller
         return None
+
+
+def _first_welcome(transport: Transport, started: float) -> None:
+    """Wait for a fresh agent's first welcome: until ``capture_seconds`` after the call started
+    (``started``, monotonic) and after the agent started, whichever comes first. An agent
+    older than that, or one the broker refused, is not waited for: the broker is away."""
+    budget = capture_seconds(transport.options)
+    left = min(started + budget - time.monotonic(), transport.started + budget - time.time())
+    if left > 0 and transport.refused_reason is None:
+        transport.wait_connected(left)
 
 
 def capture_exception(exc: BaseException | None = None, **context: object) -> str | None:
@@ -70,7 +91,8 @@ def capture_exception(exc: BaseException | None = None, **context: object) -> st
     The keywords show in the report's Context panel (safe reprs, secret names masked).
     None when no broker is connected (the report is still queued), and when there is nothing
     to report: no exception being handled, or ``exc`` is not an exception (a line on stderr
-    says which). Never raises, never waits on the broker.
+    says which). Never raises; the first call in a process waits for the new agent's
+    connection, no longer than one capture may take (``capture_seconds``).
     """
     try:
         error = sys.exc_info()[1] if exc is None else exc
@@ -86,6 +108,6 @@ def capture_exception(exc: BaseException | None = None, **context: object) -> st
         panels: tuple[Panel, ...] = ()
         if context:
             panels = (make_panel("Context", context.items(), agent_transport().options),)
-        return report_error(error, panels)
+        return report_error(error, panels, wait_first_welcome=True)
     except Exception:
         return None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import debugbroker
+from debugbroker.agent.capture.exceptions import capture_seconds
 from debugbroker.agent.capture.panels import MAX_PANEL_TEXT, make_panel
 from debugbroker.agent.integrations.capture import agent_transport
 from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
@@ -48,11 +50,21 @@ def test_nothing_to_report_is_said_on_stderr_and_returns_none(
 
 def test_a_capture_without_a_broker_is_queued_and_returns_none(transport: Transport) -> None:
     empty: dict[str, int] = {}
+    budget = capture_seconds(transport.options)
     try:
         empty["missing"]
     except KeyError:
+        started = time.monotonic()
+        # The fresh agent's first connection is waited for, within one capture's time.
         assert debugbroker.capture_exception(huge="x" * 100_000, odd=Hostile()) is None
-    assert transport.queued_reports == 1
+        first = time.monotonic() - started
+        started = time.monotonic()
+        # The agent is older now: no wait.
+        assert debugbroker.capture_exception(ValueError("another")) is None
+        second = time.monotonic() - started
+    assert first < budget + 1.0, first  # its own work plus the wait, bounded
+    assert second < budget, second
+    assert transport.queued_reports == 2
     report = transport.mailbox.next_report()  # what the broker would get
     assert report is not None
     assert report.type_name == "KeyError"

@@ -58,6 +58,11 @@ def test_capture_exception_from_a_thread_and_from_a_forked_child(
             f"({pids['child']}, ['child-item'])"
         )
         assert panel(child, "Context") == {"where": "child"}  # text as it is
+        # The first capture in each fresh process already returns the report's URL, the
+        # broker's own dashboard (its welcome), not the default port.
+        output = program.output()
+        assert f"parent url ['{broker.url}/#/reports/{parent['id']}']" in output, output
+        assert f"child url ['{broker.url}/#/reports/{child['id']}']" in output, output
     finally:
         program.stop()
 

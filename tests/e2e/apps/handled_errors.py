@@ -29,12 +29,13 @@ def charge(order_id: int) -> str | None:
     return None
 
 
-def in_child() -> None:
+def in_child() -> str | None:
     basket = ["child-item"]
     try:
         basket.index("missing")
     except ValueError:
-        debugbroker.capture_exception(where="child")
+        return debugbroker.capture_exception(where="child")
+    return None
 
 
 def log_failure(logger: logging.Logger) -> None:
@@ -78,7 +79,7 @@ def main() -> None:
         print("parent url", results, flush=True)
         child = os.fork()
         if child == 0:
-            in_child()
+            print("child url", [in_child()], flush=True)
             print("child done", os.getpid(), flush=True)
             threading.Event().wait()  # held frames live while the test evaluates
         print("parent done", os.getpid(), flush=True)
