@@ -78,6 +78,33 @@ def test_an_app_answering_its_own_500_still_reports_through_the_signal(
     assert len([r for r in broker.reports() if r["type_name"] == "ZeroDivisionError"]) == 1
 
 
+@pytest.mark.parametrize("framework", sorted(SIGNAL_APPS))
+def test_an_error_logged_then_handled_by_the_framework_is_one_report(
+    broker: Broker, start_server: Callable[..., AppServer], framework: str
+) -> None:
+    """The view logs the error and re-raises; the framework sends got_request_exception and
+    logs it once more itself (Flask's app.logger, Django's django.request): one report."""
+    command = ["gunicorn", "-w", "1", "{bind}", SIGNAL_APPS[framework]]
+    server = start_server(command, broker.agent_env(), name=f"{framework}-logged")
+    assert server.get("/logged/9").status == 500
+    # A later error of the same worker: its report is queued after any of the first's.
+    assert server.get("/orders/2").status == 500
+    wait_for(
+        lambda: any(r["type_name"] == "ZeroDivisionError" for r in broker.reports()),
+        what="the later error's report",
+    )
+    logged = [r for r in broker.reports() if r["type_name"] == "KeyError"]
+    assert len(logged) == 1, logged
+    report = broker.report(logged[0]["id"])
+    (record,) = [dict(p["items"]) for p in report["panels"] if p["title"] == "Log record"]
+    assert (record["message"], record["logger"]) == ("order 9 is missing", "shop.orders")
+    result = broker.evaluate(report["id"], frame_index(report, "logged"), "os.getpid(), order_id")
+    assert result.status == 200, result.text
+    assert node_text(result.json()["result"]) == f"({report['pid']}, 9)"
+    zero = [r for r in broker.reports() if r["type_name"] == "ZeroDivisionError"]
+    assert len(zero) == 1, zero  # signalled and logged by the framework: one report too
+
+
 def test_django_form_panel_shows_what_the_view_parsed(
     broker: Broker, start_server: Callable[..., AppServer]
 ) -> None:

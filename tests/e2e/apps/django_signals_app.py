@@ -1,7 +1,12 @@
-"""A Django project answering its own 500s (no propagation, no middleware): install_django."""
+"""A Django project answering its own 500s (no propagation, no middleware): install_django.
+
+It also reports logged errors (``install_logging``): ``/logged/<id>`` logs a missing order and
+re-raises, and Django logs the error again (``django.request``) after ``got_request_exception``.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 
 from django.conf import settings
@@ -23,6 +28,7 @@ from django.urls import path  # noqa: E402
 import debugbroker  # noqa: E402
 
 ORDERS = {1: [3, 4, 5], 2: []}
+log = logging.getLogger("shop.orders")
 
 
 def average(items: list[int]) -> float:
@@ -39,7 +45,21 @@ def order(request: HttpRequest, order_id: int) -> HttpResponse:
     return HttpResponse(f"{customer}: {average(items)}", content_type="text/plain")
 
 
-urlpatterns = [path("", index), path("orders/<int:order_id>", order)]
+def logged(request: HttpRequest, order_id: int) -> HttpResponse:
+    try:
+        items = ORDERS[order_id]
+    except KeyError:
+        log.exception("order %s is missing", order_id)
+        raise
+    return HttpResponse(str(items), content_type="text/plain")
+
+
+urlpatterns = [
+    path("", index),
+    path("orders/<int:order_id>", order),
+    path("logged/<int:order_id>", logged),
+]
 
 debugbroker.install_django()
+debugbroker.install_logging()
 application = get_wsgi_application()
