@@ -4,10 +4,14 @@ A view-like function 10 frames deep catches an error and logs it. The cost of on
 capture (the handler's report, frames held, queued) is timed per call, with the same
 raise-catch-log through a ``NullHandler`` subtracted, and set against the middleware's
 capture of the same error (``DebuggedApplication`` around an app raising at the same depth,
-the whole request, with the bare raise subtracted). Then the process logs 1,000 errors per
-second for a few seconds, paced, with a real broker connected and again with no broker
-reachable: the per-call p99 and max show whether a caller ever waits on the broker, and
-the reports stored + shed + queued must equal those logged.
+the whole request, with the bare raise subtracted). Then the process logs errors on a
+schedule of 1,000 per second for a few seconds, with a real broker connected and again with no
+broker reachable. A call slower than 1 ms makes the loop fall behind its schedule (it then runs
+back to back), so the rate really offered is measured from the wall clock and has its own
+verdict. Whether a caller waits on the broker is read from the agent itself
+(``Transport.backlog_waits``: the only place an app thread waits, at most 5 ms, while a
+connected broker drains a half-full queue), beside the per-call p99 and max; and the reports
+stored + shed + queued must equal those logged.
 """
 
 from __future__ import annotations
@@ -88,8 +92,10 @@ def _bare_request() -> None:
         pass
 
 
-def _paced(logger: logging.Logger, seconds: float) -> list[float]:
-    """Log ``RATE`` errors per second for ``seconds``; each call's duration."""
+def _paced(logger: logging.Logger, seconds: float) -> tuple[list[float], float]:
+    """Log errors on a schedule of ``RATE`` per second for ``seconds``: each call's duration,
+    and the wall-clock seconds all of them took (longer than ``seconds`` when calls are slower
+    than the schedule)."""
     count = int(RATE * seconds)
     durations: list[float] = []
     start = time.perf_counter()
@@ -99,7 +105,7 @@ def _paced(logger: logging.Logger, seconds: float) -> list[float]:
         if delay > 0:
             time.sleep(delay)  # pacing, not synchronisation
         durations.append(_timed(lambda: _handled(logger)))
-    return durations
+    return durations, time.perf_counter() - start
 
 
 def _logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -143,7 +149,10 @@ def run(settings: Settings) -> list[Row]:
 
         before = stored_reports(broker)
         dropped_before = transport.dropped_reports
-        up = _paced(reporting, seconds)
+        waits_before, waited_before = transport.backlog_waits
+        up, wall_up = _paced(reporting, seconds)
+        waits_up = transport.backlog_waits[0] - waits_before
+        waited_up = transport.backlog_waits[1] - waited_before
         wait_until(lambda: transport.queued_reports == 0, 120, "the report queue to drain")
         stored = wait_until(
             lambda: (lambda n: n if n >= before + len(up) - transport.dropped_reports else 0)(
@@ -162,9 +171,13 @@ def run(settings: Settings) -> list[Row]:
     # The broker gone: a new agent for the same options finds nobody at its address.
     down_transport = get_transport(options)
     try:
-        down = _paced(_logger("down", LoggingHandler()), seconds)
+        down, wall_down = _paced(_logger("down", LoggingHandler()), seconds)
+        waits_down = down_transport.backlog_waits[0]
+        queued_down = down_transport.queued_reports + down_transport.dropped_reports
     finally:
         down_transport.close()
+    offered_up = len(up) / wall_up
+    offered_down = len(down) / wall_down
     return [
         Row(
             "7 handled errors",
@@ -180,23 +193,37 @@ def run(settings: Settings) -> list[Row]:
         ),
         Row(
             "7 handled errors",
-            f"{RATE:,} logged errors/s for {seconds:g} s, broker up: per call p99 / max",
+            f"logged errors/s offered, scheduled at {RATE:,}/s, broker up",
+            offered_up,
+            None,
+            "/s",
+            f">= {RATE:,}/s",
+            None if settings.quick else offered_up >= RATE * 0.99,
+            f"{len(up)} calls in {wall_up:.2f} s of wall clock (scheduled: {seconds:g} s); "
+            f"the calls alone could do {rate_up:,.0f}/s; with no broker: {offered_down:,.0f}/s "
+            f"({len(down)} calls in {wall_down:.2f} s)",
+        ),
+        Row(
+            "7 handled errors",
+            f"{RATE:,}/s scheduled for {seconds:g} s, broker up: per call p99",
             percentile(up, 0.99) * 1e6,
             None,
             "µs",
             "stored+shed+queued = logged",
             None if settings.quick else accounted,
             f"max {max(up) * 1e6:.0f} µs; {len(up)} logged, {stored - before} stored, "
-            f"{shed} shed; the calls alone could do {rate_up:,.0f}/s",
+            f"{shed} shed; {waits_up} calls waited for the I/O thread (queue over half "
+            f"full, at most 5 ms each), {waited_up * 1e3:.1f} ms in all",
         ),
         Row(
             "7 handled errors",
-            f"{RATE:,} logged errors/s for {seconds:g} s, no broker: per call p99 / max",
+            f"{RATE:,}/s scheduled for {seconds:g} s, no broker: per call p99",
             percentile(down, 0.99) * 1e6,
             None,
             "µs",
             "caller never waits on the broker",
-            None if settings.quick else max(down) < 0.05,
-            f"max {max(down) * 1e6:.0f} µs; the reports wait in the bounded queue",
+            None if settings.quick else waits_down == 0,
+            f"max {max(down) * 1e6:.0f} µs; {waits_down} calls waited; the reports wait in "
+            f"the bounded queue ({queued_down} queued or shed)",
         ),
     ]

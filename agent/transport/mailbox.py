@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -66,6 +67,8 @@ class Mailbox:
         tests pass ones that observe and force an interleaving of a put and ``drain_wake``."""
         self.queue_size = max(queue_size, 1)
         self.dropped_reports = 0  # shed from a full queue, or too big to send
+        self.backlog_waits = 0  # times an app thread waited in ``wait_for_room``
+        self.backlog_wait_seconds = 0.0  # and how long, in all
         self._lock: AbstractContextManager[object] = lock or threading.Lock()
         self._reports: deque[Report] = deque()
         self._room = threading.Event()  # the report queue is under its low-water mark
@@ -117,7 +120,11 @@ class Mailbox:
 
     def wait_for_room(self, timeout: float) -> None:
         """Wait up to ``timeout`` until the I/O thread brings the queue under a quarter."""
+        started = time.monotonic()
         self._room.wait(timeout)
+        with self._lock:
+            self.backlog_waits += 1
+            self.backlog_wait_seconds += time.monotonic() - started
 
     def put_result(self, result: Message) -> None:
         """Queue an answer to the broker (the oldest is dropped past ``_MAX_RESULTS``)."""

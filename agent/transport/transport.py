@@ -106,6 +106,12 @@ class Transport:
         return self.mailbox.dropped_reports
 
     @property
+    def backlog_waits(self) -> tuple[int, float]:
+        """How often an app thread waited for the I/O thread (the queue over half full while
+        the broker is there), and the seconds it waited in all."""
+        return self.mailbox.backlog_waits, self.mailbox.backlog_wait_seconds
+
+    @property
     def queued_reports(self) -> int:
         """Reports waiting for the broker."""
         return self.mailbox.queued_reports

@@ -10,6 +10,7 @@ from types import TracebackType
 
 from debugbroker.agent.transport.mailbox import Mailbox
 from debugbroker.protocol import EvalResult
+from tests.agent.test_protocol import sample_report
 
 
 def readable(mailbox: Mailbox) -> bool:
@@ -119,3 +120,19 @@ def test_every_put_kind_wakes_until_drained() -> None:
         assert readable(mailbox)
         mailbox.drain_wake()
     mailbox.close()
+
+
+def test_backlog_waits_are_counted_only_when_the_broker_is_there() -> None:
+    """``Transport.backlog_waits`` (the benchmark's "caller never waits" verdict) reads these."""
+    mailbox = Mailbox(4)
+    try:
+        for _ in range(4):  # no broker: never a backlog to wait on
+            assert mailbox.put_report(sample_report(), hold_back=False)[1] is False
+        assert mailbox.backlog_waits == 0
+        dropped, backlog = mailbox.put_report(sample_report(), hold_back=True)
+        assert dropped is not None and backlog  # full: the oldest shed, the caller may wait
+        mailbox.wait_for_room(0.001)  # nobody drains: it waits out its timeout
+        assert mailbox.backlog_waits == 1
+        assert 0.0005 < mailbox.backlog_wait_seconds < 5.0
+    finally:
+        mailbox.close()
