@@ -20,6 +20,7 @@ from types import FrameType, TracebackType
 
 from debugbroker.agent.answers import report_url
 from debugbroker.agent.capture.exceptions import build_report
+from debugbroker.agent.evals.loops import paused_thread
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
 from debugbroker.agent.stepping import Stepper
@@ -150,7 +151,8 @@ class _Session:
                 f"paused: {report.message}; continue in the dashboard, "
                 f"{report_url(transport, report.id)} (resumes by itself after {timeout:g}s)"
             )
-        ended = _wait(pause, transport, timeout)
+        with paused_thread():  # a console line for this thread's loop runs off it meanwhile
+            ended = _wait(pause, transport, timeout)
         next_step = pause.step if ended == "resumed" else None
         if next_step is not None and not transport.options.evalex:
             _log("a step was refused (evalex=False): continuing")

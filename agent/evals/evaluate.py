@@ -5,8 +5,12 @@ first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no 
 ``_`` (the last echoed value). Each eval runs on a thread of the eval pool under the timers
 of ``interrupts`` (time limit, interrupt button); ``start_eval`` and ``start_complete`` run on
 the caller's (an eval) thread and answer through a callback, ``run_eval`` and ``run_complete``
-hand them to the pool and wait. Code that awaits at the top level runs on the app's running
-event loop when there is one (see ``_running_loop``), else on a fresh loop. Contexts the app
+hand them to the pool and wait. In a frame that ran on an event loop (``loops.ran_on_a_loop``:
+an ``async def``'s, or one it called), every input runs on the app's running loop, in a task
+of its own, as the frame's code did: ``asyncio.get_running_loop()`` works and the loop waits
+while the input runs, as under pdb. Elsewhere input runs on the eval thread, and code that
+awaits at the top level runs on the app's running loop when there is one, else on a fresh
+loop (``loops.app_loop``). Contexts the app
 preserved for the report (Flask's app and request context, via ``register_context_source``)
 are entered around it. Echoed results get far larger limits than locals
 (``result_options``); cut ones keep their value for "+" (``lookup.answer_expand``).
@@ -18,16 +22,14 @@ import asyncio
 import builtins
 import concurrent.futures
 import dataclasses
-import gc
 import itertools
 import linecache
-import sys
 import threading
 import traceback
 import weakref
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, ExitStack
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry, HeldFrame
@@ -46,6 +48,7 @@ from debugbroker.agent.evals.language import (
     completion_token,
     make_helpers,
 )
+from debugbroker.agent.evals.loops import AppLoop, app_loop, ran_on_a_loop
 from debugbroker.agent.evals.output import ChunkBuffer, captured_output, routed_to
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.safe_text import describe_error
@@ -100,7 +103,7 @@ _Refusal = tuple[str, str]  # (reason, message): why an eval or completion canno
 class _Target:
     """What an eval runs in: a held frame or the process console."""
 
-    __slots__ = ("key", "report_id", "get_namespace", "expandable")
+    __slots__ = ("key", "report_id", "get_namespace", "expandable", "on_loop")
 
     def __init__(
         self,
@@ -109,11 +112,13 @@ class _Target:
         get_namespace: Callable[[], dict[str, object]],
         *,
         expandable: bool = False,
+        on_loop: bool = False,
     ) -> None:
         self.key = key
         self.report_id = report_id
         self.get_namespace = get_namespace
         self.expandable = expandable  # "+" handles of results resolve (lookup.py) in frames
+        self.on_loop = on_loop  # the frame ran on an event loop: its input runs on the app's
 
 
 def _has_handle(node: ReprNode) -> bool:
@@ -166,7 +171,11 @@ def _frame_target(held: HeldFrame, options: Options) -> _Target:
         )
 
     return _Target(
-        held.frame_id, held.report_id, lambda: held.get_namespace(setup), expandable=True
+        held.frame_id,
+        held.report_id,
+        lambda: held.get_namespace(setup),
+        expandable=True,
+        on_loop=ran_on_a_loop(held.frame),
     )
 
 
@@ -216,40 +225,14 @@ def _user_traceback(tb: TracebackType | None, filename: str) -> TracebackType | 
     return start if start is not None else None
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """An event loop running in another thread of this process (the app's), or None.
-
-    First by its ``run_forever`` frame on a thread's stack (cheap); a loop whose
-    ``run_forever`` is compiled (uvloop) has no such frame, so then by a walk over the objects
-    the garbage collector tracks (slower, and only ever for code that awaits). With several
-    running loops the first found wins.
-    """
-    run_forever = asyncio.base_events.BaseEventLoop.run_forever.__code__
-    me = threading.get_ident()
-    for ident, frame in sys._current_frames().items():
-        if ident == me:
-            continue
-        walker: Any = frame
-        while walker is not None:
-            if walker.f_code is run_forever:
-                loop = walker.f_locals.get("self")
-                if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
-                    return loop
-            walker = walker.f_back
-    for candidate in gc.get_objects():
-        if isinstance(candidate, asyncio.AbstractEventLoop) and candidate.is_running():
-            return candidate
-    return None
-
-
 def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: EvalRun) -> object:
     """Run a top-level-await coroutine on the app's loop (or a fresh one) and wait for it.
 
     Scheduling and cancelling happen with interrupts held back, so a ``KeyboardInterrupt``
     never lands between scheduling the task and knowing it (which would leave it running).
     """
-    loop = _running_loop()
-    if loop is None:
+    found = app_loop()
+    if found is None:
         fresh = asyncio.new_event_loop()
         task = fresh.create_task(coroutine)
         run.scheduled = True
@@ -267,7 +250,7 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: Eva
             return await coroutine
 
     run.disarm()
-    future = asyncio.run_coroutine_threadsafe(routed(), loop)
+    future = asyncio.run_coroutine_threadsafe(routed(), found.loop)
     run.scheduled = True
     try:
         run.arm()
@@ -280,6 +263,49 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: Eva
         run.disarm()
         future.cancel()
         raise
+
+
+def _on_loop(
+    found: AppLoop, code: CodeType, namespace: dict[str, Any], buffer: ChunkBuffer, run: EvalRun
+) -> None:
+    """Run one input on the app's loop, in a task of its own, and wait for it here.
+
+    Interrupts land in the loop's thread only while the input's own code runs there (``arm``
+    and ``disarm`` on that thread); while it awaits, the loop runs other tasks, so an
+    interrupt cancels the task instead. ``KeyboardInterrupt`` and ``SystemExit`` come back as
+    values: raised out of a task, they would stop the app's loop.
+    """
+
+    async def line() -> BaseException | None:
+        with routed_to(buffer):  # the app's other tasks keep their own output
+            try:
+                run.arm()
+                try:
+                    value = eval(code, namespace)
+                finally:
+                    run.disarm()
+                if isinstance(value, Coroutine):  # a top-level await: on this loop too
+                    await value
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:  # noqa: BLE001 - handed to the eval thread
+                return error
+        return None
+
+    future = asyncio.run_coroutine_threadsafe(line(), found.loop)
+    run.scheduled = True
+    while True:
+        try:
+            raised = future.result(timeout=0.05)  # short waits: an interrupt is noticed
+        except concurrent.futures.TimeoutError:
+            if run.reason is not None:  # interrupted while it awaits (or before it started)
+                future.cancel()
+            continue
+        except concurrent.futures.CancelledError:
+            raise KeyboardInterrupt from None
+        if raised is not None:
+            raise raised
+        return
 
 
 def result_options(options: Options) -> Options:
@@ -305,6 +331,8 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
     if compiled is None:
         return EvalResult(request_id="", ok=True, incomplete=True)
     namespace = target.get_namespace()
+    found = app_loop() if target.on_loop else None
+    loop = found if found is not None and not found.paused else None
     buffer = ChunkBuffer(secret_pattern(options))
     shown = result_options(options)
 
@@ -336,13 +364,17 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
                     stack.callback(lock.release)
                     for context in contexts:  # not armed yet: no interrupt half-way
                         stack.enter_context(context)
-                run.arm()
-                value = eval(compiled.code, namespace)
-                if isinstance(value, Coroutine):  # the input awaits at the top level
-                    _await(value, buffer, run)
+                if loop is not None:  # interrupts land on the loop's thread: no arm here
+                    _on_loop(loop, compiled.code, namespace, buffer, run)
+                else:
+                    run.arm()
+                    value = eval(compiled.code, namespace)
+                    if isinstance(value, Coroutine):  # the input awaits at the top level
+                        _await(value, buffer, run)
             except BaseException as raised:  # SystemExit and KeyboardInterrupt too
                 error = raised
-            run.disarm()
+            if loop is None:
+                run.disarm()
             if isinstance(value, Coroutine) and not run.scheduled:
                 value.close()  # interrupted before it reached a loop: no "never awaited"
         if error is None:

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import werkzeug.test
@@ -25,6 +25,7 @@ from debugbroker.agent.evals.evaluate import (
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.evals.interrupts import MAX_STUCK, running_evals, stuck_evals
 from debugbroker.agent.evals.lookup import answer_expand
+from debugbroker.agent.evals.loops import paused_thread
 from debugbroker.agent.options import Options
 from debugbroker.protocol import (
     CONSOLE_FRAME_ID,
@@ -404,6 +405,121 @@ def test_top_level_await_runs_on_the_apps_running_loop(
         loop.call_soon_threadsafe(loop.stop)
         app_thread.join(DEADLINE)
         loop.close()
+
+
+async def _async_checkout(items: list[int]) -> None:
+    basket = list(items)
+    await asyncio.sleep(0)
+    _sync_helper(basket)
+
+
+def _sync_helper(basket: list[int]) -> None:
+    raise LookupError(f"{len(basket)} items and no price")
+
+
+@pytest.fixture
+def app_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread named ``app-loop``, as a server's."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="app-loop")
+    thread.start()
+    wait_for(loop.is_running, what="the app's loop to run")
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(DEADLINE)
+    loop.close()
+
+
+def _held_async_frames(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[FrameRegistry, dict[str, str]]:
+    """The frames of an error raised in a task on ``loop``: the coroutine's and the sync
+    helper it called, held by function name."""
+    registry = FrameRegistry(max_reports=4, max_bytes=10**8)
+    future = asyncio.run_coroutine_threadsafe(_async_checkout([1, 2]), loop)
+    with pytest.raises(LookupError) as caught:
+        future.result(DEADLINE)
+    held: dict[str, str] = {}
+    tb = caught.value.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_name
+        if name in ("_async_checkout", "_sync_helper"):
+            held[name] = registry.hold("report", tb.tb_frame)
+        tb = tb.tb_next
+    assert set(held) == {"_async_checkout", "_sync_helper"}
+    return registry, held
+
+
+def test_every_line_of_an_async_frame_runs_on_the_apps_loop(
+    frame: tuple[FrameRegistry, str], app_loop: asyncio.AbstractEventLoop
+) -> None:
+    """The documented rule (docs/frameworks.md): a frame that ran on the loop evaluates on it."""
+    registry, held = _held_async_frames(app_loop)
+    where = (
+        "import asyncio, threading\n"
+        "(threading.current_thread().name, asyncio.get_running_loop() is app_loop)"
+    )
+    for name in ("_async_checkout", "_sync_helper"):  # a coroutine, and a function it called
+        target = (registry, held[name])
+        registry.get(held[name]).namespace["app_loop"] = app_loop  # type: ignore[union-attr]
+        result = run(target, where)
+        assert result.ok, result.error
+        assert chunks(result) == [("result", "('app-loop', True)")], name
+        assert chunks(run(target, "basket")) == [("result", "[1, 2]")]
+        printed = run(target, "print('on the loop')\nawait asyncio.sleep(0, result=len(basket))")
+        assert chunks(printed) == [("stdout", "on the loop\n"), ("result", "2")]
+    # A frame that did not run on a loop still evaluates on the eval thread.
+    off = run(frame, "import asyncio\nasyncio.get_running_loop()")
+    assert not off.ok and off.error is not None and "no running event loop" in off.error
+
+    target = (registry, held["_sync_helper"])
+    failing = run(target, "1 / 0")
+    assert failing.error is not None and "ZeroDivisionError" in failing.error
+    assert "1 / 0" in failing.error and "evaluate.py" not in failing.error
+    # SystemExit and an interrupt end the line, never the app's loop.
+    assert "SystemExit" in (run(target, "raise SystemExit(3)").error or "")
+    thread, answers = start_eval(target, "n = 0\nwhile True:\n    n += 1")
+    wait_for(
+        lambda: (
+            interrupt(InterruptRequest(request_id="i", frame_id=held["_sync_helper"])).interrupted
+        ),
+        what="the interrupt to land on the loop's thread",
+    )
+    thread.join(DEADLINE)
+    assert answers and answers[0].error and "KeyboardInterrupt" in answers[0].error
+    assert app_loop.is_running()
+
+    async def alive() -> str:
+        return "still serving"
+
+    assert asyncio.run_coroutine_threadsafe(alive(), app_loop).result(DEADLINE) == "still serving"
+    assert run(target, "n > 0").result.text == "True"  # type: ignore[union-attr]
+
+
+def test_a_line_for_a_loop_paused_by_the_agent_runs_off_it(
+    app_loop: asyncio.AbstractEventLoop,
+) -> None:
+    """While breakpoint() holds the loop's thread, a line there could never run: it runs on
+    the eval thread instead, as before."""
+    registry, held = _held_async_frames(app_loop)
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold_the_loop() -> None:
+        with paused_thread():
+            entered.set()
+            release.wait(DEADLINE)
+
+    app_loop.call_soon_threadsafe(hold_the_loop)
+    try:
+        assert entered.wait(DEADLINE)
+        result = run(
+            (registry, held["_async_checkout"]), "import threading\nthreading.current_thread().name"
+        )
+        assert result.ok, result.error
+        assert result.result is not None and result.result.text != "'app-loop'"
+    finally:
+        release.set()
 
 
 class ContextSource:

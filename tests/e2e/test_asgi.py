@@ -65,12 +65,22 @@ def test_async_endpoint_error_reports_async_frames_and_evals_work_in_them(
     )
     awaited = broker.evaluate(report_id, helper, "await asyncio.sleep(0, result=items)").json()
     assert node_text(awaited["result"]) == "[1, 2, 3]", awaited
-    # The documented rule (docs/frameworks.md): only input with a top-level await runs on the
-    # app's loop; other input runs on the console's thread, where no loop is running.
-    off_loop = broker.evaluate(report_id, helper, "asyncio.get_running_loop()").json()
-    assert not off_loop["ok"] and "no running event loop" in off_loop["error"], off_loop
-    on_loop = "await asyncio.sleep(0)\nasyncio.get_running_loop().is_running()"
-    assert node_text(broker.evaluate(report_id, helper, on_loop).json()["result"]) == "True"
+    # The documented rule (docs/frameworks.md): every line in an async frame's console runs
+    # on the app's loop, await or not (uvicorn runs its loop in the main thread).
+    where = (
+        "import threading\n"
+        "asyncio.get_running_loop().is_running(), "
+        "threading.current_thread() is threading.main_thread()"
+    )
+    for frame in (boom, helper):
+        on_loop = broker.evaluate(report_id, frame, where).json()
+        assert node_text(on_loop["result"]) == "(True, True)", on_loop
+    awaiting = "await asyncio.sleep(0)\nasyncio.get_running_loop().is_running()"
+    assert node_text(broker.evaluate(report_id, helper, awaiting).json()["result"]) == "True"
+    # An exit in the console ends the line, never the server's loop.
+    exited = broker.evaluate(report_id, helper, "raise SystemExit(1)").json()
+    assert not exited["ok"] and "SystemExit" in exited["error"], exited
+    assert server.get("/").status == 200
 
     api = server.get("/boom", headers={"Accept": "application/json"})
     assert api.status == 500
