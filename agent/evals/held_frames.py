@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from types import FrameType
@@ -126,6 +127,7 @@ class FrameRegistry:
         self._reports: OrderedDict[str, _HeldReport] = OrderedDict()
         self._bytes = 0
         self.released_reports = 0
+        self.last_used = 0.0  # ``time.monotonic()`` of the last ``get`` that found a frame
         # Ids of released reports the broker has not been told about yet (oldest dropped
         # first: a reconnect's hello lists what is still held, which corrects the broker).
         self._released: deque[str] = deque(maxlen=_MAX_RELEASED)
@@ -194,8 +196,10 @@ class FrameRegistry:
         """The held frame with this id (marking its report as recently used), or None."""
         with self._lock:
             held = self._frames.get(frame_id)
-            if held is not None and held.report_id in self._reports:
-                self._reports.move_to_end(held.report_id)
+            if held is not None:
+                self.last_used = time.monotonic()
+                if held.report_id in self._reports:
+                    self._reports.move_to_end(held.report_id)
             return held
 
     def release_report(self, report_id: str) -> None:

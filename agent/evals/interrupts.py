@@ -43,6 +43,7 @@ __all__ = [
     "interrupt_runs",
     "stuck_evals",
     "running_evals",
+    "all_running_evals",
     "MAX_STUCK",
 ]
 
@@ -283,6 +284,12 @@ def running_evals(key: str) -> int:
     """How many evals run in the frame (or console) ``key``."""
     with _running_lock:
         return len(_running.get(key, ()))
+
+
+def all_running_evals() -> int:
+    """How many evals run in this process, in any frame or console."""
+    with _running_lock:
+        return sum(len(runs) for runs in _running.values())
 
 
 def interrupt_runs(key: str, reason: str) -> int:

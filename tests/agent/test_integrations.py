@@ -15,6 +15,7 @@ from debugbroker.agent.capture.exceptions import capture_seconds
 from debugbroker.agent.capture.panels import MAX_PANEL_TEXT, make_panel
 from debugbroker.agent.integrations.capture import agent_transport
 from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
+from debugbroker.agent.integrations.rq_jobs import DEFAULT_HOLD_SECONDS, hold_seconds
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
@@ -172,3 +173,23 @@ def test_install_asyncio_needs_a_loop_chains_the_previous_handler_once(
         assert transport.queued_reports == 1
     finally:
         loop.close()
+
+
+HOLDS = [(None, DEFAULT_HOLD_SECONDS), ("0", 0.0), ("2.5", 2.5), ("-1", 60.0), ("soon", 60.0)]
+HOLDS += [("nan", 60.0), ("inf", 60.0)]
+
+
+@pytest.mark.parametrize(("value", "expected"), HOLDS)
+def test_rq_hold_seconds_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str | None,
+    expected: float,
+) -> None:
+    if value is None:
+        monkeypatch.delenv("DEBUGBROKER_RQ_HOLD", raising=False)
+    else:
+        monkeypatch.setenv("DEBUGBROKER_RQ_HOLD", value)
+    assert hold_seconds() == expected
+    ignored = f"ignoring DEBUGBROKER_RQ_HOLD={value!r}" in capsys.readouterr().err
+    assert ignored is (value in ("-1", "soon", "nan", "inf"))
