@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,7 +16,11 @@ from debugbroker.agent.capture.exceptions import capture_seconds
 from debugbroker.agent.capture.panels import MAX_PANEL_TEXT, make_panel
 from debugbroker.agent.integrations.capture import agent_transport
 from debugbroker.agent.integrations.log_handler import LoggingHandler, install_logging
-from debugbroker.agent.integrations.rq_jobs import DEFAULT_HOLD_SECONDS, hold_seconds
+from debugbroker.agent.integrations.rq_jobs import (
+    DEFAULT_HOLD_SECONDS,
+    _seconds_left_before_kill,
+    hold_seconds,
+)
 from debugbroker.agent.middleware import DebuggedApplication
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import current_transport, get_transport
@@ -193,3 +198,23 @@ def test_rq_hold_seconds_from_the_environment(
     assert hold_seconds() == expected
     ignored = f"ignoring DEBUGBROKER_RQ_HOLD={value!r}" in capsys.readouterr().err
     assert ignored is (value in ("-1", "soon", "nan", "inf"))
+
+
+class FinishedJob:
+    """The two attributes of an ``rq.job.Job`` the hold reads (a real Job needs Redis)."""
+
+    def __init__(self, timeout: object, started_at: object) -> None:
+        self.timeout = timeout
+        self.started_at = started_at
+
+
+def test_a_holding_horse_stops_before_rq_would_kill_it() -> None:
+    started = datetime.now(timezone.utc) - timedelta(seconds=5)
+    left = _seconds_left_before_kill(FinishedJob(10, started))
+    assert left is not None and 60 < left < 65  # 10 s timeout + 60 s grace - 5 s run - margin
+    naive = started.replace(tzinfo=None)  # older rq versions store naive UTC times
+    left_naive = _seconds_left_before_kill(FinishedJob(10, naive))
+    assert left_naive is not None and abs(left_naive - left) < 1
+    assert _seconds_left_before_kill(FinishedJob(-1, started)) is None  # rq's "no timeout"
+    default = _seconds_left_before_kill(FinishedJob(None, None))  # rq's default of 180 s
+    assert default is not None and 230 < default < 240
