@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from debugbroker.broker.http.auth import ROLE_KEY, SESSION_KEY, AccessPolicy, Caller, Session
 from debugbroker.broker.render.masking import mask_for_viewer
@@ -64,9 +64,9 @@ __all__ = [
 
 log = logging.getLogger("debugbroker.ws")
 _QUEUE_SIZE = 1_000
-_MAX_INCOMING = 2 * 1024  # presence and typing are tiny: larger messages are dropped
+_MAX_INCOMING = 2 * 1024  # presence and typing are tiny: a larger one closes the socket
 # An eval's code is at most 100,000 characters (the HTTP route's limit), up to 4 bytes each
-# in UTF-8 and 6 as a JSON escape; a larger message closes the socket.
+# in UTF-8 and 6 as a JSON escape; a larger message closes the socket too.
 MAX_COMMAND_BYTES = 6 * 100_000 + 4096
 _MAX_IN_FLIGHT = 16  # commands of one tab running at once; more are refused (429)
 _MAX_COMMAND_ID = 2**53  # a JSON number every browser keeps exactly
@@ -285,7 +285,17 @@ class EventHub:
                 if message.type == WSMsgType.ERROR:
                     break
                 text = message.data if message.type == WSMsgType.TEXT else None
-                if text is not None and await self._receive(client, viewer_id, text):
+                command = parse_command(text) if text is not None else None
+                if command is not None and self._command(client, command):
+                    continue
+                if command is None and text is not None and len(text) > _MAX_INCOMING:
+                    await socket.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"too big")
+                    break
+                if (
+                    command is None
+                    and text is not None
+                    and await self._receive(client, viewer_id, text)
+                ):
                     continue
                 self.rejected_messages += 1
                 client.rejected += 1
@@ -294,8 +304,9 @@ class EventHub:
                     break
         finally:
             self._clients.discard(client)
-            for running in list(client.in_flight):
-                running.cancel()  # the answer has nowhere to go; the eval's own writes finish
+            # Commands still running finish (their transcript entries and audit rows end as
+            # over HTTP, where a closed connection does not cancel an eval); their answers
+            # have nowhere to go.
             client.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await client.task
@@ -305,10 +316,7 @@ class EventHub:
 
     async def _receive(self, client: _Client, viewer_id: str, text: str) -> bool:
         """Handle one message from a tab; False when it was dropped (invalid or too fast)."""
-        command = parse_command(text)
-        if command is not None:
-            return self._command(client, command)
-        if len(text) > _MAX_INCOMING or not client.within_rate():
+        if not client.within_rate():
             return False
         parsed = parse_presence(text)
         if parsed is None:
@@ -349,10 +357,11 @@ class EventHub:
         return True
 
     def _command(self, client: _Client, message: dict[str, Any]) -> bool:
-        """Start a tab's command (or take its key); its answer goes to that tab alone."""
+        """Start a tab's command (or take its key); its answer goes to that tab alone. False
+        for a wrong key or one sent too fast: counted like an invalid message (past
+        ``_MAX_REJECTED`` the socket is closed), and rate-limited like presence."""
         if message["type"] == "auth":
-            self._authenticate(client, message["key"])
-            return True
+            return client.within_rate() and self._authenticate(client, message["key"])
         number = message["id"]
         if not client.proven:
             error = (
@@ -377,7 +386,7 @@ class EventHub:
         task.add_done_callback(client.in_flight.discard)
         return True
 
-    def _authenticate(self, client: _Client, key: str) -> None:
+    def _authenticate(self, client: _Client, key: str) -> bool:
         session = client.session
         if session is None:  # Bearer: nothing to prove
             ok = True
@@ -389,6 +398,7 @@ class EventHub:
         if not ok:
             answer["error"] = "that is not this session's key: log in again in this tab"
         self._send_one(client, answer)
+        return ok
 
     async def _run_command(
         self, client: _Client, caller: Caller, number: int, message: dict[str, Any]
@@ -401,8 +411,9 @@ class EventHub:
             status, body = 500, wire_json({"error": "internal error in the broker; see its log"})
         # Sent now, not through the send loop's queue (a loop turn); the events it may pass
         # (the entry's "done") are merged by id on the tab.
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await client.socket.send_str(_answer_text(number, status, body))
+        if not client.socket.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await client.socket.send_str(_answer_text(number, status, body))
 
     def _answer(self, client: _Client, number: int, status: int, body: str) -> None:
         """Queue a command's answer for the tab (refusals; results are sent at once)."""
