@@ -1,7 +1,9 @@
 """The broker's security record: an audit log of code-running actions and admissions, and counters.
 
 Every code-running action that got past authentication is recorded by its handler with one
-call, ``audit_action``, before anything is sent to the agent (DESIGN.md: "every code-running
+call, ``record_action`` (``audit_action`` for an HTTP request: who and where from the
+request), before anything is sent to the agent, whatever it came by (an eval or completion
+may come over the dashboard's WebSocket too, see ``ws``) (DESIGN.md: "every code-running
 action is audited before it runs"): an eval (``POST /api/.../eval``, a frame's console or a
 process console), a completion (``POST /api/.../complete``: it looks up attributes, which may
 run the app's ``__getattr__``) and a Continue (``POST /api/reports/{id}/continue``: the paused
