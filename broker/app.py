@@ -25,7 +25,7 @@ from debugbroker.broker.http.auth import (
     origin_of,
     security_middleware,
 )
-from debugbroker.broker.http.console import console_routes
+from debugbroker.broker.http.console import console_command, console_routes
 from debugbroker.broker.http.editor import editor_routes
 from debugbroker.broker.http.openapi import openapi_routes
 from debugbroker.broker.http.reports import report_routes
@@ -106,7 +106,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     )
     store = Store(config.data_dir / "debugbroker.sqlite3", config.retention)
     store.max_waiting_reports = config.max_waiting_reports
-    hub = EventHub()
+    hub = EventHub(policy)
     relay = Relay(
         endpoint=config.zmq_endpoint,
         secret=config.secret,
@@ -153,6 +153,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(report_routes())
     app.add_routes(triage_routes())
     app.add_routes(console_routes())
+    hub.commands = console_command(app)
     app.add_routes([web.get("/api/ws", hub.handle)])
     app.add_routes(static.routes())
     return app

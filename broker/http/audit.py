@@ -1,7 +1,9 @@
 """The broker's security record: an audit log of code-running actions and admissions, and counters.
 
 Every code-running action that got past authentication is recorded by its handler with one
-call, ``audit_action``, before anything is sent to the agent (DESIGN.md: "every code-running
+call, ``record_action`` (``audit_action`` for an HTTP request: who and where from the
+request), before anything is sent to the agent, whatever it came by (an eval or completion
+may come over the dashboard's WebSocket too, see ``ws``) (DESIGN.md: "every code-running
 action is audited before it runs"): an eval (``POST /api/.../eval``, a frame's console or a
 process console), a completion (``POST /api/.../complete``: it looks up attributes, which may
 run the app's ``__getattr__``) and a Continue (``POST /api/reports/{id}/continue``: the paused
@@ -25,12 +27,13 @@ import asyncio
 import json
 import time
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, json_error
+from debugbroker.broker.http.auth import ROLE_KEY, AccessPolicy, Caller, json_error
 from debugbroker.broker.http.ws import EventHub
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.store.store import Store
@@ -41,6 +44,11 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_AUDITED_CODE",
     "audit_action",
+    "record_action",
+    "record_refusal",
+    "refuse_unwritable",
+    "caller_of",
+    "clean_name",
     "audit_outcome",
     "unaudited",
     "audit_refusal",
@@ -62,15 +70,25 @@ _SQLITE_INT = 2**63  # SQLite integers are signed 64-bit
 _STORE_EVENT_SECONDS = 1.0  # how often the dashboards hear of a store that cannot write
 
 
+def clean_name(raw: str) -> str:
+    """A display name as the broker keeps it: printable, stripped, at most MAX_NAME_CHARS."""
+    printable = "".join(c for c in raw[: MAX_NAME_CHARS * 4] if unicodedata.category(c)[0] != "C")
+    return printable.strip()[:MAX_NAME_CHARS]
+
+
 def display_name(request: web.Request) -> str:
     """The display name a dashboard sent (percent-encoded UTF-8), bounded and printable
     (worked out once per request: an eval's transcript entry and audit row both need it)."""
     name = request.get(_NAME_KEY)
     if not isinstance(name, str):
         raw = unquote(request.headers.get(NAME_HEADER, ""), errors="replace")
-        printable = "".join(c for c in raw if unicodedata.category(c)[0] != "C")
-        name = request[_NAME_KEY] = printable.strip()[:MAX_NAME_CHARS]
+        name = request[_NAME_KEY] = clean_name(raw)
     return name
+
+
+def caller_of(request: web.Request) -> Caller:
+    """Who sent an HTTP request: its credential's role, display name and address."""
+    return Caller(request[ROLE_KEY], display_name(request), request.remote or "")
 
 
 def _small_int(text: str) -> int | None:
@@ -92,28 +110,67 @@ async def audit_action(
     outcome: str = RUNNING,
     detail: str = "",
 ) -> int | None:
-    """Record a code-running action before it runs: the one audit call of each action.
-
-    The row (who, what, where: the report, frame and agent come from the route unless
-    ``agent_id`` is given) is committed before this returns; its id is for
-    ``audit_outcome``, None when it could not be written (the store logged why).
-    """
-    match = request.match_info
-    return await store.start_audit(
-        {
-            "at": time.time(),
-            "action": action,
-            "role": request[ROLE_KEY],
-            "name": display_name(request),
-            "client": request.remote or "",
-            "agent_id": agent_id or match.get("agent_id", ""),
-            "report_id": match.get("report_id", ""),
-            "frame_index": _small_int(match.get("index", "")),
-            "code": code[:MAX_AUDITED_CODE],
-            "outcome": outcome,
-            "detail": detail[:_MAX_DETAIL],
-        }
+    """Record a code-running action of an HTTP request before it runs (``record_action``,
+    where the route says: its report, frame and agent unless ``agent_id`` is given)."""
+    return await record_action(
+        store,
+        caller_of(request),
+        request.match_info,
+        action,
+        code=code,
+        agent_id=agent_id,
+        outcome=outcome,
+        detail=detail,
     )
+
+
+def _audit_row(
+    caller: Caller,
+    where: Mapping[str, str],
+    action: str,
+    *,
+    code: str,
+    agent_id: str,
+    outcome: str,
+    detail: str,
+) -> dict[str, Any]:
+    return {
+        "at": time.time(),
+        "action": action,
+        "role": caller.role,
+        "name": caller.name,
+        "client": caller.client,
+        "agent_id": agent_id or where.get("agent_id", ""),
+        "report_id": where.get("report_id", ""),
+        "frame_index": _small_int(where.get("index", "")),
+        "code": code[:MAX_AUDITED_CODE],
+        "outcome": outcome,
+        "detail": detail[:_MAX_DETAIL],
+    }
+
+
+async def record_action(
+    store: Store,
+    caller: Caller,
+    where: Mapping[str, str],
+    action: str,
+    *,
+    code: str = "",
+    agent_id: str = "",
+    outcome: str = RUNNING,
+    detail: str = "",
+) -> int | None:
+    """Record a code-running action before it runs: the one audit call of each action,
+    whatever it came by (an HTTP request or the dashboard's WebSocket).
+
+    The row (who; what; where: ``report_id``, ``index`` and ``agent_id`` of ``where``, the
+    route's names, unless ``agent_id`` is given) is committed before this returns; its id is
+    for ``audit_outcome``, None when it could not be written (the store logged why).
+    """
+    row = _audit_row(
+        caller, where, action, code=code, agent_id=agent_id, outcome=outcome, detail=detail
+    )
+    return await store.start_audit(row)
 
 
 def unaudited(store: Store) -> str:
@@ -146,31 +203,28 @@ def refusal_outcome(response: web.Response) -> tuple[str, str]:
 
 
 async def store_refusal(store: Store, request: web.Request, action: str) -> web.Response | None:
+    """``refuse_unwritable`` for an HTTP request (where the route says)."""
+    if store.fault is None:
+        return None
+    return await refuse_unwritable(store, caller_of(request), request.match_info, action)
+
+
+async def refuse_unwritable(
+    store: Store, caller: Caller, where: Mapping[str, str], action: str
+) -> web.Response | None:
     """The 507 answer refusing a code-running action while the store cannot write (its
-    audit row could not be written), else None; handlers ask before ``audit_action``. The
-    refusal's own row (without the code: the body is not read) waits in memory for the disk."""
+    audit row could not be written), else None; handlers ask before ``record_action``. The
+    refusal's own row (without the code) waits in memory for the disk."""
     if store.fault is None:
         return None
     detail = (
         f"the eval was not run: its audit row cannot be written ({store.fault}). "
         "Free space for the broker's data dir; evals run again once the store writes."
     )
-    match = request.match_info
-    store.queue_audit(
-        {
-            "at": time.time(),
-            "action": action,
-            "role": request[ROLE_KEY],
-            "name": display_name(request),
-            "client": request.remote or "",
-            "agent_id": match.get("agent_id", ""),
-            "report_id": match.get("report_id", ""),
-            "frame_index": _small_int(match.get("index", "")),
-            "code": "",
-            "outcome": "refused",
-            "detail": f"HTTP 507: {detail}"[:_MAX_DETAIL],
-        }
+    row = _audit_row(
+        caller, where, action, code="", agent_id="", outcome="refused", detail=f"HTTP 507: {detail}"
     )
+    store.queue_audit(row)
     await store.flush()  # tried now: through the fault it waits in memory with the others
     return json_error(507, detail)
 
@@ -179,8 +233,23 @@ async def audit_refusal(
     store: Store, request: web.Request, action: str, response: web.Response, *, code: str = ""
 ) -> web.Response:
     """Record an attempt answered with ``response`` before anything ran; ``response``."""
+    return await record_refusal(
+        store, caller_of(request), request.match_info, action, response, code=code
+    )
+
+
+async def record_refusal(
+    store: Store,
+    caller: Caller,
+    where: Mapping[str, str],
+    action: str,
+    response: web.Response,
+    *,
+    code: str = "",
+) -> web.Response:
+    """Record an attempt answered with ``response`` before anything ran; ``response``."""
     outcome, detail = refusal_outcome(response)
-    await audit_action(store, request, action, code=code, outcome=outcome, detail=detail)
+    await record_action(store, caller, where, action, code=code, outcome=outcome, detail=detail)
     return response
 
 

@@ -54,6 +54,8 @@ from aiohttp.typedefs import Middleware
 __all__ = [
     "json_error",
     "AccessPolicy",
+    "Caller",
+    "SESSION_KEY",
     "Session",
     "Role",
     "LOOPBACK_HOSTS",
@@ -69,6 +71,7 @@ __all__ = [
 
 Role = Literal["full", "view"]
 ROLE_KEY = "debugbroker_role"
+SESSION_KEY = "debugbroker_session"  # the request's Session, when it came by cookie
 KEY_HEADER = "X-Debugbroker-Key"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -133,6 +136,16 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks for an action, as the audit log records it: the credential's role, the
+    display name the dashboard sent and the client's address."""
+
+    role: Role
+    name: str
+    client: str
+
+
 @dataclass(slots=True)
 class Session:
     """One login: the SHA-256 of its id (the cookie) and key (the header), role and times.
@@ -194,15 +207,20 @@ class AccessPolicy:
     def session_of(self, cookie: str) -> Session | None:
         """The live session a cookie names (its idle time restarts), or None."""
         session = self.sessions.get(_digest(cookie))
-        if session is None:
-            return None
+        return session if session is not None and self.session_live(session) else None
+
+    def session_live(self, session: Session) -> bool:
+        """Whether ``session`` is still open (not logged out, expired or dropped); its idle
+        time restarts when it is."""
+        if self.sessions.get(session.id_digest) is not session:
+            return False
         now = time.time()
         idle = now - session.last_used > _SESSION_IDLE_SECONDS
         if idle or not 0 <= now - session.created <= _SESSION_MAX_SECONDS:
             del self.sessions[session.id_digest]
-            return None
+            return False
         session.last_used = now
-        return session
+        return True
 
     def close_session(self, cookie: str) -> None:
         """End a session (logout); an unknown id is no error."""
@@ -484,8 +502,8 @@ async def _guarded_api(
             return json_error(403, "a request with the session cookie must carry an Origin header")
         given = request.headers.get(KEY_HEADER, "")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        # The WebSocket only reads events and relays presence; browsers cannot add headers
-        # to its handshake. Everything that changes state is an HTTP request.
+        # Browsers cannot add headers to a WebSocket's handshake: the socket opens with the
+        # cookie alone, and runs nothing until its first message proves the key (``ws``).
         if not is_websocket and not session.key_matches(given):
             return json_error(
                 403,
@@ -493,6 +511,7 @@ async def _guarded_api(
                 "header (the cookie alone runs nothing); log in again in this tab",
             )
     request[ROLE_KEY] = credential.role
+    request[SESSION_KEY] = session
     return await handler(request)
 
 

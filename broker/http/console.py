@@ -1,46 +1,48 @@
-"""The console API: evals, completion and interrupts, and the shared transcript of each console.
-
-A console lives on a frame of a report (``reports/{id}/frames/{index}``) or, when the agent
-offers one, on a live process (``agents/{agent_id}``). Every eval is a transcript entry: it
-is stored when it starts (state ``running``) and again when it ends (``done`` or
-``failed``), and both moments are published on the WebSocket as
-``{"type": "console", "entry": ...}``, so everyone looking at the console sees the same
-transcript, each entry tagged with its author's display name (``X-Debugbroker-Name``, the
-header the audit log records too). ``GET .../transcript`` gives it back after a reload.
-"""
-
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from debugbroker.agent.evals.language import needs_more_lines
 from debugbroker.broker.http.api import MAX_CODE_CHARS, RELAY, STORE, failure_error
 from debugbroker.broker.http.audit import (
-    audit_action,
     audit_outcome,
-    audit_refusal,
-    display_name,
-    store_refusal,
+    caller_of,
+    clean_name,
+    record_action,
+    record_refusal,
+    refuse_unwritable,
     unaudited,
 )
-from debugbroker.broker.http.auth import ROLE_KEY, json_error
+from debugbroker.broker.http.auth import Caller, json_error
 from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.render.masking import mask_for_viewer
 from debugbroker.broker.wire import WireResult, wire_json
 from debugbroker.protocol import CONSOLE_FRAME_ID, DISABLED, RELEASED, EvalResult, to_wire
 
-__all__ = ["console_routes", "Target", "MAX_COMPLETION_TEXT", "ANONYMOUS"]
+__all__ = [
+    "console_routes",
+    "console_command",
+    "run_eval",
+    "run_complete",
+    "Target",
+    "MAX_COMPLETION_TEXT",
+    "ANONYMOUS",
+]
 
 MAX_COMPLETION_TEXT = 10_000
 ANONYMOUS = "anonymous"
 _TRANSCRIPT_LIMIT = 200
 _MAX_TRANSCRIPT_LIMIT = 500
-Resolve = Callable[[web.Request], Awaitable["Target | web.Response"]]
+# Where a console is, by the route's names: ``report_id`` and ``index``, or ``agent_id``.
+Where = Mapping[str, str]
+_EVAL_SHAPE = '{"code": "...", "interactive": false}'
+_COMPLETE_SHAPE = '{"text": "..."}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +54,14 @@ class Target:
     key: str
 
 
-async def _frame_target(request: web.Request) -> Target | web.Response:
-    """The frame ``{index}`` of report ``{report_id}``, or the answer saying why not."""
+async def _frame_target(app: web.Application, where: Where) -> Target | web.Response:
+    """The frame ``index`` of report ``report_id``, or the answer saying why not."""
     try:
-        index = int(request.match_info["index"])
+        index = int(where["index"])
     except ValueError:
         return json_error(400, "the frame index must be an integer")
-    report_id = request.match_info["report_id"]
-    targets = await request.app[STORE].get_frame_targets(report_id)
+    report_id = where["report_id"]
+    targets = await app[STORE].get_frame_targets(report_id)
     if targets is None:
         return json_error(404, f"no report with id {report_id!r}")
     frame_id = targets.frame_ids.get(index)
@@ -72,18 +74,25 @@ async def _frame_target(request: web.Request) -> Target | web.Response:
     return Target(agent_id=targets.agent_id, frame_id=frame_id, key=key)
 
 
-async def _agent_target(request: web.Request) -> Target | web.Response:
-    """The process console of agent ``{agent_id}``, or the answer saying why not."""
-    agent_id = request.match_info["agent_id"]
-    agent = request.app[RELAY].agents.get(agent_id)
+async def _agent_target(app: web.Application, where: Where, runs: bool) -> Target | web.Response:
+    """The process console of agent ``agent_id``, or the answer saying why not (``runs``:
+    for code to run, which needs the agent to offer a console)."""
+    agent_id = where["agent_id"]
+    agent = app[RELAY].agents.get(agent_id)
     if agent is None:
         return json_error(404, f"no agent with id {agent_id!r}")
-    if not agent.console and request.method == "POST":
+    if not agent.console and runs:
         no_console = (
             "this agent offers no console: wrap the app in DebuggedApplication(app, console=True)"
         )
         return failure_error(EvalFailure(DISABLED, no_console))
     return Target(agent_id=agent_id, frame_id=CONSOLE_FRAME_ID, key=f"agents/{agent_id}")
+
+
+async def _resolve(app: web.Application, where: Where, *, runs: bool) -> Target | web.Response:
+    if "agent_id" in where:
+        return await _agent_target(app, where, runs)
+    return await _frame_target(app, where)
 
 
 async def _json_object(
@@ -100,8 +109,8 @@ async def _json_object(
     return body
 
 
-def _may_run_code(request: web.Request) -> web.Response | None:
-    if request[ROLE_KEY] != "full":
+def _may_run_code(caller: Caller) -> web.Response | None:
+    if caller.role != "full":
         return json_error(403, "this token may read reports but not run code")
     return None
 
@@ -121,15 +130,14 @@ _INCOMPLETE = {
 } | {"entry": None}
 
 
-async def _read_code(
-    request: web.Request, limit: int, field: str, shape: str
+def _read_code(
+    caller: Caller, body: dict[str, Any] | web.Response, limit: int, field: str, shape: str
 ) -> tuple[str, dict[str, Any] | web.Response]:
     """The string ``field`` of the JSON body (for the audit row, "" if none) and the body,
     or the answer refusing it (role, body, size)."""
-    body = await _json_object(request, limit, shape)
     code = body.get(field) if isinstance(body, dict) else None
     text = code if isinstance(code, str) else ""
-    refused = _may_run_code(request)
+    refused = _may_run_code(caller)
     if refused is not None:
         return text, refused
     if isinstance(body, web.Response):
@@ -141,29 +149,35 @@ async def _read_code(
     return text, body
 
 
-async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
-    store, relay = request.app[STORE], request.app[RELAY]
-    unwritable = await store_refusal(store, request, "eval")
+async def run_eval(
+    app: web.Application, caller: Caller, where: Where, body: dict[str, Any] | web.Response
+) -> web.Response:
+    """Run an eval in a console, whatever it came by (``POST .../eval`` or the dashboard's
+    WebSocket): ``body`` is the request's JSON object, or the answer refusing it already.
+
+    The transcript entry and the audit row are committed together before the code is sent
+    to the agent (nothing runs without its audit row); their ends before the answer."""
+    store, relay = app[STORE], app[RELAY]
+    unwritable = await refuse_unwritable(store, caller, where, "eval")
     if unwritable is not None:  # code runs only once its audit row can be written
         return unwritable
-    shape = '{"code": "...", "interactive": false}'
-    code, body = await _read_code(request, MAX_CODE_CHARS, "code", shape)
+    code, body = _read_code(caller, body, MAX_CODE_CHARS, "code", _EVAL_SHAPE)
     if isinstance(body, web.Response):
-        return await audit_refusal(store, request, "eval", body, code=code)
+        return await record_refusal(store, caller, where, "eval", body, code=code)
     interactive = body.get("interactive", False)
     if not isinstance(interactive, bool):
-        refused = json_error(400, f'"interactive" must be true or false: {shape}')
-        return await audit_refusal(store, request, "eval", refused, code=code)
+        refused = json_error(400, f'"interactive" must be true or false: {_EVAL_SHAPE}')
+        return await record_refusal(store, caller, where, "eval", refused, code=code)
     if interactive and needs_more_lines(code, interactive=True):
         # Like the interpreter's "...": nothing runs and nothing enters the transcript (the
         # block is audited when it is complete and runs).
         return web.json_response(_INCOMPLETE)
-    target = await resolve(request)
+    target = await _resolve(app, where, runs=True)
     if isinstance(target, web.Response):
-        return await audit_refusal(store, request, "eval", target, code=code)
+        return await record_refusal(store, caller, where, "eval", target, code=code)
     entry: dict[str, Any] = {
         "target": target.key,
-        "author": display_name(request) or ANONYMOUS,
+        "author": caller.name or ANONYMOUS,
         "code": code,
         "created": time.time(),
         "state": "running",
@@ -172,10 +186,10 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
     }
     # Queued: committed with the audit row, before the code is sent to the agent.
     entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
-    row = await audit_action(store, request, "eval", code=code, agent_id=target.agent_id)
+    row = await record_action(store, caller, where, "eval", code=code, agent_id=target.agent_id)
     if row is None:  # the disk filled just now: nothing runs without its audit row
         message = unaudited(store)
-        await _finish(request, entry, "failed", failure=message)
+        await _finish(app, entry, "failed", failure=message)
         return json_error(507, message)
     await relay.publish({"type": "console", "entry": entry})
     try:
@@ -184,18 +198,18 @@ async def _run_eval(request: web.Request, resolve: Resolve) -> web.Response:
         )
     except EvalFailure as failure:
         audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
-        await _finish(request, entry, "failed", failure=failure.message)
+        await _finish(app, entry, "failed", failure=failure.message)
         return failure_error(failure)
     answer = _answer(result)
     audit_outcome(store, row, "ok" if answer["ok"] else "raised", str(answer["error"] or ""))
     stored = wire_json({"result": answer, "failure": None})
-    await _finish(request, entry, "done", result=answer, stored=stored)
+    await _finish(app, entry, "done", result=answer, stored=stored)
     answer["entry"] = entry["id"]
     return web.Response(text=wire_json(answer), content_type="application/json")
 
 
 async def _finish(
-    request: web.Request,
+    app: web.Application,
     entry: dict[str, Any],
     state: str,
     *,
@@ -207,41 +221,55 @@ async def _finish(
     committed with the audit row's outcome, and published."""
     entry.update(state=state, result=result, failure=failure)
     body = stored if stored is not None else {"result": result, "failure": failure}
-    store = request.app[STORE]
+    store = app[STORE]
     store.queue_finish_console_entry(entry["id"], state, body)
     await store.flush()  # an answered eval survives a broker killed right after
-    await request.app[RELAY].publish({"type": "console", "entry": entry})
+    await app[RELAY].publish({"type": "console", "entry": entry})
 
 
-async def _complete(request: web.Request, resolve: Resolve) -> web.Response:
-    store = request.app[STORE]
-    unwritable = await store_refusal(store, request, "complete")
+async def run_complete(
+    app: web.Application, caller: Caller, where: Where, body: dict[str, Any] | web.Response
+) -> web.Response:
+    """Completions in a console, whatever they came by (``POST .../complete`` or the
+    WebSocket); audited before the agent is asked (it may run ``__getattr__``)."""
+    store = app[STORE]
+    unwritable = await refuse_unwritable(store, caller, where, "complete")
     if unwritable is not None:
         return unwritable
-    text, body = await _read_code(request, MAX_COMPLETION_TEXT, "text", '{"text": "..."}')
+    text, body = _read_code(caller, body, MAX_COMPLETION_TEXT, "text", _COMPLETE_SHAPE)
     if isinstance(body, web.Response):
-        return await audit_refusal(store, request, "complete", body, code=text)
-    target = await resolve(request)
+        return await record_refusal(store, caller, where, "complete", body, code=text)
+    target = await _resolve(app, where, runs=True)
     if isinstance(target, web.Response):
-        return await audit_refusal(store, request, "complete", target, code=text)
-    row = await audit_action(store, request, "complete", code=text, agent_id=target.agent_id)
+        return await record_refusal(store, caller, where, "complete", target, code=text)
+    row = await record_action(store, caller, where, "complete", code=text, agent_id=target.agent_id)
     if row is None:
         return json_error(507, unaudited(store))
     try:
-        result = await request.app[RELAY].requests.complete(target.agent_id, target.frame_id, text)
+        result = await app[RELAY].requests.complete(target.agent_id, target.frame_id, text)
     except EvalFailure as failure:
         audit_outcome(store, row, "failed", f"HTTP {failure.status}: {failure.message}")
         return failure_error(failure)
     answer = _answer(result)
     audit_outcome(store, row, "ok" if answer["ok"] else "raised", str(answer["error"] or ""))
-    return web.json_response(answer)
+    return web.Response(text=wire_json(answer), content_type="application/json")
 
 
-async def _interrupt(request: web.Request, resolve: Resolve) -> web.Response:
-    refused = _may_run_code(request)
+async def _http_eval(request: web.Request) -> web.Response:
+    body = await _json_object(request, MAX_CODE_CHARS, _EVAL_SHAPE)
+    return await run_eval(request.app, caller_of(request), request.match_info, body)
+
+
+async def _http_complete(request: web.Request) -> web.Response:
+    body = await _json_object(request, MAX_COMPLETION_TEXT, _COMPLETE_SHAPE)
+    return await run_complete(request.app, caller_of(request), request.match_info, body)
+
+
+async def _interrupt(request: web.Request) -> web.Response:
+    refused = _may_run_code(caller_of(request))
     if refused is not None:
         return refused
-    target = await resolve(request)
+    target = await _resolve(request.app, request.match_info, runs=True)
     if isinstance(target, web.Response):
         return target
     try:
@@ -251,43 +279,66 @@ async def _interrupt(request: web.Request, resolve: Resolve) -> web.Response:
     return web.json_response({"interrupted": result.interrupted})
 
 
-async def _transcript(request: web.Request, resolve: Resolve) -> web.Response:
+async def _transcript(request: web.Request) -> web.Response:
     try:
         limit = int(request.query.get("limit", str(_TRANSCRIPT_LIMIT)))
     except ValueError:
         return json_error(400, "limit must be an integer")
     if limit < 1 or limit > _MAX_TRANSCRIPT_LIMIT:
         return json_error(400, f"limit must be between 1 and {_MAX_TRANSCRIPT_LIMIT}")
-    target = await resolve(request)
+    target = await _resolve(request.app, request.match_info, runs=False)
     if isinstance(target, web.Response):
         return target
     entries = await request.app[STORE].list_console_entries(target.key, limit)
-    if request[ROLE_KEY] != "full":  # readers who may not run code get secrets masked
+    if caller_of(request).role != "full":  # readers who may not run code get secrets masked
         entries = mask_for_viewer(entries)
     return web.json_response({"entries": entries})
 
 
-def _bind(
-    action: Callable[[web.Request, Resolve], Awaitable[web.Response]], resolve: Resolve
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        return await action(request, resolve)
+def _where_of(console: str) -> dict[str, str] | None:
+    """The route names of a console path (``reports/{id}/frames/{index}``, ``agents/{id}``)."""
+    parts = [unquote(part) for part in console.split("/")]
+    if len(parts) == 4 and parts[0] == "reports" and parts[2] == "frames" and parts[1]:
+        return {"report_id": parts[1], "index": parts[3]}
+    if len(parts) == 2 and parts[0] == "agents" and parts[1]:
+        return {"agent_id": parts[1]}
+    return None
 
-    handler.__doc__ = action.__doc__
-    return handler
+
+ConsoleCommand = Callable[[Caller, dict[str, Any]], Awaitable[tuple[int, str]]]
+
+
+def console_command(app: web.Application) -> ConsoleCommand:
+    """What the dashboard's WebSocket calls for an ``eval`` or ``complete`` message of a tab
+    that proved its session: the same ``run_eval``/``run_complete`` as the HTTP routes, with
+    the message as the body; ``(HTTP status, JSON answer)`` as the route would answer."""
+
+    async def command(caller: Caller, message: dict[str, Any]) -> tuple[int, str]:
+        console = message.get("console")
+        where = _where_of(console) if isinstance(console, str) else None
+        if where is None:
+            error = 'a console message needs "console": "reports/{id}/frames/{n}" | "agents/{id}"'
+            return 400, wire_json({"error": error})
+        name = message.get("name", "")
+        name = clean_name(name) if isinstance(name, str) else ""
+        caller = Caller(caller.role, name, caller.client)
+        run = run_eval if message.get("type") == "eval" else run_complete
+        response = await run(app, caller, where, message)
+        body = response.body
+        text = bytes(body).decode() if isinstance(body, (bytes, bytearray)) else "{}"
+        return response.status, text
+
+    return command
 
 
 def console_routes() -> list[web.RouteDef]:
     """The console routes of frames and of agents' process consoles (docs/api.md)."""
     routes = []
-    for base, resolve in (
-        ("/api/reports/{report_id}/frames/{index}", _frame_target),
-        ("/api/agents/{agent_id}", _agent_target),
-    ):
+    for base in ("/api/reports/{report_id}/frames/{index}", "/api/agents/{agent_id}"):
         routes += [
-            web.post(f"{base}/eval", _bind(_run_eval, resolve)),
-            web.post(f"{base}/complete", _bind(_complete, resolve)),
-            web.post(f"{base}/interrupt", _bind(_interrupt, resolve)),
-            web.get(f"{base}/transcript", _bind(_transcript, resolve)),
+            web.post(f"{base}/eval", _http_eval),
+            web.post(f"{base}/complete", _http_complete),
+            web.post(f"{base}/interrupt", _interrupt),
+            web.get(f"{base}/transcript", _transcript),
         ]
     return routes

@@ -15,6 +15,17 @@ the broker relays it to the other tabs with the name and id it knows for that ta
 the typing message carries), at most one notice per tab every ``TYPING_INTERVAL`` seconds
 (an ``active: false`` always passes). The dashboard forgets a notice after a few seconds.
 
+Console commands: a tab runs evals and completions over this socket instead of one HTTP
+request each (``{"type": "eval", "id": n, "console": "reports/{id}/frames/{n}" |
+"agents/{id}", "code", "interactive", "name"}`` and ``{"type": "complete", "id": n, "console",
+"text"}``), answered to that tab alone as ``{"type": "answer", "id": n, "status", "body"}``,
+``status`` and ``body`` being what the HTTP route answers (the same code runs both). The
+cookie alone runs nothing: a socket opened with the session cookie must first prove the
+session's key (``{"type": "auth", "key"}``, answered ``{"type": "auth", "ok", "error"?}``),
+as every state-changing HTTP request does with its header, and commands before that are
+refused (403). A socket opened with a Bearer token has proved its credential already. The
+session is checked again on each command (a logout ends what its sockets may do).
+
 Nothing a tab sends is trusted:
 messages are small, typed and validated field by field, rate-limited, and a tab that keeps
 sending garbage is disconnected. Invalid messages are dropped and counted, never fatal.
@@ -29,12 +40,13 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from debugbroker.broker.http.auth import ROLE_KEY
+from debugbroker.broker.http.auth import ROLE_KEY, SESSION_KEY, AccessPolicy, Caller, Session
 from debugbroker.broker.render.masking import mask_for_viewer
 from debugbroker.broker.wire import wire_json
 
@@ -43,13 +55,23 @@ __all__ = [
     "Viewer",
     "parse_presence",
     "parse_typing",
+    "parse_command",
+    "ConsoleCommand",
+    "MAX_COMMAND_BYTES",
     "MAX_NAME_CHARS",
     "TYPING_INTERVAL",
 ]
 
 log = logging.getLogger("debugbroker.ws")
 _QUEUE_SIZE = 1_000
-_MAX_INCOMING = 2 * 1024  # a presence message is tiny; anything larger closes the socket
+_MAX_INCOMING = 2 * 1024  # presence and typing are tiny: a larger one closes the socket
+# An eval's code is at most 100,000 characters (the HTTP route's limit), up to 4 bytes each
+# in UTF-8 and 6 as a JSON escape; a larger message closes the socket too.
+MAX_COMMAND_BYTES = 6 * 100_000 + 4096
+_MAX_IN_FLIGHT = 16  # commands of one tab running at once; more are refused (429)
+_MAX_COMMAND_ID = 2**53  # a JSON number every browser keeps exactly
+# The console's own code, called for a proven tab's command: (caller, message) -> (status, JSON).
+ConsoleCommand = Callable[[Caller, dict[str, Any]], Awaitable[tuple[int, str]]]
 MAX_NAME_CHARS = 40
 _MAX_VIEWERS = 200  # listed in presence events; more tabs still connect, unlisted
 _MAX_FRAME_INDEX = 1_000_000
@@ -109,6 +131,29 @@ def parse_presence(text: str) -> tuple[str, str | None, int | None] | None:
     return name, report, frame
 
 
+def parse_command(text: str) -> dict[str, Any] | None:
+    """A tab's ``auth``, ``eval`` or ``complete`` message, or None when it is none of them.
+
+    Only the envelope is checked here (``type``, and an integer ``id`` for commands); the
+    fields of a command are checked by the console, as those of an HTTP body are.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    if kind == "auth":
+        return data if isinstance(data.get("key"), str) else None
+    if kind not in ("eval", "complete"):
+        return None
+    number = data.get("id")
+    if isinstance(number, bool) or not isinstance(number, int):
+        return None
+    return data if 0 <= number < _MAX_COMMAND_ID else None
+
+
 def parse_typing(text: str) -> tuple[str, bool] | None:
     """``(console, active)`` from a tab's typing message, or None when it is not one or invalid."""
     try:
@@ -136,11 +181,25 @@ class _Client:
         "rejected",
         "typed",
         "role",
+        "session",
+        "proven",
+        "client",
+        "in_flight",
     )
 
-    def __init__(self, socket: web.WebSocketResponse, role: str = "full") -> None:
+    def __init__(
+        self,
+        socket: web.WebSocketResponse,
+        role: str = "full",
+        session: Session | None = None,
+        client: str = "",
+    ) -> None:
         self.socket = socket
         self.role = role  # "view": console entries reach it with secrets masked
+        self.session = session  # opened with the cookie: commands wait for its key
+        self.proven = session is None  # a Bearer token proved itself at the handshake
+        self.client = client
+        self.in_flight: set[asyncio.Task[None]] = set()
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE_SIZE)
         self.task: asyncio.Task[None] | None = None
         self.viewer: Viewer | None = None
@@ -168,12 +227,19 @@ class _Client:
         return True
 
 
+def _answer_text(number: int, status: int, body: str) -> str:
+    """A command's answer: ``body`` is JSON text already (the console's answer)."""
+    return f'{{"type":"answer","id":{number},"status":{status},"body":{body}}}'
+
+
 class EventHub:
     """The connected dashboards and the fan-out of events to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: AccessPolicy | None = None) -> None:
         self._clients: set[_Client] = set()
         self.rejected_messages = 0
+        self.policy = policy  # to check a tab's session on each command
+        self.commands: ConsoleCommand | None = None  # set once the console's routes exist
 
     @property
     def viewers(self) -> list[Viewer]:
@@ -207,9 +273,10 @@ class EventHub:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /api/ws``: the event stream (authenticated by the security middleware)."""
-        socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MAX_INCOMING)
+        socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_COMMAND_BYTES)
         await socket.prepare(request)
-        client = _Client(socket, request.get(ROLE_KEY, "view"))
+        session = request.get(SESSION_KEY)
+        client = _Client(socket, request.get(ROLE_KEY, "view"), session, request.remote or "")
         client.task = asyncio.create_task(self._send_loop(client))
         self._clients.add(client)
         viewer_id = secrets.token_hex(6)
@@ -218,7 +285,17 @@ class EventHub:
                 if message.type == WSMsgType.ERROR:
                     break
                 text = message.data if message.type == WSMsgType.TEXT else None
-                if text is not None and await self._receive(client, viewer_id, text):
+                command = parse_command(text) if text is not None else None
+                if command is not None and self._command(client, command):
+                    continue
+                if command is None and text is not None and len(text) > _MAX_INCOMING:
+                    await socket.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"too big")
+                    break
+                if (
+                    command is None
+                    and text is not None
+                    and await self._receive(client, viewer_id, text)
+                ):
                     continue
                 self.rejected_messages += 1
                 client.rejected += 1
@@ -227,6 +304,9 @@ class EventHub:
                     break
         finally:
             self._clients.discard(client)
+            # Commands still running finish (their transcript entries and audit rows end as
+            # over HTTP, where a closed connection does not cancel an eval); their answers
+            # have nowhere to go.
             client.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await client.task
@@ -275,6 +355,70 @@ class EventHub:
                 with contextlib.suppress(asyncio.QueueFull):
                     other.queue.put_nowait(text)
         return True
+
+    def _command(self, client: _Client, message: dict[str, Any]) -> bool:
+        """Start a tab's command (or take its key); its answer goes to that tab alone. False
+        for a wrong key or one sent too fast: counted like an invalid message (past
+        ``_MAX_REJECTED`` the socket is closed), and rate-limited like presence."""
+        if message["type"] == "auth":
+            return client.within_rate() and self._authenticate(client, message["key"])
+        number = message["id"]
+        if not client.proven:
+            error = (
+                'this socket has not proved the session: send {"type": "auth", "key": ...} '
+                "first (the cookie alone runs nothing)"
+            )
+            self._answer(client, number, 403, wire_json({"error": error}))
+            return True
+        if client.session is not None and (
+            self.policy is None or not self.policy.session_live(client.session)
+        ):
+            client.proven = False
+            self._answer(client, number, 401, wire_json({"error": "the session has ended"}))
+            return True
+        if self.commands is None or len(client.in_flight) >= _MAX_IN_FLIGHT:
+            error = "too many console commands at once on this socket; wait for their answers"
+            self._answer(client, number, 429, wire_json({"error": error}))
+            return True
+        caller = Caller("full" if client.role == "full" else "view", "", client.client)
+        task = asyncio.create_task(self._run_command(client, caller, number, message))
+        client.in_flight.add(task)
+        task.add_done_callback(client.in_flight.discard)
+        return True
+
+    def _authenticate(self, client: _Client, key: str) -> bool:
+        session = client.session
+        if session is None:  # Bearer: nothing to prove
+            ok = True
+        else:
+            ok = self.policy is not None and self.policy.session_live(session)
+            ok = ok and session.key_matches(key)
+        client.proven = ok
+        answer: dict[str, Any] = {"type": "auth", "ok": ok, "role": client.role}
+        if not ok:
+            answer["error"] = "that is not this session's key: log in again in this tab"
+        self._send_one(client, answer)
+        return ok
+
+    async def _run_command(
+        self, client: _Client, caller: Caller, number: int, message: dict[str, Any]
+    ) -> None:
+        assert self.commands is not None
+        try:
+            status, body = await self.commands(caller, message)
+        except Exception:
+            log.exception("a console command over the WebSocket failed")
+            status, body = 500, wire_json({"error": "internal error in the broker; see its log"})
+        # Sent now, not through the send loop's queue (a loop turn); the events it may pass
+        # (the entry's "done") are merged by id on the tab.
+        if not client.socket.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await client.socket.send_str(_answer_text(number, status, body))
+
+    def _answer(self, client: _Client, number: int, status: int, body: str) -> None:
+        """Queue a command's answer for the tab (refusals; results are sent at once)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(_answer_text(number, status, body))
 
     def _presence_event(self) -> dict[str, Any]:
         return {"type": "presence", "viewers": [viewer.to_json() for viewer in self.viewers]}

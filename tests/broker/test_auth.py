@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from debugbroker.broker.http.ws import MAX_COMMAND_BYTES
 from tests.conftest import Broker, HttpAnswer, Process, base_env, free_port, http, wait_for
 
 API_ROUTES = [
@@ -431,7 +432,7 @@ def test_websocket_messages_are_size_capped(broker: Broker) -> None:
     async def send_big() -> tuple[Any, Any]:
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(url, headers=broker.auth()) as socket:
-                await socket.send_str("x" * (64 * 1024 + 1))
+                await socket.send_str("x" * (MAX_COMMAND_BYTES + 1))
                 message = await socket.receive(timeout=10)
                 return message.type, socket.close_code
 

@@ -12,6 +12,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from debugbroker.agent.options import Options
 from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report
-from tests.conftest import DEADLINE, Broker, HttpAnswer, node_text, wait_for
+from tests.conftest import DEADLINE, Broker, HttpAnswer, http, node_text, wait_for
 
 
 def make_agent(broker: Broker, **options: Any) -> Transport:
@@ -347,5 +348,158 @@ def test_readers_with_the_view_token_get_console_output_with_secrets_masked(
         assert node_text(entries[0]["result"]["result"]).count("6") == 1  # the rest is kept
     finally:
         listener.close()
+        agent.close()
+        broker.stop()
+
+
+# --- the console over the dashboard's WebSocket ------------------------------------------------
+
+
+class ConsoleSocket:
+    """A dashboard tab's WebSocket, driven from a test: send a message, read its answer."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+        self.ws = ws
+        self.number = 0
+
+    async def read(self, kind: str, number: int | None = None) -> dict[str, Any]:
+        """The next message of type ``kind`` (and command ``number``), events skipped."""
+        while True:
+            message = await asyncio.wait_for(self.ws.receive(), DEADLINE)
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            data: dict[str, Any] = json.loads(message.data)
+            if data.get("type") == kind and (number is None or data.get("id") == number):
+                return data
+
+    async def prove(self, key: str) -> dict[str, Any]:
+        await self.ws.send_str(json.dumps({"type": "auth", "key": key}))
+        return await self.read("auth")
+
+    async def command(self, kind: str, console: str, **fields: Any) -> tuple[int, Any]:
+        """(status, body) of an eval or completion sent as the dashboard sends it."""
+        self.number += 1
+        message = {"type": kind, "id": self.number, "console": console, **fields}
+        await self.ws.send_str(json.dumps(message))
+        answer = await self.read("answer", self.number)
+        return answer["status"], answer["body"]
+
+
+async def _with_socket(
+    broker: Broker, headers: dict[str, str], run: Callable[[ConsoleSocket], Any]
+) -> Any:
+    async with aiohttp.ClientSession() as session:
+        url = broker.url.replace("http", "ws") + "/api/ws"
+        async with session.ws_connect(url, headers=headers) as ws:
+            return await run(ConsoleSocket(ws))
+
+
+def audit_rows(broker: Broker, action: str) -> list[dict[str, Any]]:
+    answer = broker.get("/api/audit?limit=1000")
+    assert answer.status == 200, answer.text
+    return [row for row in answer.json()["entries"] if row["action"] == action]
+
+
+def test_a_cookie_socket_runs_nothing_until_it_proves_the_session_key(
+    broker: Broker, report: Report
+) -> None:
+    console = frame_path(report).removeprefix("/api/")
+    tab = broker.log_in()
+
+    async def run(socket: ConsoleSocket) -> None:
+        # Before any key, and with a wrong one: refused, nothing sent to the agent.
+        status, body = await socket.command("eval", console, code="total + 1")
+        assert status == 403 and "auth" in body["error"], body
+        assert (await socket.prove("not-the-key"))["ok"] is False
+        status, body = await socket.command("eval", console, code="total + 1")
+        assert status == 403, body
+        status, body = await socket.command("complete", console, text="tot")
+        assert status == 403, body
+        # The key proven: evals and completions run, through the same code as HTTP.
+        proof = await socket.prove(tab.key)
+        assert proof["ok"] is True and proof["role"] == "full", proof
+        status, body = await socket.command("eval", console, code="total + 1", name="Ada")
+        assert status == 200 and body["ok"] is True, body
+        assert node_text(body["result"]) == "7"
+        assert isinstance(body["entry"], int)
+        status, body = await socket.command("complete", console, text="tot")
+        assert status == 200 and "total" in body["matches"], body
+        # Bad input gets the HTTP route's own errors.
+        status, body = await socket.command("eval", console, code=42)
+        assert status == 400 and '"code"' in body["error"], body
+        status, body = await socket.command("eval", "reports/nope/frames/0", code="1")
+        assert status == 404, body
+        status, body = await socket.command("eval", "../../etc", code="1")
+        assert status == 400, body
+
+    asyncio.run(_with_socket(broker, tab.headers(key=False), run))
+    evals = audit_rows(broker, "eval")
+    ran = [row for row in evals if row["outcome"] == "ok"]
+    assert [(row["code"], row["name"]) for row in ran] == [("total + 1", "Ada")]
+    assert ran[0]["report_id"] == report.id and ran[0]["client"]
+    # The refusals before the key never reached the console: no rows, no transcript entry.
+    # The bad body and the missing report are the HTTP route's refusals, audited as there.
+    assert sorted(row["code"] for row in evals if row["outcome"] != "ok") == ["", "1"]
+    assert [entry["code"] for entry in transcript(broker, frame_path(report))] == ["total + 1"]
+
+
+def test_a_logout_ends_what_a_proven_socket_may_run(broker: Broker, report: Report) -> None:
+    console = frame_path(report).removeprefix("/api/")
+    tab = broker.log_in()
+
+    async def run(socket: ConsoleSocket) -> None:
+        assert (await socket.prove(tab.key))["ok"] is True
+        assert (await socket.command("eval", console, code="1"))[0] == 200
+        answer = http(
+            "POST", broker.url + "/logout", headers={"Cookie": tab.cookie, "Origin": tab.origin}
+        )
+        assert answer.status == 200
+        status, body = await socket.command("eval", console, code="2")
+        assert status == 401, body
+        assert (await socket.prove(tab.key))["ok"] is False
+
+    asyncio.run(_with_socket(broker, tab.headers(key=False), run))
+
+
+def test_a_bearer_socket_runs_evals_without_an_auth_message(broker: Broker, report: Report) -> None:
+    console = frame_path(report).removeprefix("/api/")
+
+    async def run(socket: ConsoleSocket) -> None:
+        status, body = await socket.command("eval", console, code="total * 2")
+        assert status == 200 and node_text(body["result"]) == "12", body
+
+    asyncio.run(_with_socket(broker, broker.auth(), run))
+
+
+def test_a_view_only_session_is_refused_evals_over_the_socket(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, "--view-token", "view-token-123456").start()
+    agent = make_agent(broker)
+    try:
+        try:
+            checkout([1, 2, 3])
+        except ValueError as error:
+            sent = build_report(
+                error,
+                report_id=uuid.uuid4().hex,
+                agent_id=agent.agent_id,
+                options=agent.options,
+                registry=agent.registry,
+            )
+        agent.submit_report(sent)
+        wait_for(lambda: broker.get(f"/api/reports/{sent.id}").status == 200, what="the report")
+        console = frame_path(sent).removeprefix("/api/")
+        tab = broker.log_in("view-token-123456")
+
+        async def run(socket: ConsoleSocket) -> None:
+            proof = await socket.prove(tab.key)
+            assert proof["ok"] is True and proof["role"] == "view", proof
+            status, body = await socket.command("eval", console, code="total")
+            assert status == 403 and "not run code" in body["error"], body
+            status, body = await socket.command("complete", console, text="tot")
+            assert status == 403, body
+
+        asyncio.run(_with_socket(broker, tab.headers(key=False), run))
+        refused = audit_rows(broker, "eval")
+        assert [(row["outcome"], row["role"]) for row in refused] == [("refused", "view")]
+    finally:
         agent.close()
         broker.stop()

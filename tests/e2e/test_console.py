@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
-from tests.conftest import AppServer, Broker, node_text, wait_for
+from tests.conftest import DEADLINE, AppServer, Broker, node_text, wait_for
 from tests.e2e.browser import OpenPage, log_in
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -203,7 +204,7 @@ def test_top_level_await_runs_on_the_apps_own_loop_under_uvicorn(
 def test_the_driver_sees_the_answer_at_once_and_once(
     broker: Broker, shop: AppServer, open_page: OpenPage
 ) -> None:
-    """The eval's HTTP answer shows the result in the driver's console by itself (its
+    """The eval's answer shows the result in the driver's console by itself (its
     WebSocket console events are dropped here); a normal tab gets it from the WebSocket, and
     the driver, with both the answer and the event, shows it once."""
     report = raise_order(shop, broker, 7)
@@ -248,3 +249,127 @@ def test_the_driver_sees_the_answer_at_once_and_once(
     expect(other.get_by_test_id("console-entry")).to_have_count(2)
     expect(other.get_by_test_id("console-entry").nth(1)).to_have_attribute("data-state", "done")
     expect(other.get_by_test_id("console-output")).to_have_text(["21", "28"])
+
+
+def until(page: Page, predicate: Callable[[], bool], what: str) -> None:
+    """Wait for ``predicate`` while Playwright delivers the page's events (socket frames)."""
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(50)
+
+
+def console_commands(message: str | bytes, kind: str) -> str | None:
+    """The code of an ``eval`` (or text of a ``complete``) message a tab sent, else None."""
+    text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("type") != kind:
+        return None
+    return str(data.get("code", data.get("text", "")))
+
+
+def test_the_console_runs_over_the_websocket_and_through_a_broker_restart(
+    broker: Broker, shop: AppServer, open_page: OpenPage
+) -> None:
+    """Evals and completions go over the open WebSocket (no HTTP request each); the broker
+    restarts (same data dir and ports); the console works on, and over the socket again."""
+    report = raise_order(shop, broker, 7)
+    index = view_frame(report)
+    page, guard = open_page()
+    guard.allow(r"WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource|502|503")
+    sent: list[tuple[str, str]] = []  # (kind, code) of console messages on any socket
+    proofs: list[bool] = []  # the broker's answers to the sockets' keys
+
+    def watch(socket: Any) -> None:
+        def on_sent(payload: str | bytes) -> None:
+            for kind in ("eval", "complete"):
+                code = console_commands(payload, kind)
+                if code is not None:
+                    sent.append((kind, code))
+
+        def on_received(payload: str | bytes) -> None:
+            text = payload if isinstance(payload, str) else ""
+            if text.startswith('{"type":"auth"'):
+                proofs.append(json.loads(text)["ok"] is True)
+
+        socket.on("framesent", on_sent)
+        socket.on("framereceived", on_received)
+
+    page.on("websocket", watch)
+    over_http: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            over_http.append(request.url)
+            if request.method == "POST" and re.search(r"/(eval|complete)$", request.url)
+            else None
+        ),
+    )
+    console = open_console(log_in(page, broker), report, index, "Ada")
+    until(page, lambda: proofs == [True], "the socket to prove the session key")
+
+    run(console, "order_id * 3")
+    outputs = console.get_by_test_id("console-output")
+    expect(outputs).to_have_text(["21"])
+    field = console.get_by_test_id("console-input")
+    field.fill("order_i")
+    field.press("Tab")
+    expect(field).to_have_value("order_id")
+    assert sent == [("eval", "order_id * 3"), ("complete", "order_i")]
+    assert over_http == []
+
+    broker.stop()
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-state", "open")
+    broker.start()  # same data dir and ports: the session and the report are still there
+    wait_for(lambda: len(broker.live_agents()) == 2, what="both workers back with the broker")
+    run(console, "order_id * 4")  # over HTTP if the socket is not back yet, else over it
+    expect(outputs).to_have_text(["21", "28"])
+
+    until(page, lambda: proofs == [True, True], "the reconnected socket to prove the key")
+    before = len(over_http)
+    run(console, "order_id * 5")
+    expect(outputs).to_have_text(["21", "28", "35"])
+    assert sent[-1] == ("eval", "order_id * 5") and len(over_http) == before
+    # Everyone's transcript (a reload) has all three, in order, from the one store.
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    console = open_console(page, report, index, "Ada")
+    expect(console.get_by_test_id("console-output")).to_have_text(["21", "28", "35"])
+
+
+def test_the_console_falls_back_to_http_when_the_socket_cannot_prove_the_key(
+    broker: Broker, shop: AppServer, open_page: OpenPage
+) -> None:
+    """A socket the broker never answers with a proven key (here the key is dropped on the
+    way): the console sends its evals over HTTP, and they work."""
+    report = raise_order(shop, broker, 7)
+    index = view_frame(report)
+    page, _ = open_page()
+
+    def without_the_key(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if isinstance(message, str) and message.startswith('{"type":"auth"'):
+                return
+            server.send(message)
+
+        route.on_message(to_server)
+
+    page.route_web_socket(re.compile(r".*/api/ws$"), without_the_key)
+    over_http: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            over_http.append(request.url)
+            if request.method == "POST" and request.url.endswith("/eval")
+            else None
+        ),
+    )
+    console = open_console(log_in(page, broker), report, index, "Ada")
+    run(console, "order_id * 6")
+    expect(console.get_by_test_id("console-output")).to_have_text(["42"])
+    assert len(over_http) == 1

@@ -77,6 +77,21 @@ function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
 }
 
+/** The message and reason of the broker's JSON error body ({"error", "reason"?}), or null. */
+function brokerError(parsed: unknown): { message: string; reason: FailureReason | null } | null {
+  if (parsed === null || typeof parsed !== "object" || !("error" in parsed)) return null;
+  const { error, reason } = parsed as { error: unknown; reason?: unknown };
+  const known = typeof reason === "string" && FAILURE_REASONS.has(reason) ? (reason as FailureReason) : null;
+  return typeof error === "string" && error ? { message: error, reason: known } : null;
+}
+
+/** The ApiError of an error answer that came as a status and a parsed JSON body (the socket's). */
+function apiErrorOf(status: number, body: unknown): ApiError {
+  const found = brokerError(body);
+  if (status === 401) onUnauthorized();
+  return new ApiError(status, found?.message ?? `${status}`, found?.reason ?? null);
+}
+
 /** The broker's message (and reason) of an error answer, or a fallback from its text. */
 async function errorOf(response: Response): Promise<{ message: string; reason: FailureReason | null }> {
   const fallback = `${response.status} ${response.statusText}`.trim();
@@ -87,12 +102,8 @@ async function errorOf(response: Response): Promise<{ message: string; reason: F
     return { message: fallback, reason: null };
   }
   try {
-    const parsed: unknown = JSON.parse(body);
-    if (parsed !== null && typeof parsed === "object" && "error" in parsed) {
-      const { error, reason } = parsed as { error: unknown; reason?: unknown };
-      const known = typeof reason === "string" && FAILURE_REASONS.has(reason) ? (reason as FailureReason) : null;
-      if (typeof error === "string" && error) return { message: error, reason: known };
-    }
+    const found = brokerError(JSON.parse(body));
+    if (found !== null) return found;
   } catch {
     // not JSON: a proxy's page or plain text; show the start of it
   }
@@ -283,6 +294,7 @@ function fetchTranscript(console: ConsolePath): Promise<Transcript> {
 
 export {
   ApiError,
+  apiErrorOf,
   completeInConsole,
   type ConsolePath,
   createShareLink,

@@ -1,5 +1,7 @@
 // The live event stream: one WebSocket to /api/ws that reconnects with exponential backoff.
-// It only parses and forwards events; what they mean for the app's state lives in state/.
+// It parses and forwards events (what they mean for the app's state lives in state/), and
+// carries the console's evals and completions once it has proved the session's key: the
+// cookie opens the socket, the key (sent as its first message) lets it run code.
 import type {
   ConsoleEvent,
   FramesEvent,
@@ -25,6 +27,34 @@ interface SocketHandlers {
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
   onOpen(): void;
+  /** The session's key this tab holds, sent first on every (re)connect. */
+  sessionKey(): string | null;
+}
+
+/** A console command sent over the socket; its answer is what the HTTP route would answer. */
+type CommandMessage =
+  | { type: "eval"; console: string; code: string; interactive: boolean; name: string }
+  | { type: "complete"; console: string; text: string };
+
+/** The broker's answer to a command: the HTTP status and JSON body of the same route. */
+interface CommandAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** The command was sent but the socket closed before its answer: it may have run. */
+class CommandLost extends Error {
+  constructor() {
+    super("The connection to the broker closed before the answer came; it may have run (see the transcript).");
+    this.name = "CommandLost";
+  }
+}
+
+let sendOverSocket: ((message: CommandMessage) => Promise<CommandAnswer>) | null = null;
+
+/** Send a console command over the open, proven socket; null when there is none (use HTTP). */
+function sendCommand(message: CommandMessage): Promise<CommandAnswer> | null {
+  return sendOverSocket === null ? null : sendOverSocket(message);
 }
 
 interface EventSocket {
@@ -59,12 +89,26 @@ function isPresenceMessage(value: unknown): value is PresenceMessage {
   return false;
 }
 
+function isAnswer(value: unknown): value is { type: "answer"; id: number; status: number; body: unknown } {
+  if (value === null || typeof value !== "object") return false;
+  const record = value as Record<string, unknown>;
+  return record.type === "answer" && typeof record.id === "number" && typeof record.status === "number";
+}
+
+function isAuthAnswer(value: unknown): value is { type: "auth"; ok: boolean } {
+  if (value === null || typeof value !== "object") return false;
+  const record = value as Record<string, unknown>;
+  return record.type === "auth" && typeof record.ok === "boolean";
+}
+
 /** Open the event stream and keep it open until close() is called. */
 function connectEvents(handlers: SocketHandlers): EventSocket {
   let socket: WebSocket | null = null;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
   let closed = false;
+  let nextId = 1;
+  const pending = new Map<number, { resolve(answer: CommandAnswer): void; reject(error: Error): void }>();
 
   const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/ws`;
 
@@ -82,8 +126,16 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
     handlers.onStatus({ state: "connecting" });
     const current = new WebSocket(url);
     socket = current;
+    const command = (message: CommandMessage): Promise<CommandAnswer> =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        current.send(JSON.stringify({ ...message, id }));
+      });
     current.onopen = () => {
       failures = 0;
+      const key = handlers.sessionKey();
+      if (key !== null) current.send(JSON.stringify({ type: "auth", key }));
       handlers.onStatus({ state: "open" });
       handlers.onOpen();
     };
@@ -97,8 +149,18 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
       }
       if (isServerEvent(parsed)) handlers.onEvent(parsed);
       else if (isPresenceMessage(parsed)) handlers.onPresence?.(parsed);
+      else if (isAnswer(parsed)) {
+        const waiting = pending.get(parsed.id);
+        pending.delete(parsed.id);
+        waiting?.resolve({ status: parsed.status, body: parsed.body });
+      } else if (isAuthAnswer(parsed) && socket === current) {
+        sendOverSocket = parsed.ok ? command : null; // refused: the console uses HTTP
+      }
     };
     current.onclose = () => {
+      if (sendOverSocket === command) sendOverSocket = null;
+      for (const waiting of pending.values()) waiting.reject(new CommandLost());
+      pending.clear();
       if (socket !== current) return;
       socket = null;
       if (!closed) schedule();
@@ -119,9 +181,20 @@ function connectEvents(handlers: SocketHandlers): EventSocket {
     close() {
       closed = true;
       clearTimeout(timer);
+      sendOverSocket = null;
       socket?.close();
     },
   };
 }
 
-export { connectEvents, type PresenceMessage, type EventSocket, type SocketHandlers, type SocketStatus };
+export {
+  CommandLost,
+  connectEvents,
+  sendCommand,
+  type CommandAnswer,
+  type CommandMessage,
+  type PresenceMessage,
+  type EventSocket,
+  type SocketHandlers,
+  type SocketStatus,
+};

@@ -1,19 +1,15 @@
 // Console state. The transcript of each console is the broker's: loaded when the console
 // opens, kept live by the WebSocket's "console" events (everyone watching sees every entry,
-// tagged with its author), reloaded after a reconnect. Whoever ran an eval sees its result
-// from the HTTP answer at once (its `entry` id names the transcript entry); the WebSocket
+// tagged with its author), reloaded after a reconnect. Evals and completions go over the
+// WebSocket when it is up, else over HTTP (api/console.ts). Whoever ran an eval sees its result
+// from the answer at once (its `entry` id names the transcript entry); the WebSocket
 // copy of the same entry then replaces it by id, so it is never shown twice. The input history (↑/↓) is this
 // browser's, per console, in localStorage; so is the display name sent with each eval.
 // Which frame consoles are open is state too: the console toggle, the "c" shortcut and an
 // entry's permalink (#/reports/{id}/frames/{index}/console/{entry}) all open one by setting it.
 import { effect, signal, type Signal } from "@preact/signals";
-import {
-  completeInConsole,
-  evaluateInConsole,
-  fetchTranscript,
-  interruptConsole,
-  type ConsolePath,
-} from "../api/client";
+import { fetchTranscript, interruptConsole, type ConsolePath } from "../api/client";
+import { runCompletion, runEval } from "../api/console";
 import type { CompleteResult, ConsoleEntry, ConsoleEvent, EvalResult } from "../api/types";
 import { route } from "./route";
 
@@ -197,7 +193,7 @@ type Submitted = { incomplete: true } | { incomplete: false; result: EvalResult 
  * Errors of the request itself (process gone…) throw an ApiError with the broker's message.
  */
 async function submitInput(console: ConsolePath, code: string, interactive: boolean): Promise<Submitted> {
-  const answer = await evaluateInConsole(console, code, interactive, displayName.value);
+  const answer = await runEval(console, code, interactive, displayName.value);
   if (answer.incomplete) return { incomplete: true };
   remember(console, code);
   const { entry, ...result } = answer;
@@ -226,7 +222,7 @@ function showAnswer(console: ConsolePath, id: number, code: string, result: Eval
 
 /** Completions for the end of `text` (the text before the cursor). */
 function completeInput(console: ConsolePath, text: string): Promise<CompleteResult> {
-  return completeInConsole(console, text);
+  return runCompletion(console, text);
 }
 
 /** Interrupt what runs in this console; resolves to how many evals were interrupted. */

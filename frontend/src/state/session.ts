@@ -90,6 +90,7 @@ function openEvents(): void {
       else applyEvent(event);
     },
     onPresence: applyPresence,
+    sessionKey: currentSessionKey,
     onStatus: (status) => {
       if (!loginRequired.value) connection.value = status;
     },
