@@ -85,6 +85,20 @@ def _report(agent_id: str, number: int) -> Report:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, all its threads (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ingest(broker: Broker, count: int) -> tuple[float, float]:
+    """``_send``: the reports per second, and the broker's CPU µs per report meanwhile."""
+    pid = broker.process.pid if broker.process else 0
+    cpu = _cpu_seconds(pid)
+    seconds = _send(broker, count)
+    return count / seconds, (_cpu_seconds(pid) - cpu) / count * 1e6
+
+
 def _send(broker: Broker, count: int) -> float:
     """Send ``count`` reports as one agent; the seconds until the broker counted them all."""
     agent = RawAgent(broker.zmq_url, secret=broker.secret)  # the agent's socket and keys
@@ -173,7 +187,7 @@ def run(settings: Settings) -> list[Row]:
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Broker(workdir, "--agent-timeout", "30").start()
     try:
-        seconds = _send(broker, count)
+        rate, cpu = _ingest(broker, count)
         groups = broker.get("/api/groups?limit=1000").json()["groups"]
         exact = len(groups) == min(count, FINGERPRINTS) and _seen(broker) == count
         kept = sum(int(group["kept"]) for group in groups)
@@ -184,8 +198,8 @@ def run(settings: Settings) -> list[Row]:
         size = _data_size(broker) / MB
     finally:
         broker.stop()
-    rate = count / seconds
     baseline_rate: float | None = None
+    baseline_cpu: float | None = None
     baseline_note = "no baseline run"
     code = None if settings.quick else baseline_code(settings.workdir)
     if code is not None:
@@ -194,7 +208,7 @@ def run(settings: Settings) -> list[Row]:
         base_dir.mkdir(parents=True, exist_ok=True)
         baseline = Broker(base_dir, "--agent-timeout", "30", code=code[0]).start()
         try:
-            baseline_rate = base_count / _send(baseline, base_count)
+            baseline_rate, baseline_cpu = _ingest(baseline, base_count)
         finally:
             baseline.stop()
         baseline_note = f"today's broker ({code[1]}): {baseline_rate:,.0f}/s over {base_count:,}"
@@ -218,7 +232,18 @@ def run(settings: Settings) -> list[Row]:
             "x",
             ">= 1.00x",
             None if baseline_rate is None or judged is None else rate >= baseline_rate,
-            f"{seconds:.1f} s for {count:,} reports",
+            f"{count / rate:.1f} s for {count:,} reports",
+        ),
+        Row(
+            "8 days of errors",
+            "broker CPU per report ingested (lower is better)",
+            cpu,
+            None,
+            "µs",
+            "",
+            None,
+            "all its threads, from /proc; "
+            + (f"today's broker {baseline_cpu:,.0f} µs" if baseline_cpu else "no baseline run"),
         ),
         Row(
             "8 days of errors",
