@@ -127,7 +127,8 @@ def test_a_file_of_schema_version_2_opens_without_the_fingerprint_index(tmp_path
     path = tmp_path / "db.sqlite3"
     shutil.copy(_FIXTURE, path)
     _with_store(path, None, lambda store: store.list_groups(10))
-    with closing(sqlite3.connect(path)) as connection, connection:  # what the version-2 broker left: one more index
+    # What the version-2 broker left: one more index.
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE INDEX reports_fingerprint ON reports (fingerprint)")
         connection.execute("PRAGMA user_version = 2")
     groups = _with_store(path, None, lambda store: store.list_groups(10))
