@@ -51,6 +51,7 @@ class Settings:
 
     quick: bool
     workdir: Path
+    reports: int | None = None  # ``--reports N``: the size of the benchmarks that take one
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,17 +4,19 @@ A real ``debugbroker serve`` with its default retention; a real zmq DEALER says 
 sends ``ReportMessage``s encoded by the agent's encoder (the agent protocol), with
 heartbeats, as fast as the broker takes them (zmq's high-water mark paces the sender). Each
 report has a frame with a few locals (about 2 KB of JSON); its function name picks one of
-1,000 fingerprints. Measured: the ingest rate (first send to the last report counted),
-the same ingest into today's broker (``--baseline-path``, default /work/main, for at most
-``_BASELINE_MAX`` reports: it keeps every report), the data dir's size, ``GET /api/reports``,
-``GET /api/groups`` and a search's p50/p95, the broker's RSS, and whether the groups'
-counts add up to N exactly.
+1,000 fingerprints. Measured: the ingest rate (first send to the last report stored), the
+same ingest into today's broker (the code before issue 19's store, ``BASELINE_COMMIT``
+taken from this repository's history, or ``DEBUGBROKER_BENCH_BASELINE``: another commit or a
+checkout; at most ``_BASELINE_MAX`` reports, as it keeps every one), the data dir's size,
+``GET /api/reports``, ``GET /api/groups`` and a search's p50/p95, the broker's RSS, and
+whether the groups' counts add up to N exactly. N: ``--reports N``, else
+``DEBUGBROKER_BENCH_REPORTS``, else one million (``--quick``: 3,000).
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -32,15 +34,16 @@ from debugbroker.protocol import (
 from debugbroker.protocol.encoder import encode
 from tests.broker.test_security_agents import RawAgent
 
-from .common import Broker, Process, Row, Settings, base_env, percentile, rss_bytes
+from .common import ROOT, Broker, Row, Settings, percentile, rss_bytes
 
-__all__ = ["run"]
+__all__ = ["BASELINE_COMMIT", "run"]
 
 FINGERPRINTS = 1_000
-FULL_N = int(os.environ.get("DEBUGBROKER_BENCH_REPORTS", "1000000"))
+FULL_N = 1_000_000
 QUICK_N = 3_000
-_BASELINE_MAX = 20_000
-_BASELINE_PATH = os.environ.get("DEBUGBROKER_BENCH_BASELINE", "/work/main")
+# Today's broker: main just before issue 19's store (groups, retention, search) was merged.
+BASELINE_COMMIT = "6c891db4fe93949e30397005eb7536244c26c37a"
+_BASELINE_MAX = 100_000  # it keeps every report: about 5 KB each on disk
 _READS = 40
 MB = 1024 * 1024
 
@@ -82,6 +85,20 @@ def _report(agent_id: str, number: int) -> Report:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, all its threads (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ingest(broker: Broker, count: int) -> tuple[float, float]:
+    """``_send``: the reports per second, and the broker's CPU µs per report meanwhile."""
+    pid = broker.process.pid if broker.process else 0
+    cpu = _cpu_seconds(pid)
+    seconds = _send(broker, count)
+    return count / seconds, (_cpu_seconds(pid) - cpu) / count * 1e6
+
+
 def _send(broker: Broker, count: int) -> float:
     """Send ``count`` reports as one agent; the seconds until the broker counted them all."""
     agent = RawAgent(broker.zmq_url, secret=broker.secret)  # the agent's socket and keys
@@ -100,9 +117,9 @@ def _send(broker: Broker, count: int) -> float:
                 while socket.poll(0):
                     socket.recv_multipart()  # acknowledgements and requests: not answered
         deadline = time.monotonic() + max(120.0, count / 200)
-        while _seen(broker) < count:
+        while _stored(broker) < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {_seen(broker)} of {count} reports were counted")
+                raise RuntimeError(f"only {_stored(broker)} of {count} reports were stored")
             socket.send(encode(Heartbeat(held_frames=0)))
             while socket.poll(0):
                 socket.recv_multipart()
@@ -112,8 +129,14 @@ def _send(broker: Broker, count: int) -> float:
         agent.close()
 
 
+def _stored(broker: Broker) -> int:
+    """The reports the broker says it stored (counted) so far: a cheap read to poll."""
+    answer = broker.get("/api/status")
+    return int(answer.json()["relay"]["reports"]) if answer.status == 200 else 0
+
+
 def _seen(broker: Broker) -> int:
-    """The reports the broker counted: the groups' totals (today's broker: its reports)."""
+    """The reports the groups counted: their totals."""
     answer = broker.get("/api/groups?limit=1000")
     if answer.status != 200:
         return 0
@@ -136,43 +159,35 @@ def _data_size(broker: Broker) -> int:
     return sum(path.stat().st_size for path in broker.data_dir.glob("debugbroker.sqlite3*"))
 
 
-class _BaselineBroker(Broker):
-    """Today's broker: the same command run from another checkout (``_BASELINE_PATH``)."""
-
-    def start(self) -> Broker:
-        command = [
-            sys.executable,
-            "-m",
-            "debugbroker",
-            "serve",
-            "--http",
-            f"127.0.0.1:{self.http_port}",
-            "--zmq",
-            self.zmq_url,
-            "--data",
-            str(self.data_dir),
-            "--token",
-            self.token,
-            "--secret",
-            self.secret,
-            *self.extra_args,
-        ]
-        env = base_env()
-        env["PYTHONPATH"] = _BASELINE_PATH
-        self.process = Process("baseline broker", command, self.workdir / "broker.log", env)
-        self.process.start()
-        self.process.wait_until(lambda: self.get("/api/agents").status == 200, "the broker")
-        return self
+def baseline_code(workdir: Path) -> tuple[Path, str] | None:
+    """Today's broker's code and its name: a checkout, or a commit of this repository
+    extracted into ``workdir``; None when git cannot give it (a shallow clone)."""
+    chosen = os.environ.get("DEBUGBROKER_BENCH_BASELINE", BASELINE_COMMIT)
+    if Path(chosen, "broker").is_dir():
+        return Path(chosen), chosen
+    target = workdir / "baseline-code"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", chosen],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target, f"commit {chosen[:12]}"
 
 
 def run(settings: Settings) -> list[Row]:
     """Ingest, then read: one row per measure."""
-    count = QUICK_N if settings.quick else FULL_N
+    count = settings.reports or (
+        QUICK_N if settings.quick else int(os.environ.get("DEBUGBROKER_BENCH_REPORTS", FULL_N))
+    )
     workdir = settings.workdir / "retention"
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Broker(workdir, "--agent-timeout", "30").start()
     try:
-        seconds = _send(broker, count)
+        rate, cpu = _ingest(broker, count)
         groups = broker.get("/api/groups?limit=1000").json()["groups"]
         exact = len(groups) == min(count, FINGERPRINTS) and _seen(broker) == count
         kept = sum(int(group["kept"]) for group in groups)
@@ -183,19 +198,20 @@ def run(settings: Settings) -> list[Row]:
         size = _data_size(broker) / MB
     finally:
         broker.stop()
-    rate = count / seconds
     baseline_rate: float | None = None
-    baseline_note = ""
-    if Path(_BASELINE_PATH, "broker").is_dir() and not settings.quick:
+    baseline_cpu: float | None = None
+    baseline_note = "no baseline run"
+    code = None if settings.quick else baseline_code(settings.workdir)
+    if code is not None:
         base_count = min(count, _BASELINE_MAX)
         base_dir = settings.workdir / "retention-baseline"
         base_dir.mkdir(parents=True, exist_ok=True)
-        baseline = _BaselineBroker(base_dir, "--agent-timeout", "30").start()
+        baseline = Broker(base_dir, "--agent-timeout", "30", code=code[0]).start()
         try:
-            baseline_rate = base_count / _send(baseline, base_count)
+            baseline_rate, baseline_cpu = _ingest(baseline, base_count)
         finally:
             baseline.stop()
-        baseline_note = f"; today's broker ({_BASELINE_PATH}): {base_count:,} reports"
+        baseline_note = f"today's broker ({code[1]}): {baseline_rate:,.0f}/s over {base_count:,}"
     judged = None if settings.quick else True
     return [
         Row(
@@ -205,10 +221,29 @@ def run(settings: Settings) -> list[Row]:
             None,
             "reports/s",
             "no lower than today's",
-            None if baseline_rate is None or judged is None else rate >= baseline_rate * 0.95,
-            f"today's rate {baseline_rate:,.0f}/s{baseline_note}"
-            if baseline_rate
-            else "no baseline run",
+            None if baseline_rate is None or judged is None else rate >= baseline_rate,
+            baseline_note,
+        ),
+        Row(
+            "8 days of errors",
+            "ingest rate / today's broker's",
+            None if baseline_rate is None else rate / baseline_rate,
+            None,
+            "x",
+            ">= 1.00x",
+            None if baseline_rate is None or judged is None else rate >= baseline_rate,
+            f"{count / rate:.1f} s for {count:,} reports",
+        ),
+        Row(
+            "8 days of errors",
+            "broker CPU per report ingested (lower is better)",
+            cpu,
+            None,
+            "µs",
+            "",
+            None,
+            "all its threads, from /proc; "
+            + (f"today's broker {baseline_cpu:,.0f} µs" if baseline_cpu else "no baseline run"),
         ),
         Row(
             "8 days of errors",

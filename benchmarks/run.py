@@ -111,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="only check every benchmark runs")
     parser.add_argument("--only", default="", help=f"comma-separated: {', '.join(BENCHMARKS)}")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--reports",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reports to ingest in 'retention' (default 1,000,000; --quick 3,000)",
+    )
     arguments = parser.parse_args(argv)
     chosen = [name.strip() for name in arguments.only.split(",") if name.strip()] or list(
         BENCHMARKS
@@ -118,12 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    if arguments.reports is not None and arguments.reports < 1:
+        parser.error("--reports must be at least 1")
     info = machine()
     print("machine: " + "; ".join(f"{key} {value}" for key, value in info.items()), flush=True)
     rows: list[Row] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="debugbroker-bench-") as workdir:
-        settings = Settings(quick=arguments.quick, workdir=Path(workdir))
+        settings = Settings(quick=arguments.quick, workdir=Path(workdir), reports=arguments.reports)
         for name in chosen:
             started = time.monotonic()
             print(f"running {name}...", file=sys.stderr, flush=True)

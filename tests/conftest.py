@@ -176,8 +176,17 @@ def frame_index(report: dict[str, Any], function: str) -> int:
 class Process:
     """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, command: Sequence[str], log_path: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        log_path: Path,
+        env: dict[str, str],
+        cwd: Path = ROOT,
+    ):
+        """``cwd``: where it runs (``python -m`` imports from there first)."""
         self.name = name
+        self.cwd = cwd
         self.command = list(command)
         self.log_path = log_path
         self.env = env
@@ -190,7 +199,7 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
-            cwd=ROOT,
+            cwd=self.cwd,
             start_new_session=True,  # its workers die with it, and Ctrl+C in pytest spares it
         )
         log.close()
@@ -260,8 +269,12 @@ KEEP_EVERY_REPORT = ("--keep-latest", "1000000000", "--max-reports", "0", "--max
 class Broker:
     """A real ``debugbroker serve`` process on free ports with its own data directory."""
 
-    def __init__(self, workdir: Path, *extra_args: str, token: str = "test-token") -> None:
+    def __init__(
+        self, workdir: Path, *extra_args: str, token: str = "test-token", code: Path = ROOT
+    ) -> None:
+        """``code``: the checkout whose ``debugbroker`` runs (another one: an older broker)."""
         self.workdir = workdir
+        self.code = code
         self.data_dir = workdir / "broker-data"
         self.http_port = free_port()
         self.zmq_port = free_port()
@@ -302,7 +315,11 @@ class Broker:
             "3",
             *self.extra_args,
         ]
-        self.process = Process("broker", command, self.workdir / "broker.log", base_env())
+        env = base_env()
+        if self.code != ROOT:
+            env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(self.code)])
+        log = self.workdir / "broker.log"
+        self.process = Process("broker", command, log, env, cwd=self.code)
         self.process.start()
         self.process.wait_until(lambda: self.get("/api/agents").status == 200, "the broker")
         return self

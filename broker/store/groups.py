@@ -110,42 +110,56 @@ def record_reports(
     """Count newly stored reports ``(id, fingerprint, created)`` in their groups, move the
     groups' states (a resolved group regresses, a mute may end), and delete what each
     group keeps no longer. Returns the fingerprints whose state changed. In the caller's
-    transaction."""
+    transaction; a few statements for the whole batch, not a few per group."""
     batch: dict[str, list[float]] = {}
+    hours: dict[tuple[str, int], int] = {}
     for _, key, created in rows:
         batch.setdefault(key, []).append(created)
+        hour = (key, int(created // _HOUR))
+        hours[hour] = hours.get(hour, 0) + 1
+    if not batch:
+        return set()
+    connection.executemany(
+        "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
+        "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
+        [(key, hour, count) for (key, hour), count in hours.items()],
+    )
+    keys = list(batch)
+    found: dict[str, tuple[str, float | None, int | None]] = {}
+    for start in range(0, len(keys), _DELETE_CHUNK):
+        chunk = keys[start : start + _DELETE_CHUNK]
+        for key, state, mute_until, remaining in connection.execute(
+            "SELECT fingerprint, state, mute_until, mute_remaining FROM groups "
+            f"WHERE fingerprint IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ):
+            found[key] = (state, mute_until, remaining)
     changed: set[str] = set()
+    new_groups: list[tuple[str, int, float, float]] = []
+    updates: list[tuple[Any, ...]] = []
     for key, times in batch.items():
-        hours: dict[int, int] = {}
-        for created in times:
-            hours[int(created // _HOUR)] = hours.get(int(created // _HOUR), 0) + 1
-        connection.executemany(
-            "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
-            [(key, hour, count) for hour, count in hours.items()],
-        )
-        found = connection.execute(
-            "SELECT state, mute_until, mute_remaining FROM groups WHERE fingerprint = ?", (key,)
-        ).fetchone()
-        if found is None:
-            connection.execute(
-                f"INSERT INTO groups ({_GROUP_COLUMNS}) VALUES (?, 'open', NULL, NULL, ?, ?, ?, ?)",
-                (key, len(times), min(times), max(times), None),
-            )
-        else:
-            state, remaining = _next_state(found, len(times), now)
-            if state != found[0]:
-                changed.add(key)
-            connection.execute(
-                "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
-                "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
-                "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
-                "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
-                "WHERE fingerprint = ?",
-                (len(times), min(times), max(times), state, remaining, state, state, now, key),
-            )
-        if retention is not None:
-            _trim_group(connection, key, retention, held)
+        first, last = min(times), max(times)
+        if key not in found:
+            new_groups.append((key, len(times), first, last))
+            continue
+        state, remaining = _next_state(found[key], len(times), now)
+        if state != found[key][0]:
+            changed.add(key)
+        updates.append((len(times), first, last, state, remaining, state, state, now, key))
+    connection.executemany(
+        f"INSERT INTO groups ({_GROUP_COLUMNS}) VALUES (?, 'open', NULL, NULL, ?, ?, ?, NULL)",
+        new_groups,
+    )
+    connection.executemany(
+        "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
+        "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
+        "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
+        "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
+        "WHERE fingerprint = ?",
+        updates,
+    )
+    if retention is not None:
+        _trim_groups(connection, keys, retention, held)
     return changed
 
 
@@ -166,21 +180,46 @@ def _next_state(
     return "muted", None
 
 
-def _trim_group(
-    connection: sqlite3.Connection, key: str, retention: Retention, held: Collection[str]
+def _trim_groups(
+    connection: sqlite3.Connection, keys: list[str], retention: Retention, held: Collection[str]
 ) -> int:
-    """Delete a group's reports beyond its first and latest ones (but protected ones)."""
+    """Delete the groups' reports beyond their first and latest ones (but protected ones).
+
+    Read from the ``(fingerprint, created)`` index alone: each group's reports in order of
+    time (ties in the order they were stored), the middle ones by their rowids."""
     keep = retention.keep_first + retention.keep_latest
-    ids = [
-        row[0]
-        for row in connection.execute(
-            "SELECT id FROM reports WHERE fingerprint = ? ORDER BY created, id", (key,)
-        )
-    ]
-    if len(ids) <= keep:
+    over: list[tuple[str, int]] = []
+    for start in range(0, len(keys), _DELETE_CHUNK):
+        chunk = keys[start : start + _DELETE_CHUNK]
+        over += connection.execute(
+            "SELECT fingerprint, COUNT(*) FROM reports INDEXED BY reports_fingerprint_created "
+            f"WHERE fingerprint IN ({', '.join('?' * len(chunk))}) GROUP BY fingerprint "
+            "HAVING COUNT(*) > ?",
+            (*chunk, keep),
+        ).fetchall()
+    doomed: list[int] = []
+    for key, count in over:
+        doomed += [
+            row[0]
+            for row in connection.execute(
+                "SELECT rowid FROM reports INDEXED BY reports_fingerprint_created "
+                "WHERE fingerprint = ? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                (key, count - keep, retention.keep_first),
+            )
+        ]
+    if not doomed:
         return 0
-    middle = ids[retention.keep_first : len(ids) - retention.keep_latest]
-    return _delete_unprotected(connection, middle, held)
+    ids: list[str] = []
+    for start in range(0, len(doomed), _DELETE_CHUNK):
+        chunk_rowids = doomed[start : start + _DELETE_CHUNK]
+        ids += [
+            row[0]
+            for row in connection.execute(
+                f"SELECT id FROM reports WHERE rowid IN ({', '.join('?' * len(chunk_rowids))})",
+                chunk_rowids,
+            )
+        ]
+    return _delete_unprotected(connection, ids, held)
 
 
 def _protected(connection: sqlite3.Connection, ids: list[str], held: Collection[str]) -> set[str]:
@@ -195,14 +234,18 @@ def _protected(connection: sqlite3.Connection, ids: list[str], held: Collection[
                 f"SELECT report_id FROM shares WHERE report_id IN ({marks})", chunk
             )
         )
-    for report_id in ids:  # transcripts are keyed reports/{id}/frames/{index}
-        prefix = f"reports/{report_id}/"
-        found = connection.execute(
-            "SELECT 1 FROM console_entries WHERE target >= ? AND target < ? LIMIT 1",
-            (prefix, prefix[:-1] + "0"),
-        ).fetchone()
-        if found is not None:
-            protected.add(report_id)
+    for start in range(0, len(ids), _DELETE_CHUNK):  # transcripts: reports/{id}/frames/{index}
+        chunk = ids[start : start + _DELETE_CHUNK]
+        protected.update(
+            row[0]
+            for row in connection.execute(
+                f"WITH doomed (report_id) AS (VALUES {', '.join(['(?)'] * len(chunk))}) "
+                "SELECT report_id FROM doomed WHERE EXISTS (SELECT 1 FROM console_entries "
+                "WHERE target >= 'reports/' || report_id || '/' "
+                "AND target < 'reports/' || report_id || '0')",
+                chunk,
+            )
+        )
     return protected
 
 
@@ -230,8 +273,7 @@ def enforce_retention(
         "SELECT fingerprint FROM reports GROUP BY fingerprint HAVING COUNT(*) > ?",
         (retention.keep_first + retention.keep_latest,),
     ).fetchall()
-    for (key,) in over:
-        deleted += _trim_group(connection, key, retention, held)
+    deleted += _trim_groups(connection, [key for (key,) in over], retention, held)
     if retention.retain_days > 0:
         cutoff = now - retention.retain_days * 86_400
         found = connection.execute("SELECT id FROM reports WHERE created < ?", (cutoff,))

@@ -181,14 +181,19 @@ def insert_reports(
             existing.update(row[0] for row in found)
         new_rows = [row for report_id, row in rows.items() if report_id not in existing]
         kept_rows = _kept_rows(connection, new_rows, retention, held)
+        written: list[tuple[int, dict[str, Any]]] = []  # (rowid, report) for the index
         for start in range(0, len(kept_rows), _ROWS_PER_STATEMENT):
             chunk_rows = kept_rows[start : start + _ROWS_PER_STATEMENT]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
-            connection.execute(
-                f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values}",
-                [value for row in chunk_rows for value in row],
-            )
-        index_reports(connection, [reports_by_id[row[0]] for row in kept_rows])
+            written += [
+                (rowid, reports_by_id[report_id])
+                for rowid, report_id in connection.execute(
+                    f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values} "
+                    "RETURNING rowid, id",
+                    [value for row in chunk_rows for value in row],
+                ).fetchall()
+            ]
+        index_reports(connection, written)
         record_reports(
             connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
         )

@@ -139,6 +139,10 @@ def _open(connection: sqlite3.Connection, path: Path) -> None:
         )
     try:
         connection.execute("PRAGMA synchronous=NORMAL")
+        # Deleted reports' bytes are zeroed where that costs no extra write (Debian's SQLite
+        # zeroes every freed page by default); freed pages go back to the file system
+        # (``groups.give_space_back``).
+        connection.execute("PRAGMA secure_delete=FAST")
         connection.execute("PRAGMA wal_autocheckpoint=0")  # see StoreThread._checkpoint_if_grown
         connection.create_function("debugbroker_url_path", 1, _url_path, deterministic=True)
         for migrate in _MIGRATIONS[version:]:
@@ -174,9 +178,15 @@ def _version_2(connection: sqlite3.Connection) -> None:
     create_search_index(connection)  # after create_group_tables' VACUUM: rows by rowid
 
 
+def _version_3(connection: sqlite3.Connection) -> None:
+    """No index on the fingerprint alone: ``(fingerprint, created)`` serves its lookups,
+    and each report stored or deleted updated both."""
+    connection.execute("DROP INDEX IF EXISTS reports_fingerprint")
+
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
 # file that already has what it adds (version 0 covers files written before versions).
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -51,12 +51,13 @@ def create_search_index(connection: sqlite3.Connection) -> None:
     connection.commit()
 
 
-def index_reports(connection: sqlite3.Connection, reports: Iterable[dict[str, Any]]) -> None:
-    """Index reports just inserted (in the caller's transaction), found by their ids."""
+def index_reports(
+    connection: sqlite3.Connection, reports: Iterable[tuple[int, dict[str, Any]]]
+) -> None:
+    """Index reports just inserted, as ``(rowid, report)`` (in the caller's transaction)."""
     connection.executemany(
-        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) "
-        "SELECT rowid, ?, ?, ?, ? FROM reports WHERE id = ?",
-        [(*search_text(report), report["id"]) for report in reports],
+        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
+        [(rowid, *search_text(report)) for rowid, report in reports],
     )
 
 
@@ -64,22 +65,48 @@ def search_text(report: dict[str, Any]) -> tuple[str, str, str, str]:
     """(message, traceback, locals, url) of a report's wire dict, as indexed."""
     request = report.get("request")
     url = request.get("url") if isinstance(request, dict) else None
-    locals_text: list[str] = []
-    size = 0
-    for text in _locals_texts(report.get("exceptions")):
-        locals_text.append(text)
-        size += len(text)
-        if size >= _MAX_LOCALS_TEXT:
-            break
     return (
         str(report.get("message", "")),
         str(report.get("text", "")),
-        " ".join(locals_text)[:_MAX_LOCALS_TEXT],
+        _locals_text(report.get("exceptions")),
         url if isinstance(url, str) else "",
     )
 
 
-def _locals_texts(exceptions: object) -> Iterator[str]:
+def _locals_text(exceptions: object) -> str:
+    """Every string of the locals (names, and their values' trees' texts), depth first, in
+    order, joined by spaces: its first ``_MAX_LOCALS_TEXT`` characters."""
+    pieces: list[str] = []
+    size = 0
+    stack: list[object] = []
+    for variables in _frame_locals(exceptions):
+        stack.extend(reversed(variables))
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                for key in ("name", "text"):
+                    text = item.get(key)
+                    if isinstance(text, str) and text:
+                        pieces.append(text)
+                        size += len(text) + 1
+                children = item.get("children")
+                if isinstance(children, (list, tuple)) and children:
+                    stack.extend(reversed(children))
+                value = item.get("value")
+                if value is not None:
+                    stack.append(value)
+            elif isinstance(item, str):
+                pieces.append(item)
+                size += len(item) + 1
+            elif isinstance(item, (list, tuple)):
+                stack.extend(reversed(item))
+            if size > _MAX_LOCALS_TEXT:
+                return " ".join(pieces)[:_MAX_LOCALS_TEXT]
+    return " ".join(pieces)
+
+
+def _frame_locals(exceptions: object) -> Iterator[list[Any] | tuple[Any, ...]]:
+    """Each frame's locals (a list of variable dicts), exception by exception."""
     if not isinstance(exceptions, (list, tuple)):
         return
     for info in exceptions:
@@ -87,25 +114,10 @@ def _locals_texts(exceptions: object) -> Iterator[str]:
             continue
         for frame in info.get("frames") or ():
             if isinstance(frame, dict):
-                for variable in frame.get("locals") or ():
-                    yield from _strings(variable)
-        yield from _locals_texts(info.get("exceptions"))
-
-
-def _strings(value: object) -> Iterator[str]:
-    """Every string in a local's wire dict (its name and its value's tree), iteratively."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            for key in ("name", "text"):
-                if isinstance(item.get(key), str):
-                    yield item[key]
-            stack.extend(reversed([v for k, v in item.items() if k in ("value", "children")]))
-        elif isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
+                variables = frame.get("locals")
+                if isinstance(variables, (list, tuple)):
+                    yield variables
+        yield from _frame_locals(info.get("exceptions"))
 
 
 def match_query(text: str) -> str:

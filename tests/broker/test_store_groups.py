@@ -17,6 +17,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from debugbroker.broker.store.schema import SCHEMA_VERSION
 from debugbroker.broker.store.store import Retention, Store
 
 T = TypeVar("T")
@@ -96,7 +97,7 @@ def test_a_file_written_before_groups_opens_migrated_with_exact_counts(tmp_path:
     assert value_error["first_seen"] == 1_780_000_000.0
     assert value_error["last_seen"] == 1_780_000_000.0 + 4 * 1800.0 + 4
     with closing(sqlite3.connect(path)) as connection, connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert connection.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         hours = dict(
             connection.execute(
@@ -119,7 +120,25 @@ def test_a_file_of_schema_version_1_opens_migrated(tmp_path: Path) -> None:
     groups = _with_store(path, None, lambda store: store.list_groups(10))
     assert sorted(group["count"] for group in groups) == [1, 3, 5]
     with closing(sqlite3.connect(path)) as connection, connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_file_of_schema_version_2_opens_without_the_fingerprint_index(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(_FIXTURE, path)
+    _with_store(path, None, lambda store: store.list_groups(10))
+    # What the version-2 broker left: one more index.
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("CREATE INDEX reports_fingerprint ON reports (fingerprint)")
+        connection.execute("PRAGMA user_version = 2")
+    groups = _with_store(path, None, lambda store: store.list_groups(10))
+    assert sorted(group["count"] for group in groups) == [1, 3, 5]
+    assert sorted(group["kept"] for group in groups) == [1, 3, 5]
+    with closing(sqlite3.connect(path)) as connection, connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        indexes = {row[1] for row in connection.execute("PRAGMA index_list(reports)")}
+    assert "reports_fingerprint" not in indexes
+    assert "reports_fingerprint_created" in indexes
 
 
 def test_migration_applies_retention_but_keeps_shared_reports(tmp_path: Path) -> None:
