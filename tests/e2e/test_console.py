@@ -157,6 +157,41 @@ def test_two_people_share_a_console(broker: Broker, shop: AppServer, open_page: 
     expect(authors).to_have_text(["Ada", "Ada", "Ada", "Bob", "Ada"])
 
 
+# Animation frames wait in a queue while ``window.holdFrames`` is set, so a test can type a key
+# between the input's render and the frame that places its cursor.
+HOLD_FRAMES = """
+window.heldFrames = [];
+const realFrame = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (callback) => {
+  if (!window.holdFrames) return realFrame(callback);
+  window.heldFrames.push(callback);
+  return 0;
+};
+"""
+
+
+def test_a_key_typed_before_the_next_frame_stays_where_it_was_typed(
+    broker: Broker, shop: AppServer, dashboard: Page
+) -> None:
+    """The continued block's cursor is placed in the next animation frame; a key typed before
+    that frame (a fast typist, a loaded machine) must not have the cursor moved back before it."""
+    report = raise_order(shop, broker, 7)
+    dashboard.add_init_script(HOLD_FRAMES)
+    dashboard.reload()
+    console = open_console(dashboard, report, view_frame(report), "Ada")
+    field = console.get_by_test_id("console-input")
+    field.fill("for item in basket:")
+    dashboard.evaluate("window.holdFrames = true")
+    field.press("Enter")
+    expect(field).to_have_value("for item in basket:\n    ")
+    field.press_sequentially("i")
+    dashboard.evaluate(
+        "window.holdFrames = false; for (const frame of window.heldFrames.splice(0)) frame(performance.now())"
+    )
+    field.press_sequentially("tem")
+    expect(field).to_have_value("for item in basket:\n    item")
+
+
 def test_the_process_console_from_the_agent_list(
     broker: Broker, shop: AppServer, open_page: OpenPage
 ) -> None:

@@ -66,11 +66,14 @@ function useReplInput(path: ConsolePath, unavailable: string | null): ReplInput 
   const draft = useRef("");
   const input = useRef<HTMLTextAreaElement>(null);
 
+  /** Put `text` in the input with the cursor at its end, unless the user typed on meanwhile. */
   function place(text: string): void {
     setCode(text);
     requestAnimationFrame(() => {
       const area = input.current;
-      if (area !== null) area.selectionStart = area.selectionEnd = text.length;
+      // A key typed between the render and this frame is already in the value: leave the
+      // cursor where that key put it (moving it back would put the next keys before it).
+      if (area !== null && area.value === text) area.selectionStart = area.selectionEnd = text.length;
     });
   }
 
