@@ -186,7 +186,8 @@ def test_a_key_typed_before_the_next_frame_stays_where_it_was_typed(
     expect(field).to_have_value("for item in basket:\n    ")
     field.press_sequentially("i")
     dashboard.evaluate(
-        "window.holdFrames = false; for (const frame of window.heldFrames.splice(0)) frame(performance.now())"
+        "window.holdFrames = false;"
+        "for (const frame of window.heldFrames.splice(0)) frame(performance.now())"
     )
     field.press_sequentially("tem")
     expect(field).to_have_value("for item in basket:\n    item")
