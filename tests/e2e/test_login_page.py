@@ -128,3 +128,34 @@ def test_a_new_tab_gets_the_key_from_an_open_one_and_logout_ends_the_session(
     assert status == 200
     page.reload()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_the_sign_out_button_ends_the_session_in_every_tab(
+    broker: Broker, open_page: OpenPage
+) -> None:
+    page, guard = open_page()
+    guard.allow("401")
+    page.goto(broker.login_url())
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    tab = page.context.new_page()
+    tab.goto(broker.url + "/")
+    expect(tab.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    cookies = page.context.cookies(broker.url)
+    key = page.evaluate("sessionStorage.getItem('debugbroker:session-key')")
+
+    page.get_by_test_id("sign-out").click()
+    for each in (page, tab):
+        expect(each.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("signed-out")).to_have_text("You signed out.")
+    expect(tab.get_by_test_id("signed-out")).to_have_text("You signed out in another tab.")
+    assert page.evaluate("sessionStorage.getItem('debugbroker:session-key')") is None
+    # The broker ended the session: the old cookie with the old key opens nothing.
+    replay = {
+        "Cookie": "; ".join(f"{c['name']}={c['value']}" for c in cookies),
+        "X-Debugbroker-Key": key,
+    }
+    assert http("GET", broker.url + "/api/reports", headers=replay).status == 401
+    # The token signs in again.
+    page.get_by_label("Token").fill(broker.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")

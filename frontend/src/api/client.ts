@@ -72,6 +72,16 @@ function currentSessionKey(): string | null {
   return sessionKey;
 }
 
+/** Forget this tab's session key (after a logout). */
+function forgetSessionKey(): void {
+  sessionKey = null;
+  try {
+    sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // memory only
+  }
+}
+
 /** Register what happens when the broker answers 401 (the app shows its login form). */
 function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
@@ -264,6 +274,15 @@ async function logIn(credential: Credential): Promise<string | null> {
   return (await errorOf(response)).message;
 }
 
+/** POST /logout: the broker ends this browser's session (every tab's); the key is forgotten. */
+async function logOut(): Promise<void> {
+  try {
+    await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } });
+  } finally {
+    forgetSessionKey();
+  }
+}
+
 /** Where a console runs: "reports/{id}/frames/{index}" or "agents/{agent_id}" (API paths). */
 type ConsolePath = string;
 
@@ -315,6 +334,7 @@ export {
   interruptConsole,
   type LinkStatus,
   logIn,
+  logOut,
   releaseFrames,
   type ReportSearch,
   resumeReport,

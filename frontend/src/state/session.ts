@@ -3,7 +3,7 @@
 // dashboard (same origin only) hand each other the session key over a BroadcastChannel, so a
 // new tab needs no new login and a new login reaches every open tab.
 import { signal } from "@preact/signals";
-import { currentSessionKey, fetchLinkStatus, logIn, setSessionKey, setUnauthorizedHandler } from "../api/client";
+import { currentSessionKey, fetchLinkStatus, logIn, logOut, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
@@ -19,6 +19,8 @@ const loginRequired = signal(false);
 
 /** Why the login form is shown, when it is not simply the first visit. */
 const loginNotice = signal("");
+/** Why the login form is shown after a sign-out (not a failure: shown as a plain status). */
+const signedOut = signal("");
 /** True when the broker talks to agents in plain text (--insecure-plaintext): a warning shows. */
 const insecureLink = signal(false);
 
@@ -27,7 +29,7 @@ const connection = signal<ConnectionState>({ state: "connecting" });
 
 let events: EventSocket | null = null;
 
-type TabMessage = { type: "ask" } | { type: "key"; key: string };
+type TabMessage = { type: "ask" } | { type: "key"; key: string } | { type: "logout" };
 const tabs = typeof BroadcastChannel === "function" ? new BroadcastChannel("debugbroker:session") : null;
 const ASK_TABS_MS = 300;
 
@@ -36,6 +38,10 @@ tabs?.addEventListener("message", (event: MessageEvent<TabMessage>) => {
   const key = currentSessionKey();
   if (message.type === "ask" && key !== null) tabs.postMessage({ type: "key", key } satisfies TabMessage);
   else if (message.type === "key" && typeof message.key === "string") setSessionKey(message.key);
+  else if (message.type === "logout") {
+    signedOut.value = "You signed out in another tab.";
+    signOut();
+  }
 });
 
 /** Ask the other open tabs for the session key (null when none answers soon). */
@@ -154,6 +160,19 @@ async function signIn(token: string): Promise<string | null> {
   return failure;
 }
 
+/** End this browser's session at the broker (every tab of it), then show the login form. */
+async function signOutNow(): Promise<void> {
+  try {
+    await logOut();
+  } catch {
+    // The broker is unreachable: the key is forgotten anyway, and the cookie's session ends
+    // on its own (idle expiry) or at the broker's next restart.
+  }
+  tabs?.postMessage({ type: "logout" } satisfies TabMessage);
+  signedOut.value = "You signed out.";
+  signOut();
+}
+
 /** Reconnect now instead of waiting for the backoff timer. */
 function retryConnection(): void {
   events?.retryNow();
@@ -166,6 +185,8 @@ export {
   loginRequired,
   retryConnection,
   signIn,
+  signedOut,
+  signOutNow,
   startSession,
   type ConnectionState,
 };

@@ -9,7 +9,7 @@ import { StoreBanner } from "../components/StoreBanner";
 import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
-import { insecureLink, loginRequired } from "../state/session";
+import { insecureLink, loginRequired, signOutNow } from "../state/session";
 import { GroupsView } from "./GroupsView";
 import { LoginForm } from "./LoginForm";
 import { ReportList } from "./ReportList";
@@ -81,6 +81,17 @@ function App() {
           <ThemeSwitch />
           {!loginRequired.value && <NotifySwitch />}
           <HelpButton />
+          {!loginRequired.value && (
+            <button
+              type="button"
+              class="button small"
+              data-testid="sign-out"
+              title="End this browser's session at the broker (every tab); the token signs in again"
+              onClick={() => void signOutNow()}
+            >
+              Sign out
+            </button>
+          )}
         </div>
       </header>
       {!loginRequired.value && <StoreBanner />}

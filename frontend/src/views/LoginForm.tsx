@@ -3,7 +3,7 @@
 // the session cookie and answers the session key; then the page reloads into the dashboard.
 // A wrong token is reported in the form itself; so is a used or expired login link.
 import { useState } from "preact/hooks";
-import { loginNotice, signIn } from "../state/session";
+import { loginNotice, signedOut, signIn } from "../state/session";
 
 type Attempt = { state: "idle" } | { state: "sending" } | { state: "failed"; message: string };
 
@@ -48,6 +48,11 @@ function LoginForm() {
           Sign in
         </button>
       </form>
+      {attempt.state === "idle" && signedOut.value && (
+        <p role="status" data-testid="signed-out">
+          {signedOut.value}
+        </p>
+      )}
       {attempt.state === "failed" && (
         <p class="error" role="alert" id="login-error" data-testid="login-error">
           {attempt.message}
