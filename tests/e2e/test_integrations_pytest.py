@@ -38,6 +38,9 @@ def write_sample(tmp_path: Path) -> Path:
     sample = tmp_path / "suite" / "test_sample.py"
     sample.parent.mkdir()
     sample.write_text(SAMPLE)
+    # The suite's own ini file makes it the rootdir, as a project's is: without one, pytest
+    # looks for a config file up to / (CI once met one in /tmp, and the node ids changed).
+    (sample.parent / "pytest.ini").write_text("[pytest]\n")
     return sample
 
 
