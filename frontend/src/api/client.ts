@@ -16,6 +16,7 @@ import type {
   ReportList,
   ReprNode,
   ShareLink,
+  StepAction,
   Transcript,
 } from "./types";
 
@@ -192,6 +193,12 @@ async function resumeReport(id: string): Promise<void> {
   await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/continue`, {});
 }
 
+/** POST /api/reports/{id}/step: the paused thread takes a step (`line` for "until") as `author`;
+ * the next stop arrives later, as a new paused report (the "stepped" event). */
+async function stepReport(id: string, action: StepAction, line: number, author: string): Promise<void> {
+  await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/step`, { action, line }, author);
+}
+
 /** POST /api/reports/{id}/release: the agent drops the report's live frames. */
 async function releaseFrames(id: string): Promise<void> {
   await postJson<unknown>(`/api/reports/${encodeURIComponent(id)}/release`, {});
@@ -341,4 +348,5 @@ export {
   searchReports,
   setSessionKey,
   setUnauthorizedHandler,
+  stepReport,
 };

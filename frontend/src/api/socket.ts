@@ -7,6 +7,7 @@ import type {
   FramesEvent,
   PresenceEvent,
   ServerEvent,
+  SteppedEvent,
   StoreEvent,
   TypingEvent,
   WelcomeEvent,
@@ -22,7 +23,7 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent): void;
+  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent): void;
   onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
@@ -68,7 +69,7 @@ interface EventSocket {
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 20_000;
 
-function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent {
+function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
@@ -76,6 +77,7 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | Fr
   if (record.type === "resumed") return typeof record.report_id === "string";
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
   if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
+  if (record.type === "stepped") return typeof record.from === "string" && typeof record.report_id === "string";
   if (record.type === "store") return typeof record.store === "object" && record.store !== null;
   return false;
 }

@@ -3,6 +3,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { FrameInfo } from "../api/types";
 import { frameConsolePath, isConsoleOpen, setConsoleOpen } from "../state/consoles";
 import { reportHref } from "../state/route";
+import { currentStop } from "../state/stepping";
 import { Console } from "./Console";
 import { EditorLink } from "./EditorLink";
 import { ExpandProvider } from "./Expandable";
@@ -10,6 +11,7 @@ import { FullSource } from "./FullSource";
 import { LocalsTable } from "./LocalsTable";
 import { revealLater } from "./reveal";
 import { SourceView } from "./SourceView";
+import { runToLine } from "./SteppingBar";
 
 interface FrameProps {
   frame: FrameInfo;
@@ -57,6 +59,9 @@ function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps
     return element === null ? undefined : revealLater(element, () => setRendered(true));
   }, [rendered, expanded, renderNow]);
 
+  const stop = currentStop.value;
+  // The frame a paused thread stands in: each line offers "Run to this line".
+  const lineAction = stop !== null && stop.reportId === reportId && stop.frame.index === frame.index ? runToLine : undefined;
   const bodyId = `frame-body-${frame.index}`;
   const why =
     unavailable ?? (frame.frame_id === null ? "The agent did not keep this frame, so it has no console." : null);
@@ -108,8 +113,8 @@ function FrameView({ frame, reportId, unavailable, targeted, eager }: FrameProps
       {expanded && rendered && (
         <div class="frame-body" id={bodyId}>
           <div class="frame-code">
-            <SourceView frame={frame} />
-            <FullSource reportId={reportId} frame={frame} />
+            <SourceView frame={frame} lineAction={lineAction} />
+            <FullSource reportId={reportId} frame={frame} lineAction={lineAction} />
           </div>
           {frame.locals.length > 0 ? (
             <details class="frame-locals" open={!frame.is_library}>

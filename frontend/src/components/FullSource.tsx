@@ -1,15 +1,23 @@
 // A frame's whole source file on demand: asked of the agent that holds the frame (the file as
 // the process loaded it), else the lines the report captured. Highlighted tokens as classed
 // text spans, never HTML; opened scrolled to the failing line.
+import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { FrameInfo, FrameSource } from "../api/types";
 import { loadFrameSource } from "../state/frames";
 
 const SHORT_CLASS = /^[a-z][a-z0-9]{0,5}$/i;
 
-type Load = { state: "closed" } | { state: "loading" } | { state: "done"; source: FrameSource } | { state: "failed"; error: string };
+type Load =
+  | { state: "closed" }
+  | { state: "loading" }
+  | { state: "done"; source: FrameSource; of: string }
+  | { state: "failed"; error: string };
 
-function SourceLines({ source }: { source: FrameSource }) {
+/** A control added to each line (stepping's "Run to this line"). */
+type LineAction = ((lineno: number) => ComponentChildren) | undefined;
+
+function SourceLines({ source, lineAction }: { source: FrameSource; lineAction: LineAction }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const container = box.current;
@@ -25,6 +33,7 @@ function SourceLines({ source }: { source: FrameSource }) {
           return (
             <span key={number} class={number === source.lineno ? "line failing" : "line"} data-line={number}>
               <span class="lineno">{String(number)}</span>
+              {lineAction?.(number)}
               {tokens.map(([cls, text], index) => (
                 <span key={index} class={SHORT_CLASS.test(cls) ? cls : undefined}>
                   {text}
@@ -38,23 +47,31 @@ function SourceLines({ source }: { source: FrameSource }) {
   );
 }
 
-/** "Whole file": loads the frame's source once, then toggles it. */
-function FullSource({ reportId, frame }: { reportId: string; frame: FrameInfo }) {
+/** "Whole file": loads the frame's source once, then toggles it; open, it follows the report
+ * (a step's next stop in the same frame loads it again, scrolled to the new line). */
+function FullSource({ reportId, frame, lineAction }: { reportId: string; frame: FrameInfo; lineAction?: LineAction }) {
   const [load, setLoad] = useState<Load>({ state: "closed" });
   const [open, setOpen] = useState(false);
+  const of = `${reportId}/${frame.index}`;
+  const fetchSource = async () => {
+    setLoad({ state: "loading" });
+    try {
+      setLoad({ state: "done", source: await loadFrameSource(reportId, frame.index), of });
+    } catch (failure) {
+      setLoad({ state: "failed", error: failure instanceof Error ? failure.message : String(failure) });
+    }
+  };
+  useEffect(() => {
+    if (open && load.state === "done" && load.of !== of) void fetchSource();
+  }, [of]);
   const toggle = async () => {
     if (open) {
       setOpen(false);
       return;
     }
     setOpen(true);
-    if (load.state === "done") return;
-    setLoad({ state: "loading" });
-    try {
-      setLoad({ state: "done", source: await loadFrameSource(reportId, frame.index) });
-    } catch (failure) {
-      setLoad({ state: "failed", error: failure instanceof Error ? failure.message : String(failure) });
-    }
+    if (load.state === "done" && load.of === of) return;
+    await fetchSource();
   };
   return (
     <div class="full-source-block">
@@ -75,7 +92,7 @@ function FullSource({ reportId, frame }: { reportId: string; frame: FrameInfo })
             </p>
           )}
           {load.source.truncated && <p class="muted small">The file is longer than the agent sends.</p>}
-          <SourceLines source={load.source} />
+          <SourceLines source={load.source} lineAction={lineAction} />
         </>
       )}
     </div>

@@ -1,5 +1,6 @@
 // A frame's source context: Pygments tokens as classed spans (text only, never HTML), line
 // numbers, the failing line marked and, with column positions, the failing expression.
+import type { ComponentChildren } from "preact";
 import type { FrameInfo, HighlightLine } from "../api/types";
 
 type Token = [string, string];
@@ -89,8 +90,9 @@ function markedRange(frame: FrameInfo, lineno: number, text: string): [number, n
   return end > start ? [start, end] : null;
 }
 
-/** The source lines around the failing line of one frame. */
-function SourceView({ frame }: { frame: FrameInfo }) {
+/** The source lines around the failing line of one frame; `lineAction` adds a control to
+ * each line (stepping's "Run to this line"). */
+function SourceView({ frame, lineAction }: { frame: FrameInfo; lineAction?: ((lineno: number) => ComponentChildren) | undefined }) {
   if (frame.context.length === 0) return <p class="muted small">Source not available.</p>;
   const lines: HighlightLine[] =
     frame.highlight?.length === frame.context.length
@@ -106,10 +108,11 @@ function SourceView({ frame }: { frame: FrameInfo }) {
           const failing = lineno >= frame.lineno && lineno <= last;
           const range = failing ? markedRange(frame, lineno, text) : null;
           return (
-            <span key={lineno} class={failing ? "line failing" : "line"} aria-current={lineno === frame.lineno ? "true" : undefined}>
+            <span key={lineno} class={failing ? "line failing" : "line"} data-line={lineno} aria-current={lineno === frame.lineno ? "true" : undefined}>
               <span class="lineno" aria-hidden="true">
                 {String(lineno)}
               </span>
+              {lineAction?.(lineno)}
               {range ? <Marked tokens={tokens} start={range[0]} end={range[1]} /> : <Tokens tokens={tokens} />}
               {"\n"}
             </span>

@@ -9,6 +9,7 @@ import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
 import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
+import { applySteppedEvent, noteResumed } from "./stepping";
 import { applyStoreEvent, readStatus } from "./storeHealth";
 
 /** The event stream's state, or "signed-out" while the broker wants a login. */
@@ -93,7 +94,11 @@ function openEvents(): void {
       if (event.type === "console") applyConsoleEvent(event);
       else if (event.type === "frames") applyFramesEvent(event);
       else if (event.type === "store") applyStoreEvent(event);
-      else applyEvent(event);
+      else if (event.type === "stepped") applySteppedEvent(event);
+      else {
+        applyEvent(event);
+        if (event.type === "resumed") noteResumed(event);
+      }
     },
     onPresence: applyPresence,
     sessionKey: currentSessionKey,

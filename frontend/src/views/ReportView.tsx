@@ -10,8 +10,9 @@ import { RelativeTime } from "../components/RelativeTime";
 import { ReportActions } from "../components/ReportActions";
 import { ReportPanels } from "../components/ReportPanels";
 import { RequestPanel } from "../components/RequestPanel";
+import { SteppingBar } from "../components/SteppingBar";
 import { releaseHeldFrames } from "../state/frames";
-import { agents, resumeThread, selectReport, selected } from "../state/reports";
+import { agents, selectReport, selected } from "../state/reports";
 import { route } from "../state/route";
 
 const TITLE_LIMIT = 300;
@@ -95,38 +96,6 @@ function ReportHeader({ report }: { report: Report }) {
       <ReportPanels panels={report.panels ?? []} />
       {report.request && <RequestPanel request={report.request} />}
     </header>
-  );
-}
-
-/** For a breakpoint() pause: whether its thread still waits, and the Continue button. */
-function PauseBar({ report }: { report: Report }) {
-  const [sent, setSent] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  if (report.paused !== true) return null;
-  const waiting = report.resumable === true && !sent;
-  const resume = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await resumeThread(report.id);
-      setSent(true);
-    } catch (failure) {
-      setError(failure instanceof Error ? failure.message : String(failure));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <p class="agent-state" data-testid="pause-bar" role="status">
-      {waiting ? "Paused at breakpoint(): the thread waits for Continue. " : "Was paused at breakpoint(): the thread went on. "}
-      {waiting && (
-        <button type="button" class="button primary" data-testid="continue" disabled={busy} onClick={() => void resume()}>
-          Continue
-        </button>
-      )}
-      {error && <span class="error"> {error}</span>}
-    </p>
   );
 }
 
@@ -256,7 +225,7 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
   return (
     <article class="report">
       <ReportHeader report={report} />
-      <PauseBar report={report} />
+      <SteppingBar report={report} />
       <FramesBar report={report} />
       <TracebackLimitNote report={report} />
       {selection?.error && (
