@@ -110,9 +110,11 @@ function SteppingBar({ report }: { report: Report }) {
   if (report.paused !== true) return null;
   const next = report.next_pause ?? null;
   return (
-    <div class="agent-state stepping-bar" data-testid="pause-bar" role="status">
+    <div class={waiting || busy ? "agent-state stepping-bar live" : "agent-state stepping-bar"} data-testid="pause-bar" role="status">
       <p>
-        {waiting && !busy ? "Paused at breakpoint(): the thread waits for Continue or a step. " : null}
+        {waiting && !busy
+          ? `Paused ${report.step ? "after a step" : "at breakpoint()"}: the thread waits for Continue or a step. `
+          : null}
         {!waiting && !busy ? "Was paused at breakpoint(): the thread went on. " : null}
         <Position report={report} />
         {busy && (

@@ -2,12 +2,12 @@
 // the thread pause again in a new paused report. The broker's "stepped" event moves every tab
 // that shows the stop a step left to the stop it led to, so everyone watching sees the same
 // position and who took the step; a console open where the thread stood opens where it stands.
-import { computed, signal } from "@preact/signals";
+import { batch, computed, signal } from "@preact/signals";
 import { ApiError, fetchReport, stepReport } from "../api/client";
 import type { FrameInfo, Report, ResumedEvent, StepAction, SteppedEvent } from "../api/types";
 import { displayName, isConsoleOpen, setConsoleOpen } from "./consoles";
 import { selected } from "./reports";
-import { reportHref, route } from "./route";
+import { parseRoute, reportHref, route } from "./route";
 
 /** The stop a paused report stands at: its frame, the innermost of the last exception. */
 function stopFrame(report: Report): FrameInfo | null {
@@ -36,6 +36,15 @@ interface Step {
   by: string;
 }
 const stepInFlight = signal<Step | null>(null);
+
+/** For each stop this tab followed a step to, the first stop of that run of steps: the report
+ * page keeps its state (open views, toggles) while it follows (App keys the page by it). */
+const followedFrom = new Map<string, string>();
+
+/** The key of the report page for report `id`: the same for every stop of one run of steps. */
+function pageKey(id: string): string {
+  return followedFrom.get(id) ?? id;
+}
 
 /** Why the last step from `reportId` was not taken. */
 const stepError = signal<{ reportId: string; message: string } | null>(null);
@@ -97,9 +106,16 @@ async function applySteppedEvent(event: SteppedEvent): Promise<void> {
   if (old !== null && frame !== null && isConsoleOpen(event.from, old.index)) {
     setConsoleOpen(report.id, frame.index, true);
   }
-  // Shown at once: the page's selectReport() then finds it already there.
-  selected.value = { id: report.id, report, error: null };
-  location.hash = reportHref(report.id, frame?.index);
+  // The report and the route change together (the page never shows "Loading" between the
+  // two stops, and its frames keep their state: an open whole-file view follows), and the
+  // page's selectReport() then finds the report already there.
+  const href = reportHref(report.id, frame?.index);
+  followedFrom.set(report.id, pageKey(event.from));
+  batch(() => {
+    selected.value = { id: report.id, report, error: null };
+    route.value = parseRoute(href);
+  });
+  location.hash = href;
 }
 
-export { applySteppedEvent, currentStop, noteResumed, stepError, stepInFlight, stopFrame, takeStep, type Stop };
+export { applySteppedEvent, currentStop, noteResumed, pageKey, stepError, stepInFlight, stopFrame, takeStep, type Stop };

@@ -10,6 +10,7 @@ import { ThemeSwitch } from "../components/ThemeSwitch";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
 import { insecureLink, loginRequired, signOutNow } from "../state/session";
+import { pageKey } from "../state/stepping";
 import { GroupsView } from "./GroupsView";
 import { LoginForm } from "./LoginForm";
 import { ReportList } from "./ReportList";
@@ -40,7 +41,7 @@ function App() {
   if (loginRequired.value) page = <LoginForm />;
   else if (current.name === "list") page = <ReportList />;
   else if (current.name === "groups") page = <GroupsView />;
-  else if (current.name === "report") page = <ReportView key={current.id} id={current.id} frame={current.frame} />;
+  else if (current.name === "report") page = <ReportView key={pageKey(current.id)} id={current.id} frame={current.frame} />;
   else
     page = (
       <section class="panel">

@@ -193,8 +193,11 @@ function ReportView({ id, frame }: { id: string; frame: number | null }) {
     const element = document.getElementById(`frame-${frame}`);
     if (element === null) return;
     element.scrollIntoView({ block: "start" });
-    // Not when the focus is already inside it (its console, opened by the "c" key).
-    if (!element.contains(document.activeElement)) element.focus({ preventScroll: true });
+    // Not when the focus is already inside it (its console, opened by the "c" key), nor on
+    // the stepping buttons (a step moves the page to the next stop: they stay the keyboard's).
+    const active = document.activeElement;
+    if (element.contains(active) || active?.closest("[data-testid=pause-bar]")) return;
+    element.focus({ preventScroll: true });
   }, [frame, report?.id, plain]);
 
   if (report === null) {

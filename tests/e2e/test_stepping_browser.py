@@ -1,0 +1,247 @@
+"""Stepping from the dashboard, end to end: two people in two headless Chromium contexts on
+the pause of a real worker (a Flask app under gunicorn -w 2, an async Starlette view under
+uvicorn). One drives with the buttons, the keys and "Run to this line", both pages follow
+every stop with its driver, consoles evaluate where the thread stands, and Continue lets the
+HTTP request finish with the right answer."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
+from tests.e2e.browser import OpenPage, accessibility_problems, log_in, person
+
+pytest_plugins = ["tests.e2e.browser"]
+
+APPS = Path(__file__).parent / "apps"
+FLASK_APP = APPS / "stepping_flask.py"
+ASGI_APP = APPS / "stepping_asgi.py"
+GUNICORN = ["gunicorn", "-w", "2", "-k", "gthread", "--threads", "4", "{bind}"]
+
+
+def line_of(app: Path, text: str) -> int:
+    """The line of ``app`` that contains ``text``."""
+    lines = app.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+def checkout_in_background(server: AppServer) -> tuple[threading.Thread, list[HttpAnswer]]:
+    answers: list[HttpAnswer] = []
+
+    def send() -> None:
+        try:
+            answers.append(server.get("/checkout", timeout=120))
+        except OSError:  # the server stopped (a failed test): the assertions say why
+            pass
+
+    request = threading.Thread(target=send, daemon=True)
+    request.start()
+    return request, answers
+
+
+def first_pause(broker: Broker) -> dict[str, Any]:
+    summary = wait_for(
+        lambda: next((r for r in broker.reports() if r["type_name"] == "Paused"), None),
+        what="the paused report",
+    )
+    return broker.report(summary["id"])
+
+
+def open_pause(page: Page, broker: Broker, report: dict[str, Any]) -> None:
+    page.goto(f"{broker.url}/#/reports/{report['id']}")
+    expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread waits for Continue")
+
+
+def stands_at(page: Page, function: str, line: int) -> None:
+    """The page shows the thread at ``function``, ``line``: in the bar, and as the marked
+    line of the frame the address points at, scrolled into view."""
+    expect(page.get_by_test_id("stop-position")).to_have_text(f"At {function}, line {line}. ")
+    frame = page.locator(".frame.targeted")
+    expect(frame.locator(".frame-function")).to_have_text(function)
+    expect(frame.locator(".source .line[aria-current=true]").first).to_have_attribute(
+        "data-line", str(line)
+    )
+    expect(frame).to_be_in_viewport()
+    expect(page.get_by_test_id("step-over")).to_be_enabled()
+
+
+def follow(
+    broker: Broker, report: dict[str, Any], pages: list[Page], act: Callable[[], None]
+) -> dict[str, Any]:
+    """Take a step with ``act``; every page moves to the stop it led to, which is returned."""
+    act()
+    following = wait_for(
+        lambda: broker.report(report["id"])["next_pause"], what="the stop the step led to"
+    )
+    for page in pages:
+        expect(page).to_have_url(re.compile(re.escape(f"#/reports/{following}/frames/")))
+    return broker.report(following)
+
+
+def console_of(page: Page) -> Locator:
+    """The console of the frame the address points at (open)."""
+    console = page.locator(".frame.targeted").get_by_test_id("console")
+    expect(console).to_be_visible()
+    return console
+
+
+def run(console: Locator, code: str, answer: str) -> None:
+    field = console.get_by_test_id("console-input")
+    field.fill(code)
+    field.press("Enter")
+    expect(console.get_by_test_id("console-output").last).to_have_text(answer)
+
+
+def run_to_line(scope: Locator, line: int) -> None:
+    scope.locator(f'.line[data-line="{line}"]').get_by_test_id("run-to-line").click()
+
+
+def test_two_people_step_a_flask_view_under_gunicorn(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
+    server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
+    request, answers = checkout_in_background(server)
+    paused = first_pause(broker)
+    ada = person(open_page, broker, "Ada")
+    bob = person(open_page, broker, "Bob")
+    both = [ada, bob]
+    for page in both:
+        open_pause(page, broker, paused)
+    line = partial(line_of, FLASK_APP)
+
+    # Step over twice (the button, then F10): both pages follow, and Bob sees who stepped.
+    stop = follow(broker, paused, both, lambda: ada.get_by_test_id("step-over").click())
+    for page in both:
+        stands_at(page, "checkout", line("count = len(basket)"))
+    expect(bob.get_by_test_id("step-driver")).to_have_text("Stepped over by Ada. ")
+    stop = follow(broker, stop, both, lambda: ada.keyboard.press("F10"))
+    for page in both:
+        stands_at(page, "checkout", line("subtotal = sum("))
+    ada.locator(".frame.targeted").get_by_test_id("console-toggle").click()
+    run(console_of(ada), "count", "2")
+
+    # Bob runs to a line from the whole-file view; his view follows it to the new line.
+    bob.locator(".frame.targeted").get_by_test_id("full-source-toggle").click()
+    whole = bob.locator(".frame.targeted").get_by_test_id("full-source")
+    target = line("total = with_tax(")
+    stop = follow(broker, stop, both, lambda: run_to_line(whole, target))
+    for page in both:
+        stands_at(page, "checkout", target)
+    expect(ada.get_by_test_id("step-driver")).to_have_text("Ran to this line by Bob. ")
+    expect(whole.locator(".line.failing")).to_have_attribute("data-line", str(target))
+
+    # Into the helper: Ada's console moved with the thread, and evaluates in the helper.
+    stop = follow(broker, stop, both, lambda: ada.get_by_test_id("step-into").click())
+    for page in both:
+        stands_at(page, "with_tax", line("tax = amount // 10"))
+    run(console_of(ada), "amount", "70")
+    stop = follow(broker, stop, both, lambda: ada.keyboard.press("Shift+F11"))
+    for page in both:
+        stands_at(page, "checkout", line("summary = f"))
+    expect(bob.get_by_test_id("step-driver")).to_have_text("Stepped out by Ada. ")
+    run(console_of(ada), "total", "77")
+
+    # Continue (F8): the request completes with the right answer; both pages say so.
+    assert request.is_alive()
+    ada.keyboard.press("F8")
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 77"
+    for page in both:
+        expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+        expect(page.get_by_test_id("step-over")).to_have_count(0)
+    assert broker.report(stop["id"])["next_pause"] is None
+
+
+def test_two_people_step_over_awaits_of_an_async_view_under_uvicorn(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
+    command = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "stepping_asgi:app"]
+    server = start_server(command, env, name="uvicorn")
+    request, answers = checkout_in_background(server)
+    paused = first_pause(broker)
+    ada = person(open_page, broker, "Ada")
+    bob = person(open_page, broker, "Bob")
+    both = [ada, bob]
+    for page in both:
+        open_pause(page, broker, paused)
+    line = partial(line_of, ASGI_APP)
+
+    stop = follow(broker, paused, both, lambda: ada.get_by_test_id("step-over").click())
+    for page in both:
+        stands_at(page, "checkout", line("count = len(basket)"))
+    stop = follow(broker, stop, both, lambda: ada.keyboard.press("F10"))
+    for page in both:
+        stands_at(page, "checkout", line("first = await"))
+    # Over an await: the next line of the same coroutine, as pdb's next.
+    stop = follow(broker, stop, both, lambda: ada.keyboard.press("F10"))
+    for page in both:
+        stands_at(page, "checkout", line("second = await"))
+    expect(bob.get_by_test_id("step-driver")).to_have_text("Stepped over by Ada. ")
+    bob.locator(".frame.targeted").get_by_test_id("console-toggle").click()
+    run(console_of(bob), "first", "30")
+
+    # Into the awaited helper and out again (Bob drives now).
+    stop = follow(broker, stop, both, lambda: bob.get_by_test_id("step-into").click())
+    for page in both:
+        stands_at(page, "price_of", line("await asyncio.sleep(0)"))
+    expect(ada.get_by_test_id("step-driver")).to_have_text("Stepped into by Bob. ")
+    run(console_of(bob), "sku", "'cake'")
+    stop = follow(broker, stop, both, lambda: bob.get_by_test_id("step-out").click())
+    for page in both:
+        stands_at(page, "checkout", line("total = first + second"))
+    run(console_of(bob), "second", "40")
+
+    # Run to the last line from the frame's source, then Continue.
+    last = line("return PlainTextResponse(")
+    source = ada.locator(".frame.targeted .frame-code")
+    stop = follow(broker, stop, both, lambda: run_to_line(source, last))
+    for page in both:
+        stands_at(page, "checkout", last)
+    run(console_of(bob), "total", "70")
+    bob.get_by_test_id("continue").click()
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 70"
+    for page in both:
+        expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+
+
+def test_an_agent_with_evalex_off_refuses_a_step_clearly_and_continue_still_works(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace", STEPPING_EVALEX="0")
+    server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
+    request, answers = checkout_in_background(server)
+    paused = first_pause(broker)
+    page, guard = open_page()
+    guard.allow("403")  # the refused step's answer, logged by Chromium
+    log_in(page, broker)
+    open_pause(page, broker, paused)
+    expect(page.get_by_test_id("run-to-line").first).to_be_visible()
+    assert accessibility_problems(page) == []
+    # The help lists the step keys.
+    page.keyboard.press("?")
+    help_text = page.get_by_test_id("shortcut-help")
+    for key in ("F10", "F11", "Shift+F11", "F8"):
+        exactly = re.compile(f"^{re.escape(key)}$")
+        expect(help_text.locator("kbd", has_text=exactly)).to_have_count(1)
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("step-into").click()
+    error = page.get_by_test_id("step-error")
+    expect(error).to_contain_text("Step refused")
+    expect(error).to_contain_text("evalex=False")
+    expect(page.get_by_test_id("step-over")).to_be_enabled()  # nothing moved
+    assert broker.report(paused["id"])["resumable"] is True
+    page.get_by_test_id("continue").click()
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 77"
+    expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
