@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
 from tests.e2e.browser import OpenPage, accessibility_problems, log_in, person
@@ -23,6 +23,7 @@ pytest_plugins = ["tests.e2e.browser"]
 APPS = Path(__file__).parent / "apps"
 FLASK_APP = APPS / "stepping_flask.py"
 ASGI_APP = APPS / "stepping_asgi.py"
+VIEW_TOKEN = "view-token-stepping-ui"
 GUNICORN = ["gunicorn", "-w", "2", "-k", "gthread", "--threads", "4", "{bind}"]
 
 
@@ -118,7 +119,27 @@ def test_two_people_step_a_flask_view_under_gunicorn(
     line = partial(line_of, FLASK_APP)
 
     # Step over twice (the button, then F10): both pages follow, and Bob sees who stepped.
-    stop = follow(broker, paused, both, lambda: ada.get_by_test_id("step-over").click())
+    # The first step's request is held on its way: meanwhile Ada's buttons are disabled.
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    ada.route("**/api/reports/*/step", hold)
+    ada.get_by_test_id("step-over").click()
+    for button in ("step-over", "step-into", "step-out", "continue"):
+        expect(ada.get_by_test_id(button)).to_be_disabled()
+    expect(ada.get_by_test_id("step-status")).to_have_text(
+        "Ada is stepping over: waiting for the next stop…"
+    )
+    ada.keyboard.press("F10")  # nothing: a step is under way
+    assert len(held) == 1 and broker.report(paused["id"])["resumable"] is True
+
+    def let_go() -> None:
+        held[0].continue_()
+        ada.unroute("**/api/reports/*/step")
+
+    stop = follow(broker, paused, both, let_go)
     for page in both:
         stands_at(page, "checkout", line("count = len(basket)"))
     expect(bob.get_by_test_id("step-driver")).to_have_text("Stepped over by Ada. ")
@@ -245,3 +266,33 @@ def test_an_agent_with_evalex_off_refuses_a_step_clearly_and_continue_still_work
     request.join(30)
     assert answers and answers[0].text == "2 items, total 77"
     expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+
+
+def test_a_view_only_session_is_refused_a_step_clearly(
+    tmp_path: Path, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    broker = Broker(tmp_path, "--view-token", VIEW_TOKEN).start()
+    try:
+        env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
+        server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
+        request, answers = checkout_in_background(server)
+        paused = first_pause(broker)
+        page, guard = open_page()
+        guard.allow("40[13]")  # the login check before the token, and the refused step
+        page.goto(broker.url)
+        page.locator("#login-token").fill(VIEW_TOKEN)
+        page.locator("#login-token").press("Enter")
+        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+        open_pause(page, broker, paused)
+        page.get_by_test_id("step-over").click()
+        expect(page.get_by_test_id("step-error")).to_have_text(
+            "Step refused: this token may read reports but not step threads."
+        )
+        expect(page.get_by_test_id("step-over")).to_be_enabled()
+        assert broker.report(paused["id"])["resumable"] is True
+        assert broker.post(f"/api/reports/{paused['id']}/continue", {}).status == 200
+        request.join(30)
+        assert answers and answers[0].text == "2 items, total 77"
+        expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+    finally:
+        broker.stop()
