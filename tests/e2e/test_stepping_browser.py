@@ -6,6 +6,7 @@ HTTP request finish with the right answer."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, WebSocketRoute, expect
 
 from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
 from tests.e2e.browser import OpenPage, accessibility_problems, log_in, person
@@ -296,3 +297,51 @@ def test_a_view_only_session_is_refused_a_step_clearly(
         expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
     finally:
         broker.stop()
+
+
+def test_a_tab_that_missed_a_step_is_told_and_finds_the_current_stop(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    """A tab whose "resumed" and "stepped" events are lost still offers the old stop: its
+    step is refused (409) with the broker's words, and the page then shows where it went."""
+    env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
+    server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
+    request, answers = checkout_in_background(server)
+    paused = first_pause(broker)
+    page, guard = open_page()
+    guard.allow("409")
+
+    def without_step_events(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+
+        def forward(message: str | bytes) -> None:
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            try:
+                kind = json.loads(text).get("type")
+            except (ValueError, AttributeError):
+                kind = None
+            if kind not in ("resumed", "stepped"):
+                route.send(message)
+
+        server.on_message(forward)
+
+    page.route_web_socket(re.compile(r".*/api/ws$"), without_step_events)
+    log_in(page, broker)
+    open_pause(page, broker, paused)
+    answer = broker.post(f"/api/reports/{paused['id']}/step", {"action": "over"})
+    assert answer.status == 200, answer.text
+    following = wait_for(lambda: broker.report(paused["id"])["next_pause"], what="next stop")
+    expect(page.get_by_test_id("step-over")).to_be_enabled()  # it does not know
+    page.get_by_test_id("step-over").click()
+    expect(page.get_by_test_id("step-error")).to_have_text(
+        "Cannot step: this report is not paused: its thread already went on."
+    )
+    expect(page.get_by_test_id("pause-bar")).to_contain_text("the thread went on")
+    page.get_by_test_id("next-pause").click()
+    expect(page).to_have_url(re.compile(re.escape(f"#/reports/{following}")))
+    expect(page.get_by_test_id("stop-position")).to_have_text(
+        f"At checkout, line {line_of(FLASK_APP, 'count = len(basket)')}. "
+    )
+    page.get_by_test_id("continue").click()
+    request.join(30)
+    assert answers and answers[0].text == "2 items, total 77"

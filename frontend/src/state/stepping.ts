@@ -6,7 +6,7 @@ import { batch, computed, signal } from "@preact/signals";
 import { ApiError, fetchReport, stepReport } from "../api/client";
 import type { FrameInfo, Report, ResumedEvent, StepAction, SteppedEvent } from "../api/types";
 import { displayName, isConsoleOpen, setConsoleOpen } from "./consoles";
-import { selected } from "./reports";
+import { refreshSelected, selected } from "./reports";
 import { parseRoute, reportHref, route } from "./route";
 
 /** The stop a paused report stands at: its frame, the innermost of the last exception. */
@@ -49,13 +49,14 @@ function pageKey(id: string): string {
 /** Why the last step from `reportId` was not taken. */
 const stepError = signal<{ reportId: string; message: string } | null>(null);
 
+/** What to show for a refused or failed step: the broker's words, with what they mean. */
 function failureText(failure: unknown): string {
   if (!(failure instanceof ApiError)) return failure instanceof Error ? failure.message : String(failure);
-  const said = failure.message;
+  const said = failure.message.replace(/\.$/, "");
   if (failure.status === 403) return `Step refused: ${said}.`;
-  if (failure.status === 409) return `Cannot step: ${said} (or its frame was released).`;
+  if (failure.status === 409) return `Cannot step: ${said}.`;
   if (failure.status === 410) return `Cannot step: the process is gone (${said}).`;
-  return `Step failed: ${said}`;
+  return `Step failed: ${said}.`;
 }
 
 /** Take `action` from the stop shown (`line`: the line to run to, for "until"). */
@@ -72,6 +73,8 @@ async function takeStep(action: StepAction, line = 0): Promise<void> {
   } catch (failure) {
     if (stepInFlight.peek()?.from === stop.reportId) stepInFlight.value = null;
     stepError.value = { reportId: stop.reportId, message: failureText(failure) };
+    // This tab missed that the thread went on (or its process went): show where it is now.
+    if (failure instanceof ApiError && (failure.status === 409 || failure.status === 410)) await refreshSelected();
   }
 }
 
