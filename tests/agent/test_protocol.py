@@ -106,6 +106,29 @@ MESSAGES: list[protocol.Message] = [
     protocol.Step(report_id="r1", action="over"),
     protocol.Step(report_id="r1", action="until", line=12),
     protocol.Released(report_ids=("r1", "r2")),
+    protocol.SetBreakpoints(),
+    protocol.SetBreakpoints(
+        breakpoints=(
+            protocol.BreakpointSpec(id="b1", file="/app/views.py", line=12),
+            protocol.BreakpointSpec(
+                id="b2",
+                file="/app/views.py",
+                line=30,
+                condition="n > 2",
+                hit_count=3,
+                enabled=False,
+            ),
+        )
+    ),
+    protocol.BreakpointStates(
+        states=(
+            protocol.BreakpointState(id="b1", status="armed", hits=2),
+            protocol.BreakpointState(id="b2", status="refused", reason="no code on line 30"),
+            protocol.BreakpointState(
+                id="b3", status="error", reason="ZeroDivisionError", warning="file changed"
+            ),
+        )
+    ),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),
     EvalResult(
@@ -146,6 +169,27 @@ def test_wire_dicts_carry_the_kind_tag() -> None:
 )
 def test_bad_payloads_raise_protocol_error(payload: bytes, why: str) -> None:
     with pytest.raises(ProtocolError, match=why):
+        protocol.decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"breakpoints": [{"id": "b", "file": "f"}]}, "line"),
+        ({"breakpoints": [{"id": "b", "file": "f", "line": "3"}]}, "expected an integer"),
+        ({"breakpoints": "b"}, "expected"),
+    ],
+)
+def test_bad_breakpoint_lists_raise_protocol_error(fields: dict[str, Any], why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        protocol.decode(msgpack.packb({"kind": "set_breakpoints", **fields}))
+
+
+def test_a_breakpoint_state_outside_the_closed_set_is_refused() -> None:
+    payload = msgpack.packb(
+        {"kind": "breakpoint_states", "states": [{"id": "b", "status": "exploded"}]}
+    )
+    with pytest.raises(ProtocolError):
         protocol.decode(payload)
 
 
