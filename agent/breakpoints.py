@@ -209,9 +209,10 @@ class Breakpoints:
                 return
             try:
                 entry.condition = compile(spec.condition.strip(), "<breakpoint condition>", "eval")
-            except SyntaxError as error:
+            except (SyntaxError, ValueError) as error:  # ValueError: a null character
                 entry.status = "refused"
-                entry.reason = f"the condition is not an expression: {error.msg}"
+                message = error.msg if isinstance(error, SyntaxError) else str(error)
+                entry.reason = f"the condition is not an expression: {message}"
 
     def _resolve(self, entries: list[_Armed]) -> None:
         """Find the code objects holding each pending breakpoint's line; refuse or warn."""
