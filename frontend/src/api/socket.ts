@@ -3,6 +3,7 @@
 // carries the console's evals and completions once it has proved the session's key: the
 // cookie opens the socket, the key (sent as its first message) lets it run code.
 import type {
+  BreakpointsEvent,
   ConsoleEvent,
   FramesEvent,
   PresenceEvent,
@@ -22,7 +23,7 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent): void;
+  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | BreakpointsEvent): void;
   onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
@@ -68,7 +69,7 @@ interface EventSocket {
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 20_000;
 
-function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent {
+function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | BreakpointsEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
@@ -77,6 +78,7 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | Fr
   if (record.type === "console") return typeof record.entry === "object" && record.entry !== null;
   if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
   if (record.type === "store") return typeof record.store === "object" && record.store !== null;
+  if (record.type === "breakpoints") return Array.isArray(record.breakpoints);
   return false;
 }
 

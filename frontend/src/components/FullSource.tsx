@@ -4,12 +4,13 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { FrameInfo, FrameSource } from "../api/types";
 import { loadFrameSource } from "../state/frames";
+import { BreakpointForm, LineNumber } from "./Breakpoints";
 
 const SHORT_CLASS = /^[a-z][a-z0-9]{0,5}$/i;
 
 type Load = { state: "closed" } | { state: "loading" } | { state: "done"; source: FrameSource } | { state: "failed"; error: string };
 
-function SourceLines({ source }: { source: FrameSource }) {
+function SourceLines({ source, file, where }: { source: FrameSource; file: string; where: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const container = box.current;
@@ -24,7 +25,7 @@ function SourceLines({ source }: { source: FrameSource }) {
           const tokens = source.highlight[position] ?? [["", line]];
           return (
             <span key={number} class={number === source.lineno ? "line failing" : "line"} data-line={number}>
-              <span class="lineno">{String(number)}</span>
+              <LineNumber file={file} line={number} where={where} />
               {tokens.map(([cls, text], index) => (
                 <span key={index} class={SHORT_CLASS.test(cls) ? cls : undefined}>
                   {text}
@@ -75,7 +76,8 @@ function FullSource({ reportId, frame }: { reportId: string; frame: FrameInfo })
             </p>
           )}
           {load.source.truncated && <p class="muted small">The file is longer than the agent sends.</p>}
-          <SourceLines source={load.source} />
+          <SourceLines source={load.source} file={frame.filename} where={`file-${frame.index}`} />
+          <BreakpointForm where={`file-${frame.index}`} />
         </>
       )}
     </div>

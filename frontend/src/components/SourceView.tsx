@@ -1,6 +1,7 @@
 // A frame's source context: Pygments tokens as classed spans (text only, never HTML), line
 // numbers, the failing line marked and, with column positions, the failing expression.
 import type { FrameInfo, HighlightLine } from "../api/types";
+import { BreakpointForm, LineNumber } from "./Breakpoints";
 
 type Token = [string, string];
 
@@ -98,6 +99,7 @@ function SourceView({ frame }: { frame: FrameInfo }) {
       : frame.context.map((text): HighlightLine => [["", text]]);
   const last = frame.end_lineno ?? frame.lineno;
   return (
+    <>
     <pre class="source" aria-label={`Source around line ${frame.lineno}`}>
       <code>
         {lines.map((tokens, position) => {
@@ -107,9 +109,7 @@ function SourceView({ frame }: { frame: FrameInfo }) {
           const range = failing ? markedRange(frame, lineno, text) : null;
           return (
             <span key={lineno} class={failing ? "line failing" : "line"} aria-current={lineno === frame.lineno ? "true" : undefined}>
-              <span class="lineno" aria-hidden="true">
-                {String(lineno)}
-              </span>
+              <LineNumber file={frame.filename} line={lineno} where={`context-${frame.index}`} />
               {range ? <Marked tokens={tokens} start={range[0]} end={range[1]} /> : <Tokens tokens={tokens} />}
               {"\n"}
             </span>
@@ -117,6 +117,8 @@ function SourceView({ frame }: { frame: FrameInfo }) {
         })}
       </code>
     </pre>
+    <BreakpointForm where={`context-${frame.index}`} />
+    </>
   );
 }
 

@@ -5,6 +5,7 @@
 import { signal } from "@preact/signals";
 import { currentSessionKey, fetchLinkStatus, logIn, logOut, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
+import { applyBreakpointsEvent, loadBreakpoints } from "./breakpoints";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
@@ -93,6 +94,7 @@ function openEvents(): void {
       if (event.type === "console") applyConsoleEvent(event);
       else if (event.type === "frames") applyFramesEvent(event);
       else if (event.type === "store") applyStoreEvent(event);
+      else if (event.type === "breakpoints") applyBreakpointsEvent(event);
       else applyEvent(event);
     },
     onPresence: applyPresence,
@@ -112,6 +114,7 @@ function openEvents(): void {
       void refreshSelected();
       void readStatus();
       reloadTranscripts();
+      void loadBreakpoints();
     },
   });
   const socket = events;
@@ -147,6 +150,7 @@ async function startSession(): Promise<void> {
     () => undefined, // signed out or offline: the other loads say so
   );
   void loadAgents();
+  void loadBreakpoints();
   void loadReports().then(openEvents);
   void readStatus(); // then the "store" events keep it current
 }
