@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -86,13 +87,16 @@ def app_file(tmp_path: Path) -> Path:
 def start_app(
     broker: Broker, start_server: Callable[..., AppServer], app_file: Path
 ) -> Callable[..., AppServer]:
-    def start(workers: int = 2, **env: str) -> AppServer:
+    def start(workers: int | None = 2, **env: str) -> AppServer:
+        """Start gunicorn -w 2; wait for ``workers`` agents (None: do not wait)."""
         environment = broker.agent_env(**env)
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(app_file.parent), environment["PYTHONPATH"]]
         )
         command = ["gunicorn", "-w", "2", "--timeout", "120", "{bind}", "breakpoints_flask:app"]
         server = start_server(command, environment, name="gunicorn")
+        if workers is None:
+            return server
         wait_for(
             lambda: len([a for a in broker.live_agents() if a["app"] == APP_NAME]) == workers,
             what="both workers' agents",
@@ -106,7 +110,7 @@ def paused_reports(broker: Broker) -> list[dict[str, Any]]:
     return [r for r in broker.reports() if r["type_name"] == "Paused"]
 
 
-def test_a_breakpoint_pauses_each_worker_and_continue_answers_right(
+def test_a_breakpoint_pauses_each_worker_steps_and_continue_answers_right(
     broker: Broker, start_app: Callable[..., AppServer], app_file: Path
 ) -> None:
     server = start_app()
@@ -114,11 +118,21 @@ def test_a_breakpoint_pauses_each_worker_and_continue_answers_right(
     made = set_breakpoint(broker, app_file, line)
     in_every_worker(broker, made["id"], "armed")
 
-    # The first request pauses in one worker; a second one, meanwhile, in the other.
+    # A worker started later (gunicorn's TTIN adds one) gets it with its welcome.
+    master = server.process.popen
+    assert master is not None
+    os.kill(master.pid, signal.SIGTTIN)
+    wait_for(
+        lambda: len([a for a in broker.live_agents() if a["app"] == APP_NAME]) == 3,
+        what="the third worker's agent",
+    )
+    assert len(in_every_worker(broker, made["id"], "armed")) == 3
+
+    # The first request pauses in one worker; a second one, meanwhile, in another.
     first, first_answers = in_background(server, "/price?n=3")
     wait_for(lambda: len(paused_reports(broker)) == 1, what="the first pause")
     second, second_answers = in_background(server, "/price?n=5")
-    wait_for(lambda: len(paused_reports(broker)) == 2, what="the pause in the other worker")
+    wait_for(lambda: len(paused_reports(broker)) == 2, what="the pause in another worker")
     pauses = [broker.report(summary["id"]) for summary in paused_reports(broker)]
     assert len({report["agent_id"] for report in pauses}) == 2  # two workers
     for report in pauses:
@@ -128,14 +142,27 @@ def test_a_breakpoint_pauses_each_worker_and_continue_answers_right(
         assert (frame["function"], frame["lineno"]) == ("price", line)
         answer = broker.evaluate(report["id"], frame_index(report, "price"), "subtotal")
         assert node_text(answer.json()["result"]) in ("300", "500")
-    for report in pauses:
+
+    # A pause at a breakpoint steps like one at breakpoint(): over, to the next line.
+    stepped_from = pauses[0]
+    answer = broker.post(f"/api/reports/{stepped_from['id']}/step", {"action": "over"})
+    assert answer.status == 200, answer.text
+    following = wait_for(
+        lambda: broker.report(stepped_from["id"])["next_pause"], what="the pause after the step"
+    )
+    after = broker.report(following)
+    frame = after["exceptions"][-1]["frames"][-1]
+    assert (frame["function"], frame["lineno"]) == ("price", line + 1)
+    answer = broker.evaluate(after["id"], frame_index(after, "price"), "total")
+    assert node_text(answer.json()["result"]) in ("270", "450")
+    for report in (after, pauses[1]):
         assert broker.post(f"/api/reports/{report['id']}/continue", {}).status == 200
     first.join(30)
     second.join(30)
     assert first_answers[0].text.startswith("3 items: 270")
     assert second_answers[0].text.startswith("5 items: 450")
     hits = states(broker, made["id"])
-    assert sorted(state["hits"] for state in hits.values()) == [1, 1]
+    assert sorted(state["hits"] for state in hits.values()) == [0, 1, 1]
 
     # Disabled, it no longer pauses; removed, neither.
     assert call(broker, "PATCH", f"/api/breakpoints/{made['id']}", {"enabled": False}).status == 200
@@ -143,7 +170,7 @@ def test_a_breakpoint_pauses_each_worker_and_continue_answers_right(
     assert server.get("/price?n=1").text.startswith("1 items: 90")
     assert call(broker, "DELETE", f"/api/breakpoints/{made['id']}").status == 200
     assert server.get("/price?n=2").text.startswith("2 items: 180")
-    assert len(paused_reports(broker)) == 2
+    assert len(paused_reports(broker)) == 3
 
 
 def test_hostile_breakpoints_are_bounded_and_say_why(
@@ -196,7 +223,7 @@ def test_an_agent_with_evalex_false_refuses_breakpoints(
     broker: Broker, start_app: Callable[..., AppServer], app_file: Path
 ) -> None:
     # Without evals there is no console either: an agent starts with its worker's first request.
-    server = start_app(workers=0, BREAKPOINTS_EVALEX="0")
+    server = start_app(workers=None, BREAKPOINTS_EVALEX="0")
     assert server.get("/price?n=1").status == 200
     wait_for(lambda: any(a["app"] == APP_NAME for a in broker.live_agents()), what="an agent")
     made = set_breakpoint(broker, app_file, line_of("total = with_discount(subtotal)"))
