@@ -186,6 +186,10 @@ class Breakpoints:
         """Every breakpoint's state now (tests, and the I/O thread after a reconnect)."""
         return tuple(entry.state() for entry in self._armed.values())
 
+    def listed(self) -> int:
+        """How many breakpoints the broker's last list held."""
+        return len(self._armed)
+
     def clear(self) -> None:
         """Disarm all (the transport closes)."""
         self._armed = {}

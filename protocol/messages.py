@@ -111,6 +111,7 @@ class Hello:
     eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
     paused: tuple[str, ...] = ()  # reports whose thread waits at breakpoint() for Continue
     held: tuple[str, ...] = ()  # reports whose frames it still holds (at most MAX_HELD_IDS)
+    breakpoints: int = 0  # breakpoints in the last list a broker gave it (SetBreakpoints)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -85,6 +85,9 @@ class BreakpointHandler(Protocol):
     def clear(self) -> None:
         """Disarm them all (the agent stops)."""
 
+    def listed(self) -> int:
+        """How many breakpoints the broker's last list held (the hello says it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class AgentIdentity:
@@ -417,6 +420,7 @@ class Link:
             eval_timeout=options.eval_timeout_seconds,
             paused=self.mailbox.paused_reports(),
             held=self.registry.held_reports()[-protocol.MAX_HELD_IDS :],
+            breakpoints=self.breakpoints.listed() if self.breakpoints is not None else 0,
         )
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:

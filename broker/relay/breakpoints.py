@@ -142,10 +142,14 @@ class BreakpointBook:
         )
         return protocol.SetBreakpoints(breakpoints=specs[: protocol.MAX_BREAKPOINTS])
 
-    async def send_to(self, agent: AgentState) -> None:
-        """Send ``agent`` its list (after its welcome)."""
-        if agent.alive:
-            await self._send(agent.agent_id.encode(), self.for_agent(agent))
+    async def send_to(self, agent: AgentState, *, holds: int = 1) -> None:
+        """Send ``agent`` its list: after a change, and after its welcome when it has any or
+        still ``holds`` some (from a list this broker may no longer know it sent)."""
+        if not agent.alive:
+            return
+        message = self.for_agent(agent)
+        if message.breakpoints or holds:
+            await self._send(agent.agent_id.encode(), message)
 
     async def states_received(self, agent: AgentState, message: protocol.BreakpointStates) -> None:
         """``agent`` says what it made of its breakpoints: keep it, tell the dashboards."""

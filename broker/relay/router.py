@@ -315,7 +315,8 @@ class Relay:
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
             if await self._registry.hello(identity, agent_id, message):
-                await self.breakpoints.send_to(self.agents[agent_id])  # after its welcome
+                admitted = self.agents[agent_id]  # after its welcome: its breakpoints
+                await self.breakpoints.send_to(admitted, holds=message.breakpoints)
             return
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:

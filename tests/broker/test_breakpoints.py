@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from debugbroker.agent.breakpoints import armed_code, trace_this_thread
 from debugbroker.agent.options import Options
 from debugbroker.agent.process import breakpoint_handler, eval_dispatcher
 from debugbroker.agent.transport.transport import Transport
+from debugbroker.protocol import Hello, SetBreakpoints, Welcome, keys
+from tests.broker.test_security_agents import RawAgent
 from tests.conftest import Broker, http, wait_for
 
 VIEW_TOKEN = "view-token-123456"
@@ -186,3 +190,46 @@ def test_breakpoints_survive_a_broker_restart_and_reach_the_reconnected_agent(
     assert listed(broker)[0]["condition"] == "total > 5"
     wait_for(lambda: state_in(broker, agent, made["id"]) == "armed", what="armed again")
     assert checkout.__code__ in armed_code()
+
+
+def raw_hello(raw: RawAgent, secret: str, breakpoints: int) -> None:
+    agent_id = raw.identity.decode()
+    nonce = uuid.uuid4().hex
+    raw.send_message(
+        Hello(
+            agent_id=agent_id,
+            nonce=nonce,
+            proof=keys.hello_proof(secret, agent_id, nonce),
+            pid=1,
+            host="raw",
+            app="raw",
+            python="3",
+            started=time.time(),
+            evalex=True,
+            breakpoints=breakpoints,
+        )
+    )
+    assert isinstance(raw.receive(), Welcome)
+
+
+def test_the_list_follows_each_welcome_and_each_change(broker: Broker) -> None:
+    fresh = RawAgent(broker.zmq_url)
+    stale = RawAgent(broker.zmq_url)
+    try:
+        raw_hello(fresh, broker.secret, breakpoints=0)
+        assert fresh.receive(timeout=0.5) is None  # nothing to arm, nothing armed: no list
+        body = {"app": "raw", "file": "/srv/raw.py", "line": 7, "condition": "x"}
+        made = call(broker, "POST", "/api/breakpoints", body).json()["breakpoint"]
+        sent = fresh.receive()
+        assert isinstance(sent, SetBreakpoints)
+        assert [(b.id, b.file, b.line, b.condition) for b in sent.breakpoints] == [
+            (made["id"], "/srv/raw.py", 7, "x")
+        ]
+        assert call(broker, "DELETE", f"/api/breakpoints/{made['id']}").status == 200
+        assert fresh.receive() == SetBreakpoints()
+        # An agent that still holds breakpoints the broker no longer has: an empty list.
+        raw_hello(stale, broker.secret, breakpoints=2)
+        assert stale.receive() == SetBreakpoints()
+    finally:
+        fresh.close()
+        stale.close()
