@@ -34,6 +34,7 @@ import inspect
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType
@@ -61,6 +62,7 @@ __all__ = [
 
 CONDITION_SECONDS = 0.5  # the longest a condition may run at one hit
 _RESCAN_SECONDS = 5.0  # how often files not loaded yet are looked for again
+_HITS_SECONDS = 1.0  # hit counts alone are sent at most this often
 USES_MONITORING = sys.version_info >= (3, 12)
 _NEW_SCOPE = inspect.CO_NEWLOCALS  # a function's code (not a module's or a class body's)
 _MAX_CONDITION = 2000  # characters of a condition
@@ -144,7 +146,9 @@ class Breakpoints:
         self.pause = pause
         self.pid = os.getpid()
         self._armed: dict[str, _Armed] = {}
-        self._dirty = False
+        self._dirty = False  # something to send
+        self._urgent = False  # ... that should go at once (more than hit counts)
+        self._sent_at = 0.0
         self._rescan_at = 0.0
 
     def apply(self, message: SetBreakpoints) -> None:
@@ -161,7 +165,7 @@ class Breakpoints:
         self._armed = entries
         self._resolve([entry for entry in entries.values() if entry.status == "pending"])
         self._rearm()
-        self._dirty = True
+        self._dirty = self._urgent = True
 
     def tick(self, now: float) -> None:
         """Called by the I/O thread often: look again for files not loaded before."""
@@ -173,13 +177,16 @@ class Breakpoints:
             self._resolve(pending)
             if any(entry.status != "pending" for entry in pending):
                 self._rearm()
-                self._dirty = True
+                self._dirty = self._urgent = True
 
     def take_states(self) -> BreakpointStates | None:
-        """The states to send, when something changed since the last call."""
-        if not self._dirty:
+        """The states to send: at once after a new list or a change of status, and hit
+        counts at most once a second (a hot line whose hit count is not reached yet)."""
+        now = time.monotonic()
+        if not self._dirty or (not self._urgent and now - self._sent_at < _HITS_SECONDS):
             return None
-        self._dirty = False
+        self._dirty = self._urgent = False
+        self._sent_at = now
         return BreakpointStates(states=tuple(entry.state() for entry in self._armed.values()))
 
     def states(self) -> tuple[BreakpointState, ...]:
@@ -289,26 +296,28 @@ class Breakpoints:
             return
         if entry.condition is not None:
             held, error = _evaluate(entry.condition, frame)
+            if error is not None and error.startswith("the condition ran"):
+                self._set(entry, "refused", error + "; the breakpoint is off until it is changed")
+                self._rearm()
+                return
             if error is not None:
-                entry.status, entry.reason = "error", error
-                if error.startswith("the condition ran"):
-                    entry.status = "refused"
-                    entry.reason = error + "; the breakpoint is off until it is changed"
-                    self._dirty = True
-                    self._rearm()
-                    return
-                self._dirty = True
+                self._set(entry, "error", error)
                 return
             if entry.status == "error":
-                entry.status, entry.reason = "armed", ""
-                self._dirty = True
+                self._set(entry, "armed", "")
             if not held:
                 return
         entry.hits += 1
-        self._dirty = True
+        self._dirty = True  # a count only: sent with the next change, or within a second
         if entry.hits < entry.spec.hit_count:
             return
         self.pause(frame, f"breakpoint at {os.path.basename(entry.spec.file)}:{entry.spec.line}")
+
+    def _set(self, entry: _Armed, status: BreakpointStatus, reason: str) -> None:
+        """A new status or reason, sent at the I/O thread's next turn."""
+        if (entry.status, entry.reason) != (status, reason):
+            entry.status, entry.reason = status, reason
+            self._dirty = self._urgent = True
 
 
 def _evaluate(condition: CodeType, frame: FrameType) -> tuple[bool, str | None]:

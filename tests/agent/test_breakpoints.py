@@ -99,6 +99,22 @@ def test_a_hit_pauses_with_the_frame_and_its_locals(
     assert points.take_states() is not None and points.take_states() is None
 
 
+def test_hit_counts_alone_are_sent_at_most_once_a_second(
+    sample: ModuleType, recorder: tuple[Breakpoints, Recorder]
+) -> None:
+    points, _ = recorder
+    arm(points, spec(sample, 15, hit_count=100))
+    assert points.take_states() is not None  # the new list: at once
+    sample.view(1)
+    assert points.states()[0].hits == 1
+    assert points.take_states() is None  # a count only: it waits
+    arm(points, spec(sample, 15, hit_count=100, condition="1 / 0"))
+    assert points.take_states() is not None  # a new list again: at once
+    sample.view(1)
+    states = points.take_states()  # a new status (the condition's error): at once
+    assert states is not None and states.states[0].status == "error"
+
+
 def test_code_without_a_breakpoint_is_not_monitored(
     sample: ModuleType, recorder: tuple[Breakpoints, Recorder]
 ) -> None:
