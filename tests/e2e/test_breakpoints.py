@@ -233,3 +233,34 @@ def test_an_agent_with_evalex_false_refuses_breakpoints(
         assert "evalex=False" in state["reason"]
     assert server.get("/price?n=2").text.startswith("2 items: 180")
     assert paused_reports(broker) == []
+
+
+def test_a_breakpoint_in_an_async_helper_pauses_under_uvicorn(
+    broker: Broker, start_server: Callable[..., AppServer]
+) -> None:
+    source = Path(__file__).parent / "apps" / "breakpoints_asgi.py"
+    command = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "breakpoints_asgi:app"]
+    server = start_server(command, broker.agent_env(), name="uvicorn")
+    agent = wait_for(
+        lambda: next((a for a in broker.live_agents() if a["app"] == "breakpoints-asgi"), None),
+        what="the uvicorn agent",
+    )
+    lines = source.read_text(encoding="utf-8").splitlines()
+    line = next(number for number, text in enumerate(lines, 1) if "doubled = n * 2" in text)
+    body = {"app": "breakpoints-asgi", "file": str(source), "line": line, "condition": "n > 2"}
+    made = call(broker, "POST", "/api/breakpoints", body).json()["breakpoint"]
+    wait_for(
+        lambda: states(broker, made["id"]).get(agent["agent_id"], {}).get("status") == "armed",
+        what="armed in the uvicorn worker",
+    )
+    assert server.get("/double?n=2").text == "2 doubled: 4"  # the condition does not hold
+    request, answers = in_background(server, "/double?n=21")
+    paused = wait_for(lambda: next(iter(paused_reports(broker)), None), what="the pause")
+    report = broker.report(paused["id"])
+    frame = report["exceptions"][-1]["frames"][-1]
+    assert (frame["function"], frame["lineno"]) == ("compute", line)
+    answer = broker.evaluate(report["id"], frame_index(report, "compute"), "n")
+    assert node_text(answer.json()["result"]) == "21"
+    assert broker.post(f"/api/reports/{report['id']}/continue", {}).status == 200
+    request.join(30)
+    assert answers and answers[0].text == "21 doubled: 42"
