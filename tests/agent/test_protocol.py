@@ -269,6 +269,7 @@ MIRRORED = [
     Report,
     EvalResult,
     CompleteResult,
+    protocol.BreakpointState,
 ]
 
 
@@ -295,9 +296,11 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     py_fields = {f.name for f in dataclasses.fields(cls)}
     if cls in (EvalResult, CompleteResult):  # the HTTP API drops the routing fields
         py_fields -= {"request_id"}
+    if cls is protocol.BreakpointState:  # kept per agent under the breakpoint, with a time
+        py_fields -= {"id"}
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
     added = {"kind", "highlight", "agent_alive", "resumable", "frames_held", "frames_released"}
-    added |= {"stepped_by", "next_pause"}
+    added |= {"stepped_by", "next_pause", "at"}
     unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"
