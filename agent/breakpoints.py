@@ -61,7 +61,10 @@ __all__ = [
 ]
 
 CONDITION_SECONDS = 0.5  # the longest a condition may run at one hit
-_RESCAN_SECONDS = 5.0  # how often files not loaded yet are looked for again
+# Files not loaded yet are looked for again after 5 s, then half as often each time they are
+# still missing, down to once a minute (each look walks the garbage collector's objects).
+_RESCAN_SECONDS = 5.0
+_RESCAN_MAX_SECONDS = 60.0
 _HITS_SECONDS = 1.0  # hit counts alone are sent at most this often
 USES_MONITORING = sys.version_info >= (3, 12)
 _NEW_SCOPE = inspect.CO_NEWLOCALS  # a function's code (not a module's or a class body's)
@@ -150,6 +153,7 @@ class Breakpoints:
         self._urgent = False  # ... that should go at once (more than hit counts)
         self._sent_at = 0.0
         self._rescan_at = 0.0
+        self._rescan_every = _RESCAN_SECONDS
 
     def apply(self, message: SetBreakpoints) -> None:
         """Arm the broker's list (the whole of it: anything not in it is removed)."""
@@ -163,6 +167,8 @@ class Breakpoints:
             entries[spec.id] = entry
             self._check(entry)
         self._armed = entries
+        self._rescan_every = _RESCAN_SECONDS
+        self._rescan_at = time.monotonic() + self._rescan_every
         self._resolve([entry for entry in entries.values() if entry.status == "pending"])
         self._rearm()
         self._dirty = self._urgent = True
@@ -171,13 +177,15 @@ class Breakpoints:
         """Called by the I/O thread often: look again for files not loaded before."""
         if now < self._rescan_at:
             return
-        self._rescan_at = now + _RESCAN_SECONDS
         pending = [entry for entry in self._armed.values() if entry.status == "pending"]
         if pending:
             self._resolve(pending)
             if any(entry.status != "pending" for entry in pending):
                 self._rearm()
                 self._dirty = self._urgent = True
+            else:
+                self._rescan_every = min(self._rescan_every * 2, _RESCAN_MAX_SECONDS)
+        self._rescan_at = now + self._rescan_every
 
     def take_states(self) -> BreakpointStates | None:
         """The states to send: at once after a new list or a change of status, and hit
