@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any
 
 from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
 from debugbroker.agent.integrations.asyncio_tasks import install_asyncio
 from debugbroker.agent.middleware import request_info
 from debugbroker.agent.options import Options, middleware_options
@@ -124,6 +125,8 @@ class DebuggedASGIApplication:
             await self.app(scope, receive, send)
             return
         self._start_agent()  # with the first request, so the dashboard lists this process
+        if THREAD_TRACE.needed:  # 3.10/3.11 with breakpoints armed: hook the loop's thread
+            trace_this_thread()
         if self.asyncio_errors:
             self._watch_loop()
         started = False

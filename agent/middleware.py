@@ -24,6 +24,7 @@ from debugbroker.agent.answers import (
     submit_error,
     traceback_text,
 )
+from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
 from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.evals.evaluate import register_context_source
 from debugbroker.agent.options import Options, middleware_options
@@ -155,6 +156,8 @@ class DebuggedApplication:
         """
         if self._agent_generation != _fork_generation:
             self._start_agent()
+        if THREAD_TRACE.needed:  # 3.10/3.11 with breakpoints armed: hook this thread
+            trace_this_thread()
         if self.evalex:  # Flask hands its contexts here so evals can see request & co.
             environ["werkzeug.debug.preserve_context"] = _keep_context
         try:

@@ -14,15 +14,17 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 
+from debugbroker.agent.breakpoints import Breakpoints
 from debugbroker.agent.evals.dispatch import EvalDispatcher
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.link import Dispatch
+from debugbroker.agent.transport.link import BreakpointHandler, Dispatch
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Message
 
-__all__ = ["get_transport", "current_transport", "eval_dispatcher"]
+__all__ = ["get_transport", "current_transport", "eval_dispatcher", "breakpoint_handler"]
 
 _transports: dict[Options, Transport] = {}
 _transports_pid = os.getpid()
@@ -46,7 +48,9 @@ def get_transport(options: Options) -> Transport:
         _forget_if_forked()
         transport = _transports.get(options)
         if transport is None or transport.closed:
-            transport = _transports[options] = Transport(options, eval_dispatcher)
+            transport = _transports[options] = Transport(
+                options, eval_dispatcher, breakpoint_handler
+            )
             try:
                 _say_bye_in_multiprocessing_child()
             except Exception:  # an unusual multiprocessing: the heartbeat timeout still works
@@ -59,6 +63,19 @@ def eval_dispatcher(
 ) -> Dispatch:
     """The ``DispatchFactory`` every transport of the process gets: the evals' dispatcher."""
     return EvalDispatcher(registry, options, answer).handle
+
+
+def breakpoint_handler(transport: Transport) -> BreakpointHandler:
+    """The ``BreakpointsFactory`` every transport of the process gets: its hits pause
+    through that transport."""
+
+    def pause(frame: FrameType, origin: str) -> None:
+        if transport.connected:  # nobody could resume it otherwise
+            from debugbroker.agent.trace import pause_here  # trace imports this module
+
+            pause_here(frame, transport, origin)
+
+    return Breakpoints(evalex=transport.options.evalex, started=transport.started, pause=pause)
 
 
 def _forget_if_forked() -> None:

@@ -38,7 +38,7 @@ from typing import Any
 import debugbroker
 from debugbroker.protocol import Step, StepAction
 
-__all__ = ["Stepper", "StopHandler", "is_own_code"]
+__all__ = ["Stepper", "StopHandler", "is_own_code", "is_own_file"]
 
 # Called at each stop with the frame and the step that got there: the next step, or None to
 # run on untraced (Continue, the pause's timeout, no broker).
@@ -60,13 +60,17 @@ _RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name
 _own_cache: dict[CodeType, bool] = {}
 
 
+def is_own_file(filename: str) -> bool:
+    """A file of the agent (or protocol), or no file at all (``<console>``, ``<string>``)."""
+    return filename.startswith("<") or filename.startswith(_OWN_PREFIXES)
+
+
 def is_own_code(code: CodeType) -> bool:
     """Code no step stops in: the agent's (and protocol's), and code without a file
     (the console's, ``<frozen ...>``, ``<string>``)."""
     own = _own_cache.get(code)
     if own is None:
-        filename = code.co_filename
-        own = filename.startswith("<") or filename.startswith(_OWN_PREFIXES)
+        own = is_own_file(code.co_filename)
         if len(_own_cache) > 4096:
             _own_cache.clear()
         _own_cache[code] = own

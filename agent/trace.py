@@ -32,6 +32,7 @@ __all__ = [
     "set_trace",
     "Paused",
     "capture_pause",
+    "pause_here",
     "DEFAULT_PAUSE_SECONDS",
     "DEFAULT_NO_BROKER_SECONDS",
 ]
@@ -64,11 +65,13 @@ def capture_pause(
     *,
     step_of: str = "",
     step: StepAction | None = None,
+    origin: str = "breakpoint()",
 ) -> Report:
     """A "paused" report of the stack ending at ``frame``, its frames held for evals; after
-    a step, ``step_of`` names the report the step was taken from."""
+    a step, ``step_of`` names the report the step was taken from; ``origin`` says what
+    paused it first (``breakpoint()``, or a breakpoint set from the dashboard)."""
     where = f"{frame.f_code.co_name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
-    how = f"step {step}" if step is not None and step_of else "breakpoint()"
+    how = f"step {step}" if step is not None and step_of else origin
     pause = Paused(f"{how} in {where}")
     pause.__traceback__ = _stack_traceback(frame)
     try:
@@ -131,8 +134,9 @@ def _log(text: str) -> None:
 class _Session:
     """One thread's pauses, from ``breakpoint()`` through its steps to Continue."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, origin: str = "breakpoint()") -> None:
         self.transport = transport
+        self.origin = origin
         self.last_report = ""  # the report of the latest pause, which the next step follows
         self.stepper = Stepper(self.pause_after_step)
 
@@ -140,7 +144,12 @@ class _Session:
         """Send a paused report of ``frame`` and wait: the step to take, or None to go on."""
         transport = self.transport
         report = capture_pause(
-            frame, transport, transport.options, step_of=self.last_report, step=step
+            frame,
+            transport,
+            transport.options,
+            step_of=self.last_report,
+            step=step,
+            origin=self.origin,
         )
         self.last_report = report.id
         pause = transport.start_pause(report.id)
@@ -199,14 +208,21 @@ def set_trace(*args: object, **kwargs: object) -> None:
                 f"no broker is reachable at {transport.options.broker_url}"
             )
             return
-        session = _Session(transport)
     except Exception as error:  # a breakpoint must not break the program
         _log(f"breakpoint() could not pause: {type(error).__name__}: {error}")
         return
+    pause_here(frame, transport, "breakpoint()")
+
+
+def pause_here(frame: FrameType, transport: Transport, origin: str) -> None:
+    """Pause ``frame``'s thread (the caller's) as ``breakpoint()`` does: a paused report,
+    then Continue, a step (this thread runs on traced until its next stop) or the timeout.
+    ``origin`` names what paused it in the report's message. Never raises."""
     try:
+        session = _Session(transport, origin)
         step = session.pause(frame, None)
     except Exception as error:
-        _log(f"breakpoint() could not pause: {type(error).__name__}: {error}")
+        _log(f"{origin} could not pause: {type(error).__name__}: {error}")
         return
     if step is not None:
         try:

@@ -18,7 +18,17 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import console, dashboard, error_path, handled_errors, happy_path, memory, retention, storm
+from . import (
+    breakpoints,
+    console,
+    dashboard,
+    error_path,
+    handled_errors,
+    happy_path,
+    memory,
+    retention,
+    storm,
+)
 from .common import Row, Settings
 
 __all__ = ["BENCHMARKS", "main", "machine", "format_table"]
@@ -33,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "dashboard": dashboard.run,
     "handled_errors": handled_errors.run,
     "retention": retention.run,
+    "idle_breakpoint": breakpoints.run,
 }
 
 

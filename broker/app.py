@@ -25,6 +25,7 @@ from debugbroker.broker.http.auth import (
     origin_of,
     security_middleware,
 )
+from debugbroker.broker.http.breakpoints import breakpoint_routes
 from debugbroker.broker.http.console import console_command, console_routes
 from debugbroker.broker.http.editor import editor_routes
 from debugbroker.broker.http.openapi import openapi_routes
@@ -149,6 +150,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(openapi_routes(policy.cookie_name))
     app.add_routes(api_routes())
+    app.add_routes(breakpoint_routes())
     app.add_routes(editor_routes(config.editor, config.path_map))
     app.add_routes(report_routes())
     app.add_routes(triage_routes())

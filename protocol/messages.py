@@ -53,12 +53,21 @@ __all__ = [
     "ExpandResult",
     "SourceRequest",
     "SourceResult",
+    "BreakpointSpec",
+    "SetBreakpoints",
+    "BreakpointStatus",
+    "BREAKPOINT_STATUSES",
+    "BreakpointState",
+    "BreakpointStates",
+    "MAX_BREAKPOINTS",
     "Message",
     "MESSAGE_TYPES",
 ]
 
 # 2: the secret no longer crosses the wire (proofs in hello and welcome; ``keys``).
 PROTOCOL_VERSION = 2
+# Breakpoints in one ``SetBreakpoints`` or ``BreakpointStates``: the receiver reads no more.
+MAX_BREAKPOINTS = 256
 # Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
 MAX_HELD_IDS = 1024
 
@@ -102,6 +111,7 @@ class Hello:
     eval_timeout: float = 0.0  # the agent's own time limit per eval (0: none)
     paused: tuple[str, ...] = ()  # reports whose thread waits at breakpoint() for Continue
     held: tuple[str, ...] = ()  # reports whose frames it still holds (at most MAX_HELD_IDS)
+    breakpoints: int = 0  # breakpoints in the last list a broker gave it (SetBreakpoints)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -385,6 +395,64 @@ class SourceResult:
     reason: str | None = None  # FAILURE_REASONS
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakpointSpec:
+    """One breakpoint as the dashboard set it: pause at ``line`` of ``file`` (a code file name
+    as the agent reports it in frames), when ``condition`` (a Python expression evaluated in
+    the frame; empty: always) is true, from its ``hit_count``-th such hit on (0 or 1: every
+    hit). A disabled one stays listed but never pauses."""
+
+    id: str
+    file: str
+    line: int
+    condition: str = ""
+    hit_count: int = 0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetBreakpoints:
+    """Broker → agent: every breakpoint this agent should have (the whole list, so a lost or
+    repeated message cannot leave a stale one armed); sent after each welcome and change."""
+
+    kind: ClassVar[str] = "set_breakpoints"
+    breakpoints: tuple[BreakpointSpec, ...] = ()
+
+
+# Where a breakpoint stands in one agent: "armed" (it pauses when reached), "pending" (its
+# file is not loaded in the process yet: armed once it is), "disabled", "refused" (never
+# armed: ``reason`` says why), "error" (armed, but its condition failed when last reached).
+BreakpointStatus = Literal["armed", "pending", "disabled", "refused", "error"]
+BREAKPOINT_STATUSES: tuple[BreakpointStatus, ...] = (
+    "armed",
+    "pending",
+    "disabled",
+    "refused",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakpointState:
+    """One breakpoint in one agent: its ``status``, why (``reason``, for people), a
+    ``warning`` that does not stop it (the file changed on disk), and how often it was hit."""
+
+    id: str
+    status: BreakpointStatus
+    reason: str = ""
+    warning: str = ""
+    hits: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakpointStates:
+    """Agent → broker: the state of every breakpoint it was given, after each
+    ``SetBreakpoints`` and whenever one changes (hits, a condition's error)."""
+
+    kind: ClassVar[str] = "breakpoint_states"
+    states: tuple[BreakpointState, ...] = ()
+
+
 Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Bye,
     Resume,
@@ -410,6 +478,8 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     ExpandResult,
     SourceRequest,
     SourceResult,
+    SetBreakpoints,
+    BreakpointStates,
 ]
 # The decoder finds a message's class by its kind here (``codec.unpack_message``): a new
 # message joins both the union above and this table.
@@ -440,5 +510,7 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
         ExpandResult,
         SourceRequest,
         SourceResult,
+        SetBreakpoints,
+        BreakpointStates,
     )
 }

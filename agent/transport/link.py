@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -35,6 +36,7 @@ from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport.mailbox import Mailbox
 from debugbroker.protocol import (
+    BreakpointStates,
     Bye,
     CompleteRequest,
     EvalRequest,
@@ -51,6 +53,7 @@ from debugbroker.protocol import (
     Released,
     ReportMessage,
     Resume,
+    SetBreakpoints,
     SourceRequest,
     Step,
     Stored,
@@ -59,12 +62,31 @@ from debugbroker.protocol import (
     keys,
 )
 
-__all__ = ["Link", "AgentIdentity", "AppRequest", "Dispatch"]
+__all__ = ["Link", "AgentIdentity", "AppRequest", "Dispatch", "BreakpointHandler"]
 
 # What the I/O thread hands to ``dispatch``: each may run app code (reprs, evals) or reach the
 # eval threads, so none runs on the I/O thread.
 AppRequest = EvalRequest | CompleteRequest | ExpandRequest | SourceRequest | InterruptRequest
 Dispatch = Callable[[AppRequest], None]
+
+
+class BreakpointHandler(Protocol):
+    """What arms the broker's breakpoints in this process (``agent/breakpoints.py``)."""
+
+    def apply(self, message: SetBreakpoints) -> None:
+        """Arm the broker's whole list."""
+
+    def tick(self, now: float) -> None:
+        """Look again for the files of pending breakpoints, when it is time."""
+
+    def take_states(self) -> BreakpointStates | None:
+        """The breakpoints' states to send, when they changed."""
+
+    def clear(self) -> None:
+        """Disarm them all (the agent stops)."""
+
+    def listed(self) -> int:
+        """How many breakpoints the broker's last list held (the hello says it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +140,10 @@ class Link:
         mailbox: Mailbox,
         registry: FrameRegistry,
         dispatch: Dispatch,
+        breakpoints: BreakpointHandler | None = None,
     ) -> None:
         self.options = options
+        self.breakpoints = breakpoints
         self.identity = identity
         self.mailbox = mailbox
         self.registry = registry
@@ -288,6 +312,9 @@ class Link:
             self.mailbox.resume(message.report_id)
         elif isinstance(message, Step):  # a step from the dashboard: the thread pauses again
             self.mailbox.resume(message.report_id, message)
+        elif isinstance(message, SetBreakpoints):
+            if self.breakpoints is not None:
+                self.breakpoints.apply(message)  # finds code objects: a moment, on this thread
         elif isinstance(message, Release):  # the dashboard's "Release frames"
             self.registry.release_report(message.report_id)
         elif isinstance(message, Stored):  # the broker committed these reports
@@ -320,6 +347,11 @@ class Link:
             for start in range(0, len(released), protocol.MAX_HELD_IDS):
                 chunk = released[start : start + protocol.MAX_HELD_IDS]
                 self._send(sock, Released(report_ids=chunk))  # lost: the next hello corrects
+        if self.breakpoints is not None:
+            self.breakpoints.tick(now)
+            states = self.breakpoints.take_states()
+            if states is not None:
+                self._send(sock, states)  # lost: the next welcome's list brings them again
         if now >= state.heartbeat_due:
             beat = Heartbeat(
                 held_frames=len(registry),
@@ -388,6 +420,7 @@ class Link:
             eval_timeout=options.eval_timeout_seconds,
             paused=self.mailbox.paused_reports(),
             held=self.registry.held_reports()[-protocol.MAX_HELD_IDS :],
+            breakpoints=self.breakpoints.listed() if self.breakpoints is not None else 0,
         )
 
     def _send(self, sock: zmq.Socket[bytes], message: Message) -> bool:

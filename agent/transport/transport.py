@@ -20,14 +20,16 @@ from collections.abc import Callable
 
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
-from debugbroker.agent.transport.link import AgentIdentity, Dispatch, Link
+from debugbroker.agent.transport.link import AgentIdentity, BreakpointHandler, Dispatch, Link
 from debugbroker.agent.transport.mailbox import Mailbox, Pause
 from debugbroker.protocol import Message, Report
 
-__all__ = ["Transport", "DispatchFactory", "make_agent_id"]
+__all__ = ["Transport", "DispatchFactory", "BreakpointsFactory", "make_agent_id"]
 
 # Given the registry, the options and where answers go, makes what runs app-code requests.
 DispatchFactory = Callable[[FrameRegistry, Options, Callable[[Message], None]], Dispatch]
+# Given the transport, makes what arms the broker's breakpoints in this process.
+BreakpointsFactory = Callable[["Transport"], BreakpointHandler]
 
 # A request thread that finds the report queue over half full while the broker is there waits
 # (GIL released) until the I/O thread brings it under a quarter, at most this long: a thread
@@ -48,7 +50,12 @@ def make_agent_id() -> str:
 class Transport:
     """One process's connection to the broker: a mailbox, held frames and an I/O thread."""
 
-    def __init__(self, options: Options, dispatch: DispatchFactory) -> None:
+    def __init__(
+        self,
+        options: Options,
+        dispatch: DispatchFactory,
+        breakpoints: BreakpointsFactory | None = None,
+    ) -> None:
         self.options = options
         self.agent_id = make_agent_id()
         self.pid = os.getpid()
@@ -59,7 +66,8 @@ class Transport:
         identity = AgentIdentity(self.agent_id, self.pid, self.host, self.started)
         handle = dispatch(self.registry, options, self.mailbox.put_result)
         # The I/O thread's loop: the only user of the zmq socket.
-        self._link = Link(options, identity, self.mailbox, self.registry, handle)
+        self.breakpoints = breakpoints(self) if breakpoints is not None else None
+        self._link = Link(options, identity, self.mailbox, self.registry, handle, self.breakpoints)
         self._thread = threading.Thread(
             target=self._link.run, name=f"debugbroker-agent-{self.pid}", daemon=True
         )
@@ -141,6 +149,8 @@ class Transport:
         """Stop the I/O thread and close the socket (tests; a process normally keeps it)."""
         if not self.mailbox.stop():
             return
+        if self.breakpoints is not None:
+            self.breakpoints.clear()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         self.mailbox.close()

@@ -32,6 +32,12 @@ _OK = {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "bool
 _ENTRY_ID = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 _FILTER = {"type": "string", "maxLength": 500}
 _FINGERPRINT = path_parameter("fingerprint", ID)
+_BREAKPOINT_ID = path_parameter("breakpoint_id", ID)
+_BREAKPOINT = {
+    "type": "object",
+    "required": ["breakpoint"],
+    "properties": {"breakpoint": ref("Breakpoint")},
+}
 _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
 
 
@@ -222,6 +228,45 @@ PATHS: dict[str, dict[str, Schema]] = {
                 },
             },
         )
+    },
+    "/api/breakpoints": {
+        "get": operation(
+            "Every breakpoint set from the dashboard, with its state in each agent",
+            {"200": json_response(list_of("breakpoints", "Breakpoint"), "the breakpoints")},
+        ),
+        "post": operation(
+            "Set a breakpoint for every agent of an app, or one agent (full token; audited)",
+            {
+                "201": json_response(_BREAKPOINT, "set, and sent to its live agents"),
+                "400": error("a bad file, line, scope, condition or hit count"),
+                "403": error("a view-only token"),
+                "404": error("no such agent (agent_id)"),
+                "409": error("the app has the most breakpoints it may have"),
+            },
+            requestBody={"required": True, "content": {JSON: {"schema": ref("BreakpointInput")}}},
+        ),
+    },
+    "/api/breakpoints/{breakpoint_id}": {
+        "patch": operation(
+            "Enable, disable, or change a breakpoint's condition or hit count (audited)",
+            {
+                "200": json_response(_BREAKPOINT, "changed, and sent to its live agents"),
+                "400": error("nothing to change, or a bad condition or hit count"),
+                "403": error("a view-only token"),
+                "404": error("no such breakpoint"),
+            },
+            parameters=[_BREAKPOINT_ID],
+            requestBody={"required": True, "content": {JSON: {"schema": ref("BreakpointChange")}}},
+        ),
+        "delete": operation(
+            "Remove a breakpoint from the broker and its agents (full token; audited)",
+            {
+                "200": json_response(_OK, "removed"),
+                "403": error("a view-only token"),
+                "404": error("no such breakpoint"),
+            },
+            parameters=[_BREAKPOINT_ID],
+        ),
     },
     "/api/reports/{report_id}/release": {
         "post": operation(

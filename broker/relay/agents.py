@@ -139,8 +139,9 @@ class AgentRegistry:
             state = AgentState(**record)
             self.agents[state.agent_id] = state
 
-    async def hello(self, identity: bytes, agent_id: str, hello: Hello) -> None:
-        """Admit the agent (``Welcome``) or refuse it (``Refused``, logged, counted, audited)."""
+    async def hello(self, identity: bytes, agent_id: str, hello: Hello) -> bool:
+        """Admit the agent (``Welcome``) or refuse it (``Refused``, logged, counted, audited);
+        whether it was admitted."""
         if hello.agent_id != agent_id:
             reason = "the hello's agent id does not match the connection's identity"
         elif hello.protocol < 2:
@@ -166,7 +167,7 @@ class AgentRegistry:
                 agent_id, f"{reason}; pid {hello.pid} on {hello.host[:100]!r}", self.stats.refused
             )
             await self._send(identity, Refused(reason=reason))
-            return
+            return False
         known = self.agents.get(agent_id)
         agent = AgentState(
             agent_id=agent_id,
@@ -213,6 +214,7 @@ class AgentRegistry:
                 }
             )
         await self.publish({"type": "agent", "agent": agent.to_json()})
+        return True
 
     async def note_refusal(self, agent_id: str, detail: str, count: int) -> None:
         """Log and audit the ``count``-th refused agent (the first ones, then every 100th).

@@ -33,6 +33,7 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from debugbroker import protocol
 from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish, gone_message
+from debugbroker.broker.relay.breakpoints import BreakpointBook
 from debugbroker.broker.relay.reports import ReportIntake
 from debugbroker.broker.relay.requests import ANSWERS, EvalFailure, Requests
 from debugbroker.broker.relay.stats import RelayStats, worth_logging
@@ -110,6 +111,10 @@ class Relay:
             send_now=self._send_now,
             in_background=self._in_background,
             eval_timeout=eval_timeout,
+        )
+        # Breakpoints set from the dashboard: each agent gets its list after each welcome.
+        self.breakpoints = BreakpointBook(
+            store=store, publish=publish, send=self._send, agents=self._registry.agents
         )
         self._context = zmq.asyncio.Context()  # its sockets are asyncio ones (the monitor)
         # The ROUTER itself is a plain socket read by ``_on_readable``: answers to evals are
@@ -203,6 +208,7 @@ class Relay:
         asyncio.get_running_loop().add_reader(reader_fd, self._on_readable)
         self._reader_fd = reader_fd
         await self._registry.load()
+        await self.breakpoints.load()
         self._tasks = [
             asyncio.create_task(self._receive_loop(), name="debugbroker-relay"),
             asyncio.create_task(self._registry.liveness_loop(), name="debugbroker-liveness"),
@@ -308,7 +314,9 @@ class Relay:
         admitted agent (the others get a hello request)."""
         agent_id = identity.decode("utf-8", "replace")
         if isinstance(message, Hello):
-            await self._registry.hello(identity, agent_id, message)
+            if await self._registry.hello(identity, agent_id, message):
+                admitted = self.agents[agent_id]  # after its welcome: its breakpoints
+                await self.breakpoints.send_to(admitted, holds=message.breakpoints)
             return
         agent = self.agents.get(agent_id)
         if agent is None or not agent.alive:
@@ -326,6 +334,8 @@ class Relay:
         elif isinstance(message, protocol.Released):
             ids = message.report_ids[: protocol.MAX_HELD_IDS]
             await self._registry.frames_released(agent.agent_id, ids)
+        elif isinstance(message, protocol.BreakpointStates):
+            await self.breakpoints.states_received(agent, message)
         elif isinstance(message, protocol.Bye):
             # the process exits: gone now, not later
             await self._registry.mark_gone(agent, message.reason or "it exited")
@@ -364,6 +374,7 @@ class Relay:
     def _agent_gone(self, agent: AgentState) -> None:
         """The agent was marked gone: the requests waiting on it fail with a 410."""
         self.requests.fail(EvalFailure(GONE, gone_message(agent)), agent.agent_id)
+        self._in_background(self.breakpoints.agent_gone(agent))
 
     def _in_background(self, work: Awaitable[None]) -> None:
         """Run ``work`` as a task the relay keeps until it ends (errors are logged)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from debugbroker.broker.store.breakpoints import create_breakpoints_table
 from debugbroker.broker.store.grouping import fingerprint
 from debugbroker.broker.store.groups import create_group_tables
 from debugbroker.broker.store.search import create_search_index
@@ -184,9 +185,19 @@ def _version_3(connection: sqlite3.Connection) -> None:
     connection.execute("DROP INDEX IF EXISTS reports_fingerprint")
 
 
+def _version_4(connection: sqlite3.Connection) -> None:
+    """Breakpoints set from the dashboard (``breakpoints``), kept across broker restarts."""
+    create_breakpoints_table(connection)
+
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
 # file that already has what it adds (version 0 covers files written before versions).
-_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3]
+_MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _version_1,
+    _version_2,
+    _version_3,
+    _version_4,
+]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

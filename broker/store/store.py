@@ -32,6 +32,7 @@ from typing import Any
 
 from debugbroker.broker.store import agents as store_agents
 from debugbroker.broker.store import audit as store_audit
+from debugbroker.broker.store import breakpoints as store_breakpoints
 from debugbroker.broker.store import console as store_console
 from debugbroker.broker.store import groups as store_groups
 from debugbroker.broker.store import reports as store_reports
@@ -409,6 +410,20 @@ class Store(StoreThread):
         return await self._call(partial(store_shares.delete_share, share_id=share_id))
 
     # --- agents -------------------------------------------------------------------------
+
+    async def list_breakpoints(self) -> list[dict[str, Any]]:
+        """Every breakpoint set from the dashboard, oldest first."""
+        return await self._call(store_breakpoints.select_breakpoints)
+
+    async def save_breakpoint(self, breakpoint: dict[str, Any]) -> None:
+        """Insert or replace a breakpoint (``store_breakpoints.BREAKPOINT_COLUMNS``)."""
+        await self._call(partial(store_breakpoints.save_breakpoint, breakpoint=breakpoint))
+
+    async def delete_breakpoint(self, breakpoint_id: str) -> bool:
+        """Remove a breakpoint; False when there was none with that id."""
+        return await self._call(
+            partial(store_breakpoints.delete_breakpoint, breakpoint_id=breakpoint_id)
+        )
 
     async def save_agent(self, agent: AgentRecord) -> None:
         """Insert or update an agent (see ``store_agents``), a queued write that this waits

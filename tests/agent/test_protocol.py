@@ -106,6 +106,29 @@ MESSAGES: list[protocol.Message] = [
     protocol.Step(report_id="r1", action="over"),
     protocol.Step(report_id="r1", action="until", line=12),
     protocol.Released(report_ids=("r1", "r2")),
+    protocol.SetBreakpoints(),
+    protocol.SetBreakpoints(
+        breakpoints=(
+            protocol.BreakpointSpec(id="b1", file="/app/views.py", line=12),
+            protocol.BreakpointSpec(
+                id="b2",
+                file="/app/views.py",
+                line=30,
+                condition="n > 2",
+                hit_count=3,
+                enabled=False,
+            ),
+        )
+    ),
+    protocol.BreakpointStates(
+        states=(
+            protocol.BreakpointState(id="b1", status="armed", hits=2),
+            protocol.BreakpointState(id="b2", status="refused", reason="no code on line 30"),
+            protocol.BreakpointState(
+                id="b3", status="error", reason="ZeroDivisionError", warning="file changed"
+            ),
+        )
+    ),
     ReportMessage(report=sample_report()),
     EvalRequest(request_id="q", frame_id="f", code="x"),
     EvalResult(
@@ -146,6 +169,27 @@ def test_wire_dicts_carry_the_kind_tag() -> None:
 )
 def test_bad_payloads_raise_protocol_error(payload: bytes, why: str) -> None:
     with pytest.raises(ProtocolError, match=why):
+        protocol.decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"breakpoints": [{"id": "b", "file": "f"}]}, "line"),
+        ({"breakpoints": [{"id": "b", "file": "f", "line": "3"}]}, "expected an integer"),
+        ({"breakpoints": "b"}, "expected"),
+    ],
+)
+def test_bad_breakpoint_lists_raise_protocol_error(fields: dict[str, Any], why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        protocol.decode(msgpack.packb({"kind": "set_breakpoints", **fields}))
+
+
+def test_a_breakpoint_state_outside_the_closed_set_is_refused() -> None:
+    payload = msgpack.packb(
+        {"kind": "breakpoint_states", "states": [{"id": "b", "status": "exploded"}]}
+    )
+    with pytest.raises(ProtocolError):
         protocol.decode(payload)
 
 
@@ -225,6 +269,7 @@ MIRRORED = [
     Report,
     EvalResult,
     CompleteResult,
+    protocol.BreakpointState,
 ]
 
 
@@ -251,9 +296,11 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     py_fields = {f.name for f in dataclasses.fields(cls)}
     if cls in (EvalResult, CompleteResult):  # the HTTP API drops the routing fields
         py_fields -= {"request_id"}
+    if cls is protocol.BreakpointState:  # kept per agent under the breakpoint, with a time
+        py_fields -= {"id"}
     missing = py_fields - set(ts_fields)
     assert not missing, f"{cls.__name__}: types.ts lacks {sorted(missing)}"
     added = {"kind", "highlight", "agent_alive", "resumable", "frames_held", "frames_released"}
-    added |= {"stepped_by", "next_pause"}
+    added |= {"stepped_by", "next_pause", "at"}
     unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"

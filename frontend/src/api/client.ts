@@ -5,6 +5,10 @@
 // message is the broker's {"error"} text, ready to show to the user.
 import type {
   AgentList,
+  Breakpoint,
+  BreakpointChange,
+  BreakpointInput,
+  BreakpointList,
   BrokerStatus,
   CompleteResult,
   EvalAnswer,
@@ -151,6 +155,38 @@ async function postJson<T>(path: string, body: unknown, author = ""): Promise<T>
   if (sessionKey !== null) headers["X-Debugbroker-Key"] = sessionKey;
   const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
   return (await response.json()) as T;
+}
+
+/** PATCH or DELETE with an optional JSON body, and read the JSON answer. */
+async function changeJson<T>(method: "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (sessionKey !== null) headers["X-Debugbroker-Key"] = sessionKey;
+  const init: RequestInit = { method, headers };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await send(path, init);
+  return (await response.json()) as T;
+}
+
+/** GET /api/breakpoints: every breakpoint with its state in each agent. */
+function fetchBreakpoints(): Promise<BreakpointList> {
+  return getJson<BreakpointList>("/api/breakpoints");
+}
+
+/** POST /api/breakpoints: set one for an app's agents or one agent. */
+async function createBreakpoint(input: BreakpointInput): Promise<Breakpoint> {
+  return (await postJson<{ breakpoint: Breakpoint }>("/api/breakpoints", input)).breakpoint;
+}
+
+/** PATCH /api/breakpoints/{id}: enable, disable, or change its condition or hit count. */
+async function updateBreakpoint(id: string, change: BreakpointChange): Promise<Breakpoint> {
+  const path = `/api/breakpoints/${encodeURIComponent(id)}`;
+  return (await changeJson<{ breakpoint: Breakpoint }>("PATCH", path, change)).breakpoint;
+}
+
+/** DELETE /api/breakpoints/{id}: remove it from the broker and its agents. */
+async function deleteBreakpoint(id: string): Promise<void> {
+  await changeJson<unknown>("DELETE", `/api/breakpoints/${encodeURIComponent(id)}`);
 }
 
 /** GET /api/reports: newest first, optionally only those created before `before`. */
@@ -323,12 +359,15 @@ export {
   apiErrorOf,
   completeInConsole,
   type ConsolePath,
+  createBreakpoint,
   createShareLink,
   type Credential,
   currentSessionKey,
+  deleteBreakpoint,
   evaluateInConsole,
   expandValue,
   fetchAgents,
+  fetchBreakpoints,
   fetchFrameSource,
   fetchGroups,
   fetchLinkStatus,
@@ -349,4 +388,5 @@ export {
   setSessionKey,
   setUnauthorizedHandler,
   stepReport,
+  updateBreakpoint,
 };

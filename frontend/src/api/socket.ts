@@ -3,6 +3,7 @@
 // carries the console's evals and completions once it has proved the session's key: the
 // cookie opens the socket, the key (sent as its first message) lets it run code.
 import type {
+  BreakpointsEvent,
   ConsoleEvent,
   FramesEvent,
   PresenceEvent,
@@ -23,7 +24,7 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent): void;
+  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent): void;
   onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
@@ -69,7 +70,9 @@ interface EventSocket {
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 20_000;
 
-function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent {
+function isServerEvent(
+  value: unknown,
+): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
@@ -79,6 +82,7 @@ function isServerEvent(value: unknown): value is ServerEvent | ConsoleEvent | Fr
   if (record.type === "frames") return Array.isArray(record.report_ids) && typeof record.at === "number";
   if (record.type === "stepped") return typeof record.from === "string" && typeof record.report_id === "string";
   if (record.type === "store") return typeof record.store === "object" && record.store !== null;
+  if (record.type === "breakpoints") return Array.isArray(record.breakpoints);
   return false;
 }
 

@@ -353,6 +353,65 @@ export interface TypingEvent {
   active: boolean;
 }
 
+/** Where a breakpoint stands in one agent (protocol/messages.py BreakpointStatus). */
+export type BreakpointStatus = "armed" | "pending" | "disabled" | "refused" | "error";
+
+/** What one agent made of a breakpoint (protocol/messages.py BreakpointState, as the broker keeps it). */
+export interface BreakpointState {
+  status: BreakpointStatus;
+  reason: string;
+  warning: string;
+  hits: number;
+  /** When the broker heard it. */
+  at?: number;
+}
+
+/** A breakpoint set from the dashboard (GET /api/breakpoints). */
+export interface Breakpoint {
+  id: string;
+  app: string;
+  /** Empty: every agent of the app. */
+  agent_id: string;
+  file: string;
+  line: number;
+  condition: string;
+  hit_count: number;
+  enabled: boolean;
+  created: number;
+  created_by: string;
+  /** Agent id → its state there. */
+  states: Record<string, BreakpointState>;
+}
+
+/** GET /api/breakpoints. */
+export interface BreakpointList {
+  breakpoints: Breakpoint[];
+}
+
+/** POST /api/breakpoints. */
+export interface BreakpointInput {
+  file: string;
+  line: number;
+  app?: string;
+  agent_id?: string;
+  condition?: string;
+  hit_count?: number;
+  enabled?: boolean;
+}
+
+/** PATCH /api/breakpoints/{id}. */
+export interface BreakpointChange {
+  condition?: string;
+  hit_count?: number;
+  enabled?: boolean;
+}
+
+/** WebSocket: the whole list of breakpoints, after any change (theirs or an agent's state). */
+export interface BreakpointsEvent {
+  type: "breakpoints";
+  breakpoints: Breakpoint[];
+}
+
 /** Everything the broker sends over /api/ws. */
 export type ServerEvent = ReportEvent | AgentEvent | ResumedEvent;
 

@@ -5,6 +5,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { FrameInfo, FrameSource } from "../api/types";
 import { loadFrameSource } from "../state/frames";
+import { BreakpointForm, LineNumber } from "./Breakpoints";
 
 const SHORT_CLASS = /^[a-z][a-z0-9]{0,5}$/i;
 
@@ -17,7 +18,17 @@ type Load =
 /** A control added to each line (stepping's "Run to this line"). */
 type LineAction = ((lineno: number) => ComponentChildren) | undefined;
 
-function SourceLines({ source, lineAction }: { source: FrameSource; lineAction: LineAction }) {
+function SourceLines({
+  source,
+  file,
+  where,
+  lineAction,
+}: {
+  source: FrameSource;
+  file: string;
+  where: string;
+  lineAction: LineAction;
+}) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const container = box.current;
@@ -32,7 +43,7 @@ function SourceLines({ source, lineAction }: { source: FrameSource; lineAction: 
           const tokens = source.highlight[position] ?? [["", line]];
           return (
             <span key={number} class={number === source.lineno ? "line failing" : "line"} data-line={number}>
-              <span class="lineno">{String(number)}</span>
+              <LineNumber file={file} line={number} where={where} />
               {lineAction?.(number)}
               {tokens.map(([cls, text], index) => (
                 <span key={index} class={SHORT_CLASS.test(cls) ? cls : undefined}>
@@ -92,7 +103,8 @@ function FullSource({ reportId, frame, lineAction }: { reportId: string; frame: 
             </p>
           )}
           {load.source.truncated && <p class="muted small">The file is longer than the agent sends.</p>}
-          <SourceLines source={load.source} lineAction={lineAction} />
+          <SourceLines source={load.source} file={frame.filename} where={`file-${frame.index}`} lineAction={lineAction} />
+          <BreakpointForm where={`file-${frame.index}`} />
         </>
       )}
     </div>

@@ -2,6 +2,7 @@
 // numbers, the failing line marked and, with column positions, the failing expression.
 import type { ComponentChildren } from "preact";
 import type { FrameInfo, HighlightLine } from "../api/types";
+import { BreakpointForm, LineNumber } from "./Breakpoints";
 
 type Token = [string, string];
 
@@ -100,6 +101,7 @@ function SourceView({ frame, lineAction }: { frame: FrameInfo; lineAction?: ((li
       : frame.context.map((text): HighlightLine => [["", text]]);
   const last = frame.end_lineno ?? frame.lineno;
   return (
+    <>
     <pre class="source" aria-label={`Source around line ${frame.lineno}`}>
       <code>
         {lines.map((tokens, position) => {
@@ -109,9 +111,7 @@ function SourceView({ frame, lineAction }: { frame: FrameInfo; lineAction?: ((li
           const range = failing ? markedRange(frame, lineno, text) : null;
           return (
             <span key={lineno} class={failing ? "line failing" : "line"} data-line={lineno} aria-current={lineno === frame.lineno ? "true" : undefined}>
-              <span class="lineno" aria-hidden="true">
-                {String(lineno)}
-              </span>
+              <LineNumber file={frame.filename} line={lineno} where={`context-${frame.index}`} />
               {lineAction?.(lineno)}
               {range ? <Marked tokens={tokens} start={range[0]} end={range[1]} /> : <Tokens tokens={tokens} />}
               {"\n"}
@@ -120,6 +120,8 @@ function SourceView({ frame, lineAction }: { frame: FrameInfo; lineAction?: ((li
         })}
       </code>
     </pre>
+    <BreakpointForm where={`context-${frame.index}`} />
+    </>
   );
 }
 

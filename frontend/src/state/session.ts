@@ -5,6 +5,7 @@
 import { signal } from "@preact/signals";
 import { currentSessionKey, fetchLinkStatus, logIn, logOut, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
+import { applyBreakpointsEvent, loadBreakpoints } from "./breakpoints";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
@@ -95,6 +96,7 @@ function openEvents(): void {
       else if (event.type === "frames") applyFramesEvent(event);
       else if (event.type === "store") applyStoreEvent(event);
       else if (event.type === "stepped") applySteppedEvent(event);
+      else if (event.type === "breakpoints") applyBreakpointsEvent(event);
       else {
         applyEvent(event);
         if (event.type === "resumed") noteResumed(event);
@@ -117,6 +119,7 @@ function openEvents(): void {
       void refreshSelected();
       void readStatus();
       reloadTranscripts();
+      void loadBreakpoints();
     },
   });
   const socket = events;
@@ -152,6 +155,7 @@ async function startSession(): Promise<void> {
     () => undefined, // signed out or offline: the other loads say so
   );
   void loadAgents();
+  void loadBreakpoints();
   void loadReports().then(openEvents);
   void readStatus(); // then the "store" events keep it current
 }

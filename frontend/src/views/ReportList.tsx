@@ -4,6 +4,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import type { ReportSummary } from "../api/types";
 import { AgentsPanel } from "../components/AgentsPanel";
+import { BreakpointsPanel } from "../components/Breakpoints";
 import { RelativeTime } from "../components/RelativeTime";
 import { SEARCH_ID, searchFocusRequest } from "../components/Shortcuts";
 import { VirtualList } from "../components/VirtualList";
@@ -222,6 +223,7 @@ function ReportList() {
         )}
       </section>
       <AgentsPanel />
+      <BreakpointsPanel />
     </div>
   );
 }

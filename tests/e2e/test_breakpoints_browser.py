@@ -1,0 +1,101 @@
+"""Breakpoints from the dashboard in Chromium: click a line number in a report's source (and in
+the whole-file view), set one with a condition, see each worker's state live in two viewers,
+and the request that reaches it pauses (a real broker, gunicorn -w 2 and Flask)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playwright.sync_api import expect
+
+from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
+
+if TYPE_CHECKING:
+    from tests.e2e.browser import OpenPage
+
+pytest_plugins = ["tests.e2e.browser"]
+
+APP = Path(__file__).parent / "apps" / "breakpoints_flask.py"
+APP_NAME = "breakpoints-e2e"
+
+
+def line_of(text: str) -> int:
+    lines = APP.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+def test_clicking_a_line_sets_a_breakpoint_that_pauses_the_next_request(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    from tests.e2e.browser import log_in
+
+    env = broker.agent_env()
+    command = ["gunicorn", "-w", "2", "--timeout", "120", "{bind}", "breakpoints_flask:app"]
+    server = start_server(command, env, name="gunicorn")
+    wait_for(
+        lambda: len([a for a in broker.live_agents() if a["app"] == APP_NAME]) == 2,
+        what="both workers' agents",
+    )
+    assert server.get("/boom", headers={"Accept": "text/html"}).status == 500
+    summary = wait_for(lambda: next(iter(broker.reports()), None), what="the report")
+
+    page, _ = open_page()
+    watcher, _ = open_page()  # a second viewer sees the breakpoint and its states live
+    log_in(page, broker)
+    log_in(watcher, broker)
+    expect(watcher.get_by_test_id("breakpoints-panel")).to_contain_text("None.")
+    page.goto(f"{broker.url}/#/reports/{summary['id']}")
+
+    # Click the line number of the helper's return line, in the frame's source.
+    line = line_of("return amount - discount")
+    frame = page.get_by_test_id("frame").filter(has_text="with_discount").last
+    frame.locator(f'[data-testid="bp-line"][data-line="{line}"]').first.click()
+    form = frame.get_by_test_id("bp-form")
+    form.get_by_test_id("bp-condition").fill("amount > 100")
+    form.get_by_test_id("bp-set").click()
+    states = form.get_by_test_id("bp-state")
+    expect(states).to_have_count(2)  # one per worker
+    for index in range(2):
+        expect(states.nth(index)).to_have_attribute("data-status", "armed")
+    marker = frame.locator(f'[data-testid="bp-line"][data-line="{line}"]').first
+    expect(marker).to_have_class(re.compile(r"has-breakpoint"))
+    row = watcher.get_by_test_id("breakpoint")
+    expect(row).to_contain_text(f"breakpoints_flask.py:{line}")
+    expect(row).to_contain_text("amount > 100")
+    expect(row.get_by_test_id("bp-state")).to_have_count(2)
+
+    # A request that reaches the line with amount > 100 pauses; Continue lets it answer.
+    answers: list[HttpAnswer] = []
+    request = threading.Thread(target=lambda: answers.append(server.get("/price?n=3", timeout=90)))
+    request.start()
+    paused = wait_for(
+        lambda: next((r for r in broker.reports() if r["type_name"] == "Paused"), None),
+        what="the paused report",
+    )
+    assert f"breakpoint at breakpoints_flask.py:{line}" in paused["message"]
+    assert broker.post(f"/api/reports/{paused['id']}/continue", {}).status == 200
+    request.join(30)
+    assert answers and answers[0].text.startswith("3 items: 270")
+    expect(row).to_contain_text("1 hit")
+
+    # The whole-file view sets them too; the watcher disables one, then removes it.
+    frame.get_by_test_id("full-source-toggle").click()
+    whole = frame.get_by_test_id("full-source")
+    other = line_of("subtotal = count * 100")
+    whole.locator(f'[data-testid="bp-line"][data-line="{other}"]').click()
+    frame.get_by_test_id("bp-form").last.get_by_test_id("bp-set").click()
+    expect(watcher.get_by_test_id("breakpoint")).to_have_count(2)
+    first = watcher.get_by_test_id("breakpoint").first
+    first.get_by_test_id("bp-enabled").uncheck()
+    expect(first.get_by_test_id("bp-state").first).to_have_attribute("data-status", "disabled")
+    first.get_by_test_id("bp-remove").click()
+    expect(watcher.get_by_test_id("breakpoint")).to_have_count(1)
+    expect(
+        page.locator(f'[data-testid="bp-line"][data-line="{line}"].has-breakpoint')
+    ).to_have_count(0)
+    assert os.path.basename(str(APP)) in watcher.get_by_test_id("breakpoint").inner_text()
