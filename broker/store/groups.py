@@ -21,6 +21,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from debugbroker.broker.store.search import INDEX_DELAY_SECONDS, index_pending
+
 __all__ = [
     "GROUP_STATES",
     "MAX_MUTE_MINUTES",
@@ -266,8 +268,9 @@ def enforce_retention(
     connection: sqlite3.Connection, retention: Retention, held: Collection[str], now: float
 ) -> int:
     """The store-wide limits: age, number of reports, file size, and each group's window;
-    then the freed pages go back to the file system. Returns the reports deleted.
-    Commits."""
+    then the reports stored ``INDEX_DELAY_SECONDS`` ago and still kept are indexed for
+    search (see ``search``), and the freed pages go back to the file system. Returns the
+    reports deleted. Commits."""
     deleted = 0
     over = connection.execute(
         "SELECT fingerprint FROM reports GROUP BY fingerprint HAVING COUNT(*) > ?",
@@ -297,6 +300,7 @@ def enforce_retention(
             deleted += gone
             if gone == 0:
                 break  # all that is left is protected
+    index_pending(connection, now - INDEX_DELAY_SECONDS)
     connection.commit()
     give_space_back(connection)
     return deleted

@@ -16,7 +16,7 @@ from typing import Any
 from debugbroker.broker.store.frame_targets import FrameTargets, frame_targets
 from debugbroker.broker.store.grouping import fingerprint
 from debugbroker.broker.store.groups import GROUP_STATES, Retention, record_reports
-from debugbroker.broker.store.search import index_reports, match_query
+from debugbroker.broker.store.search import index_pending, match_query, next_rowid
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "select_reports",
 ]
 
-_ROWS_PER_STATEMENT = 200  # 11 parameters a row: well under SQLite's 32,766 per statement
+_ROWS_PER_STATEMENT = 200  # 12 parameters a row: well under SQLite's 32,766 per statement
 SUMMARY_COLUMNS = "id, agent_id, created, type_name, message, pid, host, app, url, fingerprint"
 _MESSAGE_SUMMARY = 500  # characters of the message kept in the list
 _MAX_FILTER = 500  # characters of one search filter
@@ -154,7 +154,6 @@ def insert_reports(
     """
     outcomes: list[bool | Exception] = []
     rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
-    reports_by_id: dict[str, dict[str, Any]] = {}
     positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
     for report in reports:
         try:
@@ -168,7 +167,6 @@ def insert_reports(
             outcomes.append(False)  # the same report twice in one batch: the first counts
             continue
         rows[report_id] = (*summary.values(), body)
-        reports_by_id[report_id] = report
         positions.append((len(outcomes), report_id))
         outcomes.append(True)
     try:
@@ -181,19 +179,19 @@ def insert_reports(
             existing.update(row[0] for row in found)
         new_rows = [row for report_id, row in rows.items() if report_id not in existing]
         kept_rows = _kept_rows(connection, new_rows, retention, held)
-        written: list[tuple[int, dict[str, Any]]] = []  # (rowid, report) for the index
+        rowid = next_rowid(connection) if kept_rows else 0  # the search index's, see search
         for start in range(0, len(kept_rows), _ROWS_PER_STATEMENT):
             chunk_rows = kept_rows[start : start + _ROWS_PER_STATEMENT]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
-            written += [
-                (rowid, reports_by_id[report_id])
-                for rowid, report_id in connection.execute(
-                    f"INSERT OR IGNORE INTO reports ({SUMMARY_COLUMNS}, body) VALUES {values} "
-                    "RETURNING rowid, id",
-                    [value for row in chunk_rows for value in row],
-                ).fetchall()
-            ]
-        index_reports(connection, written)
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
+            parameters: list[Any] = []
+            for row in chunk_rows:
+                parameters.append(rowid)
+                parameters += row
+                rowid += 1
+            connection.execute(
+                f"INSERT OR IGNORE INTO reports (rowid, {SUMMARY_COLUMNS}, body) VALUES {values}",
+                parameters,
+            )
         record_reports(
             connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
         )
@@ -245,7 +243,8 @@ def select_reports(
     """Report summaries, newest first (ties by id), optionally only those after the row
     ``(before, before_id)`` in that order: the last row of the previous page (keyset
     pagination: stable while reports arrive or go). Without ``before_id``, only those
-    created before ``before``."""
+    created before ``before``. A search (``filters.text``) first indexes the reports not
+    yet indexed (``search.index_pending``), so it finds every stored report."""
     query = f"SELECT {SUMMARY_COLUMNS} FROM reports"
     conditions, parameters = (filters or ReportFilter()).where()
     if before is not None:
@@ -255,7 +254,13 @@ def select_reports(
     if conditions:
         query += f" WHERE {conditions}"
     query += " ORDER BY created DESC, id LIMIT ?"
+    indexed = bool(filters and filters.text) and index_pending(connection) > 0
     rows = connection.execute(query, (*parameters, limit)).fetchall()
+    if indexed:  # the reports not yet indexed were indexed first (see ``search``)
+        try:
+            connection.commit()
+        except sqlite3.Error:  # a full disk: this answer was right; the next search retries
+            connection.rollback()
     names = SUMMARY_COLUMNS.split(", ")
     return [dict(zip(names, row, strict=True)) for row in rows]
 

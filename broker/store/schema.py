@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from debugbroker.broker.store.breakpoints import create_breakpoints_table
 from debugbroker.broker.store.grouping import fingerprint
 from debugbroker.broker.store.groups import create_group_tables
-from debugbroker.broker.store.search import create_search_index
+from debugbroker.broker.store.search import create_search_index, defer_search_index
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "connect", "schema_version"]
 
@@ -190,6 +190,12 @@ def _version_4(connection: sqlite3.Connection) -> None:
     create_breakpoints_table(connection)
 
 
+def _deferred_search_index(connection: sqlite3.Connection) -> None:
+    """Reports are indexed for search after they are stored, not as they are (``search``):
+    the index's mark, and a delete trigger that skips the reports not indexed yet."""
+    defer_search_index(connection)
+
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
 # file that already has what it adds (version 0 covers files written before versions).
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -197,6 +203,7 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _version_2,
     _version_3,
     _version_4,
+    _deferred_search_index,  # version 5
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -2,10 +2,19 @@
 traceback text, locals' text and request URL.
 
 The index (``reports_fts``) holds one row per stored report under the report row's rowid,
-written in the report's own transaction, and a trigger drops it with the report (retention,
-deletes). A query is the user's words, each matched as a word or a word's beginning (so
-``Val`` finds ``ValueError``), all of them somewhere in the report; FTS5 operators in the
-text are taken literally. Plain functions of a connection (blocking: the store's thread).
+and a trigger drops it with the report (retention, deletes). A report is not indexed when
+it is stored but later (``index_pending``): every report with a rowid up to
+``search_state.indexed_through`` is indexed, the ones above it not yet. In a storm of many
+errors each report sits in its group's latest window for a few seconds and is deleted
+unread; indexing it and deleting it from the index again was most of what storing it cost.
+So the store's sweep indexes the reports stored more than ``INDEX_DELAY_SECONDS`` ago that
+are still there, and a search first indexes every report not yet indexed (the tail since
+the last sweep: the search always sees every stored report). New reports get rowids above
+``indexed_through`` (``next_rowid``), also when the newest reports were deleted.
+
+A query is the user's words, each matched as a word or a word's beginning (so ``Val``
+finds ``ValueError``), all of them somewhere in the report; FTS5 operators in the text are
+taken literally. Plain functions of a connection (blocking: the store's thread).
 """
 
 from __future__ import annotations
@@ -15,8 +24,19 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["create_search_index", "index_reports", "match_query", "search_text"]
+__all__ = [
+    "INDEX_DELAY_SECONDS",
+    "create_search_index",
+    "defer_search_index",
+    "index_pending",
+    "match_query",
+    "next_rowid",
+    "search_text",
+]
 
+# The sweep indexes the reports stored at least this long ago (still stored: not deleted by
+# their group's window); a search indexes the rest first.
+INDEX_DELAY_SECONDS = 10.0
 _MAX_LOCALS_TEXT = 20_000  # characters of a report's locals that are indexed
 _MAX_WORDS = 32
 
@@ -37,28 +57,74 @@ def create_search_index(connection: sqlite3.Connection) -> None:
     if indexed:
         return
     rows = connection.execute("SELECT rowid, body FROM reports").fetchall()
+    connection.executemany(
+        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
+        _texts(rows),
+    )
+    connection.commit()
+
+
+def defer_search_index(connection: sqlite3.Connection) -> None:
+    """The index's mark (``search_state``: every report up to it is indexed, as all of a
+    file's reports were until now) and a delete trigger that skips the reports above it."""
+    connection.execute("CREATE TABLE IF NOT EXISTS search_state (indexed_through INTEGER NOT NULL)")
+    if connection.execute("SELECT COUNT(*) FROM search_state").fetchone()[0] == 0:
+        connection.execute(
+            "INSERT INTO search_state (indexed_through) SELECT IFNULL(MAX(rowid), 0) FROM reports"
+        )
+    connection.execute("DROP TRIGGER IF EXISTS reports_fts_delete")
+    connection.execute(
+        "CREATE TRIGGER reports_fts_delete AFTER DELETE ON reports "
+        "WHEN old.rowid <= (SELECT indexed_through FROM search_state) BEGIN "
+        "DELETE FROM reports_fts WHERE rowid = old.rowid; END"
+    )
+
+
+def next_rowid(connection: sqlite3.Connection) -> int:
+    """The rowid for the next report: above every stored report's and the index's mark."""
+    row = connection.execute(
+        "SELECT MAX(IFNULL((SELECT MAX(rowid) FROM reports), 0), "
+        "(SELECT indexed_through FROM search_state))"
+    ).fetchone()
+    return int(row[0]) + 1
+
+
+def index_pending(connection: sqlite3.Connection, stored_before: float | None = None) -> int:
+    """Index the stored reports not yet indexed: all of them (before a search), or (the
+    sweep) those up to the newest one created before ``stored_before``. In the caller's
+    transaction; returns how many were indexed."""
+    (indexed_through,) = connection.execute("SELECT indexed_through FROM search_state").fetchone()
+    if stored_before is None:
+        found = connection.execute("SELECT MAX(rowid) FROM reports").fetchone()
+    else:
+        found = connection.execute(
+            "SELECT rowid FROM reports WHERE created < ? ORDER BY created DESC LIMIT 1",
+            (stored_before,),
+        ).fetchone()
+    through = None if found is None else found[0]
+    if through is None or through <= indexed_through:
+        return 0
+    rows = connection.execute(
+        "SELECT rowid, body FROM reports WHERE rowid > ? AND rowid <= ?",
+        (indexed_through, through),
+    ).fetchall()
+    connection.executemany(
+        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
+        _texts(rows),
+    )
+    connection.execute("UPDATE search_state SET indexed_through = ?", (through,))
+    return len(rows)
+
+
+def _texts(rows: Iterable[tuple[int, str]]) -> Iterator[tuple[Any, ...]]:
+    """``(rowid, *search_text)`` of report rows (a body that is no report is not indexed)."""
     for rowid, body in rows:
         try:
             report = json.loads(body)
         except ValueError:
             continue
         if isinstance(report, dict):
-            connection.execute(
-                "INSERT INTO reports_fts (rowid, message, traceback, locals, url) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (rowid, *search_text(report)),
-            )
-    connection.commit()
-
-
-def index_reports(
-    connection: sqlite3.Connection, reports: Iterable[tuple[int, dict[str, Any]]]
-) -> None:
-    """Index reports just inserted, as ``(rowid, report)`` (in the caller's transaction)."""
-    connection.executemany(
-        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
-        [(rowid, *search_text(report)) for rowid, report in reports],
-    )
+            yield (rowid, *search_text(report))
 
 
 def search_text(report: dict[str, Any]) -> tuple[str, str, str, str]:

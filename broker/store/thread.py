@@ -49,9 +49,10 @@ log = logging.getLogger("debugbroker")
 # Queued writes wait this long for more to join their batch: an eval's transcript entry,
 # its result and its audit row then go in one commit after the answer, not during it.
 _QUEUE_SECONDS = 0.05
-# Rows changed between two checkpoints of the WAL. A stored report changes about five
-# (its row of about 5 KB, its group, its hour, and the middle report its group lets go
-# with its search index row): about a thousand reports' pages per checkpoint.
+# Rows changed between two checkpoints of the WAL. A stored report changes about four
+# (its row of about 5 KB, its group, its hour, and the middle report its group lets go;
+# its search index row only if it lived long enough to be indexed, see ``search``):
+# about a thousand reports' pages per checkpoint.
 _CHECKPOINT_CHANGES = 5000
 _BUSY_TIMEOUT_MS = 5_000  # sqlite3.connect's default timeout: the store's thread waits this long
 _RETRY_SECONDS = 1.0  # how often writes that met a storage fault are tried again

@@ -313,7 +313,9 @@ def test_space_is_given_back_when_reports_are_deleted(tmp_path: Path) -> None:
     retention = Retention(max_reports=20, retain_days=0, max_db_mb=0)
     groups = _with_store(path, retention, lambda store: store.list_groups(1_000))
     assert len(groups) == 400 and sum(group["kept"] for group in groups) == 20
-    assert path.stat().st_size < full / 10  # the file shrank, not only its free pages
+    # The file shrank, not only its free pages: 20 of 400 reports are left (each now also
+    # in the search index, which the sweep fills after the reports were stored).
+    assert path.stat().st_size < full / 5
 
 
 def test_the_file_size_limit_deletes_the_oldest_reports(tmp_path: Path) -> None:

@@ -1,16 +1,21 @@
 """Search and pagination on the real ``Store``: the FTS5 index of message, traceback,
-locals and URL, the filters (state, time, app, agent) and keyset pages."""
+locals and URL (filled after the reports are stored: by the sweep, or by a search first),
+the filters (state, time, app, agent) and keyset pages."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from debugbroker.broker.store.reports import ReportFilter
+from debugbroker.broker.store.schema import SCHEMA_VERSION
 from debugbroker.broker.store.search import match_query
-from debugbroker.broker.store.store import Store
-from tests.broker.test_store_groups import _FIXTURE, _report, _with_store
+from debugbroker.broker.store.store import Retention, Store
+from tests.broker.test_store_groups import _FIXTURE, _NO_LIMITS, _report, _with_store
 
 
 def _local(name: str, text: str) -> dict[str, Any]:
@@ -148,3 +153,93 @@ def test_reports_of_a_file_written_before_search_existed_are_found(tmp_path: Pat
         return _ids(await store.list_reports(10, filters=ReportFilter(text="KeyError number")))
 
     assert sorted(_with_store(path, None, search)) == ["r005", "r006", "r007"]
+
+
+def _indexed(path: Path) -> list[str]:
+    """The ids of the reports in the search index, sorted."""
+    with closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(
+            "SELECT id FROM reports WHERE rowid IN (SELECT rowid FROM reports_fts)"
+        )
+        return sorted(row[0] for row in rows)
+
+
+def test_reports_are_indexed_after_their_window_but_always_found(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    retention = Retention(keep_first=1, keep_latest=2, **_NO_LIMITS)
+    old = time.time() - 3600  # stored long before the sweep's delay
+
+    async def storm(store: Store) -> list[str]:
+        for i in range(6):  # one group: r0 is its first, r4 and r5 its latest
+            await store.add_report(_report(f"r{i}", message=f"storm number{i}", created=old + i))
+        return _ids(await store.list_reports(10))
+
+    assert _with_store(path, retention, storm) == ["r5", "r4", "r0"]
+    assert _indexed(path) == []  # r1, r2 and r3 came and went without ever being indexed
+    _with_store(path, retention, lambda store: store.enforce_retention())  # the sweep
+    assert _indexed(path) == ["r0", "r4", "r5"]
+
+    async def recent(store: Store) -> list[list[str]]:
+        await store.add_report(_report("n1", "KeyError", message="fresh arrival"))
+        await store.enforce_retention()  # too recent for the sweep: not indexed yet
+        found = [_indexed(path)]
+        found.append(_ids(await store.list_reports(10, filters=ReportFilter(text="fresh"))))
+        found.append(_ids(await store.list_reports(10, filters=ReportFilter(text="number"))))
+        return found
+
+    assert _with_store(path, retention, recent) == [
+        ["r0", "r4", "r5"],
+        ["n1"],  # the search indexed it first
+        ["r5", "r4", "r0"],
+    ]
+    assert _indexed(path) == ["n1", "r0", "r4", "r5"]
+
+
+def test_a_report_stored_after_the_newest_indexed_one_was_deleted_is_found(
+    tmp_path: Path,
+) -> None:
+    async def replace(store: Store) -> list[list[str]]:
+        await store.add_report(_report("a", message="alpha"))
+        found = [_ids(await store.list_reports(10, filters=ReportFilter(text="alpha")))]
+        await store.delete_report("a")  # the newest report, and indexed: its rowid is free
+        await store.add_report(_report("b", "KeyError", message="beta"))
+        for word in ("alpha", "beta"):
+            found.append(_ids(await store.list_reports(10, filters=ReportFilter(text=word))))
+        return found
+
+    path = tmp_path / "db.sqlite3"
+    assert _with_store(path, None, replace) == [["a"], [], ["b"]]
+    assert _indexed(path) == ["b"]
+
+
+def test_a_file_of_schema_version_4_opens_with_its_reports_found(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(_FIXTURE, path)
+    _with_store(path, None, lambda store: store.count_reports())
+    # What the version-4 broker left: every report indexed as it was stored, a plain trigger.
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("DROP TABLE search_state")
+        connection.execute("DROP TRIGGER reports_fts_delete")
+        connection.execute(
+            "CREATE TRIGGER reports_fts_delete AFTER DELETE ON reports BEGIN "
+            "DELETE FROM reports_fts WHERE rowid = old.rowid; END"
+        )
+        connection.execute("PRAGMA user_version = 4")
+
+    async def search(store: Store) -> list[list[str]]:
+        found = [_ids(await store.list_reports(10, filters=ReportFilter(text="KeyError")))]
+        await store.delete_report("r006")
+        await store.add_report(_report("new", "KeyError", message="KeyError number 8"))
+        found.append(_ids(await store.list_reports(10, filters=ReportFilter(text="KeyError"))))
+        return found
+
+    found = _with_store(path, None, search)
+    assert [sorted(ids) for ids in found] == [["r005", "r006", "r007"], ["new", "r005", "r007"]]
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert _indexed(path) == sorted(_ids_of_all(path))
+
+
+def _ids_of_all(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return [row[0] for row in connection.execute("SELECT id FROM reports")]
