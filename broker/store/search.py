@@ -8,8 +8,9 @@ it is stored but later (``index_pending``): every report with a rowid up to
 errors each report sits in its group's latest window for a few seconds and is deleted
 unread; indexing it and deleting it from the index again was most of what storing it cost.
 So the store's sweep indexes the reports stored more than ``INDEX_DELAY_SECONDS`` ago that
-are still there, and a search first indexes every report not yet indexed (the tail since
-the last sweep: the search always sees every stored report). New reports get rowids above
+are still there (and the oldest beyond the newest ``MAX_PENDING``, which bounds what a
+search may have to index), and a search first indexes every report not yet indexed (the
+tail since the last sweep: the search always sees every stored report). New reports get rowids above
 ``indexed_through`` (``next_rowid``), also when the newest reports were deleted.
 
 A query is the user's words, each matched as a word or a word's beginning (so ``Val``
@@ -26,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "INDEX_DELAY_SECONDS",
+    "MAX_PENDING",
     "create_search_index",
     "defer_search_index",
     "index_pending",
@@ -35,8 +37,10 @@ __all__ = [
 ]
 
 # The sweep indexes the reports stored at least this long ago (still stored: not deleted by
-# their group's window); a search indexes the rest first.
-INDEX_DELAY_SECONDS = 10.0
+# their group's window), and the oldest beyond the newest ``MAX_PENDING``; a search indexes
+# the rest first. A storm of 1,000 errors at 1,000 reports/s keeps each report 10 s.
+INDEX_DELAY_SECONDS = 60.0
+MAX_PENDING = 20_000
 _MAX_LOCALS_TEXT = 20_000  # characters of a report's locals that are indexed
 _MAX_WORDS = 32
 
@@ -91,17 +95,23 @@ def next_rowid(connection: sqlite3.Connection) -> int:
 
 def index_pending(connection: sqlite3.Connection, stored_before: float | None = None) -> int:
     """Index the stored reports not yet indexed: all of them (before a search), or (the
-    sweep) those up to the newest one created before ``stored_before``. In the caller's
-    transaction; returns how many were indexed."""
+    sweep) those up to the newest one created before ``stored_before`` and those older
+    than the newest ``MAX_PENDING``. In the caller's transaction; how many were indexed."""
     (indexed_through,) = connection.execute("SELECT indexed_through FROM search_state").fetchone()
     if stored_before is None:
-        found = connection.execute("SELECT MAX(rowid) FROM reports").fetchone()
+        marks = [connection.execute("SELECT MAX(rowid) FROM reports").fetchone()]
     else:
-        found = connection.execute(
-            "SELECT rowid FROM reports WHERE created < ? ORDER BY created DESC LIMIT 1",
-            (stored_before,),
-        ).fetchone()
-    through = None if found is None else found[0]
+        marks = [
+            connection.execute(
+                "SELECT rowid FROM reports WHERE created < ? ORDER BY created DESC LIMIT 1",
+                (stored_before,),
+            ).fetchone(),
+            connection.execute(
+                "SELECT rowid FROM reports ORDER BY created DESC LIMIT 1 OFFSET ?",
+                (MAX_PENDING,),
+            ).fetchone(),
+        ]
+    through = max((found[0] for found in marks if found and found[0] is not None), default=None)
     if through is None or through <= indexed_through:
         return 0
     rows = connection.execute(

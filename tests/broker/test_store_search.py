@@ -11,6 +11,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from debugbroker.broker.store import search
 from debugbroker.broker.store.reports import ReportFilter
 from debugbroker.broker.store.schema import SCHEMA_VERSION
 from debugbroker.broker.store.search import match_query
@@ -243,3 +246,19 @@ def test_a_file_of_schema_version_4_opens_with_its_reports_found(tmp_path: Path)
 def _ids_of_all(path: Path) -> list[str]:
     with closing(sqlite3.connect(path)) as connection:
         return [row[0] for row in connection.execute("SELECT id FROM reports")]
+
+
+def test_the_sweep_leaves_at_most_max_pending_reports_to_a_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "MAX_PENDING", 2)
+    path = tmp_path / "db.sqlite3"
+
+    async def swept(store: Store) -> list[str]:
+        for i in range(5):  # all just stored: too recent for the sweep's delay
+            await store.add_report(_report(f"r{i}", f"Error{i}", created=time.time() + i))
+        await store.enforce_retention()
+        return []
+
+    _with_store(path, Retention(**_NO_LIMITS), swept)
+    assert _indexed(path) == ["r0", "r1", "r2"]  # the 2 newest wait for a search
