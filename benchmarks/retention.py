@@ -9,7 +9,7 @@ same ingest into today's broker (the code before issue 19's store, ``BASELINE_CO
 taken from this repository's history, or ``DEBUGBROKER_BENCH_BASELINE``: another commit or a
 checkout; at most ``_BASELINE_MAX`` reports, as it keeps every one), the data dir's size,
 ``GET /api/reports``, ``GET /api/groups`` and a search's p50/p95 (and the first search's
-time: it indexes the reports stored in the last seconds, see ``search``), the broker's RSS, and
+time: it indexes the reports stored in the last minute, see ``search``), the broker's RSS, and
 whether the groups' counts add up to N exactly. N: ``--reports N``, else
 ``DEBUGBROKER_BENCH_REPORTS``, else one million (``--quick``: 3,000).
 """
@@ -296,7 +296,7 @@ def run(settings: Settings) -> list[Row]:
             "ms",
             "",
             None,
-            "it indexes the reports stored in the last seconds first",
+            "it indexes the reports stored in the last minute first",
         ),
         Row("8 days of errors", "search p50", search_p50, None, "ms", "", None),
         Row(
