@@ -254,9 +254,10 @@ def select_reports(
     if conditions:
         query += f" WHERE {conditions}"
     query += " ORDER BY created DESC, id LIMIT ?"
-    indexed = bool(filters and filters.text) and index_pending(connection) > 0
+    if filters and filters.text:
+        index_pending(connection)  # the reports not yet indexed first (see ``search``)
     rows = connection.execute(query, (*parameters, limit)).fetchall()
-    if indexed:  # the reports not yet indexed were indexed first (see ``search``)
+    if connection.in_transaction:
         try:
             connection.commit()
         except sqlite3.Error:  # a full disk: this answer was right; the next search retries

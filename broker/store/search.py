@@ -114,16 +114,16 @@ def index_pending(connection: sqlite3.Connection, stored_before: float | None = 
     through = max((found[0] for found in marks if found and found[0] is not None), default=None)
     if through is None or through <= indexed_through:
         return 0
-    rows = connection.execute(
+    rows = connection.execute(  # read as they are indexed: not all the bodies at once
         "SELECT rowid, body FROM reports WHERE rowid > ? AND rowid <= ?",
         (indexed_through, through),
-    ).fetchall()
-    connection.executemany(
+    )
+    indexed = connection.executemany(
         "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
         _texts(rows),
-    )
+    ).rowcount
     connection.execute("UPDATE search_state SET indexed_through = ?", (through,))
-    return len(rows)
+    return indexed
 
 
 def _texts(rows: Iterable[tuple[int, str]]) -> Iterator[tuple[Any, ...]]:
