@@ -148,19 +148,22 @@ async function getJson<T>(path: string): Promise<T> {
 }
 
 /** POST a JSON body (as `author`, when given) and read the JSON answer. */
-async function postJson<T>(path: string, body: unknown, author = ""): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json", "Content-Type": "application/json" };
-  // The display name travels percent-encoded: headers are Latin-1 only.
-  if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
-  if (sessionKey !== null) headers["X-Debugbroker-Key"] = sessionKey;
-  const response = await send(path, { method: "POST", headers, body: JSON.stringify(body) });
-  return (await response.json()) as T;
+function postJson<T>(path: string, body: unknown, author = ""): Promise<T> {
+  return changeJson<T>("POST", path, body, author);
 }
 
-/** PATCH or DELETE with an optional JSON body, and read the JSON answer. */
-async function changeJson<T>(method: "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {
+/** A state-changing request (POST, PATCH, DELETE) with the session's key and an optional
+ * JSON body; its JSON answer. */
+async function changeJson<T>(
+  method: "POST" | "PATCH" | "DELETE",
+  path: string,
+  body?: unknown,
+  author = "",
+): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  // The display name travels percent-encoded: headers are Latin-1 only.
+  if (author) headers["X-Debugbroker-Name"] = encodeURIComponent(author);
   if (sessionKey !== null) headers["X-Debugbroker-Key"] = sessionKey;
   const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = JSON.stringify(body);
@@ -214,12 +217,14 @@ function fetchAgents(): Promise<AgentList> {
   return getJson<AgentList>("/api/agents");
 }
 
-/** What the dashboard reads of GET /api/status: whether the agent link is plain text. */
+/** What the dashboard reads of GET /api/status: whether the agent link is plain text, and
+ * the session's role (a view-only session may not triage). */
 interface LinkStatus {
   insecure_plaintext: boolean;
+  role?: "full" | "view";
 }
 
-/** GET /api/status (its agent-link part). */
+/** GET /api/status (its agent-link and role part). */
 function fetchLinkStatus(): Promise<LinkStatus> {
   return getJson<LinkStatus>("/api/status");
 }
@@ -261,6 +266,35 @@ function searchReports(search: ReportSearch, limit = 200): Promise<ReportList> {
 /** GET /api/groups: repeated errors by fingerprint, most recently seen first. */
 function fetchGroups(limit = 200): Promise<GroupList> {
   return getJson<GroupList>(`/api/groups?limit=${limit}`);
+}
+
+/** What POST /api/groups/{fingerprint}/state takes: a state, and how long a mute lasts. */
+type GroupStateChange =
+  | { state: "resolved" | "open" | "ignored" }
+  | { state: "muted"; minutes: number }
+  | { state: "muted"; occurrences: number };
+
+/** POST /api/groups/{fingerprint}/state: resolve, reopen, ignore or mute a group. */
+async function changeGroupState(fingerprint: string, change: GroupStateChange): Promise<void> {
+  await changeJson<unknown>("POST", `/api/groups/${encodeURIComponent(fingerprint)}/state`, change);
+}
+
+/** DELETE /api/groups/{fingerprint}: the group, its counts and its reports. */
+async function deleteGroup(fingerprint: string): Promise<void> {
+  await changeJson<unknown>("DELETE", `/api/groups/${encodeURIComponent(fingerprint)}`);
+}
+
+/** DELETE /api/reports/{id}: one report (its group still counts it as seen). */
+async function deleteReport(id: string): Promise<void> {
+  await changeJson<unknown>("DELETE", `/api/reports/${encodeURIComponent(id)}`);
+}
+
+/** What POST /api/clear must be sent to delete everything. */
+const CLEAR_CONFIRMATION = "delete everything";
+
+/** POST /api/clear: every report, group and share link. */
+async function clearStore(): Promise<void> {
+  await changeJson<unknown>("POST", "/api/clear", { confirm: CLEAR_CONFIRMATION });
 }
 
 /** POST /api/reports/{id}/frames/{index}/expand: more of a truncated value (the "+"). */
@@ -357,6 +391,9 @@ function fetchTranscript(console: ConsolePath): Promise<Transcript> {
 export {
   ApiError,
   apiErrorOf,
+  changeGroupState,
+  CLEAR_CONFIRMATION,
+  clearStore,
   completeInConsole,
   type ConsolePath,
   createBreakpoint,
@@ -364,6 +401,8 @@ export {
   type Credential,
   currentSessionKey,
   deleteBreakpoint,
+  deleteGroup,
+  deleteReport,
   evaluateInConsole,
   expandValue,
   fetchAgents,
@@ -377,6 +416,7 @@ export {
   fetchReportText,
   fetchStatus,
   fetchTranscript,
+  type GroupStateChange,
   interruptConsole,
   type LinkStatus,
   logIn,

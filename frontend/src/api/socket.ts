@@ -10,6 +10,7 @@ import type {
   ServerEvent,
   SteppedEvent,
   StoreEvent,
+  TriageEvent,
   TypingEvent,
   WelcomeEvent,
 } from "./types";
@@ -24,7 +25,9 @@ type SocketStatus =
   | { state: "closed"; retryAt: number };
 
 interface SocketHandlers {
-  onEvent(event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent): void;
+  onEvent(
+    event: ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent | TriageEvent,
+  ): void;
   onPresence?(event: PresenceMessage): void;
   onStatus(status: SocketStatus): void;
   /** Called on every successful (re)connect: the moment to refetch what may have been missed. */
@@ -72,7 +75,7 @@ const MAX_DELAY_MS = 20_000;
 
 function isServerEvent(
   value: unknown,
-): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent {
+): value is ServerEvent | ConsoleEvent | FramesEvent | StoreEvent | SteppedEvent | BreakpointsEvent | TriageEvent {
   if (value === null || typeof value !== "object") return false;
   const record = value as Record<string, unknown>;
   if (record.type === "report") return typeof record.report === "object" && record.report !== null;
@@ -83,6 +86,7 @@ function isServerEvent(
   if (record.type === "stepped") return typeof record.from === "string" && typeof record.report_id === "string";
   if (record.type === "store") return typeof record.store === "object" && record.store !== null;
   if (record.type === "breakpoints") return Array.isArray(record.breakpoints);
+  if (record.type === "triage") return typeof record.action === "string";
   return false;
 }
 

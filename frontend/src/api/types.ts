@@ -453,3 +453,14 @@ export interface StoreEvent {
   type: "store";
   store: StoreStatus;
 }
+
+/** `{"type": "triage"}` on the WebSocket: someone changed a group's state or deleted something. */
+export interface TriageEvent {
+  type: "triage";
+  action: "state" | "report_deleted" | "group_deleted" | "cleared";
+  fingerprint?: string;
+  report_id?: string;
+  state?: GroupState;
+  mute_until?: number | null;
+  mute_remaining?: number | null;
+}

@@ -1,6 +1,9 @@
 // Report actions for sharing outside the dashboard: a Markdown export for issue trackers and a
-// read-only share link served by the broker itself (nothing leaves the machine).
+// read-only share link served by the broker itself (nothing leaves the machine); and, for a
+// full session, deleting the report (after a confirmation).
 import { useState } from "preact/hooks";
+import { triageDialog } from "../state/groups";
+import { canTriage } from "../state/session";
 import { createReadOnlyLink, loadReportMarkdown } from "../state/sharing";
 
 async function copy(text: string): Promise<boolean> {
@@ -44,6 +47,19 @@ function ReportActions({ reportId }: { reportId: string }) {
       <button type="button" class="button" data-testid="share-link" onClick={() => void share()}>
         Share link
       </button>
+      {canTriage.value && (
+        <button
+          type="button"
+          class="button danger"
+          aria-haspopup="dialog"
+          data-testid="delete-report"
+          onClick={() => {
+            triageDialog.value = { kind: "delete-report", id: reportId };
+          }}
+        >
+          Delete report…
+        </button>
+      )}
       <span class="muted small" role="status">
         {status}
       </span>

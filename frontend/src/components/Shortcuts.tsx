@@ -3,8 +3,10 @@
 import { signal } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
 import { setConsoleOpen } from "../state/consoles";
-import { helpOpen, moveSelection, openAdjacentReport, selectedId } from "../state/navigation";
+import { currentGroup, moveGroupSelection, setGroupState, triageDialog } from "../state/groups";
+import { backHref, helpOpen, moveSelection, openAdjacentReport, selectedId } from "../state/navigation";
 import { parseRoute, reportHref, route } from "../state/route";
+import { canTriage } from "../state/session";
 
 /** The list's search box. */
 const SEARCH_ID = "report-search";
@@ -12,15 +14,20 @@ const SEARCH_ID = "report-search";
 const searchFocusRequest = signal(0);
 
 const SHORTCUTS: [keys: string[], what: string][] = [
-  [["j", "k"], "Next / previous report (in the list, and from a report)"],
-  [["Enter"], "Open the selected report"],
+  [["j", "k"], "Next / previous error or report (in the lists, and from a report)"],
+  [["Enter"], "Open the selected report (of an error: its newest report)"],
+  [["r"], "Resolve the selected error (it shows as regressed if it comes back)"],
+  [["o"], "Reopen the selected error"],
+  [["i"], "Ignore the selected error for good"],
+  [["m"], "Mute the selected error, for a time or N more occurrences"],
+  [["d"], "Delete the selected error's group (asks first)"],
   [["n", "p"], "Next / previous frame of the report (its link goes in the address bar)"],
   [["c"], "Console in the current frame (opens it, or puts the cursor in it)"],
   [["F10"], "Step over (a paused report: the thread pauses at the next line)"],
   [["F11"], "Step into (the first line of a function the line calls)"],
   [["Shift+F11"], "Step out (the caller's next line)"],
   [["F8"], "Continue (the paused thread runs on)"],
-  [["/"], "Search the reports"],
+  [["/"], "Search all reports"],
   [["Esc"], "Close this help · clear the search · back to the list"],
   [["?"], "Show or hide this help"],
 ];
@@ -75,8 +82,23 @@ function focusConsole(): boolean {
   return true;
 }
 
+/** r, o, i, m, d on the errors page: triage the selected group (full sessions only). */
+function triageSelected(key: string): boolean {
+  const group = currentGroup.value;
+  if (group === null || !canTriage.value) return false;
+  const { fingerprint } = group;
+  if (key === "r") void setGroupState(fingerprint, { state: "resolved" });
+  else if (key === "o") void setGroupState(fingerprint, { state: "open" });
+  else if (key === "i") void setGroupState(fingerprint, { state: "ignored" });
+  else if (key === "m") triageDialog.value = { kind: "mute", fingerprint };
+  else if (key === "d") triageDialog.value = { kind: "delete-group", fingerprint };
+  else return false;
+  return true;
+}
+
 function onKeyDown(event: KeyboardEvent): void {
   if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+  if (triageDialog.value !== null) return; // the dialog's own keys (Esc closes it)
   const page = route.value.name;
   switch (event.key) {
     case "?":
@@ -86,6 +108,7 @@ function onKeyDown(event: KeyboardEvent): void {
     case "k": {
       const step = event.key === "j" ? 1 : -1;
       if (page === "list") moveSelection(step);
+      else if (page === "groups") moveGroupSelection(step);
       else if (page === "report") openAdjacentReport(step);
       else return;
       break;
@@ -97,10 +120,26 @@ function onKeyDown(event: KeyboardEvent): void {
     case "c":
       if (page !== "report" || !focusConsole()) return;
       break;
+    case "r":
+    case "o":
+    case "i":
+    case "m":
+    case "d":
+      if (page !== "groups" || !triageSelected(event.key)) return;
+      break;
     case "Enter": {
       // On a row, open the selected report (the focus may trail a fast j/k by a frame).
-      const selected = selectedId.value;
       const target = event.target;
+      if (page === "groups") {
+        const newest = currentGroup.value?.latest;
+        const onGroup = target === document.body || (target instanceof Element && target.closest("[data-testid=group]") !== null);
+        // A focused button or link does its own thing with Enter.
+        const onControl = target instanceof Element && target.closest("a, button") !== null;
+        if (newest == null || !onGroup || onControl) return;
+        location.hash = reportHref(newest.id);
+        break;
+      }
+      const selected = selectedId.value;
       const onRow =
         target === document.body || (target instanceof Element && target.closest("[data-testid=report-row]") !== null);
       if (page !== "list" || selected === null || !onRow) return;
@@ -114,14 +153,14 @@ function onKeyDown(event: KeyboardEvent): void {
         search.select();
       } else {
         // The list is not shown yet: it focuses its search box once it is.
-        if (page !== "list") location.hash = "#/";
+        if (page !== "list") location.hash = "#/reports";
         searchFocusRequest.value += 1;
       }
       break;
     }
     case "Escape":
       if (helpOpen.value) helpOpen.value = false;
-      else if (page === "report") location.hash = "#/";
+      else if (page === "report") location.hash = backHref.value;
       else return;
       break;
     default:

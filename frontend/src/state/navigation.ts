@@ -1,5 +1,6 @@
 // Moving through the reports with the keyboard: the list's selected row, the next and
-// previous report from a report page, and the shortcut help overlay's state.
+// previous report from a report page, the list a report page goes back to, and the shortcut
+// help overlay's state.
 import { effect, signal } from "@preact/signals";
 import { visibleReports } from "./reports";
 import { parseRoute, reportHref, route } from "./route";
@@ -10,10 +11,15 @@ const selectedId = signal<string | null>(null);
 /** Whether the keyboard shortcut help is open. */
 const helpOpen = signal(false);
 
+/** The list a report page goes back to (Esc, its breadcrumb): the grouped home or the flat list. */
+const backHref = signal("#/");
+
 // The report shown is the list's selected row: back on the list, j/k go on from it.
 effect(() => {
   const current = route.value;
   if (current.name === "report") selectedId.value = current.id;
+  else if (current.name === "list") backHref.value = "#/reports";
+  else if (current.name === "groups") backHref.value = "#/";
 });
 
 /** Position of report `id` in the shown list, or -1. */
@@ -45,4 +51,4 @@ function openAdjacentReport(step: number): void {
   location.hash = reportHref(target.id);
 }
 
-export { helpOpen, moveSelection, openAdjacentReport, positionOf, selectedId };
+export { backHref, helpOpen, moveSelection, openAdjacentReport, positionOf, selectedId };

@@ -2,7 +2,7 @@
 // them; WebSocket events keep them live.
 import { batch, computed, signal } from "@preact/signals";
 import { ApiError, fetchAgents, fetchReport, fetchReports, resumeReport } from "../api/client";
-import type { Agent, Report, ReportSummary, ServerEvent } from "../api/types";
+import type { Agent, Report, ReportSummary, ServerEvent, TriageEvent } from "../api/types";
 import { notifyArrived } from "./notify";
 import { route } from "./route";
 
@@ -215,7 +215,8 @@ function flushPending(): void {
     const fresh = [...freshIds.value, ...arrived.map((item) => item.id)];
     freshIds.value = new Set(fresh.slice(-MAX_FRESH));
     liveArrivals.value = arrived;
-    if (document.visibilityState !== "visible" || route.value.name !== "list") unseen.value += arrived.length;
+    const listed = route.value.name === "list" || route.value.name === "groups";
+    if (document.visibilityState !== "visible" || !listed) unseen.value += arrived.length;
   });
   notifyArrived(arrived);
 }
@@ -239,6 +240,25 @@ function applyEvent(event: ServerEvent): void {
   else onAgent(event.agent);
 }
 
+/** Someone deleted reports (one, a group's, or all): they leave the list, and the report page
+ * says so if it showed one of them. */
+function applyTriageToReports(event: TriageEvent): void {
+  let gone: (report: ReportSummary) => boolean;
+  if (event.action === "report_deleted") gone = (report) => report.id === event.report_id;
+  else if (event.action === "group_deleted") gone = (report) => report.fingerprint === event.fingerprint;
+  else if (event.action === "cleared") gone = () => true;
+  else return;
+  const goneIds = new Set(reports.value.filter(gone).map((report) => report.id));
+  if (event.report_id !== undefined) goneIds.add(event.report_id);
+  batch(() => {
+    reports.value = reports.value.filter((report) => !goneIds.has(report.id));
+    const current = selected.value;
+    if (current?.report && (event.action === "cleared" || goneIds.has(current.id))) {
+      selected.value = { id: current.id, report: null, error: "This report was deleted." };
+    }
+  });
+}
+
 /** The thread paused at breakpoint() in this report goes on (the "resumed" event follows). */
 function resumeThread(reportId: string): Promise<void> {
   return resumeReport(reportId);
@@ -248,6 +268,7 @@ export {
   agents,
   agentsError,
   applyEvent,
+  applyTriageToReports,
   filterText,
   freshIds,
   hasOlder,

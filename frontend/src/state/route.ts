@@ -1,4 +1,5 @@
-// The hash route as a signal: #/ (report list), #/groups, #/reports/{id},
+// The hash route as a signal: #/ (the home: reports grouped by fingerprint; #/groups too),
+// #/reports (the flat list of single reports), #/reports/{id},
 // #/reports/{id}/frames/{index}, #/reports/{id}/frames/{index}/console/{entry} (an entry of
 // that frame's console transcript: the console opens, scrolled to it).
 import { signal } from "@preact/signals";
@@ -12,8 +13,8 @@ type Route =
 
 function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
-  if (path === "/") return { name: "list" };
-  if (path === "/groups" || path === "/groups/") return { name: "groups" };
+  if (path === "/" || path === "/groups" || path === "/groups/") return { name: "groups" };
+  if (path === "/reports" || path === "/reports/") return { name: "list" };
   const match = /^\/reports\/([^/]+)(?:\/frames\/(\d+)(?:\/console\/(\d+))?)?\/?$/.exec(path);
   if (match?.[1] !== undefined) {
     let id: string;

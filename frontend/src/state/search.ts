@@ -3,8 +3,8 @@
 // only the loaded ones. "type:KeyError path:/api agent:ID" words become those filters; the
 // rest is the text searched anywhere in a report (traceback, locals, request…).
 import { effect, signal } from "@preact/signals";
-import { fetchGroups, searchReports, type ReportSearch } from "../api/client";
-import type { ReportGroup, ReportSummary } from "../api/types";
+import { searchReports, type ReportSearch } from "../api/client";
+import type { ReportSummary } from "../api/types";
 import { filterText, searchMatches } from "./reports";
 
 /** Where the broker's search for the search box's text stands. */
@@ -69,9 +69,4 @@ function searchStoredReports(search: ReportSearch): Promise<ReportSummary[]> {
   return searchReports(search).then((list) => list.reports);
 }
 
-/** Repeated errors by fingerprint, most recently seen first. */
-function loadGroups(): Promise<ReportGroup[]> {
-  return fetchGroups().then((list) => list.groups);
-}
-
-export { loadGroups, searchStoredReports, serverSearch, type SearchState };
+export { searchStoredReports, serverSearch, type SearchState };

@@ -2,14 +2,15 @@
 // the live event stream's state. A login URL's one-time code ("/?code=...") is exchanged for a session at startup and removed from the address bar. Tabs of this
 // dashboard (same origin only) hand each other the session key over a BroadcastChannel, so a
 // new tab needs no new login and a new login reaches every open tab.
-import { signal } from "@preact/signals";
+import { computed, signal } from "@preact/signals";
 import { currentSessionKey, fetchLinkStatus, logIn, logOut, setSessionKey, setUnauthorizedHandler } from "../api/client";
 import { connectEvents, type EventSocket, type SocketStatus } from "../api/socket";
 import { applyBreakpointsEvent, loadBreakpoints } from "./breakpoints";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
+import { applyTriageEvent, refreshGroups } from "./groups";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
-import { applyEvent, loadAgents, loadReports, refreshSelected } from "./reports";
+import { applyEvent, applyTriageToReports, loadAgents, loadReports, refreshSelected } from "./reports";
 import { applySteppedEvent, noteResumed } from "./stepping";
 import { applyStoreEvent, readStatus } from "./storeHealth";
 
@@ -25,6 +26,10 @@ const loginNotice = signal("");
 const signedOut = signal("");
 /** True when the broker talks to agents in plain text (--insecure-plaintext): a warning shows. */
 const insecureLink = signal(false);
+/** The session's role once the broker said it: a view-only session may read, not triage. */
+const role = signal<"full" | "view" | null>(null);
+/** Whether this session may resolve, mute, ignore and delete (the buttons show only then). */
+const canTriage = computed(() => role.value === "full");
 
 /** What the connection indicator shows. */
 const connection = signal<ConnectionState>({ state: "connecting" });
@@ -97,7 +102,10 @@ function openEvents(): void {
       else if (event.type === "store") applyStoreEvent(event);
       else if (event.type === "stepped") applySteppedEvent(event);
       else if (event.type === "breakpoints") applyBreakpointsEvent(event);
-      else {
+      else if (event.type === "triage") {
+        applyTriageToReports(event);
+        applyTriageEvent(event);
+      } else {
         applyEvent(event);
         if (event.type === "resumed") noteResumed(event);
       }
@@ -117,6 +125,7 @@ function openEvents(): void {
       void loadReports();
       void loadAgents();
       void refreshSelected();
+      refreshGroups();
       void readStatus();
       reloadTranscripts();
       void loadBreakpoints();
@@ -151,6 +160,7 @@ async function startSession(): Promise<void> {
   fetchLinkStatus().then(
     (status) => {
       insecureLink.value = status.insecure_plaintext === true;
+      role.value = status.role === "full" || status.role === "view" ? status.role : null;
     },
     () => undefined, // signed out or offline: the other loads say so
   );
@@ -188,6 +198,7 @@ function retryConnection(): void {
 }
 
 export {
+  canTriage,
   connection,
   insecureLink,
   loginNotice,

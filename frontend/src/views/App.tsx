@@ -7,6 +7,7 @@ import { PresenceBar, PresenceMenu } from "../components/Presence";
 import { HelpButton, Shortcuts } from "../components/Shortcuts";
 import { StoreBanner } from "../components/StoreBanner";
 import { ThemeSwitch } from "../components/ThemeSwitch";
+import { TriageDialogHost } from "../components/TriageDialog";
 import { reports, selected, unseen } from "../state/reports";
 import { route } from "../state/route";
 import { insecureLink, loginRequired, signOutNow } from "../state/session";
@@ -47,7 +48,7 @@ function App() {
       <section class="panel">
         <h1>Not found</h1>
         <p>
-          Nothing lives at <code>{current.path}</code>. <a href="#/">Back to the reports</a>.
+          Nothing lives at <code>{current.path}</code>. <a href="#/">Back to the errors</a>.
         </p>
       </section>
     );
@@ -62,18 +63,20 @@ function App() {
           <a
             class="topbar-link"
             href="#/"
-            aria-current={current.name === "list" ? "page" : undefined}
-            data-testid="reports-link"
+            aria-current={current.name === "groups" ? "page" : undefined}
+            data-testid="groups-link"
+            title="Errors grouped by fingerprint, with triage and search"
           >
-            Reports
+            Errors
           </a>
           <a
             class="topbar-link"
-            href="#/groups"
-            aria-current={current.name === "groups" ? "page" : undefined}
-            data-testid="groups-link"
+            href="#/reports"
+            aria-current={current.name === "list" ? "page" : undefined}
+            data-testid="reports-link"
+            title="Every single report, newest first"
           >
-            Groups and search
+            All reports
           </a>
         </nav>
         <div class="topbar-tools">
@@ -105,6 +108,7 @@ function App() {
       {!loginRequired.value && <PresenceBar />}
       <main>{page}</main>
       <Shortcuts />
+      {!loginRequired.value && <TriageDialogHost />}
     </>
   );
 }

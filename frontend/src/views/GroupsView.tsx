@@ -1,14 +1,26 @@
-// #/groups: repeated errors grouped by fingerprint, and a search over every stored report
-// (text, exception type, URL path, agent), both answered by the broker, not the loaded list.
-// Reports arriving over the WebSocket update the groups in place (count, last seen, workers).
+// The home (#/, also #/groups): errors grouped by fingerprint, one row each with its counts,
+// last 24 hours, apps and workers and triage state, live over the WebSocket; the triage
+// buttons (full sessions only); and a search over every stored report (text, exception type,
+// URL path, agent), answered by the broker, not the loaded list.
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ReportSearch } from "../api/client";
-import type { ReportGroup, ReportSummary } from "../api/types";
+import type { GroupState, ReportGroup, ReportSummary } from "../api/types";
 import { RelativeTime } from "../components/RelativeTime";
-import { liveArrivals } from "../state/reports";
-import { loadGroups, searchStoredReports } from "../state/search";
-import { connection } from "../state/session";
+import {
+  groupFilter,
+  groupList,
+  reloadGroups,
+  selectedGroup,
+  setGroupState,
+  shownGroups,
+  triageDialog,
+  triageStatus,
+  type GroupFilter,
+} from "../state/groups";
+import { markSeen } from "../state/reports";
 import { reportHref } from "../state/route";
+import { searchStoredReports } from "../state/search";
+import { canTriage } from "../state/session";
 
 type Load<T> = { state: "loading" } | { state: "done"; value: T } | { state: "failed"; error: string };
 
@@ -35,7 +47,7 @@ function ResultRows({ reports }: { reports: ReportSummary[] }) {
   );
 }
 
-const FIELDS: [keyof ReportSearch, string, string][] = [
+const SEARCH_FIELDS: [keyof ReportSearch, string, string][] = [
   ["q", "Text", "anywhere in the report"],
   ["type", "Exception type", "e.g. KeyError"],
   ["path", "URL path", "starts with, e.g. /api"],
@@ -67,7 +79,7 @@ function Search({ initial }: { initial: ReportSearch }) {
           void run(search);
         }}
       >
-        {FIELDS.map(([name, label, hint]) => (
+        {SEARCH_FIELDS.map(([name, label, hint]) => (
           <label key={name}>
             {label}{" "}
             <input
@@ -110,155 +122,310 @@ function Sparkline({ hourly }: { hourly: readonly number[] }) {
   );
 }
 
-function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (fingerprint: string) => void }) {
-  if (groups.length === 0) return <p class="muted">No reports yet.</p>;
+const STATE_LABELS: Record<GroupState, string> = {
+  open: "open",
+  regressed: "regressed",
+  resolved: "resolved",
+  muted: "muted",
+  ignored: "ignored",
+};
+
+const FILTERS: [GroupFilter, string][] = [
+  ["all", "All errors"],
+  ["attention", "Open and regressed"],
+  ["regressed", "Regressed"],
+  ["resolved", "Resolved"],
+  ["muted", "Muted"],
+  ["ignored", "Ignored"],
+];
+
+/** When a mute ends: at a time, or after N more occurrences. */
+function MuteEnd({ group }: { group: ReportGroup }) {
+  if (group.state !== "muted") return null;
+  if (group.mute_remaining !== null) {
+    return <span class="muted small" data-testid="group-mute">{` for ${String(group.mute_remaining)} more`}</span>;
+  }
+  if (group.mute_until !== null) {
+    return (
+      <span class="muted small" data-testid="group-mute">
+        {" until "}
+        {new Date(group.mute_until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}
+      </span>
+    );
+  }
+  return null;
+}
+
+/** The triage buttons of one group (shortcuts in their titles). */
+function GroupActions({ group }: { group: ReportGroup }) {
+  const { fingerprint, state } = group;
+  const change = (next: "resolved" | "open" | "ignored") => {
+    selectedGroup.value = fingerprint;
+    void setGroupState(fingerprint, { state: next });
+  };
+  const active = state === "open" || state === "regressed";
   return (
-    <table class="groups" data-testid="groups">
+    <div class="group-actions">
+      {state !== "resolved" ? (
+        <button type="button" class="button small" title="Resolve (r)" data-testid="group-resolve" onClick={() => change("resolved")}>
+          Resolve
+        </button>
+      ) : null}
+      {!active ? (
+        <button type="button" class="button small" title="Reopen (o)" data-testid="group-reopen" onClick={() => change("open")}>
+          Reopen
+        </button>
+      ) : null}
+      {state !== "ignored" ? (
+        <button type="button" class="button small" title="Ignore for good (i)" data-testid="group-ignore" onClick={() => change("ignored")}>
+          Ignore
+        </button>
+      ) : null}
+      {state !== "muted" ? (
+        <button
+          type="button"
+          class="button small"
+          title="Mute for a time or N more occurrences (m)"
+          aria-haspopup="dialog"
+          data-testid="group-mute-button"
+          onClick={() => {
+            selectedGroup.value = fingerprint;
+            triageDialog.value = { kind: "mute", fingerprint };
+          }}
+        >
+          Mute…
+        </button>
+      ) : null}
+      <button
+        type="button"
+        class="button small danger"
+        title="Delete the group and its reports (d)"
+        aria-haspopup="dialog"
+        data-testid="group-delete"
+        onClick={() => {
+          selectedGroup.value = fingerprint;
+          triageDialog.value = { kind: "delete-group", fingerprint };
+        }}
+      >
+        Delete…
+      </button>
+    </div>
+  );
+}
+
+interface RowProps {
+  group: ReportGroup;
+  selected: boolean;
+  triage: boolean;
+  onPick: (fingerprint: string) => void;
+}
+
+function GroupRow({ group, selected, triage, onPick }: RowProps) {
+  const row = useRef<HTMLTableRowElement>(null);
+  useEffect(() => {
+    if (!selected) return;
+    const link = row.current?.querySelector<HTMLElement>("[data-testid=group-open]") ?? null;
+    // Keep the focus with the selection (j/k), unless it is in this row already (a button).
+    if (link !== null && !row.current?.contains(document.activeElement)) link.focus({ preventScroll: true });
+    row.current?.scrollIntoView({ block: "nearest" });
+  }, [selected]);
+  const classes = ["group-row", `state-${group.state}`];
+  if (selected) classes.push("selected");
+  const summary = group.latest === null ? "" : `${group.latest.type_name}${group.latest.message ? `: ${group.latest.message}` : ""}`;
+  return (
+    <tr
+      ref={row}
+      class={classes.join(" ")}
+      data-testid="group"
+      data-fingerprint={group.fingerprint}
+      data-state={group.state}
+      onFocusIn={() => {
+        selectedGroup.value = group.fingerprint;
+      }}
+    >
+      <td class="group-error">
+        {group.state === "regressed" && (
+          <span class="badge regressed" data-testid="regressed-badge" title="Resolved, then it happened again">
+            Regressed
+          </span>
+        )}
+        {group.latest === null ? (
+          <span class="muted">no report kept</span>
+        ) : (
+          <a href={reportHref(group.latest.id)} data-testid="group-open" title="Open the newest report (Enter)">
+            <strong>{group.latest.type_name}</strong>
+            {group.latest.message ? `: ${group.latest.message.split("\n", 1)[0] ?? ""}` : ""}
+          </a>
+        )}{" "}
+        <button
+          type="button"
+          class="button small"
+          aria-label={`All ${String(group.kept)} stored reports of ${summary || "this group"}`}
+          onClick={() => onPick(group.fingerprint)}
+        >
+          All {String(group.kept)}
+        </button>
+      </td>
+      <td>
+        <span class={`state-badge state-${group.state}`} data-testid="group-state">
+          {STATE_LABELS[group.state]}
+        </span>
+        <MuteEnd group={group} />
+      </td>
+      <td>
+        <strong data-testid="group-count">{String(group.count)}</strong>
+        <br />
+        <span class="muted small" data-testid="group-kept">
+          {`${String(group.count)} seen, ${String(group.kept)} kept`}
+        </span>
+      </td>
+      <td>
+        <Sparkline hourly={group.hourly} />
+      </td>
+      <td>
+        <RelativeTime at={group.first_seen} />
+      </td>
+      <td>
+        <RelativeTime at={group.last_seen} />
+      </td>
+      <td class="small">
+        {[group.apps.join(", "), group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")]
+          .filter(Boolean)
+          .join(" · ")}
+      </td>
+      {triage && (
+        <td>
+          <GroupActions group={group} />
+        </td>
+      )}
+    </tr>
+  );
+}
+
+/** The rows; a row's "All N" button makes the search below list that group's stored reports. */
+function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (fingerprint: string) => void }) {
+  const triage = canTriage.value;
+  const selected = selectedGroup.value;
+  if (groups.length === 0) {
+    const load = groupList.value;
+    const any = load.state === "done" && load.groups.length > 0;
+    return (
+      <p class="muted" data-testid="no-groups">
+        {any ? "No error is in this state." : "No errors yet. When an app with the agent raises, it appears here at once."}
+      </p>
+    );
+  }
+  return (
+    <table class="groups" data-testid="groups" aria-label="Errors grouped by fingerprint, most recently seen first">
       <thead>
         <tr>
           <th scope="col">Error</th>
           <th scope="col">State</th>
-          <th scope="col">Seen / kept</th>
+          <th scope="col">Count</th>
           <th scope="col">24 h</th>
           <th scope="col">First seen</th>
           <th scope="col">Last seen</th>
           <th scope="col">Apps and workers</th>
+          {triage && <th scope="col">Triage</th>}
         </tr>
       </thead>
       <tbody>
         {groups.map((group) => (
-          <tr key={group.fingerprint} data-testid="group" data-fingerprint={group.fingerprint}>
-            <td>
-              {group.latest === null ? (
-                <span class="muted">no report kept</span>
-              ) : (
-                <a href={reportHref(group.latest.id)}>
-                  <strong>{group.latest.type_name}</strong>
-                  {group.latest.message ? `: ${group.latest.message}` : ""}
-                </a>
-              )}{" "}
-              <button type="button" class="button small" onClick={() => onPick(group.fingerprint)}>
-                All {String(group.kept)}
-              </button>
-            </td>
-            <td data-testid="group-state">{group.state}</td>
-            <td data-testid="group-count" title={`${String(group.count)} seen, ${String(group.kept)} kept`}>
-              {String(group.count)}
-              {group.kept < group.count ? <span class="muted small">{` (${String(group.kept)} kept)`}</span> : null}
-            </td>
-            <td>
-              <Sparkline hourly={group.hourly} />
-            </td>
-            <td>
-              <RelativeTime at={group.first_seen} />
-            </td>
-            <td>
-              <RelativeTime at={group.last_seen} />
-            </td>
-            <td class="small">
-              {[group.apps.join(", "), group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")]
-                .filter(Boolean)
-                .join(" · ")}
-            </td>
-          </tr>
+          <GroupRow
+            key={group.fingerprint}
+            group={group}
+            selected={group.fingerprint === selected}
+            triage={triage}
+            onPick={onPick}
+          />
         ))}
       </tbody>
     </table>
   );
 }
 
-/** `groups` with the reports in `arrived` counted in (new groups on top), most recent first. */
-function countIn(groups: ReportGroup[], arrived: readonly ReportSummary[], counted: Set<string>): ReportGroup[] {
-  const byPrint = new Map(groups.map((group) => [group.fingerprint, group]));
-  for (const report of arrived) {
-    if (typeof report.fingerprint !== "string" || !report.fingerprint || counted.has(report.id)) continue;
-    counted.add(report.id);
-    const group = byPrint.get(report.fingerprint);
-    if (group === undefined) {
-      byPrint.set(report.fingerprint, {
-        fingerprint: report.fingerprint,
-        state: "open",
-        mute_until: null,
-        mute_remaining: null,
-        state_changed: null,
-        count: 1,
-        kept: 1,
-        first_seen: report.created,
-        last_seen: report.created,
-        hourly: [...Array<number>(23).fill(0), 1],
-        latest: report,
-        apps: [report.app],
-        workers: [{ agent_id: report.agent_id, pid: report.pid, host: report.host, count: 1 }],
-      });
-      continue;
-    }
-    if (group.latest?.id === report.id) continue; // already in the broker's answer
-    const known = group.workers.some((worker) => worker.agent_id === report.agent_id);
-    byPrint.set(report.fingerprint, {
-      ...group,
-      // The broker reopens a resolved group as regressed when its error comes back.
-      state: group.state === "resolved" ? "regressed" : group.state,
-      count: group.count + 1,
-      kept: group.kept + 1, // until the next load: retention may have let an older one go
-      hourly: [...group.hourly.slice(0, -1), (group.hourly[group.hourly.length - 1] ?? 0) + 1],
-      last_seen: Math.max(group.last_seen, report.created),
-      first_seen: Math.min(group.first_seen, report.created),
-      latest: group.latest === null || report.created >= group.latest.created ? report : group.latest,
-      apps: group.apps.includes(report.app) ? group.apps : [...group.apps, report.app],
-      workers: known
-        ? group.workers.map((worker) =>
-            worker.agent_id === report.agent_id ? { ...worker, count: worker.count + 1 } : worker,
-          )
-        : [...group.workers, { agent_id: report.agent_id, pid: report.pid, host: report.host, count: 1 }],
-    });
-  }
-  return [...byPrint.values()].sort((a, b) => b.last_seen - a.last_seen);
+/** Clears the title's "new reports" count while the page is on screen. */
+function useSeenWhileVisible(): void {
+  useEffect(() => {
+    const update = () => {
+      if (document.visibilityState === "visible") markSeen();
+    };
+    update();
+    document.addEventListener("visibilitychange", update);
+    return () => document.removeEventListener("visibilitychange", update);
+  }, []);
 }
 
 /** The groups page. */
 function GroupsView() {
-  const [groups, setGroups] = useState<Load<ReportGroup[]>>({ state: "loading" });
   const [picked, setPicked] = useState<string>("");
-  // Reports already counted: a report is counted once even if events and answers overlap.
-  const counted = useRef(new Set<string>());
-  // What arrived before the broker's answer is in that answer (it is stored before announced).
-  const seenArrivals = useRef(liveArrivals.value);
-  // The stream's state when last rendered: back to "open" after a drop, events may be lost.
-  const wasOpen = useRef(connection.value.state === "open");
-  const open = connection.value.state === "open";
+  useSeenWhileVisible();
   useEffect(() => {
-    const reconnected = open && !wasOpen.current;
-    wasOpen.current = open;
-    if (!reconnected && groups.state !== "loading") return;
-    loadGroups().then(
-      (groups) => {
-        counted.current = new Set(groups.flatMap((group) => (group.latest === null ? [] : [group.latest.id])));
-        seenArrivals.current = liveArrivals.value;
-        setGroups({ state: "done", value: groups });
-      },
-      (error: unknown) => setGroups(failure(error)),
-    );
-  }, [open]);
-  const arrived = liveArrivals.value;
-  useEffect(() => {
-    if (groups.state !== "done" || arrived === seenArrivals.current) return;
-    seenArrivals.current = arrived;
-    setGroups({ state: "done", value: countIn(groups.value, arrived, counted.current) });
-  }, [arrived, groups]);
+    void reloadGroups(); // fresh counts each time the page is shown; live from then on
+  }, []);
+  const load = groupList.value;
+  const status = triageStatus.value;
+  const triage = canTriage.value;
+  const total = load.state === "done" ? load.groups.length : 0;
   return (
     <article class="groups-page">
-      <p class="breadcrumb">
-        <a href="#/">← All reports</a>
+      <div class="groups-head">
+        <h1>Errors</h1>
+        <p class="muted small">
+          Grouped by exception type and the app frames they passed (file and function).{" "}
+          <a href="#/reports" data-testid="all-reports-link">
+            Every single report, newest first →
+          </a>
+        </p>
+        <div class="groups-tools">
+          <label>
+            Show{" "}
+            <select
+              data-testid="group-filter"
+              value={groupFilter.value}
+              onChange={(event) => {
+                groupFilter.value = event.currentTarget.value as GroupFilter;
+              }}
+            >
+              {FILTERS.map(([value, label]) => (
+                <option key={value} value={value}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
+          {triage ? (
+            <button
+              type="button"
+              class="button small danger"
+              aria-haspopup="dialog"
+              data-testid="clear-all"
+              disabled={total === 0}
+              onClick={() => {
+                triageDialog.value = { kind: "clear" };
+              }}
+            >
+              Clear everything…
+            </button>
+          ) : (
+            load.state === "done" && (
+              <span class="muted small" data-testid="view-only-note">
+                View-only session: resolving, muting and deleting need the full token.
+              </span>
+            )
+          )}
+        </div>
+      </div>
+      <p class={status?.failed ? "error small" : "muted small"} role="status" data-testid="triage-status">
+        {status?.text ?? ""}
       </p>
-      <h1>Repeated errors</h1>
-      <p class="muted small">Grouped by exception type and the app frames they passed (file and function).</p>
-      {groups.state === "loading" && <p class="muted">Loading…</p>}
-      {groups.state === "failed" && (
+      {(load.state === "loading" || load.state === "idle") && <p class="muted">Loading…</p>}
+      {load.state === "failed" && (
         <p class="error" role="alert">
-          {groups.error}
+          {load.error}
         </p>
       )}
-      {groups.state === "done" && <GroupTable groups={groups.value} onPick={setPicked} />}
+      {load.state === "done" && <GroupTable groups={shownGroups.value} onPick={setPicked} />}
       <Search key={picked} initial={{ fingerprint: picked }} />
     </article>
   );
