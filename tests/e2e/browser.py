@@ -53,6 +53,7 @@ __all__ = [
     "log_in",
     "open_page",
     "seed",
+    "show_reports",
     "agent",
 ]
 
@@ -173,6 +174,13 @@ def log_in(page: Page, broker: Broker) -> Page:
     return page
 
 
+def show_reports(page: Page) -> Page:
+    """Go from the home view (errors grouped) to the flat list of single reports, one click."""
+    page.get_by_test_id("reports-link").click()
+    expect(page.get_by_test_id("reports-link")).to_have_attribute("aria-current", "page")
+    return page
+
+
 def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
     """A logged-in dashboard tab of someone called ``name`` (their console display name)."""
     page, _ = open_page()
@@ -182,9 +190,10 @@ def person(open_page: OpenPage, broker: Broker, name: str) -> Page:
 
 @pytest.fixture
 def dashboard(broker: Broker, open_page: OpenPage) -> Page:
-    """A page logged in to the ``broker`` fixture's dashboard, showing the report list."""
+    """A page logged in to the ``broker`` fixture's dashboard, showing the flat report list
+    (``#/reports``; the home view is the grouped one)."""
     page, _ = open_page()
-    return log_in(page, broker)
+    return show_reports(log_in(page, broker))
 
 
 def accessibility_problems(

@@ -96,7 +96,7 @@ def test_without_a_session_the_login_form_asks_and_a_wrong_token_is_refused(
 
     page.get_by_label("Token").fill(broker.token)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Reports")).to_be_visible()
+    expect(page.get_by_role("heading", name="Errors")).to_be_visible()  # the home: grouped
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
     assert [cookie["httpOnly"] for cookie in page.context.cookies()] == [True]
 
@@ -187,10 +187,10 @@ def test_the_report_shows_the_chain_frames_highlighted_source_and_locals(
 def test_the_plain_text_view_is_exactly_the_text_api_and_can_be_copied(
     broker: Broker, open_page: OpenPage, raise_error: RaiseError
 ) -> None:
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     page, _ = open_page(permissions=["clipboard-read", "clipboard-write"])
-    log_in(page, broker)
+    show_reports(log_in(page, broker))
     summary = raise_error("/chain")
     open_report(page, summary)
     page.get_by_test_id("plaintext-toggle").click()

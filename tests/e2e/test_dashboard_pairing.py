@@ -153,7 +153,7 @@ def test_the_broker_relays_valid_typing_notices_with_the_name_it_knows(broker: B
 def test_the_search_box_finds_stored_reports_that_are_not_loaded(
     broker: Broker, open_page: OpenPage, seed: Seed, agent: Transport
 ) -> None:
-    from tests.e2e.browser import _captured, log_in
+    from tests.e2e.browser import _captured, log_in, show_reports
 
     needle = build_report(
         _captured("needle in the haystack"),
@@ -168,7 +168,7 @@ def test_the_search_box_finds_stored_reports_that_are_not_loaded(
     # The needle is the oldest report: the first page of the list holds only hay.
     assert all(summary["id"] != needle.id for summary in broker.reports())
     page, _ = open_page()
-    log_in(page, broker)
+    show_reports(log_in(page, broker))
     rows = page.get_by_test_id("report-row")
     expect(page.get_by_test_id("report-count")).to_have_text("100+")
     assert page.locator(f'[data-testid="report-row"][data-id="{needle.id}"]').count() == 0

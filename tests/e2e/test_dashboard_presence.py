@@ -17,7 +17,7 @@ import aiohttp
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Broker, wait_for
-from tests.e2e.browser import person
+from tests.e2e.browser import person, show_reports
 
 if TYPE_CHECKING:
     from tests.e2e.browser import OpenPage, Seed
@@ -38,7 +38,7 @@ def test_presence_shows_who_looks_where_and_follow_mode_keeps_up(
 ) -> None:
     reports = [seed(1, f"shared {number}")[0] for number in range(2)]
     ada = person(open_page, broker, "Ada")
-    bob = person(open_page, broker, "Bob")
+    bob = show_reports(person(open_page, broker, "Bob"))  # Esc takes him back to the flat list
 
     # Each sees the other, on the list.
     expect(ada.get_by_test_id("presence-count")).to_have_text("1 other here")

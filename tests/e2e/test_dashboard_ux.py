@@ -110,13 +110,13 @@ def rendered_rows(page: Page) -> int:
 def test_ten_thousand_reports_scroll_to_the_end_with_few_rows_in_the_page(
     broker: Broker, open_page: OpenPage, seed: Seed
 ) -> None:
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     started = time.monotonic()
     seeded = seed(10_000, "many")
     seeded_seconds = time.monotonic() - started
     dashboard, _ = open_page()
-    log_in(dashboard, broker)
+    show_reports(log_in(dashboard, broker))
     rows = dashboard.get_by_test_id("report-row")
     newest, oldest = seeded[-1], seeded[0]
     expect(rows.first).to_have_attribute("data-id", newest.id)
@@ -203,7 +203,7 @@ def test_keyboard_shortcuts_move_through_reports_search_and_show_help(
 
     # Esc goes back to the list, with the report just seen selected and focused.
     keyboard.press("Escape")
-    expect(dashboard).to_have_url(re.compile("#/$"))
+    expect(dashboard).to_have_url(re.compile("#/reports$"))
     expect(rows.nth(0)).to_have_class(re.compile(r"\bselected\b"))
     assert_focus_on(dashboard, newest_first[0])
 
@@ -239,7 +239,7 @@ def test_keyboard_shortcuts_move_through_reports_search_and_show_help(
     expect(help_dialog).to_be_visible()
     help_dialog.get_by_role("button", name="Close").click()
     expect(help_dialog).to_be_hidden()
-    expect(dashboard).to_have_url(re.compile("#/$"))
+    expect(dashboard).to_have_url(re.compile("#/reports$"))
 
 
 # --- accessibility --------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_keyboard_shortcuts_move_through_reports_search_and_show_help(
 def test_axe_finds_no_serious_or_critical_violations(
     broker: Broker, open_page: OpenPage, seed: Seed, scheme: str
 ) -> None:
-    from tests.e2e.browser import accessibility_problems, log_in
+    from tests.e2e.browser import accessibility_problems, log_in, show_reports
 
     page, guard = open_page(color_scheme=scheme)
     guard.allow(r"status of 401")
@@ -261,9 +261,28 @@ def test_axe_finds_no_serious_or_critical_violations(
 
     log_in(page, broker)
     expect(page.get_by_text("No errors yet")).to_be_visible()
-    problems["empty list"] = accessibility_problems(page)
+    problems["empty home"] = accessibility_problems(page)
 
     sent = [seed(1, f"report {number}")[0] for number in range(3)]
+    groups = page.get_by_test_id("group")
+    expect(groups.get_by_test_id("group-count")).to_have_text(["3"])
+    page.keyboard.press("j")
+    expect(groups.first).to_have_class(re.compile(r"\bselected\b"))
+    problems["errors, grouped"] = accessibility_problems(page)
+    page.keyboard.press("m")
+    mute = page.get_by_role("dialog", name="Mute this error")
+    expect(mute).to_be_visible()
+    problems["mute dialog"] = accessibility_problems(page)
+    page.keyboard.press("Escape")
+    expect(mute).to_be_hidden()
+    page.get_by_test_id("clear-all").click()
+    clear = page.get_by_role("dialog", name="Clear everything?")
+    expect(clear).to_be_visible()
+    problems["clear dialog"] = accessibility_problems(page)
+    clear.get_by_role("button", name="Cancel").click()
+    expect(clear).to_be_hidden()
+
+    show_reports(page)
     rows = page.get_by_test_id("report-row")
     expect(rows).to_have_count(3)
     page.keyboard.press("j")
@@ -383,7 +402,7 @@ def test_keyboard_alone_reaches_every_control_and_runs_code_in_a_frame(
     expect(console_input).not_to_be_focused()
     dashboard.evaluate("document.activeElement?.blur()")
     dashboard.keyboard.press("Escape")
-    expect(dashboard).to_have_url(re.compile("#/$"))
+    expect(dashboard).to_have_url(re.compile("#/reports$"))
 
 
 def test_keyboard_moves_between_frames_and_into_a_console(
@@ -474,11 +493,15 @@ def test_readable_at_200_percent_zoom_without_sideways_scrolling(
     broker: Broker, open_page: OpenPage, seed: Seed
 ) -> None:
     """A 1440x900 laptop at 200% zoom is a 720x450 CSS-pixel viewport."""
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     sent = seed(1, "zoomed in " + "long message " * 20)[0]
     page, _ = open_page(viewport={"width": 720, "height": 450}, device_scale_factor=2)
     log_in(page, broker)
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    expect(page.get_by_test_id("group")).to_have_count(1)  # the home, grouped
+    assert page.evaluate(overflow) <= 0
+    show_reports(page)
     expect(page.get_by_test_id("report-row")).to_have_count(1)
     overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     assert page.evaluate(overflow) <= 0
@@ -531,11 +554,11 @@ window.Notification = SpyNotification;
 def test_desktop_notifications_of_errors_arriving_while_the_tab_is_hidden(
     broker: Broker, open_page: OpenPage, seed: Seed
 ) -> None:
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     page, _ = open_page(permissions=["notifications"])
     page.add_init_script(NOTIFICATION_SPY)
-    log_in(page, broker)
+    show_reports(log_in(page, broker))
     switch = page.get_by_test_id("notify-switch")
     expect(switch).to_have_attribute("aria-pressed", "false")
     page.evaluate("window.__hidden = true")

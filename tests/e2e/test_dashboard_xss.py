@@ -76,10 +76,14 @@ def evil_report(broker: Broker, start_server: Callable[..., AppServer]) -> dict[
 def test_payloads_in_every_field_stay_text_in_list_report_and_plain_text(
     broker: Broker, open_page: OpenPage, evil_report: dict[str, Any]
 ) -> None:
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     page, guard = open_page()
     log_in(page, broker)
+    # The home, grouped: the message as text.
+    expect(page.get_by_test_id("group")).to_contain_text(PAYLOADS[0])
+    assert_inert(page, guard.dialogs)
+    show_reports(page)
 
     # The list: message and URL as text.
     row = page.get_by_test_id("report-row")

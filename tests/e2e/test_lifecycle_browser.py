@@ -26,7 +26,7 @@ def test_the_agents_panel_shows_reports_dropped_while_the_broker_was_down(
     for _ in range(5):
         assert server.get("/boom").status == 500
     broker.start()
-    from tests.e2e.browser import log_in
+    from tests.e2e.browser import log_in, show_reports
 
     try:
         wait_for(
@@ -36,6 +36,7 @@ def test_the_agents_panel_shows_reports_dropped_while_the_broker_was_down(
         page, _ = open_page()
         log_in(page, broker)
         expect(page.get_by_test_id("dropped-reports")).to_have_text("3 dropped")
+        show_reports(page)
         expect(page.get_by_test_id("report-row")).to_have_count(2)
     finally:
         broker.stop()

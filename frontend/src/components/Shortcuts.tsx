@@ -14,7 +14,7 @@ const SEARCH_ID = "report-search";
 const searchFocusRequest = signal(0);
 
 const SHORTCUTS: [keys: string[], what: string][] = [
-  [["j", "k"], "Next / previous error or report (in the lists, and from a report)"],
+  [["j", "k"], "Next / previous report (in the list, and from a report), or error (in the errors)"],
   [["Enter"], "Open the selected report (of an error: its newest report)"],
   [["r"], "Resolve the selected error (it shows as regressed if it comes back)"],
   [["o"], "Reopen the selected error"],

@@ -44,6 +44,7 @@ function Buttons({ busy, label, danger, ready = true }: { busy: boolean; label: 
         type="submit"
         class={danger ? "button danger" : "button primary"}
         disabled={busy || !ready}
+        autoFocus={!danger}
         data-testid="triage-confirm"
       >
         {busy ? "Working…" : label}
@@ -74,7 +75,7 @@ function MuteForm({ fingerprint, run, busy }: { fingerprint: string; run: Run; b
       <fieldset class="mute-choice">
         <legend>Mute it</legend>
         <label>
-          <input type="radio" name="mute-how" checked={how === "time"} onChange={() => setHow("time")} autoFocus />
+          <input type="radio" name="mute-how" checked={how === "time"} onChange={() => setHow("time")} />
           {" for "}
           <select
             aria-label="How long"

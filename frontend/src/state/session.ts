@@ -28,6 +28,8 @@ const signedOut = signal("");
 const insecureLink = signal(false);
 /** The session's role once the broker said it: a view-only session may read, not triage. */
 const role = signal<"full" | "view" | null>(null);
+/** True once this tab holds a session (the views may load their data). */
+const sessionReady = signal(false);
 /** Whether this session may resolve, mute, ignore and delete (the buttons show only then). */
 const canTriage = computed(() => role.value === "full");
 
@@ -164,6 +166,7 @@ async function startSession(): Promise<void> {
     },
     () => undefined, // signed out or offline: the other loads say so
   );
+  sessionReady.value = true;
   void loadAgents();
   void loadBreakpoints();
   void loadReports().then(openEvents);
@@ -204,6 +207,7 @@ export {
   loginNotice,
   loginRequired,
   retryConnection,
+  sessionReady,
   signIn,
   signedOut,
   signOutNow,

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ReportSearch } from "../api/client";
 import type { GroupState, ReportGroup, ReportSummary } from "../api/types";
+import { AgentsPanel } from "../components/AgentsPanel";
 import { RelativeTime } from "../components/RelativeTime";
 import {
   groupFilter,
@@ -20,7 +21,7 @@ import {
 import { markSeen } from "../state/reports";
 import { reportHref } from "../state/route";
 import { searchStoredReports } from "../state/search";
-import { canTriage } from "../state/session";
+import { canTriage, sessionReady } from "../state/session";
 
 type Load<T> = { state: "loading" } | { state: "done"; value: T } | { state: "failed"; error: string };
 
@@ -360,74 +361,78 @@ function useSeenWhileVisible(): void {
 function GroupsView() {
   const [picked, setPicked] = useState<string>("");
   useSeenWhileVisible();
+  const ready = sessionReady.value;
   useEffect(() => {
-    void reloadGroups(); // fresh counts each time the page is shown; live from then on
-  }, []);
+    if (ready) void reloadGroups(); // fresh counts each time the page is shown; live from then on
+  }, [ready]);
   const load = groupList.value;
   const status = triageStatus.value;
   const triage = canTriage.value;
   const total = load.state === "done" ? load.groups.length : 0;
   return (
-    <article class="groups-page">
-      <div class="groups-head">
-        <h1>Errors</h1>
-        <p class="muted small">
-          Grouped by exception type and the app frames they passed (file and function).{" "}
-          <a href="#/reports" data-testid="all-reports-link">
-            Every single report, newest first →
-          </a>
-        </p>
-        <div class="groups-tools">
-          <label>
-            Show{" "}
-            <select
-              data-testid="group-filter"
-              value={groupFilter.value}
-              onChange={(event) => {
-                groupFilter.value = event.currentTarget.value as GroupFilter;
-              }}
-            >
-              {FILTERS.map(([value, label]) => (
-                <option key={value} value={value}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          </label>
-          {triage ? (
-            <button
-              type="button"
-              class="button small danger"
-              aria-haspopup="dialog"
-              data-testid="clear-all"
-              disabled={total === 0}
-              onClick={() => {
-                triageDialog.value = { kind: "clear" };
-              }}
-            >
-              Clear everything…
-            </button>
-          ) : (
-            load.state === "done" && (
-              <span class="muted small" data-testid="view-only-note">
-                View-only session: resolving, muting and deleting need the full token.
-              </span>
-            )
-          )}
+    <div class="list-layout">
+      <article class="groups-page">
+        <div class="groups-head">
+          <h1>Errors</h1>
+          <p class="muted small">
+            Grouped by exception type and the app frames they passed (file and function).{" "}
+            <a href="#/reports" data-testid="all-reports-link">
+              Every single report, newest first →
+            </a>
+          </p>
+          <div class="groups-tools">
+            <label>
+              Show{" "}
+              <select
+                data-testid="group-filter"
+                value={groupFilter.value}
+                onChange={(event) => {
+                  groupFilter.value = event.currentTarget.value as GroupFilter;
+                }}
+              >
+                {FILTERS.map(([value, label]) => (
+                  <option key={value} value={value}>
+                    {label}
+                  </option>
+                ))}
+              </select>
+            </label>
+            {triage ? (
+              <button
+                type="button"
+                class="button small danger"
+                aria-haspopup="dialog"
+                data-testid="clear-all"
+                disabled={total === 0}
+                onClick={() => {
+                  triageDialog.value = { kind: "clear" };
+                }}
+              >
+                Clear everything…
+              </button>
+            ) : (
+              load.state === "done" && (
+                <span class="muted small" data-testid="view-only-note">
+                  View-only session: resolving, muting and deleting need the full token.
+                </span>
+              )
+            )}
+          </div>
         </div>
-      </div>
-      <p class={status?.failed ? "error small" : "muted small"} role="status" data-testid="triage-status">
-        {status?.text ?? ""}
-      </p>
-      {(load.state === "loading" || load.state === "idle") && <p class="muted">Loading…</p>}
-      {load.state === "failed" && (
-        <p class="error" role="alert">
-          {load.error}
+        <p class={status?.failed ? "error small" : "muted small"} role="status" data-testid="triage-status">
+          {status?.text ?? ""}
         </p>
-      )}
-      {load.state === "done" && <GroupTable groups={shownGroups.value} onPick={setPicked} />}
-      <Search key={picked} initial={{ fingerprint: picked }} />
-    </article>
+        {(load.state === "loading" || load.state === "idle") && <p class="muted">Loading…</p>}
+        {load.state === "failed" && (
+          <p class="error" role="alert">
+            {load.error}
+          </p>
+        )}
+        {load.state === "done" && <GroupTable groups={shownGroups.value} onPick={setPicked} />}
+        <Search key={picked} initial={{ fingerprint: picked }} />
+      </article>
+      <AgentsPanel />
+    </div>
   );
 }
 
