@@ -121,7 +121,11 @@ function openEvents(): void {
       presenceOpened();
       // After a reconnect, fetch what arrived while the stream was down.
       if (first) {
+        // What was stored between the first list's answer and this open was announced to
+        // nobody: fetch the newest page once more (merged, so nothing shows twice).
         first = false;
+        void loadReports();
+        refreshGroups();
         return;
       }
       void loadReports();

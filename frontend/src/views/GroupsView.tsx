@@ -273,7 +273,7 @@ function GroupRow({ group, selected, triage, onPick }: RowProps) {
         </span>
         <MuteEnd group={group} />
       </td>
-      <td>
+      <td class="nowrap">
         <strong data-testid="group-count">{String(group.count)}</strong>
         <br />
         <span class="muted small" data-testid="group-kept">
@@ -283,10 +283,10 @@ function GroupRow({ group, selected, triage, onPick }: RowProps) {
       <td>
         <Sparkline hourly={group.hourly} />
       </td>
-      <td>
+      <td class="nowrap">
         <RelativeTime at={group.first_seen} />
       </td>
-      <td>
+      <td class="nowrap">
         <RelativeTime at={group.last_seen} />
       </td>
       <td class="small">
