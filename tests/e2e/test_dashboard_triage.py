@@ -310,6 +310,13 @@ def test_keyboard_shortcuts_triage_the_selected_group(
     keyboard.press("k")
     expect(top).to_have_class(selected)
     expect(second).not_to_have_class(selected)
+    # A fast burst: the selection and focus end where the keys say (no two rows taking turns).
+    for key in "jkjjkkj":
+        keyboard.press(key)
+    expect(second).to_have_class(selected)
+    expect(second.get_by_test_id("group-open")).to_be_focused()
+    keyboard.press("k")
+    expect(top).to_have_class(selected)
 
     keyboard.press("r")
     expect(top.get_by_test_id("group-state")).to_have_text("resolved")

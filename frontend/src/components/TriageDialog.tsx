@@ -224,7 +224,14 @@ function TriageDialogHost() {
   };
 
   return (
-    <dialog ref={element} class="triage-dialog" aria-labelledby={dialog === null ? undefined : "triage-title"} data-testid="triage-dialog" onClose={close}>
+    <dialog
+      ref={element}
+      class="triage-dialog"
+      aria-labelledby={dialog === null ? undefined : "triage-title"}
+      data-testid="triage-dialog"
+      // Esc: "cancel" comes at once; "close" a task later, maybe after the next dialog opened.
+      onCancel={close}
+    >
       {dialog !== null && <Body key={JSON.stringify(dialog)} dialog={dialog} run={run} busy={busy} />}
       {failure !== null && (
         <p class="error" role="alert" data-testid="triage-error">

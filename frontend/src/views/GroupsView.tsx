@@ -224,7 +224,9 @@ interface RowProps {
 function GroupRow({ group, selected, triage, onPick }: RowProps) {
   const row = useRef<HTMLTableRowElement>(null);
   useEffect(() => {
-    if (!selected) return;
+    // From the signal, not this render's prop: an effect of an older render (j then k fast)
+    // would focus its row, whose focusin selects it again, and two rows would take turns.
+    if (!selected || selectedGroup.peek() !== group.fingerprint) return;
     const link = row.current?.querySelector<HTMLElement>("[data-testid=group-open]") ?? null;
     // Keep the focus with the selection (j/k), unless it is in this row already (a button).
     if (link !== null && !row.current?.contains(document.activeElement)) link.focus({ preventScroll: true });
