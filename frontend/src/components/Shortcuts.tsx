@@ -160,7 +160,8 @@ function onKeyDown(event: KeyboardEvent): void {
     }
     case "Escape":
       if (helpOpen.value) helpOpen.value = false;
-      else if (page === "report") location.hash = backHref.value;
+      // From the address itself: Esc right after Enter comes before the hashchange event.
+      else if (parseRoute(location.hash).name === "report") location.hash = backHref.value;
       else return;
       break;
     default:

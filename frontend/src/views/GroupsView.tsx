@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import type { ReportSearch } from "../api/client";
 import type { GroupState, ReportGroup, ReportSummary } from "../api/types";
 import { AgentsPanel } from "../components/AgentsPanel";
+import { BreakpointsPanel } from "../components/Breakpoints";
 import { RelativeTime } from "../components/RelativeTime";
 import {
   groupFilter,
@@ -222,22 +223,11 @@ interface RowProps {
 }
 
 function GroupRow({ group, selected, triage, onPick }: RowProps) {
-  const row = useRef<HTMLTableRowElement>(null);
-  useEffect(() => {
-    // From the signal, not this render's prop: an effect of an older render (j then k fast)
-    // would focus its row, whose focusin selects it again, and two rows would take turns.
-    if (!selected || selectedGroup.peek() !== group.fingerprint) return;
-    const link = row.current?.querySelector<HTMLElement>("[data-testid=group-open]") ?? null;
-    // Keep the focus with the selection (j/k), unless it is in this row already (a button).
-    if (link !== null && !row.current?.contains(document.activeElement)) link.focus({ preventScroll: true });
-    row.current?.scrollIntoView({ block: "nearest" });
-  }, [selected]);
   const classes = ["group-row", `state-${group.state}`];
   if (selected) classes.push("selected");
   const summary = group.latest === null ? "" : `${group.latest.type_name}${group.latest.message ? `: ${group.latest.message}` : ""}`;
   return (
     <tr
-      ref={row}
       class={classes.join(" ")}
       data-testid="group"
       data-fingerprint={group.fingerprint}
@@ -309,6 +299,17 @@ function GroupRow({ group, selected, triage, onPick }: RowProps) {
 function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (fingerprint: string) => void }) {
   const triage = canTriage.value;
   const selected = selectedGroup.value;
+  const table = useRef<HTMLTableElement>(null);
+  useEffect(() => {
+    // The focus follows the selection (j/k), unless it is in that row already (a button).
+    // Checked against the signal: an older render's effect must not take the focus (its
+    // row's focusin would select that row again).
+    if (selected === null || selectedGroup.peek() !== selected) return;
+    const row = table.current?.querySelector<HTMLElement>(`[data-fingerprint="${CSS.escape(selected)}"]`);
+    if (row == null || row.contains(document.activeElement)) return;
+    row.querySelector<HTMLElement>("[data-testid=group-open]")?.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+  }, [selected]);
   if (groups.length === 0) {
     const load = groupList.value;
     const any = load.state === "done" && load.groups.length > 0;
@@ -319,7 +320,7 @@ function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (finger
     );
   }
   return (
-    <table class="groups" data-testid="groups" aria-label="Errors grouped by fingerprint, most recently seen first">
+    <table ref={table} class="groups" data-testid="groups" aria-label="Errors grouped by fingerprint, most recently seen first">
       <thead>
         <tr>
           <th scope="col">Error</th>
@@ -434,6 +435,7 @@ function GroupsView() {
         <Search key={picked} initial={{ fingerprint: picked }} />
       </article>
       <AgentsPanel />
+      <BreakpointsPanel />
     </div>
   );
 }
