@@ -558,10 +558,23 @@ def trace_this_thread() -> None:
         sys.settrace(None)
 
 
+def _thread_start_hook(frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
+    """What a thread started while breakpoints are armed runs first: the app's threads keep
+    ``_call_hook``; debugbroker's own (I/O, evals, timers), which never stop at a breakpoint,
+    are left untraced. On 3.11 a traced thread loops at its next call for as long as an
+    interrupt waits on a thread blocked in C (see ``Interruptible.disarm``), and the agent's
+    own threads must go on then: the timers are what answers "still blocked"."""
+    if threading.current_thread().name.startswith("debugbroker-"):
+        sys.settrace(None)
+        return None
+    sys.settrace(_call_hook)
+    return _call_hook(frame, event, arg)
+
+
 def _switch_settrace() -> None:
     # Once hooked, the request threads are looked at until they are unhooked again.
     THREAD_TRACE.needed = THREAD_TRACE.needed or bool(_table)
-    threading.settrace(_call_hook if _table else None)
+    threading.settrace(_thread_start_hook if _table else None)
 
 
 def _switch_hooks() -> None:

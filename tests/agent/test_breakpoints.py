@@ -262,6 +262,32 @@ def test_a_file_loaded_later_is_pending_then_armed(
     assert [(name, line) for name, line, _, _ in record.pauses] == [("helper", 15)]
 
 
+@pytest.mark.skipif(breakpoints_module.USES_MONITORING, reason="3.10/3.11: the settrace hook")
+def test_threads_started_while_armed_are_traced_unless_they_are_the_agents(
+    sample: ModuleType, recorder: tuple[Breakpoints, Recorder]
+) -> None:
+    """On 3.11 a traced thread loops at its next call while an interrupt waits on a thread
+    blocked in C: the agent's own threads (the timers that answer "still blocked") must not
+    carry the hook that threading.settrace gives every new thread."""
+    import threading
+
+    points, record = recorder
+    arm(points, spec(sample, 15))
+    hooks: dict[str, object] = {}
+
+    def look() -> None:
+        sample.other(1)  # a first call: the start hook has replaced itself
+        hooks[threading.current_thread().name] = sys.gettrace()
+
+    for name in ("debugbroker-timers", "app-worker"):
+        thread = threading.Thread(target=look, name=name)
+        thread.start()
+        thread.join(10)
+    assert hooks["debugbroker-timers"] is None
+    assert hooks["app-worker"] is not None
+    assert record.pauses == []
+
+
 def test_a_hit_on_an_agent_thread_never_pauses(
     sample: ModuleType, recorder: tuple[Breakpoints, Recorder]
 ) -> None:
