@@ -47,6 +47,9 @@ def task_reports(broker: Broker, count: int, type_name: str = "ValueError") -> l
         lambda: (lambda rs: rs if len(rs) >= count else None)(
             [r for r in broker.reports() if r["type_name"] == type_name]
         ),
+        # A recycled child (--max-tasks-per-child) starts its own agent before it reports:
+        # three new processes on a loaded machine can take longer than the usual deadline.
+        timeout=60.0,
         what=f"{count} task reports",
     )
     return [broker.report(summary["id"]) for summary in found]
