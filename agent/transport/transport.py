@@ -151,15 +151,15 @@ class Transport:
             return
         if self.breakpoints is not None:
             self.breakpoints.clear()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if threading.current_thread() is not self._link.serving:  # (an eval may call this)
+            self._link.finished.wait(timeout)
         self.mailbox.close()
 
     def say_bye(self, timeout: float = 2.0) -> None:
         """At process exit: send queued reports and a bye, waiting at most ``timeout``."""
         if self.mailbox.stopping or not self.connected:
             return  # nobody to tell: exit at once
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._link.serving:
             return
         self.mailbox.request_bye()
         self._link.finished.wait(timeout)
