@@ -201,16 +201,20 @@ class EvalRun:
     def disarm(self) -> None:
         """Leave user code: no interrupt can land after this returns.
 
-        An interrupt sent but not raised is dropped by replacing it with ``_Dropped``, which
-        this thread raises and catches at once. Clearing it with ``SetAsyncExc(NULL)`` would
-        leave the interpreter's eval breaker set (before 3.12 only a raised asynchronous
-        exception clears it): every thread would then check pending work at each call, and
-        on 3.11 a traced thread (a step, pdb, coverage) loops forever at its next call.
+        Only an interrupted run can have one pending (``interrupt`` sets ``reason`` first,
+        under the same lock), so most runs just leave. An interrupt sent but not raised is
+        dropped by replacing it with ``_Dropped``, which this thread raises and catches at
+        once. Clearing it with ``SetAsyncExc(NULL)`` would leave the interpreter's eval
+        breaker set (before 3.12 only a raised asynchronous exception clears it): every thread
+        would then check pending work at each call, and on 3.11 a traced thread (a step, pdb,
+        coverage) loops forever at its next call.
         """
         while True:
             try:
                 with self.lock:
                     self.in_user_code = False
+                    if self.reason is None:  # never interrupted: nothing was sent to drop
+                        return
                     if self.ident != threading.get_ident():  # not on the eval's thread
                         _set_async_exc(self.ident, None)
                         return
