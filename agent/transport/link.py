@@ -141,15 +141,20 @@ class Link:
         identity: AgentIdentity,
         mailbox: Mailbox,
         registry: FrameRegistry,
-        dispatch: Dispatch,
+        make_dispatch: Callable[[Callable[[Message], None]], Dispatch],
         breakpoints: BreakpointHandler | None = None,
     ) -> None:
+        """``make_dispatch(answer)`` makes what runs app-code requests, answering through
+        ``answer`` from any thread."""
         self.options = options
         self.breakpoints = breakpoints
         self.identity = identity
         self.mailbox = mailbox
         self.registry = registry
-        self.dispatch = dispatch
+        self.dispatch = make_dispatch(self.answer)
+        # Per thread: the answers a request running on this serving thread gave, sent as soon
+        # as it returns (no wake-up, no extra turn of the loop); None elsewhere.
+        self._local = threading.local()
         self.welcomed = threading.Event()
         self.welcome_url: str | None = None
         self.refused_reason: str | None = None
@@ -313,8 +318,7 @@ class Link:
         elif isinstance(
             message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest, InterruptRequest)
         ):
-            with self._watch.running(lambda: self._hand_over(session)):
-                self.dispatch(message)
+            self._run_app_code(message, session)
         elif isinstance(message, Resume):
             self.mailbox.resume(message.report_id)
         elif isinstance(message, Step):  # a step from the dashboard: the thread pauses again
@@ -329,6 +333,30 @@ class Link:
             self.last_stored.extend(message.report_ids)
         else:  # an agent-to-broker message sent our way
             self.malformed_messages += 1
+
+    def answer(self, result: Message) -> None:
+        """Send ``result`` to the broker (any thread; the dispatch's answers)."""
+        outbox: list[Message] | None = getattr(self._local, "outbox", None)
+        if outbox is not None:  # given by a request running on this serving thread
+            outbox.append(result)
+        else:
+            self.mailbox.put_result(result)
+
+    def _run_app_code(self, request: AppRequest, session: _Session) -> None:
+        """Run ``request`` on this thread; its answers, once it returns, go out at once."""
+        outbox: list[Message] = []
+        self._local.outbox = outbox
+        try:
+            with self._watch.running(lambda: self._hand_over(session)):
+                self.dispatch(request)
+        except Replaced:  # another thread serves the socket now: it sends them
+            self._local.outbox = None
+            for result in outbox:
+                self.mailbox.put_result(result)
+            raise
+        self._local.outbox = None
+        for result in outbox:
+            self._send(session.sock, result)  # not sent: the broker times the request out
 
     def _hand_over(self, session: _Session) -> None:
         """From the watch thread: serve ``session`` on a new thread (this one runs app code)."""

@@ -3,10 +3,10 @@
 Request threads only call ``Transport.submit_report``, which puts the report in the
 ``Mailbox`` (mailbox.py) and wakes the I/O thread; it never touches zmq. That thread runs a
 ``Link`` (link.py), the only user of the zmq socket: it says hello, sends reports once the
-broker has welcomed it, heartbeats, and hands requests that run app code to the dispatch the
-transport was given (``agent/process.py`` gives it the evals' dispatcher), whose answers come
-back through the mailbox. The transport reads the link's state only through its public
-attributes, and the link reaches the app's threads only through the mailbox.
+broker has welcomed it, heartbeats, and runs requests that run app code through the dispatch
+the transport was given (``agent/process.py`` gives it the evals' dispatcher), which answers
+through the link. The transport reads the link's state only through its public attributes,
+and the link reaches the app's threads only through the mailbox.
 """
 
 from __future__ import annotations
@@ -64,10 +64,16 @@ class Transport:
         self.registry = FrameRegistry(options.held_reports, options.held_bytes)
         self.mailbox = Mailbox(options.queue_size)
         identity = AgentIdentity(self.agent_id, self.pid, self.host, self.started)
-        handle = dispatch(self.registry, options, self.mailbox.put_result)
         # The I/O thread's loop: the only user of the zmq socket.
         self.breakpoints = breakpoints(self) if breakpoints is not None else None
-        self._link = Link(options, identity, self.mailbox, self.registry, handle, self.breakpoints)
+        self._link = Link(
+            options,
+            identity,
+            self.mailbox,
+            self.registry,
+            lambda answer: dispatch(self.registry, options, answer),
+            self.breakpoints,
+        )
         self._thread = threading.Thread(
             target=self._link.run, name=f"debugbroker-agent-{self.pid}", daemon=True
         )
