@@ -57,6 +57,13 @@ T = TypeVar("T")
 EVAL_THREADS = WorkerPool("debugbroker-eval")
 
 
+_COMPACT_AT = 1_024  # timers in the heap past which cancelled ones are dropped at once
+
+
+def _nothing() -> None:
+    """What a cancelled timer runs: nothing."""
+
+
 class Timer:
     """One callback waiting in ``Timers``; ``cancel`` keeps it from running."""
 
@@ -67,9 +74,11 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Do not run it (it leaves the heap when the timer thread next looks). A hint, set
-        without the lock: a callback that races it runs, so each checks its own state."""
+        """Do not run it (it leaves the heap when its time comes, or when the heap is
+        compacted). A hint, set without the lock: a callback that races it runs, so each
+        checks its own state."""
         self.cancelled = True
+        self.callback = _nothing  # what it would have run (an eval's run) is not kept
 
 
 class Timers:
@@ -94,8 +103,15 @@ class Timers:
                 threading.Thread(target=self._run, name=self.name, daemon=True).start()
             # The thread waits, under this lock, until the head's time at the latest: only a
             # new head needs to wake it (then it is woken, never missed), and evals under
-            # one time limit add their deadlines in order, so most puts wake nobody.
-            if self._due[0] is entry:
+            # one time limit add their deadlines in order, so most puts wake nobody. For
+            # that, cancelled timers stay in the heap until their time (popping them early
+            # made each eval's limit the new head of an empty heap: a wake-up per eval);
+            # past _COMPACT_AT entries the cancelled ones are dropped at once.
+            if len(self._due) > _COMPACT_AT:
+                self._due = [due for due in self._due if not due[2].cancelled]
+                heapq.heapify(self._due)
+                self._condition.notify()
+            elif self._due[0] is entry:
                 self._condition.notify()
         return timer
 
@@ -103,11 +119,11 @@ class Timers:
         while True:
             with self._condition:
                 while True:
-                    while self._due and self._due[0][2].cancelled:  # finished evals' limits
-                        heapq.heappop(self._due)
                     now = time.monotonic()
                     if self._due and self._due[0][0] <= now:
                         timer = heapq.heappop(self._due)[2]
+                        if timer.cancelled:  # a finished eval's limit, say
+                            continue
                         break
                     self._condition.wait(self._due[0][0] - now if self._due else None)
             try:
