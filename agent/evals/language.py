@@ -75,12 +75,18 @@ _SCOPES: tuple[type[ast.stmt], ...] = (ast.FunctionDef, ast.AsyncFunctionDef, as
 def _echo_expressions(statements: list[ast.stmt], echo_name: str) -> None:
     """Wrap the expression statements in ``statements`` and the blocks below them (not in a
     def or class: the interpreter does not echo inside those either) in an echo call."""
-    for index, statement in enumerate(statements):
+    for statement in statements:
         if type(statement) is ast.Expr:
             value = statement.value
-            name = ast.copy_location(ast.Name(echo_name, ast.Load()), value)
-            call = ast.copy_location(ast.Call(func=name, args=[value], keywords=[]), value)
-            statements[index] = ast.copy_location(ast.Expr(value=call), statement)
+            # The statement's position, as ast.copy_location gave it, without its walk.
+            line, column = statement.lineno, statement.col_offset
+            end_line, end_column = statement.end_lineno, statement.end_col_offset
+            name = ast.Name(echo_name, ast.Load())
+            call = ast.Call(func=name, args=[value], keywords=[])
+            for node in (name, call):
+                node.lineno, node.col_offset = line, column
+                node.end_lineno, node.end_col_offset = end_line, end_column
+            statement.value = call
         elif not isinstance(statement, _SCOPES):
             _echo_in_blocks(statement, echo_name)
 
