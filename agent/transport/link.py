@@ -19,6 +19,7 @@ link closes the socket and starts over with a new one.
 
 from __future__ import annotations
 
+import os
 import platform
 import secrets
 import sys
@@ -355,6 +356,8 @@ class Link:
                 self.mailbox.put_result(result)
             raise
         self._local.outbox = None
+        if os.getpid() != self.identity.pid:  # the code forked: this is the child's only
+            raise Replaced  # thread, and the socket is the parent's (zmq is not fork-safe)
         for result in outbox:
             self._send(session.sock, result)  # not sent: the broker times the request out
 

@@ -360,6 +360,35 @@ def test_a_looping_eval_gives_the_link_away_and_is_interrupted_from_the_broker(
     broker.expect(Heartbeat)  # the link still serves
 
 
+def test_an_eval_that_forks_answers_from_the_parent_only(
+    broker: FakeBroker, make_transport: Callable[..., Transport]
+) -> None:
+    """The eval runs on the I/O thread: a forked child (that thread alone) must end there
+    instead of serving the parent's zmq socket."""
+    transport = make_transport(broker.url, console=True)
+    identity = broker.welcome()
+    code = "child = __import__('os').fork()\nchild"
+    broker.send(identity, EvalRequest(request_id="fork", frame_id=CONSOLE_FRAME_ID, code=code))
+    _, result = broker.expect(EvalResult)
+    assert isinstance(result, EvalResult) and result.ok and result.result is not None
+    child = int(result.result.text)
+    assert child > 0  # the parent's answer; the child's thread ended without sending
+    ended: list[int] = []
+
+    def child_ended() -> bool:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            ended.append(status)
+        return bool(ended)
+
+    # Without the guard the child would serve the parent's socket forever.
+    assert wait_for(child_ended), "the forked child's thread went on serving"
+    broker.send(identity, EvalRequest(request_id="after", frame_id=CONSOLE_FRAME_ID, code="7"))
+    _, after = broker.expect(EvalResult)
+    assert isinstance(after, EvalResult) and after.request_id == "after" and after.ok
+    assert transport.malformed_messages == 0
+
+
 def test_malformed_messages_are_counted_and_the_thread_lives_on(
     broker: FakeBroker, make_transport: Callable[..., Transport]
 ) -> None:
