@@ -1,19 +1,20 @@
-"""Run console input in a held frame (or the process console), on an eval thread.
+"""Run console input in a held frame (or the process console), on the calling thread.
 
-The namespace of a frame is a copy of its globals updated with its locals, made on the
-first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
-``_`` (the last echoed value). Each eval runs on a thread of the eval pool under the timers
-of ``interrupts`` (time limit, interrupt button); ``start_eval`` and ``start_complete`` run on
-the caller's (an eval) thread and answer through a callback, ``run_eval`` and ``run_complete``
-hand them to the pool and wait. In a frame that ran on an event loop (``loops.ran_on_a_loop``:
-an ``async def``'s, or one it called), every input runs on the app's running loop, in a task
-of its own, as the frame's code did: ``asyncio.get_running_loop()`` works and the loop waits
-while the input runs, as under pdb. Elsewhere input runs on the eval thread, and code that
-awaits at the top level runs on the app's running loop when there is one, else on a fresh
-loop (``loops.app_loop``). Contexts the app
-preserved for the report (Flask's app and request context, via ``register_context_source``)
-are entered around it. Echoed results get far larger limits than locals
-(``result_options``); cut ones keep their value for "+" (``lookup.answer_expand``).
+The namespace of a frame is a copy of its globals updated with its locals, made on the first
+eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
+``_`` (the last echoed value). Each eval runs under the timers of ``interrupts`` (time
+limit, interrupt button); ``start_eval`` and ``start_complete`` run on the caller's thread
+(the agent's I/O thread, for the broker's requests) and answer through a callback,
+``run_eval`` and ``run_complete`` hand them to the eval pool and wait. In a frame that ran
+on an event loop (``loops.ran_on_a_loop``: an ``async def``'s, or one it called), every
+input runs on the app's running loop, in a task of its own, as the frame's code did:
+``asyncio.get_running_loop()`` works and the loop waits while the input runs, as under pdb.
+Elsewhere input runs on the calling thread, and code that awaits at the top level runs on the
+app's running loop when there is one, else on a fresh loop (``loops.app_loop``). Contexts
+the app preserved for the report (Flask's app and request context, via
+``register_context_source``) are entered around it. Echoed results get far larger limits
+than locals (``result_options``); cut ones keep their value for "+"
+(``lookup.answer_expand``).
 """
 
 from __future__ import annotations

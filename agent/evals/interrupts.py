@@ -1,16 +1,18 @@
 """Eval threads and their supervision: the time limit, the interrupt button, stuck threads.
 
-Every request that runs app code runs on a thread of one pool, ``EVAL_THREADS``; nothing
-waits beside it. Its supervision is a timer (one timer thread for the whole process, see
-``Timers``): at the time limit it interrupts the eval. An interrupt (from the dashboard, or
-the time limit) raises ``KeyboardInterrupt`` in that thread with ``PyThreadState_SetAsyncExc``.
-CPython delivers such an exception only when the thread runs Python bytecode, so a
-pure-Python loop stops at once, but a thread blocked in a C call (``time.sleep``, a socket
-read, a lock wait) stops only when the call returns: a timer then repeats the interrupt every
-``REPEAT_SECONDS`` until it lands, and after ``GRACE_SECONDS`` answers for the eval without it
-("still blocked"). Such threads are counted; while ``MAX_STUCK`` are stuck, new evals are
-refused instead of piling up. Every eval is answered exactly once, by its thread or by the
-timer, whichever comes first.
+A request from the broker runs on the agent's I/O thread (``agent/transport/takeover.py``
+gives the socket to a new thread when it runs long); ``run_eval`` and ``run_complete`` run
+theirs on a thread of one pool, ``EVAL_THREADS``. Nothing waits beside an eval. Its
+supervision is a timer (one timer thread for the whole process, see ``Timers``): at the time
+limit it interrupts the eval. An interrupt (from the dashboard, or the time limit) raises
+``KeyboardInterrupt`` in that thread with ``PyThreadState_SetAsyncExc``. CPython delivers
+such an exception only when the thread runs Python bytecode, so a pure-Python loop stops at
+once, but a thread blocked in a C call (``time.sleep``, a socket read, a lock wait) stops
+only when the call returns: a timer then repeats the interrupt every ``REPEAT_SECONDS``
+until it lands, and after ``GRACE_SECONDS`` answers for the eval without it ("still
+blocked"). Such threads are counted; while ``MAX_STUCK`` are stuck, new evals are refused
+instead of piling up. Every eval is answered exactly once, by its thread or by the timer,
+whichever comes first.
 
 An eval thread marks where interrupts may land with ``EvalRun.arm``/``disarm``: only in the
 user's code, never while the console's own bookkeeping runs.
@@ -53,7 +55,7 @@ MAX_STUCK = 4
 
 T = TypeVar("T")
 
-# The one pool every request that runs app code runs on (the dispatcher's and run_eval's).
+# The pool ``run_eval`` and ``run_complete`` run on (the broker's requests run on the I/O thread).
 EVAL_THREADS = WorkerPool("debugbroker-eval")
 
 
