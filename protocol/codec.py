@@ -140,9 +140,60 @@ def unpack_message(payload: bytes) -> tuple[type[Any], dict[str, Any]]:
     return cls, data
 
 
+# Per message class whose fields are all ``str``, ``bool`` or ``int`` (or None-able): each
+# field's name, type and whether None is allowed; None for the other classes.
+_FLAT: dict[type[Any], tuple[tuple[str, type[Any], bool], ...] | None] = {}
+
+
+def _flat_fields(cls: type[Any]) -> tuple[tuple[str, type[Any], bool], ...] | None:
+    flat = _FLAT.get(cls, ())
+    if flat != ():
+        return flat
+    found: list[tuple[str, type[Any], bool]] | None = []
+    for name, tp in fields_of(cls):
+        optional = False
+        if typing.get_origin(tp) in (Union, types.UnionType):
+            args = typing.get_args(tp)
+            if len(args) != 2 or type(None) not in args:
+                found = None
+                break
+            tp = next(arg for arg in args if arg is not type(None))
+            optional = True
+        if tp not in (str, bool, int):
+            found = None
+            break
+        found.append((name, tp, optional))  # type: ignore[union-attr]
+    flat = tuple(found) if found is not None else None
+    _FLAT[cls] = flat
+    return flat
+
+
+def _build_flat(cls: type[Any], data: dict[str, Any]) -> Any | None:
+    """``_build`` for a class of plain fields (the requests the agent reads): msgpack gives
+    exact types, so a type check per field is the whole check. None when ``data`` does not
+    fit: then ``_build`` says why."""
+    flat = _flat_fields(cls)
+    if flat is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    for name, tp, optional in flat:
+        if name in data:
+            value = data[name]
+            if type(value) is not tp and not (optional and value is None):
+                return None
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a required field is missing
+        return None
+
+
 def decode(payload: bytes) -> Message:
     """Decode msgpack bytes into a message; anything unexpected raises ProtocolError."""
     cls, data = unpack_message(payload)
+    flat = _build_flat(cls, data)
+    if flat is not None:
+        return flat  # type: ignore[no-any-return]  # (plain fields: nothing nests)
     try:
         message: Message = _build(cls, data, cls.__name__)
     except RecursionError:

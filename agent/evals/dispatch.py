@@ -1,12 +1,13 @@
-"""Where the agent's I/O thread hands the requests that run app code: one ``EvalDispatcher``.
+"""What the agent's I/O thread calls for the requests that run app code: one ``EvalDispatcher``.
 
 The transport is given a dispatcher (``agent/process.py`` wires them), so the wire layer
-imports no eval code. ``handle`` is called on the I/O thread and returns at once: an
-interrupt only flags the eval threads; everything else runs on the one eval pool
-(``interrupts.EVAL_THREADS``), supervised by timers, at most ``MAX_EVALS`` at a time (more
-are answered with an error straight away). Every request gets exactly one answer through
-``answer``; an eval's slot is free again once it is answered, even if its thread is stuck
-(``interrupts.MAX_STUCK`` bounds those).
+imports no eval code. ``handle`` runs the request on the calling thread, the I/O thread,
+which gives its loop to another thread when a request runs long
+(``agent/transport/takeover.py``): an interrupt only flags the eval threads; everything
+else runs supervised by timers, at most ``MAX_EVALS`` at a time (more are answered with an
+error straight away). Every request gets exactly one answer through ``answer``; an eval's
+slot is free again once it is answered, even if its thread is stuck (``interrupts.MAX_STUCK``
+bounds those).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 from debugbroker.agent.evals.evaluate import interrupt, start_complete, start_eval
 from debugbroker.agent.evals.held_frames import FrameRegistry
-from debugbroker.agent.evals.interrupts import EVAL_THREADS, Once
+from debugbroker.agent.evals.interrupts import Once
 from debugbroker.agent.evals.lookup import answer_expand, answer_source
 from debugbroker.agent.options import Options
 from debugbroker.protocol import (
@@ -39,7 +40,7 @@ _Request = _Work | InterruptRequest
 
 
 class EvalDispatcher:
-    """Runs eval, completion and lookup requests on the eval pool, and answers each once."""
+    """Runs eval, completion and lookup requests on the calling thread, and answers each once."""
 
     def __init__(self, registry: FrameRegistry, options: Options, answer: Answer) -> None:
         self.registry = registry
@@ -48,7 +49,8 @@ class EvalDispatcher:
         self._slots = threading.BoundedSemaphore(MAX_EVALS)
 
     def handle(self, request: _Request) -> None:
-        """Start ``request`` (never blocks, never raises); its answer comes later."""
+        """Run ``request`` on this thread (never raises); its answer may come from a timer
+        meanwhile, when the code is stuck."""
         try:
             if isinstance(request, InterruptRequest):  # quick: it only flags eval threads
                 self.answer(interrupt(request))
@@ -62,18 +64,14 @@ class EvalDispatcher:
             busy = f"the agent is already running {MAX_EVALS} evals; try again when one ends"
             self.answer(_failure(request, busy, BUSY))
             return
-        answer: Once[Message] = Once(self._answered)
-        try:
-            EVAL_THREADS.submit(lambda: self._run(request, answer))
-        except RuntimeError as failure:  # can't start new thread
-            answer(_failure(request, f"could not start the eval: {failure}", BUSY))
+        self._run(request, Once(self._answered))
 
     def _answered(self, result: Message) -> None:
         self._slots.release()
         self.answer(result)
 
     def _run(self, request: _Work, answer: Once[Message]) -> None:
-        """On an eval thread: run ``request``; ``answer`` may be called from a timer too."""
+        """Run ``request``; ``answer`` may be called from a timer too."""
         try:
             if isinstance(request, CompleteRequest):
                 start_complete(self.registry, request, self.options, answer)

@@ -1,19 +1,20 @@
-"""Run console input in a held frame (or the process console), on an eval thread.
+"""Run console input in a held frame (or the process console), on the calling thread.
 
-The namespace of a frame is a copy of its globals updated with its locals, made on the
-first eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
-``_`` (the last echoed value). Each eval runs on a thread of the eval pool under the timers
-of ``interrupts`` (time limit, interrupt button); ``start_eval`` and ``start_complete`` run on
-the caller's (an eval) thread and answer through a callback, ``run_eval`` and ``run_complete``
-hand them to the pool and wait. In a frame that ran on an event loop (``loops.ran_on_a_loop``:
-an ``async def``'s, or one it called), every input runs on the app's running loop, in a task
-of its own, as the frame's code did: ``asyncio.get_running_loop()`` works and the loop waits
-while the input runs, as under pdb. Elsewhere input runs on the eval thread, and code that
-awaits at the top level runs on the app's running loop when there is one, else on a fresh
-loop (``loops.app_loop``). Contexts the app
-preserved for the report (Flask's app and request context, via ``register_context_source``)
-are entered around it. Echoed results get far larger limits than locals
-(``result_options``); cut ones keep their value for "+" (``lookup.answer_expand``).
+The namespace of a frame is a copy of its globals updated with its locals, made on the first
+eval and kept, with ``dump()``, ``help()``, ``input()`` (EOF: there is no keyboard) and
+``_`` (the last echoed value). Each eval runs under the timers of ``interrupts`` (time
+limit, interrupt button); ``start_eval`` and ``start_complete`` run on the caller's thread
+(the agent's I/O thread, for the broker's requests) and answer through a callback,
+``run_eval`` and ``run_complete`` hand them to the eval pool and wait. In a frame that ran
+on an event loop (``loops.ran_on_a_loop``: an ``async def``'s, or one it called), every
+input runs on the app's running loop, in a task of its own, as the frame's code did:
+``asyncio.get_running_loop()`` works and the loop waits while the input runs, as under pdb.
+Elsewhere input runs on the calling thread, and code that awaits at the top level runs on the
+app's running loop when there is one, else on a fresh loop (``loops.app_loop``). Contexts
+the app preserved for the report (Flask's app and request context, via
+``register_context_source``) are entered around it. Echoed results get far larger limits
+than locals (``result_options``); cut ones keep their value for "+"
+(``lookup.answer_expand``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import dataclasses
+import functools
 import itertools
 import linecache
 import threading
@@ -308,6 +310,7 @@ def _on_loop(
         return
 
 
+@functools.lru_cache(maxsize=16)  # a process has one or two: made once, not per eval
 def result_options(options: Options) -> Options:
     """``options`` with the console's limits for echoed results (never lower than a local's)."""
     return dataclasses.replace(
@@ -323,13 +326,14 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
     """Compile and run the input on this (the eval's own) thread."""
     filename = f"<console-{next(_eval_numbers)}>"
     echo_name = f"{HIDDEN_PREFIX}echo_{filename[9:-1]}"
+    request_id = request.request_id
     try:
         compiled = compile_input(request.code, filename, echo_name, interactive=request.interactive)
     except (SyntaxError, ValueError, OverflowError) as invalid:
         lines = traceback.format_exception_only(type(invalid), invalid)
-        return EvalResult(request_id="", ok=False, error="".join(lines))
+        return EvalResult(request_id=request_id, ok=False, error="".join(lines))
     if compiled is None:
-        return EvalResult(request_id="", ok=True, incomplete=True)
+        return EvalResult(request_id=request_id, ok=True, incomplete=True)
     namespace = target.get_namespace()
     found = app_loop() if target.on_loop else None
     loop = found if found is not None and not found.paused else None
@@ -378,13 +382,15 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
             if isinstance(value, Coroutine) and not run.scheduled:
                 value.close()  # interrupted before it reached a loop: no "never awaited"
         if error is None:
-            return buffer.result(ok=True)
+            return buffer.result(request_id, ok=True)
         lines = traceback.format_exception(
             type(error), error, _user_traceback(error.__traceback__, filename)
         )
         if isinstance(error, KeyboardInterrupt) and run.reason:
             lines.append(f"(the eval was {run.reason})\n")
-        return buffer.result(ok=False, error=mask_traceback(lines, secret_pattern(options)))
+        return buffer.result(
+            request_id, ok=False, error=mask_traceback(lines, secret_pattern(options))
+        )
     finally:
         namespace.pop(echo_name, None)
         linecache.cache.pop(filename, None)
@@ -400,7 +406,9 @@ def start_eval(
     once with the outcome, maybe from a timer while this thread is still stuck; never raises."""
 
     def answer_with_id(result: EvalResult) -> None:
-        answer(dataclasses.replace(result, request_id=request.request_id))
+        if result.request_id != request.request_id:  # made without it (a timer's, say)
+            result = dataclasses.replace(result, request_id=request.request_id)
+        answer(result)
 
     if not options.evalex:
         answer_with_id(EvalResult(request_id="", ok=False, error=EVALEX_DISABLED, reason=DISABLED))

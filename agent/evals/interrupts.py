@@ -1,16 +1,18 @@
 """Eval threads and their supervision: the time limit, the interrupt button, stuck threads.
 
-Every request that runs app code runs on a thread of one pool, ``EVAL_THREADS``; nothing
-waits beside it. Its supervision is a timer (one timer thread for the whole process, see
-``Timers``): at the time limit it interrupts the eval. An interrupt (from the dashboard, or
-the time limit) raises ``KeyboardInterrupt`` in that thread with ``PyThreadState_SetAsyncExc``.
-CPython delivers such an exception only when the thread runs Python bytecode, so a
-pure-Python loop stops at once, but a thread blocked in a C call (``time.sleep``, a socket
-read, a lock wait) stops only when the call returns: a timer then repeats the interrupt every
-``REPEAT_SECONDS`` until it lands, and after ``GRACE_SECONDS`` answers for the eval without it
-("still blocked"). Such threads are counted; while ``MAX_STUCK`` are stuck, new evals are
-refused instead of piling up. Every eval is answered exactly once, by its thread or by the
-timer, whichever comes first.
+A request from the broker runs on the agent's I/O thread (``agent/transport/takeover.py``
+gives the socket to a new thread when it runs long); ``run_eval`` and ``run_complete`` run
+theirs on a thread of one pool, ``EVAL_THREADS``. Nothing waits beside an eval. Its
+supervision is a timer (one timer thread for the whole process, see ``Timers``): at the time
+limit it interrupts the eval. An interrupt (from the dashboard, or the time limit) raises
+``KeyboardInterrupt`` in that thread with ``PyThreadState_SetAsyncExc``. CPython delivers
+such an exception only when the thread runs Python bytecode, so a pure-Python loop stops at
+once, but a thread blocked in a C call (``time.sleep``, a socket read, a lock wait) stops
+only when the call returns: a timer then repeats the interrupt every ``REPEAT_SECONDS``
+until it lands, and after ``GRACE_SECONDS`` answers for the eval without it ("still
+blocked"). Such threads are counted; while ``MAX_STUCK`` are stuck, new evals are refused
+instead of piling up. Every eval is answered exactly once, by its thread or by the timer,
+whichever comes first.
 
 An eval thread marks where interrupts may land with ``EvalRun.arm``/``disarm``: only in the
 user's code, never while the console's own bookkeeping runs.
@@ -53,8 +55,15 @@ MAX_STUCK = 4
 
 T = TypeVar("T")
 
-# The one pool every request that runs app code runs on (the dispatcher's and run_eval's).
+# The pool ``run_eval`` and ``run_complete`` run on (the broker's requests run on the I/O thread).
 EVAL_THREADS = WorkerPool("debugbroker-eval")
+
+
+_COMPACT_AT = 1_024  # timers in the heap past which cancelled ones are dropped at once
+
+
+def _nothing() -> None:
+    """What a cancelled timer runs: nothing."""
 
 
 class Timer:
@@ -67,9 +76,11 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Do not run it (it leaves the heap when the timer thread next looks). A hint, set
-        without the lock: a callback that races it runs, so each checks its own state."""
+        """Do not run it (it leaves the heap when its time comes, or when the heap is
+        compacted). A hint, set without the lock: a callback that races it runs, so each
+        checks its own state."""
         self.cancelled = True
+        self.callback = _nothing  # what it would have run (an eval's run) is not kept
 
 
 class Timers:
@@ -94,8 +105,15 @@ class Timers:
                 threading.Thread(target=self._run, name=self.name, daemon=True).start()
             # The thread waits, under this lock, until the head's time at the latest: only a
             # new head needs to wake it (then it is woken, never missed), and evals under
-            # one time limit add their deadlines in order, so most puts wake nobody.
-            if self._due[0] is entry:
+            # one time limit add their deadlines in order, so most puts wake nobody. For
+            # that, cancelled timers stay in the heap until their time (popping them early
+            # made each eval's limit the new head of an empty heap: a wake-up per eval);
+            # past _COMPACT_AT entries the cancelled ones are dropped at once.
+            if len(self._due) > _COMPACT_AT:
+                self._due = [due for due in self._due if not due[2].cancelled]
+                heapq.heapify(self._due)
+                self._condition.notify()
+            elif self._due[0] is entry:
                 self._condition.notify()
         return timer
 
@@ -103,11 +121,11 @@ class Timers:
         while True:
             with self._condition:
                 while True:
-                    while self._due and self._due[0][2].cancelled:  # finished evals' limits
-                        heapq.heappop(self._due)
                     now = time.monotonic()
                     if self._due and self._due[0][0] <= now:
                         timer = heapq.heappop(self._due)[2]
+                        if timer.cancelled:  # a finished eval's limit, say
+                            continue
                         break
                     self._condition.wait(self._due[0][0] - now if self._due else None)
             try:
@@ -201,16 +219,20 @@ class EvalRun:
     def disarm(self) -> None:
         """Leave user code: no interrupt can land after this returns.
 
-        An interrupt sent but not raised is dropped by replacing it with ``_Dropped``, which
-        this thread raises and catches at once. Clearing it with ``SetAsyncExc(NULL)`` would
-        leave the interpreter's eval breaker set (before 3.12 only a raised asynchronous
-        exception clears it): every thread would then check pending work at each call, and
-        on 3.11 a traced thread (a step, pdb, coverage) loops forever at its next call.
+        Only an interrupted run can have one pending (``interrupt`` sets ``reason`` first,
+        under the same lock), so most runs just leave. An interrupt sent but not raised is
+        dropped by replacing it with ``_Dropped``, which this thread raises and catches at
+        once. Clearing it with ``SetAsyncExc(NULL)`` would leave the interpreter's eval
+        breaker set (before 3.12 only a raised asynchronous exception clears it): every thread
+        would then check pending work at each call, and on 3.11 a traced thread (a step, pdb,
+        coverage) loops forever at its next call.
         """
         while True:
             try:
                 with self.lock:
                     self.in_user_code = False
+                    if self.reason is None:  # never interrupted: nothing was sent to drop
+                        return
                     if self.ident != threading.get_ident():  # not on the eval's thread
                         _set_async_exc(self.ident, None)
                         return

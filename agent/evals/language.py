@@ -66,20 +66,41 @@ class CompiledInput:
     is_async: bool
 
 
-class _EchoExpressions(ast.NodeTransformer):
-    """Wrap top-level expression statements (not in def/class/lambda) in an echo call."""
+# The fields of statements that hold statements: where an echoed expression can be. An
+# expression holds no statements (a lambda's body is an expression), so the walk stops there.
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+_SCOPES: tuple[type[ast.stmt], ...] = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
-    def __init__(self, echo_name: str) -> None:
-        self.echo_name = echo_name
 
-    def visit_Expr(self, node: ast.Expr) -> ast.Expr:
-        call = ast.Call(func=ast.Name(self.echo_name, ast.Load()), args=[node.value], keywords=[])
-        return ast.copy_location(ast.Expr(value=ast.copy_location(call, node)), node)
+def _echo_expressions(statements: list[ast.stmt], echo_name: str) -> None:
+    """Wrap the expression statements in ``statements`` and the blocks below them (not in a
+    def or class: the interpreter does not echo inside those either) in an echo call."""
+    for statement in statements:
+        if type(statement) is ast.Expr:
+            value = statement.value
+            # The statement's position, as ast.copy_location gave it, without its walk.
+            line, column = statement.lineno, statement.col_offset
+            end_line, end_column = statement.end_lineno, statement.end_col_offset
+            name = ast.Name(echo_name, ast.Load())
+            call = ast.Call(func=name, args=[value], keywords=[])
+            for node in (name, call):
+                node.lineno, node.col_offset = line, column
+                node.end_lineno, node.end_col_offset = end_line, end_column
+            statement.value = call
+        elif not isinstance(statement, _SCOPES):
+            _echo_in_blocks(statement, echo_name)
 
-    def _keep(self, node: ast.AST) -> ast.AST:
-        return node  # a nested scope: the interpreter does not echo inside it either
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _keep
+def _echo_in_blocks(node: ast.AST, echo_name: str) -> None:
+    for field in _BODIES:
+        block = getattr(node, field, None)
+        if not block:
+            continue
+        for item in block:  # an except handler or a match case holds its own body
+            if isinstance(item, (ast.ExceptHandler, ast.match_case)):
+                _echo_expressions(item.body, echo_name)
+        if isinstance(block[0], ast.stmt):
+            _echo_expressions(block, echo_name)
 
 
 def _is_incomplete(source: str, filename: str) -> bool:
@@ -115,12 +136,20 @@ def compile_input(
 ) -> CompiledInput | None:
     """Compile console input, or None when more lines are needed (``needs_more_lines``).
 
-    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as ``compile`` does.
+    Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as ``compile`` does. Parsed
+    once: input that parses is never unfinished for ``codeop`` (which only looks further
+    when compiling fails), so only the interactive rule is left to check, on the tree.
     """
-    if needs_more_lines(source, filename, interactive=interactive):
-        return None
-    tree = ast.parse(source, filename, "exec")
-    tree = ast.fix_missing_locations(_EchoExpressions(echo_name).visit(tree))
+    try:
+        tree = ast.parse(source, filename, "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        if _is_incomplete(source, filename):
+            return None
+        raise
+    if interactive and not source.endswith("\n") and tree.body:
+        if isinstance(tree.body[-1], _COMPOUND):
+            return None
+    _echo_expressions(tree.body, echo_name)
     code = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     return CompiledInput(code, bool(code.co_flags & inspect.CO_COROUTINE))
 

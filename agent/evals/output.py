@@ -70,8 +70,9 @@ class ChunkBuffer:
             else:
                 self.dropped += 1
 
-    def result(self, *, ok: bool, error: str | None = None) -> EvalResult:
-        """The eval's answer: ``output`` text, ``result`` (the last echo) and ``chunks``."""
+    def result(self, request_id: str, *, ok: bool, error: str | None = None) -> EvalResult:
+        """The answer to eval ``request_id``: ``output`` text, ``result`` (the last echo) and
+        ``chunks``."""
         with self._lock:
             chunks = list(self._chunks)
         if self.dropped:
@@ -86,7 +87,7 @@ class ChunkBuffer:
         output = "".join(chunk.text for chunk in chunks if chunk.stream != "result")
         echoed = [chunk.value for chunk in chunks if chunk.stream == "result"]
         return EvalResult(
-            request_id="",
+            request_id=request_id,
             ok=ok,
             output=output,
             result=echoed[-1] if echoed else None,

@@ -4,8 +4,9 @@ A ``Link`` runs on the thread its ``Transport`` starts. It connects with CurveZM
 derived from the shared secret (``protocol.keys``), so nothing leaves the process until the
 broker has proven it holds the secret; it says hello (a proof, never the secret), trusts the
 broker once its welcome carries the matching proof, then sends queued reports, heartbeats,
-hands requests that run app code to the ``dispatch`` it was given and sends the answers
-back. Until then no request from the peer runs. With ``insecure_plaintext`` the link is
+runs requests that run app code through the ``dispatch`` it was given, on its own thread,
+and sends the answers back; a request that runs long gives the loop to a new thread
+(takeover.py). Until then no request from the peer runs. With ``insecure_plaintext`` the link is
 plain zmq and only the welcome's proof stands between the peer and the app. The app's
 threads reach it only through its ``Mailbox`` (mailbox.py), whose wake pair it polls beside
 the socket; what it learns (welcome, refusal) it publishes as its own public attributes.
@@ -18,6 +19,7 @@ link closes the socket and starts over with a new one.
 
 from __future__ import annotations
 
+import os
 import platform
 import secrets
 import sys
@@ -35,6 +37,7 @@ from debugbroker import protocol
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport.mailbox import Mailbox
+from debugbroker.agent.transport.takeover import Replaced, Watch
 from debugbroker.protocol import (
     BreakpointStates,
     Bye,
@@ -64,8 +67,8 @@ from debugbroker.protocol import (
 
 __all__ = ["Link", "AgentIdentity", "AppRequest", "Dispatch", "BreakpointHandler"]
 
-# What the I/O thread hands to ``dispatch``: each may run app code (reprs, evals) or reach the
-# eval threads, so none runs on the I/O thread.
+# What the I/O thread gives ``dispatch``: each may run app code (reprs, evals) or reach the
+# eval threads; ``dispatch`` runs it on the calling thread, inside the takeover watch.
 AppRequest = EvalRequest | CompleteRequest | ExpandRequest | SourceRequest | InterruptRequest
 Dispatch = Callable[[AppRequest], None]
 
@@ -139,15 +142,20 @@ class Link:
         identity: AgentIdentity,
         mailbox: Mailbox,
         registry: FrameRegistry,
-        dispatch: Dispatch,
+        make_dispatch: Callable[[Callable[[Message], None]], Dispatch],
         breakpoints: BreakpointHandler | None = None,
     ) -> None:
+        """``make_dispatch(answer)`` makes what runs app-code requests, answering through
+        ``answer`` from any thread."""
         self.options = options
         self.breakpoints = breakpoints
         self.identity = identity
         self.mailbox = mailbox
         self.registry = registry
-        self.dispatch = dispatch
+        self.dispatch = make_dispatch(self.answer)
+        # Per thread: the answers a request running on this serving thread gave, sent as soon
+        # as it returns (no wake-up, no extra turn of the loop); None elsewhere.
+        self._local = threading.local()
         self.welcomed = threading.Event()
         self.welcome_url: str | None = None
         self.refused_reason: str | None = None
@@ -160,57 +168,59 @@ class Link:
         # Said once in the app's log until the broker is reached again (not once per retry,
         # nor once per new socket): why the peer is not trusted.
         self._distrust_logged = False
+        # App-code requests run on the serving thread; a long one gives the loop away.
+        self._watch = Watch("debugbroker-watch")
+        self._thread_name = f"debugbroker-agent-{identity.pid}"
+        self.serving: threading.Thread | None = None  # the thread serving the socket now
 
     def run(self) -> None:
         """The thread's body: serve sockets until the mailbox stops or the process exits."""
-        try:
-            while self._serve_one_socket():
-                pass  # the connection died for good: start over with a new socket
-        finally:
-            self.finished.set()
+        self._serve_from(None)
 
-    def _serve_one_socket(self) -> bool:
-        """Connect and serve until stopped; True when a fresh socket should take over."""
-        context = zmq.Context()
-        sock = context.socket(zmq.DEALER)
-        monitor: zmq.Socket[bytes] | None = None
+    def _serve_from(self, session: _Session | None) -> None:
+        """Serve ``session`` (one taken over), then new sockets while the connection dies for
+        good; a thread whose loop was taken over while it ran app code just ends."""
+        self.serving = threading.current_thread()
         try:
-            sock.setsockopt(zmq.IDENTITY, self.identity.agent_id.encode())
-            _configure_curve(sock, self.options)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-            monitor = sock.get_monitor_socket(
-                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS | _RETRY_EVENTS
-            )
-            sock.connect(self.options.broker_url)
-            return self._loop(sock, monitor)
+            again = self._serve(session) if session is not None else True
+            while again:
+                again = self._serve_new_socket()
+        except Replaced:
+            return  # another thread serves on (and sets ``finished`` in the end)
+        except BaseException:
+            self.finished.set()
+            raise
+        self.finished.set()
+
+    def _serve_new_socket(self) -> bool:
+        """Connect and serve until stopped; True when a fresh socket should take over."""
+        try:
+            session = _Session(self.options, self.identity, self.mailbox.fileno())
         except Exception as error:  # a bad broker URL, say: the app runs on without us
             _log(f"the agent stopped: {type(error).__name__}: {error}")
             return False
-        finally:
-            self.welcomed.clear()
-            if monitor is not None:
-                try:
-                    sock.disable_monitor()
-                except zmq.ZMQError:
-                    pass
-                monitor.close(linger=0)
-            sock.close(linger=self._linger_ms)
-            context.term()
+        return self._serve(session)
 
-    def _loop(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> bool:
+    def _serve(self, session: _Session) -> bool:
+        replaced = False
+        try:
+            return self._loop(session)
+        except Replaced:
+            replaced = True
+            raise
+        except Exception as error:
+            _log(f"the agent stopped: {type(error).__name__}: {error}")
+            return False
+        finally:
+            if not replaced:
+                self.welcomed.clear()
+                session.close(self._linger_ms)
+
+    def _loop(self, session: _Session) -> bool:
         mailbox = self.mailbox
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
-        # pyzmq answers a plain descriptor by itself: register and look up the same int, or
-        # the wake byte stays unread and this loop spins (and hogs the GIL).
-        wake_fd = mailbox.fileno()
-        poller.register(wake_fd, zmq.POLLIN)
-        state = _LoopState()
+        sock, monitor, poller = session.sock, session.monitor, session.poller
+        wake_fd, state = session.wake_fd, session.state
+        assert monitor is not None  # (set once the session is made)
         while not mailbox.stopping:
             try:
                 events = dict(poller.poll(_POLL_MS))
@@ -219,7 +229,7 @@ class Link:
                 if monitor in events:
                     self._read_monitor(monitor, state)
                 if sock in events:
-                    self._read_broker(sock, state)
+                    self._read_broker(session)
                 self._tick(sock, state)
                 if mailbox.bye_requested:
                     self._send_bye(sock)
@@ -255,7 +265,8 @@ class Link:
                 state.link_up = False
                 self.welcomed.clear()
 
-    def _read_broker(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
+    def _read_broker(self, session: _Session) -> None:
+        sock = session.sock
         for _ in range(100):  # bounded, so heartbeats still go out under a flood
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -266,9 +277,10 @@ class Link:
             except (ProtocolError, IndexError):
                 self.malformed_messages += 1
                 continue
-            self._handle(message, state)
+            self._handle(message, session)
 
-    def _handle(self, message: Message, state: _LoopState) -> None:
+    def _handle(self, message: Message, session: _Session) -> None:
+        state = session.state
         if isinstance(message, Welcome):
             if not self._proven(message, state):
                 self._distrust(
@@ -307,7 +319,7 @@ class Link:
         elif isinstance(
             message, (EvalRequest, CompleteRequest, ExpandRequest, SourceRequest, InterruptRequest)
         ):
-            self.dispatch(message)
+            self._run_app_code(message, session)
         elif isinstance(message, Resume):
             self.mailbox.resume(message.report_id)
         elif isinstance(message, Step):  # a step from the dashboard: the thread pauses again
@@ -322,6 +334,39 @@ class Link:
             self.last_stored.extend(message.report_ids)
         else:  # an agent-to-broker message sent our way
             self.malformed_messages += 1
+
+    def answer(self, result: Message) -> None:
+        """Send ``result`` to the broker (any thread; the dispatch's answers)."""
+        outbox: list[Message] | None = getattr(self._local, "outbox", None)
+        if outbox is not None:  # given by a request running on this serving thread
+            outbox.append(result)
+        else:
+            self.mailbox.put_result(result)
+
+    def _run_app_code(self, request: AppRequest, session: _Session) -> None:
+        """Run ``request`` on this thread; its answers, once it returns, go out at once."""
+        outbox: list[Message] = []
+        self._local.outbox = outbox
+        try:
+            with self._watch.running(lambda: self._hand_over(session)):
+                self.dispatch(request)
+        except Replaced:  # another thread serves the socket now: it sends them
+            self._local.outbox = None
+            for result in outbox:
+                self.mailbox.put_result(result)
+            raise
+        self._local.outbox = None
+        if os.getpid() != self.identity.pid:  # the code forked: this is the child's only
+            raise Replaced  # thread, and the socket is the parent's (zmq is not fork-safe)
+        for result in outbox:
+            self._send(session.sock, result)  # not sent: the broker times the request out
+
+    def _hand_over(self, session: _Session) -> None:
+        """From the watch thread: serve ``session`` on a new thread (this one runs app code)."""
+        thread = threading.Thread(
+            target=self._serve_from, args=(session,), name=self._thread_name, daemon=True
+        )
+        thread.start()
 
     def _tick(self, sock: zmq.Socket[bytes], state: _LoopState) -> None:
         mailbox = self.mailbox
@@ -432,6 +477,52 @@ class Link:
         except zmq.Again:  # no connection yet (IMMEDIATE) or the pipe is full
             return False
         return True
+
+
+class _Session:
+    """One socket and everything its loop needs; a thread taking the loop over gets it."""
+
+    __slots__ = ("context", "sock", "monitor", "poller", "wake_fd", "state")
+
+    def __init__(self, options: Options, identity: AgentIdentity, wake_fd: int) -> None:
+        self.context = zmq.Context()
+        self.sock: zmq.Socket[bytes] = self.context.socket(zmq.DEALER)
+        self.monitor: zmq.Socket[bytes] | None = None
+        self.state = _LoopState()
+        self.wake_fd = wake_fd
+        self.poller = zmq.Poller()
+        try:
+            sock = self.sock
+            sock.setsockopt(zmq.IDENTITY, identity.agent_id.encode())
+            _configure_curve(sock, options)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            self.monitor = sock.get_monitor_socket(
+                _CONNECT_EVENTS | _LOST_EVENTS | _HANDSHAKE_FAILED_EVENTS | _RETRY_EVENTS
+            )
+            sock.connect(options.broker_url)
+            self.poller.register(sock, zmq.POLLIN)
+            self.poller.register(self.monitor, zmq.POLLIN)
+            # pyzmq answers a plain descriptor by itself: register and look up the same int,
+            # or the wake byte stays unread and this loop spins (and hogs the GIL).
+            self.poller.register(wake_fd, zmq.POLLIN)
+        except BaseException:
+            self.close(0)
+            raise
+
+    def close(self, linger_ms: int) -> None:
+        """Close the monitor, the socket and the context."""
+        if self.monitor is not None:
+            try:
+                self.sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self.monitor.close(linger=0)
+        self.sock.close(linger=linger_ms)
+        self.context.term()
 
 
 class _LoopState:

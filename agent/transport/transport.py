@@ -3,10 +3,10 @@
 Request threads only call ``Transport.submit_report``, which puts the report in the
 ``Mailbox`` (mailbox.py) and wakes the I/O thread; it never touches zmq. That thread runs a
 ``Link`` (link.py), the only user of the zmq socket: it says hello, sends reports once the
-broker has welcomed it, heartbeats, and hands requests that run app code to the dispatch the
-transport was given (``agent/process.py`` gives it the evals' dispatcher), whose answers come
-back through the mailbox. The transport reads the link's state only through its public
-attributes, and the link reaches the app's threads only through the mailbox.
+broker has welcomed it, heartbeats, and runs requests that run app code through the dispatch
+the transport was given (``agent/process.py`` gives it the evals' dispatcher), which answers
+through the link. The transport reads the link's state only through its public attributes,
+and the link reaches the app's threads only through the mailbox.
 """
 
 from __future__ import annotations
@@ -64,10 +64,16 @@ class Transport:
         self.registry = FrameRegistry(options.held_reports, options.held_bytes)
         self.mailbox = Mailbox(options.queue_size)
         identity = AgentIdentity(self.agent_id, self.pid, self.host, self.started)
-        handle = dispatch(self.registry, options, self.mailbox.put_result)
         # The I/O thread's loop: the only user of the zmq socket.
         self.breakpoints = breakpoints(self) if breakpoints is not None else None
-        self._link = Link(options, identity, self.mailbox, self.registry, handle, self.breakpoints)
+        self._link = Link(
+            options,
+            identity,
+            self.mailbox,
+            self.registry,
+            lambda answer: dispatch(self.registry, options, answer),
+            self.breakpoints,
+        )
         self._thread = threading.Thread(
             target=self._link.run, name=f"debugbroker-agent-{self.pid}", daemon=True
         )
@@ -151,15 +157,15 @@ class Transport:
             return
         if self.breakpoints is not None:
             self.breakpoints.clear()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if threading.current_thread() is not self._link.serving:  # (an eval may call this)
+            self._link.finished.wait(timeout)
         self.mailbox.close()
 
     def say_bye(self, timeout: float = 2.0) -> None:
         """At process exit: send queued reports and a bye, waiting at most ``timeout``."""
         if self.mailbox.stopping or not self.connected:
             return  # nobody to tell: exit at once
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._link.serving:
             return
         self.mailbox.request_bye()
         self._link.finished.wait(timeout)

@@ -57,6 +57,8 @@ def test_an_open_block_waits_for_an_empty_line_in_the_repl_only(source: str) -> 
     assert needs_more_lines(source, interactive=True)
     assert not needs_more_lines(source, interactive=False)
     assert not needs_more_lines(source + "\n", interactive=True)
+    assert compile_input(source, "<t>", "echo", interactive=True) is None  # as the broker's check
+    assert compile_input(source + "\n", "<t>", "echo", interactive=True) is not None
 
 
 @pytest.mark.parametrize("source", COMPLETE)
@@ -89,6 +91,13 @@ def test_echo_follows_single_mode() -> None:
     class_and_lambda = run("class C:\n    7\nlambda: 8")  # not in class bodies either
     assert len(class_and_lambda) == 1 and callable(class_and_lambda[0])
     assert run("x = [i for i in range(2)]\nx") == [[0, 1]]
+    blocks = (
+        "try:\n    1\n    1 / 0\nexcept ZeroDivisionError:\n    2\nelse:\n    3\nfinally:\n    4"
+    )
+    assert run(blocks) == [1, 2, 4]
+    assert run("while True:\n    5\n    break\nelse:\n    6") == [5]
+    assert run("with __import__('contextlib').nullcontext():\n    7") == [7]
+    assert run("match 2:\n    case 1:\n        8\n    case _:\n        9") == [9]
 
 
 def test_top_level_await_compiles_to_a_coroutine() -> None:

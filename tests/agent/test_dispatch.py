@@ -1,4 +1,4 @@
-"""The eval dispatcher: one pool, a bounded number of evals at once, one answer each."""
+"""The eval dispatcher: on the calling thread, a bounded number at once, one answer each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 from debugbroker.agent.evals.dispatch import MAX_EVALS, EvalDispatcher
 from debugbroker.agent.evals.held_frames import FrameRegistry
-from debugbroker.agent.evals.interrupts import stuck_evals
+from debugbroker.agent.evals.interrupts import running_evals, stuck_evals
 from debugbroker.agent.options import Options
 from debugbroker.protocol import (
     EvalRequest,
@@ -34,6 +34,14 @@ def held_gate(registry: FrameRegistry, gate: threading.Event) -> str:
         return registry.hold("report", error.__traceback__.tb_frame)
 
 
+def handle_on_a_thread(dispatcher: EvalDispatcher, request: EvalRequest) -> threading.Thread:
+    """``handle`` runs the request on the calling thread (the I/O thread, which hands its loop
+    over when it runs long): one thread each, as after such handovers."""
+    thread = threading.Thread(target=dispatcher.handle, args=(request,), daemon=True)
+    thread.start()
+    return thread
+
+
 def test_evals_past_the_limit_are_refused_at_once_and_each_is_answered_once() -> None:
     answers: queue.Queue[Message] = queue.Queue()
     registry = FrameRegistry(max_reports=4, max_bytes=10**8)
@@ -44,9 +52,12 @@ def test_evals_past_the_limit_are_refused_at_once_and_each_is_answered_once() ->
     def ask(request_id: str, code: str) -> None:
         dispatcher.handle(EvalRequest(request_id=request_id, frame_id=frame_id, code=code))
 
+    running = []
     try:
         for number in range(MAX_EVALS):  # no time limit: they wait for the gate
-            ask(f"e{number}", "gate.wait()")
+            request = EvalRequest(request_id=f"e{number}", frame_id=frame_id, code="gate.wait()")
+            running.append(handle_on_a_thread(dispatcher, request))
+        assert wait_for(lambda: running_evals(frame_id) == MAX_EVALS, what="every slot taken")
         ask("over", "1")
         refused = answers.get(timeout=DEADLINE)
         assert isinstance(refused, EvalResult) and refused.request_id == "over"
@@ -56,6 +67,8 @@ def test_evals_past_the_limit_are_refused_at_once_and_each_is_answered_once() ->
     finally:
         gate.set()
     done = sorted(eval_answer(answers).request_id for _ in range(MAX_EVALS))
+    for thread in running:
+        thread.join(DEADLINE)
     assert done == sorted(f"e{number}" for number in range(MAX_EVALS))
     ask("after", "2")  # every slot is free again
     after = answers.get(timeout=DEADLINE)
@@ -70,7 +83,9 @@ def test_a_stuck_eval_is_answered_and_frees_its_slot() -> None:
     gate = threading.Event()
     frame_id = held_gate(registry, gate)
     try:
-        dispatcher.handle(EvalRequest(request_id="stuck", frame_id=frame_id, code="gate.wait()"))
+        handle_on_a_thread(
+            dispatcher, EvalRequest(request_id="stuck", frame_id=frame_id, code="gate.wait()")
+        )
         stuck = answers.get(timeout=DEADLINE)  # from the timer: the thread still waits
         assert isinstance(stuck, EvalResult) and stuck.request_id == "stuck"
         assert stuck.error is not None and "cannot be interrupted" in stuck.error

@@ -257,6 +257,33 @@ def test_structured_garbage_decodes_or_raises_protocol_error(
     assert type(message).kind == kind
 
 
+def _field_maps(cls: type[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Maps of some of ``cls``'s fields (and a stray key), each a scalar of any type."""
+    names = [field.name for field in dataclasses.fields(cls)] + ["stray"]
+    return st.dictionaries(st.sampled_from(names), scalars, max_size=len(names))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(sorted(protocol.MESSAGE_TYPES)).flatmap(
+        lambda kind: st.tuples(st.just(kind), _field_maps(protocol.MESSAGE_TYPES[kind]))
+    )
+)
+def test_decode_agrees_with_the_field_by_field_reference(case: tuple[str, dict[str, Any]]) -> None:
+    """The shortcut for messages of plain fields (the agent's requests) accepts and builds
+    exactly what the reference check does."""
+    kind, fields = case
+    try:
+        expected: Any = protocol.from_wire(protocol.MESSAGE_TYPES[kind], fields)
+    except ProtocolError:
+        expected = ProtocolError
+    try:
+        decoded: Any = protocol.decode(msgpack.packb({"kind": kind, **fields}))
+    except ProtocolError:
+        decoded = ProtocolError
+    assert decoded == expected
+
+
 # --- the dashboard's TypeScript types mirror the dataclasses --------------------------------
 
 MIRRORED = [

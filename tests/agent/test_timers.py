@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 from debugbroker.agent.evals.interrupts import Once, Timers
 from tests.conftest import DEADLINE
@@ -42,3 +44,24 @@ def test_once_answers_only_the_first_caller() -> None:
     assert once("from the timer") is True
     assert once("from the thread, later") is False
     assert answers == ["from the timer"]
+
+
+def test_cancelled_timers_let_go_of_their_callbacks_and_a_full_heap_is_compacted() -> None:
+    # Cancelled timers stay in the heap until their time (so that evals' limits, added in
+    # order, wake nobody); they must neither keep what they would have run alive nor grow
+    # the heap without bound, and deadlines added after a compaction still run.
+    timers = Timers("test-timers")
+
+    class Run:
+        pass
+
+    runs = [Run() for _ in range(3_000)]
+    refs = [weakref.ref(run) for run in runs]
+    for run in runs:
+        timers.after(3_600, lambda run=run: run).cancel()  # type: ignore[misc]
+    del runs, run
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    ran = threading.Event()
+    timers.after(0, ran.set)
+    assert ran.wait(DEADLINE)

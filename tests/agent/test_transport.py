@@ -26,6 +26,8 @@ from debugbroker.protocol import (
     Heartbeat,
     Hello,
     HelloRequest,
+    InterruptRequest,
+    InterruptResult,
     Message,
     Refused,
     Report,
@@ -314,6 +316,77 @@ def test_a_slow_eval_does_not_stop_heartbeats(
     release.set()
     _, result = broker.expect(EvalResult)
     assert isinstance(result, EvalResult) and result.request_id == "slow" and result.ok
+
+
+def test_a_looping_eval_gives_the_link_away_and_is_interrupted_from_the_broker(
+    broker: FakeBroker, make_transport: Callable[..., Transport]
+) -> None:
+    """Evals run on the I/O thread; one that loops loses the socket to a new thread, which
+    serves heartbeats, other evals and the interrupt that stops the loop."""
+    transport = make_transport(broker.url, heartbeat_seconds=0.05, eval_timeout_seconds=0)
+    identity = broker.welcome()
+    try:
+        fail_with_locals()
+    except ValueError as error:
+        report = build_report(
+            error,
+            report_id="r",
+            agent_id="a",
+            options=transport.options,
+            registry=transport.registry,
+        )
+    frame_id = report.exceptions[-1].frames[-1].frame_id
+    assert frame_id is not None
+    broker.send(
+        identity, EvalRequest(request_id="loop", frame_id=frame_id, code="while True: pass")
+    )
+    broker.expect(Heartbeat)
+    broker.send(identity, EvalRequest(request_id="other", frame_id=frame_id, code="answer * 2"))
+    _, other = broker.expect(EvalResult)
+    assert isinstance(other, EvalResult) and other.request_id == "other"
+    assert other.result is not None and other.result.text == "82"
+    broker.send(identity, InterruptRequest(request_id="stop", frame_id=frame_id))
+    answers: dict[type[Message], Message] = {}
+    while len(answers) < 2:  # the two answers may come in either order
+        got = broker.receive(DEADLINE)
+        assert got is not None, f"only {list(answers)} before the deadline"
+        if isinstance(got[1], (InterruptResult, EvalResult)):
+            answers[type(got[1])] = got[1]
+    interrupted, looped = answers[InterruptResult], answers[EvalResult]
+    assert isinstance(interrupted, InterruptResult) and interrupted.interrupted == 1
+    assert isinstance(looped, EvalResult) and looped.request_id == "loop" and not looped.ok
+    assert looped.error is not None and "KeyboardInterrupt" in looped.error
+    assert "interrupted from the dashboard" in looped.error
+    broker.expect(Heartbeat)  # the link still serves
+
+
+def test_an_eval_that_forks_answers_from_the_parent_only(
+    broker: FakeBroker, make_transport: Callable[..., Transport]
+) -> None:
+    """The eval runs on the I/O thread: a forked child (that thread alone) must end there
+    instead of serving the parent's zmq socket."""
+    transport = make_transport(broker.url, console=True)
+    identity = broker.welcome()
+    code = "child = __import__('os').fork()\nchild"
+    broker.send(identity, EvalRequest(request_id="fork", frame_id=CONSOLE_FRAME_ID, code=code))
+    _, result = broker.expect(EvalResult)
+    assert isinstance(result, EvalResult) and result.ok and result.result is not None
+    child = int(result.result.text)
+    assert child > 0  # the parent's answer; the child's thread ended without sending
+    ended: list[int] = []
+
+    def child_ended() -> bool:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            ended.append(status)
+        return bool(ended)
+
+    # Without the guard the child would serve the parent's socket forever.
+    assert wait_for(child_ended), "the forked child's thread went on serving"
+    broker.send(identity, EvalRequest(request_id="after", frame_id=CONSOLE_FRAME_ID, code="7"))
+    _, after = broker.expect(EvalResult)
+    assert isinstance(after, EvalResult) and after.request_id == "after" and after.ok
+    assert transport.malformed_messages == 0
 
 
 def test_malformed_messages_are_counted_and_the_thread_lives_on(
