@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType, FunctionType
 from typing import Any
 
-from debugbroker.agent.stepping import Stepper, is_own_file
+from debugbroker.agent.stepping import Stepper, continued_here, is_own_file
 from debugbroker.protocol import (
     MAX_BREAKPOINTS,
     BreakpointSpec,
@@ -480,11 +480,16 @@ _monitored: set[CodeType] = set()
 
 
 def _on_line(code: CodeType, line: int) -> object:
+    frame = sys._getframe(1)
+    # A step that stopped on this very line event and was continued (its trace function runs
+    # before this callback) already paused here: pdb stops once on a breakpoint's line.
+    again = continued_here(frame)
     lines = _table.get(code)
     entries = lines.get(line) if lines is not None else None
     if entries is None:
         return sys.monitoring.DISABLE  # type: ignore[attr-defined,unused-ignore]
-    _hit_line(sys._getframe(1), entries)
+    if not again:
+        _hit_line(frame, entries)
     return None
 
 
@@ -530,6 +535,11 @@ def _call_hook(frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         frame.f_trace_lines = True
         return _line_hook
     return None
+
+
+# A stepper that ends (Continue) calls it again for the frames it traced, which are running
+# already: a "call" here only decides whether the frame's lines are traced.
+_call_hook.retraces_running_frames = True  # type: ignore[attr-defined]
 
 
 def _line_hook(frame: FrameType, event: str, arg: Any) -> TraceFunction | None:

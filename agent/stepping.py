@@ -38,7 +38,7 @@ from typing import Any
 import debugbroker
 from debugbroker.protocol import Step, StepAction
 
-__all__ = ["Stepper", "StopHandler", "is_own_code", "is_own_file"]
+__all__ = ["Stepper", "StopHandler", "continued_here", "is_own_code", "is_own_file"]
 
 # Called at each stop with the frame and the step that got there: the next step, or None to
 # run on untraced (Continue, the pause's timeout, no broker).
@@ -58,6 +58,11 @@ _OWN_PREFIXES = tuple(
 _SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
 _own_cache: dict[CodeType, bool] = {}
+# Where this thread's last step stopped before it was continued: the frame (by id, no
+# reference kept), its code, line and instruction. On 3.12+ the step's trace function runs
+# before sys.monitoring's LINE callbacks for the same line, so a breakpoint on the line the
+# step stopped at is reached right after Continue: it must not pause there a second time.
+_continued = threading.local()
 
 
 def is_own_file(filename: str) -> bool:
@@ -130,11 +135,15 @@ class Stepper:
         was_armed, self._armed = self._armed, False
         self._target = None
         if was_armed and threading.get_ident() == self._thread:
-            sys.settrace(self._previous)  # type: ignore[arg-type]
+            previous: Any = self._previous
+            sys.settrace(previous)
+            # The thread's own trace function takes the frames back when it may (breakpoints
+            # on 3.10/3.11: a frame of code that holds one keeps pausing at it after Continue).
+            retrace = previous if getattr(previous, "retraces_running_frames", False) else None
             frame: FrameType | None = sys._getframe()
-            while frame is not None:  # leave no trace function on the frames of this stack
+            while frame is not None:  # leave no trace function of ours on this stack
                 if frame.f_trace == self._on_event:
-                    frame.f_trace = None
+                    frame.f_trace = retrace(frame, "call", None) if retrace else None
                 frame = frame.f_back
 
     def _arm(self, frame: FrameType, step: Step) -> None:
@@ -212,6 +221,22 @@ class Stepper:
         """Pause here (a new paused report), then take the next step or run on."""
         step = self._on_stop(frame, self._taken)
         if step is None or step.action == "continue":
+            _continued.stop = _position(frame)
             self.stop()
         else:
             self._arm(frame, step)
+
+
+def _position(frame: FrameType) -> tuple[int, CodeType, int, int]:
+    return (id(frame), frame.f_code, frame.f_lineno, frame.f_lasti)
+
+
+def continued_here(frame: FrameType) -> bool:
+    """Whether this thread's last step stopped exactly where ``frame`` stands now and was
+    then continued: the line event it stopped on, seen again by a later hook (a breakpoint
+    on 3.12+). Asked once per event: the answer is forgotten after it is given."""
+    stop = getattr(_continued, "stop", None)
+    if stop is None:
+        return False
+    _continued.stop = None
+    return bool(stop == _position(frame))

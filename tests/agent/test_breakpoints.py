@@ -300,3 +300,34 @@ def test_a_hit_on_an_agent_thread_never_pauses(
     thread.start()
     thread.join(10)
     assert done == [2] and record.pauses == []
+
+
+def test_a_step_that_stops_on_a_breakpoints_line_pauses_there_once(
+    sample: ModuleType, recorder: tuple[Breakpoints, Recorder]
+) -> None:
+    """As pdb: a step onto a line that holds a breakpoint stops there once, and Continue runs
+    on (on 3.12+ the step's trace function sees the line before sys.monitoring does); the
+    line still pauses the next time it runs."""
+    from debugbroker.agent.stepping import Stepper
+    from debugbroker.protocol import Step, StepAction
+
+    points, _ = recorder
+    stops: list[tuple[int, str]] = []
+
+    def on_stop(frame: FrameType, taken: StepAction) -> Step | None:
+        stops.append((frame.f_lineno, f"step {taken}"))
+        return None  # Continue
+
+    def pause(frame: FrameType, origin: str) -> None:
+        stops.append((frame.f_lineno, origin))
+        if frame.f_lineno == 7:  # step over from the first breakpoint, as the dashboard does
+            Stepper(on_stop).start(frame, Step(report_id="r", action="over"))
+
+    points.pause = pause
+    arm(points, spec(sample, 7), spec(sample, 8))
+    assert sample.view(1) == 2
+    assert stops == [
+        (7, "breakpoint at sample_views.py:7"),
+        (8, "step over"),  # the step's stop, not the breakpoint's too
+        (8, "breakpoint at sample_views.py:8"),  # the loop's next turn
+    ]
