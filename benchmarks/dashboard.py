@@ -293,7 +293,7 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                     theirs.append(float(page.evaluate(_LOAD_TIME)))
                 page.goto("about:blank")
                 started = time.perf_counter()
-                page.goto(f"{broker.url}/")
+                page.goto(f"{broker.url}/#/reports")  # the flat list (the home is the groups)
                 page.wait_for_selector("[data-testid=report-row]", timeout=30_000)
                 opened = (time.perf_counter() - started) * 1e3
                 scroll = page.evaluate(_SCROLL_SCRIPT, [10_000 if settings.quick else 60_000])
@@ -362,7 +362,15 @@ def run(settings: Settings) -> list[Row]:
     rows = _bundle_rows(settings)
     count = 200 if settings.quick else 10_000
     (settings.workdir / "dashboard").mkdir(parents=True, exist_ok=True)
-    broker = start_broker(settings, "dashboard-broker")
+    # Every report kept (the list shows stored reports; by default a group keeps 20 of them).
+    broker = start_broker(
+        settings,
+        "dashboard-broker",
+        "--keep-latest",
+        str(count + 10),
+        "--max-reports",
+        str(count + 1_000),
+    )
     try:
         report_id = _fill(broker, count)
         rows += _browser_rows(settings, broker, report_id, count)

@@ -7,6 +7,12 @@ then clears those frames (``traceback_clear``): the agent keeps each frame's loc
 at the capture, so consoles still see them. A Task panel shows the task's name, id, args,
 kwargs, retries, queue and worker, through the safe-repr path with secrets masked.
 
+Breakpoints set from the dashboard reach the worker's processes too: each pool child starts
+its agent when it starts (``worker_process_init``), so it has the broker's list before its
+first task, and every task start (``task_prerun``) makes sure the agent runs (the ``solo`` and
+``threads`` pools) and, on Python 3.10/3.11 with breakpoints armed, hooks the task's thread
+as the middlewares hook a request's.
+
 Celery is imported only when ``install_celery`` is called: the agent does not depend on it.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
 from debugbroker.agent.capture.panels import make_panel
 from debugbroker.agent.integrations.capture import agent_transport, report_error
 
@@ -41,7 +48,31 @@ def install_celery(app: Any = None) -> None:
             _apps.append(app)
         if not _connected:
             signals.task_failure.connect(_on_task_failure, weak=False, dispatch_uid=__name__)
+            signals.task_prerun.connect(_on_task_prerun, weak=False, dispatch_uid=__name__)
+            signals.worker_process_init.connect(_on_process_init, weak=False, dispatch_uid=__name__)
             _connected = True
+
+
+def _on_process_init(**_: object) -> None:
+    """``worker_process_init`` (a pool child starts): start its agent now, so breakpoints
+    reach it before its first task; never raises."""
+    try:
+        agent_transport()
+    except Exception:
+        pass
+
+
+def _on_task_prerun(sender: Any = None, **_: object) -> None:
+    """``task_prerun``: this process's agent runs, and on 3.10/3.11 with breakpoints armed
+    this thread is hooked for them; never raises."""
+    try:
+        if sender is not None and not _wanted(sender):
+            return
+        agent_transport()
+        if THREAD_TRACE.needed:
+            trace_this_thread()
+    except Exception:
+        pass
 
 
 def _wanted(task: Any) -> bool:

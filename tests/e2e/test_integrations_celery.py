@@ -24,15 +24,16 @@ def client(redis_server: RedisServer) -> Iterator[Celery]:
 
 
 def start_worker(
-    broker: Broker, redis_server: RedisServer, tmp_path: Path, *options: str
+    broker: Broker, redis_server: RedisServer, tmp_path: Path, *options: str, **env: str
 ) -> Process:
     command = [
         sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO",
         "--without-gossip", "--without-mingle", "--without-heartbeat", *options,
     ]  # fmt: skip
     worker = Process(
-        "celery", command, tmp_path / "celery.log", broker.agent_env(REDIS_URL=redis_server.url)
-    )
+        "celery", command, tmp_path / "celery.log",
+        broker.agent_env(REDIS_URL=redis_server.url, **env),
+    )  # fmt: skip
     worker.start()
     worker.wait_until(lambda: " ready." in worker.output(), "the celery worker to be ready")
     return worker
@@ -154,3 +155,64 @@ celery_app.charge.apply(args=[celery_app.Unprintable()], kwargs={"note": "y" * 1
 print("eager done", flush=True)
 threading.Event().wait()
 """
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_breakpoint_set_in_a_task_pauses_the_worker_that_runs_it(
+    broker: Broker, redis_server: RedisServer, client: Celery, tmp_path: Path, pool: str
+) -> None:
+    """A breakpoint reaches the workers before any task failed: the pool children start their
+    agents as they start (the solo worker with its first task), and a task's thread stops
+    there on every Python (3.10/3.11 hook it at task_prerun)."""
+    source = Path(__file__).parent / "apps" / "celery_app.py"
+    line = next(
+        number
+        for number, text in enumerate(source.read_text(encoding="utf-8").splitlines(), 1)
+        if "a breakpoint's line" in text
+    )
+    worker = start_worker(
+        broker, redis_server, tmp_path, "--pool", pool, "--concurrency", "2",
+        DEBUGBROKER_APP="shop-tasks",
+    )  # fmt: skip
+    try:
+        if pool == "prefork":  # both children say hello before any task
+            agents = wait_for(
+                lambda: (lambda found: found if len(found) == 2 else None)(broker.live_agents()),
+                what="the two pool children's agents",
+            )
+        else:
+            client.send_task("celery_app.add_up", args=[0])  # the solo worker's agent starts
+            agents = wait_for(broker.live_agents, what="the solo worker's agent")
+        assert {agent["app"] for agent in agents} == {"shop-tasks"}
+        body = {"app": "shop-tasks", "file": str(source), "line": line}
+        answer = broker.post("/api/breakpoints", body)
+        assert answer.status == 201, answer.text
+        made = answer.json()["breakpoint"]
+
+        def armed_everywhere() -> bool:
+            (found,) = [
+                bp for bp in broker.get("/api/breakpoints").json()["breakpoints"]
+                if bp["id"] == made["id"]
+            ]  # fmt: skip
+            statuses = [state["status"] for state in found["states"].values()]
+            return len(statuses) == len(agents) and set(statuses) == {"armed"}
+
+        wait_for(armed_everywhere, what="the breakpoint armed in every worker process")
+
+        client.send_task("celery_app.add_up", args=[20])
+        summary = wait_for(
+            lambda: next((r for r in broker.reports() if r["type_name"] == "Paused"), None),
+            what="the task paused at the breakpoint",
+        )
+        report = broker.report(summary["id"])
+        assert f"breakpoint at celery_app.py:{line}" in report["message"]
+        answer = broker.evaluate(report["id"], frame_index(report, "add_up"), "doubled, count")
+        assert node_text(answer.json()["result"]) == "(40, 20)"
+        assert broker.post(f"/api/reports/{report['id']}/continue", {}).status == 200
+        worker.wait_until(
+            lambda: "add_up" in worker.output() and "succeeded" in worker.output()
+            and ": 41" in worker.output(),
+            "the task to finish with 41",
+        )  # fmt: skip
+    finally:
+        worker.stop()

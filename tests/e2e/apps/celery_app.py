@@ -23,3 +23,9 @@ def charge(self: object, order_id: int, api_token: str = "", note: str = "") -> 
     amount = order_id * 10
     cart = {"order": order_id, "pid": os.getpid()}
     raise ValueError(f"card declined for order {order_id} ({amount}, {len(cart)})")
+
+
+@app.task  # type: ignore[untyped-decorator]
+def add_up(count: int) -> int:
+    doubled = count * 2
+    return doubled + 1  # a breakpoint's line
