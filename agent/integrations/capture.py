@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from debugbroker.agent.answers import report_url, submit_error
 from debugbroker.agent.capture.exceptions import capture_seconds
@@ -26,9 +27,16 @@ from debugbroker.protocol import Panel, RequestInfo
 __all__ = ["capture_exception", "report_error", "agent_transport"]
 
 
-def agent_transport() -> Transport:
-    """The agent this process already runs (the middleware's), else one from the environment."""
-    return current_transport() or get_transport(Options.from_environment())
+def agent_transport(default_app: str = "") -> Transport:
+    """The agent this process already runs (the middleware's), else one from the environment,
+    named ``default_app`` when ``DEBUGBROKER_APP`` names none (breakpoints are set per app)."""
+    current = current_transport()
+    if current is not None:
+        return current
+    options = Options.from_environment()
+    if not options.app_name and default_app:
+        options = replace(options, app_name=default_app)
+    return get_transport(options)
 
 
 def _say(text: str) -> None:

@@ -53,11 +53,18 @@ def install_celery(app: Any = None) -> None:
             _connected = True
 
 
+def _app_name(task: Any = None) -> str:
+    """The agent's app name when ``DEBUGBROKER_APP`` gives none: the Celery app's (its main
+    module's name), so that breakpoints can be set for the worker's processes."""
+    app = getattr(task, "app", None) or (_apps[0] if _apps else None)
+    return str(getattr(app, "main", None) or "celery")
+
+
 def _on_process_init(**_: object) -> None:
     """``worker_process_init`` (a pool child starts): start its agent now, so breakpoints
     reach it before its first task; never raises."""
     try:
-        agent_transport()
+        agent_transport(_app_name())
     except Exception:
         pass
 
@@ -68,7 +75,7 @@ def _on_task_prerun(sender: Any = None, **_: object) -> None:
     try:
         if sender is not None and not _wanted(sender):
             return
-        agent_transport()
+        agent_transport(_app_name(sender))
         if THREAD_TRACE.needed:
             trace_this_thread()
     except Exception:
@@ -97,7 +104,7 @@ def _task_panel(task: Any, task_id: object, args: object, kwargs: object) -> Any
         ("queue", str(queue) if queue else "?"),
         ("worker", str(getattr(request, "hostname", None) or "?")),
     ]
-    return make_panel("Task", items, agent_transport().options)
+    return make_panel("Task", items, agent_transport(_app_name(task)).options)
 
 
 def _on_task_failure(

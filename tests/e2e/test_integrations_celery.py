@@ -24,7 +24,7 @@ def client(redis_server: RedisServer) -> Iterator[Celery]:
 
 
 def start_worker(
-    broker: Broker, redis_server: RedisServer, tmp_path: Path, *options: str, **env: str
+    broker: Broker, redis_server: RedisServer, tmp_path: Path, *options: str
 ) -> Process:
     command = [
         sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel", "INFO",
@@ -32,7 +32,7 @@ def start_worker(
     ]  # fmt: skip
     worker = Process(
         "celery", command, tmp_path / "celery.log",
-        broker.agent_env(REDIS_URL=redis_server.url, **env),
+        broker.agent_env(REDIS_URL=redis_server.url),
     )  # fmt: skip
     worker.start()
     worker.wait_until(lambda: " ready." in worker.output(), "the celery worker to be ready")
@@ -170,10 +170,7 @@ def test_a_breakpoint_set_in_a_task_pauses_the_worker_that_runs_it(
         for number, text in enumerate(source.read_text(encoding="utf-8").splitlines(), 1)
         if "a breakpoint's line" in text
     )
-    worker = start_worker(
-        broker, redis_server, tmp_path, "--pool", pool, "--concurrency", "2",
-        DEBUGBROKER_APP="shop-tasks",
-    )  # fmt: skip
+    worker = start_worker(broker, redis_server, tmp_path, "--pool", pool, "--concurrency", "2")
     try:
         if pool == "prefork":  # both children say hello before any task
             agents = wait_for(
@@ -183,8 +180,9 @@ def test_a_breakpoint_set_in_a_task_pauses_the_worker_that_runs_it(
         else:
             client.send_task("celery_app.add_up", args=[0])  # the solo worker's agent starts
             agents = wait_for(broker.live_agents, what="the solo worker's agent")
-        assert {agent["app"] for agent in agents} == {"shop-tasks"}
-        body = {"app": "shop-tasks", "file": str(source), "line": line}
+        # Named after the Celery app (no DEBUGBROKER_APP given), so breakpoints can be set.
+        assert {agent["app"] for agent in agents} == {"celery_app"}
+        body = {"app": "celery_app", "file": str(source), "line": line}
         answer = broker.post("/api/breakpoints", body)
         assert answer.status == 201, answer.text
         made = answer.json()["breakpoint"]
