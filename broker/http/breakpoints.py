@@ -130,7 +130,7 @@ def _check_new(body: dict[str, Any], agents: dict[str, Any]) -> dict[str, Any] |
         if agent is None:
             return f"no agent with id {agent_id!r}"
         app = agent.app  # one agent's breakpoint is of its app
-    if not app:
+    if not app and not agent_id:  # one agent's may be of an unnamed app (no DEBUGBROKER_APP)
         return "say which app's agents the breakpoint is for (app), or which agent (agent_id)"
     changes = _check_changes(body)
     if isinstance(changes, str):

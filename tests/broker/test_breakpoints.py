@@ -140,6 +140,24 @@ def test_refusals_come_back_as_states_with_their_reasons(broker: Broker, agent: 
     assert all(b["app"] == "shop" and b["agent_id"] == agent.agent_id for b in listed(broker))
 
 
+def test_an_agent_of_an_unnamed_app_gets_its_own_breakpoint(broker: Broker) -> None:
+    """capture_exception or logging in a process without DEBUGBROKER_APP: no app to name, so
+    only a breakpoint for that one agent; it is armed there."""
+    options = Options(broker_url=broker.zmq_url, secret=broker.secret, heartbeat_seconds=0.2)
+    transport = Transport(options, eval_dispatcher, breakpoint_handler)
+    try:
+        assert transport.wait_connected(20), "the agent was not welcomed"
+        body = {"agent_id": transport.agent_id, "file": __file__, "line": LINE}
+        answer = call(broker, "POST", "/api/breakpoints", body)
+        assert answer.status == 201, answer.text
+        assert answer.json()["breakpoint"]["app"] == ""
+        made = answer.json()["breakpoint"]["id"]
+        wait_for(lambda: state_in(broker, transport, made) == "armed", what="armed")
+    finally:
+        transport.close()
+        trace_this_thread()
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
