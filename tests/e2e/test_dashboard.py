@@ -263,6 +263,12 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     expect(dashboard.get_by_test_id("report-row")).to_have_count(4)
     expect(dashboard.get_by_test_id("agent-row")).to_have_count(2)
     dashboard.screenshot(path=str(pictures / "dashboard-list.png"), animations="disabled")
+    # The home: the same errors grouped (three /chain, one /profile), with triage.
+    dashboard.goto(dashboard.url.split("#")[0] + "#/")
+    expect(dashboard.get_by_test_id("group")).to_have_count(2)
+    dashboard.mouse.move(0, 0)
+    dashboard.screenshot(path=str(pictures / "dashboard-groups.png"), animations="disabled")
+    dashboard.goto(dashboard.url.split("#")[0] + "#/reports")
 
     open_report(dashboard, summaries[-1])
     frame = frame_by_function(dashboard, "load_order")
@@ -289,5 +295,10 @@ def test_screenshots_of_the_list_and_a_report_with_its_console(
     dashboard.screenshot(path=str(pictures / "dashboard-report.png"), animations="disabled")
     dashboard.emulate_media(color_scheme="dark")
     dashboard.screenshot(path=str(pictures / "dashboard-report-dark.png"), animations="disabled")
-    for name in ("dashboard-list.png", "dashboard-report.png", "dashboard-report-dark.png"):
+    for name in (
+        "dashboard-list.png",
+        "dashboard-groups.png",
+        "dashboard-report.png",
+        "dashboard-report-dark.png",
+    ):
         assert (pictures / name).stat().st_size > 10_000, name  # a real picture, not blank
