@@ -24,8 +24,16 @@ from typing import Any
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, settings
 
 from debugbroker.protocol import Hello, ReprNode, Welcome, format_node, from_wire, keys
+
+# Property tests check what holds, never how fast: no per-example deadline and no "too slow"
+# health check, which a loaded CI machine fails (a failing example is still a failure).
+settings.register_profile(
+    "debugbroker", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("debugbroker")
 
 # The browser fixtures are a plugin (pytest_plugins = ["tests.e2e.browser"]) that test modules
 # also import from: register it before any import so its asserts are rewritten too.
