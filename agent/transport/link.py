@@ -282,7 +282,8 @@ class Link:
     def _handle(self, message: Message, session: _Session) -> None:
         state = session.state
         if isinstance(message, Welcome):
-            if not self._proven(message, state):
+            answered = self._proven(message, state)
+            if answered is None:
                 self._distrust(
                     f"the process at {self.options.broker_url} answered but did not prove "
                     "it knows DEBUGBROKER_SECRET (its welcome's proof does not match): either "
@@ -291,7 +292,9 @@ class Link:
                 )
                 return
             self._distrust_logged = False
-            state.nonces.clear()
+            # Only this hello is answered: a hello re-sent while the welcome was on its way
+            # (a loaded machine) gets its own welcome, which must not read as a stranger's.
+            state.nonces.remove(answered)
             url = message.dashboard_url
             self.welcome_url = url if url.startswith(("http://", "https://")) else None
             self.refused_reason = None
@@ -430,15 +433,16 @@ class Link:
             self._linger_ms = 1000
         self.mailbox.stop()
 
-    def _proven(self, welcome: Welcome, state: _LoopState) -> bool:
-        """Whether ``welcome`` proves the secret for one of the hellos sent on this socket."""
+    def _proven(self, welcome: Welcome, state: _LoopState) -> str | None:
+        """The nonce of the hello sent on this socket that ``welcome`` answers, proving the
+        secret; None when it answers none."""
         for nonce in state.nonces:
             expected = keys.welcome_proof(
                 self.options.secret, self.identity.agent_id, nonce, welcome.dashboard_url
             )
             if keys.proof_matches(expected, welcome.proof):
-                return True
-        return False
+                return nonce
+        return None
 
     def _distrust(self, why: str) -> None:
         """Say once (until the broker is reached again) why the peer is not trusted."""

@@ -427,6 +427,27 @@ def test_refusal_is_logged_once_and_reports_stay_home(
     assert "wrong secret" not in capsys.readouterr().err  # said once only
 
 
+def test_a_welcome_for_a_hello_sent_again_is_no_strangers(
+    broker: FakeBroker, make_transport: Callable[..., Transport], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent says hello again while the first welcome is on its way: both welcomes come,
+    and the second must not be taken for a broker that does not know the secret."""
+    transport = make_transport(broker.url)
+    identity, first = broker.expect(Hello)
+    _, second = broker.expect(Hello)  # re-sent after a second without a welcome
+    assert isinstance(first, Hello) and isinstance(second, Hello)
+    assert first.nonce != second.nonce
+    broker.send(identity, proven_welcome(broker.secret, first, "http://dash.example:8780/"))
+    broker.send(identity, proven_welcome(broker.secret, second, "http://dash.example:8780/"))
+    assert wait_for(lambda: transport.connected)
+    transport.submit_report(make_report(1))
+    broker.expect(ReportMessage)  # after both welcomes were read
+    assert "did not prove" not in capsys.readouterr().err
+    # A welcome replayed for a hello already answered is still refused.
+    broker.send(identity, proven_welcome(broker.secret, first, "http://dash.example:8780/"))
+    assert wait_for(lambda: "did not prove" in capsys.readouterr().err)
+
+
 def test_a_welcome_without_the_proof_is_distrusted_over_plain_zmq(
     make_transport: Callable[..., Transport], capsys: pytest.CaptureFixture[str]
 ) -> None:
