@@ -430,6 +430,23 @@ class AppServer:
     def get(self, path: str, **kwargs: Any) -> HttpAnswer:
         return http("GET", self.url + path, **kwargs)
 
+    def get_in_background(
+        self, path: str, timeout: float
+    ) -> tuple[threading.Thread, list[HttpAnswer]]:
+        """GET ``path`` from a thread (it blocks while the request is paused): the thread, and
+        the list its answer goes into; none when the server stopped (a failed test)."""
+        answers: list[HttpAnswer] = []
+
+        def send() -> None:
+            try:
+                answers.append(self.get(path, timeout=timeout))
+            except OSError:  # the server stopped: the test's assertions say why
+                pass
+
+        request = threading.Thread(target=send, daemon=True)
+        request.start()
+        return request, answers
+
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:

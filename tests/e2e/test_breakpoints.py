@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,20 +56,6 @@ def in_every_worker(broker: Broker, breakpoint_id: str, status: str) -> dict[str
         what=f"every worker to say {status}",
     )
     return found
-
-
-def in_background(server: AppServer, path: str) -> tuple[threading.Thread, list[HttpAnswer]]:
-    answers: list[HttpAnswer] = []
-
-    def send() -> None:
-        try:
-            answers.append(server.get(path, timeout=90))
-        except OSError:  # the server stopped (a failed test): the assertions say why
-            pass
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread, answers
 
 
 @pytest.fixture
@@ -129,9 +114,9 @@ def test_a_breakpoint_pauses_each_worker_steps_and_continue_answers_right(
     assert len(in_every_worker(broker, made["id"], "armed")) == 3
 
     # The first request pauses in one worker; a second one, meanwhile, in another.
-    first, first_answers = in_background(server, "/price?n=3")
+    first, first_answers = server.get_in_background("/price?n=3", timeout=90)
     wait_for(lambda: len(paused_reports(broker)) == 1, what="the first pause")
-    second, second_answers = in_background(server, "/price?n=5")
+    second, second_answers = server.get_in_background("/price?n=5", timeout=90)
     wait_for(lambda: len(paused_reports(broker)) == 2, what="the pause in another worker")
     pauses = [broker.report(summary["id"]) for summary in paused_reports(broker)]
     assert len({report["agent_id"] for report in pauses}) == 2  # two workers
@@ -254,7 +239,7 @@ def test_a_breakpoint_in_an_async_helper_pauses_under_uvicorn(
         what="armed in the uvicorn worker",
     )
     assert server.get("/double?n=2").text == "2 doubled: 4"  # the condition does not hold
-    request, answers = in_background(server, "/double?n=21")
+    request, answers = server.get_in_background("/double?n=21", timeout=90)
     paused = wait_for(lambda: next(iter(paused_reports(broker)), None), what="the pause")
     report = broker.report(paused["id"])
     frame = report["exceptions"][-1]["frames"][-1]

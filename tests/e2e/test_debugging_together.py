@@ -9,7 +9,6 @@ under uvicorn the view is async and a step goes over an await."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
+from tests.conftest import AppServer, Broker, wait_for
 from tests.e2e.browser import OpenPage, person
 from tests.e2e.test_stepping_browser import console_of, follow, line_of, run, stands_at
 
@@ -30,21 +29,6 @@ GUNICORN = ["gunicorn", "-w", "2", "-k", "gthread", "--threads", "4", "--timeout
 # How many requests may go to the first worker before one reaches the other (each is paused
 # and continued in turn): the kernel hands a connection to either worker, so a few do.
 OTHER_WORKER_TRIES = 40
-
-
-def in_background(server: AppServer, path: str) -> tuple[threading.Thread, list[HttpAnswer]]:
-    """GET ``path`` from a thread: it blocks while the request is paused."""
-    answers: list[HttpAnswer] = []
-
-    def send() -> None:
-        try:
-            answers.append(server.get(path, timeout=120))
-        except OSError:  # the server stopped (a failed test): the assertions say why
-            pass
-
-    request = threading.Thread(target=send, daemon=True)
-    request.start()
-    return request, answers
 
 
 def paused_ids(broker: Broker) -> set[str]:
@@ -131,7 +115,7 @@ def test_two_people_break_and_step_in_a_flask_view_in_both_gunicorn_workers(
     for page in both:
         to_the_list(page, broker)
     known = paused_ids(broker)
-    request, answers = in_background(server, "/price?n=3")
+    request, answers = server.get_in_background("/price?n=3", timeout=120)
     paused = new_pause(broker, known)
     assert f"breakpoint at breakpoints_flask.py:{line('count = int(')}" in paused["message"]
     for page in both:
@@ -183,7 +167,7 @@ def test_two_people_break_and_step_in_a_flask_view_in_both_gunicorn_workers(
         tries += 1
         assert tries <= OTHER_WORKER_TRIES, f"{tries - 1} requests all went to the first worker"
         known = paused_ids(broker)
-        request, answers = in_background(server, "/price?n=5")
+        request, answers = server.get_in_background("/price?n=5", timeout=120)
         other = new_pause(broker, known)
         if other["agent_id"] != paused["agent_id"]:
             break
@@ -240,7 +224,7 @@ def test_two_people_break_in_an_async_view_and_step_over_an_await_under_uvicorn(
     for page in both:
         to_the_list(page, broker)
     known = paused_ids(broker)
-    request, answers = in_background(server, "/double?n=21")
+    request, answers = server.get_in_background("/double?n=21", timeout=120)
     paused = new_pause(broker, known)
     for page in both:
         reach_from_the_list(page, broker, paused)

@@ -3,14 +3,13 @@ in a real gunicorn worker (tests/e2e/apps/stepping_wsgi.py)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, HttpAnswer, frame_index, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
 
 APP = Path(__file__).parent / "apps" / "stepping_wsgi.py"
 VIEW_TOKEN = "view-token-stepping"
@@ -20,20 +19,6 @@ def line_of(text: str) -> int:
     """The line of ``stepping_wsgi.py`` that contains ``text``."""
     lines = APP.read_text(encoding="utf-8").splitlines()
     return next(number for number, line in enumerate(lines, 1) if text in line)
-
-
-def checkout_in_background(server: AppServer) -> tuple[threading.Thread, list[HttpAnswer]]:
-    answers: list[HttpAnswer] = []
-
-    def send() -> None:
-        try:
-            answers.append(server.get("/checkout", timeout=90))
-        except OSError:  # the server stopped (a failed test): the assertions say why
-            pass
-
-    request = threading.Thread(target=send, daemon=True)
-    request.start()
-    return request, answers
 
 
 def first_pause(broker: Broker) -> dict[str, Any]:
@@ -76,7 +61,7 @@ def test_step_over_into_out_and_continue_through_a_real_worker(
     broker: Broker, stepping_server: Callable[[], AppServer]
 ) -> None:
     server = stepping_server()
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
     assert where(paused) == ("checkout", line_of("breakpoint()  #"))
 
@@ -124,7 +109,7 @@ def test_run_to_a_line_then_the_worker_still_serves_other_requests(
     broker: Broker, stepping_server: Callable[[], AppServer]
 ) -> None:
     server = stepping_server()
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
     target = line_of("summary = f")
     there = step(broker, paused, "until", line=target)
@@ -139,7 +124,7 @@ def test_bad_steps_are_refused_with_a_clear_error(
     broker: Broker, stepping_server: Callable[[], AppServer]
 ) -> None:
     server = stepping_server()
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
     path = f"/api/reports/{paused['id']}/step"
     bad = broker.post(path, {"action": "sideways"})
@@ -165,7 +150,7 @@ def test_a_view_only_token_cannot_step_and_is_audited(
         env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
         command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "{bind}"]
         server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
-        request, answers = checkout_in_background(server)
+        request, answers = server.get_in_background("/checkout", timeout=90)
         paused = first_pause(broker)
         viewer = {"Authorization": f"Bearer {VIEW_TOKEN}"}
         path = f"/api/reports/{paused['id']}/step"
@@ -187,7 +172,7 @@ def test_an_agent_with_evalex_off_refuses_steps_but_continues(
     env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace", STEPPING_EVALEX="0")
     command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "{bind}"]
     server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
     path = f"/api/reports/{paused['id']}/step"
     refused = broker.post(path, {"action": "into"})
@@ -206,7 +191,7 @@ def test_a_broker_that_disappears_lets_a_stepped_thread_go_on(
     )
     command = ["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "{bind}"]
     server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=90)
     first = step(broker, first_pause(broker), "over")
     assert where(first) == ("checkout", line_of("count = len(basket)"))
     broker.kill()  # gone for good: the paused thread must not wait 300 s for it

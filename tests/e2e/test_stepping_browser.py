@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, Route, WebSocketRoute, expect
 
-from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
+from tests.conftest import AppServer, Broker, wait_for
 from tests.e2e.browser import OpenPage, accessibility_problems, log_in, person
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -32,20 +31,6 @@ def line_of(app: Path, text: str) -> int:
     """The line of ``app`` that contains ``text``."""
     lines = app.read_text(encoding="utf-8").splitlines()
     return next(number for number, line in enumerate(lines, 1) if text in line)
-
-
-def checkout_in_background(server: AppServer) -> tuple[threading.Thread, list[HttpAnswer]]:
-    answers: list[HttpAnswer] = []
-
-    def send() -> None:
-        try:
-            answers.append(server.get("/checkout", timeout=120))
-        except OSError:  # the server stopped (a failed test): the assertions say why
-            pass
-
-    request = threading.Thread(target=send, daemon=True)
-    request.start()
-    return request, answers
 
 
 def first_pause(broker: Broker) -> dict[str, Any]:
@@ -110,7 +95,7 @@ def test_two_people_step_a_flask_view_under_gunicorn(
 ) -> None:
     env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
     server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=120)
     paused = first_pause(broker)
     ada = person(open_page, broker, "Ada")
     bob = person(open_page, broker, "Bob")
@@ -188,7 +173,7 @@ def test_two_people_step_over_awaits_of_an_async_view_under_uvicorn(
     env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
     command = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "stepping_asgi:app"]
     server = start_server(command, env, name="uvicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=120)
     paused = first_pause(broker)
     ada = person(open_page, broker, "Ada")
     bob = person(open_page, broker, "Bob")
@@ -241,7 +226,7 @@ def test_an_agent_with_evalex_off_refuses_a_step_clearly_and_continue_still_work
 ) -> None:
     env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace", STEPPING_EVALEX="0")
     server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=120)
     paused = first_pause(broker)
     page, guard = open_page()
     guard.allow("403")  # the refused step's answer, logged by Chromium
@@ -276,7 +261,7 @@ def test_a_view_only_session_is_refused_a_step_clearly(
     try:
         env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
         server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
-        request, answers = checkout_in_background(server)
+        request, answers = server.get_in_background("/checkout", timeout=120)
         paused = first_pause(broker)
         page, guard = open_page()
         guard.allow("40[13]")  # the login check before the token, and the refused step
@@ -306,7 +291,7 @@ def test_a_tab_that_missed_a_step_is_told_and_finds_the_current_stop(
     step is refused (409) with the broker's words, and the page then shows where it went."""
     env = broker.agent_env(PYTHONBREAKPOINT="debugbroker.set_trace")
     server = start_server([*GUNICORN, "stepping_flask:app"], env, name="gunicorn")
-    request, answers = checkout_in_background(server)
+    request, answers = server.get_in_background("/checkout", timeout=120)
     paused = first_pause(broker)
     page, guard = open_page()
     guard.allow("409")
