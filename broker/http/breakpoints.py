@@ -146,18 +146,31 @@ def _check_new(body: dict[str, Any], agents: dict[str, Any]) -> dict[str, Any] |
     }
 
 
+async def _named_breakpoint(
+    request: web.Request, action: str, verb: str
+) -> dict[str, Any] | web.Response:
+    """The breakpoint the path names, or the audited refusal: a view token's 403 (it may not
+    ``verb`` breakpoints) or an unknown id's 404."""
+    store = request.app[STORE]
+    if request[ROLE_KEY] != "full":
+        refused = json_error(403, f"this token may read reports but not {verb} breakpoints")
+        return await audit_refusal(store, request, action, refused)
+    breakpoint_id = request.match_info["breakpoint_id"]
+    found: dict[str, Any] | None = request.app[RELAY].breakpoints.get(breakpoint_id)
+    if found is None:
+        refused = json_error(404, f"no breakpoint with id {breakpoint_id!r}")
+        return await audit_refusal(store, request, action, refused)
+    return found
+
+
 async def change_breakpoint(request: web.Request) -> web.Response:
     """``PATCH /api/breakpoints/{id}`` ``{"enabled", "condition", "hit_count"}`` (any of)."""
     store = request.app[STORE]
     book = request.app[RELAY].breakpoints
-    if request[ROLE_KEY] != "full":
-        refused = json_error(403, "this token may read reports but not change breakpoints")
-        return await audit_refusal(store, request, "breakpoint_changed", refused)
+    found = await _named_breakpoint(request, "breakpoint_changed", "change")
+    if isinstance(found, web.Response):
+        return found
     breakpoint_id = request.match_info["breakpoint_id"]
-    found = book.get(breakpoint_id)
-    if found is None:
-        refused = json_error(404, f"no breakpoint with id {breakpoint_id!r}")
-        return await audit_refusal(store, request, "breakpoint_changed", refused)
     body = await _body(request)
     changes = _check_changes(body) if body is not None else "the body must be a JSON object"
     unknown = sorted(set(body or {}) - {"enabled", "condition", "hit_count"})
@@ -192,14 +205,10 @@ async def remove_breakpoint(request: web.Request) -> web.Response:
     """``DELETE /api/breakpoints/{id}``: remove it from the broker and its agents."""
     store = request.app[STORE]
     book = request.app[RELAY].breakpoints
-    if request[ROLE_KEY] != "full":
-        refused = json_error(403, "this token may read reports but not remove breakpoints")
-        return await audit_refusal(store, request, "breakpoint_removed", refused)
+    found = await _named_breakpoint(request, "breakpoint_removed", "remove")
+    if isinstance(found, web.Response):
+        return found
     breakpoint_id = request.match_info["breakpoint_id"]
-    found = book.get(breakpoint_id)
-    if found is None:
-        refused = json_error(404, f"no breakpoint with id {breakpoint_id!r}")
-        return await audit_refusal(store, request, "breakpoint_removed", refused)
     row = await audit_action(
         store, request, "breakpoint_removed", agent_id=found["agent_id"], detail=_where(found)
     )
