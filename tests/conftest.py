@@ -76,6 +76,12 @@ def wait_for(
         idle.wait(0.05)
 
 
+def line_of(path: Path, text: str) -> int:
+    """The number of the first line of ``path`` that contains ``text``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:

@@ -13,15 +13,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, HttpAnswer, frame_index, http, node_text, wait_for
+from tests.conftest import (
+    AppServer,
+    Broker,
+    HttpAnswer,
+    frame_index,
+    http,
+    line_of,
+    node_text,
+    wait_for,
+)
 
 APP = Path(__file__).parent / "apps" / "breakpoints_flask.py"
 APP_NAME = "breakpoints-e2e"
-
-
-def line_of(text: str) -> int:
-    lines = APP.read_text(encoding="utf-8").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if text in line)
 
 
 def call(broker: Broker, method: str, path: str, body: object = None) -> HttpAnswer:
@@ -99,7 +103,7 @@ def test_a_breakpoint_pauses_each_worker_steps_and_continue_answers_right(
     broker: Broker, start_app: Callable[..., AppServer], app_file: Path
 ) -> None:
     server = start_app()
-    line = line_of("total = with_discount(subtotal)")
+    line = line_of(APP, "total = with_discount(subtotal)")
     made = set_breakpoint(broker, app_file, line)
     in_every_worker(broker, made["id"], "armed")
 
@@ -164,19 +168,19 @@ def test_hostile_breakpoints_are_bounded_and_say_why(
     broker: Broker, start_app: Callable[..., AppServer], app_file: Path
 ) -> None:
     server = start_app()
-    helper_line = line_of("return amount - discount")
+    helper_line = line_of(APP, "return amount - discount")
     raising = set_breakpoint(broker, app_file, helper_line, condition="1 / 0")
     looping = set_breakpoint(
         broker,
         app_file,
-        line_of("discount = amount // 10"),
+        line_of(APP, "discount = amount // 10"),
         condition="all(True for _ in iter(int, 1))",
     )
-    blank = set_breakpoint(broker, app_file, line_of("def with_discount") - 1)
+    blank = set_breakpoint(broker, app_file, line_of(APP, "def with_discount") - 1)
     in_every_worker(broker, raising["id"], "armed")
     in_every_worker(broker, looping["id"], "armed")
     for state in in_every_worker(broker, blank["id"], "refused").values():
-        assert state["reason"] == f"no code on line {line_of('def with_discount') - 1}"
+        assert state["reason"] == f"no code on line {line_of(APP, 'def with_discount') - 1}"
 
     # Each request answers right, in bounded time; the conditions' failures are in the states.
     for count in (1, 2, 3, 4):
@@ -201,7 +205,7 @@ def test_hostile_breakpoints_are_bounded_and_say_why(
 
     # The file changed on disk after the workers loaded it: armed, with a warning.
     app_file.write_text("# a new first line\n" + APP.read_text(encoding="utf-8"), encoding="utf-8")
-    moved = set_breakpoint(broker, app_file, line_of("subtotal = count * 100"))
+    moved = set_breakpoint(broker, app_file, line_of(APP, "subtotal = count * 100"))
     for state in in_every_worker(broker, moved["id"], "armed").values():
         assert "changed on disk" in state["warning"]
 
@@ -213,7 +217,7 @@ def test_an_agent_with_evalex_false_refuses_breakpoints(
     server = start_app(workers=None, BREAKPOINTS_EVALEX="0")
     assert server.get("/price?n=1").status == 200
     wait_for(lambda: any(a["app"] == APP_NAME for a in broker.live_agents()), what="an agent")
-    made = set_breakpoint(broker, app_file, line_of("total = with_discount(subtotal)"))
+    made = set_breakpoint(broker, app_file, line_of(APP, "total = with_discount(subtotal)"))
     for state in in_every_worker(broker, made["id"], "refused").values():
         assert "evalex=False" in state["reason"]
     assert server.get("/price?n=2").text.startswith("2 items: 180")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import expect
 
-from tests.conftest import AppServer, Broker, HttpAnswer, wait_for
+from tests.conftest import AppServer, Broker, HttpAnswer, line_of, wait_for
 
 if TYPE_CHECKING:
     from tests.e2e.browser import OpenPage
@@ -22,11 +22,6 @@ pytest_plugins = ["tests.e2e.browser"]
 
 APP = Path(__file__).parent / "apps" / "breakpoints_flask.py"
 APP_NAME = "breakpoints-e2e"
-
-
-def line_of(text: str) -> int:
-    lines = APP.read_text(encoding="utf-8").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if text in line)
 
 
 def test_clicking_a_line_sets_a_breakpoint_that_pauses_the_next_request(
@@ -52,7 +47,7 @@ def test_clicking_a_line_sets_a_breakpoint_that_pauses_the_next_request(
     page.goto(f"{broker.url}/#/reports/{summary['id']}")
 
     # Click the line number of the helper's return line, in the frame's source.
-    line = line_of("return amount - discount")
+    line = line_of(APP, "return amount - discount")
     frame = page.get_by_test_id("frame").filter(has_text="with_discount").last
     frame.locator(f'[data-testid="bp-line"][data-line="{line}"]').first.click()
     form = frame.get_by_test_id("bp-form")
@@ -86,7 +81,7 @@ def test_clicking_a_line_sets_a_breakpoint_that_pauses_the_next_request(
     # The whole-file view sets them too; the watcher disables one, then removes it.
     frame.get_by_test_id("full-source-toggle").click()
     whole = frame.get_by_test_id("full-source")
-    other = line_of("subtotal = count * 100")
+    other = line_of(APP, "subtotal = count * 100")
     whole.locator(f'[data-testid="bp-line"][data-line="{other}"]').click()
     frame.get_by_test_id("bp-form").last.get_by_test_id("bp-set").click()
     expect(watcher.get_by_test_id("breakpoint")).to_have_count(2)

@@ -16,9 +16,9 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import AppServer, Broker, wait_for
+from tests.conftest import AppServer, Broker, line_of, wait_for
 from tests.e2e.browser import OpenPage, person
-from tests.e2e.test_stepping_browser import console_of, follow, line_of, run, stands_at
+from tests.e2e.test_stepping_browser import console_of, follow, run, stands_at
 
 pytest_plugins = ["tests.e2e.browser"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from tests.conftest import Broker, Process, RedisServer, frame_index, node_text, wait_for
+from tests.conftest import Broker, Process, RedisServer, frame_index, line_of, node_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,11 +165,7 @@ def test_a_breakpoint_set_in_a_task_pauses_the_worker_that_runs_it(
     agents as they start (the solo worker with its first task), and a task's thread stops
     there on every Python (3.10/3.11 hook it at task_prerun)."""
     source = Path(__file__).parent / "apps" / "celery_app.py"
-    line = next(
-        number
-        for number, text in enumerate(source.read_text(encoding="utf-8").splitlines(), 1)
-        if "a breakpoint's line" in text
-    )
+    line = line_of(source, "a breakpoint's line")
     worker = start_worker(broker, redis_server, tmp_path, "--pool", pool, "--concurrency", "2")
     try:
         if pool == "prefork":  # both children say hello before any task

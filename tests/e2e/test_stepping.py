@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppServer, Broker, frame_index, node_text, wait_for
+from tests.conftest import AppServer, Broker, frame_index, line_of, node_text, wait_for
 
 APP = Path(__file__).parent / "apps" / "stepping_wsgi.py"
 VIEW_TOKEN = "view-token-stepping"
-
-
-def line_of(text: str) -> int:
-    """The line of ``stepping_wsgi.py`` that contains ``text``."""
-    lines = APP.read_text(encoding="utf-8").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if text in line)
 
 
 def first_pause(broker: Broker) -> dict[str, Any]:
@@ -63,29 +57,29 @@ def test_step_over_into_out_and_continue_through_a_real_worker(
     server = stepping_server()
     request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
-    assert where(paused) == ("checkout", line_of("breakpoint()  #"))
+    assert where(paused) == ("checkout", line_of(APP, "breakpoint()  #"))
 
     # Step over twice: each stop is a new paused report, held, linked to the one before.
     first = step(broker, paused, "over")
-    assert where(first) == ("checkout", line_of("count = len(basket)"))
+    assert where(first) == ("checkout", line_of(APP, "count = len(basket)"))
     assert first["step_of"] == paused["id"] and first["step"] == "over"
     assert first["resumable"] is True and first["stepped_by"] is not None
     wait_for(lambda: broker.report(paused["id"])["resumable"] is False, what="old pause ended")
     second = step(broker, first, "over")
-    assert where(second) == ("checkout", line_of("subtotal = sum("))
+    assert where(second) == ("checkout", line_of(APP, "subtotal = sum("))
     answer = broker.evaluate(second["id"], frame_index(second, "checkout"), "count")
     assert answer.status == 200, answer.text
     assert node_text(answer.json()["result"]) == "2"
 
     # Over the subtotal line, then into the helper, a step in it, and out to the caller.
     third = step(broker, second, "over")
-    assert where(third) == ("checkout", line_of("total = with_tax("))
+    assert where(third) == ("checkout", line_of(APP, "total = with_tax("))
     inside = step(broker, third, "into")
-    assert where(inside) == ("with_tax", line_of("tax = amount // 10"))
+    assert where(inside) == ("with_tax", line_of(APP, "tax = amount // 10"))
     answer = broker.evaluate(inside["id"], frame_index(inside, "with_tax"), "amount")
     assert node_text(answer.json()["result"]) == "70"
     out = step(broker, inside, "out")
-    assert where(out) == ("checkout", line_of("summary = f"))
+    assert where(out) == ("checkout", line_of(APP, "summary = f"))
     answer = broker.evaluate(out["id"], frame_index(out, "checkout"), "total")
     assert node_text(answer.json()["result"]) == "77"
 
@@ -111,7 +105,7 @@ def test_run_to_a_line_then_the_worker_still_serves_other_requests(
     server = stepping_server()
     request, answers = server.get_in_background("/checkout", timeout=90)
     paused = first_pause(broker)
-    target = line_of("summary = f")
+    target = line_of(APP, "summary = f")
     there = step(broker, paused, "until", line=target)
     assert where(there) == ("checkout", target) and there["step"] == "until"
     assert server.get("/").text == "ok"  # only the stepped thread waits
@@ -193,7 +187,7 @@ def test_a_broker_that_disappears_lets_a_stepped_thread_go_on(
     server = start_server([*command, "stepping_wsgi:app"], env, name="gunicorn")
     request, answers = server.get_in_background("/checkout", timeout=90)
     first = step(broker, first_pause(broker), "over")
-    assert where(first) == ("checkout", line_of("count = len(basket)"))
+    assert where(first) == ("checkout", line_of(APP, "count = len(basket)"))
     broker.kill()  # gone for good: the paused thread must not wait 300 s for it
     request.join(30)
     assert answers and answers[0].text == "2 items, total 77"

@@ -15,7 +15,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, Route, WebSocketRoute, expect
 
-from tests.conftest import AppServer, Broker, wait_for
+from tests.conftest import AppServer, Broker, line_of, wait_for
 from tests.e2e.browser import OpenPage, accessibility_problems, log_in, person
 
 pytest_plugins = ["tests.e2e.browser"]
@@ -25,12 +25,6 @@ FLASK_APP = APPS / "stepping_flask.py"
 ASGI_APP = APPS / "stepping_asgi.py"
 VIEW_TOKEN = "view-token-stepping-ui"
 GUNICORN = ["gunicorn", "-w", "2", "-k", "gthread", "--threads", "4", "{bind}"]
-
-
-def line_of(app: Path, text: str) -> int:
-    """The line of ``app`` that contains ``text``."""
-    lines = app.read_text(encoding="utf-8").splitlines()
-    return next(number for number, line in enumerate(lines, 1) if text in line)
 
 
 def first_pause(broker: Broker) -> dict[str, Any]:
