@@ -88,6 +88,8 @@ from debugbroker.protocol.report import (
     RequestInfo,
     Variable,
     format_node,
+    new_node,
+    new_variable,
 )
 
 __all__ = [
@@ -101,6 +103,8 @@ __all__ = [
     "Report",
     "BRACKETS",
     "format_node",
+    "new_node",
+    "new_variable",
     "PROTOCOL_VERSION",
     "MAX_HELD_IDS",
     "CONSOLE_FRAME_ID",

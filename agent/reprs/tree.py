@@ -49,7 +49,14 @@ from debugbroker.agent.reprs.safe_text import (
 )
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.reprs.secret_values import MASK_MARGIN, mask_bytes, mask_text
-from debugbroker.protocol import BRACKETS, ReprNode, Variable, format_node
+from debugbroker.protocol import (
+    BRACKETS,
+    ReprNode,
+    Variable,
+    format_node,
+    new_node,
+    new_variable,
+)
 
 __all__ = [
     "EXACT_SHAPES",
@@ -319,7 +326,7 @@ class _Renderer:
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:
         self.budget.spend(text)
         more = self.handle() if omitted > 0 and kind in _EXPANDABLE else None
-        return ReprNode(kind=kind, type_name=type_name, text=text, omitted=omitted, more=more)
+        return new_node(kind, type_name, text, (), omitted, more)
 
     def broken(self, type_name: str, error: BaseException) -> ReprNode:
         return self.leaf("broken", type_name, f"<broken repr ({describe_error(error, 200)})>")
@@ -342,7 +349,7 @@ class _Renderer:
                 if len(text) <= self.options.repr_text:
                     cost = _NODE_COST + len(text)  # ASCII: len is the cost
                     self.budget.remaining -= cost
-                    node = ReprNode(kind=kind, type_name=EXACT_NAMES[tp], text=text)
+                    node = new_node(kind, EXACT_NAMES[tp], text)
                     ints = self.leaves.ints
                     if tp is int and len(text) <= self.short_text and len(ints) < _MAX_LEAVES:
                         ints[value] = (node, cost)  # type: ignore[index]
@@ -425,13 +432,8 @@ class _Renderer:
             del path[mark:]
         self.budget.spend("")
         omitted = max(0, len(pairs) - offset - len(children))
-        return ReprNode(
-            kind="dict",
-            type_name=type_name,
-            children=tuple(children),
-            omitted=omitted,
-            more=self.handle() if omitted > 0 else None,
-        )
+        more = self.handle() if omitted > 0 else None
+        return new_node("dict", type_name, "", tuple(children), omitted, more)
 
     def fields(self, value: Any, names: tuple[str, ...], type_name: str, depth: int) -> ReprNode:
         """A dataclass or attrs instance as its generated repr would show it, with the values
@@ -542,9 +544,17 @@ class _Renderer:
                 self.pairs(value, base) if kind == "dict" else base.__iter__(value)  # type: ignore[union-attr]
             )
             render = self.pair if kind == "dict" else self.node
+            budget, ints, strs = self.budget, self.leaves.ints, self.leaves.strs
             for position, item in enumerate(islice(iterator, offset, offset + max(0, cap)), offset):
-                if self.budget.exhausted() is not None:
+                if budget.exhausted() is not None:
                     break
+                tp = type(item)
+                if tp is int or tp is str:  # ``node``'s shared leaf, without the call
+                    known = (ints if tp is int else strs).get(item)
+                    if known is not None:
+                        budget.remaining -= known[1]
+                        children.append(known[0])
+                        continue
                 path.append(position)
                 children.append(render(item, depth + 1))
                 path.pop()
@@ -553,13 +563,8 @@ class _Renderer:
             del path[mark:]
         self.budget.spend("")
         omitted = max(0, total - offset - len(children))
-        return ReprNode(
-            kind=kind,
-            type_name=type_name,
-            children=tuple(children),
-            omitted=omitted,
-            more=self.handle() if omitted > 0 else None,
-        )
+        more = self.handle() if omitted > 0 else None
+        return new_node(kind, type_name, "", tuple(children), omitted, more)
 
     def length(self, value: Any, base: type[Any] | None) -> int:
         if base is not None:
@@ -586,6 +591,20 @@ class _Renderer:
 
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
+        budget = self.budget
+        if type(key) is str and budget.remaining > 0:  # both leaves shared: ``node``'s result
+            known_key = self.leaves.strs.get(key)
+            tv = type(value)
+            if known_key is not None and (tv is int or tv is str):
+                known = (self.leaves.ints if tv is int else self.leaves.strs).get(value)
+                if (
+                    known is not None
+                    and budget.remaining > known_key[1]
+                    and self.secret.search(key) is None
+                ):
+                    budget.remaining -= known_key[1] + known[1]
+                    budget.spend("")
+                    return new_node("pair", "", "", (known_key[0], known[0]))
         path = self.path
         path.append(0)
         key_node = self.node(key, depth)
@@ -598,7 +617,7 @@ class _Renderer:
             value_node = self.node(value, depth)
         path.pop()
         self.budget.spend("")
-        return ReprNode(kind="pair", type_name="", children=(key_node, value_node))
+        return new_node("pair", "", "", (key_node, value_node))
 
 
 def _budget_for(options: Options, budget: Budget | None) -> Budget:
@@ -708,5 +727,5 @@ def variables_of(
                 node = renderer.node(value, 0)
             except USER_CODE_ERRORS as error:  # only a bug in this module gets here
                 node = _broken_node("repr", error)
-        out.append(Variable(name=name, value=node))
+        out.append(new_variable(name, node))
     return tuple(out)

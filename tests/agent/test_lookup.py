@@ -203,3 +203,20 @@ def test_expanded_pages_carry_the_handles_of_their_own_positions(items: list[Any
     node = represent_more(items, OPTIONS, offset, budget=Budget(10.0), path=list(path))
     bare = represent_more(items, OPTIONS, offset, budget=Budget(10.0))
     assert node == _filled(bare, path, base=offset)
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=5), st.integers(0, 4_000))
+def test_shared_leaves_give_the_tree_fresh_ones_give(namespace: dict[str, Any], size: int) -> None:
+    """Leaves an earlier frame rendered (taken without ``node``'s call inside containers and
+    dict pairs) give the same nodes, handles and budget as rendering them afresh, also where
+    the size budget runs out."""
+    options = Options(repr_depth=3)
+    # Secret-named keys whose values are shared leaves too: still masked.
+    namespace = {**namespace, "z": {"a": 7, "password": 7, "b": "k", "api_key": "k"}}
+    warm = LeafNodes()
+    variables_of(namespace, options, Budget(10.0), handles=True, leaves=warm)
+    shared_budget, fresh_budget = Budget(10.0, size), Budget(10.0, size)
+    shared = variables_of(namespace, options, shared_budget, handles=True, leaves=warm)
+    fresh = variables_of(namespace, options, fresh_budget, handles=True, leaves=LeafNodes())
+    assert shared == fresh
+    assert shared_budget.remaining == fresh_budget.remaining

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -331,3 +332,43 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
     added |= {"stepped_by", "next_pause", "at"}
     unknown = set(ts_fields) - py_fields - added
     assert not unknown, f"{cls.__name__}: types.ts has fields the protocol lacks: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize(
+    ("build", "cls"), [(protocol.new_node, protocol.ReprNode), (protocol.new_variable, Variable)]
+)
+def test_fast_constructors_take_exactly_the_fields(build: Any, cls: type[Any]) -> None:
+    """``new_node``/``new_variable`` set slots directly: a field added to the class must be
+    added to them too, with the same default."""
+    parameters = inspect.signature(build).parameters
+    fields = dataclasses.fields(cls)
+    assert list(parameters) == [field.name for field in fields]
+    for field in fields:
+        default = parameters[field.name].default
+        assert default == (
+            inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
+        )
+
+
+@given(
+    st.text(max_size=5),
+    st.text(max_size=5),
+    st.text(max_size=5),
+    st.integers(0, 10),
+    st.none() | st.text(max_size=5),
+)
+def test_fast_constructors_make_the_same_objects(
+    kind: str, type_name: str, text: str, omitted: int, more: str | None
+) -> None:
+    child = protocol.ReprNode(kind="number", type_name="int", text="1")
+    made = protocol.new_node(kind, type_name, text, (child,), omitted, more)
+    expected = protocol.ReprNode(
+        kind=kind, type_name=type_name, text=text, children=(child,), omitted=omitted, more=more
+    )
+    assert type(made) is protocol.ReprNode
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert protocol.to_wire(made) == protocol.to_wire(expected)
+    variable = protocol.new_variable(text, made)
+    assert variable == Variable(name=text, value=expected)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.text = "changed"  # type: ignore[misc]
