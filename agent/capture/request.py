@@ -39,6 +39,12 @@ _MAX_VALUE = 1_000
 _MAX_TOTAL = 128 * 1024  # characters of the whole request panel
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 Pairs = tuple[tuple[str, str], ...]
+# A pair as shown (name and value cut, the value masked by content) per exact short name and
+# value: a pure function of them and the secret names, and the same server keys, flags and
+# headers come with every request (an error storm's requests are alike).
+_MAX_REMEMBERED_VALUE = 256
+_MAX_REMEMBERED_PAIRS = 2048
+_shown_pairs: dict[tuple[SecretNames, str, str], tuple[str, str]] = {}
 
 
 class _Table:
@@ -54,12 +60,21 @@ class _Table:
         """Add a pair; False once the table or the request is full."""
         if len(self.pairs) >= self.limit or self.allowance[0] <= 0:
             return False
-        name = safe_text(name, _MAX_NAME)[0]
-        text, omitted = safe_text(mask_text(str.__str__(value), self.secret), _MAX_VALUE)
-        if omitted:
-            text += f"… ({omitted} more characters)"
-        self.allowance[0] -= len(name) + len(text)
-        self.pairs.append((name, text))
+        short = type(name) is str and type(value) is str and len(value) <= _MAX_REMEMBERED_VALUE
+        key = (self.secret, name, value)
+        pair = _shown_pairs.get(key) if short else None
+        if pair is None:
+            name = safe_text(name, _MAX_NAME)[0]
+            text, omitted = safe_text(mask_text(str.__str__(value), self.secret), _MAX_VALUE)
+            if omitted:
+                text += f"… ({omitted} more characters)"
+            pair = (name, text)
+            if short:
+                if len(_shown_pairs) >= _MAX_REMEMBERED_PAIRS:
+                    _shown_pairs.clear()  # atomic, unlike evicting one entry while threads read
+                _shown_pairs[key] = pair
+        self.allowance[0] -= len(pair[0]) + len(pair[1])
+        self.pairs.append(pair)
         return True
 
     def result(self) -> Pairs:

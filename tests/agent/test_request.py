@@ -241,3 +241,29 @@ def test_values_are_masked_by_content_in_every_table() -> None:
     )
     assert dict(info.environ)["DATABASE_URL"] == f"postgres://user:{MASK}@db:5432/app"
     assert dict(info.form)["note"] == f"call me token={MASK}"
+
+
+def test_remembered_pairs_give_the_same_panel_and_stay_bounded() -> None:
+    """A repeat of a request is shown from remembered pairs: the same panel, masked the same
+    way, per set of secret names; the memory of pairs is bounded."""
+    from debugbroker.agent.capture import request as request_module
+
+    env = environ(
+        path="/pay",
+        query_string="page=2&api_key=K3Y",
+        headers={"Referer": "https://u:REFPASS@shop.example/?session=S3", "X-Plan": "gold"},
+    )
+    env["DATABASE_URL"] = "postgres://user:DBPASS@db:5432/app"
+    first = build_request_info(env, Options())
+    request_module._shown_pairs.clear()  # noqa: SLF001
+    fresh = build_request_info(env, Options())
+    assert first == fresh == build_request_info(env, Options())  # the last one remembered
+    assert first is not None and "REFPASS" not in repr(first) and "DBPASS" not in repr(first)
+    other = build_request_info(env, Options(secret_names=("plan",)))
+    assert other is not None and dict(other.headers)["X-Plan"] == MASK
+    assert dict(first.headers)["X-Plan"] == "gold"
+    cap = request_module._MAX_REMEMBERED_PAIRS  # noqa: SLF001
+    for number in range(cap + 10):
+        env[f"HTTP_X_N{number}"] = str(number)
+    build_request_info(env, Options())
+    assert len(request_module._shown_pairs) <= cap  # noqa: SLF001
