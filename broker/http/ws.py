@@ -39,8 +39,9 @@ import json
 import logging
 import re
 import secrets
+import socket as sockets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u20
 _RATE_BURST = 20.0
 _RATE_PER_SECOND = 5.0
 _MAX_REJECTED = 100
+_TCP_CORK: int | None = getattr(sockets, "TCP_CORK", None)  # Linux
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class _Client:
         "proven",
         "client",
         "in_flight",
+        "corkable",
     )
 
     def __init__(
@@ -193,8 +196,12 @@ class _Client:
         role: str = "full",
         session: Session | None = None,
         client: str = "",
+        corkable: Any = None,
     ) -> None:
         self.socket = socket
+        # The connection's socket (asyncio's ``TransportSocket``), to send a command's
+        # answer and the events queued with it as one TCP segment; None: each by itself.
+        self.corkable = corkable
         self.role = role  # "view": console entries reach it with secrets masked
         self.session = session  # opened with the cookie: commands wait for its key
         self.proven = session is None  # a Bearer token proved itself at the handshake
@@ -215,6 +222,37 @@ class _Client:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+
+    def take_queued(self) -> list[str]:
+        """The texts waiting in this tab's queue, in order, taken out (a close waiting
+        there stays, for the send loop)."""
+        texts = []
+        while not self.queue.empty():
+            text = self.queue.get_nowait()
+            if text is None:  # fall_behind emptied the queue first: it is alone
+                self.queue.put_nowait(None)
+                break
+            texts.append(text)
+        return texts
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold back what is written meanwhile and send it together at the end (Linux's
+        ``TCP_CORK``): one segment, so the tab wakes once for all of it."""
+        corkable = self.corkable
+        if corkable is None or _TCP_CORK is None:
+            yield
+            return
+        try:
+            corkable.setsockopt(sockets.IPPROTO_TCP, _TCP_CORK, 1)
+        except OSError:  # closed meanwhile: sends fail on their own
+            yield
+            return
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                corkable.setsockopt(sockets.IPPROTO_TCP, _TCP_CORK, 0)
 
     def within_rate(self) -> bool:
         """Token bucket: whether this message may be handled."""
@@ -276,7 +314,10 @@ class EventHub:
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_COMMAND_BYTES)
         await socket.prepare(request)
         session = request.get(SESSION_KEY)
-        client = _Client(socket, request.get(ROLE_KEY, "view"), session, request.remote or "")
+        transport = request.transport
+        corkable = transport.get_extra_info("socket") if transport is not None else None
+        role = request.get(ROLE_KEY, "view")
+        client = _Client(socket, role, session, request.remote or "", corkable)
         client.task = asyncio.create_task(self._send_loop(client))
         self._clients.add(client)
         viewer_id = secrets.token_hex(6)
@@ -409,10 +450,14 @@ class EventHub:
         except Exception:
             log.exception("a console command over the WebSocket failed")
             status, body = 500, wire_json({"error": "internal error in the broker; see its log"})
-        # Sent now, not through the send loop's queue (a loop turn); the events it may pass
-        # (the entry's "done") are merged by id on the tab.
+        # Sent now, not through the send loop's queue (a loop turn), with the events queued
+        # for this tab before it (an eval's "done" entry, published just before the answer)
+        # in one TCP segment: the tab wakes once for both, not twice, and the send loop
+        # sends the rest. Answers and events are merged by id on the tab, in any order.
         if not client.socket.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
+            with contextlib.suppress(ConnectionError, RuntimeError), client.corked():
+                for text in client.take_queued():
+                    await client.socket.send_str(text)
                 await client.socket.send_str(_answer_text(number, status, body))
 
     def _answer(self, client: _Client, number: int, status: int, body: str) -> None:

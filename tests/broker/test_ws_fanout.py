@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -50,3 +51,42 @@ def test_a_client_whose_queue_is_full_gets_the_close_not_silence() -> None:
 
     seen = asyncio.run(run())
     assert len(seen) < 1_000  # what was queued for it was dropped: it refetches anyway
+
+
+def test_a_commands_answer_follows_the_events_queued_before_it_in_order() -> None:
+    # The answer goes out at once, with the events already queued for that tab (an eval's
+    # "done" entry) sent just before it, together (one TCP segment where the system can
+    # cork): nothing is lost, nothing is reordered, and the send loop carries what follows.
+    async def run() -> list[dict[str, object]]:
+        hub = EventHub()
+
+        async def command(caller: object, message: dict[str, object]) -> tuple[int, str]:
+            await hub.publish({"type": "console", "n": 1})
+            await hub.publish({"type": "console", "n": 2})
+            return 200, json.dumps({"ok": True})
+
+        hub.commands = command
+        app = web.Application()
+        app.router.add_get("/ws", hub.handle)
+        server = TestServer(app)
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(server.make_url("/ws")) as socket:
+                    await socket.send_str(json.dumps({"type": "eval", "id": 7}))
+                    seen = [json.loads(await socket.receive_str(timeout=DEADLINE))]
+                    while seen[-1]["type"] != "answer":
+                        seen.append(json.loads(await socket.receive_str(timeout=DEADLINE)))
+                    await hub.publish({"type": "console", "n": 3})  # later: the send loop's
+                    seen.append(json.loads(await socket.receive_str(timeout=DEADLINE)))
+                    return seen
+        finally:
+            await hub.close()
+            await server.close()
+
+    assert asyncio.run(run()) == [
+        {"type": "console", "n": 1},
+        {"type": "console", "n": 2},
+        {"type": "answer", "id": 7, "status": 200, "body": {"ok": True}},
+        {"type": "console", "n": 3},
+    ]
