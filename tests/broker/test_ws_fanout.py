@@ -53,16 +53,19 @@ def test_a_client_whose_queue_is_full_gets_the_close_not_silence() -> None:
     assert len(seen) < 1_000  # what was queued for it was dropped: it refetches anyway
 
 
-def test_a_commands_answer_follows_the_events_queued_before_it_in_order() -> None:
-    # The answer goes out at once, with the events already queued for that tab (an eval's
-    # "done" entry) sent just before it, together (one TCP segment where the system can
-    # cork): nothing is lost, nothing is reordered, and the send loop carries what follows.
-    async def run() -> list[dict[str, object]]:
+def test_a_commands_answer_comes_after_the_events_of_its_tab_in_order() -> None:
+    # While a tab's command runs, the events for that tab wait and go out with its answer,
+    # before it, in order (one TCP segment where the system can cork); another tab gets
+    # them at once; a command still running after HOLD_SECONDS lets its tab's events go.
+    async def run() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         hub = EventHub()
+        go_on = asyncio.Event()
 
         async def command(caller: object, message: dict[str, object]) -> tuple[int, str]:
-            await hub.publish({"type": "console", "n": 1})
-            await hub.publish({"type": "console", "n": 2})
+            await hub.publish({"type": "console", "n": message["id"]})
+            if message["id"] == 2:
+                await go_on.wait()  # a slow eval: its tab sees it start meanwhile
+            await hub.publish({"type": "console", "n": -1})
             return 200, json.dumps({"ok": True})
 
         hub.commands = command
@@ -70,23 +73,43 @@ def test_a_commands_answer_follows_the_events_queued_before_it_in_order() -> Non
         app.router.add_get("/ws", hub.handle)
         server = TestServer(app)
         await server.start_server()
+
+        async def read(socket: aiohttp.ClientWebSocketResponse[bool]) -> dict[str, object]:
+            data: dict[str, object] = json.loads(await socket.receive_str(timeout=DEADLINE))
+            return data
+
         try:
             async with aiohttp.ClientSession() as session:
-                async with session.ws_connect(server.make_url("/ws")) as socket:
-                    await socket.send_str(json.dumps({"type": "eval", "id": 7}))
-                    seen = [json.loads(await socket.receive_str(timeout=DEADLINE))]
+                url = server.make_url("/ws")
+                async with session.ws_connect(url) as tab, session.ws_connect(url) as other:
+                    while hub.client_count < 2:  # both handlers registered their clients
+                        await asyncio.sleep(0)
+                    seen: list[dict[str, object]] = []
+                    await tab.send_str(json.dumps({"type": "eval", "id": 1}))
+                    while not seen or seen[-1]["type"] != "answer":
+                        seen.append(await read(tab))
+                    await tab.send_str(json.dumps({"type": "eval", "id": 2}))
+                    seen.append(await read(tab))  # released while the command waits
+                    go_on.set()
                     while seen[-1]["type"] != "answer":
-                        seen.append(json.loads(await socket.receive_str(timeout=DEADLINE)))
+                        seen.append(await read(tab))
                     await hub.publish({"type": "console", "n": 3})  # later: the send loop's
-                    seen.append(json.loads(await socket.receive_str(timeout=DEADLINE)))
-                    return seen
+                    seen.append(await read(tab))
+                    others = [await read(other) for _ in range(5)]
+                    return seen, others
         finally:
             await hub.close()
             await server.close()
 
-    assert asyncio.run(run()) == [
+    seen, others = asyncio.run(run())
+    answer = {"status": 200, "body": {"ok": True}}
+    assert seen == [
         {"type": "console", "n": 1},
+        {"type": "console", "n": -1},
+        {"type": "answer", "id": 1, **answer},
         {"type": "console", "n": 2},
-        {"type": "answer", "id": 7, "status": 200, "body": {"ok": True}},
+        {"type": "console", "n": -1},
+        {"type": "answer", "id": 2, **answer},
         {"type": "console", "n": 3},
     ]
+    assert [event["n"] for event in others] == [1, -1, 2, -1, 3]
