@@ -503,9 +503,15 @@ class EventHub:
         # for this tab (an eval's "running" and "done" entries), in one TCP segment: the tab
         # wakes once for all of them; the send loop sends what comes later. The tab merges
         # entries and answers by id.
-        if not client.socket.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError), client.corked():
-                for text in client.take_waiting():
+        if client.socket.closed:
+            return
+        waiting = client.take_waiting()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not waiting:  # a completion: nothing to send with it, no cork to set
+                await client.socket.send_str(_answer_text(number, status, body))
+                return
+            with client.corked():
+                for text in waiting:
                     await client.socket.send_str(text)
                 await client.socket.send_str(_answer_text(number, status, body))
 
