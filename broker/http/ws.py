@@ -26,6 +26,12 @@ as every state-changing HTTP request does with its header, and commands before t
 refused (403). A socket opened with a Bearer token has proved its credential already. The
 session is checked again on each command (a logout ends what its sockets may do).
 
+While a tab's command runs, the events for that tab are held back (at most
+``HOLD_SECONDS``) and sent with the command's answer, in order, before it, in one TCP
+segment: a quick eval's ``running`` and ``done`` entries and its answer wake the tab once,
+not three times, and the tab does not take CPU from the agent in the middle of the eval. A
+slow eval's events reach its tab ``HOLD_SECONDS`` late; the other tabs get every event at once.
+
 Nothing a tab sends is trusted:
 messages are small, typed and validated field by field, rate-limited, and a tab that keeps
 sending garbage is disconnected. Invalid messages are dropped and counted, never fatal.
@@ -39,8 +45,9 @@ import json
 import logging
 import re
 import secrets
+import socket as sockets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +67,7 @@ __all__ = [
     "MAX_COMMAND_BYTES",
     "MAX_NAME_CHARS",
     "TYPING_INTERVAL",
+    "HOLD_SECONDS",
 ]
 
 log = logging.getLogger("debugbroker.ws")
@@ -86,6 +94,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u20
 _RATE_BURST = 20.0
 _RATE_PER_SECOND = 5.0
 _MAX_REJECTED = 100
+# How long the events for a tab wait for the answer of the command it is running.
+HOLD_SECONDS = 0.05
+_MAX_HELD = 100  # events held for one tab; past that they go to its queue at once
+_TCP_CORK: int | None = getattr(sockets, "TCP_CORK", None)  # Linux
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +197,9 @@ class _Client:
         "proven",
         "client",
         "in_flight",
+        "corkable",
+        "held",
+        "release",
     )
 
     def __init__(
@@ -193,8 +208,14 @@ class _Client:
         role: str = "full",
         session: Session | None = None,
         client: str = "",
+        corkable: Any = None,
     ) -> None:
         self.socket = socket
+        # The connection's socket (asyncio's ``TransportSocket``), to send a command's
+        # answer and the events queued with it as one TCP segment; None: each by itself.
+        self.corkable = corkable
+        self.held: list[str] = []  # events held while a command of this tab runs, in order
+        self.release: asyncio.TimerHandle | None = None  # queues them at HOLD_SECONDS
         self.role = role  # "view": console entries reach it with secrets masked
         self.session = session  # opened with the cookie: commands wait for its key
         self.proven = session is None  # a Bearer token proved itself at the handshake
@@ -215,6 +236,42 @@ class _Client:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+
+    def take_waiting(self) -> list[str]:
+        """The events waiting for this tab, in order (queued, then held), taken out; a
+        close waiting in the queue stays there, for the send loop."""
+        texts = []
+        while not self.queue.empty():
+            text = self.queue.get_nowait()
+            if text is None:  # fall_behind emptied the queue first: it is alone
+                self.queue.put_nowait(None)
+                return []
+            texts.append(text)
+        texts += self.held
+        self.held = []
+        if self.release is not None:
+            self.release.cancel()
+            self.release = None
+        return texts
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold back what is written meanwhile and send it together at the end (Linux's
+        ``TCP_CORK``): one segment, so the tab wakes once for all of it."""
+        corkable = self.corkable
+        if corkable is None or _TCP_CORK is None:
+            yield
+            return
+        try:
+            corkable.setsockopt(sockets.IPPROTO_TCP, _TCP_CORK, 1)
+        except OSError:  # closed meanwhile: sends fail on their own
+            yield
+            return
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                corkable.setsockopt(sockets.IPPROTO_TCP, _TCP_CORK, 0)
 
     def within_rate(self) -> bool:
         """Token bucket: whether this message may be handled."""
@@ -264,19 +321,50 @@ class EventHub:
                 if masked is None:  # from the JSON: entries hold tuples and structs too
                     masked = wire_json(mask_for_viewer(json.loads(text)))
                 payload = masked
-            try:
-                client.queue.put_nowait(payload)
-            except asyncio.QueueFull:
-                log.warning("a dashboard fell behind; disconnecting it so it resyncs")
-                self._clients.discard(client)
-                client.fall_behind()
+            if client.in_flight:  # sent with its command's answer (or at HOLD_SECONDS)
+                self._hold(client, payload)
+            else:
+                self._queue(client, payload)
+
+    def _queue(self, client: _Client, payload: str) -> bool:
+        """Queue ``payload`` for the tab; False when its queue is full (it is dropped from
+        the fan-out and told to reconnect)."""
+        try:
+            client.queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            log.warning("a dashboard fell behind; disconnecting it so it resyncs")
+            self._clients.discard(client)
+            client.fall_behind()
+            return False
+        return True
+
+    def _hold(self, client: _Client, payload: str) -> None:
+        client.held.append(payload)
+        if len(client.held) >= _MAX_HELD:
+            self._release(client)
+        elif client.release is None:
+            loop = asyncio.get_running_loop()
+            client.release = loop.call_later(HOLD_SECONDS, self._release, client)
+
+    def _release(self, client: _Client) -> None:
+        """The command runs on: what was held for its tab goes to the send loop."""
+        if client.release is not None:
+            client.release.cancel()
+            client.release = None
+        held, client.held = client.held, []
+        for payload in held:
+            if not self._queue(client, payload):
+                return
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /api/ws``: the event stream (authenticated by the security middleware)."""
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_COMMAND_BYTES)
         await socket.prepare(request)
         session = request.get(SESSION_KEY)
-        client = _Client(socket, request.get(ROLE_KEY, "view"), session, request.remote or "")
+        transport = request.transport
+        corkable = transport.get_extra_info("socket") if transport is not None else None
+        role = request.get(ROLE_KEY, "view")
+        client = _Client(socket, role, session, request.remote or "", corkable)
         client.task = asyncio.create_task(self._send_loop(client))
         self._clients.add(client)
         viewer_id = secrets.token_hex(6)
@@ -304,6 +392,8 @@ class EventHub:
                     break
         finally:
             self._clients.discard(client)
+            if client.release is not None:
+                client.release.cancel()
             # Commands still running finish (their transcript entries and audit rows end as
             # over HTTP, where a closed connection does not cancel an eval); their answers
             # have nowhere to go.
@@ -409,10 +499,20 @@ class EventHub:
         except Exception:
             log.exception("a console command over the WebSocket failed")
             status, body = 500, wire_json({"error": "internal error in the broker; see its log"})
-        # Sent now, not through the send loop's queue (a loop turn); the events it may pass
-        # (the entry's "done") are merged by id on the tab.
-        if not client.socket.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
+        # Sent now, not through the send loop's queue (a loop turn), after the events waiting
+        # for this tab (an eval's "running" and "done" entries), in one TCP segment: the tab
+        # wakes once for all of them; the send loop sends what comes later. The tab merges
+        # entries and answers by id.
+        if client.socket.closed:
+            return
+        waiting = client.take_waiting()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not waiting:  # a completion: nothing to send with it, no cork to set
+                await client.socket.send_str(_answer_text(number, status, body))
+                return
+            with client.corked():
+                for text in waiting:
+                    await client.socket.send_str(text)
                 await client.socket.send_str(_answer_text(number, status, body))
 
     def _answer(self, client: _Client, number: int, status: int, body: str) -> None:

@@ -98,6 +98,11 @@ class StoreThread:
         # Whoever uses the connection holds this: the store's thread, or ``flush`` on the
         # loop when that thread is idle. ``_jobs`` counts jobs handed to the thread.
         self._connection_lock = threading.Lock()
+        # Whether the connection's busy timeout is 0, as ``flush`` on the loop needs (never
+        # wait for the file's lock) rather than ``_BUSY_TIMEOUT_MS``, as the thread's jobs
+        # do: switched only when the other side takes the connection, so back-to-back
+        # console commits on the loop run no PRAGMA (guarded by ``_connection_lock``).
+        self._no_wait = False
         self._jobs_lock = threading.Lock()
         self._jobs = 0
         self._changes_at_checkpoint = 0
@@ -150,6 +155,9 @@ class StoreThread:
                 connection = self._connection
                 if connection is None:
                     raise RuntimeError("the store is closed")
+                if self._no_wait:
+                    _set_busy_timeout(connection, _BUSY_TIMEOUT_MS)
+                    self._no_wait = False
                 try:
                     return function(connection)
                 finally:
@@ -299,6 +307,9 @@ class StoreThread:
             if self._writes_failed:
                 return False  # a fault: the retry writes them, in order, on the thread
             batch, self._queued = self._queued, []
+            if batch and not self._no_wait:
+                _set_busy_timeout(connection, 0)
+                self._no_wait = True
             try:
                 if batch and not run_batch(connection, batch, wait=False):
                     self._queued[:0] = batch  # the store's thread waits for the lock instead
@@ -322,34 +333,34 @@ def run_batch(connection: sqlite3.Connection, batch: list[Write], *, wait: bool 
     ``StorageFault``, for the batch to be tried again.
 
     ``wait=False`` is for the event loop, which must never wait for the file's lock (held a
-    moment by another program reading or writing the file: the sqlite3 shell, a backup):
-    when the lock is busy everything is rolled back and False returned, for the store's
-    thread to write (it may wait).
+    moment by another program reading or writing the file: the sqlite3 shell, a backup),
+    with the connection's busy timeout set to 0 by the caller: when the lock is busy
+    everything is rolled back and False returned, for the store's thread to write (it may
+    wait).
     """
-    if not wait:
-        connection.execute("PRAGMA busy_timeout = 0")
-    try:
-        for write in batch:
-            try:
-                write(connection)
-            except sqlite3.Error as error:
-                if not wait and _busy(error):
-                    connection.rollback()
-                    return False
-                _raise_fault(connection, error)
-                log.exception("a queued write to the store failed")
+    for write in batch:
         try:
-            connection.commit()
+            write(connection)
         except sqlite3.Error as error:
             if not wait and _busy(error):
                 connection.rollback()
                 return False
             _raise_fault(connection, error)
-            log.exception("committing queued writes to the store failed")
-        return True
-    finally:
-        if not wait:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            log.exception("a queued write to the store failed")
+    try:
+        connection.commit()
+    except sqlite3.Error as error:
+        if not wait and _busy(error):
+            connection.rollback()
+            return False
+        _raise_fault(connection, error)
+        log.exception("committing queued writes to the store failed")
+    return True
+
+
+def _set_busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> None:
+    """How long the connection waits for the file's lock held by another program."""
+    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
 
 
 def _raise_fault(connection: sqlite3.Connection, error: sqlite3.Error) -> None:

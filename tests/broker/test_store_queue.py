@@ -229,3 +229,42 @@ def test_a_flush_never_waits_on_the_loop_for_another_programs_lock(tmp_path: Pat
     waiting, entry, entries = asyncio.run(scenario())
     assert waiting
     assert [(e["id"], e["state"]) for e in entries] == [(entry, "done")]
+
+
+def test_the_stores_thread_still_waits_for_a_lock_after_commits_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    # The loop's commits leave the connection's busy timeout at 0 between them (no PRAGMA
+    # per commit); a job on the store's thread must get its 5 s back before it runs, and a
+    # commit on the loop after that job must again not wait.
+    path = tmp_path / "db.sqlite3"
+
+    def busy_timeout(connection: sqlite3.Connection) -> int:
+        return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    async def scenario() -> tuple[int, int, bool, list[str]]:
+        store = Store(path)
+        await store.open()
+        timeouts = []
+        for code in ("1", "2"):  # two commits on the loop in a row, then a thread's job
+            store.start_console_entry("t", "ann", code, 10.0)
+            await store.flush()
+            # What the store's thread's next job runs with (no public way to ask).
+            timeouts.append(await store._call(busy_timeout))  # noqa: SLF001
+        other = sqlite3.connect(path, timeout=0)
+        other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+        store.start_console_entry("t", "ann", "3", 10.0)
+        flush = asyncio.ensure_future(store.flush())
+        await asyncio.sleep(0)  # the loop tried once, did not wait, and handed it over
+        waiting = not flush.done()
+        other.rollback()
+        other.close()
+        await flush
+        entries = await store.list_console_entries("t", 10)
+        await store.close()
+        return timeouts[0], timeouts[1], waiting, [e["code"] for e in entries]
+
+    first, second, waiting, codes = asyncio.run(scenario())
+    assert (first, second) == (5000, 5000)
+    assert waiting
+    assert codes == ["1", "2", "3"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -50,3 +51,65 @@ def test_a_client_whose_queue_is_full_gets_the_close_not_silence() -> None:
 
     seen = asyncio.run(run())
     assert len(seen) < 1_000  # what was queued for it was dropped: it refetches anyway
+
+
+def test_a_commands_answer_comes_after_the_events_of_its_tab_in_order() -> None:
+    # While a tab's command runs, the events for that tab wait and go out with its answer,
+    # before it, in order (one TCP segment where the system can cork); another tab gets
+    # them at once; a command still running after HOLD_SECONDS lets its tab's events go.
+    async def run() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        hub = EventHub()
+        go_on = asyncio.Event()
+
+        async def command(caller: object, message: dict[str, object]) -> tuple[int, str]:
+            await hub.publish({"type": "console", "n": message["id"]})
+            if message["id"] == 2:
+                await go_on.wait()  # a slow eval: its tab sees it start meanwhile
+            await hub.publish({"type": "console", "n": -1})
+            return 200, json.dumps({"ok": True})
+
+        hub.commands = command
+        app = web.Application()
+        app.router.add_get("/ws", hub.handle)
+        server = TestServer(app)
+        await server.start_server()
+
+        async def read(socket: aiohttp.ClientWebSocketResponse[bool]) -> dict[str, object]:
+            data: dict[str, object] = json.loads(await socket.receive_str(timeout=DEADLINE))
+            return data
+
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = server.make_url("/ws")
+                async with session.ws_connect(url) as tab, session.ws_connect(url) as other:
+                    while hub.client_count < 2:  # both handlers registered their clients
+                        await asyncio.sleep(0)
+                    seen: list[dict[str, object]] = []
+                    await tab.send_str(json.dumps({"type": "eval", "id": 1}))
+                    while not seen or seen[-1]["type"] != "answer":
+                        seen.append(await read(tab))
+                    await tab.send_str(json.dumps({"type": "eval", "id": 2}))
+                    seen.append(await read(tab))  # released while the command waits
+                    go_on.set()
+                    while seen[-1]["type"] != "answer":
+                        seen.append(await read(tab))
+                    await hub.publish({"type": "console", "n": 3})  # later: the send loop's
+                    seen.append(await read(tab))
+                    others = [await read(other) for _ in range(5)]
+                    return seen, others
+        finally:
+            await hub.close()
+            await server.close()
+
+    seen, others = asyncio.run(run())
+    answer = {"status": 200, "body": {"ok": True}}
+    assert seen == [
+        {"type": "console", "n": 1},
+        {"type": "console", "n": -1},
+        {"type": "answer", "id": 1, **answer},
+        {"type": "console", "n": 2},
+        {"type": "console", "n": -1},
+        {"type": "answer", "id": 2, **answer},
+        {"type": "console", "n": 3},
+    ]
+    assert [event["n"] for event in others] == [1, -1, 2, -1, 3]
