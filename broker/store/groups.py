@@ -28,14 +28,17 @@ __all__ = [
     "MAX_MUTE_MINUTES",
     "MAX_MUTE_OCCURRENCES",
     "Retention",
+    "WindowPlan",
     "clear_all",
     "create_group_tables",
     "delete_group",
     "delete_report",
     "enforce_retention",
+    "group_counts",
     "record_reports",
     "select_groups",
     "set_group_state",
+    "window_plan",
 ]
 
 GROUP_STATES = ("open", "resolved", "regressed", "ignored", "muted")
@@ -108,11 +111,13 @@ def record_reports(
     retention: Retention | None,
     held: Collection[str],
     now: float,
+    settled: Collection[str] = (),
 ) -> set[str]:
     """Count newly stored reports ``(id, fingerprint, created)`` in their groups, move the
     groups' states (a resolved group regresses, a mute may end), and delete what each
-    group keeps no longer. Returns the fingerprints whose state changed. In the caller's
-    transaction; a few statements for the whole batch, not a few per group."""
+    group keeps no longer (but the ``settled`` groups: ``window_plan`` kept their window).
+    Returns the fingerprints whose state changed. In the caller's transaction; a few
+    statements for the whole batch, not a few per group."""
     batch: dict[str, list[float]] = {}
     hours: dict[tuple[str, int], int] = {}
     for _, key, created in rows:
@@ -161,8 +166,95 @@ def record_reports(
         updates,
     )
     if retention is not None:
-        _trim_groups(connection, keys, retention, held)
+        _trim_groups(connection, [key for key in keys if key not in settled], retention, held)
     return changed
+
+
+def group_counts(connection: sqlite3.Connection, keys: Collection[str]) -> dict[str, int]:
+    """How many reports each group of ``keys`` has stored (from the group index alone)."""
+    ordered = list(keys)
+    counts: dict[str, int] = {}
+    for start in range(0, len(ordered), _DELETE_CHUNK):
+        chunk = ordered[start : start + _DELETE_CHUNK]
+        counts.update(
+            connection.execute(
+                "SELECT fingerprint, COUNT(*) FROM reports INDEXED BY reports_fingerprint_created "
+                f"WHERE fingerprint IN ({', '.join('?' * len(chunk))}) GROUP BY fingerprint",
+                chunk,
+            ).fetchall()
+        )
+    return counts
+
+
+@dataclass(slots=True)
+class WindowPlan:
+    """What a batch does to the groups' windows without the general trim (``window_plan``)."""
+
+    reuse: list[tuple[int, Any]]  # (rowid of a report leaving its window, new row taking it)
+    delete: list[str]  # reports leaving their window that no new row takes the place of
+    settled: set[str]  # groups whose window this plan keeps: no trim after the batch
+
+
+def window_plan(
+    connection: sqlite3.Connection,
+    rows: dict[str, list[Any]],
+    counts: dict[str, int],
+    retention: Retention,
+    held: Collection[str],
+    indexed_through: int,
+) -> WindowPlan:
+    """For a batch's new rows by group (each row's ``created`` at ``[2]``), which stored
+    reports leave their group's window and which new rows take their place.
+
+    In a storm every new report pushes its group's oldest "latest" report out: the reports
+    after the group's first ``keep_first``, in order of time. Deleting that row and
+    inserting the new one frees a page of the table and takes one again; the new row
+    written over the leaving one (its rowid reused: an UPDATE) costs less and never fires
+    the search index's delete trigger. That is the same outcome as inserting and then
+    trimming (``_trim_groups``) when every new row of the group is newer than the
+    reports that leave; other groups (a group's first reports, a batch older than what is
+    stored) are left to the trim. A leaving report that is protected stays, as in the
+    trim; one already indexed for search (rowid up to ``indexed_through``) is deleted (the
+    trigger drops its index row) and its new row inserted, so reused rowids are never
+    indexed ones (``search``)."""
+    keep = retention.keep_first + retention.keep_latest
+    plan = WindowPlan(reuse=[], delete=[], settled=set())
+    leaving: dict[str, list[tuple[int, float]]] = {}
+    for key, group_rows in rows.items():
+        stored = counts.get(key, 0)
+        going = stored + len(group_rows) - keep
+        if going <= 0:
+            plan.settled.add(key)  # the window still holds them all
+        elif going <= stored - retention.keep_first:
+            leaving[key] = connection.execute(  # from the index alone: no report row read
+                "SELECT rowid, created FROM reports INDEXED BY reports_fingerprint_created "
+                "WHERE fingerprint = ? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                (key, going, retention.keep_first),
+            ).fetchall()
+    rowids = [rowid for found in leaving.values() for rowid, _ in found]
+    ids: dict[int, str] = {}
+    for start in range(0, len(rowids), _DELETE_CHUNK):
+        chunk = rowids[start : start + _DELETE_CHUNK]
+        ids.update(
+            connection.execute(
+                f"SELECT rowid, id FROM reports WHERE rowid IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    protected = _protected(connection, list(ids.values()), held) if ids else set()
+    for key, found in leaving.items():
+        group_rows = sorted(rows[key], key=lambda row: (row[2], row[0]))
+        if not found or found[-1][1] >= group_rows[0][2]:
+            continue  # a new row is not newer than a leaving report: the trim decides
+        plan.settled.add(key)
+        for rowid, _ in found:
+            if ids[rowid] in protected:
+                continue
+            if rowid > indexed_through and group_rows:
+                plan.reuse.append((rowid, group_rows.pop()))
+            else:
+                plan.delete.append(ids[rowid])
+    return plan
 
 
 def _next_state(
