@@ -148,12 +148,14 @@ def insert_reports(
     retention: Retention | None = None,
     held: Collection[str] = (),
     now: float = 0.0,
+    summaries: list[dict[str, Any] | None] | None = None,
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
     written (a report that cannot be encoded fails alone; a failing commit fails them all).
     The new ones are counted in their groups, which then keep what ``retention`` says
     (everything when None; ``held``: the reports whose frames agents hold, ``now``: the
-    time a mute ends against; see ``groups``).
+    time a mute ends against; see ``groups``). ``summaries``: the reports' ``report_summary``
+    where the caller worked it out already (None where not).
 
     One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
     SQLite call lets go of the GIL and must win it back from the busy event loop, which
@@ -162,9 +164,10 @@ def insert_reports(
     outcomes: list[bool | Exception] = []
     rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
     positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
-    for report in reports:
+    for index, report in enumerate(reports):
         try:
-            summary = report_summary(report)
+            known = summaries[index] if summaries else None
+            summary = known if known is not None else report_summary(report)
             body = wire_json(report)
             report_id = str(summary["id"])
         except (KeyError, TypeError, ValueError) as error:
