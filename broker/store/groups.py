@@ -126,11 +126,15 @@ def record_reports(
         hours[hour] = hours.get(hour, 0) + 1
     if not batch:
         return set()
-    connection.executemany(
-        "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
-        "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
-        [(key, hour, count) for (key, hour), count in hours.items()],
-    )
+    counted = [(key, hour, count) for (key, hour), count in hours.items()]
+    for start in range(0, len(counted), _DELETE_CHUNK):  # one statement, not one per row
+        chunk_hours = counted[start : start + _DELETE_CHUNK]
+        connection.execute(
+            "INSERT INTO group_hours (fingerprint, hour, count) "
+            f"VALUES {', '.join(['(?, ?, ?)'] * len(chunk_hours))} "
+            "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
+            [value for row in chunk_hours for value in row],
+        )
     keys = list(batch)
     found: dict[str, tuple[str, float | None, int | None]] = {}
     for start in range(0, len(keys), _DELETE_CHUNK):
@@ -152,19 +156,23 @@ def record_reports(
         state, remaining = _next_state(found[key], len(times), now)
         if state != found[key][0]:
             changed.add(key)
-        updates.append((len(times), first, last, state, remaining, state, state, now, key))
+        updates.append((key, len(times), first, last, state, remaining))
     connection.executemany(
         f"INSERT INTO groups ({_GROUP_COLUMNS}) VALUES (?, 'open', NULL, NULL, ?, ?, ?, NULL)",
         new_groups,
     )
-    connection.executemany(
-        "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
-        "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
-        "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
-        "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
-        "WHERE fingerprint = ?",
-        updates,
-    )
+    for start in range(0, len(updates), _DELETE_CHUNK):  # one statement, not one per group
+        chunk_updates = updates[start : start + _DELETE_CHUNK]
+        connection.execute(
+            "UPDATE groups SET total = total + v.column2, first_seen = MIN(first_seen, "
+            "v.column3), last_seen = MAX(last_seen, v.column4), state = v.column5, "
+            "mute_remaining = v.column6, "
+            "mute_until = CASE WHEN v.column5 = 'muted' THEN mute_until END, "
+            "state_changed = CASE WHEN v.column5 != state THEN ? ELSE state_changed END "
+            f"FROM (VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(chunk_updates))}) AS v "
+            "WHERE groups.fingerprint = v.column1",
+            [now, *(value for row in chunk_updates for value in row)],
+        )
     if retention is not None:
         _trim_groups(connection, [key for key in keys if key not in settled], retention, held)
     return changed
@@ -219,41 +227,58 @@ def window_plan(
     indexed ones (``search``)."""
     keep = retention.keep_first + retention.keep_latest
     plan = WindowPlan(reuse=[], delete=[], settled=set())
-    leaving: dict[str, list[tuple[int, float]]] = {}
+    leaving: dict[str, list[int]] = {}
+    one_each: list[str] = []  # groups that one stored report leaves: a storm's usual case
     for key, group_rows in rows.items():
         stored = counts.get(key, 0)
         going = stored + len(group_rows) - keep
         if going <= 0:
             plan.settled.add(key)  # the window still holds them all
+        elif going == 1 <= stored - retention.keep_first:
+            one_each.append(key)
         elif going <= stored - retention.keep_first:
-            leaving[key] = connection.execute(  # from the index alone: no report row read
-                "SELECT rowid, created FROM reports INDEXED BY reports_fingerprint_created "
-                "WHERE fingerprint = ? ORDER BY created, rowid LIMIT ? OFFSET ?",
-                (key, going, retention.keep_first),
-            ).fetchall()
-    rowids = [rowid for found in leaving.values() for rowid, _ in found]
-    ids: dict[int, str] = {}
+            leaving[key] = [
+                rowid
+                for (rowid,) in connection.execute(  # from the index alone: no report row read
+                    "SELECT rowid FROM reports INDEXED BY reports_fingerprint_created "
+                    "WHERE fingerprint = ? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                    (key, going, retention.keep_first),
+                )
+            ]
+    for start in range(0, len(one_each), _DELETE_CHUNK):  # one statement for all of them
+        chunk = one_each[start : start + _DELETE_CHUNK]
+        for key, rowid in connection.execute(
+            "SELECT k.column1, (SELECT rowid FROM reports INDEXED BY reports_fingerprint_created "
+            "WHERE fingerprint = k.column1 ORDER BY created, rowid LIMIT 1 OFFSET ?) "
+            f"FROM (VALUES {', '.join(['(?)'] * len(chunk))}) AS k",
+            (retention.keep_first, *chunk),
+        ):
+            leaving[key] = [rowid]
+    rowids = [rowid for found in leaving.values() for rowid in found]
+    reports: dict[int, tuple[str, float]] = {}  # rowid: id, created
     for start in range(0, len(rowids), _DELETE_CHUNK):
-        chunk = rowids[start : start + _DELETE_CHUNK]
-        ids.update(
-            connection.execute(
-                f"SELECT rowid, id FROM reports WHERE rowid IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-        )
-    protected = _protected(connection, list(ids.values()), held) if ids else set()
+        chunk_rowids = rowids[start : start + _DELETE_CHUNK]
+        for rowid, report_id, created in connection.execute(
+            "SELECT rowid, id, created FROM reports "
+            f"WHERE rowid IN ({', '.join('?' * len(chunk_rowids))})",
+            chunk_rowids,
+        ):
+            reports[rowid] = (report_id, created)
+    ids = [report_id for report_id, _ in reports.values()]
+    protected = _protected(connection, ids, held) if ids else set()
     for key, found in leaving.items():
         group_rows = sorted(rows[key], key=lambda row: (row[2], row[0]))
-        if not found or found[-1][1] >= group_rows[0][2]:
+        if max(reports[rowid][1] for rowid in found) >= group_rows[0][2]:
             continue  # a new row is not newer than a leaving report: the trim decides
         plan.settled.add(key)
-        for rowid, _ in found:
-            if ids[rowid] in protected:
+        for rowid in found:
+            report_id = reports[rowid][0]
+            if report_id in protected:
                 continue
             if rowid > indexed_through and group_rows:
                 plan.reuse.append((rowid, group_rows.pop()))
             else:
-                plan.delete.append(ids[rowid])
+                plan.delete.append(report_id)
     return plan
 
 
