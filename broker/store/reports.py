@@ -246,22 +246,25 @@ def _write_rows(
     connection: sqlite3.Connection, rows: list[tuple[Any, ...]], plan: WindowPlan
 ) -> None:
     """Write the new report rows: over the rows ``plan`` reuses, the rest inserted (with
-    rowids above the search index's mark, see ``search``); delete what ``plan`` says. One
-    statement per ``_ROWS_PER_STATEMENT`` rows, not one per row (each SQLite call lets go
-    of the GIL and must win it back from the busy event loop)."""
+    rowids above the search index's mark, see ``search``); delete what ``plan`` says.
+    Deletes and inserts are one statement per ``_ROWS_PER_STATEMENT`` rows, not one per
+    row (each SQLite call lets go of the GIL and must win it back from the busy event
+    loop); the rows written over are one ``executemany`` of a one-row UPDATE (16-18 µs a
+    report: one ``UPDATE ... FROM (VALUES ...)`` for the batch copies the rows into a
+    temporary table first, 46 µs; see BENCHMARKS.md section 8)."""
     columns = f"{SUMMARY_COLUMNS}, body"
     for start in range(0, len(plan.delete), _ROWS_PER_STATEMENT):
         chunk = plan.delete[start : start + _ROWS_PER_STATEMENT]
         connection.execute(
             f"DELETE FROM reports WHERE id IN ({', '.join('?' * len(chunk))})", chunk
         )
-    reused = {id(row) for _, row in plan.reuse}
+    reused = {row[0] for _, row in plan.reuse}  # their ids
     assignments = ", ".join(f"{name} = ?" for name in columns.split(", "))
     connection.executemany(
         f"UPDATE reports SET {assignments} WHERE rowid = ?",
         [(*row, rowid) for rowid, row in plan.reuse],
     )
-    fresh = [row for row in rows if id(row) not in reused]
+    fresh = [row for row in rows if row[0] not in reused]
     rowid = next_rowid(connection) if fresh else 0  # the search index's, see search
     for start in range(0, len(fresh), _ROWS_PER_STATEMENT):
         chunk_rows = fresh[start : start + _ROWS_PER_STATEMENT]
