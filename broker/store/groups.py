@@ -232,6 +232,8 @@ def window_plan(
     for key, group_rows in rows.items():
         stored = counts.get(key, 0)
         going = stored + len(group_rows) - keep
+        if not group_rows:
+            continue  # none of the batch's is written (no latest window): the trim decides
         if going <= 0:
             plan.settled.add(key)  # the window still holds them all
         elif going == 1 <= stored - retention.keep_first:

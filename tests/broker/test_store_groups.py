@@ -432,3 +432,19 @@ def test_batches_of_many_groups_keep_exact_counts_and_the_same_windows_as_a_trim
         assert sorted(row["id"] for row in found) == kept  # every kept report, found once
     finally:
         connection.close()
+
+
+def test_a_group_without_a_latest_window_keeps_its_first_reports_only(tmp_path: Path) -> None:
+    """``--keep-latest 0``: a batch writes none of its reports, and a report that was kept
+    while its frames were held goes once they are not."""
+    retention = Retention(keep_first=1, keep_latest=0, **_NO_LIMITS)
+    connection = connect(tmp_path / "db.sqlite3")
+    try:
+        for number, held in enumerate([set(), {"r1"}, set(), set()]):
+            report = _report(f"r{number}", created=1_780_000_000.0 + number)
+            assert insert_reports(connection, [report], retention, held, 0.0) == [True]
+        kept = [row[0] for row in connection.execute("SELECT id FROM reports")]
+        total = connection.execute("SELECT total FROM groups").fetchone()[0]
+        assert (kept, total) == (["r0"], 4)
+    finally:
+        connection.close()
