@@ -78,9 +78,15 @@ class ReportIntake:
             paused=bool(report.get("paused")),
             holds=_holds_frames(report),
         )
-        stored = self.store.queue_report(report, message.size)
+        try:  # its list row: for the store and the dashboards, worked out once
+            summary: dict[str, Any] | None = report_summary(report)
+        except (KeyError, TypeError, ValueError):
+            summary = None  # the store says why it cannot store it
+        stored = self.store.queue_report(report, message.size, summary)
         self._report_bytes += message.size
-        stored.add_done_callback(functools.partial(self._stored, identity, report, message.size))
+        stored.add_done_callback(
+            functools.partial(self._stored, identity, report, summary, message.size)
+        )
         backlog = self.store.report_backlog
         # Reports waiting through a storage fault are bounded by the store, not here: the
         # relay reads on, so that past that bound they are shed and counted by the broker.
@@ -91,7 +97,12 @@ class ReportIntake:
             await asyncio.sleep(0)
 
     def _stored(
-        self, identity: bytes, report: dict[str, Any], size: int, stored: asyncio.Future[bool]
+        self,
+        identity: bytes,
+        report: dict[str, Any],
+        summary: dict[str, Any] | None,
+        size: int,
+        stored: asyncio.Future[bool],
     ) -> None:
         """A report's batch is committed (or failed): count it, acknowledge it to its agent
         and tell the dashboards."""
@@ -109,7 +120,8 @@ class ReportIntake:
         if not stored.result():
             return  # already stored (sent again after a reconnect)
         self.stats.reports += 1
-        self._events.append({"type": "report", "report": report_summary(report)})
+        row = report_summary(report) if summary is None else summary
+        self._events.append({"type": "report", "report": row})
         step_of = report.get("step_of")
         if step_of and report.get("paused"):  # a step's stop: dashboards on the last one follow
             driver = self._registry.note_stop(report["id"], report["agent_id"], str(step_of))

@@ -28,14 +28,17 @@ __all__ = [
     "MAX_MUTE_MINUTES",
     "MAX_MUTE_OCCURRENCES",
     "Retention",
+    "WindowPlan",
     "clear_all",
     "create_group_tables",
     "delete_group",
     "delete_report",
     "enforce_retention",
+    "group_counts",
     "record_reports",
     "select_groups",
     "set_group_state",
+    "window_plan",
 ]
 
 GROUP_STATES = ("open", "resolved", "regressed", "ignored", "muted")
@@ -108,11 +111,13 @@ def record_reports(
     retention: Retention | None,
     held: Collection[str],
     now: float,
+    settled: Collection[str] = (),
 ) -> set[str]:
     """Count newly stored reports ``(id, fingerprint, created)`` in their groups, move the
     groups' states (a resolved group regresses, a mute may end), and delete what each
-    group keeps no longer. Returns the fingerprints whose state changed. In the caller's
-    transaction; a few statements for the whole batch, not a few per group."""
+    group keeps no longer (but the ``settled`` groups: ``window_plan`` kept their window).
+    Returns the fingerprints whose state changed. In the caller's transaction; a few
+    statements for the whole batch, not a few per group."""
     batch: dict[str, list[float]] = {}
     hours: dict[tuple[str, int], int] = {}
     for _, key, created in rows:
@@ -121,11 +126,15 @@ def record_reports(
         hours[hour] = hours.get(hour, 0) + 1
     if not batch:
         return set()
-    connection.executemany(
-        "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
-        "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
-        [(key, hour, count) for (key, hour), count in hours.items()],
-    )
+    counted = [(key, hour, count) for (key, hour), count in hours.items()]
+    for start in range(0, len(counted), _DELETE_CHUNK):  # one statement, not one per row
+        chunk_hours = counted[start : start + _DELETE_CHUNK]
+        connection.execute(
+            "INSERT INTO group_hours (fingerprint, hour, count) "
+            f"VALUES {', '.join(['(?, ?, ?)'] * len(chunk_hours))} "
+            "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
+            [value for row in chunk_hours for value in row],
+        )
     keys = list(batch)
     found: dict[str, tuple[str, float | None, int | None]] = {}
     for start in range(0, len(keys), _DELETE_CHUNK):
@@ -147,22 +156,132 @@ def record_reports(
         state, remaining = _next_state(found[key], len(times), now)
         if state != found[key][0]:
             changed.add(key)
-        updates.append((len(times), first, last, state, remaining, state, state, now, key))
+        updates.append((key, len(times), first, last, state, remaining))
     connection.executemany(
         f"INSERT INTO groups ({_GROUP_COLUMNS}) VALUES (?, 'open', NULL, NULL, ?, ?, ?, NULL)",
         new_groups,
     )
-    connection.executemany(
-        "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
-        "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
-        "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
-        "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
-        "WHERE fingerprint = ?",
-        updates,
-    )
+    for start in range(0, len(updates), _DELETE_CHUNK):  # one statement, not one per group
+        chunk_updates = updates[start : start + _DELETE_CHUNK]
+        connection.execute(
+            "UPDATE groups SET total = total + v.column2, first_seen = MIN(first_seen, "
+            "v.column3), last_seen = MAX(last_seen, v.column4), state = v.column5, "
+            "mute_remaining = v.column6, "
+            "mute_until = CASE WHEN v.column5 = 'muted' THEN mute_until END, "
+            "state_changed = CASE WHEN v.column5 != state THEN ? ELSE state_changed END "
+            f"FROM (VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(chunk_updates))}) AS v "
+            "WHERE groups.fingerprint = v.column1",
+            [now, *(value for row in chunk_updates for value in row)],
+        )
     if retention is not None:
-        _trim_groups(connection, keys, retention, held)
+        _trim_groups(connection, [key for key in keys if key not in settled], retention, held)
     return changed
+
+
+def group_counts(connection: sqlite3.Connection, keys: Collection[str]) -> dict[str, int]:
+    """How many reports each group of ``keys`` has stored (from the group index alone)."""
+    ordered = list(keys)
+    counts: dict[str, int] = {}
+    for start in range(0, len(ordered), _DELETE_CHUNK):
+        chunk = ordered[start : start + _DELETE_CHUNK]
+        counts.update(
+            connection.execute(
+                "SELECT fingerprint, COUNT(*) FROM reports INDEXED BY reports_fingerprint_created "
+                f"WHERE fingerprint IN ({', '.join('?' * len(chunk))}) GROUP BY fingerprint",
+                chunk,
+            ).fetchall()
+        )
+    return counts
+
+
+@dataclass(slots=True)
+class WindowPlan:
+    """What a batch does to the groups' windows without the general trim (``window_plan``)."""
+
+    reuse: list[tuple[int, Any]]  # (rowid of a report leaving its window, new row taking it)
+    delete: list[str]  # reports leaving their window that no new row takes the place of
+    settled: set[str]  # groups whose window this plan keeps: no trim after the batch
+
+
+def window_plan(
+    connection: sqlite3.Connection,
+    rows: dict[str, list[Any]],
+    counts: dict[str, int],
+    retention: Retention,
+    held: Collection[str],
+    indexed_through: int,
+) -> WindowPlan:
+    """For a batch's new rows by group (each row's ``created`` at ``[2]``), which stored
+    reports leave their group's window and which new rows take their place.
+
+    In a storm every new report pushes its group's oldest "latest" report out: the reports
+    after the group's first ``keep_first``, in order of time. Deleting that row and
+    inserting the new one frees a page of the table and takes one again; the new row
+    written over the leaving one (its rowid reused: an UPDATE) costs less and never fires
+    the search index's delete trigger. That is the same outcome as inserting and then
+    trimming (``_trim_groups``) when every new row of the group is newer than the
+    reports that leave; other groups (a group's first reports, a batch older than what is
+    stored) are left to the trim. A leaving report that is protected stays, as in the
+    trim; one already indexed for search (rowid up to ``indexed_through``) is deleted (the
+    trigger drops its index row) and its new row inserted, so reused rowids are never
+    indexed ones (``search``)."""
+    keep = retention.keep_first + retention.keep_latest
+    plan = WindowPlan(reuse=[], delete=[], settled=set())
+    leaving: dict[str, list[int]] = {}
+    one_each: list[str] = []  # groups that one stored report leaves: a storm's usual case
+    for key, group_rows in rows.items():
+        stored = counts.get(key, 0)
+        going = stored + len(group_rows) - keep
+        if not group_rows:
+            continue  # none of the batch's is written (no latest window): the trim decides
+        if going <= 0:
+            plan.settled.add(key)  # the window still holds them all
+        elif going == 1 <= stored - retention.keep_first:
+            one_each.append(key)
+        elif going <= stored - retention.keep_first:
+            leaving[key] = [
+                rowid
+                for (rowid,) in connection.execute(  # from the index alone: no report row read
+                    "SELECT rowid FROM reports INDEXED BY reports_fingerprint_created "
+                    "WHERE fingerprint = ? ORDER BY created, rowid LIMIT ? OFFSET ?",
+                    (key, going, retention.keep_first),
+                )
+            ]
+    for start in range(0, len(one_each), _DELETE_CHUNK):  # one statement for all of them
+        chunk = one_each[start : start + _DELETE_CHUNK]
+        for key, rowid in connection.execute(
+            "SELECT k.column1, (SELECT rowid FROM reports INDEXED BY reports_fingerprint_created "
+            "WHERE fingerprint = k.column1 ORDER BY created, rowid LIMIT 1 OFFSET ?) "
+            f"FROM (VALUES {', '.join(['(?)'] * len(chunk))}) AS k",
+            (retention.keep_first, *chunk),
+        ):
+            leaving[key] = [rowid]
+    rowids = [rowid for found in leaving.values() for rowid in found]
+    reports: dict[int, tuple[str, float]] = {}  # rowid: id, created
+    for start in range(0, len(rowids), _DELETE_CHUNK):
+        chunk_rowids = rowids[start : start + _DELETE_CHUNK]
+        for rowid, report_id, created in connection.execute(
+            "SELECT rowid, id, created FROM reports "
+            f"WHERE rowid IN ({', '.join('?' * len(chunk_rowids))})",
+            chunk_rowids,
+        ):
+            reports[rowid] = (report_id, created)
+    ids = [report_id for report_id, _ in reports.values()]
+    protected = _protected(connection, ids, held) if ids else set()
+    for key, found in leaving.items():
+        group_rows = sorted(rows[key], key=lambda row: (row[2], row[0]))
+        if max(reports[rowid][1] for rowid in found) >= group_rows[0][2]:
+            continue  # a new row is not newer than a leaving report: the trim decides
+        plan.settled.add(key)
+        for rowid in found:
+            report_id = reports[rowid][0]
+            if report_id in protected:
+                continue
+            if rowid > indexed_through and group_rows:
+                plan.reuse.append((rowid, group_rows.pop()))
+            else:
+                plan.delete.append(report_id)
+    return plan
 
 
 def _next_state(

@@ -15,8 +15,15 @@ from typing import Any
 
 from debugbroker.broker.store.frame_targets import FrameTargets, frame_targets
 from debugbroker.broker.store.grouping import fingerprint
-from debugbroker.broker.store.groups import GROUP_STATES, Retention, record_reports
-from debugbroker.broker.store.search import index_pending, match_query, next_rowid
+from debugbroker.broker.store.groups import (
+    GROUP_STATES,
+    Retention,
+    WindowPlan,
+    group_counts,
+    record_reports,
+    window_plan,
+)
+from debugbroker.broker.store.search import index_pending, indexed_through, match_query, next_rowid
 from debugbroker.broker.wire import wire_json
 
 __all__ = [
@@ -141,12 +148,14 @@ def insert_reports(
     retention: Retention | None = None,
     held: Collection[str] = (),
     now: float = 0.0,
+    summaries: list[dict[str, Any] | None] | None = None,
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
     written (a report that cannot be encoded fails alone; a failing commit fails them all).
     The new ones are counted in their groups, which then keep what ``retention`` says
     (everything when None; ``held``: the reports whose frames agents hold, ``now``: the
-    time a mute ends against; see ``groups``).
+    time a mute ends against; see ``groups``). ``summaries``: the reports' ``report_summary``
+    where the caller worked it out already (None where not).
 
     One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
     SQLite call lets go of the GIL and must win it back from the busy event loop, which
@@ -155,9 +164,10 @@ def insert_reports(
     outcomes: list[bool | Exception] = []
     rows: dict[str, tuple[Any, ...]] = {}  # the first report of each id, in order
     positions: list[tuple[int, str]] = []  # (index in outcomes, id) of the rows
-    for report in reports:
+    for index, report in enumerate(reports):
         try:
-            summary = report_summary(report)
+            known = summaries[index] if summaries else None
+            summary = known if known is not None else report_summary(report)
             body = wire_json(report)
             report_id = str(summary["id"])
         except (KeyError, TypeError, ValueError) as error:
@@ -178,22 +188,26 @@ def insert_reports(
             found = connection.execute(f"SELECT id FROM reports WHERE id IN ({marks})", chunk)
             existing.update(row[0] for row in found)
         new_rows = [row for report_id, row in rows.items() if report_id not in existing]
-        kept_rows = _kept_rows(connection, new_rows, retention, held)
-        rowid = next_rowid(connection) if kept_rows else 0  # the search index's, see search
-        for start in range(0, len(kept_rows), _ROWS_PER_STATEMENT):
-            chunk_rows = kept_rows[start : start + _ROWS_PER_STATEMENT]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
-            parameters: list[Any] = []
-            for row in chunk_rows:
-                parameters.append(rowid)
-                parameters += row
-                rowid += 1
-            connection.execute(
-                f"INSERT OR IGNORE INTO reports (rowid, {SUMMARY_COLUMNS}, body) VALUES {values}",
-                parameters,
+        plan = WindowPlan(reuse=[], delete=[], settled=set())
+        kept_rows = new_rows
+        if retention is not None and new_rows:
+            by_group: dict[str, list[tuple[Any, ...]]] = {}
+            for row in new_rows:
+                by_group.setdefault(str(row[9]), []).append(row)
+            counts = group_counts(connection, by_group)
+            _drop_middle_rows(by_group, counts, retention, held)
+            kept_rows = [row for group_rows in by_group.values() for row in group_rows]
+            plan = window_plan(
+                connection, by_group, counts, retention, held, indexed_through(connection)
             )
+        _write_rows(connection, kept_rows, plan)
         record_reports(
-            connection, [(row[0], row[9], row[2]) for row in new_rows], retention, held, now
+            connection,
+            [(row[0], row[9], row[2]) for row in new_rows],
+            retention,
+            held,
+            now,
+            plan.settled,
         )
         connection.commit()
     except sqlite3.Error:
@@ -205,32 +219,64 @@ def insert_reports(
     return outcomes
 
 
-def _kept_rows(
-    connection: sqlite3.Connection,
-    rows: list[tuple[Any, ...]],
-    retention: Retention | None,
+def _drop_middle_rows(
+    by_group: dict[str, list[tuple[Any, ...]]],
+    counts: dict[str, int],
+    retention: Retention,
     held: Collection[str],
-) -> list[tuple[Any, ...]]:
-    """The new rows worth writing: a group's middle reports (after its first ``keep_first``,
-    before the batch's last ``keep_latest``) would be deleted again in this transaction,
-    so a storm's reports are only counted, never written (unless their frames are held)."""
-    if retention is None:
-        return rows
-    by_group: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_group.setdefault(str(row[9]), []).append(row)
-    skipped: set[str] = set()
+) -> None:
+    """Leave out the new rows worth no write: a group's middle reports (after its first
+    ``keep_first``, before the batch's last ``keep_latest``) would be deleted again in
+    this transaction, so a storm's reports are only counted, never written (unless their
+    frames are held). ``by_group``: the batch's new rows by group, changed in place."""
     for key, group_rows in by_group.items():
         if len(group_rows) <= retention.keep_latest:
             continue
-        stored = connection.execute(
-            "SELECT COUNT(*) FROM reports WHERE fingerprint = ?", (key,)
-        ).fetchone()[0]
+        stored = counts.get(key, 0)
         ordered = sorted(group_rows, key=lambda row: (row[2], row[0]))
-        for position, row in enumerate(ordered[: len(ordered) - retention.keep_latest]):
-            if stored + position >= retention.keep_first and row[0] not in held:
-                skipped.add(row[0])
-    return [row for row in rows if row[0] not in skipped]
+        cut = len(ordered) - retention.keep_latest
+        by_group[key] = [
+            row
+            for position, row in enumerate(ordered)
+            if position >= cut or stored + position < retention.keep_first or row[0] in held
+        ]
+
+
+def _write_rows(
+    connection: sqlite3.Connection, rows: list[tuple[Any, ...]], plan: WindowPlan
+) -> None:
+    """Write the new report rows: over the rows ``plan`` reuses, the rest inserted (with
+    rowids above the search index's mark, see ``search``); delete what ``plan`` says.
+    Deletes and inserts are one statement per ``_ROWS_PER_STATEMENT`` rows, not one per
+    row (each SQLite call lets go of the GIL and must win it back from the busy event
+    loop); the rows written over are one ``executemany`` of a one-row UPDATE (16-18 µs a
+    report: one ``UPDATE ... FROM (VALUES ...)`` for the batch copies the rows into a
+    temporary table first, 46 µs; see BENCHMARKS.md section 8)."""
+    columns = f"{SUMMARY_COLUMNS}, body"
+    for start in range(0, len(plan.delete), _ROWS_PER_STATEMENT):
+        chunk = plan.delete[start : start + _ROWS_PER_STATEMENT]
+        connection.execute(
+            f"DELETE FROM reports WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+        )
+    reused = {row[0] for _, row in plan.reuse}  # their ids
+    assignments = ", ".join(f"{name} = ?" for name in columns.split(", "))
+    connection.executemany(
+        f"UPDATE reports SET {assignments} WHERE rowid = ?",
+        [(*row, rowid) for rowid, row in plan.reuse],
+    )
+    fresh = [row for row in rows if row[0] not in reused]
+    rowid = next_rowid(connection) if fresh else 0  # the search index's, see search
+    for start in range(0, len(fresh), _ROWS_PER_STATEMENT):
+        chunk_rows = fresh[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk_rows))
+        parameters = []
+        for row in chunk_rows:
+            parameters.append(rowid)
+            parameters += row
+            rowid += 1
+        connection.execute(
+            f"INSERT OR IGNORE INTO reports (rowid, {columns}) VALUES {values}", parameters
+        )
 
 
 def select_reports(

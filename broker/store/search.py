@@ -11,7 +11,9 @@ So the store's sweep indexes the reports stored more than ``INDEX_DELAY_SECONDS`
 are still there (and the oldest beyond the newest ``MAX_PENDING``, which bounds what a
 search may have to index), and a search first indexes every report not yet indexed (the
 tail since the last sweep: the search always sees every stored report). New reports get rowids above
-``indexed_through`` (``next_rowid``), also when the newest reports were deleted.
+``indexed_through`` (``next_rowid``), also when the newest reports were deleted, or the
+rowid of a report leaving its group's window that was not indexed yet (``groups.window_plan``:
+so rowids are not in order of time).
 
 A query is the user's words, each matched as a word or a word's beginning (so ``Val``
 finds ``ValueError``), all of them somewhere in the report; FTS5 operators in the text are
@@ -31,6 +33,7 @@ __all__ = [
     "create_search_index",
     "defer_search_index",
     "index_pending",
+    "indexed_through",
     "match_query",
     "next_rowid",
     "search_text",
@@ -84,6 +87,11 @@ def defer_search_index(connection: sqlite3.Connection) -> None:
     )
 
 
+def indexed_through(connection: sqlite3.Connection) -> int:
+    """The index's mark: every report with a rowid up to it is indexed, none above it."""
+    return int(connection.execute("SELECT indexed_through FROM search_state").fetchone()[0])
+
+
 def next_rowid(connection: sqlite3.Connection) -> int:
     """The rowid for the next report: above every stored report's and the index's mark."""
     row = connection.execute(
@@ -95,16 +103,18 @@ def next_rowid(connection: sqlite3.Connection) -> int:
 
 def index_pending(connection: sqlite3.Connection, stored_before: float | None = None) -> int:
     """Index the stored reports not yet indexed: all of them (before a search), or (the
-    sweep) those up to the newest one created before ``stored_before`` and those older
-    than the newest ``MAX_PENDING``. In the caller's transaction; how many were indexed."""
+    sweep) those up to the highest rowid of the newest ``MAX_PENDING`` created before
+    ``stored_before`` and those older than the newest ``MAX_PENDING``. In the caller's
+    transaction; how many were indexed."""
     (indexed_through,) = connection.execute("SELECT indexed_through FROM search_state").fetchone()
     if stored_before is None:
         marks = [connection.execute("SELECT MAX(rowid) FROM reports").fetchone()]
     else:
         marks = [
-            connection.execute(
-                "SELECT rowid FROM reports WHERE created < ? ORDER BY created DESC LIMIT 1",
-                (stored_before,),
+            connection.execute(  # the created index alone: rowids are not in time order
+                "SELECT MAX(rowid) FROM (SELECT rowid FROM reports INDEXED BY reports_created "
+                "WHERE created < ? ORDER BY created DESC LIMIT ?)",
+                (stored_before, MAX_PENDING),
             ).fetchone(),
             connection.execute(
                 "SELECT rowid FROM reports ORDER BY created DESC LIMIT 1 OFFSET ?",

@@ -54,8 +54,8 @@ _SWEEP_REPORTS = 2_000  # store-wide retention runs after this many new reports
 _SWEEP_SECONDS = 300.0  # or this long after the last time, with the next batch
 _MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
 _MAX_WAITING_BYTES = 32 * 1024 * 1024  # ...and their messages' bytes; more are shed
-# A report, whoever waits for it, and the size of its message.
-_Queued = tuple[dict[str, Any], asyncio.Future[bool], int]
+# A report, whoever waits for it, the size of its message, and its list row if known.
+_Queued = tuple[dict[str, Any], asyncio.Future[bool], int, dict[str, Any] | None]
 
 
 class ReportShed(Exception):
@@ -128,7 +128,7 @@ class Store(StoreThread):
         waiting, self._waiting = self._waiting, []
         if waiting:
             log.error("%d reports waiting for the store to write were not stored", len(waiting))
-        for _, future, _ in waiting:
+        for _, future, _, _ in waiting:
             if not future.done():
                 future.set_exception(RuntimeError("the store is closed"))
         await super().close()
@@ -139,8 +139,11 @@ class Store(StoreThread):
         """Store a report (its wire dict); False when one with this id is already stored."""
         return await self.queue_report(report)
 
-    def queue_report(self, report: dict[str, Any], size: int = 0) -> asyncio.Future[bool]:
-        """Store a report (its wire dict, from a message of ``size`` bytes) in the next
+    def queue_report(
+        self, report: dict[str, Any], size: int = 0, summary: dict[str, Any] | None = None
+    ) -> asyncio.Future[bool]:
+        """Store a report (its wire dict, from a message of ``size`` bytes; ``summary``: its
+        ``report_summary`` when the caller has it, not worked out twice) in the next
         batch, without waiting (see the module's docstring). The future resolves once it is
         committed: False when one with this id was already stored; it fails with the error
         when the report could not be written, or with ``ReportShed``."""
@@ -155,10 +158,10 @@ class Store(StoreThread):
             ):
                 self._shed_report(future, self.fault or DISK_FULL)
             else:
-                self._waiting.append((report, future, size))
+                self._waiting.append((report, future, size, summary))
                 self.waiting_bytes += size
             return future
-        self._reports.append((report, future, size))
+        self._reports.append((report, future, size, summary))
         self._hand_over_reports(at_once=False)
         return future
 
@@ -227,7 +230,7 @@ class Store(StoreThread):
             return
         batch = self._waiting[:_REPORT_BATCH]
         del self._waiting[:_REPORT_BATCH]
-        self.waiting_bytes -= sum(size for _, _, size in batch)
+        self.waiting_bytes -= sum(size for _, _, size, _ in batch)
         self._retrying = len(batch)
         self._reports[:0] = batch
         self._hand_over_reports(at_once=True)
@@ -258,7 +261,8 @@ class Store(StoreThread):
             )
             insert = partial(
                 _insert_batch,
-                reports=[report for report, _, _ in batch],
+                reports=[report for report, _, _, _ in batch],
+                summaries=[summary for _, _, _, summary in batch],
                 retention=self.retention,
                 held=frozenset(self.held_reports),
                 now=time.time(),
@@ -299,7 +303,7 @@ class Store(StoreThread):
                 log.info("the store writes reports again: %d still wait", len(self._waiting))
                 self._retry_reports()
             self.note_written()
-        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
+        for (_, future, _, _), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if isinstance(outcome, Exception):
@@ -501,6 +505,7 @@ class Store(StoreThread):
 def _insert_batch(
     connection: sqlite3.Connection,
     reports: list[dict[str, Any]],
+    summaries: list[dict[str, Any] | None],
     retention: Retention | None,
     held: Collection[str],
     now: float,
@@ -508,7 +513,7 @@ def _insert_batch(
 ) -> list[bool | Exception]:
     """On the store's thread: a batch of reports, then the store-wide retention when due
     (its failure is logged: the reports are committed by then)."""
-    outcomes = store_reports.insert_reports(connection, reports, retention, held, now)
+    outcomes = store_reports.insert_reports(connection, reports, retention, held, now, summaries)
     if sweep and retention is not None:
         try:
             store_groups.enforce_retention(connection, retention, held, now)

@@ -9,6 +9,7 @@ existed (``fixtures/store_v0.sqlite3``, made by the store of eed02e6) opens, mig
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import sqlite3
 import time
@@ -17,7 +18,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from debugbroker.broker.store.schema import SCHEMA_VERSION
+from debugbroker.broker.store.reports import ReportFilter, insert_reports, select_reports
+from debugbroker.broker.store.schema import SCHEMA_VERSION, connect
+from debugbroker.broker.store.search import index_pending
 from debugbroker.broker.store.store import Retention, Store
 
 T = TypeVar("T")
@@ -350,3 +353,98 @@ def test_reports_older_than_the_retention_go_with_their_quiet_groups(tmp_path: P
     groups = _with_store(path, retention, lambda store: store.list_groups(10))
     assert _ids(path) == ["new"]
     assert [group["latest"]["id"] for group in groups] == ["new"]
+
+
+def _window_model(
+    stored: dict[str, list[tuple[float, str]]],
+    batch: list[dict[str, Any]],
+    retention: Retention,
+    protected: set[str],
+) -> None:
+    """What the store keeps, written plainly: each group the batch adds to has its reports
+    in order of time, and all but its first and latest ones go, unless protected."""
+    for report in batch:
+        stored.setdefault(report["type_name"], []).append((report["created"], report["id"]))
+    for key in {report["type_name"] for report in batch}:
+        group = sorted(stored[key])
+        middle = group[retention.keep_first : len(group) - retention.keep_latest]
+        gone = {entry for entry in middle if entry[1] not in protected}
+        stored[key] = [entry for entry in group if entry not in gone]
+
+
+def test_batches_of_many_groups_keep_exact_counts_and_the_same_windows_as_a_trim(
+    tmp_path: Path,
+) -> None:
+    """Batches mixing many groups, one group over its whole window in one batch, reports
+    older than what their group keeps, shared and held reports, and reports already
+    indexed for search: the store keeps what the plain model keeps and counts every one."""
+    retention = Retention(keep_first=2, keep_latest=3, **_NO_LIMITS)
+    chance = random.Random(19)
+    start = 1_780_000_000.0
+    connection = connect(tmp_path / "db.sqlite3")
+    stored: dict[str, list[tuple[float, str]]] = {}
+    sent: dict[str, int] = {}
+    protected: set[str] = set()
+    clock = 0
+    try:
+        for number in range(40):
+            batch = []
+            for index in range(chance.randrange(1, 30)):
+                clock += 1
+                kind = "Storm" if number % 5 == 0 and index < 12 else f"E{chance.randrange(8)}"
+                # sent with a time before its group's latest (but after its first ones)
+                late = number >= 10 and chance.random() < 0.1
+                created = start + clock - (chance.randrange(1, 20) if late else 0) + clock / 1e6
+                batch.append(_report(f"r{number:02d}-{index:02d}", kind, created=created))
+            held = {batch[0]["id"]} if number % 7 == 3 else set()
+            if number % 6 == 2:  # a share link on the oldest "latest" report of a group
+                group = stored.get("E1", [])
+                if len(group) > retention.keep_first:
+                    shared = group[retention.keep_first][1]
+                    connection.execute(
+                        "INSERT INTO shares VALUES (?, ?, ?)", (f"s{number}", shared, start)
+                    )
+                    protected.add(shared)
+            outcomes = insert_reports(connection, batch, retention, held, start + clock)
+            assert outcomes == [True] * len(batch)
+            _window_model(stored, batch, retention, protected | held)
+            for report in batch:
+                sent[report["type_name"]] = sent.get(report["type_name"], 0) + 1
+            if number % 4 == 1:  # the reports kept so far are indexed for search
+                index_pending(connection)
+                connection.commit()
+            kept = sorted(row[0] for row in connection.execute("SELECT id FROM reports"))
+            assert kept == sorted(entry[1] for group in stored.values() for entry in group)
+        totals = dict(
+            connection.execute(
+                "SELECT r.type_name, g.total FROM groups g JOIN reports r ON r.id = "
+                "(SELECT id FROM reports WHERE fingerprint = g.fingerprint LIMIT 1)"
+            ).fetchall()
+        )
+        assert totals == sent
+        hours = connection.execute("SELECT SUM(count) FROM group_hours").fetchone()[0]
+        assert hours == sum(sent.values())
+        orphans = connection.execute(
+            "SELECT COUNT(*) FROM reports_fts WHERE rowid NOT IN (SELECT rowid FROM reports)"
+        ).fetchone()[0]
+        assert orphans == 0  # a report that left its window left the search index too
+        found = select_reports(connection, 1000, filters=ReportFilter(text="boom"))
+        assert sorted(row["id"] for row in found) == kept  # every kept report, found once
+    finally:
+        connection.close()
+
+
+def test_a_group_without_a_latest_window_keeps_its_first_reports_only(tmp_path: Path) -> None:
+    """``--keep-latest 0``: a batch writes none of its reports, and a report that was kept
+    while its frames were held goes once they are not."""
+    retention = Retention(keep_first=1, keep_latest=0, **_NO_LIMITS)
+    connection = connect(tmp_path / "db.sqlite3")
+    try:
+        for number, held in enumerate([set(), {"r1"}, set(), set()]):
+            report = _report(f"r{number}", created=1_780_000_000.0 + number)
+            assert insert_reports(connection, [report], retention, held, 0.0) == [True]
+        kept = [row[0] for row in connection.execute("SELECT id FROM reports")]
+        total = connection.execute("SELECT total FROM groups").fetchone()[0]
+        assert (kept, total) == (["r0"], 4)
+    finally:
+        connection.close()
