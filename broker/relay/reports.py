@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +21,10 @@ from debugbroker import protocol
 from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish
 from debugbroker.broker.relay.stats import RelayStats
 from debugbroker.broker.store.frame_targets import report_frames
+from debugbroker.broker.store.grouping import fingerprint
 from debugbroker.broker.store.store import ReportShed, Store, report_summary
 from debugbroker.broker.wire import WireReport
-from debugbroker.protocol import Message, Stored
+from debugbroker.protocol import Message, Repeats, Stored
 
 __all__ = ["ReportIntake"]
 
@@ -32,6 +34,9 @@ log = logging.getLogger("debugbroker.relay")
 # (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
 _MAX_REPORT_BACKLOG = 500
 _MAX_REPORT_BACKLOG_BYTES = 4 * 1024 * 1024
+# Reports received whose group a ``Repeats`` may name: an agent counts repeats against its
+# latest full report of an error and sends them within a second, so the latest ones do.
+_KNOWN_REPORTS = 100_000
 
 
 class ReportIntake:
@@ -56,6 +61,8 @@ class ReportIntake:
         self._events: list[dict[str, Any]] = []  # report events waiting for the publisher
         self._publisher: asyncio.Task[None] | None = None
         self._stopped = False
+        # Report id -> (agent id, fingerprint) of the latest reports received.
+        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def stop(self) -> asyncio.Task[None] | None:
         """Announce nothing more; the publishing task, if any, for the caller to cancel."""
@@ -78,6 +85,9 @@ class ReportIntake:
             paused=bool(report.get("paused")),
             holds=_holds_frames(report),
         )
+        self._known[report["id"]] = (agent.agent_id, fingerprint(report))
+        if len(self._known) > _KNOWN_REPORTS:
+            self._known.popitem(last=False)
         stored = self.store.queue_report(report, message.size)
         self._report_bytes += message.size
         stored.add_done_callback(functools.partial(self._stored, identity, report, message.size))
@@ -89,6 +99,22 @@ class ReportIntake:
             await asyncio.wait({stored})  # the store is behind: stop reading until it catches up
         else:  # let the rest of the loop run (HTTP, committed batches): a storm never ends
             await asyncio.sleep(0)
+
+    def repeats(self, agent: AgentState, message: Repeats) -> None:
+        """Errors ``agent`` counted, not captured: into the groups of the reports they name
+        (exactly: the store adds them in its next queued write), or, for a report this
+        broker never received from that agent (received before a restart, shed by the
+        agent, or unknown), onto the agent's ``repeats_unknown``: counted, never lost."""
+        rows: list[tuple[str, int, float, float]] = []
+        for entry in message.counts:
+            known = self._known.get(entry.report_id)
+            if known is None or known[0] != agent.agent_id:
+                agent.repeats_unknown += entry.count
+                self.stats.repeats_unknown += entry.count
+                continue
+            rows.append((known[1], entry.count, entry.first, entry.last))
+            self.stats.repeats_counted += entry.count
+        self.store.queue_repeats(rows)
 
     def _stored(
         self, identity: bytes, report: dict[str, Any], size: int, stored: asyncio.Future[bool]
