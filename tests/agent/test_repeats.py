@@ -11,7 +11,9 @@ import pytest
 
 from debugbroker import DebuggedApplication
 from debugbroker.agent.options import Options
+from debugbroker.agent.process import eval_dispatcher
 from debugbroker.agent.transport.repeats import RepeatBudget, repeat_key
+from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import RepeatCount
 from tests.conftest import Broker, wait_for
 
@@ -202,3 +204,36 @@ def test_repeats_of_a_report_the_broker_never_got_are_counted_on_the_agent(
     finally:
         transport.close()
     assert broker.get("/api/status").json()["relay"]["repeats_unknown"] == 3
+
+
+def test_counts_against_another_agents_report_stay_on_the_sender(broker: Broker) -> None:
+    def options(name: str) -> Options:
+        return Options(
+            broker_url=broker.zmq_url,
+            secret=broker.secret,
+            app_name=name,
+            repeat_burst=1,
+            repeat_per_second=0.001,
+        )
+
+    owner = DebuggedApplication(failing, options=options("owner"))
+    assert owner.transport.wait_connected(20)
+    other = Transport(options("other"), eval_dispatcher)
+    try:
+        assert other.wait_connected(20)
+        call(owner, 1)
+        wait_for(lambda: group_totals(broker) == [(1, 1)], what="the owner's report")
+        [report] = broker.reports()
+        key, _ = other.repeats.take(raised())
+        other.repeats.represent(key, report["id"])  # another agent's report id
+        assert other.repeats.take(raised())[1] == report["id"]
+        wait_for(
+            lambda: broker.get("/api/status").json()["relay"]["repeats_unknown"] == 1,
+            what="the count kept as unknown",
+        )
+        assert group_totals(broker) == [(1, 1)]
+        by_agent = {a["agent_id"]: a["repeats_unknown"] for a in broker.live_agents()}
+        assert by_agent[other.agent_id] == 1 and by_agent[owner.transport.agent_id] == 0
+    finally:
+        other.close()
+        owner.transport.close()
