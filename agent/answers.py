@@ -27,11 +27,13 @@ from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.agent.reprs.secret_names import SecretNames
 from debugbroker.agent.reprs.secret_values import mask_text, mask_traceback
+from debugbroker.agent.transport.repeats import RepeatKey
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Panel, Report, RequestInfo
 
 __all__ = [
     "submit_error",
+    "take_repeat",
     "reported_earlier",
     "traceback_text",
     "preferred_format",
@@ -40,9 +42,14 @@ __all__ = [
     "report_url",
     "is_local_client",
     "ERROR_STATUS",
+    "REPEATED_NOTE",
 ]
 
 ERROR_STATUS = "500 INTERNAL SERVER ERROR"
+REPEATED_NOTE = (
+    "This error repeated past its budget: it was counted, not captured (no locals, no "
+    "console); the link shows its last full report."
+)
 _PAGE_STYLE = (
     "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;"
     "color:#222}h1{font-size:1.4em;color:#a40000;word-break:break-word}"
@@ -116,6 +123,21 @@ def submit_error(
         return None, None
 
 
+def take_repeat(
+    error: BaseException, transport: Transport | None, reported: bool = False
+) -> tuple[RepeatKey | None, str | None]:
+    """The storm policy's word on ``error`` (``RepeatBudget.take``): ``(key, None)`` to
+    capture it (then ``transport.repeats.represent(key, report.id)``), ``(key, report_id)``
+    when it was counted against that report. Nothing for an error already ``reported`` or
+    without an agent; never raises."""
+    if transport is None or reported:
+        return None, None
+    try:
+        return transport.repeats.take(error)
+    except Exception:  # the budget failed: capture as ever
+        return None, None
+
+
 def traceback_text(error: BaseException, report: Report | None, secret: SecretNames) -> str:
     """The plain traceback, as the app's Python prints it, masked; never raises."""
     try:
@@ -168,10 +190,12 @@ def error_answer(
     broker_url: str,
     secret: SecretNames,
     report_id: str | None = None,
+    repeated: bool = False,
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     """The 500 answer for this client: status, headers and body.
 
-    ``report_id`` links a report that is captured after this answer went out.
+    ``report_id`` links a report that is captured after this answer went out, or, when
+    ``repeated``, the last full report of an error counted, not captured (the storm policy).
     """
     if report is not None:
         title = f"{report.type_name}: {report.message}" if report.message else report.type_name
@@ -190,17 +214,25 @@ def error_answer(
     headers = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
     if url:
         headers.append(("X-Debugbroker-Report", url))
+    if repeated:
+        headers.append(("X-Debugbroker-Repeated", "1"))
     kind = preferred_format(environ)
     if kind == "json":
         content_type = "application/json"
-        body = json.dumps({"error": title, "report": url}).encode()
+        answer: dict[str, Any] = {"error": title, "report": url}
+        if repeated:
+            answer["repeated"] = True
+        body = json.dumps(answer).encode()
     elif kind == "html":
         content_type = "text/html; charset=utf-8"
         headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"))
-        body = html_page(title, url, None if connected else (down, text)).encode()
+        fallback = None if connected else (down, text)
+        body = html_page(title, url, fallback, REPEATED_NOTE if repeated else "").encode()
     else:
         content_type = "text/plain; charset=utf-8"
         lines = [title, ""]
+        if repeated:
+            lines.append(REPEATED_NOTE)
         if url:
             lines.append(f"Open this error in the debugbroker dashboard: {url}")
         if not connected:
@@ -210,7 +242,7 @@ def error_answer(
     return ERROR_STATUS, headers, body
 
 
-def html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> str:
+def html_page(title: str, url: str | None, fallback: tuple[str, str] | None, note: str = "") -> str:
     """A small self-contained page; every piece of app data is escaped."""
     escape = html.escape
     parts = [
@@ -221,6 +253,8 @@ def html_page(title: str, url: str | None, fallback: tuple[str, str] | None) -> 
         f"<style>{_PAGE_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
+    if note:
+        parts.append(f'<p class="note">{escape(note)}</p>')
     if url:
         parts.append(
             f'<p><a href="{escape(url)}">Open this error in the debugbroker dashboard</a></p>'

@@ -20,7 +20,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
-from debugbroker.agent.answers import error_answer, report_url, submit_error, traceback_text
+from debugbroker.agent.answers import (
+    error_answer,
+    report_url,
+    reported_earlier,
+    submit_error,
+    take_repeat,
+    traceback_text,
+)
 from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
 from debugbroker.agent.integrations.asyncio_tasks import install_asyncio
 from debugbroker.agent.middleware import request_info
@@ -28,6 +35,7 @@ from debugbroker.agent.options import Options, middleware_options
 from debugbroker.agent.process import get_transport
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.transport.transport import Transport
+from debugbroker.protocol import Report
 
 __all__ = ["DebuggedASGIApplication", "environ_from_scope"]
 
@@ -141,16 +149,38 @@ class DebuggedASGIApplication:
             await self.app(scope, receive, tracking_send)
         except Exception as error:
             environ = environ_from_scope(scope)
-            request = request_info(environ, self.options)
-            report, transport = submit_error(error, self.options, request)
-            _forget_in_snapshot(sys._getframe(), "error")
-            if report is not None and transport is not None:
-                _log(f"debugbroker: report {report_url(transport, report.id)}")
+            try:
+                transport: Transport | None = get_transport(self.options)
+            except Exception:
+                transport = None
+            report: Report | None = None
+            earlier = reported_earlier(error, transport) if transport is not None else None
+            key, repeat_of = take_repeat(error, transport, earlier is not None)
+            if repeat_of is None:
+                request = request_info(environ, self.options)
+                report, transport = submit_error(error, self.options, request)
+                _forget_in_snapshot(sys._getframe(), "error")
+                if report is not None and transport is not None:
+                    transport.repeats.represent(key, report.id)
+                    _log(f"debugbroker: report {report_url(transport, report.id)}")
+            else:
+                _log(
+                    f"debugbroker: {type(error).__name__} repeated: counted, not captured; its "
+                    f"last full report is {report_url(transport, repeat_of)}"
+                )
             if kind == "http" and not started:
                 secret = secret_pattern(self.options)
                 text = traceback_text(error, report, secret)
                 status, headers, body = error_answer(
-                    error, environ, report, transport, text, self.options.broker_url, secret
+                    error,
+                    environ,
+                    report,
+                    transport,
+                    text,
+                    self.options.broker_url,
+                    secret,
+                    repeat_of,
+                    repeat_of is not None,
                 )
                 try:
                     await send(

@@ -22,6 +22,7 @@ from debugbroker.agent.answers import (
     report_url,
     reported_earlier,
     submit_error,
+    take_repeat,
     traceback_text,
 )
 from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
@@ -29,7 +30,10 @@ from debugbroker.agent.capture.request import build_request_info
 from debugbroker.agent.evals.evaluate import register_context_source
 from debugbroker.agent.options import Options, middleware_options
 from debugbroker.agent.process import get_transport
+from debugbroker.agent.reprs.safe_text import describe_error
 from debugbroker.agent.reprs.secret_names import secret_pattern
+from debugbroker.agent.reprs.secret_values import mask_text
+from debugbroker.agent.transport.repeats import RepeatKey
 from debugbroker.agent.transport.transport import Transport
 from debugbroker.protocol import Report, RequestInfo
 
@@ -110,6 +114,7 @@ class DebuggedApplication:
         app_name: str | None = None,
         options: Options | None = None,
         console: bool = False,
+        repeat_burst: int | None = None,
         **werkzeug_compat: object,
     ) -> None:
         unknown = set(werkzeug_compat) - _WERKZEUG_ARGUMENTS
@@ -126,6 +131,7 @@ class DebuggedApplication:
             broker_url=broker_url,
             secret=secret,
             app_name=app_name,
+            repeat_burst=repeat_burst,
         )
         self.evalex = self.options.evalex
         self._contexts: OrderedDict[str, list[object]] = OrderedDict()
@@ -192,6 +198,9 @@ class DebuggedApplication:
         earlier = reported_earlier(error, transport) if transport is not None else None
         if earlier is not None:  # logged (or captured) on its way here: link that report
             report_id = earlier.id
+        key, repeat_of = take_repeat(error, transport, earlier is not None)
+        if repeat_of is not None:  # past its budget: counted against its last full report
+            report_id = repeat_of
         try:
             connected = transport is not None and transport.connected
             text = (
@@ -206,6 +215,7 @@ class DebuggedApplication:
                 self.options.broker_url,
                 secret_pattern(self.options),
                 report_id,
+                repeat_of is not None,
             )
             _start_error_response(start_response, status, headers, error)
         except Exception:  # the server says the headers went out after all
@@ -214,14 +224,17 @@ class DebuggedApplication:
             if body is not None:
                 yield body
         finally:
-            report, transport = self._report(error, environ, report_id)
-            self._log_error(
-                traceback_text(error, report, secret_pattern(self.options)),
-                environ,
-                report,
-                transport,
-                False,
-            )
+            if repeat_of is not None:
+                self._log_repeat(error, environ, transport, repeat_of)
+            else:
+                report, transport = self._report(error, environ, report_id, key)
+                self._log_error(
+                    traceback_text(error, report, secret_pattern(self.options)),
+                    environ,
+                    report,
+                    transport,
+                    False,
+                )
 
     def _start_agent(self) -> None:
         """Start this process's agent with its first request, so the dashboard lists it."""
@@ -284,12 +297,35 @@ class DebuggedApplication:
         ``exc_info`` re-raises the error once they did, and then the response is only cut
         short. Never raises.
         """
-        report, transport = self._report(error, environ)
-        text = traceback_text(error, report, secret_pattern(self.options))
+        try:
+            transport: Transport | None = get_transport(self.options)
+        except Exception:
+            transport = None
+        earlier = reported_earlier(error, transport) if transport is not None else None
+        key, repeat_of = take_repeat(error, transport, earlier is not None)
+        report: Report | None = None
+        if repeat_of is None:
+            report, transport = self._report(error, environ, None, key)
+            text = traceback_text(error, report, secret_pattern(self.options))
+        else:
+            text = ""
         body: bytes | None = None
         cut_short = False
         try:
-            status, headers, body = self._error_page(error, environ, report, transport, text)
+            if repeat_of is not None:
+                status, headers, body = error_answer(
+                    error,
+                    environ,
+                    None,
+                    transport,
+                    "",
+                    self.options.broker_url,
+                    secret_pattern(self.options),
+                    repeat_of,
+                    True,
+                )
+            else:
+                status, headers, body = self._error_page(error, environ, report, transport, text)
         except Exception:
             pass  # no page: the log still has the error
         else:
@@ -297,7 +333,10 @@ class DebuggedApplication:
                 _start_error_response(start_response, status, headers, error)
             except Exception:  # the headers went out: too late for a 500
                 body, cut_short = None, True
-        self._log_error(text, environ, report, transport, cut_short)
+        if repeat_of is not None:
+            self._log_repeat(error, environ, transport, repeat_of)
+        else:
+            self._log_error(text, environ, report, transport, cut_short)
         if body is not None:
             yield body
 
@@ -324,18 +363,37 @@ class DebuggedApplication:
         except Exception:  # a closed log stream: the page still shows the error
             pass
 
+    def _log_repeat(
+        self, error: Exception, environ: Environ, transport: Transport | None, report_id: str
+    ) -> None:
+        """One line in the server log for an error counted, not captured (the storm policy)."""
+        try:
+            title = mask_text(describe_error(error, 300), secret_pattern(self.options))
+            log = _error_stream(environ)
+            log.write(
+                f"debugbroker: {title} (repeated: counted, not captured; its last full "
+                f"report is {report_url(transport, report_id)})\n"
+            )
+            log.flush()
+        except Exception:  # a closed log stream
+            pass
+
     def _report(
         self,
         error: Exception,
         environ: Environ,
         report_id: str | None = None,
+        key: RepeatKey | None = None,
     ) -> tuple[Report | None, Transport | None]:
-        """Capture ``error`` and queue it for the broker; (None, None) if the agent fails."""
+        """Capture ``error`` and queue it for the broker; (None, None) if the agent fails.
+        The report becomes the one ``key``'s repeats are counted against."""
         contexts = _taken_contexts(error)
         request = request_info(environ, self.options, contexts, error)
         report, transport = submit_error(error, self.options, request, report_id, environ)
-        if report is not None and transport is not None and contexts:
-            self._keep_contexts(report.id, contexts, transport)
+        if report is not None and transport is not None:
+            transport.repeats.represent(key, report.id)
+            if contexts:
+                self._keep_contexts(report.id, contexts, transport)
         return report, transport
 
     def _keep_contexts(self, report_id: str, contexts: list[object], transport: Transport) -> None:

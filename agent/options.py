@@ -69,8 +69,9 @@ def environment_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _positive_number(name: str, default: float) -> float:
-    """A positive number from the environment variable ``name``; bad text warns, keeps default.
+def _positive_number(name: str, default: float, *, zero: bool = False) -> float:
+    """A positive number (or 0, with ``zero``) from the environment variable ``name``; bad
+    text warns, keeps default.
 
     A typo in a debugging aid's setting must not stop the app: the agent says what it
     ignored on stderr and goes on with the default.
@@ -82,10 +83,10 @@ def _positive_number(name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0 or value == float("inf"):
+    if not (value > 0 or (zero and value == 0)) or value == float("inf"):
+        expected = "a number >= 0" if zero else "a positive number"
         print(
-            f"debugbroker: ignoring {name}={text[:40]!r}: expected a positive number; "
-            f"using {default:g}",
+            f"debugbroker: ignoring {name}={text[:40]!r}: expected {expected}; using {default:g}",
             file=sys.stderr,
             flush=True,
         )
@@ -129,6 +130,15 @@ class Options:
     heartbeat_seconds: float = 2.0
     eval_timeout_seconds: float = 30.0  # 0: no limit; past it the eval is interrupted
     console: bool = False  # offer a console on the live process (no error needed)
+    # The storm policy (agent/transport/repeats.py, docs/limits.md): per failing path (same
+    # exception types, code and lines) and process, ``repeat_burst`` full reports at once and
+    # ``repeat_per_second`` more each second; past that an error is counted against the last
+    # full report, not captured (no locals, no held frames). 0: every error captured.
+    # 20 at once covers a developer reloading a failing page and tests that raise one error
+    # a few dozen times; 2 a second more is more full reports of one error than anyone reads.
+    # (DEBUGBROKER_REPEAT_BURST, DEBUGBROKER_REPEAT_RATE.)
+    repeat_burst: int = 20
+    repeat_per_second: float = 2.0
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Options:
@@ -141,6 +151,8 @@ class Options:
             insecure_plaintext=environment_flag("DEBUGBROKER_INSECURE_PLAINTEXT"),
             held_reports=max(1, int(_positive_number("DEBUGBROKER_HELD_REPORTS", 64))),
             held_bytes=int(_positive_number("DEBUGBROKER_HELD_MB", 32) * 1024 * 1024),
+            repeat_burst=int(_positive_number("DEBUGBROKER_REPEAT_BURST", 20, zero=True)),
+            repeat_per_second=_positive_number("DEBUGBROKER_REPEAT_RATE", 2.0, zero=True),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(options, **given)  # type: ignore[arg-type]
@@ -154,13 +166,19 @@ def middleware_options(
     broker_url: str | None = None,
     secret: str | None = None,
     app_name: str | None = None,
+    repeat_burst: int | None = None,
 ) -> Options:
     """A middleware's options: ``base`` with its (non-None) arguments applied.
 
     Either evalex switch turns evals off (this is remote code execution, so "off" wins);
     either console switch turns the process console on.
     """
-    given = {"broker_url": broker_url, "secret": secret, "app_name": app_name}
+    given = {
+        "broker_url": broker_url,
+        "secret": secret,
+        "app_name": app_name,
+        "repeat_burst": repeat_burst,
+    }
     merged = replace(base, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
     return replace(
         merged, evalex=bool(evalex) and merged.evalex, console=bool(console) or merged.console

@@ -123,6 +123,7 @@ def _fill(broker: Broker, count: int) -> str:
         app_name="dashboard-bench",
         queue_size=count + 10,
         held_reports=8,
+        repeat_burst=0,  # every error a stored report (the storm policy would count them)
     )
     transport = get_transport(options)
     try:

@@ -4,9 +4,16 @@ A real broker and ``gunicorn -w 4`` serving ``apps/bench_wsgi.py``; client proce
 ``/boom`` over raw sockets in tight loops for the storm's duration. Meanwhile the broker's
 and the workers' RSS are sampled and ``GET /api/reports`` is timed (is the dashboard still
 responsive?). Afterwards every 500 the clients received must be accounted for exactly:
-stored by the broker (counted in its SQLite file), or counted as shed by an agent
-(``dropped_reports``, which agents send in their heartbeats and ``/api/agents`` shows), or
-still queued in a worker (read from each worker's ``/stats``).
+stored by the broker as a full report (its groups' totals in its SQLite file, less the
+repeats it added to them), or counted as shed by an agent (``dropped_reports``, which
+agents send in their heartbeats and ``/api/agents`` shows), or still queued in a worker,
+or counted, not captured, by the storm policy (``counted_repeats``, read from each
+worker's ``/stats``, which must match what the broker added to groups, what it counted
+against reports it does not know, and what the workers have not sent yet).
+
+The storm repeats one error, so the storm policy runs with its defaults (a burst of 20
+full reports per worker, 2 more a second; docs/limits.md): the target is issue 20's,
+1.5 times the rate Werkzeug's debugger reaches with the same workers and load.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from .common import (
 __all__ = ["run"]
 
 WORKERS = 4
-TARGET_RATE = 2_000
+TARGET_RATIO = 1.5  # times Werkzeug's errors per second (issue 20)
 MB = 1024 * 1024
 
 
@@ -207,6 +214,11 @@ def run(settings: Settings) -> list[Row]:
         heartbeat_dropped = sum(int(a.get("dropped_reports", 0)) for a in agents)
         worker_dropped = sum(int(s["dropped_reports"]) for s in stats.values())
         queued = sum(int(s["queued_reports"]) for s in stats.values())
+        counted = sum(int(s.get("counted_repeats", 0)) for s in stats.values())
+        pending = sum(int(s.get("pending_repeats", 0)) for s in stats.values())
+        relay = broker.get("/api/status").json()["relay"]
+        grouped = int(relay.get("repeats_counted", 0))  # added to groups (in ``stored``)
+        unknown = int(relay.get("repeats_unknown", 0))
         warm_up_errors = 0
     finally:
         server.stop()
@@ -220,8 +232,13 @@ def run(settings: Settings) -> list[Row]:
     bare_rate, bare_cpu = _rate_without_broker(
         settings, "bench_wsgi:raw_app", "gunicorn-bare", compare_seconds, clients
     )
-    accounted = stored - warm_up_errors + worker_dropped + queued
-    exact = accounted == errors and heartbeat_dropped == worker_dropped
+    full = stored - grouped  # the groups' totals hold the repeats added to them
+    accounted = full - warm_up_errors + worker_dropped + queued + counted
+    exact = (
+        accounted == errors
+        and heartbeat_dropped == worker_dropped
+        and counted == grouped + unknown + pending
+    )
     rate = errors / elapsed if elapsed else 0.0
     broker_growth = (max(sampler.broker_rss, default=0) - baseline["broker"]) / MB
     worker_growth = (max(sampler.worker_rss, default=0) - baseline["worker"]) / MB
@@ -235,8 +252,8 @@ def run(settings: Settings) -> list[Row]:
             rate,
             werkzeug_rate,
             "/s",
-            f">= {TARGET_RATE}/s",
-            rate >= TARGET_RATE if judged else None,
+            f">= {TARGET_RATIO}x Werkzeug",
+            rate >= TARGET_RATIO * werkzeug_rate if judged else None,
             f"{errors} 500s; other answers: {other or 'none'}; CPU per error: broker "
             f"{broker_cpu * per_error:.2f} ms, workers {workers_cpu * per_error:.2f} ms, "
             f"load generator {clients_cpu * per_error:.2f} ms; Werkzeug (same workers and "
@@ -255,14 +272,15 @@ def run(settings: Settings) -> list[Row]:
         ),
         Row(
             "4 error storm",
-            "500s = stored + shed + queued",
+            "500s = stored + shed + queued + counted",
             float(accounted),
             None,
-            "reports",
+            "errors",
             "exact",
             exact,
-            f"{errors} 500s; {stored} stored, {worker_dropped} shed (heartbeats say "
-            f"{heartbeat_dropped}), {queued} still queued",
+            f"{errors} 500s; {full} stored as full reports, {worker_dropped} shed (heartbeats "
+            f"say {heartbeat_dropped}), {queued} still queued, {counted} counted, not captured "
+            f"({grouped} in their groups, {unknown} of unknown reports, {pending} unsent)",
         ),
         Row(
             "4 error storm",

@@ -91,6 +91,7 @@ def _decode(payload: bytes) -> Message:
     if decoder is None:
         return protocol.decode(payload)  # an unknown kind: refused, with the reason
     protocol.check_nesting(message)  # as deep as the reference decoder allows, no deeper
+    protocol.check_repeats(message)  # counts the store can add exactly
     return message
 
 

@@ -14,7 +14,12 @@ from typing import Any, Literal, Union
 
 import msgpack
 
-from debugbroker.protocol.limits import MAX_MESSAGE_BYTES, ProtocolError, check_nesting
+from debugbroker.protocol.limits import (
+    MAX_MESSAGE_BYTES,
+    ProtocolError,
+    check_nesting,
+    check_repeats,
+)
 from debugbroker.protocol.messages import MESSAGE_TYPES, Message
 
 __all__ = ["encode", "decode", "unpack_message", "to_wire", "from_wire", "fields_of"]
@@ -199,4 +204,5 @@ def decode(payload: bytes) -> Message:
     except RecursionError:
         raise ProtocolError("message nested too deeply") from None
     check_nesting(message)
+    check_repeats(message)
     return message

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from debugbroker.protocol.messages import EvalResult, ExpandResult, Message, ReportMessage
+import math
+
+from debugbroker.protocol.messages import (
+    MAX_REPEAT_COUNTS,
+    MAX_REPEATS,
+    EvalResult,
+    ExpandResult,
+    Message,
+    Repeats,
+    ReportMessage,
+)
 from debugbroker.protocol.report import ExceptionInfo, ReprNode
 
 __all__ = [
@@ -11,6 +21,7 @@ __all__ = [
     "MAX_GROUP_NESTING",
     "ProtocolError",
     "check_nesting",
+    "check_repeats",
 ]
 
 # Both sides refuse bigger frames (zmq MAXMSGSIZE on the socket, this check on decode).
@@ -70,3 +81,30 @@ def check_nesting(message: Message) -> None:
         if depth >= MAX_REPR_NESTING:  # its children would be deeper
             raise ProtocolError(f"a value nested over {MAX_REPR_NESTING} levels")
         stack.extend((child, depth + 1) for child in node.children if child.children)
+
+
+_HOUR = 3600
+
+
+def check_repeats(message: Message) -> None:
+    """Refuse a ``Repeats`` the broker could not count exactly: more than
+    ``MAX_REPEAT_COUNTS`` entries, a count under 1 or over ``MAX_REPEATS``, a time that is
+    not finite, ``first`` after ``last``, or times of two clock hours. Other messages pass."""
+    if not isinstance(message, Repeats):
+        return
+    if len(message.counts) > MAX_REPEAT_COUNTS:
+        raise ProtocolError(
+            f"Repeats: {len(message.counts)} counts, at most {MAX_REPEAT_COUNTS} in one message"
+        )
+    for index, entry in enumerate(message.counts):
+        where = f"Repeats.counts[{index}]"
+        if not entry.report_id or len(entry.report_id) > 200:
+            raise ProtocolError(f"{where}.report_id: expected 1 to 200 characters")
+        if not 1 <= entry.count <= MAX_REPEATS:
+            raise ProtocolError(f"{where}.count: expected 1 to {MAX_REPEATS}, got {entry.count}")
+        if not (math.isfinite(entry.first) and math.isfinite(entry.last)):
+            raise ProtocolError(f"{where}: times must be finite numbers")
+        if entry.first > entry.last or entry.first < 0:
+            raise ProtocolError(f"{where}: first must be >= 0 and not after last")
+        if entry.first // _HOUR != entry.last // _HOUR:
+            raise ProtocolError(f"{where}: first and last must be in the same clock hour")

@@ -34,6 +34,10 @@ __all__ = [
     "Heartbeat",
     "ReportMessage",
     "Stored",
+    "RepeatCount",
+    "Repeats",
+    "MAX_REPEAT_COUNTS",
+    "MAX_REPEATS",
     "EvalRequest",
     "EvalResult",
     "OutputChunk",
@@ -70,6 +74,9 @@ PROTOCOL_VERSION = 2
 MAX_BREAKPOINTS = 256
 # Report ids in one hello's ``held`` or one ``Released``: the receiver reads no more.
 MAX_HELD_IDS = 1024
+# Entries in one ``Repeats``, and the largest ``count`` of one entry.
+MAX_REPEAT_COUNTS = 1024
+MAX_REPEATS = 1_000_000_000
 
 # Why a request was not carried out: the ``reason`` of the answers that can fail (set by the
 # agent where it refuses) and of the broker's own failures and HTTP error answers
@@ -182,6 +189,28 @@ class Stored:
 
     kind: ClassVar[str] = "stored"
     report_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepeatCount:
+    """Errors an agent counted, not captured (its storm policy, docs/limits.md): ``count``
+    repeats of the error whose last full report it sent is ``report_id``, the first at
+    ``first`` and the last at ``last`` (times of one clock hour: the group's histogram)."""
+
+    report_id: str
+    count: int  # 1 to MAX_REPEATS
+    first: float
+    last: float  # first <= last, in the same hour (int(t // 3600))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repeats:
+    """Agent → broker, at most once a second and before its bye: the repeats it counted
+    since the last one (``limits.check_repeats`` says what the broker accepts). Sent only
+    once the reports they name are sent, so the broker knows those first."""
+
+    kind: ClassVar[str] = "repeats"
+    counts: tuple[RepeatCount, ...]  # at most MAX_REPEAT_COUNTS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -468,6 +497,7 @@ Message = Union[  # noqa: UP007 - a runtime alias that also works on 3.10
     Heartbeat,
     ReportMessage,
     Stored,
+    Repeats,
     EvalRequest,
     EvalResult,
     CompleteRequest,
@@ -500,6 +530,7 @@ MESSAGE_TYPES: dict[str, type[Any]] = {
         Heartbeat,
         ReportMessage,
         Stored,
+        Repeats,
         EvalRequest,
         EvalResult,
         CompleteRequest,

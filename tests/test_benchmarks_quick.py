@@ -43,7 +43,9 @@ def test_quick_mode_runs_every_benchmark() -> None:
     for name in EXPECTED_ROWS:
         assert name in done.stdout, f"no row for {name}:\n{done.stdout}"
     accounting = next(
-        line for line in done.stdout.splitlines() if "500s = stored + shed + queued" in line
+        line
+        for line in done.stdout.splitlines()
+        if "500s = stored + shed + queued + counted" in line
     )
     assert accounting.rstrip().endswith("yes"), accounting
     assert "FAILED" not in done.stderr

@@ -37,6 +37,7 @@ from debugbroker import protocol
 from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport.mailbox import Mailbox
+from debugbroker.agent.transport.repeats import RepeatBudget
 from debugbroker.agent.transport.takeover import Replaced, Watch
 from debugbroker.protocol import (
     BreakpointStates,
@@ -54,6 +55,7 @@ from debugbroker.protocol import (
     Refused,
     Release,
     Released,
+    Repeats,
     ReportMessage,
     Resume,
     SetBreakpoints,
@@ -107,6 +109,7 @@ _POLL_MS = 100  # the longest the I/O thread sleeps without looking at the clock
 _HELLO_RETRY_SECONDS = 1.0  # no welcome yet: the broker may have been down at start
 _REFUSED_RETRY_SECONDS = 5.0  # refused: keep asking, slowly, in case the secret is fixed
 _SEND_RETRY_SECONDS = 0.05  # connected, but the socket did not take the hello yet
+_REPEATS_SECONDS = 1.0  # counted repeats go to the broker at most this often (and at bye)
 _CONNECT_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED  # with IMMEDIATE, sends wait for this
 _LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 _RETRY_EVENTS = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
@@ -144,10 +147,13 @@ class Link:
         registry: FrameRegistry,
         make_dispatch: Callable[[Callable[[Message], None]], Dispatch],
         breakpoints: BreakpointHandler | None = None,
+        repeats: RepeatBudget | None = None,
     ) -> None:
         """``make_dispatch(answer)`` makes what runs app-code requests, answering through
-        ``answer`` from any thread."""
+        ``answer`` from any thread; ``repeats``: the errors counted, not captured."""
         self.options = options
+        self.repeats = repeats
+        self._repeats_due = 0.0
         self.breakpoints = breakpoints
         self.identity = identity
         self.mailbox = mailbox
@@ -389,6 +395,9 @@ class Link:
         self._flush_reports(sock)
         for resumed in mailbox.take_resumed():  # after the paused report itself
             self._send(sock, resumed)
+        if now >= self._repeats_due and not mailbox.queued_reports:  # after their reports
+            self._send_repeats(sock)
+            self._repeats_due = now + _REPEATS_SECONDS
         registry = self.registry
         if registry.has_released and not mailbox.queued_reports:  # after the reports they name
             released = registry.take_released()
@@ -425,10 +434,22 @@ class Link:
                 return  # the socket is not ready: the report waits for the next tick
             mailbox.report_done(report, sent=bool(payload))
 
+    def _send_repeats(self, sock: zmq.Socket[bytes]) -> None:
+        """The repeats counted since the last time (kept for the next time if not sent)."""
+        if self.repeats is None:
+            return
+        while counts := self.repeats.take_counts():
+            if not self._send(sock, Repeats(counts=tuple(counts))):
+                self.repeats.restore(counts)
+                return
+
     def _send_bye(self, sock: zmq.Socket[bytes]) -> None:
-        """Last words: queued reports, then a bye; closing waits a moment for them to go."""
+        """Last words: queued reports and counted repeats, then a bye; closing waits a moment
+        for them to go."""
         if self.welcomed.is_set():
             self._flush_reports(sock)
+            if not self.mailbox.queued_reports:  # (never before the reports they name)
+                self._send_repeats(sock)
             self._send(sock, Bye(reason="the process exited"))
             self._linger_ms = 1000
         self.mailbox.stop()

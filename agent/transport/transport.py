@@ -22,6 +22,7 @@ from debugbroker.agent.evals.held_frames import FrameRegistry
 from debugbroker.agent.options import Options
 from debugbroker.agent.transport.link import AgentIdentity, BreakpointHandler, Dispatch, Link
 from debugbroker.agent.transport.mailbox import Mailbox, Pause
+from debugbroker.agent.transport.repeats import RepeatBudget
 from debugbroker.protocol import Message, Report
 
 __all__ = ["Transport", "DispatchFactory", "BreakpointsFactory", "make_agent_id"]
@@ -63,6 +64,8 @@ class Transport:
         self.started = time.time()
         self.registry = FrameRegistry(options.held_reports, options.held_bytes)
         self.mailbox = Mailbox(options.queue_size)
+        # The storm policy: errors past their budget are counted (repeats.py).
+        self.repeats = RepeatBudget(options.repeat_burst, options.repeat_per_second)
         identity = AgentIdentity(self.agent_id, self.pid, self.host, self.started)
         # The I/O thread's loop: the only user of the zmq socket.
         self.breakpoints = breakpoints(self) if breakpoints is not None else None
@@ -73,6 +76,7 @@ class Transport:
             self.registry,
             lambda answer: dispatch(self.registry, options, answer),
             self.breakpoints,
+            self.repeats,
         )
         self._thread = threading.Thread(
             target=self._link.run, name=f"debugbroker-agent-{self.pid}", daemon=True
@@ -124,6 +128,16 @@ class Transport:
         """How often an app thread waited for the I/O thread (the queue over half full while
         the broker is there), and the seconds it waited in all."""
         return self.mailbox.backlog_waits, self.mailbox.backlog_wait_seconds
+
+    @property
+    def counted_repeats(self) -> int:
+        """Errors counted, not captured (the storm policy), since the process started."""
+        return self.repeats.counted
+
+    @property
+    def pending_repeats(self) -> int:
+        """Counted errors not yet sent to the broker."""
+        return self.repeats.pending
 
     @property
     def queued_reports(self) -> int:

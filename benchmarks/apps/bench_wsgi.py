@@ -52,6 +52,8 @@ def _stats() -> dict[str, Any]:
         "rss": _rss(),
         "dropped_reports": transport.dropped_reports,
         "queued_reports": transport.queued_reports,
+        "counted_repeats": transport.counted_repeats,  # the storm policy: counted, not captured
+        "pending_repeats": transport.pending_repeats,  # of which not yet sent
         "held_frames": len(transport.registry),
         "held_reports": transport.registry.report_count,
         "held_bytes": transport.registry.held_bytes,

@@ -320,6 +320,8 @@ def security_routes(
                     "unexpected": stats.unexpected,
                     "refused": stats.refused,
                     "reports": stats.reports,
+                    "repeats_counted": stats.repeats_counted,
+                    "repeats_unknown": stats.repeats_unknown,
                 },
                 "store": store_status(store, relay),
                 "dashboard": {

@@ -172,6 +172,11 @@ SCHEMAS: dict[str, Schema] = {
             "held_frames": INTEGER,
             "held_reports": INTEGER,
             "held_bytes": INTEGER,
+            "repeats_unknown": {
+                "type": "integer",
+                "description": "errors it counted, not captured, against a report this "
+                "broker never received (see docs/limits.md, the storm policy)",
+            },
         },
     },
     "Breakpoint": {

@@ -50,6 +50,8 @@ class AgentState:
     held_bytes: int = 0  # its memory estimate of them (heartbeat)
     console: bool = False  # offers a console on the live process
     eval_timeout: float = 0.0  # the agent's own time limit per eval
+    # Errors it counted against a report this broker does not know (``ReportIntake``).
+    repeats_unknown: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``Agent`` object of the HTTP API."""
@@ -68,6 +70,7 @@ class AgentState:
             "dropped_reports": self.dropped_reports,
             "held_reports": self.held_reports,
             "held_bytes": self.held_bytes,
+            "repeats_unknown": self.repeats_unknown,
         }
 
     def record(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from debugbroker.broker.relay.stats import RelayStats
 from debugbroker.broker.store.frame_targets import report_frames
 from debugbroker.broker.store.store import ReportShed, Store, report_summary
 from debugbroker.broker.wire import WireReport
-from debugbroker.protocol import Message, Stored
+from debugbroker.protocol import Message, Repeats, Stored
 
 __all__ = ["ReportIntake"]
 
@@ -32,6 +33,9 @@ log = logging.getLogger("debugbroker.relay")
 # (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
 _MAX_REPORT_BACKLOG = 500
 _MAX_REPORT_BACKLOG_BYTES = 4 * 1024 * 1024
+# Reports received whose group a ``Repeats`` may name: an agent counts repeats against its
+# latest full report of an error and sends them within a second, so the latest ones do.
+_KNOWN_REPORTS = 100_000
 
 
 class ReportIntake:
@@ -56,6 +60,8 @@ class ReportIntake:
         self._events: list[dict[str, Any]] = []  # report events waiting for the publisher
         self._publisher: asyncio.Task[None] | None = None
         self._stopped = False
+        # Report id -> (agent id, fingerprint) of the latest reports received.
+        self._known: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def stop(self) -> asyncio.Task[None] | None:
         """Announce nothing more; the publishing task, if any, for the caller to cancel."""
@@ -82,6 +88,10 @@ class ReportIntake:
             summary: dict[str, Any] | None = report_summary(report)
         except (KeyError, TypeError, ValueError):
             summary = None  # the store says why it cannot store it
+        if summary is not None:  # the group its agent's counted repeats go to
+            self._known[report["id"]] = (agent.agent_id, str(summary["fingerprint"]))
+            if len(self._known) > _KNOWN_REPORTS:
+                self._known.popitem(last=False)
         stored = self.store.queue_report(report, message.size, summary)
         self._report_bytes += message.size
         stored.add_done_callback(
@@ -95,6 +105,22 @@ class ReportIntake:
             await asyncio.wait({stored})  # the store is behind: stop reading until it catches up
         else:  # let the rest of the loop run (HTTP, committed batches): a storm never ends
             await asyncio.sleep(0)
+
+    def repeats(self, agent: AgentState, message: Repeats) -> None:
+        """Errors ``agent`` counted, not captured: into the groups of the reports they name
+        (exactly: the store adds them in its next queued write), or, for a report this
+        broker never received from that agent (received before a restart, shed by the
+        agent, or unknown), onto the agent's ``repeats_unknown``: counted, never lost."""
+        rows: list[tuple[str, int, float, float]] = []
+        for entry in message.counts:
+            known = self._known.get(entry.report_id)
+            if known is None or known[0] != agent.agent_id:
+                agent.repeats_unknown += entry.count
+                self.stats.repeats_unknown += entry.count
+                continue
+            rows.append((known[1], entry.count, entry.first, entry.last))
+            self.stats.repeats_counted += entry.count
+        self.store.queue_repeats(rows)
 
     def _stored(
         self,

@@ -331,6 +331,8 @@ class Relay:
             await self._reports.receive(identity, agent, message)
         elif isinstance(message, protocol.Resumed):
             await self._registry.resumed(agent, message)
+        elif isinstance(message, protocol.Repeats):
+            self._reports.repeats(agent, message)
         elif isinstance(message, protocol.Released):
             ids = message.report_ids[: protocol.MAX_HELD_IDS]
             await self._registry.frames_released(agent.agent_id, ids)

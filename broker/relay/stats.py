@@ -21,6 +21,10 @@ class RelayStats:
     oversized: int = 0  # over the cap but under the socket's hard limit (bigger ones cut)
     unadmitted: int = 0  # from an identity that has not said a valid hello
     not_stored: int = 0  # reports the store failed to write (logged)
+    # Errors agents counted, not captured (``protocol.Repeats``): added to their report's
+    # group, or of a report this broker does not know (not received since it started).
+    repeats_counted: int = 0
+    repeats_unknown: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 

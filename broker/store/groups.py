@@ -36,6 +36,7 @@ __all__ = [
     "enforce_retention",
     "group_counts",
     "record_reports",
+    "record_repeats",
     "select_groups",
     "set_group_state",
     "window_plan",
@@ -282,6 +283,56 @@ def window_plan(
             else:
                 plan.delete.append(report_id)
     return plan
+
+
+def record_repeats(
+    connection: sqlite3.Connection, rows: Iterable[tuple[str, int, float, float]], now: float
+) -> set[str]:
+    """Count errors agents counted, not captured (``protocol.Repeats``, the storm policy):
+    ``(fingerprint, count, first, last)``, the times of one row in one clock hour. Like
+    ``record_reports`` without a report: the group's total and hourly histogram grow by
+    ``count`` exactly, its first and last seen widen, its state moves (a resolved group
+    regresses, a mute counts them down), and a group not stored yet (its report shed or
+    still in a batch) is made. Returns the fingerprints whose state changed. In the
+    caller's transaction."""
+    totals: dict[str, tuple[int, float, float]] = {}  # fingerprint -> count, first, last
+    hours: dict[tuple[str, int], int] = {}
+    for key, count, first, last in rows:
+        hour = (key, int(first // _HOUR))
+        hours[hour] = hours.get(hour, 0) + count
+        so_far = totals.get(key)
+        if so_far is not None:
+            count, first, last = so_far[0] + count, min(so_far[1], first), max(so_far[2], last)
+        totals[key] = (count, first, last)
+    connection.executemany(
+        "INSERT INTO group_hours (fingerprint, hour, count) VALUES (?, ?, ?) "
+        "ON CONFLICT (fingerprint, hour) DO UPDATE SET count = count + excluded.count",
+        [(key, hour, count) for (key, hour), count in hours.items()],
+    )
+    changed: set[str] = set()
+    for key, (count, first, last) in totals.items():
+        found = connection.execute(
+            "SELECT state, mute_until, mute_remaining FROM groups WHERE fingerprint = ?", (key,)
+        ).fetchone()
+        if found is None:
+            connection.execute(
+                f"INSERT INTO groups ({_GROUP_COLUMNS}) "
+                "VALUES (?, 'open', NULL, NULL, ?, ?, ?, NULL)",
+                (key, count, first, last),
+            )
+            continue
+        state, remaining = _next_state(found, count, now)
+        if state != found[0]:
+            changed.add(key)
+        connection.execute(
+            "UPDATE groups SET total = total + ?, first_seen = MIN(first_seen, ?), "
+            "last_seen = MAX(last_seen, ?), state = ?, mute_remaining = ?, "
+            "mute_until = CASE WHEN ? = 'muted' THEN mute_until END, "
+            "state_changed = CASE WHEN ? != state THEN ? ELSE state_changed END "
+            "WHERE fingerprint = ?",
+            (count, first, last, state, remaining, state, state, now, key),
+        )
+    return changed
 
 
 def _next_state(

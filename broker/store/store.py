@@ -312,6 +312,13 @@ class Store(StoreThread):
                 future.set_result(outcome)
         self._hand_over_reports(at_once=False)
 
+    def queue_repeats(self, rows: list[tuple[str, int, float, float]]) -> None:
+        """Add errors agents counted, not captured, to their groups (``(fingerprint, count,
+        first, last)``, see ``store_groups.record_repeats``): a queued write, committed
+        within ``thread._QUEUE_SECONDS``, kept through a storage fault like the others."""
+        if rows:
+            self._queue(partial(store_groups.record_repeats, rows=rows, now=time.time()))
+
     async def list_reports(
         self,
         limit: int,
