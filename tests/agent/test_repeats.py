@@ -146,15 +146,20 @@ def group_totals(broker: Broker) -> list[tuple[int, int]]:
     return [(g["count"], g["kept"]) for g in broker.get("/api/groups").json()["groups"]]
 
 
-def test_repeats_reach_the_group_exactly_and_are_flushed_at_exit(broker: Broker) -> None:
+def repeats_app(broker: Broker, name: str, burst: int) -> DebuggedApplication:
+    """The failing app with a budget of ``burst`` full reports that (almost) never refills."""
     options = Options(
         broker_url=broker.zmq_url,
         secret=broker.secret,
-        app_name="repeats",
-        repeat_burst=5,
+        app_name=name,
+        repeat_burst=burst,
         repeat_per_second=0.001,
     )
-    app = DebuggedApplication(failing, options=options)
+    return DebuggedApplication(failing, options=options)
+
+
+def test_repeats_reach_the_group_exactly_and_are_flushed_at_exit(broker: Broker) -> None:
+    app = repeats_app(broker, "repeats", 5)
     transport = app.transport
     assert transport.wait_connected(20)
     try:
@@ -180,15 +185,7 @@ def test_repeats_reach_the_group_exactly_and_are_flushed_at_exit(broker: Broker)
 def test_repeats_of_a_report_the_broker_never_got_are_counted_on_the_agent(
     broker: Broker,
 ) -> None:
-    options = Options(
-        broker_url=broker.zmq_url,
-        secret=broker.secret,
-        app_name="unknown",
-        repeat_burst=1,
-        repeat_per_second=0.001,
-    )
-    app = DebuggedApplication(failing, options=options)
-    transport = app.transport
+    transport = repeats_app(broker, "unknown", 1).transport
     assert transport.wait_connected(20)
     try:
         transport.repeats.represent(transport.repeats.take(raised())[0], "never-sent")
