@@ -56,6 +56,11 @@ def _handshake_failure(event: int, value: int, insecure_plaintext: bool) -> str:
             "an agent that encrypts its link (the default) reached this broker, which runs "
             "with --insecure-plaintext"
         )
+    if insecure_plaintext:  # the agent saw the mismatch first and closed: no detail here
+        return (
+            "the peer closed during the handshake: most likely an agent that encrypts its "
+            "link (the default) reached this broker, which runs with --insecure-plaintext"
+        )
     if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
         return (
             "a peer without encryption: an agent of protocol 1 (debugbroker before the "

@@ -19,6 +19,7 @@ import msgpack
 import pytest
 import zmq
 
+from debugbroker.broker.relay.watch import _handshake_failure
 from tests.broker.test_security_agents import start_agent, status  # noqa: F401 - a fixture
 from tests.conftest import TEST_SECRET, Broker, wait_for
 
@@ -215,6 +216,18 @@ def test_plain_text_only_when_asked_on_both_sides_and_warned(
         assert SECRET.encode() not in recorder.from_agent()
     finally:
         plain.stop()
+
+
+def test_a_plain_text_broker_names_the_encrypting_agent_whichever_side_closes_first() -> None:
+    """On a loaded machine the agent may see the mechanism mismatch first and close, so the
+    broker gets no detail (a CI failure): in plain text that is still the likely cause."""
+    for event, value in (
+        (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH),
+        (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 0),
+    ):
+        plain = _handshake_failure(event, value, insecure_plaintext=True)
+        assert "reached this broker, which runs with --insecure-plaintext" in plain
+        assert "--insecure-plaintext" not in _handshake_failure(event, value, False)
 
 
 def started(workdir: Path, *args: str, secret: str = SECRET) -> Broker:
