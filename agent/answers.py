@@ -19,7 +19,7 @@ import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from debugbroker.agent.capture.exceptions import build_report
 from debugbroker.agent.options import Options
@@ -33,8 +33,8 @@ from debugbroker.protocol import Panel, Report, RequestInfo
 
 __all__ = [
     "submit_error",
-    "take_repeat",
-    "reported_earlier",
+    "Disposition",
+    "dispose",
     "traceback_text",
     "preferred_format",
     "error_answer",
@@ -123,19 +123,35 @@ def submit_error(
         return None, None
 
 
-def take_repeat(
-    error: BaseException, transport: Transport | None, reported: bool = False
-) -> tuple[RepeatKey | None, str | None]:
-    """The storm policy's word on ``error`` (``RepeatBudget.take``): ``(key, None)`` to
-    capture it (then ``transport.repeats.represent(key, report.id)``), ``(key, report_id)``
-    when it was counted against that report. Nothing for an error already ``reported`` or
-    without an agent; never raises."""
-    if transport is None or reported:
-        return None, None
+class Disposition(NamedTuple):
+    """What this process does with an error the app raised (``dispose``).
+
+    ``transport``: its agent, None if the agent fails; ``earlier``: the report it already
+    made of the error (logged on its way here, say); ``key`` and ``repeat_of``: the storm
+    policy's word (``RepeatBudget.take``): ``repeat_of`` is the report id the error was
+    counted against, None to capture it (then ``transport.repeats.represent(key, id)``).
+    """
+
+    transport: Transport | None
+    earlier: Report | None
+    key: RepeatKey | None
+    repeat_of: str | None
+
+
+def dispose(error: BaseException, options: Options) -> Disposition:
+    """Whether ``error`` is reported already, captured, or counted as a repeat; never raises."""
     try:
-        return transport.repeats.take(error)
+        transport = get_transport(options)
+    except Exception:
+        return Disposition(None, None, None, None)
+    earlier = reported_earlier(error, transport)
+    if earlier is not None:
+        return Disposition(transport, earlier, None, None)
+    try:
+        key, repeat_of = transport.repeats.take(error)
     except Exception:  # the budget failed: capture as ever
-        return None, None
+        key, repeat_of = None, None
+    return Disposition(transport, None, key, repeat_of)
 
 
 def traceback_text(error: BaseException, report: Report | None, secret: SecretNames) -> str:

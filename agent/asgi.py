@@ -21,11 +21,10 @@ from types import FrameType
 from typing import Any
 
 from debugbroker.agent.answers import (
+    dispose,
     error_answer,
     report_url,
-    reported_earlier,
     submit_error,
-    take_repeat,
     traceback_text,
 )
 from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
@@ -149,13 +148,8 @@ class DebuggedASGIApplication:
             await self.app(scope, receive, tracking_send)
         except Exception as error:
             environ = environ_from_scope(scope)
-            try:
-                transport: Transport | None = get_transport(self.options)
-            except Exception:
-                transport = None
+            transport, _, key, repeat_of = dispose(error, self.options)
             report: Report | None = None
-            earlier = reported_earlier(error, transport) if transport is not None else None
-            key, repeat_of = take_repeat(error, transport, earlier is not None)
             if repeat_of is None:
                 request = request_info(environ, self.options)
                 report, transport = submit_error(error, self.options, request)

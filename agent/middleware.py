@@ -18,11 +18,10 @@ from types import FrameType, GeneratorType, TracebackType
 from typing import Any, TextIO
 
 from debugbroker.agent.answers import (
+    dispose,
     error_answer,
     report_url,
-    reported_earlier,
     submit_error,
-    take_repeat,
     traceback_text,
 )
 from debugbroker.agent.breakpoints import THREAD_TRACE, trace_this_thread
@@ -191,14 +190,9 @@ class DebuggedApplication:
         """
         report_id = uuid.uuid4().hex
         body: bytes | None = None
-        try:
-            transport: Transport | None = get_transport(self.options)
-        except Exception:
-            transport = None
-        earlier = reported_earlier(error, transport) if transport is not None else None
+        transport, earlier, key, repeat_of = dispose(error, self.options)
         if earlier is not None:  # logged (or captured) on its way here: link that report
             report_id = earlier.id
-        key, repeat_of = take_repeat(error, transport, earlier is not None)
         if repeat_of is not None:  # past its budget: counted against its last full report
             report_id = repeat_of
         try:
@@ -297,12 +291,7 @@ class DebuggedApplication:
         ``exc_info`` re-raises the error once they did, and then the response is only cut
         short. Never raises.
         """
-        try:
-            transport: Transport | None = get_transport(self.options)
-        except Exception:
-            transport = None
-        earlier = reported_earlier(error, transport) if transport is not None else None
-        key, repeat_of = take_repeat(error, transport, earlier is not None)
+        transport, _, key, repeat_of = dispose(error, self.options)
         report: Report | None = None
         if repeat_of is None:
             report, transport = self._report(error, environ, None, key)
