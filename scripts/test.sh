@@ -49,7 +49,7 @@ for version in ${DEBUGBROKER_EXTRA_PYTHONS-3.10 3.12 3.13}; do
     fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
     set +e
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not e2e" -n 2 tests/agent tests/broker
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not e2e and not once" -n 2 tests/agent tests/broker
     extra=$?
     set -e
     echo "Python $version ($interpreter): pytest exit status $extra, $((SECONDS - started)) s with its venv"

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from debugbroker.protocol import ReportMessage, Welcome
 from tests.broker.test_security_agents import RawAgent, a_report
 from tests.conftest import Broker, base_env, http, wait_for
@@ -112,6 +114,7 @@ def _schemathesis(broker: Broker, tmp_path: Path, *args: str) -> subprocess.Comp
     )
 
 
+@pytest.mark.once  # about 100 s: run under the main Python only
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     broker: Broker, tmp_path: Path
 ) -> None:
