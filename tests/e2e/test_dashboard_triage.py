@@ -97,7 +97,8 @@ def test_the_home_groups_repeats_live_and_opens_the_newest_in_one_click(
     expect(group.get_by_test_id("group-state")).to_have_text("open")
     expect(group.get_by_test_id("sparkline").locator("rect")).to_have_count(24)
     expect(group).to_contain_text("seeded")  # the app
-    expect(group).to_contain_text(f"pid {os.getpid()}")  # the seeding agent is this process
+    expect(group).to_contain_text(f"pid {os.getpid()}@")  # the seeding agent is this process
+    expect(group).to_contain_text("(3 kept)")  # its reports the group keeps, not all it saw
     page.evaluate("window.notReloaded = true")
 
     # A repeat: counted in place, live; a new error: a new row on top.

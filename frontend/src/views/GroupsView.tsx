@@ -282,7 +282,7 @@ function GroupRow({ group, selected, triage, onPick }: RowProps) {
         <RelativeTime at={group.last_seen} />
       </td>
       <td class="small">
-        {[group.apps.join(", "), group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count})`).join(", ")]
+        {[group.apps.join(", "), group.workers.map((worker) => `pid ${worker.pid}@${worker.host} (${worker.count} kept)`).join(", ")]
           .filter(Boolean)
           .join(" · ")}
       </td>
