@@ -247,7 +247,7 @@ def test_groups_count_repeats_live_without_a_reload(
     newest = seed(1, "repeat again")[0]
     expect(group.get_by_test_id("group-count")).to_have_text("3")
     expect(group.locator("a").first).to_have_attribute("href", f"#/reports/{newest.id}")
-    expect(group).to_contain_text("(3)")  # the worker's count
+    expect(group).to_contain_text("(3 kept)")  # the worker's kept reports
 
     # A new kind of error: a new group on top.
     report = build_report(
