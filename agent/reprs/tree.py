@@ -158,6 +158,12 @@ _EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "d
 _MAX_HANDLE = 4_096
 _MAX_LEAF_TEXT = 64  # longest text of a leaf node ``LeafNodes`` shares
 _MAX_LEAVES = 4_096  # leaf nodes ``LeafNodes`` remembers
+# Kinds ``container`` renders straight from ``node`` (a tuple may be a masked header pair).
+_PLAIN_CONTAINERS = frozenset({"list", "set", "frozenset", "dict"})
+# "+" handles already written, by path: the same variable names and positions come back in
+# every frame and every report. Cleared when full, so it stays bounded.
+_handles: dict[tuple[Any, ...], str | None] = {}
+_MAX_HANDLES = 4_096
 
 
 class Budget:
@@ -320,8 +326,17 @@ class _Renderer:
         """The "+" handle of the node the walk is at, if this walk gives handles."""
         if not self.handles:
             return None
+        key = tuple(self.path)
+        try:
+            return _handles[key]
+        except KeyError:
+            pass
         more = make_handle(self.path)
-        return more if len(more) <= _MAX_HANDLE else None
+        handle = more if len(more) <= _MAX_HANDLE else None
+        if len(_handles) >= _MAX_HANDLES:
+            _handles.clear()
+        _handles[key] = handle
+        return handle
 
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:
         self.budget.spend(text)
@@ -354,6 +369,22 @@ class _Renderer:
                     if tp is int and len(text) <= self.short_text and len(ints) < _MAX_LEAVES:
                         ints[value] = (node, cost)  # type: ignore[index]
                     return node
+        if type(tp) is type:  # an exact builtin: its name and shape from the tables
+            shape = EXACT_SHAPES.get(tp)
+            budget = self.budget
+            if (
+                shape is not None
+                and budget.remaining > 0
+                and time.monotonic() < budget.deadline  # else ``exhausted`` below says why
+            ):
+                kind, base = shape
+                type_name = EXACT_NAMES[tp]
+                try:
+                    if kind in _PLAIN_CONTAINERS:
+                        return self.container(value, kind, base, type_name, depth, 0)
+                    return self.builtin(value, kind, base, type_name, depth, 0)
+                except USER_CODE_ERRORS as error:
+                    return self.broken(type_name, error)
         type_name = type_name_of(value)
         reason = self.budget.exhausted()
         if reason is not None:
@@ -528,25 +559,30 @@ class _Renderer:
         depth: int,
         offset: int,
     ) -> ReprNode:
-        opening, closing = BRACKETS.get(kind, ("[", "]"))
-        if id(value) in self.active:
+        key = id(value)
+        active = self.active
+        if key in active:
+            opening, closing = BRACKETS.get(kind, ("[", "]"))
             return self.leaf("recursion", type_name, f"{opening}...{closing}")
-        total = self.length(value, base)
+        total = int(base.__len__(value)) if base is not None else self.length(value, None)
         if depth >= self.depth_cap:
+            opening, closing = BRACKETS.get(kind, ("[", "]"))
             return self.leaf(kind, type_name, f"{opening}...{closing}", total)
         cap = self.options.repr_pairs if kind == "dict" else self.options.repr_items
         children: list[ReprNode] = []
-        self.active.add(id(value))
+        active.add(key)
         path = self.path
         mark = len(path)
+        budget = self.budget
         try:
             iterator: Iterator[Any] = (
                 self.pairs(value, base) if kind == "dict" else base.__iter__(value)  # type: ignore[union-attr]
             )
             render = self.pair if kind == "dict" else self.node
-            budget, ints, strs = self.budget, self.leaves.ints, self.leaves.strs
+            ints, strs = self.leaves.ints, self.leaves.strs
+            monotonic, deadline = time.monotonic, budget.deadline
             for position, item in enumerate(islice(iterator, offset, offset + max(0, cap)), offset):
-                if budget.exhausted() is not None:
+                if budget.remaining <= 0 or monotonic() >= deadline:  # ``budget.exhausted()``
                     break
                 tp = type(item)
                 if tp is int or tp is str:  # ``node``'s shared leaf, without the call
@@ -559,9 +595,9 @@ class _Renderer:
                 children.append(render(item, depth + 1))
                 path.pop()
         finally:
-            self.active.discard(id(value))
+            active.discard(key)
             del path[mark:]
-        self.budget.spend("")
+        budget.remaining -= _NODE_COST  # ``budget.spend("")``
         omitted = max(0, total - offset - len(children))
         more = self.handle() if omitted > 0 else None
         return new_node(kind, type_name, "", tuple(children), omitted, more)
@@ -602,8 +638,7 @@ class _Renderer:
                     and budget.remaining > known_key[1]
                     and self.secret.search(key) is None
                 ):
-                    budget.remaining -= known_key[1] + known[1]
-                    budget.spend("")
+                    budget.remaining -= known_key[1] + known[1] + _NODE_COST
                     return new_node("pair", "", "", (known_key[0], known[0]))
         path = self.path
         path.append(0)
