@@ -66,7 +66,7 @@ from debugbroker.agent.reprs.safe_text import (
 )
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.reprs.secret_values import mask_text
-from debugbroker.agent.reprs.tree import Budget, LeafNodes, variables_of
+from debugbroker.agent.reprs.tree import Budget, shared_leaves, variables_of
 from debugbroker.protocol import (
     ExceptionInfo,
     Panel,
@@ -228,7 +228,7 @@ class _Capture:
         # to the plain text.
         self.masked_lines: dict[str, str] = {}
         self.deadline = time.monotonic() + capture_seconds(options)
-        self.leaves = LeafNodes()  # equal small values in several frames share one node
+        self.leaves = shared_leaves(options)  # equal small values share one node
 
     def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
         """One chain in print order; past the exception cap its oldest causes are left out."""

@@ -69,6 +69,7 @@ __all__ = [
     "mapping_items",
     "represent",
     "represent_more",
+    "shared_leaves",
     "variables_of",
 ]
 
@@ -157,7 +158,8 @@ _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
 _EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
 _MAX_HANDLE = 4_096
 _MAX_LEAF_TEXT = 64  # longest text of a leaf node ``LeafNodes`` shares
-_MAX_LEAVES = 4_096  # leaf nodes ``LeafNodes`` remembers
+_MAX_LEAVES = 2_048  # leaf nodes of each kind ``LeafNodes`` remembers (cleared when full)
+_MAX_SHARED_LEAVES = 8  # options whose captures share their ``LeafNodes`` (``shared_leaves``)
 # Kinds ``container`` renders straight from ``node`` (a tuple may be a masked header pair).
 _PLAIN_CONTAINERS = frozenset({"list", "set", "frozenset", "dict"})
 # "+" handles already written, by path: the same variable names and positions come back in
@@ -189,14 +191,38 @@ class Budget:
 
 
 class LeafNodes:
-    """Leaf nodes of exact ints and short strs already rendered in one capture, shared by
-    every later equal value (a node is immutable and carries no handle when complete)."""
+    """Leaf nodes of exact ints and short strs already rendered (and dict pairs of two such
+    leaves under a str key), with their cost, shared by
+    every later equal value (a node is immutable and carries no handle when complete). Each
+    kind is cleared when it holds ``_MAX_LEAVES``, so it stays bounded."""
 
-    __slots__ = ("ints", "strs")
+    __slots__ = ("ints", "strs", "pairs")
 
     def __init__(self) -> None:
         self.ints: dict[int, tuple[ReprNode, int]] = {}
         self.strs: dict[str, tuple[ReprNode, int]] = {}
+        # A dict pair of a str key (not secret) and a shared leaf: its node, the key's cost
+        # and the whole pair's.
+        self.pairs: dict[tuple[str, int | str], tuple[ReprNode, int, int]] = {}
+
+
+# The leaf nodes of all captures made with the same options: the same small numbers, names
+# and keys come back in every frame and in every report of an error that repeats.
+_shared_leaves: dict[Options, LeafNodes] = {}
+
+
+def shared_leaves(options: Options) -> LeafNodes:
+    """The ``LeafNodes`` every capture with ``options`` shares (a node depends only on its
+    value and the options)."""
+    try:
+        found = _shared_leaves.get(options)
+        if found is None:
+            if len(_shared_leaves) >= _MAX_SHARED_LEAVES:
+                _shared_leaves.clear()
+            found = _shared_leaves[options] = LeafNodes()
+        return found
+    except USER_CODE_ERRORS:  # options that cannot be hashed: this capture's own
+        return LeafNodes()
 
 
 def make_handle(path: list[Any]) -> str:
@@ -366,7 +392,9 @@ class _Renderer:
                     self.budget.remaining -= cost
                     node = new_node(kind, EXACT_NAMES[tp], text)
                     ints = self.leaves.ints
-                    if tp is int and len(text) <= self.short_text and len(ints) < _MAX_LEAVES:
+                    if tp is int and len(text) <= self.short_text:
+                        if len(ints) >= _MAX_LEAVES:
+                            ints.clear()
                         ints[value] = (node, cost)  # type: ignore[index]
                     return node
         if type(tp) is type:  # an exact builtin: its name and shape from the tables
@@ -507,12 +535,9 @@ class _Renderer:
                 before = self.budget.remaining
                 node = self.leaf(kind, type_name, repr(text), omitted)
                 strs = self.leaves.strs
-                if (
-                    type(value) is str
-                    and not offset
-                    and total <= self.short_text
-                    and len(strs) < _MAX_LEAVES
-                ):
+                if type(value) is str and not offset and total <= self.short_text:
+                    if len(strs) >= _MAX_LEAVES:
+                        strs.clear()
                     strs[value] = (node, before - self.budget.remaining)
                 return node
             piece, total = self.masked_slice(
@@ -628,18 +653,29 @@ class _Renderer:
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
         budget = self.budget
-        if type(key) is str and budget.remaining > 0:  # both leaves shared: ``node``'s result
-            known_key = self.leaves.strs.get(key)
-            tv = type(value)
-            if known_key is not None and (tv is int or tv is str):
-                known = (self.leaves.ints if tv is int else self.leaves.strs).get(value)
+        tv = type(value)
+        if type(key) is str and (tv is int or tv is str) and budget.remaining > 0:
+            leaves = self.leaves
+            pairs = leaves.pairs
+            known_pair = pairs.get((key, value))  # this pair's node, made before
+            if known_pair is not None and budget.remaining > known_pair[1]:
+                budget.remaining -= known_pair[2]
+                return known_pair[0]
+            known_key = leaves.strs.get(key)  # both leaves shared: ``node``'s result
+            if known_key is not None:
+                known = (leaves.ints if tv is int else leaves.strs).get(value)
                 if (
                     known is not None
                     and budget.remaining > known_key[1]
                     and self.secret.search(key) is None
                 ):
-                    budget.remaining -= known_key[1] + known[1] + _NODE_COST
-                    return new_node("pair", "", "", (known_key[0], known[0]))
+                    cost = known_key[1] + known[1] + _NODE_COST
+                    budget.remaining -= cost
+                    node = new_node("pair", "", "", (known_key[0], known[0]))
+                    if len(pairs) >= _MAX_LEAVES:
+                        pairs.clear()
+                    pairs[(key, value)] = (node, known_key[1], cost)
+                    return node
         path = self.path
         path.append(0)
         key_node = self.node(key, depth)
@@ -741,7 +777,7 @@ def variables_of(
     """The first ``options.max_locals`` names of a namespace, in order, secrets masked;
     a variable holding ``shown_elsewhere`` (the request's environ) is ``collapsed``.
     ``handles``: the values are a held frame's, so nodes cut short get their "+" handles;
-    ``leaves`` shares leaf nodes with the other frames of the same capture."""
+    ``leaves`` shares leaf nodes with the other frames and captures (``shared_leaves``)."""
     renderer = _Renderer(options, _budget_for(options, budget), [] if handles else None, leaves)
     out: list[Variable] = []
     try:
