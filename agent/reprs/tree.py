@@ -158,14 +158,14 @@ _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
 _EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
 _MAX_HANDLE = 4_096
 _MAX_LEAF_TEXT = 64  # longest text of a leaf node ``LeafNodes`` shares
-_MAX_LEAVES = 2_048  # leaf nodes of each kind ``LeafNodes`` remembers (cleared when full)
+_MAX_LEAVES = 1_024  # leaf nodes of each kind ``LeafNodes`` remembers (cleared when full)
 _MAX_SHARED_LEAVES = 8  # options whose captures share their ``LeafNodes`` (``shared_leaves``)
 # Kinds ``container`` renders straight from ``node`` (a tuple may be a masked header pair).
 _PLAIN_CONTAINERS = frozenset({"list", "set", "frozenset", "dict"})
 # "+" handles already written, by path: the same variable names and positions come back in
 # every frame and every report. Cleared when full, so it stays bounded.
 _handles: dict[tuple[Any, ...], str | None] = {}
-_MAX_HANDLES = 4_096
+_MAX_HANDLES = 2_048
 
 
 class Budget:

@@ -245,5 +245,5 @@ def test_captures_with_the_same_options_share_bounded_leaves() -> None:
             fresh = variables_of(namespace, options, fresh_budget, handles=True, leaves=LeafNodes())
             assert shared == fresh
             assert shared_budget.remaining == fresh_budget.remaining
-            assert all(len(kind) <= 2_048 for kind in (leaves.ints, leaves.strs, leaves.pairs))
+            assert all(len(kind) <= 1_024 for kind in (leaves.ints, leaves.strs, leaves.pairs))
     assert ("a", 1) in leaves.pairs and ("b", "x") in leaves.pairs
