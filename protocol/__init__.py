@@ -93,6 +93,7 @@ from debugbroker.protocol.report import (
     RequestInfo,
     Variable,
     format_node,
+    new_frame_info,
     new_node,
     new_variable,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "Report",
     "BRACKETS",
     "format_node",
+    "new_frame_info",
     "new_node",
     "new_variable",
     "PROTOCOL_VERSION",

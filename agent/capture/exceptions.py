@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from debugbroker.agent.capture.chain import PrintedException, link_tree, printed_chain, prints_notes
@@ -66,8 +66,15 @@ from debugbroker.agent.reprs.safe_text import (
 )
 from debugbroker.agent.reprs.secret_names import secret_pattern
 from debugbroker.agent.reprs.secret_values import mask_text
-from debugbroker.agent.reprs.tree import Budget, LeafNodes, variables_of
-from debugbroker.protocol import ExceptionInfo, FrameInfo, Panel, Report, RequestInfo, Variable
+from debugbroker.agent.reprs.tree import Budget, shared_leaves, variables_of
+from debugbroker.protocol import (
+    ExceptionInfo,
+    Panel,
+    Report,
+    RequestInfo,
+    Variable,
+    new_frame_info,
+)
 
 __all__ = [
     "MAX_EXCEPTIONS",
@@ -221,7 +228,7 @@ class _Capture:
         # to the plain text.
         self.masked_lines: dict[str, str] = {}
         self.deadline = time.monotonic() + capture_seconds(options)
-        self.leaves = LeafNodes()  # equal small values in several frames share one node
+        self.leaves = shared_leaves(options)  # equal small values share one node
 
     def chain(self, printed: tuple[PrintedException, ...]) -> list[_Draft]:
         """One chain in print order; past the exception cap its oldest causes are left out."""
@@ -310,13 +317,10 @@ class _Capture:
         frame = tb.tb_frame
         code = frame.f_code
         spent = self.size_left <= 0  # the innermost frame still goes, its names cut short
-        filename = _safe_str(code.co_filename, _MIN_MESSAGE if spent else 4096)
+        filename, function, is_library, filename_cost = _code_names(code, spent)
         lineno = failing_lineno(tb)
-        function = code.co_name
-        if sys.version_info >= (3, 11) and _qualifies(code.co_qualname, function):
-            function = code.co_qualname
         module = _safe_str(frame.f_globals.get("__name__", ""), _MIN_MESSAGE if spent else 500)
-        self.size_left -= _FRAME_COST + text_cost(filename) + text_cost(module)
+        self.size_left -= _FRAME_COST + filename_cost + text_cost(module)
         found = (
             source_context(code.co_filename, lineno, frame, self.options.context_lines)
             if self.size_left > 0
@@ -334,7 +338,7 @@ class _Capture:
             "frame_id": frame_id,
             "filename": filename,
             "lineno": lineno,
-            "function": _safe_str(function, _MIN_MESSAGE if spent else 500),
+            "function": function,
             "module": module,
             "context_start": context_start,
             "context": context,
@@ -342,7 +346,7 @@ class _Capture:
             "end_lineno": end_lineno,
             "colno": colno,
             "end_colno": end_colno,
-            "is_library": is_library_file(filename),
+            "is_library": is_library,
             "hidden": hidden or own,
         }
 
@@ -378,6 +382,37 @@ class _Capture:
         return variables
 
 
+# What a frame shows of its code object (``_code_names``), by ``id(code)``: the same functions
+# fail again and again. Each entry keeps its code object, so an id is never reused while its
+# entry lives; cleared when full.
+_code_cache: dict[int, tuple[CodeType, str, str, bool, int]] = {}
+_MAX_CODES = 2_048
+
+
+def _code_names(code: CodeType, spent: bool) -> tuple[str, str, bool, int]:
+    """A frame's file name, function name (its qualified name when it names the same
+    function), whether the file is a library's, and the file name's cost; names cut short
+    when the size budget is ``spent``."""
+    found = None if spent else _code_cache.get(id(code))
+    if found is not None and found[0] is code:
+        return found[1], found[2], found[3], found[4]
+    filename = _safe_str(code.co_filename, _MIN_MESSAGE if spent else 4096)
+    function = code.co_name
+    if sys.version_info >= (3, 11) and _qualifies(code.co_qualname, function):
+        function = code.co_qualname
+    names = (
+        filename,
+        _safe_str(function, _MIN_MESSAGE if spent else 500),
+        is_library_file(filename),
+        text_cost(filename),
+    )
+    if not spent:
+        if len(_code_cache) >= _MAX_CODES:
+            _code_cache.clear()
+        _code_cache[id(code)] = (code, *names)
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class _Draft:
     """An exception captured but not yet built: its fields, its frames' fields and its
@@ -393,7 +428,7 @@ def _built(drafts: list[_Draft], counter: Iterator[int]) -> tuple[ExceptionInfo,
     """The exceptions with their frames numbered in print order, across the whole report."""
     out = []
     for draft in drafts:
-        frames = tuple(FrameInfo(index=next(counter), **fields) for fields in draft.frames)
+        frames = tuple(new_frame_info(next(counter), **fields) for fields in draft.frames)
         members = _built(draft.members, counter)
         out.append(ExceptionInfo(frames=frames, exceptions=members, **draft.fields))
     return tuple(out)

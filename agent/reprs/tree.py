@@ -69,6 +69,7 @@ __all__ = [
     "mapping_items",
     "represent",
     "represent_more",
+    "shared_leaves",
     "variables_of",
 ]
 
@@ -157,7 +158,14 @@ _SEQUENCE_KINDS = frozenset({"list", "tuple", "set", "frozenset"})
 _EXPANDABLE = frozenset({"str", "bytes", "list", "tuple", "set", "frozenset", "dict"})
 _MAX_HANDLE = 4_096
 _MAX_LEAF_TEXT = 64  # longest text of a leaf node ``LeafNodes`` shares
-_MAX_LEAVES = 4_096  # leaf nodes ``LeafNodes`` remembers
+_MAX_LEAVES = 1_024  # leaf nodes of each kind ``LeafNodes`` remembers (cleared when full)
+_MAX_SHARED_LEAVES = 8  # options whose captures share their ``LeafNodes`` (``shared_leaves``)
+# Kinds ``container`` renders straight from ``node`` (a tuple may be a masked header pair).
+_PLAIN_CONTAINERS = frozenset({"list", "set", "frozenset", "dict"})
+# "+" handles already written, by path: the same variable names and positions come back in
+# every frame and every report. Cleared when full, so it stays bounded.
+_handles: dict[tuple[Any, ...], str | None] = {}
+_MAX_HANDLES = 2_048
 
 
 class Budget:
@@ -183,14 +191,38 @@ class Budget:
 
 
 class LeafNodes:
-    """Leaf nodes of exact ints and short strs already rendered in one capture, shared by
-    every later equal value (a node is immutable and carries no handle when complete)."""
+    """Leaf nodes of exact ints and short strs already rendered (and dict pairs of two such
+    leaves under a str key), with their cost, shared by
+    every later equal value (a node is immutable and carries no handle when complete). Each
+    kind is cleared when it holds ``_MAX_LEAVES``, so it stays bounded."""
 
-    __slots__ = ("ints", "strs")
+    __slots__ = ("ints", "strs", "pairs")
 
     def __init__(self) -> None:
         self.ints: dict[int, tuple[ReprNode, int]] = {}
         self.strs: dict[str, tuple[ReprNode, int]] = {}
+        # A dict pair of a str key (not secret) and a shared leaf: its node, the key's cost
+        # and the whole pair's.
+        self.pairs: dict[tuple[str, int | str], tuple[ReprNode, int, int]] = {}
+
+
+# The leaf nodes of all captures made with the same options: the same small numbers, names
+# and keys come back in every frame and in every report of an error that repeats.
+_shared_leaves: dict[Options, LeafNodes] = {}
+
+
+def shared_leaves(options: Options) -> LeafNodes:
+    """The ``LeafNodes`` every capture with ``options`` shares (a node depends only on its
+    value and the options)."""
+    try:
+        found = _shared_leaves.get(options)
+        if found is None:
+            if len(_shared_leaves) >= _MAX_SHARED_LEAVES:
+                _shared_leaves.clear()
+            found = _shared_leaves[options] = LeafNodes()
+        return found
+    except USER_CODE_ERRORS:  # options that cannot be hashed: this capture's own
+        return LeafNodes()
 
 
 def make_handle(path: list[Any]) -> str:
@@ -320,8 +352,17 @@ class _Renderer:
         """The "+" handle of the node the walk is at, if this walk gives handles."""
         if not self.handles:
             return None
+        key = tuple(self.path)
+        try:
+            return _handles[key]
+        except KeyError:
+            pass
         more = make_handle(self.path)
-        return more if len(more) <= _MAX_HANDLE else None
+        handle = more if len(more) <= _MAX_HANDLE else None
+        if len(_handles) >= _MAX_HANDLES:
+            _handles.clear()
+        _handles[key] = handle
+        return handle
 
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:
         self.budget.spend(text)
@@ -351,9 +392,27 @@ class _Renderer:
                     self.budget.remaining -= cost
                     node = new_node(kind, EXACT_NAMES[tp], text)
                     ints = self.leaves.ints
-                    if tp is int and len(text) <= self.short_text and len(ints) < _MAX_LEAVES:
+                    if tp is int and len(text) <= self.short_text:
+                        if len(ints) >= _MAX_LEAVES:
+                            ints.clear()
                         ints[value] = (node, cost)  # type: ignore[index]
                     return node
+        if type(tp) is type:  # an exact builtin: its name and shape from the tables
+            shape = EXACT_SHAPES.get(tp)
+            budget = self.budget
+            if (
+                shape is not None
+                and budget.remaining > 0
+                and time.monotonic() < budget.deadline  # else ``exhausted`` below says why
+            ):
+                kind, base = shape
+                type_name = EXACT_NAMES[tp]
+                try:
+                    if kind in _PLAIN_CONTAINERS:
+                        return self.container(value, kind, base, type_name, depth, 0)
+                    return self.builtin(value, kind, base, type_name, depth, 0)
+                except USER_CODE_ERRORS as error:
+                    return self.broken(type_name, error)
         type_name = type_name_of(value)
         reason = self.budget.exhausted()
         if reason is not None:
@@ -476,12 +535,9 @@ class _Renderer:
                 before = self.budget.remaining
                 node = self.leaf(kind, type_name, repr(text), omitted)
                 strs = self.leaves.strs
-                if (
-                    type(value) is str
-                    and not offset
-                    and total <= self.short_text
-                    and len(strs) < _MAX_LEAVES
-                ):
+                if type(value) is str and not offset and total <= self.short_text:
+                    if len(strs) >= _MAX_LEAVES:
+                        strs.clear()
                     strs[value] = (node, before - self.budget.remaining)
                 return node
             piece, total = self.masked_slice(
@@ -528,25 +584,30 @@ class _Renderer:
         depth: int,
         offset: int,
     ) -> ReprNode:
-        opening, closing = BRACKETS.get(kind, ("[", "]"))
-        if id(value) in self.active:
+        key = id(value)
+        active = self.active
+        if key in active:
+            opening, closing = BRACKETS.get(kind, ("[", "]"))
             return self.leaf("recursion", type_name, f"{opening}...{closing}")
-        total = self.length(value, base)
+        total = int(base.__len__(value)) if base is not None else self.length(value, None)
         if depth >= self.depth_cap:
+            opening, closing = BRACKETS.get(kind, ("[", "]"))
             return self.leaf(kind, type_name, f"{opening}...{closing}", total)
         cap = self.options.repr_pairs if kind == "dict" else self.options.repr_items
         children: list[ReprNode] = []
-        self.active.add(id(value))
+        active.add(key)
         path = self.path
         mark = len(path)
+        budget = self.budget
         try:
             iterator: Iterator[Any] = (
                 self.pairs(value, base) if kind == "dict" else base.__iter__(value)  # type: ignore[union-attr]
             )
             render = self.pair if kind == "dict" else self.node
-            budget, ints, strs = self.budget, self.leaves.ints, self.leaves.strs
+            ints, strs = self.leaves.ints, self.leaves.strs
+            monotonic, deadline = time.monotonic, budget.deadline
             for position, item in enumerate(islice(iterator, offset, offset + max(0, cap)), offset):
-                if budget.exhausted() is not None:
+                if budget.remaining <= 0 or monotonic() >= deadline:  # ``budget.exhausted()``
                     break
                 tp = type(item)
                 if tp is int or tp is str:  # ``node``'s shared leaf, without the call
@@ -559,9 +620,9 @@ class _Renderer:
                 children.append(render(item, depth + 1))
                 path.pop()
         finally:
-            self.active.discard(id(value))
+            active.discard(key)
             del path[mark:]
-        self.budget.spend("")
+        budget.remaining -= _NODE_COST  # ``budget.spend("")``
         omitted = max(0, total - offset - len(children))
         more = self.handle() if omitted > 0 else None
         return new_node(kind, type_name, "", tuple(children), omitted, more)
@@ -592,19 +653,29 @@ class _Renderer:
     def pair(self, item: Any, depth: int) -> ReprNode:
         key, value = item
         budget = self.budget
-        if type(key) is str and budget.remaining > 0:  # both leaves shared: ``node``'s result
-            known_key = self.leaves.strs.get(key)
-            tv = type(value)
-            if known_key is not None and (tv is int or tv is str):
-                known = (self.leaves.ints if tv is int else self.leaves.strs).get(value)
+        tv = type(value)
+        if type(key) is str and (tv is int or tv is str) and budget.remaining > 0:
+            leaves = self.leaves
+            pairs = leaves.pairs
+            known_pair = pairs.get((key, value))  # this pair's node, made before
+            if known_pair is not None and budget.remaining > known_pair[1]:
+                budget.remaining -= known_pair[2]
+                return known_pair[0]
+            known_key = leaves.strs.get(key)  # both leaves shared: ``node``'s result
+            if known_key is not None:
+                known = (leaves.ints if tv is int else leaves.strs).get(value)
                 if (
                     known is not None
                     and budget.remaining > known_key[1]
                     and self.secret.search(key) is None
                 ):
-                    budget.remaining -= known_key[1] + known[1]
-                    budget.spend("")
-                    return new_node("pair", "", "", (known_key[0], known[0]))
+                    cost = known_key[1] + known[1] + _NODE_COST
+                    budget.remaining -= cost
+                    node = new_node("pair", "", "", (known_key[0], known[0]))
+                    if len(pairs) >= _MAX_LEAVES:
+                        pairs.clear()
+                    pairs[(key, value)] = (node, known_key[1], cost)
+                    return node
         path = self.path
         path.append(0)
         key_node = self.node(key, depth)
@@ -706,7 +777,7 @@ def variables_of(
     """The first ``options.max_locals`` names of a namespace, in order, secrets masked;
     a variable holding ``shown_elsewhere`` (the request's environ) is ``collapsed``.
     ``handles``: the values are a held frame's, so nodes cut short get their "+" handles;
-    ``leaves`` shares leaf nodes with the other frames of the same capture."""
+    ``leaves`` shares leaf nodes with the other frames and captures (``shared_leaves``)."""
     renderer = _Renderer(options, _budget_for(options, budget), [] if handles else None, leaves)
     out: list[Variable] = []
     try:

@@ -19,6 +19,7 @@ from debugbroker.agent.reprs.tree import (
     LeafNodes,
     make_handle,
     represent_more,
+    shared_leaves,
     variables_of,
 )
 from debugbroker.protocol import ExpandRequest, FrameInfo, ReprNode, SourceRequest
@@ -208,15 +209,41 @@ def test_expanded_pages_carry_the_handles_of_their_own_positions(items: list[Any
 @given(st.dictionaries(_NAMES, _VALUES, max_size=5), st.integers(0, 4_000))
 def test_shared_leaves_give_the_tree_fresh_ones_give(namespace: dict[str, Any], size: int) -> None:
     """Leaves an earlier frame rendered (taken without ``node``'s call inside containers and
-    dict pairs) give the same nodes, handles and budget as rendering them afresh, also where
-    the size budget runs out."""
+    dict pairs, and pairs of them) give the same nodes, handles and budget as rendering them
+    afresh, also where the size budget runs out."""
     options = Options(repr_depth=3)
     # Secret-named keys whose values are shared leaves too: still masked.
     namespace = {**namespace, "z": {"a": 7, "password": 7, "b": "k", "api_key": "k"}}
     warm = LeafNodes()
-    variables_of(namespace, options, Budget(10.0), handles=True, leaves=warm)
+    for _ in range(2):  # the second time, the pairs of two shared leaves are remembered too
+        variables_of(namespace, options, Budget(10.0), handles=True, leaves=warm)
     shared_budget, fresh_budget = Budget(10.0, size), Budget(10.0, size)
     shared = variables_of(namespace, options, shared_budget, handles=True, leaves=warm)
     fresh = variables_of(namespace, options, fresh_budget, handles=True, leaves=LeafNodes())
     assert shared == fresh
     assert shared_budget.remaining == fresh_budget.remaining
+
+
+def test_captures_with_the_same_options_share_bounded_leaves() -> None:
+    """Leaves outlive a capture (an error that repeats shows the same small values), one
+    ``LeafNodes`` per options, each kind cleared when full; the trees and budgets are those
+    of fresh leaves."""
+    options = Options(repr_items=5_000, repr_pairs=5_000)
+    leaves = shared_leaves(options)
+    assert shared_leaves(Options(repr_items=5_000, repr_pairs=5_000)) is leaves
+    assert shared_leaves(Options(repr_items=4_000)) is not leaves
+    large = {
+        "numbers": list(range(5_000)),
+        "names": [f"n{i}" for i in range(5_000)],
+        "table": {f"k{i}": i for i in range(5_000)},
+    }
+    small = {"table": {"a": 1, "b": "x"}}
+    for namespace in (large, small):
+        for _ in range(3):  # leaves, then pairs of them, then pairs remembered
+            shared_budget, fresh_budget = Budget(10.0, 10**7), Budget(10.0, 10**7)
+            shared = variables_of(namespace, options, shared_budget, handles=True, leaves=leaves)
+            fresh = variables_of(namespace, options, fresh_budget, handles=True, leaves=LeafNodes())
+            assert shared == fresh
+            assert shared_budget.remaining == fresh_budget.remaining
+            assert all(len(kind) <= 1_024 for kind in (leaves.ints, leaves.strs, leaves.pairs))
+    assert ("a", 1) in leaves.pairs and ("b", "x") in leaves.pairs

@@ -335,11 +335,16 @@ def test_typescript_types_match_the_protocol(cls: type[Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("build", "cls"), [(protocol.new_node, protocol.ReprNode), (protocol.new_variable, Variable)]
+    ("build", "cls"),
+    [
+        (protocol.new_node, protocol.ReprNode),
+        (protocol.new_variable, Variable),
+        (protocol.new_frame_info, protocol.FrameInfo),
+    ],
 )
 def test_fast_constructors_take_exactly_the_fields(build: Any, cls: type[Any]) -> None:
-    """``new_node``/``new_variable`` set slots directly: a field added to the class must be
-    added to them too, with the same default."""
+    """``new_node``/``new_variable``/``new_frame_info`` set slots directly: a field added to
+    the class must be added to them too, with the same default."""
     parameters = inspect.signature(build).parameters
     fields = dataclasses.fields(cls)
     assert list(parameters) == [field.name for field in fields]
@@ -372,3 +377,50 @@ def test_fast_constructors_make_the_same_objects(
     assert variable == Variable(name=text, value=expected)
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.text = "changed"  # type: ignore[misc]
+
+
+@given(
+    st.integers(0, 100),
+    st.none() | st.text(max_size=5),
+    st.text(max_size=5),
+    st.none() | st.integers(0, 10),
+    st.booleans(),
+)
+def test_new_frame_info_makes_the_same_objects(
+    index: int, frame_id: str | None, text: str, column: int | None, flag: bool
+) -> None:
+    variable = Variable(name="x", value=protocol.ReprNode(kind="number", type_name="int", text="1"))
+    fields: dict[str, Any] = {
+        "frame_id": frame_id,
+        "filename": text,
+        "lineno": index + 1,
+        "function": text,
+        "module": text,
+        "context_start": index,
+        "context": (text,),
+        "locals": (variable,),
+        "end_lineno": column,
+        "colno": column,
+        "end_colno": column,
+        "is_library": flag,
+        "hidden": not flag,
+    }
+    made = protocol.new_frame_info(index, **fields)
+    expected = protocol.FrameInfo(index=index, **fields)
+    assert type(made) is protocol.FrameInfo
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert protocol.to_wire(made) == protocol.to_wire(expected)
+    short = protocol.new_frame_info(index, frame_id, text, 1, text, text, 1, (), ())
+    assert short == protocol.FrameInfo(
+        index=index,
+        frame_id=frame_id,
+        filename=text,
+        lineno=1,
+        function=text,
+        module=text,
+        context_start=1,
+        context=(),
+        locals=(),
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.lineno = 2  # type: ignore[misc]
