@@ -30,8 +30,9 @@ __all__ = ["ReportIntake"]
 log = logging.getLogger("debugbroker.relay")
 # Reports received but not yet committed: past either bound the receive loop waits for the
 # store, zmq buffers, and then the agents shed reports and count them.
-# (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
-_MAX_REPORT_BACKLOG = 500
+# Two of the store's batches: one being written while the next gathers (``store``).
+# (A report's dicts take several times its message's size: 1,000 small ones are ~50 MB.)
+_MAX_REPORT_BACKLOG = 1000
 _MAX_REPORT_BACKLOG_BYTES = 4 * 1024 * 1024
 # Reports received whose group a ``Repeats`` may name: an agent counts repeats against its
 # latest full report of an error and sends them within a second, so the latest ones do.
