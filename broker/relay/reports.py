@@ -11,6 +11,7 @@ are acknowledged when they are finally stored; a shed one never is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import OrderedDict
@@ -22,7 +23,7 @@ from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish
 from debugbroker.broker.relay.stats import RelayStats
 from debugbroker.broker.store.frame_targets import report_frames
 from debugbroker.broker.store.store import ReportShed, Store, report_summary
-from debugbroker.broker.wire import WireReport
+from debugbroker.broker.wire import WireReport, report_view, wire_json
 from debugbroker.protocol import Message, Repeats, Stored
 
 __all__ = ["ReportIntake"]
@@ -76,9 +77,10 @@ class ReportIntake:
         Which frames are held, and which thread is paused, is noted now, in message order,
         so that a ``Released`` or ``Resumed`` right behind it finds the note.
         """
-        report = message.report
-        if report["agent_id"] != agent.agent_id:
-            report["agent_id"] = agent.agent_id  # an agent speaks for itself only
+        checked = message.report
+        if checked.agent_id != agent.agent_id:  # an agent speaks for itself only
+            checked = dataclasses.replace(checked, agent_id=agent.agent_id)
+        report = report_view(checked)  # what is read of it here; the store keeps its JSON
         self._registry.note_report(
             report["id"],
             agent.agent_id,
@@ -93,7 +95,7 @@ class ReportIntake:
             self._known[report["id"]] = (agent.agent_id, str(summary["fingerprint"]))
             if len(self._known) > _KNOWN_REPORTS:
                 self._known.popitem(last=False)
-        stored = self.store.queue_report(report, message.size, summary)
+        stored = self.store.queue_report(report, message.size, summary, wire_json(checked))
         self._report_bytes += message.size
         stored.add_done_callback(
             functools.partial(self._stored, identity, report, summary, message.size)
