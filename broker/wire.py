@@ -11,12 +11,17 @@ so the broker uses it for every message:
   accepts, with one difference: msgspec skips a field the protocol does not know without
   reading it, so a broken UTF-8 string there is ignored with the field, where msgpack
   refuses the whole message. ``tests/broker/test_wire.py`` checks that with hypothesis.
-- A report and an eval's or completion's answer come as wire dicts (``WireReport``,
-  ``WireResult``): the store keeps a report as JSON and the console answers as JSON, so
-  neither needs the dataclasses. ``wire_json`` writes that JSON. They hold the data of
+- An eval's or completion's answer comes as a wire dict (``WireResult``): the console
+  answers and stores it as JSON, so it never needs the dataclass. It holds the data of
   ``protocol.to_wire``, but with tuples where it has lists (``msgspec.to_builtins`` keeps
-  tuples, faster than making lists): both are JSON arrays,
-  and the broker's walks over a report (``frames.report_frames``, ``grouping``) take both.
+  tuples, faster than making lists): both are JSON arrays.
+- A report comes as its checked dataclass (``WireReport``): the store keeps it as JSON,
+  which ``wire_json`` writes straight from the dataclass (the same text as from its wire
+  dict: msgspec writes a dataclass's fields in order, as ``to_builtins`` makes the dict's
+  keys). Turning the whole report into dicts first was a fifth of the event loop's time
+  in a storm (BENCHMARKS.md section 8); what the relay reads of it (its list row,
+  fingerprint, held frames) comes from ``report_view``, a small wire dict that the broker's
+  walks over a report (``frames.report_frames``, ``grouping``) take as they take the full one.
 
 The agent never imports this module: it stays on stdlib, pyzmq and msgpack.
 """
@@ -33,20 +38,22 @@ from debugbroker import protocol
 from debugbroker.protocol import (
     CompleteResult,
     EvalResult,
+    ExceptionInfo,
     Message,
     ProtocolError,
+    Report,
     ReportMessage,
 )
 
-__all__ = ["decode_message", "wire_json", "WireReport", "WireResult"]
+__all__ = ["decode_message", "report_view", "wire_json", "WireReport", "WireResult"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WireReport:
-    """A report message as the broker takes it: the report's checked wire dict (what it
-    stores as JSON) and the size of the message that carried it."""
+    """A report message as the broker takes it: the checked report (``wire_json`` gives
+    the JSON the store keeps) and the size of the message that carried it."""
 
-    report: dict[str, Any]
+    report: Report
     size: int
 
 
@@ -101,13 +108,58 @@ def decode_message(payload: bytes) -> Message | WireReport | WireResult:
     ``WireResult``."""
     message = _decode(payload)
     if isinstance(message, ReportMessage):
-        return WireReport(report=msgspec.to_builtins(message.report), size=len(payload))
+        return WireReport(report=message.report, size=len(payload))
     if isinstance(message, (EvalResult, CompleteResult)):
         wire: dict[str, Any] = {"kind": message.kind, **msgspec.to_builtins(message)}
         return WireResult(
             cls=type(message), request_id=message.request_id, reason=message.reason, wire=wire
         )
     return message
+
+
+def report_view(report: Report) -> dict[str, Any]:
+    """What the relay reads of a report, as its wire dict has it: its list row's fields,
+    pause and step, the request's URL alone, and of each exception its type, module, frames
+    (their index, frame id, file, function and flags: no source, no locals) and
+    sub-exceptions. ``report_summary``, ``fingerprint`` and ``report_frames`` give the same
+    from it as from the whole wire dict."""
+    request = report.request
+    return {
+        "id": report.id,
+        "agent_id": report.agent_id,
+        "created": report.created,
+        "type_name": report.type_name,
+        "message": report.message,
+        "exceptions": _exceptions_view(report.exceptions),
+        "request": None if request is None else {"url": request.url},
+        "pid": report.pid,
+        "host": report.host,
+        "app": report.app,
+        "paused": report.paused,
+        "step_of": report.step_of,
+    }
+
+
+def _exceptions_view(exceptions: tuple[ExceptionInfo, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type_name": info.type_name,
+            "module": info.module,
+            "frames": [
+                {
+                    "index": frame.index,
+                    "frame_id": frame.frame_id,
+                    "filename": frame.filename,
+                    "function": frame.function,
+                    "is_library": frame.is_library,
+                    "hidden": frame.hidden,
+                }
+                for frame in info.frames
+            ],
+            "exceptions": _exceptions_view(info.exceptions) if info.exceptions else [],
+        }
+        for info in exceptions
+    ]
 
 
 def wire_json(value: Any) -> str:

@@ -11,6 +11,7 @@ are acknowledged when they are finally stored; a shed one never is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import OrderedDict
@@ -22,7 +23,7 @@ from debugbroker.broker.relay.agents import AgentRegistry, AgentState, Publish
 from debugbroker.broker.relay.stats import RelayStats
 from debugbroker.broker.store.frame_targets import report_frames
 from debugbroker.broker.store.store import ReportShed, Store, report_summary
-from debugbroker.broker.wire import WireReport
+from debugbroker.broker.wire import WireReport, report_view, wire_json
 from debugbroker.protocol import Message, Repeats, Stored
 
 __all__ = ["ReportIntake"]
@@ -30,8 +31,9 @@ __all__ = ["ReportIntake"]
 log = logging.getLogger("debugbroker.relay")
 # Reports received but not yet committed: past either bound the receive loop waits for the
 # store, zmq buffers, and then the agents shed reports and count them.
-# (A report's dicts take several times its message's size: 500 small ones are ~25 MB.)
-_MAX_REPORT_BACKLOG = 500
+# Two of the store's batches: one being written while the next gathers (``store``).
+# (A report's dicts take several times its message's size: 1,000 small ones are ~50 MB.)
+_MAX_REPORT_BACKLOG = 1000
 _MAX_REPORT_BACKLOG_BYTES = 4 * 1024 * 1024
 # Reports received whose group a ``Repeats`` may name: an agent counts repeats against its
 # latest full report of an error and sends them within a second, so the latest ones do.
@@ -75,9 +77,10 @@ class ReportIntake:
         Which frames are held, and which thread is paused, is noted now, in message order,
         so that a ``Released`` or ``Resumed`` right behind it finds the note.
         """
-        report = message.report
-        if report["agent_id"] != agent.agent_id:
-            report["agent_id"] = agent.agent_id  # an agent speaks for itself only
+        checked = message.report
+        if checked.agent_id != agent.agent_id:  # an agent speaks for itself only
+            checked = dataclasses.replace(checked, agent_id=agent.agent_id)
+        report = report_view(checked)  # what is read of it here; the store keeps its JSON
         self._registry.note_report(
             report["id"],
             agent.agent_id,
@@ -92,7 +95,7 @@ class ReportIntake:
             self._known[report["id"]] = (agent.agent_id, str(summary["fingerprint"]))
             if len(self._known) > _KNOWN_REPORTS:
                 self._known.popitem(last=False)
-        stored = self.store.queue_report(report, message.size, summary)
+        stored = self.store.queue_report(report, message.size, summary, wire_json(checked))
         self._report_bytes += message.size
         stored.add_done_callback(
             functools.partial(self._stored, identity, report, summary, message.size)

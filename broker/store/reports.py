@@ -149,13 +149,15 @@ def insert_reports(
     held: Collection[str] = (),
     now: float = 0.0,
     summaries: list[dict[str, Any] | None] | None = None,
+    bodies: list[str | None] | None = None,
 ) -> list[bool | Exception]:
     """Insert reports in one transaction: for each, whether it was new, or why it was not
     written (a report that cannot be encoded fails alone; a failing commit fails them all).
     The new ones are counted in their groups, which then keep what ``retention`` says
     (everything when None; ``held``: the reports whose frames agents hold, ``now``: the
-    time a mute ends against; see ``groups``). ``summaries``: the reports' ``report_summary``
-    where the caller worked it out already (None where not).
+    time a mute ends against; see ``groups``). ``summaries`` and ``bodies``: the reports'
+    ``report_summary`` and JSON text (``wire_json``) where the caller worked them out
+    already (None where not).
 
     One SELECT finds the ids already stored and one multi-row INSERT writes the rest: each
     SQLite call lets go of the GIL and must win it back from the busy event loop, which
@@ -168,7 +170,8 @@ def insert_reports(
         try:
             known = summaries[index] if summaries else None
             summary = known if known is not None else report_summary(report)
-            body = wire_json(report)
+            text = bodies[index] if bodies else None
+            body = text if text is not None else wire_json(report)
             report_id = str(summary["id"])
         except (KeyError, TypeError, ValueError) as error:
             outcomes.append(ValueError(f"report not stored: {type(error).__name__}: {error}"))

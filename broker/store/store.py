@@ -47,15 +47,19 @@ from debugbroker.broker.wire import wire_json
 __all__ = ["Store", "AgentRecord", "ReportFilter", "ReportShed", "Retention", "report_summary"]
 
 log = logging.getLogger("debugbroker")
-_REPORT_BATCH = 200  # reports inserted in one transaction at most
-_GATHER_SECONDS = 0.005  # how long after a commit the next batch may gather reports
-_GATHER_ENOUGH = 50  # reports that make a batch worth its commit without gathering
+# Reports inserted in one transaction at most; after a commit, the next batch gathers until
+# it has this many or ``_GATHER_SECONDS`` have passed. In a storm each batch rewrites a page
+# of the table and a few index pages per report, and its commit and checkpoint write them:
+# fuller batches share the index pages (BENCHMARKS.md section 8).
+_REPORT_BATCH = 400
+_GATHER_SECONDS = 0.06
 _SWEEP_REPORTS = 2_000  # store-wide retention runs after this many new reports
 _SWEEP_SECONDS = 300.0  # or this long after the last time, with the next batch
 _MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
 _MAX_WAITING_BYTES = 32 * 1024 * 1024  # ...and their messages' bytes; more are shed
-# A report, whoever waits for it, the size of its message, and its list row if known.
-_Queued = tuple[dict[str, Any], asyncio.Future[bool], int, dict[str, Any] | None]
+# A report, whoever waits for it, the size of its message, and its list row and JSON text
+# if known.
+_Queued = tuple[dict[str, Any], asyncio.Future[bool], int, dict[str, Any] | None, str | None]
 
 
 class ReportShed(Exception):
@@ -82,6 +86,7 @@ class Store(StoreThread):
         self._last_commit = 0.0  # time.monotonic() of the last report batch's commit
         self._gathering: asyncio.TimerHandle | None = None
         self.gather_seconds = _GATHER_SECONDS
+        self.batch_size = _REPORT_BATCH
         self.report_commits = 0  # transactions that wrote reports (a storm's batching)
         # Reports that met a storage fault, oldest first, retried by ``_retry_reports``.
         self._waiting: list[_Queued] = []
@@ -128,7 +133,7 @@ class Store(StoreThread):
         waiting, self._waiting = self._waiting, []
         if waiting:
             log.error("%d reports waiting for the store to write were not stored", len(waiting))
-        for _, future, _, _ in waiting:
+        for _, future, _, _, _ in waiting:
             if not future.done():
                 future.set_exception(RuntimeError("the store is closed"))
         await super().close()
@@ -140,10 +145,15 @@ class Store(StoreThread):
         return await self.queue_report(report)
 
     def queue_report(
-        self, report: dict[str, Any], size: int = 0, summary: dict[str, Any] | None = None
+        self,
+        report: dict[str, Any],
+        size: int = 0,
+        summary: dict[str, Any] | None = None,
+        body: str | None = None,
     ) -> asyncio.Future[bool]:
         """Store a report (its wire dict, from a message of ``size`` bytes; ``summary``: its
-        ``report_summary`` when the caller has it, not worked out twice) in the next
+        ``report_summary`` and ``body``: its JSON text, when the caller has them: with both,
+        ``report`` need only hold what ``report_summary`` reads) in the next
         batch, without waiting (see the module's docstring). The future resolves once it is
         committed: False when one with this id was already stored; it fails with the error
         when the report could not be written, or with ``ReportShed``."""
@@ -158,10 +168,10 @@ class Store(StoreThread):
             ):
                 self._shed_report(future, self.fault or DISK_FULL)
             else:
-                self._waiting.append((report, future, size, summary))
+                self._waiting.append((report, future, size, summary, body))
                 self.waiting_bytes += size
             return future
-        self._reports.append((report, future, size, summary))
+        self._reports.append((report, future, size, summary, body))
         self._hand_over_reports(at_once=False)
         return future
 
@@ -228,9 +238,9 @@ class Store(StoreThread):
             self._report_retry = None
         if not self._waiting or self._connection is None:
             return
-        batch = self._waiting[:_REPORT_BATCH]
-        del self._waiting[:_REPORT_BATCH]
-        self.waiting_bytes -= sum(size for _, _, size, _ in batch)
+        batch = self._waiting[: self.batch_size]
+        del self._waiting[: self.batch_size]
+        self.waiting_bytes -= sum(size for _, _, size, _, _ in batch)
         self._retrying = len(batch)
         self._reports[:0] = batch
         self._hand_over_reports(at_once=True)
@@ -240,7 +250,7 @@ class Store(StoreThread):
         while self._reports and self._connection is not None:
             if self._report_batches and not at_once:
                 return  # the batch in hand hands over the next one when it is committed
-            if not at_once and len(self._reports) < _GATHER_ENOUGH:
+            if not at_once and len(self._reports) < self.batch_size:
                 wait = self._last_commit + self.gather_seconds - time.monotonic()
                 if wait > 0:  # a storm: let the batch gather (a lone report goes at once)
                     if self._gathering is None:
@@ -250,8 +260,8 @@ class Store(StoreThread):
             if self._gathering is not None:
                 self._gathering.cancel()
                 self._gathering = None
-            batch = self._reports[:_REPORT_BATCH]
-            del self._reports[:_REPORT_BATCH]
+            batch = self._reports[: self.batch_size]
+            del self._reports[: self.batch_size]
             self._report_batches += 1
             self._reports_in_hand += len(batch)
             self._reports_since_sweep += len(batch)
@@ -261,8 +271,9 @@ class Store(StoreThread):
             )
             insert = partial(
                 _insert_batch,
-                reports=[report for report, _, _, _ in batch],
-                summaries=[summary for _, _, _, summary in batch],
+                reports=[report for report, _, _, _, _ in batch],
+                summaries=[summary for _, _, _, summary, _ in batch],
+                bodies=[body for _, _, _, _, body in batch],
                 retention=self.retention,
                 held=frozenset(self.held_reports),
                 now=time.time(),
@@ -303,7 +314,7 @@ class Store(StoreThread):
                 log.info("the store writes reports again: %d still wait", len(self._waiting))
                 self._retry_reports()
             self.note_written()
-        for (_, future, _, _), outcome in zip(batch, outcomes, strict=True):
+        for (_, future, _, _, _), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if isinstance(outcome, Exception):
@@ -513,6 +524,7 @@ def _insert_batch(
     connection: sqlite3.Connection,
     reports: list[dict[str, Any]],
     summaries: list[dict[str, Any] | None],
+    bodies: list[str | None],
     retention: Retention | None,
     held: Collection[str],
     now: float,
@@ -520,7 +532,9 @@ def _insert_batch(
 ) -> list[bool | Exception]:
     """On the store's thread: a batch of reports, then the store-wide retention when due
     (its failure is logged: the reports are committed by then)."""
-    outcomes = store_reports.insert_reports(connection, reports, retention, held, now, summaries)
+    outcomes = store_reports.insert_reports(
+        connection, reports, retention, held, now, summaries, bodies
+    )
     if sweep and retention is not None:
         try:
             store_groups.enforce_retention(connection, retention, held, now)

@@ -138,10 +138,11 @@ def test_a_lone_report_goes_at_once_and_a_storm_gathers_its_batches(tmp_path: Pa
         store = Store(path)
         await store.open()
         store.gather_seconds = 3_600.0  # every report after a commit gathers (no timing here)
+        store.batch_size = 50
         first = store.queue_report(_report("lone"))
         assert store.report_backlog == 1 and store.reports_gathering == 0  # handed over at once
         assert await first and store.report_commits == 1
-        # Right after a commit: the next reports gather until a batch is worth a commit.
+        # Right after a commit: the next reports gather until a batch is full.
         gathered = [store.queue_report(_report(f"g{i}")) for i in range(49)]
         assert store.reports_gathering == 49 and store.report_commits == 1
         gathered.append(store.queue_report(_report("g49")))  # the 50th: handed over now
