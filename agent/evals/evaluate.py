@@ -31,7 +31,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, ExitStack
-from types import CodeType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry, HeldFrame
@@ -45,6 +45,7 @@ from debugbroker.agent.evals.interrupts import (
 )
 from debugbroker.agent.evals.language import (
     HIDDEN_PREFIX,
+    CompiledInput,
     compile_input,
     complete,
     completion_token,
@@ -268,7 +269,12 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: Eva
 
 
 def _on_loop(
-    found: AppLoop, code: CodeType, namespace: dict[str, Any], buffer: ChunkBuffer, run: EvalRun
+    found: AppLoop,
+    compiled: CompiledInput,
+    namespace: dict[str, Any],
+    buffer: ChunkBuffer,
+    run: EvalRun,
+    echo: Callable[[object], None],
 ) -> None:
     """Run one input on the app's loop, in a task of its own, and wait for it here.
 
@@ -283,7 +289,10 @@ def _on_loop(
             try:
                 run.arm()
                 try:
-                    value = eval(code, namespace)
+                    value = eval(compiled.code, namespace)
+                    if compiled.echo_value:  # one expression: echoed here, never awaited
+                        echo(value)
+                        value = None
                 finally:
                     run.disarm()
                 if isinstance(value, Coroutine):  # a top-level await: on this loop too
@@ -369,7 +378,10 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
                     for context in contexts:  # not armed yet: no interrupt half-way
                         stack.enter_context(context)
                 if loop is not None:  # interrupts land on the loop's thread: no arm here
-                    _on_loop(loop, compiled.code, namespace, buffer, run)
+                    _on_loop(loop, compiled, namespace, buffer, run, echo)
+                elif compiled.echo_value:  # one expression: its value is echoed here
+                    run.arm()
+                    echo(eval(compiled.code, namespace))
                 else:
                     run.arm()
                     value = eval(compiled.code, namespace)
