@@ -319,9 +319,22 @@ def _on_loop(
         return
 
 
-@functools.lru_cache(maxsize=16)  # a process has one or two: made once, not per eval
+_last_shown: tuple[Options, Options] | None = None  # the last options given, and their result's
+
+
 def result_options(options: Options) -> Options:
     """``options`` with the console's limits for echoed results (never lower than a local's)."""
+    global _last_shown
+    last = _last_shown  # (one read: another thread may replace it)
+    if last is not None and last[0] is options:  # a process has one: no hashing per eval
+        return last[1]
+    shown = _result_options(options)
+    _last_shown = (options, shown)
+    return shown
+
+
+@functools.lru_cache(maxsize=16)  # made once per options, not per eval
+def _result_options(options: Options) -> Options:
     return dataclasses.replace(
         options,
         repr_items=max(options.repr_items, RESULT_ITEMS),

@@ -62,14 +62,23 @@ _TOKEN = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*$")
 
 
 # Input that cannot be one expression, told apart without compiling: it starts with a
-# statement's keyword, or assigns to a name, attribute or item. Only a shortcut: what it
-# misses costs a failed "eval" compile first.
-_STATEMENT = re.compile(
-    r"(?:import|from|def|class|if|for|while|with|try|del|pass|return|raise|assert|global"
-    r"|nonlocal|async|break|continue)\b"
-    r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:,\s*[A-Za-z_][\w.]*\s*)*"
+# statement's keyword, or assigns to a name, attribute or item. Only a shortcut (what it
+# misses costs a failed "eval" compile first; what it wrongly takes, the tree's way).
+_STATEMENT_STARTS = (
+    *(f"{word} " for word in ("import", "from", "def", "class", "if", "for", "while", "with")),
+    *(f"{word} " for word in ("del", "raise", "assert", "global", "nonlocal", "async")),
+    *("try", "pass", "return", "break", "continue", "@"),
+)
+_ASSIGNMENT = re.compile(
+    r"[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:,\s*[A-Za-z_][\w.]*\s*)*"
     r"(?:[-+*/%@&|^]|//|\*\*|>>|<<)?=(?!=)"
 )
+
+
+def _is_statement(source: str) -> bool:
+    return source.startswith(_STATEMENT_STARTS) or (
+        "=" in source and _ASSIGNMENT.match(source) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +169,7 @@ def compile_input(
     code gives the value to echo (``echo_value``); an expression that awaits takes the tree's
     way, so its coroutine runs the echo.
     """
-    if source[:1] not in _BLANK and not _STATEMENT.match(source):
+    if source[:1] not in _BLANK and not _is_statement(source):
         try:
             code = compile(source, filename, "eval", dont_inherit=True)
         except (SyntaxError, ValueError, OverflowError):
