@@ -499,13 +499,18 @@ def start_complete(
             )
         )
         return
-    too_long = CompleteResult(
-        request_id=request.request_id,
-        ok=False,
-        error="completion took too long",
-        reason=TIMEOUT,
-    )
-    timer = TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
+
+    def too_long() -> None:  # (made only when it is needed, seldom)
+        once(
+            CompleteResult(
+                request_id=request.request_id,
+                ok=False,
+                error="completion took too long",
+                reason=TIMEOUT,
+            )
+        )
+
+    timer = TIMERS.after(_COMPLETE_TIMEOUT, too_long)
     try:
         matches = complete(target.get_namespace(), request.text)
     except BaseException:
