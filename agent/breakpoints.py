@@ -353,7 +353,7 @@ def _evaluate(condition: CodeType, frame: FrameType) -> tuple[bool, str | None]:
             return False, f"the condition raised {describe_error(error)}"
     finally:
         timer.cancel()
-        run.finished.set()
+        run.finished = True
 
 
 def _walk(code: CodeType) -> Iterable[CodeType]:

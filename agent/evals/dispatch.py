@@ -46,7 +46,8 @@ class EvalDispatcher:
         self.registry = registry
         self.options = options
         self.answer = answer
-        self._slots = threading.BoundedSemaphore(MAX_EVALS)
+        self._lock = threading.Lock()
+        self._running = 0  # requests taken and not answered yet (at most MAX_EVALS)
 
     def handle(self, request: _Request) -> None:
         """Run ``request`` on this thread (never raises); its answer may come from a timer
@@ -60,14 +61,19 @@ class EvalDispatcher:
             self._refuse(request, f"debugbroker could not start this: {error!r}")
 
     def _start(self, request: _Work) -> None:
-        if not self._slots.acquire(blocking=False):
+        with self._lock:
+            free = self._running < MAX_EVALS
+            if free:
+                self._running += 1
+        if not free:
             busy = f"the agent is already running {MAX_EVALS} evals; try again when one ends"
             self.answer(_failure(request, busy, BUSY))
             return
         self._run(request, Once(self._answered))
 
     def _answered(self, result: Message) -> None:
-        self._slots.release()
+        with self._lock:
+            self._running -= 1
         self.answer(result)
 
     def _run(self, request: _Work, answer: Once[Message]) -> None:

@@ -31,7 +31,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, ExitStack
-from types import CodeType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from debugbroker.agent.evals.held_frames import FrameRegistry, HeldFrame
@@ -45,6 +45,7 @@ from debugbroker.agent.evals.interrupts import (
 )
 from debugbroker.agent.evals.language import (
     HIDDEN_PREFIX,
+    CompiledInput,
     compile_input,
     complete,
     completion_token,
@@ -268,7 +269,12 @@ def _await(coroutine: Coroutine[Any, Any, object], buffer: ChunkBuffer, run: Eva
 
 
 def _on_loop(
-    found: AppLoop, code: CodeType, namespace: dict[str, Any], buffer: ChunkBuffer, run: EvalRun
+    found: AppLoop,
+    compiled: CompiledInput,
+    namespace: dict[str, Any],
+    buffer: ChunkBuffer,
+    run: EvalRun,
+    echo: Callable[[object], None],
 ) -> None:
     """Run one input on the app's loop, in a task of its own, and wait for it here.
 
@@ -283,7 +289,10 @@ def _on_loop(
             try:
                 run.arm()
                 try:
-                    value = eval(code, namespace)
+                    value = eval(compiled.code, namespace)
+                    if compiled.echo_value:  # one expression: echoed here, never awaited
+                        echo(value)
+                        value = None
                 finally:
                     run.disarm()
                 if isinstance(value, Coroutine):  # a top-level await: on this loop too
@@ -310,9 +319,22 @@ def _on_loop(
         return
 
 
-@functools.lru_cache(maxsize=16)  # a process has one or two: made once, not per eval
+_last_shown: tuple[Options, Options] | None = None  # the last options given, and their result's
+
+
 def result_options(options: Options) -> Options:
     """``options`` with the console's limits for echoed results (never lower than a local's)."""
+    global _last_shown
+    last = _last_shown  # (one read: another thread may replace it)
+    if last is not None and last[0] is options:  # a process has one: no hashing per eval
+        return last[1]
+    shown = _result_options(options)
+    _last_shown = (options, shown)
+    return shown
+
+
+@functools.lru_cache(maxsize=16)  # made once per options, not per eval
+def _result_options(options: Options) -> Options:
     return dataclasses.replace(
         options,
         repr_items=max(options.repr_items, RESULT_ITEMS),
@@ -369,7 +391,10 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
                     for context in contexts:  # not armed yet: no interrupt half-way
                         stack.enter_context(context)
                 if loop is not None:  # interrupts land on the loop's thread: no arm here
-                    _on_loop(loop, compiled.code, namespace, buffer, run)
+                    _on_loop(loop, compiled, namespace, buffer, run, echo)
+                elif compiled.echo_value:  # one expression: its value is echoed here
+                    run.arm()
+                    echo(eval(compiled.code, namespace))
                 else:
                     run.arm()
                     value = eval(compiled.code, namespace)
@@ -474,13 +499,18 @@ def start_complete(
             )
         )
         return
-    too_long = CompleteResult(
-        request_id=request.request_id,
-        ok=False,
-        error="completion took too long",
-        reason=TIMEOUT,
-    )
-    timer = TIMERS.after(_COMPLETE_TIMEOUT, lambda: once(too_long))
+
+    def too_long() -> None:  # (made only when it is needed, seldom)
+        once(
+            CompleteResult(
+                request_id=request.request_id,
+                ok=False,
+                error="completion took too long",
+                reason=TIMEOUT,
+            )
+        )
+
+    timer = TIMERS.after(_COMPLETE_TIMEOUT, too_long)
     try:
         matches = complete(target.get_namespace(), request.text)
     except BaseException:

@@ -204,7 +204,7 @@ class EvalRun:
         self.in_user_code = False
         self.reason: str | None = None  # why it was interrupted, once it was
         self.interrupted_at = 0.0
-        self.finished = threading.Event()  # the thread is done with the user's code
+        self.finished = False  # the thread is done with the user's code (a flag: never waited on)
         self.abandoned = False  # answered without it (it was stuck)
         self.scheduled = False  # a top-level-await coroutine was handed to a loop
 
@@ -255,7 +255,7 @@ class EvalRun:
                 self.reason = reason
                 self.interrupted_at = time.monotonic()
             if not self.in_user_code:
-                landed = not self.finished.is_set()  # arm() raises it
+                landed = not self.finished  # arm() raises it
             else:
                 landed = bool(_set_async_exc(self.ident, KeyboardInterrupt) == 1)
         if first:
@@ -264,18 +264,18 @@ class EvalRun:
 
     def time_up(self, limit: float) -> None:
         """The time limit passed (a timer): interrupt, unless it ended or was interrupted."""
-        if not self.finished.is_set() and self.reason is None:
+        if not self.finished and self.reason is None:
             self.interrupt(f"stopped after the time limit of {limit:g} seconds")
 
     def _follow_up(self) -> None:
         """A timer after an interrupt: repeat it, answer without the thread past the grace,
         and go on until the thread ends (it may never: then forever, every REPEAT_SECONDS)."""
         global _stuck
-        if self.finished.is_set():
+        if self.finished:
             return
         if time.monotonic() - self.interrupted_at >= GRACE_SECONDS and not self.abandoned:
             with _running_lock:
-                if self.finished.is_set():
+                if self.finished:
                     return
                 self.abandoned = True
                 _stuck += 1
@@ -357,7 +357,7 @@ def supervise(
                 _running.pop(key, None)
             if run.abandoned:
                 _stuck -= 1
-            run.finished.set()
+            run.finished = True
         if limit_timer is not None:
             limit_timer.cancel()
         run.answer(

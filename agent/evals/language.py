@@ -7,7 +7,9 @@ a pasted block of several statements runs at once, and with
 ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` so ``await`` works at the top level. Every expression
 statement of the input that is not inside a function or class body is rewritten to call an
 echo function, which is the rule of the interpreter's "single" mode (``for i in x: i``
-echoes each ``i``), without touching the process-wide ``sys.displayhook``.
+echoes each ``i``), without touching the process-wide ``sys.displayhook``. Input that is
+one expression (what a console mostly gets) is compiled from its text in "eval" mode instead,
+with no tree made in Python, and the caller echoes the value it gives.
 
 ``complete`` offers names and attributes with ``rlcompleter`` on the eval namespace;
 ``make_helpers`` builds the ``dump()`` and ``help()`` the namespace offers.
@@ -55,15 +57,39 @@ _COMPOUND: tuple[type[ast.stmt], ...] = (
 )
 if hasattr(ast, "TryStar"):  # 3.11+
     _COMPOUND = (*_COMPOUND, ast.TryStar)
+_BLANK = ("", " ", "\t", "\f")  # an indented first line is an error, as in the interpreter
 _TOKEN = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*$")
+
+
+# Input that cannot be one expression, told apart without compiling: it starts with a
+# statement's keyword, or assigns to a name, attribute or item. Only a shortcut (what it
+# misses costs a failed "eval" compile first; what it wrongly takes, the tree's way).
+_STATEMENT_STARTS = (
+    *(f"{word} " for word in ("import", "from", "def", "class", "if", "for", "while", "with")),
+    *(f"{word} " for word in ("del", "raise", "assert", "global", "nonlocal", "async")),
+    *("try", "pass", "return", "break", "continue", "@"),
+)
+_ASSIGNMENT = re.compile(
+    r"[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:,\s*[A-Za-z_][\w.]*\s*)*"
+    r"(?:[-+*/%@&|^]|//|\*\*|>>|<<)?=(?!=)"
+)
+
+
+def _is_statement(source: str) -> bool:
+    return source.startswith(_STATEMENT_STARTS) or (
+        "=" in source and _ASSIGNMENT.match(source) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledInput:
-    """Complete input, compiled: ``is_async`` when it awaits at the top level."""
+    """Complete input, compiled: ``is_async`` when it awaits at the top level;
+    ``echo_value`` when ``code`` is one expression whose value the caller echoes (else the
+    code calls the echo function itself)."""
 
     code: CodeType
     is_async: bool
+    echo_value: bool = False
 
 
 # The fields of statements that hold statements: where an echoed expression can be. An
@@ -138,8 +164,18 @@ def compile_input(
 
     Raises ``SyntaxError`` (and ``ValueError`` for NUL bytes) as ``compile`` does. Parsed
     once: input that parses is never unfinished for ``codeop`` (which only looks further
-    when compiling fails), so only the interactive rule is left to check, on the tree.
+    when compiling fails), so only the interactive rule is left to check, on the tree. One
+    expression (never a compound statement, never unfinished) skips the tree: ``eval`` of its
+    code gives the value to echo (``echo_value``); an expression that awaits takes the tree's
+    way, so its coroutine runs the echo.
     """
+    if source[:1] not in _BLANK and not _is_statement(source):
+        try:
+            code = compile(source, filename, "eval", dont_inherit=True)
+        except (SyntaxError, ValueError, OverflowError):
+            pass  # a statement, unfinished or wrong: the tree's way tells which
+        else:
+            return CompiledInput(code, False, echo_value=True)
     try:
         tree = ast.parse(source, filename, "exec")
     except (SyntaxError, ValueError, OverflowError):

@@ -19,7 +19,7 @@ import asyncio
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TextIO
 
 from debugbroker.agent.reprs.secret_names import SecretNames
@@ -147,8 +147,10 @@ def _install() -> None:
     global _users
     for name in ("stdout", "stderr"):
         router = _routers.get(name)
-        if router is None or getattr(sys, name) is not router:
-            router = _routers[name] = _Router(name, getattr(sys, name))
+        stream = getattr(sys, name)
+        if router is None or stream is not router:
+            if router is None or stream is not router.original:  # (else: the last eval's)
+                router = _routers[name] = _Router(name, stream)
             setattr(sys, name, router)
     _users += 1
 
@@ -156,26 +158,37 @@ def _install() -> None:
 def _uninstall() -> None:
     global _users
     _users -= 1
-    if _users == 0:
+    if _users == 0:  # the routers are kept for the next eval while the streams stay the same
         for name in ("stdout", "stderr"):
-            router = _routers.pop(name, None)
+            router = _routers.get(name)
             if router is not None and getattr(sys, name) is router:
                 setattr(sys, name, router.original)
 
 
-@contextmanager
-def captured_output(buffer: ChunkBuffer) -> Iterator[None]:
-    """Route this thread's stdout/stderr writes to ``buffer`` while the block runs."""
-    ident = threading.get_ident()
-    with _lock:
-        _install()
-        _thread_buffers[ident] = buffer
-    try:
-        yield
-    finally:
+class _Captured:
+    """``captured_output``'s context manager (a plain object: no generator per eval)."""
+
+    __slots__ = ("buffer", "ident")
+
+    def __init__(self, buffer: ChunkBuffer) -> None:
+        self.buffer = buffer
+        self.ident = 0
+
+    def __enter__(self) -> None:
+        self.ident = threading.get_ident()
         with _lock:
-            _thread_buffers.pop(ident, None)
+            _install()
+            _thread_buffers[self.ident] = self.buffer
+
+    def __exit__(self, *exc_info: object) -> None:
+        with _lock:
+            _thread_buffers.pop(self.ident, None)
             _uninstall()
+
+
+def captured_output(buffer: ChunkBuffer) -> AbstractContextManager[None]:
+    """Route this thread's stdout/stderr writes to ``buffer`` while the block runs."""
+    return _Captured(buffer)
 
 
 @contextmanager

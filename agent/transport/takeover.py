@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 __all__ = ["Watch", "Replaced", "PERIOD_SECONDS"]
 
@@ -32,13 +32,21 @@ class Replaced(BaseException):  # noqa: N818 - not an error: the thread's work m
 
 
 class _Running:
-    """One request running under the watch: what takes its loop over, and whether it did."""
+    """One request running under the watch: what takes its loop over, and whether it did;
+    the block's context manager (a plain object: no generator per request)."""
 
-    __slots__ = ("take_over", "taken")
+    __slots__ = ("watch", "take_over", "taken")
 
-    def __init__(self, take_over: Callable[[], None]) -> None:
+    def __init__(self, watch: Watch, take_over: Callable[[], None]) -> None:
+        self.watch = watch
         self.take_over = take_over
         self.taken = False
+
+    def __enter__(self) -> None:
+        self.watch.enter(self)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.watch.leave(self)
 
 
 class Watch:
@@ -55,24 +63,27 @@ class Watch:
         self._current: _Running | None = None
         self.takeovers = 0  # how many times (tests, diagnostics)
 
-    @contextmanager
-    def running(self, take_over: Callable[[], None]) -> Iterator[None]:
+    def running(self, take_over: Callable[[], None]) -> AbstractContextManager[None]:
         """Run the block (app code) on the serving thread; if it runs too long, ``take_over``
         is called from the watch thread, and on leaving the block this thread raises
         ``Replaced``. ``take_over`` must start the loop on another thread and return."""
-        request = _Running(take_over)
+        return _Running(self, take_over)
+
+    def enter(self, request: _Running) -> None:
+        """``request``'s block starts (its ``__enter__``)."""
         with self._lock:
             self._current = request
             if not self._looking:
                 self._start_looking()
-        try:
-            yield
-        finally:
-            with self._lock:
-                if self._current is request:
-                    self._current = None
-            if request.taken:  # (set under the lock, before ``_current`` moved on)
-                raise Replaced
+
+    def leave(self, request: _Running) -> None:
+        """``request``'s block ends, however it ends (its ``__exit__``); raises ``Replaced``
+        when its loop was taken over meanwhile."""
+        with self._lock:
+            if self._current is request:
+                self._current = None
+        if request.taken:  # (set under the lock, before ``_current`` moved on)
+            raise Replaced
 
     def _start_looking(self) -> None:
         """Under the lock: make the watch thread look (start it on first use)."""

@@ -79,7 +79,9 @@ def run(source: str) -> list[object]:
     echoed: list[object] = []
     compiled = compile_input(source, "<t>", "echo")
     assert compiled is not None and not compiled.is_async
-    exec(compiled.code, {"echo": echoed.append})
+    value = eval(compiled.code, {"echo": echoed.append})
+    if compiled.echo_value:  # one expression: the caller echoes its value
+        echoed.append(value)
     return echoed
 
 
@@ -98,6 +100,19 @@ def test_echo_follows_single_mode() -> None:
     assert run("while True:\n    5\n    break\nelse:\n    6") == [5]
     assert run("with __import__('contextlib').nullcontext():\n    7") == [7]
     assert run("match 2:\n    case 1:\n        8\n    case _:\n        9") == [9]
+
+
+def test_one_expression_is_compiled_without_a_tree_and_echoed_by_the_caller() -> None:
+    for source in ("1 + 2", "f(a=1) == 2", "x <= 1", "d[k]", "lambda x=1: x", "(\n 1,\n 2)"):
+        compiled = compile_input(source, "<t>", "echo")
+        assert compiled is not None and compiled.echo_value, source
+    for source in ("x = 1", "d[k] = 1", "a, b = 1, 2", "x += 1", "import os", "1; 2", "await f()"):
+        compiled = compile_input(source, "<t>", "echo")
+        assert compiled is not None and not compiled.echo_value, source
+    assert run("1 + 2") == [3] and run("print") == [print]
+    with pytest.raises(IndentationError):  # an indented first line, as in the interpreter
+        compile_input(" 1", "<t>", "echo")
+    assert compile_input("(1,", "<t>", "echo") is None
 
 
 def test_top_level_await_compiles_to_a_coroutine() -> None:

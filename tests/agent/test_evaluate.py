@@ -354,6 +354,13 @@ def test_top_level_await_on_a_fresh_loop(frame: tuple[FrameRegistry, str]) -> No
     assert chunks(result) == [("stdout", "hi\n"), ("result", "7")]
 
 
+def test_a_coroutine_typed_alone_is_shown_not_awaited(frame: tuple[FrameRegistry, str]) -> None:
+    assert run(frame, "async def five():\n    return 5\nc = five()").ok
+    shown = run(frame, "c")
+    assert shown.ok and shown.result is not None and "coroutine" in shown.result.text
+    assert run(frame, "await c").result.text == "5"  # type: ignore[union-attr]
+
+
 def uvloop_loop() -> asyncio.AbstractEventLoop:
     uvloop = pytest.importorskip("uvloop")
     loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
