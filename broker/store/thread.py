@@ -224,7 +224,7 @@ class StoreThread:
             self._keep_writes(batch, error.reason)
             return
         if not done.cancelled():
-            self._writes_committed()
+            self._writes_committed(batch)
         if self._queued and self._queue_timer is None and self._connection is not None:
             loop = asyncio.get_running_loop()  # held back while this batch was out
             self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
@@ -250,7 +250,8 @@ class StoreThread:
             loop = asyncio.get_running_loop()
             self._queue_timer = loop.call_later(self.retry_seconds, self._hand_over_queued)
 
-    def _writes_committed(self) -> None:
+    def _writes_committed(self, batch: list[Write]) -> None:
+        """``batch`` was committed (the ``Store`` also lets the audit journal go)."""
         if self._writes_failed:
             log.warning(
                 "the store writes again: the console and audit writes that waited are stored"
@@ -318,7 +319,7 @@ class StoreThread:
                 self._keep_writes(batch, fault.reason)
                 return True  # they wait in memory: nothing more to wait for now
             if batch:
-                self._writes_committed()
+                self._writes_committed(batch)
             grown = connection.total_changes - self._changes_at_checkpoint
         finally:
             self._connection_lock.release()
