@@ -372,9 +372,9 @@ def run(settings: Settings) -> list[Row]:
             "-",
             None,
             f"p99 {percentile(hop, 0.99) * 1e3:.2f} ms; the rest of the full round trip is "
-            "the broker: the WebSocket message, the relay's asyncio side of the hop, and two "
-            "SQLite commits (the audit row and the transcript entry before the code is sent, "
-            "their ends before the answer)",
+            "the broker: the WebSocket message, the audit row appended to its journal before "
+            "the code is sent, the relay's asyncio side of the hop (over HTTP, also the commit "
+            "of the transcript entry and the audit outcome before the answer)",
         )
     )
     rows.append(
