@@ -388,9 +388,10 @@ def run(settings: Settings) -> list[Row]:
         (
             "eval",
             "evals",
-            "; the rest of the full round trip is the broker: the WebSocket message, the "
-            "relay's asyncio side of the hop, and two SQLite commits (the audit row and the "
-            "transcript entry before the code is sent, their ends before the answer)",
+            "; the rest of the full round trip is the broker: the WebSocket message, the audit "
+            "row appended to its journal before the code is sent, the relay's asyncio side of "
+            "the hop (over HTTP, also the commit of the transcript entry and the audit outcome "
+            "before the answer)",
         ),
         ("complete", "completions", ""),
     ):

@@ -9,7 +9,8 @@ process console), a completion (``POST /api/.../complete``: it looks up attribut
 run the app's ``__getattr__``) and a Continue (``POST /api/reports/{id}/continue``: the paused
 thread runs on). The row says who (the role of the credential, the client address and the
 display name the dashboard sends in ``X-Debugbroker-Name``), what code, on which report, frame
-and agent, and when; it is committed with outcome ``running`` before the action is dispatched,
+and agent, and when; it is made durable with outcome ``running`` (appended to the store's
+audit journal, committed with the next batch) before the action is dispatched,
 and ``audit_outcome`` updates it once the outcome is known (``ok``, ``raised``, ``failed``).
 A refused attempt (view-only token 403, bad body 400, code too long 413) is one row with
 outcome ``refused`` and a failure before dispatch (no such frame, agent gone) one with
@@ -164,8 +165,9 @@ async def record_action(
     whatever it came by (an HTTP request or the dashboard's WebSocket).
 
     The row (who; what; where: ``report_id``, ``index`` and ``agent_id`` of ``where``, the
-    route's names, unless ``agent_id`` is given) is committed before this returns; its id is
-    for ``audit_outcome``, None when it could not be written (the store logged why).
+    route's names, unless ``agent_id`` is given) is durable before this returns (the store's
+    audit journal, then its next commit); its id is for ``audit_outcome``, None when it could
+    not be written (the store logged why).
     """
     row = _audit_row(
         caller, where, action, code=code, agent_id=agent_id, outcome=outcome, detail=detail

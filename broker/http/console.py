@@ -150,13 +150,23 @@ def _read_code(
 
 
 async def run_eval(
-    app: web.Application, caller: Caller, where: Where, body: dict[str, Any] | web.Response
+    app: web.Application,
+    caller: Caller,
+    where: Where,
+    body: dict[str, Any] | web.Response,
+    *,
+    answer_first: bool = False,
 ) -> web.Response:
     """Run an eval in a console, whatever it came by (``POST .../eval`` or the dashboard's
     WebSocket): ``body`` is the request's JSON object, or the answer refusing it already.
 
-    The transcript entry and the audit row are committed together before the code is sent
-    to the agent (nothing runs without its audit row); their ends before the answer."""
+    The audit row is durable before the code is sent to the agent (nothing runs without
+    its audit row: ``Store.start_audit`` appends it to the audit journal). The transcript
+    entry, its end and the row's outcome are committed together: before the answer (the
+    HTTP API: an answered eval survives a broker killed right after), or with
+    ``answer_first`` (the dashboard's WebSocket) in the store's next batch, at most 50 ms
+    after the answer; a broker killed in between keeps the audit row (outcome ``running``)
+    and loses the transcript entry."""
     store, relay = app[STORE], app[RELAY]
     unwritable = await refuse_unwritable(store, caller, where, "eval")
     if unwritable is not None:  # code runs only once its audit row can be written
@@ -175,6 +185,8 @@ async def run_eval(
     target = await _resolve(app, where, runs=True)
     if isinstance(target, web.Response):
         return await record_refusal(store, caller, where, "eval", target, code=code)
+    # Durable before the code is sent to the agent (the audit journal).
+    row = await record_action(store, caller, where, "eval", code=code, agent_id=target.agent_id)
     entry: dict[str, Any] = {
         "target": target.key,
         "author": caller.name or ANONYMOUS,
@@ -184,9 +196,8 @@ async def run_eval(
         "result": None,
         "failure": None,
     }
-    # Queued: committed with the audit row, before the code is sent to the agent.
+    # Queued: its insert takes its end while it waits (one INSERT, committed with the end).
     entry["id"] = store.start_console_entry(target.key, entry["author"], code, entry["created"])
-    row = await record_action(store, caller, where, "eval", code=code, agent_id=target.agent_id)
     if row is None:  # the disk filled just now: nothing runs without its audit row
         message = unaudited(store)
         await _finish(app, entry, "failed", failure=message)
@@ -203,7 +214,7 @@ async def run_eval(
     answer = _answer(result)
     audit_outcome(store, row, "ok" if answer["ok"] else "raised", str(answer["error"] or ""))
     stored = wire_json({"result": answer, "failure": None})
-    await _finish(app, entry, "done", result=answer, stored=stored)
+    await _finish(app, entry, "done", result=answer, stored=stored, answer_first=answer_first)
     answer["entry"] = entry["id"]
     return web.Response(text=wire_json(answer), content_type="application/json")
 
@@ -216,14 +227,17 @@ async def _finish(
     result: dict[str, Any] | None = None,
     failure: str | None = None,
     stored: str | None = None,
+    answer_first: bool = False,
 ) -> None:
     """End the entry: stored (``stored``: its body as JSON text, if encoded already),
-    committed with the audit row's outcome, and published."""
+    committed with the audit row's outcome (now, or with ``answer_first`` in the store's
+    next batch), and published."""
     entry.update(state=state, result=result, failure=failure)
     body = stored if stored is not None else {"result": result, "failure": failure}
     store = app[STORE]
     store.queue_finish_console_entry(entry["id"], state, body)
-    await store.flush()  # an answered eval survives a broker killed right after
+    if not answer_first:  # else committed with the next batch, at most 50 ms later
+        await store.flush()  # an answered eval survives a broker killed right after
     await app[RELAY].publish({"type": "console", "entry": entry})
 
 
@@ -322,8 +336,12 @@ def console_command(app: web.Application) -> ConsoleCommand:
         name = message.get("name", "")
         name = clean_name(name) if isinstance(name, str) else ""
         caller = Caller(caller.role, name, caller.client)
-        run = run_eval if message.get("type") == "eval" else run_complete
-        response = await run(app, caller, where, message)
+        if message.get("type") == "eval":
+            # Answered first, its transcript entry and the audit outcome committed in the
+            # store's next batch (``run_eval``): no commit on the round trip.
+            response = await run_eval(app, caller, where, message, answer_first=True)
+        else:
+            response = await run_complete(app, caller, where, message)
         body = response.body
         text = bytes(body).decode() if isinstance(body, (bytes, bytearray)) else "{}"
         return response.status, text

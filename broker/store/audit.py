@@ -1,6 +1,8 @@
 """The audit table: the inserts and reads of the audit log (plain functions of a connection).
 
 The log is bounded: every 1000th insert deletes what is older than the last ``_AUDIT_KEEP``.
+The store numbers the rows itself (it is the only writer), so that a row has its id before
+it is committed (``journal.py``).
 """
 
 from __future__ import annotations
@@ -11,40 +13,57 @@ from typing import Any
 
 from debugbroker.broker.store.thread import Write
 
-__all__ = ["AuditInsert", "audit_insert", "audit_update", "select_audit"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "AuditInsert",
+    "audit_insert",
+    "audit_update",
+    "last_audit_id",
+    "select_audit",
+]
 
-_AUDIT_COLUMNS = (
+AUDIT_COLUMNS = (
     "id, at, action, role, name, client, agent_id, report_id, frame_index, code, outcome, detail"
 )
+_NAMES = AUDIT_COLUMNS.split(", ")
+_INSERT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))})"
 _AUDIT_KEEP = 100_000  # rows kept; older ones are deleted as new ones arrive
 
 
 @dataclass(slots=True)
 class AuditInsert:
-    """The insert of an audit entry (a ``Write``, not committed), keeping the log bounded;
-    ``row_id`` is the new row's id once it ran."""
+    """The insert of an audit entry (a ``Write``, not committed), keeping the log bounded.
+    ``values`` start with the row's id (the store numbers rows, as ``last_audit_id`` says);
+    ``journal`` is the journal file the row was appended to, if it was (``journal.py``)."""
 
     values: tuple[Any, ...]
-    row_id: int | None = None
+    journal: int | None = None
+
+    @property
+    def row_id(self) -> int:
+        """The row's id."""
+        row_id: int = self.values[0]
+        return row_id
 
     def __call__(self, connection: sqlite3.Connection) -> None:
-        names = _AUDIT_COLUMNS.split(", ")[1:]
-        cursor = connection.execute(
-            f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            self.values,
-        )
-        self.row_id = cursor.lastrowid
-        if cursor.lastrowid and cursor.lastrowid % 1000 == 0:  # bounded: drop the oldest
-            oldest_kept = cursor.lastrowid - _AUDIT_KEEP
-            connection.execute("DELETE FROM audit WHERE id <= ?", (oldest_kept,))
+        connection.execute(_INSERT, self.values)
+        if self.row_id % 1000 == 0:  # bounded: drop the oldest
+            connection.execute("DELETE FROM audit WHERE id <= ?", (self.row_id - _AUDIT_KEEP,))
 
 
-def audit_insert(entry: dict[str, Any]) -> AuditInsert:
-    """The insert of an audit entry (the columns of the audit table but ``id``)."""
-    names = _AUDIT_COLUMNS.split(", ")[1:]
-    return AuditInsert(
-        tuple(entry.get(name, None if name == "frame_index" else "") for name in names)
-    )
+def audit_insert(row_id: int, entry: dict[str, Any]) -> AuditInsert:
+    """The insert of audit entry ``row_id`` (``entry``: the audit table's columns but ``id``)."""
+    values = tuple(entry.get(name, None if name == "frame_index" else "") for name in _NAMES[1:])
+    return AuditInsert((row_id, *values))
+
+
+def last_audit_id(connection: sqlite3.Connection) -> int:
+    """The highest row id ever given, deleted rows included (ids are never reused)."""
+    row = connection.execute(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0), "
+        "COALESCE(MAX(id), 0)) FROM audit"
+    ).fetchone()
+    return int(row[0] or 0)
 
 
 def audit_update(row_id: int, outcome: str, detail: str) -> Write:
@@ -62,11 +81,10 @@ def select_audit(
     connection: sqlite3.Connection, limit: int, before: int | None = None
 ) -> list[dict[str, Any]]:
     """Audit entries, newest first, optionally only those with ``id < before``."""
-    query = f"SELECT {_AUDIT_COLUMNS} FROM audit"
+    query = f"SELECT {AUDIT_COLUMNS} FROM audit"
     parameters: tuple[Any, ...] = ()
     if before is not None:
         query += " WHERE id < ?"
         parameters = (before,)
     rows = connection.execute(query + " ORDER BY id DESC LIMIT ?", (*parameters, limit))
-    names = _AUDIT_COLUMNS.split(", ")
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+    return [dict(zip(_NAMES, row, strict=True)) for row in rows.fetchall()]

@@ -22,6 +22,7 @@ The console's hot path does not wait for its writes: ``start_console_entry``,
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import sqlite3
 import time
@@ -40,8 +41,9 @@ from debugbroker.broker.store import shares as store_shares
 from debugbroker.broker.store.agents import AgentRecord
 from debugbroker.broker.store.frame_targets import FrameCache, FrameTargets
 from debugbroker.broker.store.groups import Retention
+from debugbroker.broker.store.journal import AuditJournal, replay_journal
 from debugbroker.broker.store.reports import ReportFilter, report_summary
-from debugbroker.broker.store.thread import DISK_FULL, StoreThread, storage_fault
+from debugbroker.broker.store.thread import DISK_FULL, StoreThread, Write, storage_fault
 from debugbroker.broker.wire import wire_json
 
 __all__ = ["Store", "AgentRecord", "ReportFilter", "ReportShed", "Retention", "report_summary"]
@@ -79,6 +81,8 @@ class Store(StoreThread):
         self._last_sweep = 0.0
         self._frames = FrameCache()
         self._console_numbers = store_console.EntryNumbers()
+        self._journal = AuditJournal(path)
+        self._last_audit_id = 0  # the store numbers audit rows (it is the only writer)
         # Reports not yet handed to the store's thread, and how many are in its hands.
         self._reports: list[_Queued] = []
         self._report_batches = 0
@@ -100,8 +104,14 @@ class Store(StoreThread):
     async def open(self) -> None:
         """Open (creating if needed) the database file."""
         await super().open()
-        # The store is the only writer: it numbers transcript entries itself.
+        # Audit rows journaled but not committed when the broker stopped (``journal.py``).
+        replay = partial(replay_journal, store_path=self.path, columns=store_audit.AUDIT_COLUMNS)
+        replayed = await self._call(replay)
+        if replayed:
+            log.info("the audit journal had %d rows; the audit log has them all", replayed)
+        # The store is the only writer: it numbers transcript entries and audit rows itself.
         self._console_numbers.next_id = await self._call(store_console.last_console_id) + 1
+        self._last_audit_id = await self._call(store_audit.last_audit_id)
         try:
             await self.enforce_retention()
         except sqlite3.Error:  # a full disk, say: the broker starts; the next sweep tries again
@@ -137,6 +147,7 @@ class Store(StoreThread):
             if not future.done():
                 future.set_exception(RuntimeError("the store is closed"))
         await super().close()
+        self._journal.close()
 
     # --- reports ------------------------------------------------------------------------
 
@@ -467,16 +478,41 @@ class Store(StoreThread):
 
     def queue_audit(self, entry: dict[str, Any]) -> None:
         """Append an audit entry without waiting: stored before any later call runs."""
-        self._queue(store_audit.audit_insert(entry))
+        self._queue(self._audit_insert(entry))
+
+    def _audit_insert(self, entry: dict[str, Any]) -> store_audit.AuditInsert:
+        self._last_audit_id += 1
+        return store_audit.audit_insert(self._last_audit_id, entry)
 
     async def start_audit(self, entry: dict[str, Any]) -> int | None:
-        """Append an audit entry and commit it, with every write queued before it, before
-        returning (an action is audited before it runs); the entry's id for
-        ``queue_finish_audit``, or None when it could not be written (logged)."""
-        insert = store_audit.audit_insert(entry)
+        """Append an audit entry, durable before this returns (an action is audited before
+        it runs): appended to the audit journal in one ``write`` (``journal.py``, as durable
+        as a commit) and queued for the next commit. The entry's id for
+        ``queue_finish_audit``, or None when it could not be written (the store's ``fault``
+        says why; the row waits in memory with the queued writes)."""
+        insert = self._audit_insert(entry)
+        line = wire_json(insert.values).encode() + b"\n"
+        try:
+            insert.journal = self._journal.append(line)
+        except OSError as error:
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            reason = DISK_FULL if full else f"the audit journal cannot be written ({error})"
+            log.error("an audit row could not be written: %s", reason)
+            self.note_fault(reason)
+            self._queue(insert)
+            return None
         self._queue(insert)
-        await self.flush()
         return insert.row_id
+
+    def _writes_committed(self, batch: list[Write]) -> None:
+        super()._writes_committed(batch)
+        journaled = [
+            write.journal
+            for write in batch
+            if isinstance(write, store_audit.AuditInsert) and write.journal is not None
+        ]
+        if journaled:  # in the table now: the journal lets them go
+            self._journal.committed(journaled)
 
     def queue_finish_audit(self, row_id: int, outcome: str, detail: str) -> None:
         """Record how an audited action ended, without waiting (stored before any later

@@ -12,11 +12,12 @@ The console's hot path does not wait for most of its writes: ``_queue`` (behind 
 them and returns at once. Queued writes run in order, in one transaction per batch, and always
 before any call made after them (``_call`` hands them over first), so a read that follows an answer
 (a reload's transcript, the audit list) sees what the answer promised. They are committed at
-most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by ``flush()``:
-an eval commits its audit row (``start_audit``, with the transcript entry queued before it)
-before the code is sent to the agent, and its end before the answer leaves: two commits, each
-made on the loop itself when the store's thread is idle (no thread hand-off in an eval's
-round trip).
+most ``_QUEUE_SECONDS`` (50 ms) after being queued, in one batch, or at once by ``flush()``,
+made on the loop itself when the store's thread is idle (no thread hand-off). An eval's
+audit row is durable before the code is sent without a commit (``Store.start_audit``
+appends it to the audit journal, ``journal.py``); an eval over the HTTP API flushes its
+transcript entry, its end and the row's outcome before the answer leaves, one over the
+dashboard's WebSocket leaves them to the next batch.
 
 A storage fault (a full disk, a data file that cannot be written: ``storage_fault``) rolls
 the failing batch back and keeps its writes at the head of the queue, in order, in memory;
@@ -224,7 +225,7 @@ class StoreThread:
             self._keep_writes(batch, error.reason)
             return
         if not done.cancelled():
-            self._writes_committed()
+            self._writes_committed(batch)
         if self._queued and self._queue_timer is None and self._connection is not None:
             loop = asyncio.get_running_loop()  # held back while this batch was out
             self._queue_timer = loop.call_later(_QUEUE_SECONDS, self._hand_over_queued)
@@ -250,7 +251,8 @@ class StoreThread:
             loop = asyncio.get_running_loop()
             self._queue_timer = loop.call_later(self.retry_seconds, self._hand_over_queued)
 
-    def _writes_committed(self) -> None:
+    def _writes_committed(self, batch: list[Write]) -> None:
+        """``batch`` was committed (the ``Store`` also lets the audit journal go)."""
         if self._writes_failed:
             log.warning(
                 "the store writes again: the console and audit writes that waited are stored"
@@ -318,7 +320,7 @@ class StoreThread:
                 self._keep_writes(batch, fault.reason)
                 return True  # they wait in memory: nothing more to wait for now
             if batch:
-                self._writes_committed()
+                self._writes_committed(batch)
             grown = connection.total_changes - self._changes_at_checkpoint
         finally:
             self._connection_lock.release()

@@ -9,17 +9,24 @@ entry, its audit row (and outcome) and its WebSocket event.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgpack
 import pytest
 
 from debugbroker import protocol
+from debugbroker.broker.store.audit import AUDIT_COLUMNS
+from debugbroker.broker.store.journal import journal_files
 from debugbroker.protocol import (
     CompleteResult,
     EvalRequest,
@@ -123,6 +130,19 @@ def test_malformed_and_wrong_kind_answers_never_reach_the_console(
     assert broker.process is not None and broker.process.alive()
 
 
+def audit_codes_on_disk(broker: Broker) -> list[str]:
+    """The code of every audit row on disk, read from the files, not through the broker:
+    the journal first, then the table (a row leaves the journal only once committed)."""
+    store = broker.data_dir / "debugbroker.sqlite3"
+    codes = []
+    for path in journal_files(store):
+        for line in path.read_bytes().splitlines():
+            codes.append(json.loads(line)[AUDIT_COLUMNS.split(", ").index("code")])
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as connection:
+        codes += [code for (code,) in connection.execute("SELECT code FROM audit")]
+    return codes
+
+
 def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
     broker: Broker, hostile: Hostile
 ) -> None:
@@ -134,7 +154,9 @@ def test_good_answers_are_passed_on_exactly_with_entry_audit_and_events(
             OutputChunk(stream="result", value=node),
         )
         answer, request = hostile.start_eval("x")
-        # Audited before it runs: the row is committed before the agent got the request.
+        # Audited before it runs: the row is on disk before the agent got the request, in
+        # the audit journal or (once the store's batch committed it) in the table.
+        assert "x" in audit_codes_on_disk(broker)
         [row] = evals_in_audit(broker)
         assert (row["code"], row["outcome"], row["detail"]) == ("x", "running", "")
         sent = EvalResult(
@@ -237,3 +259,46 @@ def test_an_unanswered_eval_times_out_and_a_vanished_agent_fails_it_at_once(
     finally:
         hostile.pool.shutdown()
         broker.stop()
+
+
+def test_a_websocket_eval_is_journaled_before_it_runs_and_its_row_survives_a_kill(
+    broker: Broker, hostile: Hostile
+) -> None:
+    """Over the dashboard's WebSocket the answer does not wait for a commit: the audit row
+    is on disk (the journal) when the agent gets the request, and a broker killed right
+    after the answer has the row after its restart (outcome ``running`` or ``ok``)."""
+    console = hostile.path.removeprefix("/api/")
+
+    async def run() -> tuple[list[str], dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(broker.url + "/api/ws", headers=broker.auth()) as socket,
+        ):
+            command = {"type": "eval", "id": 1, "console": console, "code": "from_ws()"}
+            await socket.send_str(json.dumps(command | {"interactive": False, "name": "Ada"}))
+            request = await asyncio.to_thread(_the_eval_request, hostile)
+            on_disk = audit_codes_on_disk(broker)  # read while the agent holds the request
+            result = EvalResult(request_id=request.request_id, ok=True, output="")
+            hostile.raw.send_message(result)
+            while True:
+                answer = json.loads(await socket.receive_str(timeout=DEADLINE))
+                if answer.get("type") == "answer":
+                    return on_disk, answer
+
+    on_disk, answer = asyncio.run(run())
+    assert "from_ws()" in on_disk
+    assert answer["status"] == 200 and answer["body"]["ok"] is True
+    broker.kill()  # SIGKILL, as soon as the answer is in
+    broker.start()
+    [row] = [row for row in evals_in_audit(broker) if row["code"] == "from_ws()"]
+    assert row["outcome"] in ("running", "ok") and row["name"] == "Ada"
+
+
+def _the_eval_request(hostile: Hostile) -> EvalRequest:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        message = hostile.raw.receive(timeout=0.5)
+        if isinstance(message, EvalRequest):
+            return message
+        hostile.raw.send_message(Heartbeat(held_frames=1))
+    raise AssertionError("the broker did not send the eval")
