@@ -82,12 +82,21 @@ def line_of(path: Path, text: str) -> int:
     return next(number for number, line in enumerate(lines, 1) if text in line)
 
 
+_given_ports: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nobody listens on right now, and not one this process handed out before:
+    the kernel may give the same free port twice in a row, and a broker's HTTP and agent
+    ports, taken one after the other before either is bound, once came out the same (CI)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free TCP port that was not handed out already")
 
 
 def broker_socket(context: zmq.Context[Any], secret: str, *, curve: bool = True) -> zmq.Socket[Any]:
