@@ -52,9 +52,11 @@ log = logging.getLogger("debugbroker")
 # Reports inserted in one transaction at most; after a commit, the next batch gathers until
 # it has this many or ``_GATHER_SECONDS`` have passed. In a storm each batch rewrites a page
 # of the table and a few index pages per report, and its commit and checkpoint write them:
-# fuller batches share the index pages (BENCHMARKS.md section 8).
+# fuller batches share the index pages (BENCHMARKS.md section 8). The gather is short: at
+# 60 ms the store's thread sat idle while the loop filled the next batch, and the ingest rate
+# fell to 0.74-0.86x of today's broker; at 10 ms it is 1.05-1.07x (section 8).
 _REPORT_BATCH = 400
-_GATHER_SECONDS = 0.06
+_GATHER_SECONDS = 0.01
 _SWEEP_REPORTS = 2_000  # store-wide retention runs after this many new reports
 _SWEEP_SECONDS = 300.0  # or this long after the last time, with the next batch
 _MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
