@@ -1,7 +1,7 @@
 """The audit journal: an audit row is durable when ``start_audit`` returns, before any
 commit, and a broker that stops before the commit has the row after its restart.
 
-A real SQLite file through the real ``Store``; "killed" is a store left without ``close``,
+A real SQLite file through the real ``Store``; "killed" is a store that ``abandon``s its file,
 whose loop ends before its queued writes are committed (what SIGKILL leaves on disk).
 """
 
@@ -41,13 +41,7 @@ def test_an_audit_row_is_journaled_before_any_commit_and_replayed_after_a_kill(
         second = await store.start_audit(
             {"at": 2.0, "action": "complete", "code": "ca", "outcome": "running"}
         )
-        # No close, no flush: the loop ends before the batch's commit. The file handle is let
-        # go as a killed process's would be (Python 3.13 warns of a connection left to the
-        # collector), without a commit: the queued writes stay in memory and are lost.
-        connection, store._connection = store._connection, None
-        assert connection is not None
-        await asyncio.get_running_loop().run_in_executor(store._executor, connection.close)
-        store._executor.shutdown(wait=False)
+        await store.abandon()  # no close, no flush: nothing queued is committed
         return first, second
 
     first, second = asyncio.run(killed())
