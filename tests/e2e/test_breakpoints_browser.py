@@ -94,3 +94,41 @@ def test_clicking_a_line_sets_a_breakpoint_that_pauses_the_next_request(
         page.locator(f'[data-testid="bp-line"][data-line="{line}"].has-breakpoint')
     ).to_have_count(0)
     assert os.path.basename(str(APP)) in watcher.get_by_test_id("breakpoint").inner_text()
+
+
+def test_an_answer_that_arrives_after_the_agents_states_does_not_wipe_them(
+    broker: Broker, start_server: Callable[..., AppServer], open_page: OpenPage
+) -> None:
+    """The broker publishes the list after a change, and the agents' states can follow
+    before the HTTP answer reaches the tab. The answer (states: none yet) must not replace
+    them: the tab said "Disabled." for good (a CI failure of the test above)."""
+    from playwright.sync_api import Route
+
+    from tests.e2e.browser import log_in
+
+    server = start_server(
+        ["gunicorn", "-w", "1", "{bind}", "breakpoints_flask:app"], broker.agent_env()
+    )
+    wait_for(lambda: [a for a in broker.live_agents() if a["app"] == APP_NAME], what="the agent")
+    assert server.get("/price?n=1").status == 200  # the app's module is loaded: armed, not pending
+    line = line_of(APP, "return amount - discount")
+    body = {"file": str(APP), "line": line, "app": APP_NAME, "condition": "amount > 10**9"}
+    assert broker.post("/api/breakpoints", body).status == 201
+    page, _ = open_page()
+    log_in(page, broker)
+    row = page.get_by_test_id("breakpoint")
+    expect(row.get_by_test_id("bp-state")).to_have_attribute("data-status", "armed")
+
+    def answer_late(route: Route) -> None:
+        """Hold the PATCH's answer until the agent's new state has reached the tab."""
+        answer = route.fetch()
+        expect(row.get_by_test_id("bp-state")).to_have_attribute("data-status", "disabled")
+        route.fulfill(response=answer)
+
+    page.route("**/api/breakpoints/*", answer_late)
+    with page.expect_response(lambda r: r.request.method == "PATCH"):
+        row.get_by_test_id("bp-enabled").uncheck()
+    # One more round trip from the page: the held answer was read and merged before it ends.
+    page.evaluate("async () => { await fetch('/api/status', {credentials: 'same-origin'}); }")
+    expect(row.get_by_test_id("bp-state")).to_have_attribute("data-status", "disabled")
+    expect(row).not_to_contain_text("Disabled.")

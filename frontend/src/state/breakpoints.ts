@@ -35,8 +35,14 @@ async function loadBreakpoints(): Promise<void> {
   }
 }
 
+/** How many "breakpoints" events have come: an answer to a change is stale once one came
+ * after the change was sent (the broker publishes the list after every change, and the
+ * agents' states may follow before the HTTP answer reaches this tab). */
+let eventsSeen = 0;
+
 /** A "breakpoints" event: the whole list as it is now. */
 function applyBreakpointsEvent(event: BreakpointsEvent): void {
+  eventsSeen += 1;
   breakpoints.value = event.breakpoints;
 }
 
@@ -56,7 +62,12 @@ function closeDraft(): void {
   breakpointDraft.value = null;
 }
 
-function merge(changed: Breakpoint): void {
+/** Show the broker's answer to a change sent when `eventsSeen` was `sentAt`, unless an event
+ * came since: it is newer than the answer (its states would be wiped by the answer's none). */
+function merge(changed: Breakpoint, sentAt: number): void {
+  if (eventsSeen !== sentAt) {
+    return;
+  }
   const list = breakpoints.value ?? [];
   const known = list.some((point) => point.id === changed.id);
   breakpoints.value = known ? list.map((point) => (point.id === changed.id ? changed : point)) : [...list, changed];
@@ -64,11 +75,13 @@ function merge(changed: Breakpoint): void {
 
 /** Set a breakpoint; the event that follows brings the agents' states. */
 async function addBreakpoint(input: BreakpointInput): Promise<void> {
-  merge(await createBreakpoint(input));
+  const sentAt = eventsSeen;
+  merge(await createBreakpoint(input), sentAt);
 }
 
 async function changeBreakpoint(id: string, change: BreakpointChange): Promise<void> {
-  merge(await updateBreakpoint(id, change));
+  const sentAt = eventsSeen;
+  merge(await updateBreakpoint(id, change), sentAt);
 }
 
 async function removeBreakpoint(id: string): Promise<void> {
