@@ -340,6 +340,98 @@ def _agent_hop(settings: Settings, count: int) -> dict[str, list[float]]:
         context.term()
 
 
+def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
+    """The same paths with no work in them (``apps/floor.py``): ``hop``, a CurveZMQ ROUTER
+    here asking a DEALER thread that polls as the agent's I/O thread does and echoes;
+    ``pipeline``, the dashboard's path: a WebSocket to an aiohttp process that relays each
+    message over CurveZMQ to such an echo and the answer back. What is left above these is
+    debugbroker's own work."""
+    workdir = settings.workdir / "console"
+    secret = "floor"
+    floor = str(BENCH_APPS / "floor.py")
+    env = app_env()
+    request = encoder.encode(EvalRequest(request_id="r1", frame_id="f" * 32, code=CODE))
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.curve_server = True
+    router.curve_secretkey = keys.server_secret_key(secret).encode()
+    zmq_port = router.bind_to_random_port("tcp://127.0.0.1")
+    echo = Process(
+        "floor-echo",
+        [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
+        workdir / "floor-echo.log",
+        env,
+    )
+    echo.start()
+    try:
+        if not router.poll(20_000):
+            raise RuntimeError("the floor's echo process did not connect")
+        identity, _ = router.recv_multipart()
+
+        def ask() -> None:
+            router.send_multipart([identity, request])
+            if not router.poll(20_000):
+                raise RuntimeError("no echo")
+            router.recv_multipart()
+
+        hop = _time_evals(ask, count)
+    finally:
+        echo.stop()
+        router.close(linger=0)
+        context.term()
+    http_port, zmq_port = free_port(), free_port()
+    relay = Process(
+        "floor-relay",
+        [sys.executable, floor, "relay", str(http_port), str(zmq_port), secret],
+        workdir / "floor-relay.log",
+        env,
+    )
+    relay.start()
+    echo = Process(
+        "floor-echo-2",
+        [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
+        workdir / "floor-echo-2.log",
+        env,
+    )
+    echo.start()
+    try:
+        relay.wait_until(
+            lambda: http("GET", f"http://127.0.0.1:{http_port}/ready").status == 200, "the relay"
+        )
+        pipeline = asyncio.run(_floor_socket(http_port, count))
+    finally:
+        echo.stop()
+        relay.stop()
+    return {"hop": hop, "pipeline": pipeline}
+
+
+async def _floor_socket(port: int, count: int) -> list[float]:
+    """Round trips of the dashboard's eval message through the floor's relay."""
+    text = json.dumps(
+        {
+            "type": "eval",
+            "code": CODE,
+            "interactive": False,
+            "name": "bench",
+            "id": 1,
+            "console": "reports/r/frames/0",
+        }
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as socket:
+            for _ in range(min(count, 20)):
+                await socket.send_str(text)
+                json.loads(await socket.receive_str(timeout=20))
+            samples = []
+            for _ in range(count):
+                started = time.perf_counter()
+                await socket.send_str(text)
+                json.loads(await socket.receive_str(timeout=20))  # as the benchmark's client
+                samples.append(time.perf_counter() - started)
+            return samples
+
+
 def run(settings: Settings) -> list[Row]:
     """Rows: p50 and p99 round trip of evals and completions as the dashboard makes them
     (WebSocket), the HTTP API's, Werkzeug's (in-process console), the agent hop alone and
@@ -353,6 +445,7 @@ def run(settings: Settings) -> list[Row]:
         broker.stop()
     werkzeug = _werkzeug(settings, count)
     hop = _agent_hop(settings, count)
+    floor = _floor(settings, count)
     rows = []
     section = "3 console round trip"
     for key, what in (
@@ -406,6 +499,36 @@ def run(settings: Settings) -> list[Row]:
                 "<= 0.3 ms",
                 None if settings.quick else mine <= 0.3,
                 f"p99 {percentile(hop[key], 0.99) * 1e3:.2f} ms{rest}",
+            )
+        )
+    werkzeug_p50 = percentile(werkzeug, 0.5) * 1e3
+    for key, what, note in (
+        (
+            "pipeline",
+            "the dashboard's path with no work in it (WebSocket -> aiohttp relay -> CurveZMQ echo)",
+            "the same eval message as the first row through apps/floor.py: a WebSocket to an "
+            "aiohttp process that relays it over CurveZMQ to a thread polling as the agent's "
+            "does, which sends it straight back; no auth, audit, eval or repr. What the first "
+            "row spends above this is debugbroker's work",
+        ),
+        (
+            "hop",
+            "a CurveZMQ round trip with no work in it (ROUTER -> echo thread)",
+            "the agent hop's path to apps/floor.py's echo: what the agent hop rows spend above "
+            "this is the agent's work (decode, eval, repr, encode)",
+        ),
+    ):
+        floor_samples = floor[key]
+        rows.append(
+            Row(
+                section,
+                f"p50 of {what}",
+                percentile(floor_samples, 0.5) * 1e3,
+                werkzeug_p50,
+                "ms",
+                "-",
+                None,
+                f"p99 {percentile(floor_samples, 0.99) * 1e3:.2f} ms; {note}",
             )
         )
     rows.append(
