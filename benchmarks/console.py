@@ -223,7 +223,8 @@ async def _over_socket(
             def check_eval(status: int, body: Any) -> None:
                 _check_eval(status, body, expected)
 
-            eval_message = {"type": "eval", "code": CODE, "interactive": False, "name": "bench"}
+            # As the dashboard sends Enter: interactive (the broker asks if a block is open).
+            eval_message = {"type": "eval", "code": CODE, "interactive": True, "name": "bench"}
             complete_message = {"type": "complete", "text": COMPLETE}
             return {
                 "ws": await timed(eval_message, check_eval),
@@ -325,7 +326,9 @@ def _agent_hop(settings: Settings, count: int) -> dict[str, list[float]]:
                     return
 
         def evaluate(request_id: str) -> EvalRequest:
-            return EvalRequest(request_id=request_id, frame_id=frame_id, code=CODE)
+            return EvalRequest(
+                request_id=request_id, frame_id=frame_id, code=CODE, interactive=True
+            )
 
         def complete(request_id: str) -> CompleteRequest:
             return CompleteRequest(request_id=request_id, frame_id=frame_id, text=COMPLETE)
@@ -412,7 +415,7 @@ async def _floor_socket(port: int, count: int) -> list[float]:
         {
             "type": "eval",
             "code": CODE,
-            "interactive": False,
+            "interactive": True,
             "name": "bench",
             "id": 1,
             "console": "reports/r/frames/0",

@@ -1,0 +1,82 @@
+"""``needs_more_lines`` parses once, and answers as codeop does (the broker asks it of every
+input the dashboard sends). Checked against the rule it replaced, on every input of CPython's
+own ``test_codeop.py`` and on generated console input."""
+
+from __future__ import annotations
+
+import ast
+import codeop
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from debugbroker.agent.evals.language import needs_more_lines
+
+# Every string CPython's Lib/test/test_codeop.py (3.11) hands to compile_command, valid,
+# incomplete or invalid.
+CODEOP_SOURCES: list[str] = json.loads(
+    (Path(__file__).parent / "codeop_sources.json").read_text(encoding="utf-8")
+)
+# Statements that hold a block (``match`` since 3.10, ``try``/``except*`` since 3.11).
+_COMPOUND = tuple(
+    getattr(ast, name)
+    for name in (
+        "If", "For", "AsyncFor", "While", "With", "AsyncWith", "Try", "TryStar", "Match",
+        "FunctionDef", "AsyncFunctionDef", "ClassDef",
+    )
+    if hasattr(ast, name)
+)  # fmt: skip
+
+
+def reference(source: str, *, interactive: bool) -> bool:
+    """The rule as it was: codeop first (two compiles), then the interactive rule's parse."""
+    compiler = codeop.CommandCompiler()
+    compiler.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    try:
+        if compiler(source, "<console>", "exec") is None:
+            return True
+    except (SyntaxError, ValueError, OverflowError):
+        pass
+    if not interactive or source.endswith("\n"):
+        return False
+    try:
+        tree = ast.parse(source, "<console>", "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return False
+    return bool(tree.body) and isinstance(tree.body[-1], _COMPOUND)
+
+
+def test_the_codeop_corpus_is_there() -> None:
+    assert len(CODEOP_SOURCES) > 150
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_answers_as_codeop_on_cpythons_own_cases(interactive: bool) -> None:
+    differ = [
+        source
+        for base in CODEOP_SOURCES
+        for source in (base, base + "\n", base.rstrip("\n"))
+        if needs_more_lines(source, interactive=interactive)
+        != reference(source, interactive=interactive)
+    ]
+    assert differ == []
+
+
+_PIECES = st.sampled_from(
+    [
+        "x", "1", " ", "    ", "\n", "\n    ", "(", ")", "[", "]", "{", "}", ":", ",", "+",
+        "=", "'", '"', "'''", "\\", "#", "for x in y", "if a", "else", "elif b", "def f()",
+        "class C", "with a", "async ", "await ", "try", "except", "finally", "lambda",
+        "return", "yield", "@d", "match x", "case 1", "pass", "\t", "\0",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join), st.booleans())
+def test_answers_as_codeop_on_generated_input(source: str, interactive: bool) -> None:
+    assert needs_more_lines(source, interactive=interactive) == reference(
+        source, interactive=interactive
+    )
