@@ -281,10 +281,17 @@ class _Capture:
             flags = hidden_flags([hide_marker(item.tb_frame) for item in tracebacks])
             # Innermost first, so the time and size budgets favour the frames that matter most;
             # once the report's size budget is spent, outer frames are left out.
-            for item, hide in reversed(list(zip(tracebacks, flags, strict=True))):
+            order = [
+                (item, hide, is_agent_frame(item.tb_frame))
+                for item, hide in zip(tracebacks, flags, strict=True)
+            ]
+            order.reverse()
+            held_now = self.hold_all([item.tb_frame for item, _, own in order if not own])
+            for item, hide, own in order:
                 if built and self.size_left <= 0:
                     break
-                built.append(self.frame(item, hide, is_agent_frame(item.tb_frame)))
+                built.append(self.frame(item, hide, own))
+            self.let_go([item.tb_frame for item, _, _ in order[len(built) :]], held_now)
             built.reverse()
         members: list[_Draft] = []
         omitted = entry.omitted
@@ -349,6 +356,35 @@ class _Capture:
             "is_library": is_library,
             "hidden": hidden or own,
         }
+
+    def hold_all(self, frames: list[FrameType]) -> set[int]:
+        """Hold the frames not held yet in one go (``FrameRegistry.hold_many``: one lock and
+        one eviction for a whole traceback); the ``id`` of each frame held now."""
+        if self.registry is None:
+            return set()
+        new = list({id(frame): frame for frame in frames if id(frame) not in self.held}.values())
+        try:
+            held = self.registry.hold_many(self.report_id, new, self.snapshot)
+        except USER_CODE_ERRORS:
+            return set()  # each is tried again on its own (``hold``)
+        for frame, (frame_id, kept) in zip(new, held, strict=True):
+            self.held[id(frame)] = frame_id if kept else None
+        return {id(frame) for frame in new}
+
+    def let_go(self, frames: list[FrameType], held_now: set[int]) -> None:
+        """Frames ``hold_all`` held that the report leaves out (its size budget ran out): let
+        them go, so they are not kept alive for nothing."""
+        if self.registry is None:
+            return
+        dropped = []
+        for frame in frames:
+            key = id(frame)
+            if key in held_now:
+                frame_id = self.held.pop(key, None)
+                if frame_id is not None:
+                    dropped.append(frame_id)
+        if dropped:
+            self.registry.let_go(self.report_id, dropped)
 
     def hold(self, frame: FrameType) -> str | None:
         if self.registry is None:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 __all__ = ["FrameRegistry", "HeldFrame", "estimate_frame_size"]
@@ -142,37 +142,59 @@ class FrameRegistry:
         Older reports are released to make room; a frame that would take its report over
         ``max_bytes`` on its own is not held (``frame_id in registry`` tells).
         """
-        size = estimate_frame_size(frame)
-        copy = _locals_copy(frame) if snapshot else None
-        with self._lock:
-            frame_id = self._new_id()
-            report = self._reports.get(report_id)
-            if (report.size if report else 0) + size > self.max_bytes:
-                return frame_id  # this report alone would not fit: the frame is not held
-            if report is None:
-                report = self._reports[report_id] = _HeldReport()
-            self._reports.move_to_end(report_id)
-            self._frames[frame_id] = HeldFrame(frame_id, report_id, frame, size, copy)
-            report.frame_ids.append(frame_id)
-            report.size += size
-            self._bytes += size
-            self._evict(keep=report_id)
-        return frame_id
+        return self.hold_many(report_id, [frame], snapshot)[0][0]
 
-    def _new_id(self) -> str:
-        """A random frame id (like ``secrets.token_hex(8)``); the caller holds the lock.
+    def hold_many(
+        self, report_id: str, frames: Sequence[FrameType], snapshot: bool = False
+    ) -> list[tuple[str, bool]]:
+        """``hold`` each of ``frames`` in order, under one lock: each frame's new id, and
+        whether it is held (capture holds a traceback's frames at once, innermost first, so
+        those are the ones kept when the report is too big)."""
+        sized = [
+            (frame, estimate_frame_size(frame), _locals_copy(frame) if snapshot else None)
+            for frame in frames
+        ]
+        held: list[tuple[str, bool]] = []
+        with self._lock:
+            report = self._reports.get(report_id)
+            for (frame, size, copy), frame_id in zip(sized, self._new_ids(len(sized)), strict=True):
+                if (report.size if report else 0) + size > self.max_bytes:
+                    held.append((frame_id, False))  # this report alone would not fit
+                    continue
+                if report is None:
+                    report = self._reports[report_id] = _HeldReport()
+                self._frames[frame_id] = HeldFrame(frame_id, report_id, frame, size, copy)
+                report.frame_ids.append(frame_id)
+                report.size += size
+                self._bytes += size
+                held.append((frame_id, True))
+            if report is not None:
+                self._reports.move_to_end(report_id)
+                self._evict(keep=report_id)
+        return held
+
+    def _new_ids(self, count: int) -> list[str]:
+        """``count`` random frame ids (each like ``secrets.token_hex(8)``); the caller holds
+        the lock.
 
         Capture holds every frame of a traceback, so the random bytes come from a pool:
-        one ``os.urandom`` call per few hundred ids instead of one per frame.
+        one ``os.urandom`` call per few hundred ids instead of one per frame, and one slice
+        and ``hex()`` for a whole traceback's ids.
         """
+        width = _ID_BYTES * 2
         pid = os.getpid()  # a forked child must not reuse its parent's pool
-        if self._random_used + _ID_BYTES > len(self._random) or pid != self._random_pid:
-            self._random = os.urandom(_RANDOM_POOL)
-            self._random_used = 0
-            self._random_pid = pid
-        start = self._random_used
-        self._random_used = start + _ID_BYTES
-        return self._random[start : start + _ID_BYTES].hex()
+        ids: list[str] = []
+        while len(ids) < count:
+            if self._random_used + _ID_BYTES > len(self._random) or pid != self._random_pid:
+                self._random = os.urandom(_RANDOM_POOL)
+                self._random_used = 0
+                self._random_pid = pid
+            start = self._random_used
+            take = min(count - len(ids), (len(self._random) - start) // _ID_BYTES)
+            self._random_used = start + take * _ID_BYTES
+            text = self._random[start : self._random_used].hex()
+            ids += [text[i : i + width] for i in range(0, len(text), width)]
+        return ids
 
     def _evict(self, keep: str) -> None:
         """Release least recently used reports (never ``keep``) until within the caps."""
@@ -206,6 +228,21 @@ class FrameRegistry:
         """Drop every frame of a report, so the memory they keep alive can be freed."""
         with self._lock:
             self._release_locked(report_id)
+
+    def let_go(self, report_id: str, frame_ids: Sequence[str]) -> None:
+        """Drop these frames of a report that is still held (capture held more frames than
+        its report could show); the report stays, with its other frames."""
+        with self._lock:
+            report = self._reports.get(report_id)
+            if report is None:
+                return
+            for frame_id in frame_ids:
+                held = self._frames.pop(frame_id, None)
+                if held is None or held.report_id != report_id:
+                    continue
+                report.frame_ids.remove(frame_id)
+                report.size -= held.size
+                self._bytes -= held.size
 
     def take_released(self) -> tuple[str, ...]:
         """The ids of reports released since the last call (by LRU, cap or request)."""

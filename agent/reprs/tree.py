@@ -349,19 +349,20 @@ class _Renderer:
         self.short_text = min(_MAX_LEAF_TEXT, options.repr_text, options.repr_string)
 
     def handle(self) -> str | None:
-        """The "+" handle of the node the walk is at, if this walk gives handles."""
+        """The "+" handle of the node the walk is at, if this walk gives handles; its bytes
+        are spent from the budget (a long variable name is in every handle under it)."""
         if not self.handles:
             return None
         key = tuple(self.path)
-        try:
-            return _handles[key]
-        except KeyError:
-            pass
-        more = make_handle(self.path)
-        handle = more if len(more) <= _MAX_HANDLE else None
-        if len(_handles) >= _MAX_HANDLES:
-            _handles.clear()
-        _handles[key] = handle
+        handle = _handles.get(key, "")  # (a handle is never empty: a JSON list)
+        if handle == "":
+            more = make_handle(self.path)
+            handle = more if len(more) <= _MAX_HANDLE else None
+            if len(_handles) >= _MAX_HANDLES:
+                _handles.clear()
+            _handles[key] = handle
+        if handle is not None:
+            self.budget.remaining -= len(handle) + 3  # ASCII, and its msgpack header
         return handle
 
     def leaf(self, kind: str, type_name: str, text: str, omitted: int = 0) -> ReprNode:

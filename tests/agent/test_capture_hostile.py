@@ -445,3 +445,50 @@ def test_a_huge_group_is_capped() -> None:
 def test_variable_nodes_round_trip() -> None:
     variable = Variable(name="x", value=ReprNode(kind="str", type_name="str", text="'x'"))
     assert protocol.from_wire(Variable, to_wire(variable)) == variable
+
+
+def test_frames_left_out_by_the_size_budget_are_not_held() -> None:
+    def dig(n: int, payload: list[Any]) -> None:
+        if n == 0:
+            raise RecursionError("deep")
+        dig(n - 1, payload)
+
+    # Four levels of 8 strings of 70 characters: about 300 KB of reprs in every frame.
+    payload = [[[["q" * 70 + str(i)] * 8] * 8] * 8 for i in range(8)]
+    try:
+        dig(60, payload)
+    except RecursionError as error:
+        caught = error
+    registry = FrameRegistry(4, 10**9)
+    report = build_report(caught, report_id="r", agent_id="a", options=OPTIONS, registry=registry)
+    frames = report.exceptions[-1].frames
+    shown = [frame.frame_id for frame in frames if frame.frame_id is not None]
+    assert 0 < len(frames) < 61  # the outer frames are left out
+    assert len(registry) == len(shown)  # and not kept alive for nothing
+    assert all(frame_id in registry for frame_id in shown)
+    assert_within_limits(report)
+
+
+def test_handles_under_a_long_name_count_toward_the_size_budget() -> None:
+    # Every "+" handle under a variable starts with its name: a 200-character name over
+    # deeply nested lists made a report of 9 MB, over the 8 MB a message may be (it was
+    # dropped, the error lost), when handles were not counted.
+    name = "n" * 200
+    namespace: dict[str, Any] = {}
+    exec(  # a function whose local has that name
+        f"def dig(n, payload):\n    {name} = payload\n    if n == 0:\n"
+        "        raise RecursionError('deep')\n    dig(n - 1, payload)\n",
+        namespace,
+    )
+    try:
+        namespace["dig"](60, [[[[[0] * 8] * 8] * 8] * 8] * 8)
+    except RecursionError as error:
+        caught = error
+    report = build_report(
+        caught, report_id="r", agent_id="a", options=OPTIONS, registry=FrameRegistry(4, 10**9)
+    )
+    node = report.exceptions[-1].frames[-1].locals[-1].value
+    while node.children:  # down to a list cut at the depth cap: its handle has the name
+        node = node.children[0]
+    assert node.more is not None and name in node.more
+    assert_within_limits(report)

@@ -149,3 +149,40 @@ def test_threads_hold_and_get_concurrently() -> None:
     assert 5 <= len(registry) <= 15
     held = [frame_id for frame_id in ids if frame_id in registry]
     assert len(held) == len(registry)
+
+
+def test_a_traceback_is_held_at_once_innermost_first_within_the_cap() -> None:
+    registry = FrameRegistry(max_reports=100, max_bytes=250_000)
+    frames = [dead_frame(Payload(100_000)) for _ in range(3)]  # innermost first
+    held = registry.hold_many("r1", frames)
+    assert [kept for _, kept in held] == [True, True, False]  # the third would not fit
+    ids = [frame_id for frame_id, _ in held]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert ids[2] not in registry and registry.held_bytes <= 250_000
+    assert [registry.get(i).frame for i in ids[:2]] == frames[:2]  # type: ignore[union-attr]
+
+
+def test_frame_ids_stay_unique_across_the_random_pool() -> None:
+    registry = FrameRegistry(max_reports=10, max_bytes=10**9)
+    frame = dead_frame()
+    ids = [frame_id for frame_id, _ in registry.hold_many("r1", [frame] * 700)]  # > one pool
+    ids += [frame_id for frame_id, _ in registry.hold_many("r2", [frame] * 300)]
+    assert len(set(ids)) == 1000 and all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert len(registry) == 1000
+
+
+def test_frames_a_report_leaves_out_are_let_go() -> None:
+    registry = FrameRegistry(max_reports=4, max_bytes=10**8)
+    payload = Payload()
+    alive = weakref.ref(payload)
+    (kept, _), (dropped, _) = registry.hold_many("r1", [dead_frame(), dead_frame(payload)])
+    size = registry.held_bytes
+    del payload
+    registry.let_go("r1", [dropped])
+    gc.collect()
+    assert alive() is None and dropped not in registry
+    assert kept in registry and registry.held_reports() == ("r1",)
+    assert registry.held_bytes < size
+    registry.let_go("r1", [dropped, "0000000000000000"])  # harmless
+    registry.let_go("unknown", [kept])
+    assert kept in registry
