@@ -134,7 +134,7 @@ def _is_incomplete(source: str, filename: str) -> bool:
     compiler.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     try:
         return compiler(source, filename, "exec") is None
-    except (SyntaxError, ValueError, OverflowError):
+    except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
         return False  # the real compile reports it
 
 
@@ -153,6 +153,8 @@ def needs_more_lines(source: str, filename: str = "<console>", *, interactive: b
         tree = ast.parse(source, filename, "exec")
     except (SyntaxError, ValueError, OverflowError):
         return _is_incomplete(source, filename)
+    except (RecursionError, MemoryError):  # too deep for the parser ("-" * 90_000 + "1"):
+        return False  # complete; compiling it says why it cannot run
     if not interactive or source.endswith("\n"):
         return False
     return bool(tree.body) and isinstance(tree.body[-1], _COMPOUND)

@@ -677,3 +677,15 @@ def test_printed_output_results_and_errors_are_masked_by_value(
     # The exception's line is masked; the console input's source line is shown as typed.
     assert "ValueError: bad token=<masked>\n" in failed.error
     assert "raise ValueError('bad token=' + 'T0K')" in failed.error
+
+
+@pytest.mark.parametrize(
+    "code", ["-" * 90_000 + "1", "+".join(["1"] * 40_000)], ids=["unary", "sum"]
+)
+def test_input_too_deep_for_the_parser_is_answered_plainly(
+    frame: tuple[FrameRegistry, str], code: str
+) -> None:
+    result = run(frame, code)
+    assert not result.ok and result.error is not None
+    assert "nested too deeply for Python's parser" in result.error
+    assert run(frame, "total").result.text == "6"  # type: ignore[union-attr]

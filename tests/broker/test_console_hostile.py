@@ -72,9 +72,12 @@ class Hostile:
         self.path = f"/api/reports/{report.id}/frames/0"
         self.pool = ThreadPoolExecutor(1)
 
-    def start_eval(self, code: str) -> tuple[Future[HttpAnswer], EvalRequest]:
+    def start_eval(
+        self, code: str, interactive: bool = False
+    ) -> tuple[Future[HttpAnswer], EvalRequest]:
         """POST an eval in the background; the request the broker sent for it."""
-        answer = self.pool.submit(self.broker.post, f"{self.path}/eval", {"code": code})
+        body = {"code": code, "interactive": interactive}
+        answer = self.pool.submit(self.broker.post, f"{self.path}/eval", body)
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             message = self.raw.receive(timeout=0.5)
@@ -302,3 +305,19 @@ def _the_eval_request(hostile: Hostile) -> EvalRequest:
             return message
         hostile.raw.send_message(Heartbeat(held_frames=1))
     raise AssertionError("the broker did not send the eval")
+
+
+@pytest.mark.parametrize(
+    "code", ["-" * 90_000 + "1", "+".join(["1"] * 40_000)], ids=["unary", "sum"]
+)
+def test_input_too_deep_to_parse_goes_to_the_agent_not_to_a_500(
+    broker: Broker, hostile: Hostile, code: str
+) -> None:
+    # The broker asks whether an interactive input is unfinished; Python's parser gives up
+    # on these with MemoryError or RecursionError, which once made the broker answer 500.
+    answer, request = hostile.start_eval(code, interactive=True)
+    error = "MemoryError: the input is too deeply nested"
+    hostile.raw.send_message(EvalResult(request_id=request.request_id, ok=False, error=error))
+    done = answer.result(DEADLINE)
+    assert done.status == 200, done.text
+    assert done.json()["error"] == error
