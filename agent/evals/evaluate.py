@@ -355,8 +355,8 @@ def _execute(run: EvalRun, target: _Target, request: EvalRequest, options: Optio
         lines = traceback.format_exception_only(type(invalid), invalid)
         return EvalResult(request_id=request_id, ok=False, error="".join(lines))
     except (RecursionError, MemoryError) as deep:  # the parser's own limits, not the code's
-        error = f"{type(deep).__name__}: the input is nested too deeply for Python's parser\n"
-        return EvalResult(request_id=request_id, ok=False, error=error)
+        too_deep = f"{type(deep).__name__}: the input is nested too deeply for Python's parser\n"
+        return EvalResult(request_id=request_id, ok=False, error=too_deep)
     if compiled is None:
         return EvalResult(request_id=request_id, ok=True, incomplete=True)
     namespace = target.get_namespace()
