@@ -58,7 +58,9 @@ _COMPOUND: tuple[type[ast.stmt], ...] = (
 if hasattr(ast, "TryStar"):  # 3.11+
     _COMPOUND = (*_COMPOUND, ast.TryStar)
 _BLANK = ("", " ", "\t", "\f")  # an indented first line is an error, as in the interpreter
-_TOKEN = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*$")
+# The characters of a dotted name, matched from the end of the text (reversed): ``"...*$"``
+# searched forwards backtracks from every start, quadratic in a long line ending in a space.
+_TOKEN_CHARS = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*")
 
 
 # Input that cannot be one expression, told apart without compiling: it starts with a
@@ -195,8 +197,9 @@ def compile_input(
 
 def completion_token(text: str) -> str:
     """The dotted name at the end of ``text`` that completion replaces."""
-    match = _TOKEN.search(text)
-    return match.group(0) if match else ""
+    match = _TOKEN_CHARS.match(text[::-1])  # linear: no backtracking over a long line
+    length = match.end() if match is not None else 0
+    return text[len(text) - length :]
 
 
 def complete(namespace: dict[str, object], text: str) -> tuple[str, ...]:

@@ -1,19 +1,22 @@
-"""``needs_more_lines`` parses once, and answers as codeop does (the broker asks it of every
-input the dashboard sends). Checked against the rule it replaced, on every input of CPython's
-own ``test_codeop.py`` and on generated console input."""
+"""What the console reads off its input before it runs: ``needs_more_lines`` parses once and
+answers as codeop does (the broker asks it of every input the dashboard sends), checked
+against the rule it replaced on every input of CPython's own ``test_codeop.py`` and on
+generated console input; and ``completion_token``, the dotted name a Tab replaces, found in
+linear time."""
 
 from __future__ import annotations
 
 import ast
 import codeop
 import json
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debugbroker.agent.evals.language import needs_more_lines
+from debugbroker.agent.evals.language import completion_token, needs_more_lines
 
 # Every string CPython's Lib/test/test_codeop.py (3.11) hands to compile_command, valid,
 # incomplete or invalid.
@@ -80,3 +83,23 @@ def test_answers_as_codeop_on_generated_input(source: str, interactive: bool) ->
     assert needs_more_lines(source, interactive=interactive) == reference(
         source, interactive=interactive
     )
+
+
+# The rule, searched forwards; ``\Z``, not the old ``$``, which also matched before a final
+# newline: Tab on a fresh line took the last word of the line above, and replacing it
+# removed the newline instead.
+_OLD_TOKEN = re.compile(r"[A-Za-z_0-9.\u0080-\U0010ffff]*\Z")
+
+
+@given(st.text(alphabet=st.sampled_from("ab_9. (+!é\n\t"), max_size=60))
+def test_the_completion_token_is_the_dotted_name_at_the_end(text: str) -> None:
+    found = _OLD_TOKEN.search(text)
+    assert completion_token(text) == (found.group(0) if found else "")
+
+
+def test_the_completion_token_of_a_long_line_ending_in_a_space() -> None:
+    # Searched forwards, the old pattern backtracked from every start: half a second for
+    # 10,000 characters, on the agent's I/O thread, twice per Tab.
+    assert completion_token("a" * 9_999 + " ") == ""
+    assert completion_token("x " + "a." * 4_999) == "a." * 4_999
+    assert completion_token("print(value)\n") == ""
