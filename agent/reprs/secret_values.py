@@ -30,34 +30,39 @@ VALUE_MASK = "<masked>"
 MASK_MARGIN = 1024
 
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/?#@:]*):[^\s/?#@]+@")
-_PARAMETER = re.compile(
-    r"""(?<![\w.\-\[\]])([A-Za-z_][\w.\-\[\]]{0,100})=("[^"\n]*"?|'[^'\n]*'?|[^\s&;,'"<>()\[\]{}]*)"""
-)
-_QUOTED_KEY = re.compile(
-    r"""(["'])([A-Za-z_][\w.\- ]{0,100})\1([ \t]*:[ \t]*)"""
-    r"""("(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[^\s,;}\])]*)"""
-)
+# Each pattern in two parts, the name up to its value and the value: the value is matched
+# only after a secret name. (Matched whole, every innocent name's value was read to its end
+# and then read again from its start for the parameters inside it: quadratic, 9 s for
+# 64 KB of ``a=a=a=...``.)
+_PARAMETER = re.compile(r"""(?<![\w.\-\[\]])([A-Za-z_][\w.\-\[\]]{0,100})=""")
+_PARAMETER_VALUE = re.compile(r"""("[^"\n]*"?|'[^'\n]*'?|[^\s&;,'"<>()\[\]{}]*)""")
+_QUOTED_KEY = re.compile(r"""(["'])([A-Za-z_][\w.\- ]{0,100})\1([ \t]*:[ \t]*)""")
+_QUOTED_VALUE = re.compile(r"""("(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[^\s,;}\])]*)""")
 
 
 def _masked_values(
-    pattern: re.Pattern[str], text: str, secret: SecretNames, name: int, value: int
+    pattern: re.Pattern[str], values: re.Pattern[str], text: str, secret: SecretNames, name: int
 ) -> str:
-    """``text`` with the ``value`` group of every match whose ``name`` group looks secret
-    replaced. An innocent match is searched again from its value, so a quoted value does not
-    hide a parameter inside it (``note='x token=T'``)."""
+    """``text`` with the value after every match of ``pattern`` whose ``name`` group looks
+    secret replaced (``values`` matches the value there). An innocent name's value is searched
+    like the rest of the text, so a quoted value does not hide a parameter inside it
+    (``note='x token=T'``); each character is read a bounded number of times."""
     parts: list[str] = []
     start = position = 0
     while True:
         match = pattern.search(text, position)
         if match is None:
             break
-        found = match.group(value)
-        if found and secret.search(match.group(name)):
-            quote = found[0] if found[0] in "'\"" else ""
-            parts += (text[start : match.start(value)], quote, VALUE_MASK, quote)
-            start = position = match.end()
-        else:
-            position = max(match.start(value), match.start() + 1)
+        position = match.end()  # the value's start
+        if not secret.search(match.group(name)):
+            continue
+        found = values.match(text, position)
+        if found is None or found.end() == position:  # an empty value: nothing to mask
+            continue
+        value = found.group()
+        quote = value[0] if value[0] in "'\"" else ""
+        parts += (text[start:position], quote, VALUE_MASK, quote)
+        start = position = found.end()
     if not parts:
         return text
     parts.append(text[start:])
@@ -71,7 +76,7 @@ def mask_text(text: str, secret: SecretNames) -> str:
     # for the longer markers, and most text has none of them.
     masked = text
     if "=" in masked:
-        masked = _masked_values(_PARAMETER, masked, secret, 1, 2)
+        masked = _masked_values(_PARAMETER, _PARAMETER_VALUE, masked, secret, 1)
     if ":" not in masked:
         return text if masked == text else masked
     if "@" in masked and "://" in masked:
@@ -79,7 +84,7 @@ def mask_text(text: str, secret: SecretNames) -> str:
     if ("'" in masked or '"' in masked) and (
         '":' in masked or "':" in masked or '" :' in masked or "' :" in masked
     ):
-        masked = _masked_values(_QUOTED_KEY, masked, secret, 2, 4)
+        masked = _masked_values(_QUOTED_KEY, _QUOTED_VALUE, masked, secret, 2)
     return text if masked == text else masked
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from debugbroker.agent.options import Options
 from debugbroker.agent.reprs.secret_names import looks_secret, secret_pattern
@@ -129,3 +133,74 @@ def test_secret_names(name: str) -> None:
 )
 def test_innocent_names(name: str) -> None:
     assert not looks_secret(name)
+
+
+# --- the masking's cost: each character read a bounded number of times ------------------
+
+# The rule as it was written first, whole patterns searched again from each innocent value
+# (quadratic): the reference the two-part search must agree with.
+_OLD_PARAMETER = re.compile(
+    r"""(?<![\w.\-\[\]])([A-Za-z_][\w.\-\[\]]{0,100})=("[^"\n]*"?|'[^'\n]*'?|[^\s&;,'"<>()\[\]{}]*)"""
+)
+_OLD_QUOTED_KEY = re.compile(
+    r"""(["'])([A-Za-z_][\w.\- ]{0,100})\1([ \t]*:[ \t]*)"""
+    r"""("(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[^\s,;}\])]*)"""
+)
+
+
+def _old_values(pattern: re.Pattern[str], text: str, name: int, value: int) -> str:
+    parts: list[str] = []
+    start = position = 0
+    while (match := pattern.search(text, position)) is not None:
+        found = match.group(value)
+        if found and SECRET.search(match.group(name)):
+            quote = found[0] if found[0] in "'\"" else ""
+            parts += (text[start : match.start(value)], quote, M, quote)
+            start = position = match.end()
+        else:
+            position = max(match.start(value), match.start() + 1)
+    return "".join([*parts, text[start:]]) if parts else text
+
+
+def _old_mask(text: str) -> str:
+    masked = text
+    if "=" in masked:
+        masked = _old_values(_OLD_PARAMETER, masked, 1, 2)
+    if ":" not in masked:
+        return masked
+    if "@" in masked and "://" in masked:
+        masked = re.sub(
+            r"([A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s/?#@:]*):[^\s/?#@]+@", rf"\1:{M}@", masked
+        )
+    if ("'" in masked or '"' in masked) and any(
+        mark in masked for mark in ('":', "':", '" :', "' :")
+    ):
+        masked = _old_values(_OLD_QUOTED_KEY, masked, 2, 4)
+    return masked
+
+
+_PIECES = st.sampled_from(
+    ["token", "password", "a", "x.y", "[k]", "=", "'", '"', ":", " ", "&", ",", "\\", "\n",
+     "T0K", "{", "}", "://", "@", "é"]
+)  # fmt: skip
+
+
+@given(st.lists(_PIECES, max_size=25).map("".join))
+def test_the_two_part_search_masks_as_the_whole_patterns_did(text: str) -> None:
+    assert mask_text(text, SECRET) == _old_mask(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a=" * 32_768,  # 9 s with the whole pattern, each innocent value read to the end
+        "'a':x" * 13_000,  # 3.8 s
+        "token=T&" + "a=" * 30_000,
+        "x " * 30_000 + "password='hunter2'",
+    ],
+    ids=["a=a=", "quoted-keys", "secret-first", "secret-last"],
+)
+def test_long_hostile_text_is_masked_in_one_pass(text: str) -> None:
+    masked = mask_text(text, SECRET)
+    assert "T&" not in masked and "hunter2" not in masked
+    assert masked.count(M) == text.count("token=") + text.count("password=")
