@@ -391,20 +391,23 @@ def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
         env,
     )
     relay.start()
-    echo = Process(
-        "floor-echo-2",
-        [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
-        workdir / "floor-echo-2.log",
-        env,
-    )
-    echo.start()
     try:
-        relay.wait_until(
-            lambda: http("GET", f"http://127.0.0.1:{http_port}/ready").status == 200, "the relay"
+        echo = Process(
+            "floor-echo-2",
+            [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
+            workdir / "floor-echo-2.log",
+            env,
         )
-        pipeline = asyncio.run(_floor_socket(http_port, count))
+        echo.start()
+        try:
+            relay.wait_until(
+                lambda: http("GET", f"http://127.0.0.1:{http_port}/ready").status == 200,
+                "the relay",
+            )
+            pipeline = asyncio.run(_floor_socket(http_port, count))
+        finally:
+            echo.stop()
     finally:
-        echo.stop()
         relay.stop()
     return {"hop": hop, "pipeline": pipeline}
 
