@@ -460,7 +460,9 @@ def test_frames_left_out_by_the_size_budget_are_not_held() -> None:
     except RecursionError as error:
         caught = error
     registry = FrameRegistry(4, 10**9)
-    report = build_report(caught, report_id="r", agent_id="a", options=OPTIONS, registry=registry)
+    # Time enough for every value on a loaded machine: only the size budget decides.
+    options = dataclasses.replace(OPTIONS, repr_budget_seconds=5.0)
+    report = build_report(caught, report_id="r", agent_id="a", options=options, registry=registry)
     frames = report.exceptions[-1].frames
     shown = [frame.frame_id for frame in frames if frame.frame_id is not None]
     assert 0 < len(frames) < 61  # the outer frames are left out
@@ -474,18 +476,20 @@ def test_handles_under_a_long_name_count_toward_the_size_budget() -> None:
     # deeply nested lists made a report of 9 MB, over the 8 MB a message may be (it was
     # dropped, the error lost), when handles were not counted.
     name = "n" * 200
-    namespace: dict[str, Any] = {}
-    exec(  # a function whose local has that name
-        f"def dig(n, payload):\n    {name} = payload\n    if n == 0:\n"
-        "        raise RecursionError('deep')\n    dig(n - 1, payload)\n",
+    namespace: dict[str, Any] = {"DATA": [[[[[0] * 8] * 8] * 8] * 8] * 8}
+    exec(  # a function whose only local besides n has that name
+        f"def dig(n):\n    {name} = DATA\n    if n == 0:\n"
+        "        raise RecursionError('deep')\n    dig(n - 1)\n",
         namespace,
     )
     try:
-        namespace["dig"](60, [[[[[0] * 8] * 8] * 8] * 8] * 8)
+        namespace["dig"](60)
     except RecursionError as error:
         caught = error
+    # Time enough for every value on a loaded machine: only the size budget decides.
+    options = dataclasses.replace(OPTIONS, repr_budget_seconds=5.0)
     report = build_report(
-        caught, report_id="r", agent_id="a", options=OPTIONS, registry=FrameRegistry(4, 10**9)
+        caught, report_id="r", agent_id="a", options=options, registry=FrameRegistry(4, 10**9)
     )
     node = report.exceptions[-1].frames[-1].locals[-1].value
     while node.children:  # down to a list cut at the depth cap: its handle has the name
