@@ -246,6 +246,20 @@ def _first_visit(browser: Any, broker: Broker, report_id: str, shown: int) -> fl
         context.close()
 
 
+def _wait_for_rows(page: Any) -> None:
+    """Wait for the list's first rows; when they never come, say what the page shows."""
+    try:
+        page.wait_for_selector("[data-testid=report-row]", timeout=30_000)
+    except Exception as error:
+        try:
+            shown = page.inner_text("body")[:1500]
+        except Exception as unreadable:
+            shown = f"(the page could not be read: {unreadable!r})"
+        raise RuntimeError(
+            f"no report row showed on {page.url} within 30 s; the page shows:\n{shown}"
+        ) from error
+
+
 def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int) -> list[Row]:
     from playwright.sync_api import sync_playwright
 
@@ -295,7 +309,7 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 page.goto("about:blank")
                 started = time.perf_counter()
                 page.goto(f"{broker.url}/#/reports")  # the flat list (the home is the groups)
-                page.wait_for_selector("[data-testid=report-row]", timeout=30_000)
+                _wait_for_rows(page)
                 opened = (time.perf_counter() - started) * 1e3
                 scroll = page.evaluate(_SCROLL_SCRIPT, [10_000 if settings.quick else 60_000])
                 loaded_text = page.get_by_test_id("report-count").inner_text()
