@@ -352,7 +352,6 @@ def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
     workdir = settings.workdir / "console"
     secret = "floor"
     floor = str(BENCH_APPS / "floor.py")
-    env = app_env()
     request = encoder.encode(EvalRequest(request_id="r1", frame_id="f" * 32, code=CODE))
     context = zmq.Context()
     router = context.socket(zmq.ROUTER)
@@ -360,13 +359,7 @@ def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
     router.curve_server = True
     router.curve_secretkey = keys.server_secret_key(secret).encode()
     zmq_port = router.bind_to_random_port("tcp://127.0.0.1")
-    echo = Process(
-        "floor-echo",
-        [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
-        workdir / "floor-echo.log",
-        env,
-    )
-    echo.start()
+    echo = _started(workdir, "floor-echo", floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret)
     try:
         if not router.poll(20_000):
             raise RuntimeError("the floor's echo process did not connect")
@@ -384,21 +377,11 @@ def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
         router.close(linger=0)
         context.term()
     http_port, zmq_port = free_port(), free_port()
-    relay = Process(
-        "floor-relay",
-        [sys.executable, floor, "relay", str(http_port), str(zmq_port), secret],
-        workdir / "floor-relay.log",
-        env,
-    )
-    relay.start()
+    relay = _started(workdir, "floor-relay", floor, "relay", str(http_port), str(zmq_port), secret)
     try:
-        echo = Process(
-            "floor-echo-2",
-            [sys.executable, floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret],
-            workdir / "floor-echo-2.log",
-            env,
+        echo = _started(
+            workdir, "floor-echo-2", floor, "echo", f"tcp://127.0.0.1:{zmq_port}", secret
         )
-        echo.start()
         try:
             relay.wait_until(
                 lambda: http("GET", f"http://127.0.0.1:{http_port}/ready").status == 200,
@@ -410,6 +393,13 @@ def _floor(settings: Settings, count: int) -> dict[str, list[float]]:
     finally:
         relay.stop()
     return {"hop": hop, "pipeline": pipeline}
+
+
+def _started(workdir: Path, name: str, *command: str) -> Process:
+    """``python COMMAND...`` started, its output in ``workdir/NAME.log``."""
+    process = Process(name, [sys.executable, *command], workdir / f"{name}.log", app_env())
+    process.start()
+    return process
 
 
 async def _floor_socket(port: int, count: int) -> list[float]:
