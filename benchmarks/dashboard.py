@@ -246,8 +246,9 @@ def _first_visit(browser: Any, broker: Broker, report_id: str, shown: int) -> fl
         context.close()
 
 
-def _wait_for_rows(page: Any) -> None:
-    """Wait for the list's first rows; when they never come, say what the page shows."""
+def _wait_for_rows(page: Any, broker: Broker, refused: list[str], clock_offset: float) -> None:
+    """Wait for the list's first rows; when they never come, say what the page shows, which
+    answers the broker refused, whether the wall clock was stepped, and the broker's log."""
     try:
         page.wait_for_selector("[data-testid=report-row]", timeout=30_000)
     except Exception as error:
@@ -255,8 +256,13 @@ def _wait_for_rows(page: Any) -> None:
             shown = page.inner_text("body")[:1500]
         except Exception as unreadable:
             shown = f"(the page could not be read: {unreadable!r})"
+        step = time.time() - time.monotonic() - clock_offset
+        log = broker.process.output()[-3000:] if broker.process is not None else "(not started)"
         raise RuntimeError(
-            f"no report row showed on {page.url} within 30 s; the page shows:\n{shown}"
+            f"no report row showed on {page.url} within 30 s; the page shows:\n{shown}\n"
+            f"answers of 400 and over the page saw: {refused[-20:] or 'none'}\n"
+            f"the wall clock moved {step:+.3f} s against the monotonic one during the run\n"
+            f"the broker's log ends:\n{log}"
         ) from error
 
 
@@ -286,6 +292,16 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 context.add_init_script(_RENDER_WATCH.replace("SHOWN", str(shown)))
                 page = context.new_page()
+                refused: list[str] = []
+                page.on(
+                    "response",
+                    lambda answer: (
+                        refused.append(f"{answer.status} {answer.url}")
+                        if answer.status >= 400
+                        else None
+                    ),
+                )
+                clock_offset = time.time() - time.monotonic()
                 page.goto(broker.login_url())
                 page.wait_for_url(f"{broker.url}/")
                 ours: list[float] = []
@@ -309,7 +325,7 @@ def _browser_rows(settings: Settings, broker: Broker, report_id: str, count: int
                 page.goto("about:blank")
                 started = time.perf_counter()
                 page.goto(f"{broker.url}/#/reports")  # the flat list (the home is the groups)
-                _wait_for_rows(page)
+                _wait_for_rows(page, broker, refused, clock_offset)
                 opened = (time.perf_counter() - started) * 1e3
                 scroll = page.evaluate(_SCROLL_SCRIPT, [10_000 if settings.quick else 60_000])
                 loaded_text = page.get_by_test_id("report-count").inner_text()

@@ -215,8 +215,13 @@ class AccessPolicy:
         if self.sessions.get(session.id_digest) is not session:
             return False
         now = time.time()
+        # A wall clock set back (NTP stepping a VM's clock, a host resumed) makes these ages
+        # negative: that is no reason to sign anyone out, so a session's times never lie
+        # ahead of now. Set forward, the clock ends sessions as real idle time would.
+        session.created = min(session.created, now)
         idle = now - session.last_used > _SESSION_IDLE_SECONDS
-        if idle or not 0 <= now - session.created <= _SESSION_MAX_SECONDS:
+        if idle or now - session.created > _SESSION_MAX_SECONDS:
+            log.info("a dashboard session ended: %s", "idle too long" if idle else "too old")
             del self.sessions[session.id_digest]
             return False
         session.last_used = now

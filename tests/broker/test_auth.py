@@ -255,6 +255,28 @@ def test_a_restart_keeps_sessions_and_a_new_token_revokes_every_session(tmp_path
         broker.stop()
 
 
+def test_a_wall_clock_set_back_signs_nobody_out(tmp_path: Path) -> None:
+    """NTP may step a VM's clock back: the sessions' times then lie ahead of now. Here the
+    saved times are moved an hour ahead, as if the clock had been set back an hour across a
+    restart; the session still works, and its age is counted from now."""
+    broker = Broker(tmp_path).start()
+    try:
+        session = broker.log_in()
+        broker.stop()
+        sessions_file = broker.data_dir / "sessions"
+        saved = json.loads(sessions_file.read_text())
+        for row in saved["sessions"]:
+            row[3] += 3600.0  # created
+            row[4] += 3600.0  # last used
+        sessions_file.write_text(json.dumps(saved))
+        broker.start()
+        assert raw(broker, "GET", "/session", headers=session.headers()).json() == {"role": "full"}
+        answer = raw(broker, "POST", EVAL_PATH, headers=session.headers(), json_body={"code": "1"})
+        assert answer.status == 404, answer.text  # past authentication
+    finally:
+        broker.stop()
+
+
 def test_a_login_code_works_once_and_expires(tmp_path: Path) -> None:
     broker = Broker(tmp_path, "--login-code-ttl", "2").start()
     try:
