@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,6 +69,7 @@ class BrokerConfig:
     # the network, and agents cannot tell the broker from whatever binds its port. Warned.
     insecure_plaintext: bool = False
     max_waiting_reports: int = 1_000  # reports kept in memory through a full disk
+    sweep_seconds: float = 300.0  # the store-wide retention runs at least this often
     retention: Retention = field(default_factory=Retention)
 
     @property
@@ -81,6 +83,11 @@ class BrokerConfig:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.http_port}"
+
+
+async def _announce_retention(hub: EventHub, deleted: int) -> None:
+    """Tell the dashboards that retention deleted reports: they fetch the groups' counts."""
+    await hub.publish({"type": "triage", "action": "retention", "deleted": deleted})
 
 
 def build_app(config: BrokerConfig) -> web.Application:
@@ -107,6 +114,7 @@ def build_app(config: BrokerConfig) -> web.Application:
     )
     store = Store(config.data_dir / "debugbroker.sqlite3", config.retention)
     store.max_waiting_reports = config.max_waiting_reports
+    store.sweep_seconds = config.sweep_seconds
     hub = EventHub(policy)
     relay = Relay(
         endpoint=config.zmq_endpoint,
@@ -138,8 +146,11 @@ def build_app(config: BrokerConfig) -> web.Application:
         else:
             log.info("agents connect to %s (encrypted, keys from the secret)", relay.bound_endpoint)
         faults = asyncio.create_task(announce_store_faults(store, relay, hub))
+        quiet_sweeps = store.sweep_while_quiet(partial(_announce_retention, hub))
+        sweeps = asyncio.create_task(quiet_sweeps, name="debugbroker-retention")
         yield
         faults.cancel()
+        sweeps.cancel()
         await hub.close()
         await relay.stop()
         await store.close()

@@ -170,6 +170,12 @@ def _add_broker_arguments(parser: argparse.ArgumentParser, http_default: str) ->
         default=1_000,
         help=argparse.SUPPRESS,  # reports kept in memory through a full disk (for tests)
     )
+    parser.add_argument(
+        "--sweep-seconds",
+        type=_non_negative(float),
+        default=300.0,
+        help=argparse.SUPPRESS,  # how often the store-wide retention runs at least (for tests)
+    )
     defaults = Retention()
     parser.add_argument(
         "--retain-days",
@@ -262,6 +268,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BrokerConfig, bool]:
         path_map=args.path_map,
         insecure_plaintext=args.insecure_plaintext,
         max_waiting_reports=max(args.max_waiting_reports, 0),
+        sweep_seconds=max(args.sweep_seconds, 0.1),
         retention=Retention(
             keep_first=args.keep_first,
             keep_latest=args.keep_latest,

@@ -26,7 +26,7 @@ import errno
 import logging
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ log = logging.getLogger("debugbroker")
 _REPORT_BATCH = 400
 _GATHER_SECONDS = 0.01
 _SWEEP_REPORTS = 2_000  # store-wide retention runs after this many new reports
-_SWEEP_SECONDS = 300.0  # or this long after the last time, with the next batch
+_SWEEP_SECONDS = 300.0  # or this long after the last time: with the next batch, or on its own
 _MAX_WAITING_REPORTS = 1_000  # reports kept in memory through a storage fault...
 _MAX_WAITING_BYTES = 32 * 1024 * 1024  # ...and their messages' bytes; more are shed
 # A report, whoever waits for it, the size of its message, and its list row and JSON text
@@ -81,6 +81,7 @@ class Store(StoreThread):
         self.held_reports: Collection[str] = ()
         self._reports_since_sweep = 0
         self._last_sweep = 0.0
+        self.sweep_seconds = _SWEEP_SECONDS
         self._frames = FrameCache()
         self._console_numbers = store_console.EntryNumbers()
         self._journal = AuditJournal(path)
@@ -121,7 +122,7 @@ class Store(StoreThread):
 
     async def enforce_retention(self) -> int:
         """Apply the store-wide retention now; the reports deleted (also run at opening and
-        every ``_SWEEP_REPORTS`` reports or ``_SWEEP_SECONDS``)."""
+        every ``_SWEEP_REPORTS`` reports or ``sweep_seconds``)."""
         self._reports_since_sweep = 0
         self._last_sweep = time.monotonic()
         if self.retention is None:
@@ -133,6 +134,27 @@ class Store(StoreThread):
             now=time.time(),
         )
         return await self._call(sweep)
+
+    async def sweep_while_quiet(self, deleted: Callable[[int], Awaitable[object]]) -> None:
+        """Run the store-wide retention every ``sweep_seconds`` when no report brought it
+        (a stack gone quiet): reports past their age go, reports whose frames were
+        released or whose process exited are trimmed from their groups, and the last
+        reports are indexed for search. ``deleted(n)`` is awaited after a sweep that
+        deleted reports. Runs until cancelled."""
+        while True:
+            due = self._last_sweep + self.sweep_seconds - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            try:
+                gone = await self.enforce_retention()
+            except sqlite3.Error:  # a full disk, say: tried again at the next interval
+                log.exception("applying the store's retention failed")
+                self._last_sweep = time.monotonic()
+                continue
+            if gone:
+                log.info("retention: %d reports deleted while no report came in", gone)
+                await deleted(gone)
 
     async def close(self) -> None:
         """Close the file and stop the worker thread (reports still waiting through a
@@ -280,7 +302,7 @@ class Store(StoreThread):
             self._reports_since_sweep += len(batch)
             sweep = self.retention is not None and (
                 self._reports_since_sweep >= _SWEEP_REPORTS
-                or time.monotonic() - self._last_sweep >= _SWEEP_SECONDS
+                or time.monotonic() - self._last_sweep >= self.sweep_seconds
             )
             insert = partial(
                 _insert_batch,

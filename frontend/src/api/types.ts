@@ -454,13 +454,15 @@ export interface StoreEvent {
   store: StoreStatus;
 }
 
-/** `{"type": "triage"}` on the WebSocket: someone changed a group's state or deleted something. */
+/** `{"type": "triage"}` on the WebSocket: someone changed a group's state or deleted something,
+ * or the broker's retention deleted `deleted` reports while no report came in. */
 export interface TriageEvent {
   type: "triage";
-  action: "state" | "report_deleted" | "group_deleted" | "cleared";
+  action: "state" | "report_deleted" | "group_deleted" | "cleared" | "retention";
   fingerprint?: string;
   report_id?: string;
   state?: GroupState;
   mute_until?: number | null;
   mute_remaining?: number | null;
+  deleted?: number;
 }
