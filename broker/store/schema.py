@@ -26,7 +26,11 @@ from urllib.parse import urlsplit
 from debugbroker.broker.store.breakpoints import create_breakpoints_table
 from debugbroker.broker.store.grouping import fingerprint
 from debugbroker.broker.store.groups import create_group_tables
-from debugbroker.broker.store.search import create_search_index, defer_search_index
+from debugbroker.broker.store.search import (
+    create_search_index,
+    defer_search_index,
+    reindex_unspaced_scripts,
+)
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "connect", "schema_version"]
 
@@ -202,6 +206,12 @@ def _deferred_search_index(connection: sqlite3.Connection) -> None:
     defer_search_index(connection)
 
 
+def _unspaced_scripts_indexed(connection: sqlite3.Connection) -> None:
+    """Chinese, Japanese and Korean characters are indexed as words of their own
+    (``search``): the indexed reports that have such text are indexed again."""
+    reindex_unspaced_scripts(connection)
+
+
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; each must also be safe on a
 # file that already has what it adds (version 0 covers files written before versions).
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -210,6 +220,7 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _version_3,
     _version_4,
     _deferred_search_index,  # version 5
+    _unspaced_scripts_indexed,  # version 6
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -73,11 +73,78 @@ def test_words_are_found_in_message_traceback_locals_and_url(tmp_path: Path) -> 
     }
 
 
+# Chinese, Japanese and Korean runs have no spaces between their words: a word inside one
+# is found too, in every indexed field (message, locals, URL).
+_UNSPACED_QUERIES = {
+    "見つかりません": ["r000"],  # inside ユーザーが見つかりません
+    "ユーザー": ["r000"],
+    "ーザ": ["r000"],
+    "在庫": ["r000"],  # a local's value
+    "处理": ["r001"],
+    "订单处理失败": ["r001"],
+    "超时": ["r001"],
+    "찾을수": ["r002"],
+    "注文": ["r000", "r001", "r002", "r003"],  # the URL's path
+    "见つ": [],  # characters of two reports, never adjacent in either
+    "declined": ["r003"],
+    "payment 处理": [],  # every word must be in the one report
+}
+
+
+def _unspaced_found(store: Store) -> Any:
+    async def found() -> dict[str, list[str]]:
+        return {
+            query: sorted(_ids(await store.list_reports(10, filters=ReportFilter(text=query))))
+            for query in _UNSPACED_QUERIES
+        }
+
+    return found()
+
+
+def test_words_inside_chinese_japanese_and_korean_text_are_found(tmp_path: Path) -> None:
+    async def search(store: Store) -> dict[str, list[str]]:
+        for i, (message, local) in enumerate(_UNSPACED_ROWS):
+            report = _rich(f"r{i:03d}", message=message, created=float(i + 1))
+            report["request"] = {"url": f"http://h/注文/{i}"}
+            report["exceptions"][0]["frames"][0]["locals"] = [_local("note", local)]
+            await store.add_report(report)
+        return await _unspaced_found(store)
+
+    assert _with_store(tmp_path / "db.sqlite3", None, search) == _UNSPACED_QUERIES
+
+
+_UNSPACED_ROWS = [
+    ("ユーザーが見つかりません id=5", "'在庫がありません'"),
+    ("订单处理失败", "'支付网关超时'"),
+    ("사용자를찾을수없습니다", "'결제실패'"),
+    ("payment declined", "'basket-42'"),
+]
+
+
+def test_a_file_of_schema_version_5_is_indexed_again_for_unspaced_scripts(
+    tmp_path: Path,
+) -> None:
+    """``fixtures/store_v5.sqlite3`` (made by the code of 089fa4d, see its README) indexed
+    these reports with each run of CJK text as one word: ``見つかりません`` was not found."""
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(_FIXTURE.with_name("store_v5.sqlite3"), path)
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 5
+        old = "SELECT rowid FROM reports_fts WHERE reports_fts MATCH ?"
+        assert connection.execute(old, ('"見つかりません"*',)).fetchall() == []
+        assert connection.execute(old, ('"ユーザーが見つかりません"*',)).fetchall()
+    assert _with_store(path, None, _unspaced_found) == _UNSPACED_QUERIES
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert _indexed(path) == ["r000", "r001", "r002", "r003"]
+
+
 def test_fts_operators_in_a_query_are_taken_literally() -> None:
     assert match_query('a OR b NOT "c" NEAR(d)') == (
         '"a"* AND "OR"* AND "b"* AND "NOT"* AND "c"* AND "NEAR"* AND "d"*'
     )
     assert match_query("  ") == ""
+    assert match_query("id5見つ OR") == '"id5 見 つ"* AND "OR"*'
 
 
 def test_filters_by_state_time_app_and_agent(tmp_path: Path) -> None:
