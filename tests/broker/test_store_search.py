@@ -91,14 +91,11 @@ _UNSPACED_QUERIES = {
 }
 
 
-def _unspaced_found(store: Store) -> Any:
-    async def found() -> dict[str, list[str]]:
-        return {
-            query: sorted(_ids(await store.list_reports(10, filters=ReportFilter(text=query))))
-            for query in _UNSPACED_QUERIES
-        }
-
-    return found()
+async def _unspaced_found(store: Store) -> dict[str, list[str]]:
+    return {
+        query: sorted(_ids(await store.list_reports(10, filters=ReportFilter(text=query))))
+        for query in _UNSPACED_QUERIES
+    }
 
 
 def test_words_inside_chinese_japanese_and_korean_text_are_found(tmp_path: Path) -> None:
