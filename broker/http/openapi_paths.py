@@ -38,6 +38,14 @@ _BREAKPOINT = {
     "required": ["breakpoint"],
     "properties": {"breakpoint": ref("Breakpoint")},
 }
+_GROUP_LIST: Schema = {
+    "type": "object",
+    "required": ["groups", "total"],
+    "properties": {
+        "groups": {"type": "array", "items": ref("Group")},
+        "total": {"type": "integer", "description": "the groups in that state, all pages"},
+    },
+}
 _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
 
 
@@ -285,10 +293,25 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": operation(
             "Groups of repeated errors (fingerprints), most recently seen first",
             {
-                "200": json_response(list_of("groups", "Group"), "the groups"),
-                "400": error("limit is not a number in range"),
+                "200": json_response(_GROUP_LIST, "a page of the groups, and how many in all"),
+                "400": error("limit or before is not a number in range, or an unknown state"),
             },
-            parameters=[_LIMIT],
+            parameters=[
+                _LIMIT,
+                query(
+                    "state",
+                    {"type": "string", "enum": ["", "attention", *GROUP_STATES]},
+                    "only groups in this state as shown (attention: open or regressed)",
+                    empty=True,
+                ),
+                query("before", NUMBER, "the previous page's last last_seen", empty=True),
+                query(
+                    "before_key",
+                    {"type": "string", "maxLength": 128},
+                    "its fingerprint (with before): stable pages",
+                    empty=True,
+                ),
+            ],
         )
     },
     "/api/groups/{fingerprint}/state": {

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from debugbroker.broker.render.highlight import highlight_lines
 from debugbroker.broker.render.markdown import report_markdown
 from debugbroker.broker.render.share_page import share_page
 from debugbroker.broker.store.frame_targets import report_frames
+from debugbroker.broker.store.groups import GROUP_STATES, GroupPage
 from debugbroker.protocol import (
     RELEASED,
     ExpandRequest,
@@ -41,6 +43,13 @@ from debugbroker.protocol import (
 __all__ = ["report_routes"]
 
 _MAX_GROUPS = 1_000
+_MAX_FINGERPRINT = 128
+# ``GET /api/groups?state=``: the states each filter lists ("": all; "attention": what needs it).
+_GROUP_FILTERS: dict[str, tuple[str, ...]] = {
+    "": (),
+    "attention": ("open", "regressed"),
+    **{state: (state,) for state in GROUP_STATES},
+}
 _MAX_HANDLE = 4_096
 
 
@@ -69,15 +78,34 @@ async def _frame(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]] 
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    """``GET /api/groups?limit=N``: fingerprints with count, first/last seen and workers."""
+    """``GET /api/groups?limit=N&state=S&before=T&before_key=K``: fingerprints with count,
+    first/last seen and workers, most recently seen first; ``total``: how many in all are
+    in that state."""
+    query = request.query
     try:
-        limit = int(request.query.get("limit", "100"))
+        limit = int(query.get("limit", "100"))
     except ValueError:
         return json_error(400, "limit must be an integer")
     if not 1 <= limit <= _MAX_GROUPS:
         return json_error(400, f"limit must be between 1 and {_MAX_GROUPS}")
-    groups = await request.app[STORE].list_groups(limit)
-    return web.json_response({"groups": groups})
+    state = query.get("state", "")
+    states = _GROUP_FILTERS.get(state)
+    if states is None:
+        return json_error(400, f"state must be one of {', '.join(filter(None, _GROUP_FILTERS))}")
+    before: float | None = None
+    if query.get("before"):
+        try:
+            before = float(query["before"])
+        except ValueError:
+            return json_error(400, "before must be a time in seconds (a number)")
+        if not math.isfinite(before):
+            return json_error(400, "before must be a finite number")
+    before_key = query.get("before_key", "")
+    if len(before_key) > _MAX_FINGERPRINT:
+        return json_error(400, f"before_key is limited to {_MAX_FINGERPRINT} characters")
+    store = request.app[STORE]
+    groups = await store.list_groups(limit, GroupPage(states, before, before_key))
+    return web.json_response({"groups": groups, "total": await store.count_groups(states)})
 
 
 async def get_markdown(request: web.Request) -> web.Response:

@@ -37,7 +37,10 @@ __all__ = [
     "group_counts",
     "record_reports",
     "record_repeats",
+    "GroupPage",
+    "count_groups",
     "select_groups",
+    "state_condition",
     "set_group_state",
     "window_plan",
 ]
@@ -513,14 +516,58 @@ def _delete_oldest(connection: sqlite3.Connection, count: int, held: Collection[
     return deleted
 
 
+def state_condition(states: Collection[str], now: float) -> tuple[str, list[Any]]:
+    """An SQL condition on a ``groups`` row: its state as shown (a mute for a time that
+    ended is ``open``) is one of ``states``; and its parameters."""
+    marks = ", ".join("?" * len(states))
+    shown = "CASE WHEN state = 'muted' AND mute_until <= ? THEN 'open' ELSE state END"
+    return f"({shown}) IN ({marks})", [now, *states]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPage:
+    """Which groups ``select_groups`` lists: those in ``states`` (all when empty), and the
+    page after the row ``(before, before_key)`` (last seen, fingerprint) when given."""
+
+    states: tuple[str, ...] = ()
+    before: float | None = None
+    before_key: str = ""
+
+    def where(self, now: float) -> tuple[str, list[Any]]:
+        """The SQL conditions (``1`` for none) and their parameters."""
+        conditions, parameters = ["1"], []
+        if self.states:
+            condition, values = state_condition(self.states, now)
+            conditions.append(condition)
+            parameters.extend(values)
+        if self.before is not None:
+            conditions.append("(last_seen < ? OR (last_seen = ? AND fingerprint > ?))")
+            parameters.extend([self.before, self.before, self.before_key])
+        return " AND ".join(conditions), parameters
+
+
+def count_groups(connection: sqlite3.Connection, now: float, states: Collection[str] = ()) -> int:
+    """How many groups are in ``states`` (all when empty)."""
+    where, parameters = GroupPage(tuple(states)).where(now)
+    found = connection.execute(f"SELECT COUNT(*) FROM groups WHERE {where}", parameters)
+    return int(found.fetchone()[0])
+
+
 def select_groups(
-    connection: sqlite3.Connection, limit: int, now: float, summary_columns: str
+    connection: sqlite3.Connection,
+    limit: int,
+    now: float,
+    summary_columns: str,
+    page: GroupPage = GroupPage(),
 ) -> list[dict[str, Any]]:
-    """Groups, most recently seen first: state, seen (``count``) and kept, the last 24 hours
-    hour by hour, the latest kept report, and the agents and apps of the kept reports.
-    A handful of statements for the whole page, not a few per group."""
+    """Groups, most recently seen first (ties by fingerprint): state, seen (``count``) and
+    kept, the last 24 hours hour by hour, the latest kept report, and the agents and apps
+    of the kept reports. A handful of statements for the whole page, not a few per group."""
+    where, parameters = page.where(now)
     rows = connection.execute(
-        f"SELECT {_GROUP_COLUMNS} FROM groups ORDER BY last_seen DESC LIMIT ?", (limit,)
+        f"SELECT {_GROUP_COLUMNS} FROM groups WHERE {where} "
+        "ORDER BY last_seen DESC, fingerprint LIMIT ?",
+        (*parameters, limit),
     ).fetchall()
     if not rows:
         return []

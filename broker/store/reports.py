@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from debugbroker.broker.store.groups import (
     WindowPlan,
     group_counts,
     record_reports,
+    state_condition,
     window_plan,
 )
 from debugbroker.broker.store.search import index_pending, indexed_through, match_query, next_rowid
@@ -123,9 +125,10 @@ class ReportFilter:
             if value:
                 conditions.append(f"{column} = ?")
                 parameters.append(value)
-        if self.state:
-            conditions.append("fingerprint IN (SELECT fingerprint FROM groups WHERE state = ?)")
-            parameters.append(self.state)
+        if self.state:  # as the groups show it: a mute for a time that ended is open
+            shown, values = state_condition((self.state,), time.time())
+            conditions.append(f"fingerprint IN (SELECT fingerprint FROM groups WHERE {shown})")
+            parameters.extend(values)
         if self.since is not None:
             conditions.append("created >= ?")
             parameters.append(self.since)

@@ -397,15 +397,23 @@ class Store(StoreThread):
             self._frames.put(report_id, targets)
         return targets
 
-    async def list_groups(self, limit: int) -> list[dict[str, Any]]:
-        """Groups (fingerprints) with state and counts, most recently seen first."""
+    async def list_groups(
+        self, limit: int, page: store_groups.GroupPage | None = None
+    ) -> list[dict[str, Any]]:
+        """Groups (fingerprints) with state and counts, most recently seen first: those of
+        ``page`` (its states, after its row), all when None."""
         select = partial(
             store_groups.select_groups,
             limit=limit,
             now=time.time(),
             summary_columns=store_reports.SUMMARY_COLUMNS,
+            page=page or store_groups.GroupPage(),
         )
         return await self._call(select)
+
+    async def count_groups(self, states: tuple[str, ...] = ()) -> int:
+        """How many groups are in ``states`` as shown (all when empty)."""
+        return await self._call(partial(store_groups.count_groups, now=time.time(), states=states))
 
     async def set_group_state(
         self,

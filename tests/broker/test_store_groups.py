@@ -18,6 +18,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from debugbroker.broker.store.groups import GroupPage
 from debugbroker.broker.store.reports import ReportFilter, insert_reports, select_reports
 from debugbroker.broker.store.schema import SCHEMA_VERSION, connect
 from debugbroker.broker.store.search import index_pending
@@ -252,6 +253,35 @@ def test_a_mute_ends_after_n_more_or_at_its_time_and_ignore_lasts(tmp_path: Path
         ("open", None),
         ("ignored", None),
     ]
+
+
+def test_a_mute_whose_time_ended_is_open_in_every_filter(tmp_path: Path) -> None:
+    """The groups' and the reports' state filters agree with the state a group shows."""
+
+    async def filtered(store: Store) -> dict[str, Any]:
+        await store.add_report(_report("a0", "ValueError"))
+        await store.add_report(_report("b0", "KeyError"))
+        groups = _groups_by_type(await store.list_groups(10))
+        ended, running = time.time() - 1, time.time() + 600
+        await store.set_group_state(groups["ValueError"]["fingerprint"], "muted", ended)
+        await store.set_group_state(groups["KeyError"]["fingerprint"], "muted", running)
+        found: dict[str, Any] = {}
+        for state in ("open", "muted"):
+            page = GroupPage((state,))
+            found[f"groups {state}"] = sorted(_groups_by_type(await store.list_groups(10, page)))
+            found[f"count {state}"] = await store.count_groups((state,))
+            reports = await store.list_reports(10, filters=ReportFilter(state=state))
+            found[f"reports {state}"] = [report["id"] for report in reports]
+        return found
+
+    assert _with_store(tmp_path / "db.sqlite3", None, filtered) == {
+        "groups open": ["ValueError"],
+        "count open": 1,
+        "reports open": ["a0"],
+        "groups muted": ["KeyError"],
+        "count muted": 1,
+        "reports muted": ["b0"],
+    }
 
 
 def test_held_frames_and_console_transcripts_keep_their_reports(tmp_path: Path) -> None:

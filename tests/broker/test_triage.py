@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,3 +197,47 @@ def test_deletes_and_clear_all_are_announced_and_counted(started: Broker, agent:
     assert started.get("/api/groups").json()["groups"] == [] and started.reports() == []
     actions = [e["action"] for e in started.get("/api/audit").json()["entries"]]
     assert {"report_deleted", "group_deleted", "store_cleared"} <= set(actions)
+
+
+def test_groups_filter_by_state_and_page_with_a_total(started: Broker, agent: RawAgent) -> None:
+    names = [f"Error{n}" for n in range(7)]
+    for name in names:
+        send(started, agent, name)
+    keys = {name: group["fingerprint"] for name, group in groups(started).items()}
+    for name, state in (("Error0", "resolved"), ("Error1", "resolved"), ("Error2", "ignored")):
+        assert started.post(f"/api/groups/{keys[name]}/state", {"state": state}).status == 200
+    send(started, agent, "Error1")  # resolved, then back: regressed
+
+    def page(**query: str) -> dict[str, Any]:
+        answer = started.get("/api/groups?" + urllib.parse.urlencode(query))
+        assert answer.status == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    def names_of(found: dict[str, Any]) -> list[str]:
+        return [group["latest"]["type_name"] for group in found["groups"]]
+
+    assert (names_of(page(state="resolved")), page(state="resolved")["total"]) == (["Error0"], 1)
+    assert names_of(page(state="regressed")) == ["Error1"]
+    assert names_of(page(state="ignored")) == ["Error2"]
+    attention = page(state="attention")
+    assert attention["total"] == 5 and set(names_of(attention)) == {"Error1", *names[3:]}
+    assert page(state="muted") == {"groups": [], "total": 0}
+    # Pages of 3, newest first: a group seen again after its page was read moves to the top
+    # (the live stream counts it in there), never onto a later page a second time.
+    seen: list[str] = []
+    query = {"limit": "3"}
+    while True:
+        found = page(**query)
+        assert found["total"] >= 7
+        seen += names_of(found)
+        if len(found["groups"]) < 3:
+            break
+        last = found["groups"][-1]
+        query = {"limit": "3", "before": repr(last["last_seen"]), "before_key": last["fingerprint"]}
+        if len(seen) == 3:
+            send(started, agent, seen[1])
+    assert sorted(seen) == sorted(names) and len(seen) == 7
+    for bad in ("state=bogus", "before=soon", "before=nan", "limit=0", "before_key=" + "k" * 200):
+        answer = started.get(f"/api/groups?{bad}")
+        assert answer.status == 400 and answer.json()["error"], bad
