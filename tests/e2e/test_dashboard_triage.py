@@ -7,6 +7,7 @@ against what the broker answers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -19,6 +20,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from debugbroker.agent.capture.exceptions import build_report
+from debugbroker.protocol import ReportMessage, Welcome
+from tests.broker.test_security_agents import RawAgent, a_report
 from tests.conftest import Broker, http, wait_for
 from tests.e2e.browser import log_in, show_reports
 
@@ -407,3 +410,58 @@ def test_a_view_only_session_sees_no_triage(
     expect(page).to_have_url(re.compile(f"#/reports/{sent.id}$"))
     expect(page.get_by_test_id("export-markdown")).to_be_visible()
     expect(page.get_by_test_id("delete-report")).to_have_count(0)
+
+
+def _all_reports(broker: Broker) -> list[dict[str, Any]]:
+    answer = broker.get("/api/reports?limit=1000")
+    assert answer.status == 200, answer.text
+    reports: list[dict[str, Any]] = answer.json()["reports"]
+    return reports
+
+
+def test_groups_past_the_first_page_are_shown_on_asking_and_found_by_state(
+    broker: Broker, open_page: OpenPage
+) -> None:
+    """230 fingerprints: the home shows the 200 most recently seen and says how many more
+    there are; "Show 30 more" brings them. A group resolved long ago, past the first page,
+    is listed by the "Resolved" filter (the broker filters, not the loaded page)."""
+    raw = RawAgent(broker.zmq_url)
+    try:
+        assert isinstance(raw.hello(broker.secret), Welcome)
+        agent_id = raw.identity.decode()
+        oldest = ""
+        for number in range(230):
+            report = dataclasses.replace(
+                a_report(agent_id), type_name=f"Error{number:03d}", created=time.time()
+            )
+            raw.send_message(ReportMessage(report=report))
+            oldest = oldest or report.id
+        wait_for(lambda: len(_all_reports(broker)) == 230, what="230 reports stored")
+    finally:
+        raw.close()
+    (summary,) = [s for s in _all_reports(broker) if s["id"] == oldest]
+    key = summary["fingerprint"]
+    assert broker.post(f"/api/groups/{key}/state", {"state": "resolved"}).status == 200
+
+    page, _ = open_page()
+    log_in(page, broker)
+    rows = page.get_by_test_id("group")
+    expect(rows).to_have_count(200)
+    note = page.get_by_test_id("groups-more-note")
+    expect(note).to_contain_text("The 200 most recently seen of 230 groups.")
+    expect(group_row(page, key)).to_have_count(0)
+    page.get_by_role("button", name="Show 30 more").click()
+    expect(rows).to_have_count(230)
+    expect(note).to_have_count(0)
+    expect(group_row(page, key).get_by_test_id("group-state")).to_have_text("resolved")
+    expect(rows.last).to_have_attribute("data-fingerprint", key)  # seen first, listed last
+
+    page.reload()
+    expect(rows).to_have_count(200)  # a page again
+    page.get_by_test_id("group-filter").select_option("resolved")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-fingerprint", key)
+    expect(note).to_have_count(0)
+    page.get_by_test_id("group-filter").select_option("attention")
+    expect(rows).to_have_count(200)
+    expect(note).to_contain_text("The 200 most recently seen of 229 groups.")

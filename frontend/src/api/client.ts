@@ -264,8 +264,17 @@ function searchReports(search: ReportSearch, limit = 200): Promise<ReportList> {
 }
 
 /** GET /api/groups: repeated errors by fingerprint, most recently seen first. */
-function fetchGroups(limit = 200): Promise<GroupList> {
-  return getJson<GroupList>(`/api/groups?limit=${limit}`);
+function fetchGroups(
+  limit = 200,
+  options: { state?: string; after?: { last_seen: number; fingerprint: string } } = {},
+): Promise<GroupList> {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (options.state) query.set("state", options.state);
+  if (options.after) {
+    query.set("before", String(options.after.last_seen));
+    query.set("before_key", options.after.fingerprint);
+  }
+  return getJson<GroupList>(`/api/groups?${query}`);
 }
 
 /** What POST /api/groups/{fingerprint}/state takes: a state, and how long a mute lasts. */

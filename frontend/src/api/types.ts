@@ -241,6 +241,8 @@ export type GroupState = "open" | "resolved" | "regressed" | "ignored" | "muted"
 /** GET /api/groups. */
 export interface GroupList {
   groups: ReportGroup[];
+  /** How many groups are in the asked state, over all pages. */
+  total: number;
 }
 
 /** GET /api/reports/{id}/frames/{index}/source. */

@@ -65,17 +65,50 @@ let counted = new Set<string>();
 let seenArrivals = liveArrivals.peek();
 let loads = 0;
 
-/** Fetch the groups again (the rows stay on screen meanwhile). */
-async function reloadGroups(): Promise<void> {
+/** Groups asked for at once: the first page, and each "Show more". */
+const GROUP_PAGE = 200;
+const MAX_GROUP_PAGE = 1000; // the broker's limit per request
+/** How many groups the broker has in the filter's state (its last answer), all pages. */
+const groupTotal = signal(0);
+/** How many of them the loaded rows hold (the broker's rows, not those counted in live). */
+const groupsFetched = signal(0);
+const loadingMore = signal(false);
+
+function serverState(): string {
+  const filter = groupFilter.peek();
+  return filter === "all" ? "" : filter;
+}
+
+function cursor(groups: readonly ReportGroup[]): { last_seen: number; fingerprint: string } | undefined {
+  const last = groups[groups.length - 1];
+  return last === undefined ? undefined : { last_seen: last.last_seen, fingerprint: last.fingerprint };
+}
+
+/** The first `wanted` groups in the filter's state, page by page, and how many there are. */
+async function fetchFirst(wanted: number): Promise<{ groups: ReportGroup[]; total: number }> {
+  const groups: ReportGroup[] = [];
+  for (;;) {
+    const limit = Math.min(MAX_GROUP_PAGE, wanted - groups.length);
+    const page = await fetchGroups(limit, { state: serverState(), after: cursor(groups) });
+    groups.push(...page.groups);
+    if (page.groups.length < limit || groups.length >= wanted) return { groups, total: page.total };
+  }
+}
+
+/** Fetch the groups again (the rows stay on screen meanwhile): as many as are loaded (at
+ * least a page), or `wanted`. */
+async function reloadGroups(wanted?: number): Promise<void> {
   const load = ++loads;
   if (groupList.peek().state !== "done") groupList.value = { state: "loading" };
   try {
-    const { groups } = await fetchGroups();
+    const { groups, total } = await fetchFirst(wanted ?? Math.max(GROUP_PAGE, groupsFetched.peek()));
     if (load !== loads) return; // a newer load is under way
     batch(() => {
       counted = new Set(groups.flatMap((group) => (group.latest === null ? [] : [group.latest.id])));
       seenArrivals = liveArrivals.peek();
       groupList.value = { state: "done", groups };
+      groupTotal.value = total;
+      groupsFetched.value = groups.length;
     });
   } catch (error) {
     if (load !== loads) return;
@@ -83,6 +116,40 @@ async function reloadGroups(): Promise<void> {
     else groupList.value = { state: "failed", error: messageOf(error) };
   }
 }
+
+/** The next page of groups in the filter's state, below the loaded ones. */
+async function loadMoreGroups(): Promise<void> {
+  const load = groupList.peek();
+  if (load.state !== "done" || loadingMore.peek()) return;
+  const loadsBefore = loads;
+  loadingMore.value = true;
+  try {
+    const page = await fetchGroups(GROUP_PAGE, { state: serverState(), after: cursor(load.groups) });
+    const now = groupList.peek();
+    if (loads !== loadsBefore || now.state !== "done") return; // reloaded meanwhile
+    const known = new Set(now.groups.map((group) => group.fingerprint));
+    const added = page.groups.filter((group) => !known.has(group.fingerprint));
+    batch(() => {
+      for (const group of added) if (group.latest !== null) counted.add(group.latest.id);
+      groupList.value = { state: "done", groups: [...now.groups, ...added] };
+      groupTotal.value = page.total;
+      groupsFetched.value += page.groups.length;
+    });
+  } catch (error) {
+    triageStatus.value = { text: messageOf(error), failed: true };
+  } finally {
+    loadingMore.value = false;
+  }
+}
+
+// The filter is the broker's: a resolved group past the newest page is found too.
+let filterShown = groupFilter.peek();
+effect(() => {
+  const filter = groupFilter.value;
+  if (filter === filterShown) return;
+  filterShown = filter;
+  if (groupList.peek().state !== "idle") void reloadGroups(GROUP_PAGE);
+});
 
 /** After a reconnect: fetch what was missed, if the groups were ever shown. */
 function refreshGroups(): void {
@@ -251,8 +318,13 @@ export {
   applyTriageEvent,
   clearEverything,
   currentGroup,
+  GROUP_PAGE,
   groupFilter,
   groupList,
+  groupsFetched,
+  groupTotal,
+  loadingMore,
+  loadMoreGroups,
   moveGroupSelection,
   refreshGroups,
   reloadGroups,

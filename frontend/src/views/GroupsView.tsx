@@ -9,8 +9,13 @@ import { AgentsPanel } from "../components/AgentsPanel";
 import { BreakpointsPanel } from "../components/Breakpoints";
 import { RelativeTime } from "../components/RelativeTime";
 import {
+  GROUP_PAGE,
   groupFilter,
   groupList,
+  groupsFetched,
+  groupTotal,
+  loadingMore,
+  loadMoreGroups,
   reloadGroups,
   selectedGroup,
   setGroupState,
@@ -312,7 +317,7 @@ function GroupTable({ groups, onPick }: { groups: ReportGroup[]; onPick: (finger
   }, [selected]);
   if (groups.length === 0) {
     const load = groupList.value;
-    const any = load.state === "done" && load.groups.length > 0;
+    const any = groupFilter.value !== "all" || (load.state === "done" && load.groups.length > 0);
     return (
       <p class="muted" data-testid="no-groups">
         {any ? "No error is in this state." : "No errors yet. When an app with the agent raises, it appears here at once."}
@@ -358,6 +363,28 @@ function useSeenWhileVisible(): void {
     document.addEventListener("visibilitychange", update);
     return () => document.removeEventListener("visibilitychange", update);
   }, []);
+}
+
+/** Below the rows: how many groups the broker has beyond the loaded ones, and a button for the next page. */
+function MoreGroups() {
+  const fetched = groupsFetched.value;
+  const total = groupTotal.value;
+  if (total <= fetched) return null;
+  const next = Math.min(GROUP_PAGE, total - fetched);
+  return (
+    <p class="muted small groups-more" data-testid="groups-more-note">
+      {`The ${fetched.toLocaleString()} most recently seen of ${total.toLocaleString()} groups. `}
+      <button
+        type="button"
+        class="button small"
+        data-testid="groups-more"
+        disabled={loadingMore.value}
+        onClick={() => void loadMoreGroups()}
+      >
+        {loadingMore.value ? "Loading…" : `Show ${next.toLocaleString()} more`}
+      </button>
+    </p>
+  );
 }
 
 /** The groups page. */
@@ -432,6 +459,7 @@ function GroupsView() {
           </p>
         )}
         {load.state === "done" && <GroupTable groups={shownGroups.value} onPick={setPicked} />}
+        {load.state === "done" && <MoreGroups />}
         <Search key={picked} initial={{ fingerprint: picked }} />
       </article>
       <AgentsPanel />
