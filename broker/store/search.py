@@ -222,7 +222,7 @@ def search_text(report: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def _spread(text: str) -> str:
     """``text`` with each character of an unspaced script (``_UNSPACED``) a word of its own."""
-    return _UNSPACED.sub(r" \1 ", text)
+    return text if text.isascii() else _UNSPACED.sub(r" \1 ", text)
 
 
 def _locals_text(exceptions: object) -> str:
