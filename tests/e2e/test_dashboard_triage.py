@@ -465,3 +465,66 @@ def test_groups_past_the_first_page_are_shown_on_asking_and_found_by_state(
     page.get_by_test_id("group-filter").select_option("attention")
     expect(rows).to_have_count(200)
     expect(note).to_contain_text("The 200 most recently seen of 229 groups.")
+
+
+def test_the_search_form_filters_by_app_state_and_time_and_pages(
+    broker: Broker, open_page: OpenPage
+) -> None:
+    raw = RawAgent(broker.zmq_url)
+    try:
+        assert isinstance(raw.hello(broker.secret), Welcome)
+        agent_id = raw.identity.decode()
+        now = time.time()
+        sent = [  # 70 groups: the default retention keeps 20 reports of a group
+            dataclasses.replace(
+                a_report(agent_id), type_name=f"Paged{n}", message="paged", created=now - n
+            )
+            for n in range(70)
+        ]
+        sent.append(
+            dataclasses.replace(a_report(agent_id), type_name="OldError", created=now - 2 * 86_400)
+        )
+        sent.append(dataclasses.replace(a_report(agent_id), type_name="ShopError", app="shop"))
+        for report in sent:
+            raw.send_message(ReportMessage(report=report))
+        wait_for(lambda: len(_all_reports(broker)) == 72, what="72 reports stored")
+    finally:
+        raw.close()
+    (shop,) = [s for s in _all_reports(broker) if s["type_name"] == "ShopError"]
+    resolved = broker.post(f"/api/groups/{shop['fingerprint']}/state", {"state": "resolved"})
+    assert resolved.status == 200
+
+    page, _ = open_page()
+    log_in(page, broker)
+    form = page.get_by_test_id("search-form")
+    results = page.get_by_test_id("search-result")
+    count = page.get_by_test_id("search-count")
+
+    def search(**fields: str) -> None:
+        for name in ("q", "type", "path", "app", "agent"):
+            form.locator(f"input[name={name}]").fill(fields.get(name, ""))
+        form.locator("select[name=state]").select_option(fields.get("state", ""))
+        form.locator("select[name=since]").select_option(label=fields.get("since", "any time"))
+        form.get_by_role("button", name="Search").click()
+
+    # Pages of 50, newest first, the next one after the last row shown.
+    search(q="paged")
+    expect(results).to_have_count(50)
+    expect(count).to_have_text("50 reports, newest first. More results")
+    page.get_by_test_id("search-more").click()
+    expect(results).to_have_count(70)
+    expect(count).to_have_text("70 reports, newest first.")
+    ids = [row.get_attribute("data-id") for row in results.all()]
+    assert ids == [report.id for report in sent[:70]]  # each once, in order
+
+    search(type="OldError", since="the last 24 hours")
+    expect(page.get_by_text("No stored report matches.")).to_be_visible()
+    search(type="OldError", since="the last 7 days")
+    expect(results).to_have_count(1)
+    search(state="resolved")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("ShopError")
+    search(app="shop", state="open")
+    expect(page.get_by_text("No stored report matches.")).to_be_visible()
+    search(app="shop")
+    expect(results).to_have_count(1)

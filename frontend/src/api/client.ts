@@ -251,14 +251,28 @@ interface ReportSearch {
   type?: string;
   path?: string;
   agent?: string;
+  app?: string;
   fingerprint?: string;
+  /** The group's triage state. */
+  state?: string;
+  /** Created at or after this time (seconds, as text). */
+  since?: string;
 }
 
-/** GET /api/reports with filters: searches every stored report on the broker. */
-function searchReports(search: ReportSearch, limit = 200): Promise<ReportList> {
+/** GET /api/reports with filters: searches every stored report on the broker; `after`: the
+ * last row of the previous page (stable pages, newest first). */
+function searchReports(
+  search: ReportSearch,
+  limit = 200,
+  after?: { created: number; id: string },
+): Promise<ReportList> {
   const query = new URLSearchParams({ limit: String(limit) });
   for (const [name, value] of Object.entries(search)) {
     if (typeof value === "string" && value.trim()) query.set(name, value.trim());
+  }
+  if (after) {
+    query.set("before", String(after.created));
+    query.set("before_id", after.id);
   }
   return getJson<ReportList>(`/api/reports?${query}`);
 }

@@ -16,7 +16,13 @@ type SearchState =
 
 const SEARCH_LIMIT = 200;
 const DEBOUNCE_MS = 250;
-const FILTERS: Record<string, keyof ReportSearch> = { type: "type", path: "path", agent: "agent" };
+const FILTERS: Record<string, keyof ReportSearch> = {
+  type: "type",
+  path: "path",
+  agent: "agent",
+  app: "app",
+  state: "state",
+};
 
 const serverSearch = signal<SearchState>({ state: "idle" });
 let timer: ReturnType<typeof setTimeout> | undefined;
@@ -27,7 +33,7 @@ function parseSearch(text: string): ReportSearch {
   const search: ReportSearch = {};
   const words: string[] = [];
   for (const word of text.trim().split(/\s+/).filter(Boolean)) {
-    const match = /^(type|path|agent):(.+)$/.exec(word);
+    const match = /^(type|path|agent|app|state):(.+)$/.exec(word);
     const name = match?.[1] === undefined ? undefined : FILTERS[match[1]];
     if (name !== undefined && match?.[2] !== undefined) search[name] = match[2];
     else words.push(word);
@@ -64,9 +70,15 @@ effect(() => {
   timer = setTimeout(() => void run(text), DEBOUNCE_MS);
 });
 
-/** Search every stored report with explicit filters (the groups page's form). */
-function searchStoredReports(search: ReportSearch): Promise<ReportSummary[]> {
-  return searchReports(search).then((list) => list.reports);
+/** Search every stored report with explicit filters (the groups page's form): a page of
+ * `limit`, after `after` (the previous page's last row). */
+function searchStoredReports(
+  search: ReportSearch,
+  limit: number,
+  after?: ReportSummary,
+): Promise<ReportSummary[]> {
+  const cursor = after === undefined ? undefined : { created: after.created, id: after.id };
+  return searchReports(search, limit, cursor).then((list) => list.reports);
 }
 
 export { searchStoredReports, serverSearch, type SearchState };

@@ -58,18 +58,63 @@ const SEARCH_FIELDS: [keyof ReportSearch, string, string][] = [
   ["q", "Text", "anywhere in the report"],
   ["type", "Exception type", "e.g. KeyError"],
   ["path", "URL path", "starts with, e.g. /api"],
+  ["app", "App", "its name, exactly"],
   ["agent", "Agent id", "one worker process"],
 ];
 
+const SEARCH_STATES: [string, string][] = [
+  ["", "any state"],
+  ["open", "open"],
+  ["regressed", "regressed"],
+  ["resolved", "resolved"],
+  ["muted", "muted"],
+  ["ignored", "ignored"],
+];
+
+/** The time range choices: seconds back from now ("" is any time). */
+const SEARCH_TIMES: [string, string][] = [
+  ["", "any time"],
+  ["3600", "the last hour"],
+  ["86400", "the last 24 hours"],
+  ["604800", "the last 7 days"],
+  ["2592000", "the last 30 days"],
+];
+
+/** Results asked for at once, and by each "More results". */
+const SEARCH_PAGE = 50;
+
+/** A search's results so far, and whether the broker may have more. */
+type Found = { reports: ReportSummary[]; more: boolean };
+
 function Search({ initial }: { initial: ReportSearch }) {
   const [search, setSearch] = useState<ReportSearch>(initial);
-  const [results, setResults] = useState<Load<ReportSummary[]> | null>(null);
+  const [within, setWithin] = useState("");
+  const [results, setResults] = useState<Load<Found> | null>(null);
+  const [asked, setAsked] = useState<ReportSearch>(initial);
+  const [paging, setPaging] = useState(false);
   const run = async (query: ReportSearch) => {
+    const since = within === "" ? undefined : String(Math.floor(Date.now() / 1000) - Number(within));
+    const sent = { ...query, since };
+    setAsked(sent);
     setResults({ state: "loading" });
     try {
-      setResults({ state: "done", value: await searchStoredReports(query) });
+      const reports = await searchStoredReports(sent, SEARCH_PAGE);
+      setResults({ state: "done", value: { reports, more: reports.length >= SEARCH_PAGE } });
     } catch (error) {
       setResults(failure(error));
+    }
+  };
+  const more = async (found: Found) => {
+    setPaging(true);
+    try {
+      const next = await searchStoredReports(asked, SEARCH_PAGE, found.reports[found.reports.length - 1]);
+      const known = new Set(found.reports.map((report) => report.id));
+      const reports = [...found.reports, ...next.filter((report) => !known.has(report.id))];
+      setResults({ state: "done", value: { reports, more: next.length >= SEARCH_PAGE } });
+    } catch (error) {
+      setResults(failure(error));
+    } finally {
+      setPaging(false);
     }
   };
   useEffect(() => {
@@ -98,6 +143,30 @@ function Search({ initial }: { initial: ReportSearch }) {
             />
           </label>
         ))}
+        <label>
+          State{" "}
+          <select
+            name="state"
+            value={search.state ?? ""}
+            onChange={(event) => setSearch({ ...search, state: event.currentTarget.value })}
+          >
+            {SEARCH_STATES.map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Seen in{" "}
+          <select name="since" value={within} onChange={(event) => setWithin(event.currentTarget.value)}>
+            {SEARCH_TIMES.map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
         <button type="submit" class="button primary">
           Search
         </button>
@@ -109,7 +178,24 @@ function Search({ initial }: { initial: ReportSearch }) {
           {results.error}
         </p>
       )}
-      {results?.state === "done" && <ResultRows reports={results.value} />}
+      {results?.state === "done" && <ResultRows reports={results.value.reports} />}
+      {results?.state === "done" && results.value.reports.length > 0 && (
+        <p class="muted small" data-testid="search-count">
+          {`${results.value.reports.length.toLocaleString()} ${results.value.reports.length === 1 ? "report" : "reports"}, newest first`}
+          {results.value.more ? ". " : "."}
+          {results.value.more && (
+            <button
+              type="button"
+              class="button small"
+              data-testid="search-more"
+              disabled={paging}
+              onClick={() => void more(results.value)}
+            >
+              {paging ? "Loading…" : "More results"}
+            </button>
+          )}
+        </p>
+      )}
     </section>
   );
 }

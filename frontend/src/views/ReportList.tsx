@@ -105,7 +105,7 @@ function SearchBox() {
         id={SEARCH_ID}
         data-testid="report-search"
         type="search"
-        placeholder="Search every report: text, type:KeyError, path:/api, agent:ID  ( / )"
+        placeholder="Search every report: text, type:KeyError, path:/api, app:NAME, state:open, agent:ID  ( / )"
         maxLength={500}
         autocomplete="off"
         spellcheck={false}
