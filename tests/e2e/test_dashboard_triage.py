@@ -528,3 +528,36 @@ def test_the_search_form_filters_by_app_state_and_time_and_pages(
     expect(page.get_by_text("No stored report matches.")).to_be_visible()
     search(app="shop")
     expect(results).to_have_count(1)
+
+
+def test_a_live_storm_shows_what_the_broker_kept_not_one_kept_per_arrival(
+    broker: Broker, open_page: OpenPage
+) -> None:
+    """Counted in live, each arrival adds one to "kept"; the broker's retention keeps the
+    first 10 and latest 10 of a group (no frames held here: a raw agent's reports). The page
+    then takes the broker's exact counts, without a page load."""
+    raw = RawAgent(broker.zmq_url)
+    try:
+        assert isinstance(raw.hello(broker.secret), Welcome)
+        agent_id = raw.identity.decode()
+
+        def send(count: int) -> None:
+            reports = [a_report(agent_id) for _ in range(count)]
+            for report in reports:
+                raw.send_message(ReportMessage(report=report))
+            last = reports[-1].id
+            wait_for(lambda: broker.get(f"/api/reports/{last}").status == 200, what="stored")
+
+        send(1)
+        page, _ = open_page()
+        log_in(page, broker)
+        (fingerprint,) = groups_by_fingerprint(broker)
+        kept = group_row(page, fingerprint).get_by_test_id("group-kept")
+        expect(kept).to_have_text("1 seen, 1 kept")
+        page.evaluate("window.notReloaded = true")
+        send(29)
+        expect(kept).to_have_text("30 seen, 20 kept")
+        assert groups_by_fingerprint(broker)[fingerprint]["kept"] == 20
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        raw.close()

@@ -13,6 +13,7 @@ import {
 } from "../api/client";
 import type { GroupState, ReportGroup, ReportSummary, TriageEvent } from "../api/types";
 import { liveArrivals } from "./reports";
+import { route } from "./route";
 
 /** Where the groups stand: never asked for (idle), the first load, loaded, or failed. */
 type GroupsLoad =
@@ -218,12 +219,21 @@ function countIn(groups: ReportGroup[], arrived: readonly ReportSummary[]): Repo
   return [...byPrint.values()].sort((a, b) => b.last_seen - a.last_seen);
 }
 
+/** After errors arrived live, the broker's exact counts follow (what its retention kept of a
+ * storm, say: counting in adds one kept report per arrival), at most every few seconds. */
+const EXACT_AFTER_MS = 2000;
+let exactTimer: ReturnType<typeof setTimeout> | undefined;
+
 effect(() => {
   const arrived = liveArrivals.value;
   const load = groupList.peek();
   if (load.state !== "done" || arrived === seenArrivals) return;
   seenArrivals = arrived;
   groupList.value = { state: "done", groups: countIn(load.groups, arrived) };
+  exactTimer ??= setTimeout(() => {
+    exactTimer = undefined;
+    if (route.peek().name === "groups") void reloadGroups(); // else when the page is shown again
+  }, EXACT_AFTER_MS);
 });
 
 /** Change the loaded groups at once (the broker's answer or event follows). */
