@@ -52,6 +52,7 @@ __all__ = [
 log = logging.getLogger("debugbroker")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SHORT_SECRET = 16  # characters; shorter agent secrets are warned about
+_SHUTDOWN_SECONDS = 5.0  # what a request still running at shutdown gets
 _AGENTS_DATA_DIR = Path.home() / ".debugbroker"  # where an agent without DEBUGBROKER_DATA looks
 
 
@@ -405,7 +406,9 @@ async def _serve_locked(
     config: BrokerConfig, show_token: bool, ready: asyncio.Event | None
 ) -> None:
     app = build_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.http_host, config.http_port)

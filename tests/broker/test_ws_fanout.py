@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+from pathlib import Path
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 from debugbroker.broker.http.ws import EventHub
-from tests.conftest import DEADLINE
+from tests.conftest import DEADLINE, Broker
 
 
 def test_a_client_whose_queue_is_full_gets_the_close_not_silence() -> None:
@@ -113,3 +116,30 @@ def test_a_commands_answer_comes_after_the_events_of_its_tab_in_order() -> None:
         {"type": "console", "n": 3},
     ]
     assert [event["n"] for event in others] == [1, -1, 2, -1, 3]
+
+
+def test_a_broker_stopping_closes_the_dashboards_sockets_and_exits_cleanly(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with a dashboard's WebSocket open: the page is told at once (a close frame)
+    and the broker exits by itself. It used to keep the socket open until aiohttp's
+    shutdown timeout: 32 s in which the page thought itself connected while its requests
+    were refused, and a supervisor's stop (docker's 10 s, this fixture's) killed it."""
+    broker = Broker(tmp_path).start()
+    process = broker.process
+    assert process is not None and process.popen is not None
+
+    async def watch() -> WSMsgType:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(broker.url + "/api/ws", headers=broker.auth()) as ws:
+                await asyncio.to_thread(os.killpg, process.pid, signal.SIGTERM)
+                while True:
+                    message = await ws.receive(timeout=DEADLINE)
+                    if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                        return message.type
+
+    try:
+        assert asyncio.run(watch()) in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+        assert process.popen.wait(DEADLINE) == 0, process.output()[-2000:]
+    finally:
+        broker.stop()
