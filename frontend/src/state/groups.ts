@@ -219,22 +219,28 @@ function countIn(groups: ReportGroup[], arrived: readonly ReportSummary[]): Repo
   return [...byPrint.values()].sort((a, b) => b.last_seen - a.last_seen);
 }
 
-/** After errors arrived live, the broker's exact counts follow (what its retention kept of a
- * storm, say: counting in adds one kept report per arrival), at most every few seconds. */
-const EXACT_AFTER_MS = 2000;
-let exactTimer: ReturnType<typeof setTimeout> | undefined;
-
 effect(() => {
   const arrived = liveArrivals.value;
   const load = groupList.peek();
   if (load.state !== "done" || arrived === seenArrivals) return;
   seenArrivals = arrived;
   groupList.value = { state: "done", groups: countIn(load.groups, arrived) };
+});
+
+/** After errors arrived live, the broker's exact counts follow (what its retention kept of a
+ * storm, say: counting in adds one kept report per arrival), at most every few seconds. */
+const EXACT_AFTER_MS = 2000;
+let exactTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** A report arrived live: fetch the exact counts soon, if the home is shown and the broker
+ * still connected then (else the page's next showing, or the reconnect, fetches them). */
+function exactCountsSoon(connected: () => boolean): void {
+  if (groupList.peek().state !== "done") return;
   exactTimer ??= setTimeout(() => {
     exactTimer = undefined;
-    if (route.peek().name === "groups") void reloadGroups(); // else when the page is shown again
+    if (connected() && route.peek().name === "groups") void reloadGroups();
   }, EXACT_AFTER_MS);
-});
+}
 
 /** Change the loaded groups at once (the broker's answer or event follows). */
 function updateGroups(change: (groups: ReportGroup[]) => ReportGroup[]): void {
@@ -328,6 +334,7 @@ export {
   applyTriageEvent,
   clearEverything,
   currentGroup,
+  exactCountsSoon,
   GROUP_PAGE,
   groupFilter,
   groupList,

@@ -8,7 +8,7 @@ import { connectEvents, type EventSocket, type SocketStatus } from "../api/socke
 import { applyBreakpointsEvent, loadBreakpoints } from "./breakpoints";
 import { applyConsoleEvent, reloadTranscripts } from "./consoles";
 import { applyFramesEvent } from "./frames";
-import { applyTriageEvent, refreshGroups } from "./groups";
+import { applyTriageEvent, exactCountsSoon, refreshGroups } from "./groups";
 import { applyPresence, connectPresence, presenceOpened } from "./presence";
 import { applyEvent, applyTriageToReports, loadAgents, loadReports, refreshSelected } from "./reports";
 import { applySteppedEvent, noteResumed } from "./stepping";
@@ -110,6 +110,7 @@ function openEvents(): void {
       } else {
         applyEvent(event);
         if (event.type === "resumed") noteResumed(event);
+        if (event.type === "report") exactCountsSoon(() => connection.peek().state === "open");
       }
     },
     onPresence: applyPresence,
