@@ -100,6 +100,46 @@ def _guess_app_name(app: object) -> str:
         return ""
 
 
+def unseen_errors_warning(app: object) -> str | None:
+    """Why the errors of ``app`` never reach the middleware, if they do not: a Flask app
+    that answers its own 500s (``PROPAGATE_EXCEPTIONS`` off, neither debug nor testing) or
+    a Django handler (``DEBUG_PROPAGATE_EXCEPTIONS`` off), unless ``install_flask`` or
+    ``install_django`` reports them. None when they do reach it, or the app is another."""
+    try:
+        owner: Any = getattr(app, "__self__", app)  # Flask's app.wsgi_app is a bound method
+        classes = [(cls.__module__.partition(".")[0], cls.__name__) for cls in type(owner).__mro__]
+        hooks = sys.modules.get("debugbroker.agent.integrations.frameworks")
+        if ("flask", "Flask") in classes:
+            propagate = owner.config.get("PROPAGATE_EXCEPTIONS")
+            if propagate is None:
+                propagate = owner.testing or owner.debug
+            if propagate or (hooks is not None and hooks.reports_flask(owner)):
+                return None
+            return (
+                f"the Flask app {owner.name!r} answers its own errors with a 500 page "
+                "(PROPAGATE_EXCEPTIONS is off), so DebuggedApplication never sees them and "
+                "the dashboard gets no report: set app.config['PROPAGATE_EXCEPTIONS'] = True, "
+                "or call debugbroker.install_flask(app) (docs/frameworks.md, 'Flask')"
+            )
+        if ("django", "WSGIHandler") in classes:
+            from django.conf import settings  # noqa: PLC0415 - loaded: the app is Django's
+
+            if getattr(settings, "DEBUG_PROPAGATE_EXCEPTIONS", False) or (
+                hooks is not None and hooks.reports_django()
+            ):
+                return None
+            return (
+                "this Django app answers its own errors with a 500 page "
+                "(DEBUG_PROPAGATE_EXCEPTIONS is off), so DebuggedApplication never sees them "
+                "and the dashboard gets no report: set DEBUG_PROPAGATE_EXCEPTIONS = True in "
+                "the settings, or call debugbroker.install_django() (docs/frameworks.md, "
+                "'Django')"
+            )
+    except Exception:  # an odd object posing as a framework: no advice
+        return None
+    return None
+
+
 class DebuggedApplication:
     """Wraps a WSGI app: errors become dashboard reports with live frames, and a 500 page."""
 
@@ -137,6 +177,7 @@ class DebuggedApplication:
         self._contexts_lock = threading.Lock()
         register_context_source(self.preserved_contexts)  # evals run inside them
         self._agent_generation = -1  # the fork generation whose agent was started
+        self._advised = False  # whether the app was checked for errors it answers itself
         if self.options.console and self.evalex:  # the console is there before any request
             self._start_agent()
 
@@ -231,12 +272,21 @@ class DebuggedApplication:
                 )
 
     def _start_agent(self) -> None:
-        """Start this process's agent with its first request, so the dashboard lists it."""
+        """Start this process's agent with its first request, so the dashboard lists it; say
+        once per process if the app's errors never reach us (``unseen_errors_warning``)."""
         self._agent_generation = _fork_generation
         try:
             get_transport(self.options)
         except Exception:
             pass
+        if not self._advised:
+            self._advised = True
+            advice = unseen_errors_warning(self.app)
+            if advice is not None:
+                try:
+                    print(f"debugbroker: {advice}", file=sys.stderr, flush=True)
+                except Exception:  # stderr closed or broken: nothing left to tell
+                    pass
 
     def _iterate(
         self,

@@ -18,7 +18,7 @@ from typing import Any
 from debugbroker.agent.integrations.capture import agent_transport, report_error
 from debugbroker.agent.middleware import request_info
 
-__all__ = ["install_flask", "install_django"]
+__all__ = ["install_django", "install_flask", "reports_django", "reports_flask"]
 
 _lock = threading.Lock()
 _flask_apps: list[Any] = []
@@ -49,6 +49,17 @@ def install_flask(app: Any = None) -> None:
         if not _flask_connected:
             got_request_exception.connect(_on_flask_exception, weak=False)
             _flask_connected = True
+
+
+def reports_flask(app: Any) -> bool:
+    """Whether ``install_flask`` reports the errors ``app`` answers itself."""
+    with _lock:
+        return _flask_connected and (_flask_every or any(known is app for known in _flask_apps))
+
+
+def reports_django() -> bool:
+    """Whether ``install_django`` reports the errors Django answers itself."""
+    return _django_connected
 
 
 def _on_flask_exception(sender: Any, exception: object = None, **_: object) -> None:

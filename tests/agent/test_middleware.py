@@ -6,11 +6,15 @@ import html
 import http.client
 import io
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import GeneratorType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -20,6 +24,7 @@ import pytest
 import zmq
 from werkzeug.test import Client, TestResponse
 
+import debugbroker
 from debugbroker import DebuggedApplication, protocol
 from debugbroker.agent import Options
 from debugbroker.agent.process import get_transport
@@ -496,3 +501,89 @@ def test_broker_down_the_traceback_is_shown_only_to_local_clients(
             assert ("order_total" in page) is False  # locals never, only the traceback
             said = "shown here only to clients on the app" in page
             assert said is not local, (remote, accept)
+
+
+def _flask_shop(**config: object) -> flask.Flask:
+    flask_app = flask.Flask("shop")
+    flask_app.config.update(config)
+
+    @flask_app.route("/shop")
+    def shop() -> str:
+        raise LookupError("no such item")
+
+    return flask_app
+
+
+@pytest.mark.parametrize(
+    ("config", "install", "advised"),
+    [
+        ({}, False, True),  # Flask answers its own 500s: no report would ever come
+        ({"PROPAGATE_EXCEPTIONS": True}, False, False),
+        ({"DEBUG": True}, False, False),  # debug mode propagates
+        ({"TESTING": True}, False, False),
+        ({"PROPAGATE_EXCEPTIONS": False, "DEBUG": True}, False, True),  # said off: off
+        ({}, True, False),  # install_flask(app) reports them from Flask's signal
+    ],
+)
+def test_a_flask_app_whose_errors_never_reach_the_middleware_is_told_once(
+    make_options: Callable[..., Options],
+    capfd: pytest.CaptureFixture[str],
+    config: dict[str, object],
+    install: bool,
+    advised: bool,
+) -> None:
+    flask_app = _flask_shop(**config)
+    if install:
+        debugbroker.install_flask(flask_app)
+    flask_app.wsgi_app = DebuggedApplication(  # type: ignore[method-assign]
+        flask_app.wsgi_app, options=make_options()
+    )
+    client = Client(flask_app, use_cookies=False)
+    for _ in range(2):
+        assert client.get("/shop").status_code == 500
+    said = capfd.readouterr().err
+    advice = "the Flask app 'shop' answers its own errors with a 500 page"
+    assert said.count(advice) == (1 if advised else 0), said
+    if advised:
+        assert "app.config['PROPAGATE_EXCEPTIONS'] = True" in said
+        assert "debugbroker.install_flask(app)" in said
+
+
+def test_a_django_handler_whose_errors_never_reach_the_middleware_is_told(
+    tmp_path: Path,
+) -> None:
+    """In a process of its own: Django's settings are configured once per process."""
+    program = """
+import sys
+import django
+from django.conf import settings
+settings.configure(
+    DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, SECRET_KEY="k" * 50,
+    DEBUG_PROPAGATE_EXCEPTIONS=sys.argv[1] == "propagate",
+)
+urlpatterns = []
+django.setup()
+from django.core.wsgi import get_wsgi_application
+import debugbroker
+from debugbroker.agent.middleware import unseen_errors_warning
+if sys.argv[1] == "install":
+    debugbroker.install_django()
+print(unseen_errors_warning(get_wsgi_application()))
+"""
+    script = tmp_path / "django_probe.py"
+    script.write_text(program)
+    answers = {}
+    for mode in ("off", "propagate", "install"):
+        done = subprocess.run(
+            [sys.executable, str(script), mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert done.returncode == 0, done.stderr
+        answers[mode] = done.stdout.strip()
+    assert answers["off"].startswith("this Django app answers its own errors with a 500 page")
+    assert "DEBUG_PROPAGATE_EXCEPTIONS = True" in answers["off"]
+    assert answers["propagate"] == answers["install"] == "None"
