@@ -34,8 +34,10 @@ from debugbroker.broker.http.reports import report_routes
 from debugbroker.broker.http.static_files import StaticSite
 from debugbroker.broker.http.triage import triage_routes
 from debugbroker.broker.http.ws import EventHub
+from debugbroker.broker.relay.requests import EvalFailure
 from debugbroker.broker.relay.router import Relay
 from debugbroker.broker.store.store import Retention, Store
+from debugbroker.protocol import STOPPING
 
 __all__ = ["BrokerConfig", "HUB", "POLICY", "build_app", "STATIC_DIR"]
 
@@ -90,10 +92,12 @@ async def _announce_retention(hub: EventHub, deleted: int) -> None:
     await hub.publish({"type": "triage", "action": "retention", "deleted": deleted})
 
 
-async def _close_dashboards(app: web.Application) -> None:
-    """At shutdown, once the listener is closed: close the dashboards' WebSockets, so that
-    their pages show the broker gone at once and the server need not wait for them (it
-    waited 32 s, while a page thought itself connected and its requests were refused)."""
+async def _going_away(app: web.Application) -> None:
+    """At shutdown, once the listener is closed: evals still waiting for their agent answer
+    503 ``stopping`` now, and the dashboards' WebSockets close, so that their pages show the
+    broker gone at once and the server need not wait for them (it waited 32 s, while a page
+    thought itself connected and its requests were refused)."""
+    app[RELAY].requests.fail(EvalFailure(STOPPING, "the broker is shutting down"))
     await app[HUB].close()
 
 
@@ -164,7 +168,7 @@ def build_app(config: BrokerConfig) -> web.Application:
         await policy.save_sessions()  # with the sessions' last use
 
     app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
-    app.on_shutdown.append(_close_dashboards)
+    app.on_shutdown.append(_going_away)
     app.add_routes(login_routes(policy))
     app.add_routes(security_routes(store, relay, policy, hub))
     app.add_routes(openapi_routes(policy.cookie_name))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -321,3 +323,25 @@ def test_input_too_deep_to_parse_goes_to_the_agent_not_to_a_500(
     done = answer.result(DEADLINE)
     assert done.status == 200, done.text
     assert done.json()["error"] == error
+
+
+def test_an_eval_waiting_when_the_broker_stops_is_answered_503_stopping_at_once(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while an eval waits for its agent: it is answered ``stopping``, not held
+    until the server's shutdown timeout cuts its connection."""
+    broker = Broker(tmp_path, "--eval-timeout", "60").start()
+    hostile = Hostile(broker)
+    try:
+        answer, _ = hostile.start_eval("never answered")
+        process = broker.process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGTERM)
+        stopped = answer.result(DEADLINE)
+        assert stopped.status == 503, stopped.text
+        assert stopped.json()["reason"] == "stopping"
+        assert "shutting down" in stopped.json()["error"]
+        assert process.popen is not None and process.popen.wait(DEADLINE) == 0
+    finally:
+        hostile.close()
+        broker.stop()
