@@ -179,7 +179,7 @@ class DebuggedApplication:
         self._agent_generation = -1  # the fork generation whose agent was started
         self._advised = False  # whether the app was checked for errors it answers itself
         if self.options.console and self.evalex:  # the console is there before any request
-            self._start_agent()
+            self._ensure_transport()  # (the first request still checks the app's settings)
 
     @property
     def transport(self) -> Transport:
@@ -275,10 +275,7 @@ class DebuggedApplication:
         """Start this process's agent with its first request, so the dashboard lists it; say
         once per process if the app's errors never reach us (``unseen_errors_warning``)."""
         self._agent_generation = _fork_generation
-        try:
-            get_transport(self.options)
-        except Exception:
-            pass
+        self._ensure_transport()
         if not self._advised:
             self._advised = True
             advice = unseen_errors_warning(self.app)
@@ -287,6 +284,12 @@ class DebuggedApplication:
                     print(f"debugbroker: {advice}", file=sys.stderr, flush=True)
                 except Exception:  # stderr closed or broken: nothing left to tell
                     pass
+
+    def _ensure_transport(self) -> None:
+        try:
+            get_transport(self.options)
+        except Exception:
+            pass
 
     def _iterate(
         self,

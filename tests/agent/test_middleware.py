@@ -587,3 +587,17 @@ print(unseen_errors_warning(get_wsgi_application()))
     assert answers["off"].startswith("this Django app answers its own errors with a 500 page")
     assert "DEBUG_PROPAGATE_EXCEPTIONS = True" in answers["off"]
     assert answers["propagate"] == answers["install"] == "None"
+
+
+def test_the_flask_check_reads_the_settings_of_the_first_request_not_of_the_wrapping(
+    make_options: Callable[..., Options], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A process console starts the agent when the app is wrapped, before the app's config
+    is complete: the check waits for the first request."""
+    flask_app = _flask_shop()
+    flask_app.wsgi_app = DebuggedApplication(  # type: ignore[method-assign]
+        flask_app.wsgi_app, options=make_options(), console=True
+    )
+    flask_app.config["PROPAGATE_EXCEPTIONS"] = True  # set after wrapping
+    assert Client(flask_app, use_cookies=False).get("/shop").status_code == 500
+    assert "answers its own errors" not in capfd.readouterr().err
