@@ -24,9 +24,9 @@ import pytest
 import zmq
 from werkzeug.test import Client, TestResponse
 
-import debugbroker
 from debugbroker import DebuggedApplication, protocol
 from debugbroker.agent import Options
+from debugbroker.agent.integrations import frameworks
 from debugbroker.agent.process import get_transport
 from debugbroker.protocol import Hello, Report, ReportMessage
 from tests.conftest import broker_socket, proven_welcome
@@ -528,19 +528,21 @@ def _flask_shop(**config: object) -> flask.Flask:
 def test_a_flask_app_whose_errors_never_reach_the_middleware_is_told_once(
     make_options: Callable[..., Options],
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     config: dict[str, object],
     install: bool,
     advised: bool,
 ) -> None:
     flask_app = _flask_shop(**config)
-    if install:
-        debugbroker.install_flask(flask_app)
+    if install:  # what install_flask(flask_app) notes, without connecting Flask's signal
+        monkeypatch.setattr(frameworks, "_flask_apps", [flask_app])
+        monkeypatch.setattr(frameworks, "_flask_connected", True)
     flask_app.wsgi_app = DebuggedApplication(  # type: ignore[method-assign]
         flask_app.wsgi_app, options=make_options()
     )
     client = Client(flask_app, use_cookies=False)
-    for _ in range(2):
-        assert client.get("/shop").status_code == 500
+    for _ in range(2):  # buffered: the response is closed (a server always closes it)
+        assert client.get("/shop", buffered=True).status_code == 500
     said = capfd.readouterr().err
     advice = "the Flask app 'shop' answers its own errors with a 500 page"
     assert said.count(advice) == (1 if advised else 0), said
@@ -599,5 +601,5 @@ def test_the_flask_check_reads_the_settings_of_the_first_request_not_of_the_wrap
         flask_app.wsgi_app, options=make_options(), console=True
     )
     flask_app.config["PROPAGATE_EXCEPTIONS"] = True  # set after wrapping
-    assert Client(flask_app, use_cookies=False).get("/shop").status_code == 500
+    assert Client(flask_app, use_cookies=False).get("/shop", buffered=True).status_code == 500
     assert "answers its own errors" not in capfd.readouterr().err
