@@ -148,7 +148,7 @@ class Store(StoreThread):
                 continue
             try:
                 gone = await self.enforce_retention()
-            except sqlite3.Error:  # a full disk, say: tried again at the next interval
+            except Exception:  # a full disk, say: tried again at the next interval
                 log.exception("applying the store's retention failed")
                 self._last_sweep = time.monotonic()
                 continue
