@@ -74,6 +74,8 @@ _UNSPACED = re.compile(
     "([" + "".join(f"{chr(first)}-{chr(last)}" for first, last in _UNSPACED_RANGES) + "])"
 )
 
+# A report's row of the index: (rowid, *search_text), see ``_texts``.
+_INSERT = "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)"
 _INDEX = """
 CREATE VIRTUAL TABLE IF NOT EXISTS reports_fts USING fts5(
     message, traceback, locals, url, tokenize = 'unicode61'
@@ -92,7 +94,7 @@ def create_search_index(connection: sqlite3.Connection) -> None:
         return
     rows = connection.execute("SELECT rowid, body FROM reports").fetchall()
     connection.executemany(
-        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
+        _INSERT,
         _texts(rows),
     )
     connection.commit()
@@ -140,11 +142,7 @@ def reindex_unspaced_scripts(connection: sqlite3.Connection) -> int:
         rows = connection.execute(
             f"SELECT rowid, body FROM reports WHERE rowid IN ({marks})", chunk
         )
-        connection.executemany(
-            "INSERT INTO reports_fts (rowid, message, traceback, locals, url) "
-            "VALUES (?, ?, ?, ?, ?)",
-            _texts(rows),
-        )
+        connection.executemany(_INSERT, _texts(rows))
     return len(rowids)
 
 
@@ -190,7 +188,7 @@ def index_pending(connection: sqlite3.Connection, stored_before: float | None = 
         (indexed_through, through),
     )
     indexed = connection.executemany(
-        "INSERT INTO reports_fts (rowid, message, traceback, locals, url) VALUES (?, ?, ?, ?, ?)",
+        _INSERT,
         _texts(rows),
     ).rowcount
     connection.execute("UPDATE search_state SET indexed_through = ?", (through,))

@@ -62,14 +62,15 @@ const SEARCH_FIELDS: [keyof ReportSearch, string, string][] = [
   ["agent", "Agent id", "one worker process"],
 ];
 
-const SEARCH_STATES: [string, string][] = [
-  ["", "any state"],
-  ["open", "open"],
-  ["regressed", "regressed"],
-  ["resolved", "resolved"],
-  ["muted", "muted"],
-  ["ignored", "ignored"],
-];
+const STATE_LABELS: Record<GroupState, string> = {
+  open: "open",
+  regressed: "regressed",
+  resolved: "resolved",
+  muted: "muted",
+  ignored: "ignored",
+};
+
+const SEARCH_STATES: [string, string][] = [["", "any state"], ...Object.entries(STATE_LABELS)];
 
 /** The time range choices: seconds back from now ("" is any time). */
 const SEARCH_TIMES: [string, string][] = [
@@ -82,6 +83,19 @@ const SEARCH_TIMES: [string, string][] = [
 
 /** Results asked for at once, and by each "More results". */
 const SEARCH_PAGE = 50;
+
+/** The `<option>`s of a select: [value, label] pairs. */
+function Options({ choices }: { choices: readonly (readonly [string, string])[] }) {
+  return (
+    <>
+      {choices.map(([value, label]) => (
+        <option key={value} value={value}>
+          {label}
+        </option>
+      ))}
+    </>
+  );
+}
 
 /** A search's results so far, and whether the broker may have more. */
 type Found = { reports: ReportSummary[]; more: boolean };
@@ -150,21 +164,13 @@ function Search({ initial }: { initial: ReportSearch }) {
             value={search.state ?? ""}
             onChange={(event) => setSearch({ ...search, state: event.currentTarget.value })}
           >
-            {SEARCH_STATES.map(([value, label]) => (
-              <option key={value} value={value}>
-                {label}
-              </option>
-            ))}
+            <Options choices={SEARCH_STATES} />
           </select>
         </label>
         <label>
           Seen in{" "}
           <select name="since" value={within} onChange={(event) => setWithin(event.currentTarget.value)}>
-            {SEARCH_TIMES.map(([value, label]) => (
-              <option key={value} value={value}>
-                {label}
-              </option>
-            ))}
+            <Options choices={SEARCH_TIMES} />
           </select>
         </label>
         <button type="submit" class="button primary">
@@ -214,14 +220,6 @@ function Sparkline({ hourly }: { hourly: readonly number[] }) {
     </svg>
   );
 }
-
-const STATE_LABELS: Record<GroupState, string> = {
-  open: "open",
-  regressed: "regressed",
-  resolved: "resolved",
-  muted: "muted",
-  ignored: "ignored",
-};
 
 const FILTERS: [GroupFilter, string][] = [
   ["all", "All errors"],
@@ -506,11 +504,7 @@ function GroupsView() {
                   groupFilter.value = event.currentTarget.value as GroupFilter;
                 }}
               >
-                {FILTERS.map(([value, label]) => (
-                  <option key={value} value={value}>
-                    {label}
-                  </option>
-                ))}
+                <Options choices={FILTERS} />
               </select>
             </label>
             {triage ? (
